@@ -1,0 +1,110 @@
+//! What a target server can load: its RDB version and the features that come with it.
+
+use crate::model::{Flavor, RdbVersion};
+
+/// The RDB dialect an encoder writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    pub version: RdbVersion,
+}
+
+/// Named targets for `--to`.
+pub const PROFILES: &[(&str, RdbVersion)] = &[
+    ("redis-6.0", RdbVersion::redis(9)),
+    ("redis-7.0", RdbVersion::redis(10)),
+    ("redis-7.2", RdbVersion::redis(11)),
+    ("redis-8.0", RdbVersion::redis(12)),
+    ("valkey-8.0", RdbVersion::redis(11)),
+    ("valkey-8.1", RdbVersion::redis(11)),
+    ("valkey-9.0", RdbVersion::valkey(80)),
+    ("valkey-9.1", RdbVersion::valkey(80)),
+];
+
+impl Format {
+    pub const fn new(version: RdbVersion) -> Self {
+        Self { version }
+    }
+
+    pub fn from_profile(name: &str) -> Option<Self> {
+        PROFILES.iter().find(|(n, _)| *n == name).map(|(_, v)| Self::new(*v))
+    }
+
+    /// `--rdb-version N`: 9–12 are Redis dialects, 80 and up Valkey's.
+    pub fn from_rdb_version(number: u16) -> Option<Self> {
+        match number {
+            9..=12 => Some(Self::new(RdbVersion::redis(number))),
+            80 => Some(Self::new(RdbVersion::valkey(number))),
+            _ => None,
+        }
+    }
+
+    /// The version a DUMP payload footer carries.
+    pub fn dump_version(&self) -> u16 {
+        self.version.number
+    }
+
+    fn is_valkey(&self) -> bool {
+        self.version.flavor == Flavor::Valkey
+    }
+
+    fn redis_at_least(&self, n: u16) -> bool {
+        self.is_valkey() || self.version.number >= n
+    }
+
+    /// Listpack-encoded hashes, sorted sets and quicklist 2 lists (Redis 7.0, RDB 10).
+    pub fn has_listpacks(&self) -> bool {
+        self.redis_at_least(10)
+    }
+
+    /// Listpack-encoded sets (Redis 7.2, RDB 11).
+    pub fn has_set_listpack(&self) -> bool {
+        self.redis_at_least(11)
+    }
+
+    /// `FUNCTION2` records (Redis 7.0, RDB 10).
+    pub fn has_functions(&self) -> bool {
+        self.redis_at_least(10)
+    }
+
+    /// The stream type byte this format writes (15, 19 or 21).
+    pub fn stream_type(&self) -> u8 {
+        if self.redis_at_least(11) {
+            crate::types::STREAM_LISTPACKS_3
+        } else if self.version.number >= 10 {
+            crate::types::STREAM_LISTPACKS_2
+        } else {
+            crate::types::STREAM_LISTPACKS
+        }
+    }
+
+    /// Hash field TTLs: Redis 7.4+ (RDB 12, types 24/25) and Valkey 9.0+ (HASH_2).
+    pub fn has_hash_field_ttl(&self) -> bool {
+        self.is_valkey() || self.version.number >= 12
+    }
+
+    /// Whether a module type is known to be loadable without the module: only Redis 8's
+    /// built-in vector sets.
+    pub fn has_builtin_module(&self, name: &str) -> bool {
+        name == "vectorset" && !self.is_valkey() && self.version.number >= 12
+    }
+
+    /// `SLOT_INFO` opcodes (Redis 7.4+, RDB 12); a hint that other targets do without.
+    pub fn has_slot_info(&self) -> bool {
+        !self.is_valkey() && self.version.number >= 12
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_map_to_the_versions_the_servers_write() {
+        assert_eq!(Format::from_profile("valkey-8.1").unwrap().version, RdbVersion::redis(11));
+        assert_eq!(Format::from_profile("valkey-9.1").unwrap().version, RdbVersion::valkey(80));
+        assert!(Format::from_profile("valkey-7.9").is_none());
+        assert!(!Format::from_profile("valkey-8.1").unwrap().has_hash_field_ttl());
+        assert!(Format::from_profile("valkey-9.0").unwrap().has_hash_field_ttl());
+        assert_eq!(Format::from_profile("redis-6.0").unwrap().stream_type(), 15);
+    }
+}
