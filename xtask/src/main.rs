@@ -54,9 +54,17 @@ fn test(extra: &[String]) -> Result<ExitCode> {
     let root = repo_root();
     let manifest = servers::ensure(&root)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args(["test", "--workspace"])
+    // `--workspace` would override a package selection given by the caller.
+    let selects_packages = extra
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"));
+    let mut command = Command::new(cargo);
+    command.current_dir(&root).arg("test");
+    if !selects_packages {
+        command.arg("--workspace");
+    }
+    let status = command
         .args(extra)
         .env("FERRY_SERVERS", &manifest)
         .status()

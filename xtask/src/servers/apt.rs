@@ -103,14 +103,25 @@ impl Apt {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    pub fn update(&self) -> Result<()> {
-        self.run(
-            "apt-get",
-            &["update".to_string()],
-            None,
-            "apt-get update failed",
-        )
-        .map(drop)
+    /// Refreshes our package lists. apt-get exits 0 when a suite cannot be fetched (it keeps
+    /// the old list, if any), so its warnings are returned to explain later failures.
+    pub fn update(&self) -> Result<Vec<String>> {
+        let output = Command::new("apt-get")
+            .args(self.options())
+            .arg("update")
+            .output()
+            .context("cannot run apt-get update")?;
+        if !output.status.success() {
+            bail!(
+                "apt-get update failed: {}",
+                first_error(&output.stderr, &output.stdout)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|line| line.starts_with("W:") || line.starts_with("E:"))
+            .map(str::to_string)
+            .collect())
     }
 
     /// Every version of each named package, with the suite that carries it.

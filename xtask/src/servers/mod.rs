@@ -101,8 +101,11 @@ fn install_missing(dir: &Path, missing: &[Spec]) -> Result<()> {
     eprintln!("installing {} from Debian's archive", names.join(", "));
     let apt = Apt::new(dir.join(".apt"));
     apt.prepare(&spec::suites())?;
-    apt.update()?;
-    let plans = closure::resolve(&apt, missing)?;
+    let warnings = apt.update()?;
+    let plans = closure::resolve(&apt, missing).map_err(|err| match warnings.first() {
+        Some(warning) => anyhow::anyhow!("{err:#} (apt-get update warned: {warning})"),
+        None => err,
+    })?;
     let all: BTreeSet<closure::Pinned> = plans.iter().flatten().cloned().collect();
     apt.download(&all.into_iter().collect::<Vec<_>>())?;
     for (spec, packages) in missing.iter().zip(&plans) {
