@@ -57,6 +57,11 @@ impl Apt {
         Ok(())
     }
 
+    /// Drops the 100 MB binary package cache; the next install rebuilds it in seconds.
+    pub fn drop_cache(&self) {
+        let _ = fs::remove_file(self.root.join("cache").join("pkgcache.bin"));
+    }
+
     pub fn debs_dir(&self) -> PathBuf {
         self.root.join("debs")
     }
@@ -169,8 +174,13 @@ impl Apt {
     }
 
     /// Downloads `name=version` references into the shared .deb folder, skipping files that
-    /// are already there.
-    pub fn download(&self, refs: &[(String, String)]) -> Result<()> {
+    /// are already there. All in one apt-get call; if that fails, one call per package finds
+    /// the culprit, which the error names together with the servers needing it (`users`).
+    pub fn download(
+        &self,
+        refs: &[(String, String)],
+        users: impl Fn(&str) -> String,
+    ) -> Result<()> {
         let dir = self.debs_dir();
         let missing: Vec<String> = refs
             .iter()
@@ -180,15 +190,23 @@ impl Apt {
         if missing.is_empty() {
             return Ok(());
         }
-        let mut args = vec!["download".to_string()];
-        args.extend(missing.iter().cloned());
-        self.run(
-            "apt-get",
-            &args,
-            Some(&dir),
-            &format!("apt-get download failed for {}", missing.join(" ")),
-        )
-        .map(drop)
+        let download = |refs: &[String]| {
+            let mut args = vec!["download".to_string()];
+            args.extend(refs.iter().cloned());
+            self.run("apt-get", &args, Some(&dir), "apt-get download")
+        };
+        if download(&missing).is_ok() {
+            return Ok(());
+        }
+        for one in &missing {
+            if let Err(err) = download(std::slice::from_ref(one)) {
+                bail!(
+                    "apt-get download failed for {one} (for {}): {err:#}",
+                    users(one)
+                );
+            }
+        }
+        Ok(())
     }
 }
 

@@ -107,10 +107,24 @@ fn install_missing(dir: &Path, missing: &[Spec]) -> Result<()> {
         None => err,
     })?;
     let all: BTreeSet<closure::Pinned> = plans.iter().flatten().cloned().collect();
-    apt.download(&all.into_iter().collect::<Vec<_>>())?;
+    let users = |reference: &str| {
+        let needing: Vec<&str> = missing
+            .iter()
+            .zip(&plans)
+            .filter(|(_, packages)| {
+                packages
+                    .iter()
+                    .any(|(name, version)| format!("{name}={version}") == reference)
+            })
+            .map(|(spec, _)| spec.name)
+            .collect();
+        needing.join(", ")
+    };
+    apt.download(&all.into_iter().collect::<Vec<_>>(), users)?;
     for (spec, packages) in missing.iter().zip(&plans) {
         install::install(spec, packages, &apt.debs_dir(), &dir.join(spec.name))?;
     }
+    apt.drop_cache();
     Ok(())
 }
 
