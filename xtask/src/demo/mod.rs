@@ -1,0 +1,234 @@
+//! `cargo xtask demo`: the problem and ferry's answer, end to end on real servers.
+//!
+//! Redis 8.0 saves a realistic mixed dataset; Valkey 8.1 refuses that file; ferry inspects
+//! and converts it; Valkey 8.1 loads the conversion; then both servers are compared key by
+//! key, where the only differences allowed are exactly what the chosen policies promise.
+
+mod expect;
+mod vectors;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::{dataset, Server, ServerKind};
+
+use crate::bench::datasets::thousands;
+use crate::bench::table::Table;
+use crate::bench::tools;
+
+/// Differences listed before the rest are only counted.
+const SHOWN_DIFFERENCES: usize = 20;
+
+pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
+    std::env::set_var(ferry_testkit::MANIFEST_ENV, manifest);
+    let ferry = tools::ferry(root)?;
+    let dir = root.join("build").join("demo");
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let original = dir.join("redis-8.0.rdb");
+    let converted = dir.join("valkey-8.1.rdb");
+    let exported = dir.join("vectors.jsonl");
+    let started = Instant::now();
+
+    step("Redis 8.0 saves a realistic mixed dataset");
+    let redis = Server::start(ServerKind::Redis80)?;
+    dataset::populate(&redis)?;
+    let saved = redis.save()?;
+    fs::copy(&saved, &original)
+        .with_context(|| format!("cannot copy the dump to {}", original.display()))?;
+    println!(
+        "{} ({}) saved {} ({:.1} MB)",
+        redis.kind(),
+        redis.entry().version,
+        original.display(),
+        fs::metadata(&original)?.len() as f64 / 1e6
+    );
+
+    step("Valkey 8.1 cannot load it");
+    match Server::start_with_rdb(ServerKind::Valkey81, &original) {
+        Ok(_) => bail!("Valkey 8.1 loaded the Redis 8.0 file unchanged: nothing to demonstrate"),
+        Err(err) => {
+            println!("Valkey 8.1 refused {}:", original.display());
+            for line in refusal_lines(&format!("{err:#}")) {
+                println!("    {line}");
+            }
+        }
+    }
+
+    step("ferry inspect");
+    show_command(Command::new(&ferry).arg("inspect").arg(&original))?;
+
+    step("ferry convert to valkey-8.1");
+    show_command(
+        Command::new(&ferry)
+            .arg("convert")
+            .arg(&original)
+            .arg(&converted)
+            .args(["--to", "valkey-8.1", "--hash-field-ttl", "persist"])
+            .arg(format!("--vector-set=export={}", exported.display()))
+            .arg("--force"),
+    )?;
+
+    step("Valkey 8.1 loads the converted file");
+    let valkey = Server::start_with_rdb(ServerKind::Valkey81, &converted)
+        .context("Valkey 8.1 refused ferry's conversion")?;
+    println!(
+        "{} ({}) started from {}",
+        valkey.kind(),
+        valkey.entry().version,
+        converted.display()
+    );
+
+    step("both sides agree");
+    let source = Snapshot::capture(&redis)?;
+    let target = Snapshot::capture(&valkey)?;
+    let expected = expect::after_policies(&source);
+    println!("{}", key_count_table(&source, &target, &expected));
+
+    let differences = expected.snapshot.diff(&target, &DiffOptions::new());
+    for difference in differences.iter().take(SHOWN_DIFFERENCES) {
+        println!("difference: {difference}");
+    }
+    if differences.len() > SHOWN_DIFFERENCES {
+        println!("... and {} more", differences.len() - SHOWN_DIFFERENCES);
+    }
+    let export = vectors::check(&exported, &expected.vector_sets)?;
+    for problem in &export.problems {
+        println!("export: {problem}");
+    }
+
+    let elements: u64 = expected.vector_sets.values().map(|set| set.card).sum();
+    println!(
+        "\n{} keys compared, {} {}; {} vector sets exported ({} elements, {} checked against \
+         VEMB/VGETATTR{}) to {}; {} field TTLs persisted (in {} hashes). {:.0} s after the build.",
+        thousands(expected.snapshot.key_count() as u64),
+        differences.len(),
+        if differences.len() == 1 {
+            "difference"
+        } else {
+            "differences"
+        },
+        expected.vector_sets.len(),
+        thousands(elements),
+        thousands(export.elements),
+        if export.problems.is_empty() {
+            String::new()
+        } else {
+            format!(", {} problems", export.problems.len())
+        },
+        relative(root, &exported).display(),
+        thousands(expected.persisted_fields),
+        expected.persisted_hashes,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if differences.is_empty() && export.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn step(title: &str) {
+    println!("\n== {title} ==");
+}
+
+/// Runs a ferry command with its output shown as is; its failure ends the demo.
+fn show_command(command: &mut Command) -> Result<()> {
+    let shown: Vec<String> = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    println!("$ {}", shown.join(" "));
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {}", shown.join(" ")))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", shown.join(" "));
+    }
+    Ok(())
+}
+
+/// The server's own words on why it stopped: its warning lines (`#`) and the last line.
+fn refusal_lines(error: &str) -> Vec<String> {
+    let log: Vec<&str> = error.lines().skip(1).collect();
+    let mut lines: Vec<String> = log
+        .iter()
+        .filter(|line| line.contains(" # "))
+        .map(|line| line.trim().to_string())
+        .collect();
+    if lines.is_empty() {
+        lines = log
+            .iter()
+            .rev()
+            .take(3)
+            .rev()
+            .map(|l| l.trim().to_string())
+            .collect();
+    }
+    lines
+}
+
+fn key_count_table(source: &Snapshot, target: &Snapshot, expected: &expect::Expected) -> String {
+    let dbs: BTreeSet<u32> = source
+        .databases
+        .keys()
+        .chain(target.databases.keys())
+        .copied()
+        .collect();
+    let mut table = Table::new(&[
+        "db",
+        ">Redis 8.0",
+        ">Valkey 8.1",
+        ">expected on Valkey",
+        "why different",
+    ]);
+    let count = |snapshot: &Snapshot, db: u32| snapshot.databases.get(&db).map_or(0, |k| k.len());
+    for db in dbs {
+        let left_out = expected
+            .vector_sets
+            .keys()
+            .filter(|(d, _)| *d == db)
+            .count();
+        table.row(vec![
+            format!("db{db}"),
+            thousands(count(source, db) as u64),
+            thousands(count(target, db) as u64),
+            thousands(count(&expected.snapshot, db) as u64),
+            if left_out > 0 {
+                format!("{left_out} vector sets exported, not loaded")
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    table.render()
+}
+
+fn relative(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root)
+        .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal_lines;
+
+    #[test]
+    fn the_refusal_shows_the_servers_warning_lines() {
+        let error = "valkey-8.1 exited during startup; last log lines:\n\
+                     1:M 01 Jan 00:00:00.000 * Ready to accept connections\n\
+                     1:M 01 Jan 00:00:00.001 # Can't handle RDB format version 12\n\
+                     1:M 01 Jan 00:00:00.002 # Fatal error loading the DB, check server logs. Exiting.";
+        assert_eq!(
+            refusal_lines(error),
+            vec![
+                "1:M 01 Jan 00:00:00.001 # Can't handle RDB format version 12",
+                "1:M 01 Jan 00:00:00.002 # Fatal error loading the DB, check server logs. Exiting."
+            ]
+        );
+    }
+}
