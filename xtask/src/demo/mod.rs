@@ -102,9 +102,16 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
     }
 
     let elements: u64 = expected.vector_sets.values().map(|set| set.card).sum();
+    let functions = expected.snapshot.functions.as_ref().map_or(0, |f| f.len());
+    let export_verdict = if export.problems.is_empty() {
+        "every element matches VEMB/VGETATTR".to_string()
+    } else {
+        format!("{} export problems", export.problems.len())
+    };
     println!(
-        "\n{} keys compared, {} {}; {} vector sets exported ({} elements, {} checked against \
-         VEMB/VGETATTR{}) to {}; {} field TTLs persisted (in {} hashes). {:.0} s after the build.",
+        "\n{} keys and {functions} function libraries compared, {} {}; {} vector sets \
+         exported ({} elements; {} lines written, {export_verdict}) to {}; {} field TTLs \
+         persisted (in {} hashes). {:.0} s after the build.",
         thousands(expected.snapshot.key_count() as u64),
         differences.len(),
         if differences.len() == 1 {
@@ -115,11 +122,6 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
         expected.vector_sets.len(),
         thousands(elements),
         thousands(export.elements),
-        if export.problems.is_empty() {
-            String::new()
-        } else {
-            format!(", {} problems", export.problems.len())
-        },
         relative(root, &exported).display(),
         thousands(expected.persisted_fields),
         expected.persisted_hashes,
@@ -152,12 +154,13 @@ fn show_command(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// The server's own words on why it stopped: its warning lines (`#`) and the last line.
+/// The server's own words on why it stopped: its warning lines (`#`), without the
+/// generic start-up advice (`# WARNING …`), or else its last lines.
 fn refusal_lines(error: &str) -> Vec<String> {
     let log: Vec<&str> = error.lines().skip(1).collect();
     let mut lines: Vec<String> = log
         .iter()
-        .filter(|line| line.contains(" # "))
+        .filter(|line| line.contains(" # ") && !line.contains(" # WARNING"))
         .map(|line| line.trim().to_string())
         .collect();
     if lines.is_empty() {
@@ -221,6 +224,7 @@ mod tests {
     fn the_refusal_shows_the_servers_warning_lines() {
         let error = "valkey-8.1 exited during startup; last log lines:\n\
                      1:M 01 Jan 00:00:00.000 * Ready to accept connections\n\
+                     1:M 01 Jan 00:00:00.000 # WARNING Memory overcommit must be enabled!\n\
                      1:M 01 Jan 00:00:00.001 # Can't handle RDB format version 12\n\
                      1:M 01 Jan 00:00:00.002 # Fatal error loading the DB, check server logs. Exiting.";
         assert_eq!(
