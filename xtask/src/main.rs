@@ -52,6 +52,11 @@ fn run(args: &[String]) -> Result<ExitCode> {
             bench::run(&root, &manifest, rest)?;
             Ok(ExitCode::SUCCESS)
         }
+        // Internal: runs one measured process for `bench` (see bench::measure).
+        bench::measure::HELPER => {
+            bench::measure::helper(rest)?;
+            Ok(ExitCode::SUCCESS)
+        }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)

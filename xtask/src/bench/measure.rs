@@ -81,26 +81,53 @@ pub fn best_of(
     best.context("no run").map(Ok)
 }
 
-/// Runs `command` once with stdout discarded and stderr in `scratch`.
+/// The hidden xtask command that runs one measured process (see [`helper`]).
+pub const HELPER: &str = "__measure";
+
+/// Runs `command` once, through the [`helper`], with stdout discarded and stderr in
+/// `scratch`.
+///
+/// Why a helper: Linux starts a process's ru_maxrss at the high-water mark of the memory it
+/// was exec'd from, so a child spawned straight from this (large) process would report at
+/// least this process's own peak. The helper is a fresh, small process.
 pub fn run_once(
     command: &mut Command,
     scratch: &Path,
 ) -> Result<std::result::Result<Sample, Refusal>> {
     let stderr = fs::File::create(scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
-    let started = Instant::now();
-    let child = command
+    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
+    let mut wrapped = Command::new(exe);
+    wrapped
+        .arg(HELPER)
+        .arg("--")
+        .arg(command.get_program())
+        .args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    let output = wrapped
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(stderr)
-        .spawn()
+        .output()
         .with_context(|| format!("cannot start {:?}", command.get_program()))?;
-    let (status, peak_rss) = wait_with_rusage(child.id())?;
-    let wall = started.elapsed();
-    // `child` was reaped by wait4 above; dropping a std Child neither waits nor kills.
-    drop(child);
+    let report = String::from_utf8_lossy(&output.stdout);
+    let Some((status, sample)) = parse_report(&report) else {
+        bail!(
+            "the measuring helper failed ({}) for {:?}: {}",
+            output.status,
+            command.get_program(),
+            fs::read_to_string(scratch).unwrap_or_default().trim()
+        );
+    };
     if status_succeeded(status) {
-        return Ok(Ok(Sample { wall, peak_rss }));
+        return Ok(Ok(sample));
     }
     let text = fs::read(scratch).unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
@@ -109,6 +136,46 @@ pub fn run_once(
         status: describe_status(status),
         stderr_tail: lines[lines.len().saturating_sub(12)..].join("\n"),
     }))
+}
+
+/// `cargo xtask __measure -- PROGRAM ARGS…`: runs the program (stdout discarded, stderr
+/// inherited), then prints "WAIT_STATUS WALL_NS PEAK_RSS_BYTES" on stdout.
+pub fn helper(args: &[String]) -> Result<()> {
+    let Some((program, rest)) = args
+        .strip_prefix(&["--".to_string()])
+        .and_then(|argv| argv.split_first())
+    else {
+        bail!("usage: xtask {HELPER} -- PROGRAM [ARGS...]");
+    };
+    let mut command = Command::new(program);
+    command.args(rest);
+    let (status, sample) = spawn_and_wait(&mut command)?;
+    println!("{status} {} {}", sample.wall.as_nanos(), sample.peak_rss);
+    Ok(())
+}
+
+fn parse_report(report: &str) -> Option<(libc::c_int, Sample)> {
+    let mut fields = report.split_whitespace();
+    let status = fields.next()?.parse().ok()?;
+    let wall = Duration::from_nanos(fields.next()?.parse().ok()?);
+    let peak_rss = fields.next()?.parse().ok()?;
+    Some((status, Sample { wall, peak_rss }))
+}
+
+/// Spawns `command` (stdout discarded, stderr inherited) and waits for it: its raw wait
+/// status, wall time and peak RSS.
+fn spawn_and_wait(command: &mut Command) -> Result<(libc::c_int, Sample)> {
+    let started = Instant::now();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", command.get_program()))?;
+    let (status, peak_rss) = wait_with_rusage(child.id())?;
+    let wall = started.elapsed();
+    // `child` was reaped by wait4 above; dropping a std Child neither waits nor kills.
+    drop(child);
+    Ok((status, Sample { wall, peak_rss }))
 }
 
 /// Waits for the child `pid` and returns its raw wait status and peak RSS in bytes.
@@ -151,26 +218,19 @@ fn describe_status(status: libc::c_int) -> String {
 mod tests {
     use super::*;
 
-    /// Each test its own file: tests run in parallel.
-    fn scratch(test: &str) -> std::path::PathBuf {
-        std::env::temp_dir().join(format!(
-            "xtask-measure-{}-{test}.stderr",
-            std::process::id()
-        ))
-    }
-
     #[test]
     fn a_process_that_holds_memory_shows_a_larger_peak() {
-        let idle = run_once(&mut Command::new("true"), &scratch("idle"))
-            .unwrap()
-            .unwrap();
+        // Measured directly: the test binary is small, so it does not inflate the peak.
+        let (status, idle) = spawn_and_wait(&mut Command::new("true")).unwrap();
+        assert!(status_succeeded(status));
         // The shell keeps 64 MB of text in a variable.
         let mut holder = Command::new("sh");
         holder.args([
             "-c",
             "x=$(head -c 64000000 /dev/zero | tr '\\0' a); test ${#x} -gt 0",
         ]);
-        let holding = run_once(&mut holder, &scratch("holder")).unwrap().unwrap();
+        let (status, holding) = spawn_and_wait(&mut holder).unwrap();
+        assert!(status_succeeded(status));
         assert!(idle.peak_rss < 16 << 20, "idle peak {}", idle.peak_rss);
         assert!(
             holding.peak_rss > 64_000_000,
@@ -180,16 +240,39 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_command_is_a_refusal_with_its_message() {
+    fn a_failure_is_described_by_its_status() {
         let mut command = Command::new("sh");
-        command.args([
-            "-c",
-            "echo 'first'; echo 'cannot read: bad type 42' >&2; exit 3",
-        ]);
-        let refusal = run_once(&mut command, &scratch("failing"))
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(refusal.status, "exit code 3");
-        assert_eq!(refusal.reason(), "cannot read: bad type 42 (exit code 3)");
+        command.args(["-c", "exit 3"]);
+        let (status, _) = spawn_and_wait(&mut command).unwrap();
+        assert!(!status_succeeded(status));
+        assert_eq!(describe_status(status), "exit code 3");
+        let (status, _) = spawn_and_wait(Command::new("sh").args(["-c", "kill -9 $$"])).unwrap();
+        assert_eq!(describe_status(status), "killed by signal 9");
+    }
+
+    #[test]
+    fn the_helpers_report_reads_back() {
+        let (status, sample) = parse_report("768 1500000000 27000000\n").unwrap();
+        assert_eq!(describe_status(status), "exit code 3");
+        assert_eq!(sample.wall, Duration::from_millis(1500));
+        assert_eq!(sample.peak_rss, 27_000_000);
+        assert!(parse_report("").is_none());
+        assert!(parse_report("0 12").is_none());
+    }
+
+    #[test]
+    fn the_refusal_reason_is_the_last_telling_stderr_line() {
+        let refusal = Refusal {
+            status: "exit code 101".into(),
+            stderr_tail: "thread 'main' panicked at src/x.rs:1:1:\nunknown type 42\n\
+                          note: run with `RUST_BACKTRACE=1`\n"
+                .into(),
+        };
+        assert_eq!(refusal.reason(), "unknown type 42 (exit code 101)");
+        let silent = Refusal {
+            status: "killed by signal 9".into(),
+            stderr_tail: String::new(),
+        };
+        assert_eq!(silent.reason(), "killed by signal 9");
     }
 }
