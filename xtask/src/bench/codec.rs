@@ -104,15 +104,15 @@ pub fn run(ctx: &Context) -> Result<Section> {
     let files = datasets(ctx)?;
     let mut sizes = Table::new(&["file", ">size MB", ">keys", "what"]);
     for file in [&files.mixed, &files.plain, &files.big] {
-        let made = match file.generated_in {
-            Some(took) => format!(" (generated in {:.0} s)", took.as_secs_f64()),
-            None => " (cached)".to_string(),
-        };
+        match file.generated_in {
+            Some(took) => println!("{}.rdb generated in {:.0} s", file.name, took.as_secs_f64()),
+            None => println!("{}.rdb cached", file.name),
+        }
         sizes.row(vec![
             format!("{}.rdb", file.name),
             format!("{:.1}", mb(file.bytes)),
             thousands(file.keys),
-            format!("{}{made}", file.recipe.describe()),
+            file.recipe.describe(),
         ]);
     }
     println!("\n{}", sizes.render());
@@ -179,13 +179,31 @@ pub fn run(ctx: &Context) -> Result<Section> {
         "Datasets (made by Redis 8.0, cached under build/bench/):\n"
     )?;
     writeln!(text, "{}", sizes.render())?;
+    if let Recipe::Plain { keys, value_size } = files.plain.recipe {
+        writeln!(
+            text,
+            "DEBUG POPULATE values are \"value:N\" padded with zero bytes, which LZF \
+             compresses well: {}.rdb holds {:.0} MB of values in {:.0} MB, so for the \
+             DEBUG POPULATE files keys/s is the telling figure. The big file is stored \
+             uncompressed.\n",
+            files.plain.name,
+            mb(keys * value_size),
+            mb(files.plain.bytes)
+        )?;
+    }
     writeln!(
         text,
-        "Each command ran {} times; the table shows the fastest run and the largest peak RSS \
-         (ru_maxrss of the child). MB = 10^6 bytes of input file. `vs peer` compares ferry \
-         with the peer on the same file: speed as a multiple of the peer's, memory as ferry's \
-         peak over the peer's.\n",
-        ctx.runs
+        "Each command ran {} on files already in the page cache; the table shows the \
+         fastest run and the largest peak RSS (ru_maxrss of the process). MB = 10^6 bytes of \
+         input file. `vs peer` compares ferry with the peer on the same file: speed as a \
+         multiple of the peer's, memory as ferry's peak over the peer's. The convert \
+         command is `ferry convert FILE OUT {}`.\n",
+        if ctx.runs == 1 {
+            "once".to_string()
+        } else {
+            format!("{} times", ctx.runs)
+        },
+        CONVERT_FLAGS.join(" ")
     )?;
     writeln!(text, "{results}")?;
     let notes = peer_notes(&rows, &files);
@@ -246,7 +264,8 @@ fn results_table(rows: &[Row]) -> String {
 /// What the peer refused, in its own words, and what it does not decode.
 fn peer_notes(rows: &[Row], files: &Files) -> Vec<String> {
     let mut notes = Vec::new();
-    for row in rows.iter().filter(|row| row.tool == Tool::Peer) {
+    let peer_rows: Vec<&Row> = rows.iter().filter(|row| row.tool == Tool::Peer).collect();
+    for row in &peer_rows {
         if let Err(refusal) = &row.result {
             notes.push(format!(
                 "The peer refused {}.rdb: {}",
@@ -254,6 +273,14 @@ fn peer_notes(rows: &[Row], files: &Files) -> Vec<String> {
                 refusal.reason()
             ));
         }
+    }
+    if peer_rows.iter().all(|row| row.result.is_ok()) {
+        notes.push(format!(
+            "The peer read every file, Redis 8 types included (hash field TTL encodings, \
+             module type 2), without error ({} {}).",
+            tools::PEER_CRATE,
+            tools::PEER_VERSION
+        ));
     }
     let mixed_ok = rows.iter().any(|row| {
         row.tool == Tool::Peer && row.file.name == files.mixed.name && row.result.is_ok()

@@ -19,7 +19,9 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test
   --only PART  run one part: codec
-  --runs N     runs per measurement; the fastest counts (default 3)";
+  --runs N     runs per measurement; the fastest counts (default 3)
+
+FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
 
 /// What every part gets.
 pub struct Context {
