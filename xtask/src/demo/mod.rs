@@ -33,6 +33,8 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
     let converted = dir.join("valkey-8.1.rdb");
     let exported = dir.join("vectors.jsonl");
     let started = Instant::now();
+    // Shown and run relative to the repository root, as a person would type them.
+    let rel = |path: &Path| relative(root, path);
 
     step("Redis 8.0 saves a realistic mixed dataset");
     let redis = Server::start(ServerKind::Redis80)?;
@@ -44,7 +46,7 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
         "{} ({}) saved {} ({:.1} MB)",
         redis.kind(),
         redis.entry().version,
-        original.display(),
+        rel(&original).display(),
         fs::metadata(&original)?.len() as f64 / 1e6
     );
 
@@ -52,7 +54,7 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
     match Server::start_with_rdb(ServerKind::Valkey81, &original) {
         Ok(_) => bail!("Valkey 8.1 loaded the Redis 8.0 file unchanged: nothing to demonstrate"),
         Err(err) => {
-            println!("Valkey 8.1 refused {}:", original.display());
+            println!("Valkey 8.1 refused {}:", rel(&original).display());
             for line in refusal_lines(&format!("{err:#}")) {
                 println!("    {line}");
             }
@@ -60,16 +62,30 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
     }
 
     step("ferry inspect");
-    show_command(Command::new(&ferry).arg("inspect").arg(&original))?;
+    show_command(
+        root,
+        Command::new(&ferry)
+            .current_dir(root)
+            .arg("inspect")
+            .arg(rel(&original)),
+    )?;
 
     step("ferry convert to valkey-8.1");
     show_command(
+        root,
         Command::new(&ferry)
+            .current_dir(root)
             .arg("convert")
-            .arg(&original)
-            .arg(&converted)
-            .args(["--to", "valkey-8.1", "--hash-field-ttl", "persist"])
-            .arg(format!("--vector-set=export={}", exported.display()))
+            .arg(rel(&original))
+            .arg(rel(&converted))
+            .args([
+                "--to",
+                "valkey-8.1",
+                "--hash-field-ttl",
+                "persist",
+                "--vector-set",
+            ])
+            .arg(format!("export={}", rel(&exported).display()))
             .arg("--force"),
     )?;
 
@@ -80,7 +96,7 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
         "{} ({}) started from {}",
         valkey.kind(),
         valkey.entry().version,
-        converted.display()
+        rel(&converted).display()
     );
 
     step("both sides agree");
@@ -122,7 +138,7 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
         expected.vector_sets.len(),
         thousands(elements),
         thousands(export.elements),
-        relative(root, &exported).display(),
+        rel(&exported).display(),
         thousands(expected.persisted_fields),
         expected.persisted_hashes,
         started.elapsed().as_secs_f64()
@@ -142,8 +158,9 @@ fn step(title: &str) {
 }
 
 /// Runs a ferry command with its output shown as is; its failure ends the demo.
-fn show_command(command: &mut Command) -> Result<()> {
-    let shown: Vec<String> = std::iter::once(command.get_program())
+fn show_command(root: &Path, command: &mut Command) -> Result<()> {
+    let program = relative(root, Path::new(command.get_program()));
+    let shown: Vec<String> = std::iter::once(program.as_os_str())
         .chain(command.get_args())
         .map(|arg| arg.to_string_lossy().into_owned())
         .collect();
