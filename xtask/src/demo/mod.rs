@@ -36,7 +36,7 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
     // Shown and run relative to the repository root, as a person would type them.
     let rel = |path: &Path| relative(root, path);
 
-    step("Redis 8.0 saves a realistic mixed dataset");
+    step("Redis 8.0 saves a mixed dataset (every type and encoding, field TTLs, vector sets)");
     let redis = Server::start(ServerKind::Redis80)?;
     dataset::populate(&redis)?;
     let saved = redis.save()?;
@@ -99,11 +99,11 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
         rel(&converted).display()
     );
 
-    step("both sides agree");
+    step("compare both sides, key by key");
     let source = Snapshot::capture(&redis)?;
     let target = Snapshot::capture(&valkey)?;
     let expected = expect::after_policies(&source);
-    println!("{}", key_count_table(&source, &target, &expected));
+    print!("{}", key_count_table(&source, &target, &expected));
 
     let differences = expected.snapshot.diff(&target, &DiffOptions::new());
     for difference in differences.iter().take(SHOWN_DIFFERENCES) {
