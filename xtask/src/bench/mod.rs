@@ -31,6 +31,8 @@ pub struct Context {
     pub quick: bool,
     pub runs: usize,
     pub ferry: PathBuf,
+    /// The 1-minute load average before measuring: other work on the machine shows here.
+    pub load_at_start: String,
 }
 
 /// One part's results.
@@ -104,6 +106,7 @@ pub fn run(root: &Path, manifest: &Path, args: &[String]) -> Result<()> {
         quick: options.quick,
         runs: options.runs,
         ferry: tools::ferry(root)?,
+        load_at_start: load_average(),
     };
     let mut sections = Vec::new();
     for part in PARTS {
@@ -128,15 +131,24 @@ fn render(ctx: &Context, sections: &[Section]) -> Result<String> {
     let mut out = String::from("# ferry benchmarks\n\n");
     writeln!(
         out,
-        "Machine: {}, {} cores; {}measured by `cargo xtask bench`.\n",
+        "Machine: {}, {} cores, load average {} at the start; {}measured by \
+         `cargo xtask bench`.\n",
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        ctx.load_at_start,
         if ctx.quick { "quick run, " } else { "" },
     )?;
     for section in sections {
         writeln!(out, "## {}\n\n{}", section.title, section.markdown)?;
     }
     Ok(out)
+}
+
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn cpu_model() -> String {
