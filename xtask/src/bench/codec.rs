@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -128,6 +129,8 @@ pub fn run(ctx: &Context) -> Result<Section> {
         let output = out_dir.join(format!("{}.valkey-8.1.rdb", file.name));
         for tool in [Tool::Peer, Tool::Inspect, Tool::Convert] {
             print!("{} on {}.rdb: ", tool.label(), file.name);
+            // Shows what is being measured while it runs.
+            let _ = std::io::stdout().flush();
             let result = measure::best_of(ctx.runs, &scratch, || match tool {
                 Tool::Peer => {
                     let mut command = Command::new(&peer);
