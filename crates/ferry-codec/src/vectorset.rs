@@ -256,3 +256,195 @@ impl Body<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::length::{write_len, write_string};
+    use crate::types::{MODULE_OP_EOF, MODULE_OP_STRING, MODULE_OP_UINT};
+
+    /// Writes a body the way `VectorSetRdbSave` does.
+    #[derive(Default)]
+    struct Body(Vec<u8>);
+
+    impl Body {
+        fn unsigned(&mut self, v: u64) -> &mut Self {
+            write_len(&mut self.0, MODULE_OP_UINT);
+            write_len(&mut self.0, v);
+            self
+        }
+        fn string(&mut self, s: &[u8]) -> &mut Self {
+            write_len(&mut self.0, MODULE_OP_STRING);
+            write_string(&mut self.0, s, true);
+            self
+        }
+        /// Graph parameters as `hnsw_serialize_node` lays them out for a level-0 node with
+        /// one link, ending with the packed range and L2 norm.
+        fn node_params(&mut self, id: u64, l2: f32, range: f32) -> &mut Self {
+            let packed = (u64::from(range.to_bits()) << 32) | u64::from(l2.to_bits());
+            self.unsigned(7)
+                .unsigned(id)
+                .unsigned(1 << 24)
+                .unsigned(1)
+                .unsigned(32)
+                .unsigned(id + 1);
+            self.unsigned(0).unsigned(packed)
+        }
+        fn end(&mut self) -> Vec<u8> {
+            write_len(&mut self.0, MODULE_OP_EOF);
+            std::mem::take(&mut self.0)
+        }
+    }
+
+    fn f32_bytes(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn fp32_vectors_are_denormalized() {
+        let mut body = Body::default();
+        body.unsigned(2).unsigned(2).unsigned(0).unsigned(0);
+        body.string(b"a")
+            .string(&f32_bytes(&[0.6, 0.8]))
+            .node_params(1, 5.0, 0.0);
+        body.string(b"b")
+            .string(&f32_bytes(&[1.0, 0.0]))
+            .node_params(2, 2.0, 0.0);
+        let set = parse(&body.end()).unwrap();
+        assert_eq!(
+            (set.dim, set.quantization, set.hnsw_m),
+            (2, Quantization::Fp32, 16)
+        );
+        assert_eq!(set.elements[0].vector, vec![0.6 * 5.0, 0.8 * 5.0]);
+        assert_eq!(set.elements[1].vector, vec![2.0, 0.0]);
+        assert_eq!(set.elements[1].name, "b");
+        assert!(set.projection.is_none() && set.elements.iter().all(|e| e.attributes.is_none()));
+    }
+
+    #[test]
+    fn int8_vectors_with_attributes_projection_and_m() {
+        let mut body = Body::default();
+        let config = 1 | (32 << 8);
+        body.unsigned(2)
+            .unsigned(2)
+            .unsigned(config)
+            .unsigned(FLAG_PROJECTION | FLAG_ATTRIBUTES);
+        let matrix = [0.5f32, -0.5, 1.0, 2.0, 3.0, 4.0];
+        body.unsigned(3).string(&f32_bytes(&matrix));
+        body.string(b"x")
+            .string(br#"{"year":1999}"#)
+            .string(&[127u8, (-64i8) as u8]);
+        body.node_params(1, 2.0, 0.5);
+        body.string(b"y")
+            .string(b"")
+            .string(&[0, 1])
+            .node_params(2, 1.0, 1.0);
+        let set = parse(&body.end()).unwrap();
+        assert_eq!((set.quantization, set.hnsw_m), (Quantization::Int8, 32));
+        assert_eq!(
+            set.projection,
+            Some(Projection {
+                input_dim: 3,
+                matrix: matrix.to_vec()
+            })
+        );
+        let x = &set.elements[0];
+        assert_eq!(x.attributes.as_deref(), Some(&br#"{"year":1999}"#[..]));
+        assert_eq!(
+            x.vector,
+            vec![
+                (127.0f32 * 0.5) / 127.0 * 2.0,
+                (-64.0f32 * 0.5) / 127.0 * 2.0
+            ]
+        );
+        assert_eq!(set.elements[1].attributes, None);
+    }
+
+    #[test]
+    fn binary_vectors_are_signs() {
+        let mut body = Body::default();
+        body.unsigned(70).unsigned(1).unsigned(2).unsigned(0);
+        let mut bits = [0u8; 16];
+        bits[0] = 0b0000_0101; // dimensions 0 and 2
+        bits[8] = 0b0000_0010; // dimension 65
+        body.string(b"b").string(&bits).node_params(1, 9.0, 0.0);
+        let set = parse(&body.end()).unwrap();
+        let v = &set.elements[0].vector;
+        assert_eq!(v.len(), 70);
+        let positive: Vec<usize> = (0..70).filter(|&j| v[j] == 1.0).collect();
+        assert_eq!(positive, vec![0, 2, 65]);
+        assert!(v.iter().all(|x| *x == 1.0 || *x == -1.0));
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        let mut body = Body::default();
+        body.unsigned(2)
+            .unsigned(1)
+            .unsigned(0)
+            .unsigned(0)
+            .string(b"a")
+            .string(&[1, 2, 3])
+            .node_params(1, 1.0, 0.0);
+        let err = parse(&body.end()).unwrap_err();
+        assert!(err.problem.contains("expected 8"), "{err}");
+        let mut body = Body::default();
+        body.unsigned(2).unsigned(0).unsigned(7).unsigned(0);
+        assert!(parse(&body.end())
+            .unwrap_err()
+            .problem
+            .contains("quantization"));
+        let mut body = Body::default();
+        body.unsigned(2).unsigned(5).unsigned(0).unsigned(0);
+        assert!(parse(&body.end()).is_err(), "claims 5 elements, has none");
+        let good = {
+            let mut body = Body::default();
+            body.unsigned(1)
+                .unsigned(1)
+                .unsigned(0)
+                .unsigned(0)
+                .string(b"a")
+                .string(&f32_bytes(&[1.0]));
+            body.node_params(1, 1.0, 0.0);
+            body.end()
+        };
+        assert!(parse(&good).is_ok());
+        for cut in 0..good.len() {
+            assert!(parse(&good[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn decoder_output_feeds_the_parser() {
+        use crate::decode::Decoder;
+        use crate::model::{Item, ModuleId, RdbVersion, ValuePart};
+        let mut body = Body::default();
+        body.unsigned(1)
+            .unsigned(1)
+            .unsigned(1)
+            .unsigned(0)
+            .string(b"e")
+            .string(&[64])
+            .node_params(1, 3.0, 1.0);
+        let body = body.end();
+        let id = ModuleId::from_name("vectorset", 0).unwrap();
+        let mut file = RdbVersion::redis(12).magic().to_vec();
+        file.push(crate::types::MODULE_2);
+        write_string(&mut file, b"vs", false);
+        write_len(&mut file, id.0);
+        file.extend_from_slice(&body);
+        file.push(crate::types::OP_EOF);
+        let crc = crate::crc64::checksum(&file);
+        file.extend_from_slice(&crc.to_le_bytes());
+        let items: Vec<Item> = Decoder::new(&file[..]).collect::<Result<_, _>>().unwrap();
+        let module_body = items
+            .iter()
+            .find_map(|i| match i {
+                Item::Part(ValuePart::Module(b)) => Some(b.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let set = parse(&module_body).unwrap();
+        assert_eq!(set.elements[0].vector, vec![(64.0f32 * 1.0) / 127.0 * 3.0]);
+    }
+}

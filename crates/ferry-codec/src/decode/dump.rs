@@ -94,3 +94,139 @@ pub fn decode_payload(
     };
     Ok((header, parts))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::length::{write_len, write_millis, write_string};
+    use crate::listpack::ListpackBuilder;
+    use crate::model::{HashField, Kind};
+    use crate::types;
+
+    fn payload(type_byte: u8, body: &[u8], version: u16) -> Vec<u8> {
+        let mut out = vec![type_byte];
+        out.extend_from_slice(body);
+        out.extend_from_slice(&version.to_le_bytes());
+        let crc = crate::crc64::checksum(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn split_checks_the_checksum() {
+        let mut good = payload(types::STRING, b"\x03abc", 11);
+        let split = split_payload(&good).unwrap();
+        assert_eq!(
+            (split.type_byte, split.body, split.version),
+            (0, &b"\x03abc"[..], 11)
+        );
+        let n = good.len();
+        good[n - 1] ^= 1;
+        assert!(matches!(
+            split_payload(&good),
+            Err(DecodeError::Checksum { .. })
+        ));
+        assert!(matches!(
+            split_payload(&good[..10]),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn string_payload() {
+        let mut body = Vec::new();
+        write_string(&mut body, b"hello world, hello world, hello world", true);
+        let (header, parts) =
+            decode_payload(Bytes::from_static(b"k"), &payload(types::STRING, &body, 12)).unwrap();
+        assert_eq!(
+            (header.db, header.kind, header.expire_at_ms),
+            (0, Kind::String, None)
+        );
+        assert_eq!(
+            parts,
+            vec![ValuePart::String(Bytes::from_static(
+                b"hello world, hello world, hello world"
+            ))]
+        );
+    }
+
+    #[test]
+    fn big_plain_collection_payload_comes_in_several_parts() {
+        let mut body = Vec::new();
+        write_len(&mut body, 3000);
+        for i in 0..3000 {
+            write_string(&mut body, format!("member-{i}").as_bytes(), true);
+        }
+        let (header, parts) =
+            decode_payload(Bytes::from_static(b"s"), &payload(types::SET, &body, 11)).unwrap();
+        assert_eq!(header.len, Some(3000));
+        assert_eq!(parts.len(), 3);
+        let total: usize = parts
+            .iter()
+            .map(|p| {
+                if let ValuePart::SetMembers(m) = p {
+                    m.len()
+                } else {
+                    0
+                }
+            })
+            .sum();
+        assert_eq!(total, 3000);
+    }
+
+    #[test]
+    fn type_22_follows_the_payload_version() {
+        // Valkey HASH_2 from version 80 on.
+        let mut body = Vec::new();
+        write_len(&mut body, 1);
+        write_string(&mut body, b"f", true);
+        write_string(&mut body, b"v", true);
+        write_millis(&mut body, 1_900_000_000_000);
+        let (_, parts) = decode_payload(Bytes::from_static(b"h"), &payload(22, &body, 80)).unwrap();
+        let expected = HashField {
+            field: Bytes::from_static(b"f"),
+            value: Bytes::from_static(b"v"),
+            expire_at_ms: Some(1_900_000_000_000),
+        };
+        assert_eq!(parts, vec![ValuePart::HashFields(vec![expected])]);
+        // Under an older version the same type byte is Redis's pre-GA layout, which reads
+        // these bytes differently and finds the payload malformed.
+        assert!(decode_payload(Bytes::from_static(b"h"), &payload(22, &body, 12)).is_err());
+    }
+
+    #[test]
+    fn redis_listpack_ex_payload() {
+        let mut lp = ListpackBuilder::new();
+        lp.push(b"f");
+        lp.push(b"v");
+        lp.push_int(1_800_000_000_000);
+        let mut body = 1_800_000_000_000u64.to_le_bytes().to_vec();
+        write_string(&mut body, &lp.finish(), true);
+        let (header, parts) =
+            decode_payload(Bytes::from_static(b"h"), &payload(25, &body, 12)).unwrap();
+        assert_eq!(
+            (header.kind, header.encoding, header.len),
+            (Kind::Hash, 25, Some(1))
+        );
+        let ValuePart::HashFields(fields) = &parts[0] else {
+            panic!("{parts:?}")
+        };
+        assert_eq!(fields[0].expire_at_ms, Some(1_800_000_000_000));
+    }
+
+    #[test]
+    fn trailing_bytes_and_unknown_types_are_errors() {
+        let err = decode_payload(Bytes::new(), &payload(types::STRING, b"\x01ab", 11)).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::Invalid { offset: 3, .. }),
+            "{err}"
+        );
+        let err = decode_payload(Bytes::new(), &payload(8, b"\x01a", 11)).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::Unsupported { offset: 0, .. }),
+            "{err}"
+        );
+        let err = decode_payload(Bytes::new(), &payload(types::STRING, b"\x05ab", 11)).unwrap_err();
+        assert!(matches!(err, DecodeError::Truncated { .. }), "{err}");
+    }
+}

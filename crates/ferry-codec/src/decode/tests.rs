@@ -432,8 +432,7 @@ fn plain_collections_are_cut_into_bounded_parts() {
     }
     rdb.key(types::HASH, "hash").len(3);
     for i in 0..3 {
-        rdb.string(format!("f{i}").as_bytes())
-            .string(&[b'v'; 100]);
+        rdb.string(format!("f{i}").as_bytes()).string(&[b'v'; 100]);
     }
     let options = DecodeOptions {
         max_part_elements: 4,
