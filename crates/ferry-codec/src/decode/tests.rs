@@ -1213,3 +1213,25 @@ proptest! {
         let _ = decode_with(&bytes[..cut], options);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_after_a_header_never_panic(
+        body in proptest::collection::vec(any::<u8>(), 0..300),
+        valkey in any::<bool>(),
+        dump_version in prop_oneof![Just(9u16), Just(11), Just(12), Just(80)],
+    ) {
+        let mut bytes = if valkey { RdbVersion::valkey(80) } else { RdbVersion::redis(12) }.magic().to_vec();
+        bytes.extend_from_slice(&body);
+        let options = DecodeOptions { verify_checksum: false, ..DecodeOptions::default() };
+        let _ = decode_with(&bytes, options);
+        // The same bytes as a DUMP payload with a valid frame, so the value code runs.
+        let mut payload = body.clone();
+        payload.extend_from_slice(&dump_version.to_le_bytes());
+        let crc = crate::crc64::checksum(&payload);
+        payload.extend_from_slice(&crc.to_le_bytes());
+        let _ = dump::decode_payload(Bytes::new(), &payload);
+    }
+}
