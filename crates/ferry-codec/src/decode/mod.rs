@@ -22,13 +22,12 @@ mod stream;
 mod value;
 mod zset;
 
-use std::collections::VecDeque;
 use std::io::Read;
 
 use bytes::Bytes;
 
 use crate::error::DecodeError;
-use crate::model::{Item, KeyHeader, ModuleId, RdbVersion};
+use crate::model::{Item, KeyHeader, ModuleId, RdbVersion, ValuePart};
 use crate::types;
 
 use parts::Limits;
@@ -83,10 +82,12 @@ pub struct Decoder<R: Read> {
     version: Option<RdbVersion>,
     db: u64,
     attributes: KeyAttributes,
-    /// Items already decoded but not yet handed out (small values decode in one go).
-    pending: VecDeque<Item>,
-    /// The value being yielded part by part.
+    /// Parts already decoded but not yet handed out (values stored as one blob).
+    ready: std::vec::IntoIter<ValuePart>,
+    /// The value being read from the stream part by part.
     value: Option<ValueState>,
+    /// A key was started and its `KeyEnd` is still owed.
+    key_open: bool,
     phase: Phase,
 }
 
@@ -103,8 +104,9 @@ impl<R: Read> Decoder<R> {
             version: None,
             db: 0,
             attributes: KeyAttributes::default(),
-            pending: VecDeque::new(),
+            ready: Vec::new().into_iter(),
             value: None,
+            key_open: false,
             phase: Phase::Running,
         }
     }
@@ -145,20 +147,21 @@ impl<R: Read> Decoder<R> {
     }
 
     fn step(&mut self) -> Result<Option<Item>, DecodeError> {
-        if let Some(item) = self.pending.pop_front() {
-            return Ok(Some(item));
+        if let Some(part) = self.ready.next() {
+            return Ok(Some(Item::Part(part)));
+        }
+        if let Some(state) = self.value.take() {
+            let (part, next) = value::continue_value(&mut self.reader, state, &self.limits)?;
+            self.value = next;
+            return Ok(Some(Item::Part(part)));
+        }
+        if self.key_open {
+            self.key_open = false;
+            return Ok(Some(Item::KeyEnd));
         }
         let Some(version) = self.version else {
             return self.read_header().map(Some);
         };
-        if let Some(state) = self.value.take() {
-            let (part, next) = value::continue_value(&mut self.reader, state, &self.limits)?;
-            if next.is_none() {
-                self.pending.push_back(Item::KeyEnd);
-            }
-            self.value = next;
-            return Ok(Some(Item::Part(part)));
-        }
         self.read_record(version).map(Some)
     }
 
@@ -296,11 +299,9 @@ impl<R: Read> Decoder<R> {
             encoding: type_byte,
             len: start.len,
         };
-        self.pending.extend(start.parts.into_iter().map(Item::Part));
-        match start.state {
-            Some(state) => self.value = Some(state),
-            None => self.pending.push_back(Item::KeyEnd),
-        }
+        self.ready = start.parts.into_iter();
+        self.value = start.state;
+        self.key_open = true;
         Ok(Item::KeyStart(header))
     }
 

@@ -224,7 +224,17 @@ impl<R: Read> Reader<R> {
     }
 
     /// An RDB string: plain, integer-encoded (returned as its decimal text) or LZF.
+    #[inline]
     pub fn read_string(&mut self, context: &'static str) -> Result<Bytes, DecodeError> {
+        // Fast path for the common short string (6-bit length) already in the buffer.
+        if let Some(&first) = self.buf[..self.end].get(self.pos) {
+            let n = usize::from(first);
+            if n < 0x40 && self.end - self.pos > n {
+                let out = Bytes::copy_from_slice(&self.buf[self.pos + 1..self.pos + 1 + n]);
+                self.pos += 1 + n;
+                return Ok(out);
+            }
+        }
         match self.read_len_or_encoding(context)? {
             Len::Plain(n) => self.read_bytes(n, context),
             Len::Encoded(ENC_INT8) => {
