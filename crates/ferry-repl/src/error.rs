@@ -38,6 +38,9 @@ pub enum ReplError {
         during: &'static str,
         cause: std::io::Error,
     },
+    /// The consumer of the snapshot (the [`crate::ChannelReader`]) was dropped early.
+    #[error("the snapshot reader stopped before the end of the snapshot")]
+    ReaderGone,
     /// The API was used out of order (for example `next_command` before the snapshot ended).
     #[error("invalid use of the replica connection: {0}")]
     InvalidState(&'static str),
