@@ -1,5 +1,6 @@
 //! Opening the connection and the replica handshake, in the order a Redis replica uses:
-//! PING, AUTH, REPLCONF listening-port, REPLCONF capa eof capa psync2, then PSYNC.
+//! PING, AUTH, REPLCONF listening-port, REPLCONF capa eof capa psync2, REPLCONF version
+//! (if set, as Valkey replicas send it), then PSYNC.
 
 use std::io;
 
@@ -84,10 +85,15 @@ pub(crate) async fn handshake(link: &mut Link, options: &ConnectOptions) -> Resu
     }
 
     let port = options.listening_port.to_string();
-    let port_args: [&[u8]; 3] = [b"REPLCONF", b"listening-port", port.as_bytes()];
-    let capa_args: [&[u8]; 5] = [b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"];
-    for args in [&port_args[..], &capa_args[..]] {
-        let reply = request(link, args, "waiting for the REPLCONF reply").await?;
+    let mut replconfs: Vec<Vec<&[u8]>> = vec![
+        vec![b"REPLCONF", b"listening-port", port.as_bytes()],
+        vec![b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"],
+    ];
+    if let Some(version) = &options.announce_version {
+        replconfs.push(vec![b"REPLCONF", b"version", version.as_bytes()]);
+    }
+    for args in &replconfs {
+        let reply = request(link, args.as_slice(), "waiting for the REPLCONF reply").await?;
         // Old servers do not know every REPLCONF option; only missing credentials matter.
         if let Some(text) = error_text(&reply) {
             if is_auth_error(&text) {

@@ -13,6 +13,10 @@ pub struct ConnectOptions {
     pub password: Option<Secret>,
     /// Announced with `REPLCONF listening-port`; the primary lists it in `INFO replication`.
     pub listening_port: u16,
+    /// Sent as `REPLCONF version <x.y.z>` when set. Valkey 9.1+ picks the RDB version of
+    /// the snapshot from it (without it: RDB 11, which cannot hold Valkey 9 types);
+    /// Redis answers an error, which is ignored.
+    pub announce_version: Option<String>,
     /// Bound on establishing the TCP connection.
     pub connect_timeout: Duration,
     /// Bound on each wait for bytes from (or room to write to) the primary. A primary sends
@@ -32,6 +36,7 @@ impl Default for ConnectOptions {
             username: None,
             password: None,
             listening_port: 0,
+            announce_version: None,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             ack_interval: Duration::from_secs(1),
