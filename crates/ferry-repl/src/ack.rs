@@ -3,9 +3,11 @@
 //! when the primary asks with `REPLCONF GETACK`. Acknowledging the applied offset rather
 //! than the received one keeps the primary's view (WAIT, INFO) honest.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
@@ -21,7 +23,14 @@ struct Shared {
     ack_now: Notify,
     /// Why the ACK task stopped, if it did.
     failure: Mutex<Option<ReplError>>,
+    /// Set once a command arrived after the snapshot.
+    stream_flowing: AtomicBool,
 }
+
+/// ACK spacing while waiting for the stream to start after a snapshot.
+pub const WARM_UP_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest warm-up; an idle primary sends its first PING within 10 s anyway.
+pub const WARM_UP_LIMIT: Duration = Duration::from_secs(5);
 
 /// Reports the applied replication offset. Clone freely; all clones share one value.
 #[derive(Debug, Clone, Default)]
@@ -56,23 +65,32 @@ impl AckHandle {
         }
     }
 
+    /// Tells the task the command stream is flowing, which ends the warm-up.
+    pub(crate) fn mark_stream_flowing(&self) {
+        self.shared.stream_flowing.store(true, Ordering::Release);
+    }
+
     /// Starts the task. Its first ACK goes out at once: after a diskless transfer the
-    /// primary streams nothing until it gets one.
+    /// primary streams nothing until it gets one. With `warm_up`, ACKs repeat every
+    /// [`WARM_UP_INTERVAL`] until the first command arrives (for at most
+    /// [`WARM_UP_LIMIT`]): a primary that has not yet reaped its snapshot child ignores an
+    /// early ACK for starting the stream, and would otherwise wait a whole interval.
     pub(crate) fn spawn_sender(
         &self,
         mut writer: OwnedWriteHalf,
         interval: Duration,
         write_timeout: Duration,
+        warm_up: bool,
     ) -> JoinHandle<()> {
         let handle = self.clone();
+        let warm_up_until = Instant::now()
+            + if warm_up {
+                WARM_UP_LIMIT
+            } else {
+                Duration::ZERO
+            };
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = handle.shared.ack_now.notified() => {}
-                }
                 let offset = handle.applied().to_string();
                 let ack = command(&["REPLCONF", "ACK", offset.as_str()]);
                 if let Err(error) =
@@ -81,6 +99,17 @@ impl AckHandle {
                 {
                     handle.record_failure(error);
                     return;
+                }
+                let warming = Instant::now() < warm_up_until
+                    && !handle.shared.stream_flowing.load(Ordering::Acquire);
+                let pause = if warming {
+                    WARM_UP_INTERVAL.min(interval)
+                } else {
+                    interval
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = handle.shared.ack_now.notified() => {}
                 }
             }
         })

@@ -131,7 +131,7 @@ impl ReplicaConnection {
                 self.replid = Some(new_id.clone());
                 self.offset = offset;
                 self.acks.set_applied(offset);
-                self.start_streaming()?;
+                self.start_streaming(false)?;
             }
         }
         Ok(outcome)
@@ -194,6 +194,7 @@ impl ReplicaConnection {
                 args,
                 offset_after: self.offset,
             };
+            self.acks.mark_stream_flowing();
             if command.is_getack() {
                 self.acks.request_ack();
             }
@@ -238,7 +239,9 @@ impl ReplicaConnection {
         result
     }
 
-    fn start_streaming(&mut self) -> Result<(), ReplError> {
+    /// Hands the writer to the ACK task. `after_snapshot`: warm up (see
+    /// [`AckHandle`]'s sender) until the first command arrives.
+    fn start_streaming(&mut self, after_snapshot: bool) -> Result<(), ReplError> {
         let writer = self.link.take_writer().ok_or(ReplError::InvalidState(
             "the command stream already started",
         ))?;
@@ -246,6 +249,7 @@ impl ReplicaConnection {
             writer,
             self.ack_interval,
             self.link.read_timeout(),
+            after_snapshot,
         ));
         self.phase = Phase::Streaming;
         Ok(())
@@ -291,7 +295,7 @@ impl SnapshotStream<'_> {
                 Ok(Some(chunk))
             }
             None => {
-                self.conn.start_streaming()?;
+                self.conn.start_streaming(true)?;
                 Ok(None)
             }
         }
