@@ -1,17 +1,17 @@
 //! Acknowledgements to the primary. The caller reports the offset it has *applied* through
 //! a cheap [`AckHandle`]; a task sends `REPLCONF ACK <applied>` every interval, and at once
 //! when the primary asks with `REPLCONF GETACK`. Acknowledging the applied offset rather
-//! than the received one keeps the primary's view (WAIT, INFO) honest.
+//! than the received one keeps the primary's view (WAIT, INFO) honest. After a full resync
+//! the applied offset is 0 until the caller reports the snapshot applied.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::error::ReplError;
 use crate::link::write_with_timeout;

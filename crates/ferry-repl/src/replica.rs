@@ -156,6 +156,9 @@ impl ReplicaConnection {
     /// are not part of the primary's offset); PING, SELECT and REPLCONF GETACK are
     /// returned, since their bytes count in the offset. GETACK is answered before it is
     /// returned.
+    ///
+    /// Cancel-safe: dropping the future (in `select!`, `timeout`) loses nothing; partial
+    /// frames stay buffered for the next call.
     pub async fn next_command(&mut self) -> Result<ReplCommand, ReplError> {
         self.expect_phase(
             Phase::Streaming,
@@ -284,6 +287,7 @@ impl SnapshotStream<'_> {
 
     /// The next chunk, or `None` once the snapshot is complete. At the end the command
     /// stream starts and the first ACK is sent (a diskless primary waits for it).
+    /// Cancel-safe, like [`ReplicaConnection::next_command`].
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ReplError> {
         if self.body.is_done() {
             return Ok(None);
