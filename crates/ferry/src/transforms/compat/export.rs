@@ -116,3 +116,84 @@ fn attributes_json(raw: &[u8]) -> Value {
     }
     serde_json::from_slice(raw).unwrap_or_else(|_| json_bytes(raw))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::vectorset::VectorElement;
+    use bytes::Bytes;
+    use serde_json::json;
+
+    fn element(
+        name: &'static [u8],
+        vector: Vec<f32>,
+        attributes: Option<&'static [u8]>,
+    ) -> VectorElement {
+        VectorElement {
+            name: Bytes::from_static(name),
+            vector,
+            attributes: attributes.map(Bytes::from_static),
+        }
+    }
+
+    #[test]
+    fn one_json_line_per_element() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.jsonl");
+        let mut exporter = VectorExporter::new(&path, false).unwrap();
+        let set = VectorSet {
+            dim: 2,
+            quantization: Quantization::Int8,
+            hnsw_m: 16,
+            projection: None,
+            elements: vec![
+                element(b"a", vec![0.5, -1.0], Some(br#"{"color":"red","n":3}"#)),
+                element(b"\xffb", vec![0.25, 2.0], None),
+                element(b"c", vec![1.0, 0.0], Some(b"not json")),
+            ],
+        };
+        assert_eq!(exporter.write_set(b"vs:1", &set).unwrap(), 3);
+        assert!(!path.exists(), "the file appears only on commit");
+        exporter.commit().unwrap();
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            json!({"key": "vs:1", "element": "a", "vector": [0.5, -1.0],
+                   "attributes": {"color": "red", "n": 3}, "quantization": "int8"})
+        );
+        assert_eq!(lines[1]["element"], json!({"base64": "/2I="}));
+        assert_eq!(lines[1]["attributes"], json!(null));
+        assert_eq!(lines[2]["attributes"], json!("not json"));
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn an_export_with_nothing_to_export_leaves_an_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.jsonl");
+        VectorExporter::new(&path, false).unwrap().commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_failed_run_leaves_no_export_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.jsonl");
+        let mut exporter = VectorExporter::new(&path, false).unwrap();
+        let set = VectorSet {
+            dim: 1,
+            quantization: Quantization::Fp32,
+            hnsw_m: 16,
+            projection: None,
+            elements: vec![element(b"a", vec![1.0], None)],
+        };
+        exporter.write_set(b"k", &set).unwrap();
+        drop(exporter);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
