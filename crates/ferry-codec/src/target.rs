@@ -26,7 +26,10 @@ impl Format {
     }
 
     pub fn from_profile(name: &str) -> Option<Self> {
-        PROFILES.iter().find(|(n, _)| *n == name).map(|(_, v)| Self::new(*v))
+        PROFILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| Self::new(*v))
     }
 
     /// `--rdb-version N`: 9–12 are Redis dialects, 80 and up Valkey's.
@@ -100,11 +103,21 @@ mod tests {
 
     #[test]
     fn profiles_map_to_the_versions_the_servers_write() {
-        assert_eq!(Format::from_profile("valkey-8.1").unwrap().version, RdbVersion::redis(11));
-        assert_eq!(Format::from_profile("valkey-9.1").unwrap().version, RdbVersion::valkey(80));
+        assert_eq!(
+            Format::from_profile("valkey-8.1").unwrap().version,
+            RdbVersion::redis(11)
+        );
+        assert_eq!(
+            Format::from_profile("valkey-9.1").unwrap().version,
+            RdbVersion::valkey(80)
+        );
         assert!(Format::from_profile("valkey-7.9").is_none());
-        assert!(!Format::from_profile("valkey-8.1").unwrap().has_hash_field_ttl());
-        assert!(Format::from_profile("valkey-9.0").unwrap().has_hash_field_ttl());
+        assert!(!Format::from_profile("valkey-8.1")
+            .unwrap()
+            .has_hash_field_ttl());
+        assert!(Format::from_profile("valkey-9.0")
+            .unwrap()
+            .has_hash_field_ttl());
         assert_eq!(Format::from_profile("redis-6.0").unwrap().stream_type(), 15);
     }
 }
