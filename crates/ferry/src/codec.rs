@@ -86,11 +86,15 @@ pub mod encode {
     #[derive(Debug, Clone)]
     pub struct EncodeOptions {
         pub compress: bool,
+        pub buffer_limit: usize,
     }
 
     impl Default for EncodeOptions {
         fn default() -> Self {
-            Self { compress: true }
+            Self {
+                compress: true,
+                buffer_limit: 8 << 20,
+            }
         }
     }
 
@@ -134,11 +138,17 @@ pub mod vectorset {
     }
 
     #[derive(Debug, Clone, PartialEq)]
+    pub struct Projection {
+        pub input_dim: u32,
+        pub matrix: Vec<f32>,
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
     pub struct VectorSet {
         pub dim: u32,
         pub quantization: Quantization,
         pub hnsw_m: u32,
-        pub projection: Option<Vec<f32>>,
+        pub projection: Option<Projection>,
         pub elements: Vec<VectorElement>,
     }
 

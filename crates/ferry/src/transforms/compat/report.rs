@@ -68,12 +68,24 @@ impl PolicyReport {
             let flag = format!("--hash-field-ttl {}", self.policies.hash_field_ttl);
             let fields = count(hash.fields, "field", "fields");
             let keys = count(hash.keys, "hash", "hashes");
-            lines.push(if self.policies.hash_field_ttl == HashFieldTtlPolicy::Persist {
-                format!("{flag}: {fields} in {keys} kept without their TTL")
-            } else {
-                let emptied = count(hash.keys_dropped, "hash", "hashes");
-                format!("{flag}: {fields} with a TTL left out of {keys}; {emptied} left empty and left out whole")
-            });
+            lines.push(
+                if self.policies.hash_field_ttl == HashFieldTtlPolicy::Persist {
+                    format!("{flag}: {fields} in {keys} kept without their TTL")
+                } else {
+                    let mut line = format!("{flag}: {fields} with a TTL left out of {keys}");
+                    if hash.keys_dropped > 0 {
+                        let emptied = count(hash.keys_dropped, "hash", "hashes");
+                        let verb = if hash.keys_dropped == 1 {
+                            "was"
+                        } else {
+                            "were"
+                        };
+                        line +=
+                            &format!("; {emptied} had no other field and {verb} left out whole");
+                    }
+                    line
+                },
+            );
         }
         let vectors = &self.vector_sets;
         let flag = format!("--vector-set {}", self.policies.vector_set);
