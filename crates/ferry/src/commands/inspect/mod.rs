@@ -11,6 +11,7 @@ pub use targets::{Blocker, TargetCheck};
 use crate::cli::InspectArgs;
 use crate::display::json_bytes;
 use crate::error::Error;
+use crate::progress::InputProgress;
 use crate::sources::file::RdbFileSource;
 use crate::sources::Source;
 use crate::target::valkey_targets;
@@ -114,13 +115,11 @@ pub struct FieldTtlStats {
 
 pub fn run(args: InspectArgs, out: &mut dyn Write) -> Result<(), Error> {
     let mut source = RdbFileSource::open(&args.file)?;
-    let mut census = Census::default();
-    let mut before = 0;
-    while let Some(item) = source.next_item()? {
-        let after = source.bytes_read();
-        census.observe(&item, before, after);
-        before = after;
-    }
+    let progress = InputProgress::new(source.total_bytes());
+    let census = take_census(&mut source, &progress);
+    progress.finish();
+    let census = census?;
+    let before = source.bytes_read();
     let size = source.total_bytes().unwrap_or(before);
     let report = build_report(args.file.display().to_string(), size, &census);
     let written = if args.json {
@@ -131,6 +130,22 @@ pub fn run(args: InspectArgs, out: &mut dyn Write) -> Result<(), Error> {
         out.write_all(text::render(&report).as_bytes())
     };
     written.map_err(Error::Stdout)
+}
+
+fn take_census(source: &mut dyn Source, progress: &InputProgress) -> Result<Census, Error> {
+    let mut census = Census::default();
+    let mut before = 0;
+    let mut items = 0u32;
+    while let Some(item) = source.next_item()? {
+        let after = source.bytes_read();
+        census.observe(&item, before, after);
+        before = after;
+        items = items.wrapping_add(1);
+        if items & 1023 == 0 {
+            progress.set(after);
+        }
+    }
+    Ok(census)
 }
 
 pub fn build_report(file: String, size: u64, census: &Census) -> InspectReport {
