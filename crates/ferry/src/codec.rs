@@ -41,7 +41,9 @@ pub mod encode {
         /// Refuses, so no convert can appear to succeed before the encoder is here.
         pub fn finish(self) -> Result<W, EncodeError> {
             let _ = self.writer;
-            Err(EncodeError::Sequence("the encoder is not merged yet".into()))
+            Err(EncodeError::Sequence(
+                "the encoder is not merged yet".into(),
+            ))
         }
         pub fn bytes_written(&self) -> u64 {
             0
