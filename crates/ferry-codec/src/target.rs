@@ -8,6 +8,19 @@ pub struct Format {
     pub version: RdbVersion,
 }
 
+/// The form a format gives hashes with field TTLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashTtlForm {
+    /// Valkey 9 `HASH_2` (22): every field followed by its expiry, -1 for none.
+    ValkeyHash2,
+    /// Redis 7.4+ `HASH_LISTPACK_EX` (25) when small, else `HASH_METADATA` (24).
+    RedisMetadata,
+}
+
+/// The byte budget of one packed quicklist node under the default
+/// `list-max-listpack-size -2` (`list-max-ziplist-size -2` before Redis 7).
+pub const LIST_NODE_MAX_BYTES: usize = 8192;
+
 /// Named targets for `--to`.
 pub const PROFILES: &[(&str, RdbVersion)] = &[
     ("redis-6.0", RdbVersion::redis(9)),
@@ -26,7 +39,10 @@ impl Format {
     }
 
     pub fn from_profile(name: &str) -> Option<Self> {
-        PROFILES.iter().find(|(n, _)| *n == name).map(|(_, v)| Self::new(*v))
+        PROFILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| Self::new(*v))
     }
 
     /// `--rdb-version N`: 9–12 are Redis dialects, 80 and up Valkey's.
@@ -88,6 +104,30 @@ impl Format {
         name == "vectorset" && !self.is_valkey() && self.version.number >= 12
     }
 
+    /// How this format stores hashes whose fields carry TTLs, if it can.
+    pub fn hash_ttl_form(&self) -> Option<HashTtlForm> {
+        if self.is_valkey() {
+            Some(HashTtlForm::ValkeyHash2)
+        } else if self.version.number >= 12 {
+            Some(HashTtlForm::RedisMetadata)
+        } else {
+            None
+        }
+    }
+
+    /// The element size from which the server keeps a list element in a quicklist node of
+    /// its own with the PLAIN container (quicklist 2 only). Redis 7.0–7.2 did so from 1 GiB;
+    /// Redis 7.4+ and Valkey 8+ from anything over the 8 KiB node limit.
+    pub fn list_plain_node_from(&self) -> Option<usize> {
+        if !self.has_listpacks() {
+            None
+        } else if self.is_valkey() || self.version.number >= 12 {
+            Some(LIST_NODE_MAX_BYTES + 1)
+        } else {
+            Some(1 << 30)
+        }
+    }
+
     /// `SLOT_INFO` opcodes (Redis 7.4+, RDB 12); a hint that other targets do without.
     pub fn has_slot_info(&self) -> bool {
         !self.is_valkey() && self.version.number >= 12
@@ -100,11 +140,21 @@ mod tests {
 
     #[test]
     fn profiles_map_to_the_versions_the_servers_write() {
-        assert_eq!(Format::from_profile("valkey-8.1").unwrap().version, RdbVersion::redis(11));
-        assert_eq!(Format::from_profile("valkey-9.1").unwrap().version, RdbVersion::valkey(80));
+        assert_eq!(
+            Format::from_profile("valkey-8.1").unwrap().version,
+            RdbVersion::redis(11)
+        );
+        assert_eq!(
+            Format::from_profile("valkey-9.1").unwrap().version,
+            RdbVersion::valkey(80)
+        );
         assert!(Format::from_profile("valkey-7.9").is_none());
-        assert!(!Format::from_profile("valkey-8.1").unwrap().has_hash_field_ttl());
-        assert!(Format::from_profile("valkey-9.0").unwrap().has_hash_field_ttl());
+        assert!(!Format::from_profile("valkey-8.1")
+            .unwrap()
+            .has_hash_field_ttl());
+        assert!(Format::from_profile("valkey-9.0")
+            .unwrap()
+            .has_hash_field_ttl());
         assert_eq!(Format::from_profile("redis-6.0").unwrap().stream_type(), 15);
     }
 }
