@@ -14,13 +14,21 @@ pub struct FormatError {
 
 impl FormatError {
     pub fn new(structure: &'static str, at: usize, problem: impl Into<String>) -> Self {
-        Self { structure, at, problem: problem.into() }
+        Self {
+            structure,
+            at,
+            problem: problem.into(),
+        }
     }
 }
 
 impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "corrupt {} (at its byte {}): {}", self.structure, self.at, self.problem)
+        write!(
+            f,
+            "corrupt {} (at its byte {}): {}",
+            self.structure, self.at, self.problem
+        )
     }
 }
 

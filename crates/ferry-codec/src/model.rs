@@ -23,10 +23,16 @@ pub struct RdbVersion {
 
 impl RdbVersion {
     pub const fn redis(number: u16) -> Self {
-        Self { flavor: Flavor::Redis, number }
+        Self {
+            flavor: Flavor::Redis,
+            number,
+        }
     }
     pub const fn valkey(number: u16) -> Self {
-        Self { flavor: Flavor::Valkey, number }
+        Self {
+            flavor: Flavor::Valkey,
+            number,
+        }
     }
     /// The nine header bytes.
     pub fn magic(&self) -> [u8; 9] {
@@ -96,22 +102,40 @@ impl ModuleId {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     Header(RdbVersion),
-    Aux { key: Bytes, value: Bytes },
+    Aux {
+        key: Bytes,
+        value: Bytes,
+    },
     /// A module's global data. `body` is the module's serialized opcode stream including its
     /// end marker, exactly as on disk, so it can be passed through or skipped.
-    ModuleAux { module: ModuleId, when: u64, body: Bytes },
+    ModuleAux {
+        module: ModuleId,
+        when: u64,
+        body: Bytes,
+    },
     /// A function library (`FUNCTION2`): its source code.
-    Function { code: Bytes },
+    Function {
+        code: Bytes,
+    },
     SelectDb(u64),
-    ResizeDb { keys: u64, expires: u64 },
+    ResizeDb {
+        keys: u64,
+        expires: u64,
+    },
     /// Cluster slot statistics (Redis 7.4+ `SLOT_INFO`, Valkey `slot-info`): a hint only.
-    SlotInfo { slot: u64, keys: u64, expires: u64 },
+    SlotInfo {
+        slot: u64,
+        keys: u64,
+        expires: u64,
+    },
     KeyStart(KeyHeader),
     Part(ValuePart),
     KeyEnd,
     /// End of stream. `checksum` is the stored CRC64 when the file carries one (non-zero,
     /// version 5 or later); the decoder has already checked it against the bytes read.
-    End { checksum: Option<u64> },
+    End {
+        checksum: Option<u64>,
+    },
 }
 
 /// Everything about a key that comes before its value.
@@ -174,7 +198,10 @@ pub enum ValuePart {
     HashFields(Vec<HashField>),
     /// A stream node: the 128-bit master entry ID and its listpack, unchanged. The node
     /// format is the same in every Redis and Valkey release that has streams.
-    StreamNode { master_id: StreamId, listpack: Bytes },
+    StreamNode {
+        master_id: StreamId,
+        listpack: Bytes,
+    },
     /// Comes once, after all nodes.
     StreamMeta(StreamMeta),
     /// One consumer group with its pending entries and consumers; after `StreamMeta`.
@@ -211,7 +238,10 @@ impl StreamId {
         let mut seq = [0u8; 8];
         ms.copy_from_slice(&raw[..8]);
         seq.copy_from_slice(&raw[8..]);
-        Self { ms: u64::from_be_bytes(ms), seq: u64::from_be_bytes(seq) }
+        Self {
+            ms: u64::from_be_bytes(ms),
+            seq: u64::from_be_bytes(seq),
+        }
     }
     pub fn to_be_bytes(&self) -> [u8; 16] {
         let mut out = [0u8; 16];
