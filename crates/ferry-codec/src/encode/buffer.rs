@@ -1,6 +1,8 @@
 //! One key's value held until its encoding can be chosen. Element bytes are copied into
 //! one reused arena, so buffering a key allocates nothing once the buffers have grown.
 
+use std::cell::Cell;
+
 use crate::model::{HashField, Kind, ScoredMember, StreamGroup, StreamId, StreamMeta, ValuePart};
 
 /// A sorted-set member borrowed from a buffer or a part.
@@ -40,7 +42,7 @@ impl<'a> From<&'a HashField> for Field<'a> {
 /// Rough cost of one buffered element beyond its bytes (end offset, score or expiry).
 const ELEMENT_OVERHEAD: usize = 16;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct ValueBuffer {
     bytes: Vec<u8>,
     /// End offset in `bytes` of each element; hash fields take two (field, value), stream
@@ -53,6 +55,8 @@ pub(super) struct ValueBuffer {
     node_ids: Vec<StreamId>,
     pub(super) stream_meta: Option<StreamMeta>,
     pub(super) stream_groups: Vec<StreamGroup>,
+    /// Reused by [`ValueBuffer::first_duplicate`].
+    sort_scratch: Cell<Vec<usize>>,
 }
 
 /// Buffers above this capacity are released after use rather than kept for the next key.
@@ -173,6 +177,22 @@ impl ValueBuffer {
             .iter()
             .enumerate()
             .map(move |(i, id)| (id, self.element(i)))
+    }
+
+    /// A member (sets, sorted sets) or field (hashes) that occurs twice, if any.
+    pub(super) fn first_duplicate(&self, kind: Kind) -> Option<&[u8]> {
+        // Hash fields are every other element (field, value, field, ...).
+        let stride = if kind == Kind::Hash { 2 } else { 1 };
+        let mut order = self.sort_scratch.take();
+        order.clear();
+        order.extend((0..self.ends.len()).step_by(stride));
+        order.sort_unstable_by(|&a, &b| self.element(a).cmp(self.element(b)));
+        let duplicate = order
+            .windows(2)
+            .find(|w| self.element(w[0]) == self.element(w[1]))
+            .map(|w| self.element(w[0]));
+        self.sort_scratch.set(order);
+        duplicate
     }
 
     /// Elements (list, set), members (sorted set), fields (hash) or nodes (stream).

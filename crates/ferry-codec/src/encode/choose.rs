@@ -1,6 +1,8 @@
 //! Picks the encoding a fully buffered value gets: the most compact one the target has,
 //! under the limits of the servers' default configuration (Redis and Valkey `config.c`),
-//! and checks what the compact forms' loaders would not.
+//! and checks what the loaders would not: listpacks, ziplists and intsets are only checked
+//! for duplicates under deep sanitization (off by default), so the encoder checks them. The
+//! plain set and sorted set loaders reject duplicates themselves.
 
 use super::buffer::ValueBuffer;
 use crate::error::EncodeError;
@@ -134,7 +136,7 @@ fn choose_set(
         && count <= SET_MAX_LISTPACK_ENTRIES
         && value.elements().all(|m| m.len() <= SET_MAX_LISTPACK_VALUE)
     {
-        if let Some(dup) = first_duplicate(value.elements()) {
+        if let Some(dup) = value.first_duplicate(Kind::Set) {
             return Err(duplicate(header, "member", dup));
         }
         return Ok(Encoding::SetListpack);
@@ -155,7 +157,7 @@ fn choose_zset(
             .scored()
             .all(|m| m.member.len() <= ZSET_MAX_PACKED_VALUE)
     {
-        if let Some(dup) = first_duplicate(value.scored().map(|m| m.member)) {
+        if let Some(dup) = value.first_duplicate(Kind::SortedSet) {
             return Err(duplicate(header, "member", dup));
         }
         return Ok(Encoding::ZsetPacked);
@@ -183,11 +185,11 @@ fn choose_hash(
         (true, Some(HashTtlForm::RedisMetadata)) if small => Encoding::HashRedisListpackTtl,
         (true, Some(HashTtlForm::RedisMetadata)) => Encoding::HashRedisMetadata,
     };
-    if matches!(
-        encoding,
-        Encoding::HashPacked | Encoding::HashRedisListpackTtl
-    ) {
-        if let Some(dup) = first_duplicate(value.fields().map(|f| f.field)) {
+    // Up to that many fields, loaders start with a listpack and only look for duplicate
+    // fields under deep sanitization, whatever the type byte; a duplicate there makes the
+    // server panic when it later converts the hash.
+    if count <= HASH_MAX_PACKED_ENTRIES {
+        if let Some(dup) = value.first_duplicate(Kind::Hash) {
             return Err(duplicate(header, "field", dup));
         }
     }
@@ -212,15 +214,6 @@ pub(super) fn nan_score(header: &KeyHeader, member: &[u8]) -> EncodeError {
             String::from_utf8_lossy(member)
         ),
     )
-}
-
-/// Listpacks and intsets are not checked for duplicates when the server loads them
-/// (only with deep sanitization), so they are checked here; the plain forms' loaders
-/// reject duplicates themselves.
-fn first_duplicate<'a>(items: impl Iterator<Item = &'a [u8]>) -> Option<&'a [u8]> {
-    let mut sorted: Vec<&[u8]> = items.collect();
-    sorted.sort_unstable();
-    sorted.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
 fn duplicate(header: &KeyHeader, what: &str, item: &[u8]) -> EncodeError {
