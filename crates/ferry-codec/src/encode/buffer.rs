@@ -57,12 +57,19 @@ pub(super) struct ValueBuffer {
     pub(super) stream_groups: Vec<StreamGroup>,
     /// Reused by [`ValueBuffer::first_duplicate`].
     sort_scratch: Cell<Vec<usize>>,
+    /// Bytes of capacity kept between keys: reallocating for every large key costs more
+    /// than holding about one buffer's worth.
+    keep_capacity: usize,
 }
 
-/// Buffers above this capacity are released after use rather than kept for the next key.
-const KEEP_CAPACITY: usize = 1 << 20;
-
 impl ValueBuffer {
+    pub(super) fn new(keep_capacity: usize) -> Self {
+        Self {
+            keep_capacity,
+            ..Self::default()
+        }
+    }
+
     pub(super) fn clear(&mut self) {
         self.clear_elements();
         self.stream_meta = None;
@@ -77,11 +84,12 @@ impl ValueBuffer {
         self.expiries.clear();
         self.part_ends.clear();
         self.node_ids.clear();
-        if self.bytes.capacity() > KEEP_CAPACITY {
-            self.bytes.shrink_to(KEEP_CAPACITY);
+        if self.bytes.capacity() > self.keep_capacity {
+            self.bytes.shrink_to(self.keep_capacity);
         }
-        if self.ends.capacity() > KEEP_CAPACITY / 8 {
-            self.ends.shrink_to(KEEP_CAPACITY / 8);
+        let keep_elements = self.keep_capacity / ELEMENT_OVERHEAD;
+        if self.ends.capacity() > keep_elements {
+            self.ends.shrink_to(keep_elements);
         }
     }
 

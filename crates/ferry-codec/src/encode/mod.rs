@@ -137,13 +137,15 @@ const STREAMED_MIN_EXPIRE: u64 = 0;
 
 impl<W: Write> Encoder<W> {
     pub fn new(writer: W, format: Format, options: EncodeOptions) -> Self {
+        // A buffered value can pass the limit by one part before it is streamed.
+        let keep_capacity = options.buffer_limit.saturating_mul(2);
         Self {
-            out: Output::new(writer),
+            out: Output::new(writer, keep_capacity),
             format,
             options,
             state: State::AwaitHeader,
             db: 0,
-            value: ValueBuffer::default(),
+            value: ValueBuffer::new(keep_capacity),
         }
     }
 

@@ -39,7 +39,7 @@ mod tests {
     use super::*;
 
     fn via_long_path(value: &[u8], compress: bool) -> Vec<u8> {
-        let mut out = Output::new(Vec::new());
+        let mut out = Output::new(Vec::new(), 0);
         write_long_string(&mut out, value, compress).unwrap();
         out.finish().unwrap()
     }

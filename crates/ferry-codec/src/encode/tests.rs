@@ -620,7 +620,8 @@ fn hashes_pick_packed_or_plain() {
 #[test]
 fn hash_field_ttls_use_the_targets_own_types() {
     use crate::types::{REDIS_HASH_LISTPACK_EX, REDIS_HASH_METADATA, VALKEY_HASH_2};
-    let ttl = |i: usize| (!i.is_multiple_of(3)).then_some(1_900_000_000_000 + (i as i64 % 7) * 1000);
+    let ttl =
+        |i: usize| (!i.is_multiple_of(3)).then_some(1_900_000_000_000 + (i as i64 % 7) * 1000);
     let small = || {
         (
             header("h", Kind::Hash),

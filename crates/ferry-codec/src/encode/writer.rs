@@ -8,10 +8,6 @@ use crate::crc64;
 /// Pending bytes are handed to the destination once they pass this size.
 const FLUSH_AT: usize = 64 * 1024;
 
-/// A large value's buffer is given back once it has been flushed, so that one big key
-/// does not pin its size for the rest of the file.
-const KEEP_CAPACITY: usize = 4 * FLUSH_AT;
-
 /// Strings at least this long skip the buffer and go straight to the destination.
 pub(super) const DIRECT_WRITE_FROM: usize = FLUSH_AT;
 
@@ -20,15 +16,19 @@ pub(super) struct Output<W: Write> {
     pending: Vec<u8>,
     digest: crc::Digest<'static, u64, crc::Table<16>>,
     flushed: u64,
+    /// Capacity kept after a flush. The buffer holds a whole buffered value's encoding, so
+    /// about the buffer limit; beyond that a one-off big key's memory is given back.
+    keep_capacity: usize,
 }
 
 impl<W: Write> Output<W> {
-    pub(super) fn new(inner: W) -> Self {
+    pub(super) fn new(inner: W, keep_capacity: usize) -> Self {
         Self {
             inner,
             pending: Vec::with_capacity(FLUSH_AT * 2),
             digest: crc64::digest(),
             flushed: 0,
+            keep_capacity: keep_capacity.max(FLUSH_AT * 2),
         }
     }
 
@@ -62,8 +62,8 @@ impl<W: Write> Output<W> {
         self.inner.write_all(&self.pending)?;
         self.flushed += self.pending.len() as u64;
         self.pending.clear();
-        if self.pending.capacity() > KEEP_CAPACITY {
-            self.pending.shrink_to(FLUSH_AT * 2);
+        if self.pending.capacity() > self.keep_capacity {
+            self.pending.shrink_to(self.keep_capacity);
         }
         Ok(())
     }
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn checksum_covers_buffered_and_direct_bytes_in_order() {
-        let mut out = Output::new(Vec::new());
+        let mut out = Output::new(Vec::new(), 0);
         out.pending().extend_from_slice(b"1234");
         out.write_direct(b"56789").unwrap();
         assert_eq!(out.checksum().unwrap(), crc64::checksum(b"123456789"));
@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn rollback_forgets_bytes_since_the_mark() {
-        let mut out = Output::new(Vec::new());
+        let mut out = Output::new(Vec::new(), 0);
         out.pending().extend_from_slice(b"keep");
         let mark = out.mark();
         out.pending().extend_from_slice(b"drop");
