@@ -1,1 +1,86 @@
-fn main() {}
+//! Project chores: `cargo xtask servers|test|demo|bench`.
+
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  servers        install the Redis/Valkey test servers under build/servers and print their versions
+  test [ARGS]    install the servers, then run `cargo test --workspace [ARGS]` against them
+  demo           (not yet)
+  bench          (not yet)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<ExitCode> {
+    let Some((command, rest)) = args.split_first() else {
+        println!("{USAGE}");
+        return Ok(ExitCode::FAILURE);
+    };
+    match command.as_str() {
+        "servers" => {
+            servers::ensure(&repo_root())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "test" => test(rest),
+        "demo" | "bench" => {
+            println!("cargo xtask {command}: not yet");
+            Ok(ExitCode::SUCCESS)
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+/// Installs the servers, then runs the workspace tests with `FERRY_SERVERS` pointing at them.
+fn test(extra: &[String]) -> Result<ExitCode> {
+    let root = repo_root();
+    let manifest = servers::ensure(&root)?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // `--workspace` would override a package selection given by the caller.
+    let selects_packages = extra
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"));
+    let mut command = Command::new(cargo);
+    command.current_dir(&root).arg("test");
+    if !selects_packages {
+        command.arg("--workspace");
+    }
+    let status = command
+        .args(extra)
+        .env("FERRY_SERVERS", &manifest)
+        .status()
+        .context("cannot run cargo test")?;
+    // The tests' own exit code decides; a signal death counts as failure.
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+fn repo_root() -> PathBuf {
+    // xtask lives one level below the repository root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}

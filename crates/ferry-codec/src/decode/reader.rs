@@ -1,0 +1,555 @@
+//! Buffered reading of RDB primitives: lengths, strings, fixed-size numbers.
+//!
+//! The reader tracks the absolute offset of every byte and feeds the running CRC64 in large
+//! batches (when the buffer is refilled) rather than per call, because the checksum covers
+//! every byte of the file and per-byte work would dominate the decoder's cost.
+
+use std::io::{ErrorKind, Read};
+
+use bytes::Bytes;
+use crc::{Digest, Table};
+
+use crate::error::DecodeError;
+
+/// Size of the read-ahead buffer. Every fixed-size read must fit in it.
+const BUFFER_SIZE: usize = 64 * 1024;
+/// Most we allocate up front for a string whose length comes from the input: a corrupt
+/// length must not make us allocate gigabytes before the data proves to be there.
+const PREALLOC_LIMIT: usize = 1 << 20;
+/// LZF cannot expand data more than this: a back-reference of 2 bytes yields at most 9
+/// bytes and one of 3 bytes at most 264 (88 per input byte). A larger claimed
+/// uncompressed size is corrupt.
+const LZF_MAX_RATIO: u64 = 88;
+
+/// A length field as stored: a plain count or the marker of a specially encoded string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Len {
+    Plain(u64),
+    /// The low 6 bits of a `11xxxxxx` length byte: 0 int8, 1 int16, 2 int32, 3 LZF.
+    Encoded(u8),
+}
+
+const ENC_INT8: u8 = 0;
+const ENC_INT16: u8 = 1;
+const ENC_INT32: u8 = 2;
+const ENC_LZF: u8 = 3;
+
+pub(crate) struct Reader<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    /// Next unread byte in `buf`.
+    pos: usize,
+    /// End of valid data in `buf`.
+    end: usize,
+    /// `buf[crc_from..pos]` was consumed but not yet fed to the checksum.
+    crc_from: usize,
+    /// Absolute stream offset of `buf[0]`.
+    base: u64,
+    digest: Option<Digest<'static, u64, Table<16>>>,
+}
+
+impl<R: Read> Reader<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            buf: vec![0u8; BUFFER_SIZE].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            crc_from: 0,
+            base: 0,
+            digest: Some(crate::crc64::digest()),
+        }
+    }
+
+    /// Absolute offset of the next byte to be read.
+    #[inline]
+    pub fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    /// Stops checksumming (and forgets what was summed so far).
+    pub fn disable_checksum(&mut self) {
+        self.digest = None;
+    }
+
+    /// The CRC64 of every byte consumed so far; checksumming stops afterwards.
+    pub fn finish_checksum(&mut self) -> Option<u64> {
+        self.flush_crc();
+        self.digest.take().map(|d| d.finalize())
+    }
+
+    /// The underlying reader and the bytes read ahead from it but not consumed.
+    pub fn into_parts(self) -> (R, Bytes) {
+        let rest = Bytes::copy_from_slice(&self.buf[self.pos..self.end]);
+        (self.inner, rest)
+    }
+
+    /// True when no byte is left (reads more to find out).
+    pub fn at_eof(&mut self) -> Result<bool, DecodeError> {
+        if self.pos < self.end {
+            return Ok(false);
+        }
+        Ok(!self.fill()?)
+    }
+
+    #[inline]
+    fn flush_crc(&mut self) {
+        if let Some(digest) = self.digest.as_mut() {
+            digest.update(&self.buf[self.crc_from..self.pos]);
+        }
+        self.crc_from = self.pos;
+    }
+
+    /// Reads more data into the buffer, keeping unread bytes. Returns false at end of input.
+    fn fill(&mut self) -> Result<bool, DecodeError> {
+        self.flush_crc();
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
+            self.crc_from = 0;
+        }
+        if self.end == self.buf.len() {
+            return Ok(true);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(DecodeError::Io {
+                        offset: self.offset(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Makes at least `n` (≤ buffer size) bytes available.
+    #[inline]
+    fn ensure(&mut self, n: usize, context: &'static str) -> Result<(), DecodeError> {
+        while self.end - self.pos < n {
+            if !self.fill()? {
+                return Err(DecodeError::Truncated {
+                    offset: self.offset() + (self.end - self.pos) as u64,
+                    context,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    pub fn read_u8(&mut self, context: &'static str) -> Result<u8, DecodeError> {
+        if self.pos == self.end {
+            self.ensure(1, context)?;
+        }
+        let byte = self.buf[self.pos];
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    #[inline]
+    pub fn read_array<const N: usize>(
+        &mut self,
+        context: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
+        self.ensure(N, context)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.buf[self.pos..self.pos + N]);
+        self.pos += N;
+        Ok(out)
+    }
+
+    pub fn read_u64_le(&mut self, context: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.read_array(context)?))
+    }
+
+    pub fn read_i64_le(&mut self, context: &'static str) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.read_array(context)?))
+    }
+
+    pub fn read_f64_le(&mut self, context: &'static str) -> Result<f64, DecodeError> {
+        Ok(f64::from_le_bytes(self.read_array(context)?))
+    }
+
+    /// A length field, or the marker of a specially encoded string.
+    #[inline]
+    pub fn read_len_or_encoding(&mut self, context: &'static str) -> Result<Len, DecodeError> {
+        let first = self.read_u8(context)?;
+        match first >> 6 {
+            0 => Ok(Len::Plain(u64::from(first & 0x3f))),
+            1 => {
+                let second = self.read_u8(context)?;
+                Ok(Len::Plain(
+                    (u64::from(first & 0x3f) << 8) | u64::from(second),
+                ))
+            }
+            2 => match first {
+                0x80 => Ok(Len::Plain(u64::from(u32::from_be_bytes(
+                    self.read_array(context)?,
+                )))),
+                0x81 => Ok(Len::Plain(u64::from_be_bytes(self.read_array(context)?))),
+                _ => Err(self.invalid_at(1, format!("bad length byte 0x{first:02x} in {context}"))),
+            },
+            _ => Ok(Len::Encoded(first & 0x3f)),
+        }
+    }
+
+    /// A plain length; a string-encoding marker here is an error.
+    #[inline]
+    pub fn read_len(&mut self, context: &'static str) -> Result<u64, DecodeError> {
+        match self.read_len_or_encoding(context)? {
+            Len::Plain(n) => Ok(n),
+            Len::Encoded(_) => Err(self.invalid_at(
+                1,
+                format!("expected a length in {context}, found a string encoding"),
+            )),
+        }
+    }
+
+    /// A length used as an in-memory count; rejects values that cannot be one.
+    pub fn read_count(&mut self, context: &'static str) -> Result<u64, DecodeError> {
+        let n = self.read_len(context)?;
+        if n > u64::from(u32::MAX) * 16 {
+            return Err(self.invalid(format!("implausible count {n} in {context}")));
+        }
+        Ok(n)
+    }
+
+    /// An RDB string: plain, integer-encoded (returned as its decimal text) or LZF.
+    #[inline]
+    pub fn read_string(&mut self, context: &'static str) -> Result<Bytes, DecodeError> {
+        // Fast path for the common short string (6-bit length) already in the buffer.
+        if let Some(&first) = self.buf[..self.end].get(self.pos) {
+            let n = usize::from(first);
+            if n < 0x40 && self.end - self.pos > n {
+                let out = Bytes::copy_from_slice(&self.buf[self.pos + 1..self.pos + 1 + n]);
+                self.pos += 1 + n;
+                return Ok(out);
+            }
+        }
+        match self.read_len_or_encoding(context)? {
+            Len::Plain(n) => self.read_bytes(n, context),
+            Len::Encoded(ENC_INT8) => {
+                let v = self.read_u8(context)? as i8;
+                Ok(decimal(i64::from(v)))
+            }
+            Len::Encoded(ENC_INT16) => {
+                let v = i16::from_le_bytes(self.read_array(context)?);
+                Ok(decimal(i64::from(v)))
+            }
+            Len::Encoded(ENC_INT32) => {
+                let v = i32::from_le_bytes(self.read_array(context)?);
+                Ok(decimal(i64::from(v)))
+            }
+            Len::Encoded(ENC_LZF) => self.read_lzf(context),
+            Len::Encoded(other) => {
+                Err(self.invalid_at(1, format!("unknown string encoding {other} in {context}")))
+            }
+        }
+    }
+
+    fn read_lzf(&mut self, context: &'static str) -> Result<Bytes, DecodeError> {
+        let compressed_len = self.read_len(context)?;
+        let original_len = self.read_len(context)?;
+        let start = self.offset();
+        if original_len
+            > compressed_len
+                .saturating_mul(LZF_MAX_RATIO)
+                .saturating_add(64)
+        {
+            return Err(self.invalid(format!(
+                "LZF string in {context} claims {original_len} bytes from {compressed_len} compressed"
+            )));
+        }
+        let original_len = usize::try_from(original_len).map_err(|_| {
+            self.invalid(format!(
+                "LZF string in {context} too large for this machine"
+            ))
+        })?;
+        let decompress = |data: &[u8]| {
+            crate::lzf::decompress(data, original_len).map_err(|source| DecodeError::Structure {
+                offset: start,
+                source,
+            })
+        };
+        let out = if compressed_len <= (self.end - self.pos) as u64 {
+            let n = compressed_len as usize;
+            let out = decompress(&self.buf[self.pos..self.pos + n])?;
+            self.pos += n;
+            out
+        } else {
+            let data = self.read_bytes(compressed_len, context)?;
+            decompress(&data)?
+        };
+        Ok(Bytes::from(out))
+    }
+
+    /// Exactly `n` bytes. Large reads go straight from the source into the result.
+    pub fn read_bytes(&mut self, n: u64, context: &'static str) -> Result<Bytes, DecodeError> {
+        let available = self.end - self.pos;
+        if n <= available as u64 {
+            let n = n as usize;
+            let out = Bytes::copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(out);
+        }
+        let n = usize::try_from(n)
+            .map_err(|_| self.invalid(format!("{context} of {n} bytes is too large")))?;
+        let mut out = Vec::with_capacity(n.min(PREALLOC_LIMIT));
+        out.extend_from_slice(&self.buf[self.pos..self.end]);
+        self.pos = self.end;
+        let rest = n - out.len();
+        if rest < BUFFER_SIZE / 2 {
+            self.copy_into(rest, &mut out, context)?;
+        } else {
+            self.read_direct(rest, &mut out, context)?;
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Reads `n` bytes from the source into `out`, bypassing the (empty) buffer.
+    fn read_direct(
+        &mut self,
+        n: usize,
+        out: &mut Vec<u8>,
+        context: &'static str,
+    ) -> Result<(), DecodeError> {
+        debug_assert_eq!(self.pos, self.end);
+        self.flush_crc();
+        let start = out.len();
+        // `read_to_end` grows `out` as data actually arrives, so a lying length cannot make
+        // us allocate more than about twice what the source really holds.
+        let result = (&mut self.inner).take(n as u64).read_to_end(out);
+        let got = out.len() - start;
+        if let Some(digest) = self.digest.as_mut() {
+            digest.update(&out[start..]);
+        }
+        self.base += got as u64;
+        if let Err(source) = result {
+            return Err(DecodeError::Io {
+                offset: self.offset(),
+                source,
+            });
+        }
+        if got < n {
+            return Err(DecodeError::Truncated {
+                offset: self.offset(),
+                context,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends exactly `n` bytes to `out`, going through the buffer.
+    pub fn copy_into(
+        &mut self,
+        mut n: usize,
+        out: &mut Vec<u8>,
+        context: &'static str,
+    ) -> Result<(), DecodeError> {
+        while n > 0 {
+            if self.pos == self.end {
+                self.ensure(1, context)?;
+            }
+            let take = n.min(self.end - self.pos);
+            out.extend_from_slice(&self.buf[self.pos..self.pos + take]);
+            self.pos += take;
+            n -= take;
+        }
+        Ok(())
+    }
+
+    /// Like [`Self::read_len_or_encoding`], also appending the raw bytes to `raw`.
+    pub fn read_len_raw(
+        &mut self,
+        raw: &mut Vec<u8>,
+        context: &'static str,
+    ) -> Result<Len, DecodeError> {
+        let first = self.peek_u8(context)?;
+        let len = self.read_len_or_encoding(context)?;
+        // The first byte fixes the field's width, so the value re-encodes to the same bytes.
+        match (first >> 6, len) {
+            (1, Len::Plain(n)) => raw.extend_from_slice(&[first, n as u8]),
+            (2, Len::Plain(n)) if first == 0x80 => {
+                raw.push(first);
+                raw.extend_from_slice(&(n as u32).to_be_bytes());
+            }
+            (2, Len::Plain(n)) => {
+                raw.push(first);
+                raw.extend_from_slice(&n.to_be_bytes());
+            }
+            _ => raw.push(first),
+        }
+        Ok(len)
+    }
+
+    #[inline]
+    fn peek_u8(&mut self, context: &'static str) -> Result<u8, DecodeError> {
+        if self.pos == self.end {
+            self.ensure(1, context)?;
+        }
+        Ok(self.buf[self.pos])
+    }
+
+    /// Copies one RDB string, in whatever encoding, to `raw` without interpreting it.
+    pub fn copy_string_raw(
+        &mut self,
+        raw: &mut Vec<u8>,
+        context: &'static str,
+    ) -> Result<(), DecodeError> {
+        match self.read_len_raw(raw, context)? {
+            Len::Plain(n) => self.copy_counted(n, raw, context),
+            Len::Encoded(ENC_INT8) => self.copy_into(1, raw, context),
+            Len::Encoded(ENC_INT16) => self.copy_into(2, raw, context),
+            Len::Encoded(ENC_INT32) => self.copy_into(4, raw, context),
+            Len::Encoded(ENC_LZF) => {
+                let compressed = self.read_len_raw(raw, context)?;
+                let compressed = self.expect_plain(compressed, context)?;
+                let original = self.read_len_raw(raw, context)?;
+                self.expect_plain(original, context)?;
+                self.copy_counted(compressed, raw, context)
+            }
+            Len::Encoded(other) => {
+                Err(self.invalid_at(1, format!("unknown string encoding {other} in {context}")))
+            }
+        }
+    }
+
+    fn copy_counted(
+        &mut self,
+        n: u64,
+        raw: &mut Vec<u8>,
+        context: &'static str,
+    ) -> Result<(), DecodeError> {
+        let n = usize::try_from(n)
+            .map_err(|_| self.invalid(format!("{context} of {n} bytes is too large")))?;
+        self.copy_into(n, raw, context)
+    }
+
+    fn expect_plain(&self, len: Len, context: &'static str) -> Result<u64, DecodeError> {
+        match len {
+            Len::Plain(n) => Ok(n),
+            Len::Encoded(_) => Err(self.invalid_at(1, format!("expected a length in {context}"))),
+        }
+    }
+
+    /// An `Invalid` error at the current offset.
+    pub fn invalid(&self, problem: String) -> DecodeError {
+        DecodeError::Invalid {
+            offset: self.offset(),
+            problem,
+        }
+    }
+
+    /// An `Invalid` error `back` bytes before the current offset.
+    pub fn invalid_at(&self, back: u64, problem: String) -> DecodeError {
+        DecodeError::Invalid {
+            offset: self.offset().saturating_sub(back),
+            problem,
+        }
+    }
+}
+
+/// The decimal text of an integer, as Redis returns integer-encoded strings.
+pub(crate) fn decimal(value: i64) -> Bytes {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut out = Vec::with_capacity(21);
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(bytes: &[u8]) -> Reader<&[u8]> {
+        Reader::new(bytes)
+    }
+
+    #[test]
+    fn decimal_covers_extremes() {
+        assert_eq!(decimal(0), "0");
+        assert_eq!(decimal(-7), "-7");
+        assert_eq!(decimal(i64::MIN), i64::MIN.to_string().as_str());
+        assert_eq!(decimal(i64::MAX), i64::MAX.to_string().as_str());
+    }
+
+    #[test]
+    fn lengths_in_all_four_widths() {
+        let mut r = reader(&[
+            0x05, 0x41, 0x02, 0x80, 0, 1, 0, 0, 0x81, 0, 0, 0, 1, 0, 0, 0, 0,
+        ]);
+        assert_eq!(r.read_len("t").unwrap(), 5);
+        assert_eq!(r.read_len("t").unwrap(), 0x102);
+        assert_eq!(r.read_len("t").unwrap(), 0x10000);
+        assert_eq!(r.read_len("t").unwrap(), 1 << 32);
+        assert_eq!(r.offset(), 17);
+    }
+
+    #[test]
+    fn integer_encoded_strings_read_as_text() {
+        let mut r = reader(&[0xc0, 0xff, 0xc1, 0x00, 0x80, 0xc2, 0x15, 0xcd, 0x5b, 0x07]);
+        assert_eq!(r.read_string("t").unwrap(), "-1");
+        assert_eq!(r.read_string("t").unwrap(), "-32768");
+        assert_eq!(r.read_string("t").unwrap(), "123456789");
+    }
+
+    #[test]
+    fn huge_claimed_length_fails_fast() {
+        // 0x81 + 8 bytes: a 2^40 byte string in a tiny input.
+        let input = [0x81, 0, 0, 1, 0, 0, 0, 0, 0, b'a', b'b'];
+        let mut r = reader(&input);
+        let err = r.read_string("value").unwrap_err();
+        assert!(matches!(err, DecodeError::Truncated { .. }), "{err}");
+    }
+
+    #[test]
+    fn long_strings_cross_buffer_refills_and_keep_the_checksum() {
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut input = vec![0x80];
+        input.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        input.extend_from_slice(&payload);
+        input.push(0x03);
+        input.extend_from_slice(b"abc");
+        let mut r = reader(&input);
+        assert_eq!(&r.read_string("t").unwrap()[..], &payload[..]);
+        assert_eq!(r.read_string("t").unwrap(), "abc");
+        assert_eq!(r.offset(), input.len() as u64);
+        assert_eq!(r.finish_checksum(), Some(crate::crc64::checksum(&input)));
+    }
+
+    #[test]
+    fn raw_copies_reproduce_the_input() {
+        let input = [
+            0x41, 0x02, 0xc3, 0x02, 0x05, 0xaa, 0xbb, 0xc0, 0x05, 0x02, b'h', b'i',
+        ];
+        let mut r = reader(&input);
+        let mut raw = Vec::new();
+        r.read_len_raw(&mut raw, "t").unwrap();
+        r.copy_string_raw(&mut raw, "t").unwrap();
+        r.copy_string_raw(&mut raw, "t").unwrap();
+        r.copy_string_raw(&mut raw, "t").unwrap();
+        assert_eq!(raw, input);
+    }
+}

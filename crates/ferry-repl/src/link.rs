@@ -1,0 +1,175 @@
+//! The TCP link to the primary: a receive buffer with byte accounting, frame reads and
+//! command writes, each bounded by a timeout.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use crate::error::ReplError;
+use crate::resp::{Frame, FrameDecoder, Limits, Mode};
+
+/// How much one socket read asks for; also the largest snapshot chunk handed out.
+pub(crate) const READ_SIZE: usize = 64 * 1024;
+
+pub(crate) struct Link {
+    reader: OwnedReadHalf,
+    /// Taken by the ACK task once the command stream starts.
+    writer: Option<OwnedWriteHalf>,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    /// Bytes taken off the front of `buf` since the connection opened: the stream position
+    /// of `buf[0]`, used to say where a protocol error happened.
+    consumed: u64,
+    read_timeout: Duration,
+}
+
+impl Link {
+    pub(crate) fn new(stream: TcpStream, read_timeout: Duration, limits: Limits) -> Self {
+        let (reader, writer) = stream.into_split();
+        Link {
+            reader,
+            writer: Some(writer),
+            buf: BytesMut::with_capacity(READ_SIZE),
+            decoder: FrameDecoder::new(Mode::Replies, limits),
+            consumed: 0,
+            read_timeout,
+        }
+    }
+
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// Stream position of the next unconsumed byte.
+    pub(crate) fn position(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Bytes received but not consumed yet.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Takes `len` buffered bytes (at most what is buffered) off the front.
+    pub(crate) fn take(&mut self, len: usize) -> Bytes {
+        let len = len.min(self.buf.len());
+        self.consumed += len as u64;
+        self.buf.split_to(len).freeze()
+    }
+
+    /// Reads more bytes from the socket into the buffer.
+    pub(crate) async fn fill(&mut self, during: &'static str) -> Result<(), ReplError> {
+        self.buf.reserve(READ_SIZE);
+        let read = tokio::time::timeout(self.read_timeout, self.reader.read_buf(&mut self.buf))
+            .await
+            .map_err(|_| ReplError::Timeout {
+                during,
+                after: self.read_timeout,
+            })?;
+        match read {
+            Ok(0) => Err(ReplError::Closed(during)),
+            Ok(_) => Ok(()),
+            Err(cause) => Err(io_error(cause, during)),
+        }
+    }
+
+    /// Reads the next complete frame and its length on the wire.
+    pub(crate) async fn read_frame(
+        &mut self,
+        during: &'static str,
+    ) -> Result<(Frame, usize), ReplError> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some((frame, len))) => {
+                    self.consumed += len as u64;
+                    return Ok((frame, len));
+                }
+                Ok(None) => self.fill(during).await?,
+                Err(e) => {
+                    return Err(ReplError::protocol(
+                        format!("{} while {during}", e.what),
+                        self.consumed + e.at as u64,
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Reads frames until one that is not a keep-alive newline.
+    pub(crate) async fn read_reply(&mut self, during: &'static str) -> Result<Frame, ReplError> {
+        loop {
+            let (frame, _) = self.read_frame(during).await?;
+            if !frame.is_keepalive() {
+                return Ok(frame);
+            }
+        }
+    }
+
+    /// Reads one line ending in `\n` (a trailing `\r` is dropped), at most `max_len` bytes.
+    pub(crate) async fn read_line(
+        &mut self,
+        max_len: usize,
+        during: &'static str,
+    ) -> Result<Bytes, ReplError> {
+        loop {
+            if let Some(newline) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line = self.take(newline + 1);
+                line.truncate(newline);
+                if line.last() == Some(&b'\r') {
+                    line.truncate(newline - 1);
+                }
+                return Ok(line);
+            }
+            if self.buf.len() > max_len {
+                return Err(ReplError::protocol(
+                    format!("line longer than {max_len} bytes while {during}"),
+                    self.consumed,
+                ));
+            }
+            self.fill(during).await?;
+        }
+    }
+
+    pub(crate) async fn send(
+        &mut self,
+        bytes: &[u8],
+        during: &'static str,
+    ) -> Result<(), ReplError> {
+        let writer = self.writer.as_mut().ok_or(ReplError::InvalidState(
+            "the writer was handed to the ACK task",
+        ))?;
+        write_with_timeout(writer, bytes, self.read_timeout, during).await
+    }
+
+    pub(crate) fn take_writer(&mut self) -> Option<OwnedWriteHalf> {
+        self.writer.take()
+    }
+}
+
+pub(crate) async fn write_with_timeout(
+    writer: &mut OwnedWriteHalf,
+    bytes: &[u8],
+    limit: Duration,
+    during: &'static str,
+) -> Result<(), ReplError> {
+    tokio::time::timeout(limit, writer.write_all(bytes))
+        .await
+        .map_err(|_| ReplError::Timeout {
+            during,
+            after: limit,
+        })?
+        .map_err(|cause| io_error(cause, during))
+}
+
+fn io_error(cause: std::io::Error, during: &'static str) -> ReplError {
+    use std::io::ErrorKind::*;
+    match cause.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
+            ReplError::Closed(during)
+        }
+        _ => ReplError::Io { during, cause },
+    }
+}

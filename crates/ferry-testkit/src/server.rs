@@ -1,0 +1,293 @@
+//! A real Redis/Valkey server process in its own temporary folder, on a free loopback port.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tempfile::TempDir;
+
+use crate::manifest::{servers_manifest, ServerEntry};
+use crate::ServerKind;
+
+/// The dump file name every started server uses.
+pub const DB_FILENAME: &str = "dump.rdb";
+/// How long a server may take to answer PING (loading a large RDB included).
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Command replies may be slow (SAVE, large LRANGE) but never this slow.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+const PORT_ATTEMPTS: usize = 8;
+
+/// A running server. Dropping it kills the process and removes its folder, also when a test
+/// panics.
+pub struct Server {
+    kind: ServerKind,
+    port: u16,
+    entry: ServerEntry,
+    child: Child,
+    log: PathBuf,
+    // Declared last: the process is killed (in Drop) before its folder goes away.
+    dir: TempDir,
+}
+
+enum StartFailure {
+    PortTaken,
+    Failed(anyhow::Error),
+}
+
+impl Server {
+    /// Starts an empty server: no persistence, debug commands enabled where they exist.
+    pub fn start(kind: ServerKind) -> Result<Server> {
+        Self::launch(kind, None, &[])
+    }
+
+    /// Starts a server that loads `rdb` at startup. If the server refuses the file (exits
+    /// while loading), the error carries the last lines of its log.
+    pub fn start_with_rdb(kind: ServerKind, rdb: &Path) -> Result<Server> {
+        Self::launch(kind, Some(rdb), &[])
+    }
+
+    /// Starts a server with extra command-line configuration, e.g. `["--maxmemory", "10mb"]`.
+    pub fn start_with_args(kind: ServerKind, extra: &[&str]) -> Result<Server> {
+        Self::launch(kind, None, extra)
+    }
+
+    fn launch(kind: ServerKind, rdb: Option<&Path>, extra: &[&str]) -> Result<Server> {
+        let manifest = servers_manifest()?;
+        let entry = manifest.entry(kind)?.clone();
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port()?;
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("ferry-{}-", kind.name()))
+                .tempdir()
+                .context("cannot create a temporary folder for the server")?;
+            if let Some(rdb) = rdb {
+                fs::copy(rdb, dir.path().join(DB_FILENAME))
+                    .with_context(|| format!("cannot copy {} for {kind}", rdb.display()))?;
+            }
+            let config = dir.path().join("server.conf");
+            fs::write(&config, config_text(kind, port, dir.path()))
+                .context("cannot write the server configuration")?;
+            let log = dir.path().join("server.log");
+            let child = spawn(&entry, &config, extra, dir.path(), &log)
+                .with_context(|| format!("cannot start {kind}"))?;
+            let server = Server {
+                kind,
+                port,
+                entry: entry.clone(),
+                child,
+                log,
+                dir,
+            };
+            match server.wait_ready() {
+                Ok(()) => return Ok(server),
+                // Another process took the port between our probe and the server's bind.
+                Err(StartFailure::PortTaken) => continue,
+                Err(StartFailure::Failed(err)) => return Err(err),
+            }
+        }
+        bail!("{kind}: no free port after {PORT_ATTEMPTS} attempts")
+    }
+
+    fn wait_ready(&self) -> Result<(), StartFailure> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if self.has_exited() {
+                let tail = self.log_tail(15);
+                if tail.contains("Address already in use") {
+                    return Err(StartFailure::PortTaken);
+                }
+                return Err(StartFailure::Failed(anyhow::anyhow!(
+                    "{} exited during startup; last log lines:\n{tail}",
+                    self.kind
+                )));
+            }
+            let last_error = match self.ping() {
+                Ok(()) => return Ok(()),
+                Err(err) => err,
+            };
+            if Instant::now() > deadline {
+                return Err(StartFailure::Failed(anyhow::anyhow!(
+                    "{} did not answer PING within {READY_TIMEOUT:?} ({last_error}); last log lines:\n{}",
+                    self.kind,
+                    self.log_tail(15)
+                )));
+            }
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn ping(&self) -> Result<()> {
+        let client = redis::Client::open(self.url())?;
+        let mut connection = client.get_connection_with_timeout(Duration::from_millis(500))?;
+        connection.set_read_timeout(Some(Duration::from_secs(2)))?;
+        // While loading, the server answers -LOADING; that is "not ready yet".
+        redis::cmd("PING").query::<String>(&mut connection)?;
+        Ok(())
+    }
+
+    fn has_exited(&self) -> bool {
+        // try_wait needs &mut; a fresh status check through /proc keeps `&self` usable.
+        let status = fs::read_to_string(format!("/proc/{}/stat", self.child.id()));
+        match status {
+            // Field 3 is the state; Z (zombie) or X means the process is gone.
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|state| state == "Z" || state == "X"),
+            Err(_) => true,
+        }
+    }
+
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's working folder (its dump file lands here).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What the manifest says about this server (version, tool argv prefixes).
+    pub fn entry(&self) -> &ServerEntry {
+        &self.entry
+    }
+
+    /// A new connection. Panics (with the log tail) if the server cannot be reached: meant
+    /// for tests, where that is a failure anyway. See [`Server::try_client`].
+    pub fn client(&self) -> redis::Connection {
+        self.try_client().unwrap_or_else(|err| panic!("{err:#}"))
+    }
+
+    pub fn try_client(&self) -> Result<redis::Connection> {
+        let connect = || -> redis::RedisResult<redis::Connection> {
+            let client = redis::Client::open(self.url())?;
+            let connection = client.get_connection_with_timeout(Duration::from_secs(5))?;
+            connection.set_read_timeout(Some(COMMAND_TIMEOUT))?;
+            connection.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+            Ok(connection)
+        };
+        connect().with_context(|| {
+            format!(
+                "cannot connect to {} at {}; last log lines:\n{}",
+                self.kind,
+                self.url(),
+                self.log_tail(15)
+            )
+        })
+    }
+
+    /// Runs SAVE and returns the dump file's path.
+    pub fn save(&self) -> Result<PathBuf> {
+        let mut connection = self.try_client()?;
+        redis::cmd("SAVE")
+            .query::<()>(&mut connection)
+            .with_context(|| format!("SAVE failed on {}", self.kind))?;
+        let dir: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("dir")
+            .query(&mut connection)?;
+        let file: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("dbfilename")
+            .query(&mut connection)?;
+        match (dir.get(1), file.get(1)) {
+            (Some(dir), Some(file)) => Ok(Path::new(dir).join(file)),
+            _ => bail!("{}: CONFIG GET dir/dbfilename gave no answer", self.kind),
+        }
+    }
+
+    /// The last `lines` lines of the server's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = fs::read(&self.log).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// `redis-cli`/`valkey-cli` of the same version, pointed at this server.
+    pub fn cli_command(&self) -> Command {
+        self.tool_command(&self.entry.cli)
+    }
+
+    /// `redis-benchmark`/`valkey-benchmark` of the same version, pointed at this server.
+    pub fn benchmark_command(&self) -> Command {
+        self.tool_command(&self.entry.benchmark)
+    }
+
+    fn tool_command(&self, argv: &[String]) -> Command {
+        let mut command = Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .args(["-h", "127.0.0.1", "-p"])
+            .arg(self.port.to_string());
+        command
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config_text(kind: ServerKind, port: u16, dir: &Path) -> String {
+    let mut lines = vec![
+        "bind 127.0.0.1".to_string(),
+        format!("port {port}"),
+        "protected-mode no".to_string(),
+        "daemonize no".to_string(),
+        "save \"\"".to_string(),
+        "appendonly no".to_string(),
+        format!("dir {:?}", dir.display().to_string()),
+        format!("dbfilename {DB_FILENAME}"),
+        // Logs go to stdout, which is redirected to server.log.
+        "logfile \"\"".to_string(),
+    ];
+    if kind.is_redis7_or_later() {
+        lines.push("enable-debug-command yes".to_string());
+    }
+    lines.join("\n") + "\n"
+}
+
+fn spawn(
+    entry: &ServerEntry,
+    config: &Path,
+    extra: &[&str],
+    dir: &Path,
+    log: &Path,
+) -> Result<Child> {
+    let Some((program, prefix)) = entry.server.split_first() else {
+        bail!("{}: empty server command in the manifest", entry.name);
+    };
+    // Append mode: stdout and stderr share the file without overwriting each other.
+    let log = fs::OpenOptions::new().create(true).append(true).open(log)?;
+    Ok(Command::new(program)
+        .args(prefix)
+        .arg(config)
+        .args(extra)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?)
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    Ok(listener.local_addr()?.port())
+}

@@ -1,0 +1,150 @@
+//! The command line.
+
+use crate::policy::PolicyArgs;
+use crate::target::profile_names;
+use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Move Redis data into Valkey, and prove nothing was lost.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Summarize an RDB file: version, keys per database and type, and what each Valkey
+    /// release cannot load from it.
+    Inspect(InspectArgs),
+    /// Rewrite an RDB file for another server release.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The RDB file.
+    pub file: PathBuf,
+    /// Print a JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["to", "rdb_version"])))]
+pub struct ConvertArgs {
+    /// The RDB file to read.
+    pub input: PathBuf,
+    /// The RDB file to write; it appears only once complete.
+    pub output: PathBuf,
+    /// The release to write for (the list is filled in by `command()`).
+    #[arg(long, value_name = "PROFILE")]
+    pub to: Option<String>,
+    /// The RDB version to write: 9, 10, 11, 12 (Redis) or 80 (Valkey 9).
+    #[arg(long, value_name = "N")]
+    pub rdb_version: Option<u16>,
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+    /// Write strings uncompressed (no LZF).
+    #[arg(long)]
+    pub no_compress: bool,
+    /// Replace OUTPUT (and an export file) if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The clap command with the help texts that depend on the codec's tables.
+pub fn command() -> clap::Command {
+    let profiles = profile_names().join(", ");
+    Cli::command().mut_subcommand("convert", |convert| {
+        convert.mut_arg("to", |arg| {
+            arg.help(format!("The release to write for: {profiles}"))
+        })
+    })
+}
+
+/// Parses the arguments; clap's error (or help) when they don't parse.
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// A clap usage error on one line: its first paragraph, without the `error: ` prefix.
+pub fn usage_error_line(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let paragraph: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let line = paragraph.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn convert_needs_exactly_one_target() {
+        assert!(parse(["ferry", "convert", "a", "b"]).is_err());
+        assert!(parse([
+            "ferry",
+            "convert",
+            "a",
+            "b",
+            "--to",
+            "valkey-8.1",
+            "--rdb-version",
+            "11"
+        ])
+        .is_err());
+        let cli = parse(["ferry", "convert", "a", "b", "--rdb-version", "11"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Convert(ConvertArgs {
+                rdb_version: Some(11),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn usage_errors_fit_on_one_line() {
+        let err = parse(["ferry", "convert", "a", "b"]).unwrap_err();
+        let line = usage_error_line(&err);
+        assert!(!line.contains('\n') && !line.starts_with("error"), "{line}");
+        assert!(line.contains("--to"), "{line}");
+
+        let err = parse([
+            "ferry", "convert", "a", "b", "--to", "x", "--module", "drop",
+        ])
+        .unwrap_err();
+        let line = usage_error_line(&err);
+        assert!(
+            line.contains("--module") && line.contains("fail or skip"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn help_lists_the_profiles() {
+        let help = command()
+            .find_subcommand_mut("convert")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(help.contains("valkey-9.1"), "{help}");
+    }
+}

@@ -1,0 +1,146 @@
+//! Counts what an item stream holds, one item at a time (bounded memory: counters only).
+
+use crate::encoding::encoding_name;
+use bytes::Bytes;
+use ferry_codec::{Flavor, Item, Kind, RdbVersion, ValuePart};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DbCounts {
+    pub keys: u64,
+    pub keys_with_expiry: u64,
+    /// The `RESIZEDB` hint the file gives: (keys, keys with expiry).
+    pub resize_hint: Option<(u64, u64)>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TypeCounts {
+    pub keys: u64,
+    /// Bytes of the file these keys take, headers (expiry, type, name) included.
+    pub bytes: u64,
+}
+
+/// A key's type as `inspect` groups them: logical type plus source encoding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TypeKey {
+    pub type_name: String,
+    pub encoding: &'static str,
+    pub type_byte: u8,
+}
+
+#[derive(Debug, Default)]
+pub struct Census {
+    pub version: Option<RdbVersion>,
+    pub aux: Vec<(Bytes, Bytes)>,
+    /// Module AUX records per module type name.
+    pub module_aux: BTreeMap<String, u64>,
+    pub functions: u64,
+    pub databases: BTreeMap<u64, DbCounts>,
+    pub types: BTreeMap<TypeKey, TypeCounts>,
+    /// Hashes with at least one field TTL, and the fields with one.
+    pub field_ttl_keys: u64,
+    pub field_ttl_fields: u64,
+    pub vector_sets: u64,
+    /// Keys of other module types, per module type name.
+    pub module_keys: BTreeMap<String, u64>,
+    pub slot_info_records: u64,
+    /// `Some` once the end marker was read; inside, the stored checksum if any.
+    pub end: Option<Option<u64>>,
+    current_db: u64,
+    current_key: Option<CurrentKey>,
+}
+
+#[derive(Debug)]
+struct CurrentKey {
+    type_key: TypeKey,
+    started_at: u64,
+    ttl_fields: u64,
+}
+
+impl Census {
+    /// Takes one item; `before` and `after` are the source's byte positions around it.
+    pub fn observe(&mut self, item: &Item, before: u64, after: u64) {
+        match item {
+            Item::Header(version) => self.version = Some(*version),
+            Item::Aux { key, value } => self.aux.push((key.clone(), value.clone())),
+            Item::ModuleAux { module, .. } => {
+                *self.module_aux.entry(module.name()).or_default() += 1
+            }
+            Item::Function { .. } => self.functions += 1,
+            Item::SelectDb(db) => self.current_db = *db,
+            Item::ResizeDb { keys, expires } => {
+                self.databases
+                    .entry(self.current_db)
+                    .or_default()
+                    .resize_hint = Some((*keys, *expires))
+            }
+            Item::SlotInfo { .. } => self.slot_info_records += 1,
+            Item::KeyStart(header) => {
+                let db = self.databases.entry(header.db).or_default();
+                db.keys += 1;
+                if header.expire_at_ms.is_some() {
+                    db.keys_with_expiry += 1;
+                }
+                match header.kind {
+                    Kind::Module(id) if id.is_vector_set() => self.vector_sets += 1,
+                    Kind::Module(id) => *self.module_keys.entry(id.name()).or_default() += 1,
+                    _ => {}
+                }
+                let flavor = self.version.map_or(Flavor::Redis, |v| v.flavor);
+                let type_key = TypeKey {
+                    type_name: header.kind.type_name(),
+                    encoding: encoding_name(flavor, header.encoding),
+                    type_byte: header.encoding,
+                };
+                self.current_key = Some(CurrentKey {
+                    type_key,
+                    started_at: before,
+                    ttl_fields: 0,
+                });
+            }
+            Item::Part(ValuePart::HashFields(fields)) => {
+                if let Some(key) = &mut self.current_key {
+                    key.ttl_fields +=
+                        fields.iter().filter(|f| f.expire_at_ms.is_some()).count() as u64;
+                }
+            }
+            Item::Part(_) => {}
+            Item::KeyEnd => {
+                if let Some(key) = self.current_key.take() {
+                    let counts = self.types.entry(key.type_key).or_default();
+                    counts.keys += 1;
+                    counts.bytes += after.saturating_sub(key.started_at);
+                    if key.ttl_fields > 0 {
+                        self.field_ttl_keys += 1;
+                        self.field_ttl_fields += key.ttl_fields;
+                    }
+                }
+            }
+            Item::End { checksum } => self.end = Some(*checksum),
+        }
+    }
+
+    pub fn total_keys(&self) -> u64 {
+        self.databases.values().map(|db| db.keys).sum()
+    }
+
+    pub fn keys_with_expiry(&self) -> u64 {
+        self.databases.values().map(|db| db.keys_with_expiry).sum()
+    }
+
+    /// The `redis-ver` or `valkey-ver` AUX field: `redis 8.0.2`.
+    pub fn producer(&self) -> Option<String> {
+        // Valkey writes both; its own field says more.
+        let find = |name: &[u8]| {
+            self.aux
+                .iter()
+                .find(|(k, _)| &k[..] == name)
+                .map(|(_, v)| v)
+        };
+        let (server, version) = match find(b"valkey-ver") {
+            Some(version) => ("valkey", version),
+            None => ("redis", find(b"redis-ver")?),
+        };
+        Some(format!("{server} {}", String::from_utf8_lossy(version)))
+    }
+}

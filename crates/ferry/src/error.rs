@@ -1,0 +1,131 @@
+//! The errors every command can end with. Messages are one line, lower case, and never
+//! repeat their source: callers join the chain with ": " (see [`one_line`]).
+
+use crate::transforms::compat::PolicyError;
+use ferry_codec::{DecodeError, EncodeError};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line asks for something impossible (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot open {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a regular file", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("cannot read {}", path.display())]
+    Decode {
+        path: PathBuf,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("{} ends without an end marker", path.display())]
+    NoEnd { path: PathBuf },
+    #[error("cannot write {}", path.display())]
+    Encode {
+        path: PathBuf,
+        #[source]
+        source: EncodeError,
+    },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} already exists; pass --force to overwrite it", path.display())]
+    OutputExists { path: PathBuf },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Writing the command's report failed (e.g. stdout closed by `| head`).
+    #[error("cannot write to standard output")]
+    Stdout(#[source] std::io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for usage errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether the reader of our output went away; not worth a message.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Joins an error and its sources with ": " on one line. A source whose text its parent
+/// already ends with is left out, since some error types print their source themselves.
+pub fn one_line<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut line = String::new();
+    for err in chain {
+        let text = err.to_string();
+        if text.is_empty() || line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The error and its sources, outermost first.
+pub fn chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| e.source())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_is_joined_once_per_message() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = Error::Open {
+            path: "a.rdb".into(),
+            source: io,
+        };
+        assert_eq!(one_line(chain(&err)), "cannot open a.rdb: no such file");
+    }
+
+    #[test]
+    fn a_source_the_parent_already_printed_is_not_repeated() {
+        let io = std::io::Error::other("disk on fire");
+        let inner = DecodeError::Io {
+            offset: 7,
+            source: io,
+        };
+        let err = Error::Decode {
+            path: "x.rdb".into(),
+            source: inner,
+        };
+        assert_eq!(
+            one_line(chain(&err)),
+            "cannot read x.rdb: read failed at byte 7: disk on fire"
+        );
+    }
+
+    #[test]
+    fn newlines_never_reach_the_line() {
+        let err = Error::Usage("first\nsecond".into());
+        assert_eq!(one_line(chain(&err)), "first second");
+    }
+}

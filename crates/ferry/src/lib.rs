@@ -1,0 +1,35 @@
+//! ferry: move Redis data into Valkey, and prove nothing was lost.
+//!
+//! The data path is source → transforms → sink over the codec's [`ferry_codec::Item`]
+//! stream: [`sources::Source`] yields items, [`transforms::Transform`]s rewrite them,
+//! [`sinks::Sink`] writes them, and [`pipeline::run`] drives the three. Commands in
+//! [`commands`] assemble a pipeline from the command line ([`cli`]).
+
+pub mod cli;
+pub mod codec;
+pub mod commands;
+pub mod display;
+pub mod encoding;
+pub mod error;
+pub mod output_file;
+pub mod pipeline;
+pub mod policy;
+pub mod progress;
+pub mod sinks;
+pub mod sources;
+pub mod target;
+pub mod transforms;
+
+pub use error::Error;
+
+use cli::{Cli, Command};
+use std::io::Write;
+
+/// Runs a parsed command line; reports go to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
+    match cli.command {
+        Command::Inspect(args) => commands::inspect::run(args, out),
+        Command::Convert(args) => commands::convert::run(args, out),
+    }?;
+    out.flush().map_err(Error::Stdout)
+}

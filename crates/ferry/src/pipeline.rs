@@ -1,0 +1,168 @@
+//! Drives items from a source through transforms into a sink.
+
+use crate::error::Error;
+use crate::sinks::{Sink, SinkStats};
+use crate::sources::Source;
+use crate::transforms::Transform;
+use ferry_codec::Item;
+use std::time::{Duration, Instant};
+
+/// How often, in items, the progress callback hears the source's position.
+const PROGRESS_EVERY: u64 = 256;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStats {
+    pub bytes_read: u64,
+    pub sink: SinkStats,
+    pub elapsed: Duration,
+}
+
+/// Runs the source to its end. `progress` gets the source's `bytes_read` now and then.
+/// On error the sink is dropped without `finish`, which leaves no output behind.
+pub fn run(
+    source: &mut dyn Source,
+    transforms: &mut [&mut dyn Transform],
+    sink: &mut dyn Sink,
+    progress: &mut dyn FnMut(u64),
+) -> Result<RunStats, Error> {
+    let started = Instant::now();
+    let mut batch = Vec::new();
+    let mut scratch = Vec::new();
+    let mut since_progress = 0u64;
+    while let Some(item) = source.next_item()? {
+        batch.push(item);
+        apply_all(transforms, &mut batch, &mut scratch)?;
+        for item in batch.drain(..) {
+            sink.push(item)?;
+        }
+        since_progress += 1;
+        if since_progress == PROGRESS_EVERY {
+            since_progress = 0;
+            progress(source.bytes_read());
+        }
+    }
+    // What a transform releases at the end still goes through the transforms after it.
+    for index in 0..transforms.len() {
+        transforms[index].finish(&mut batch)?;
+        apply_all(&mut transforms[index + 1..], &mut batch, &mut scratch)?;
+        for item in batch.drain(..) {
+            sink.push(item)?;
+        }
+    }
+    let bytes_read = source.bytes_read();
+    progress(bytes_read);
+    let sink = sink.finish()?;
+    Ok(RunStats {
+        bytes_read,
+        sink,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Passes `batch` through each transform in turn; `batch` holds the result.
+fn apply_all(
+    transforms: &mut [&mut dyn Transform],
+    batch: &mut Vec<Item>,
+    scratch: &mut Vec<Item>,
+) -> Result<(), Error> {
+    for transform in transforms.iter_mut() {
+        scratch.clear();
+        for item in batch.drain(..) {
+            transform.apply(item, scratch)?;
+        }
+        std::mem::swap(batch, scratch);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_codec::RdbVersion;
+
+    struct VecSource(std::vec::IntoIter<Item>, u64);
+    impl Source for VecSource {
+        fn next_item(&mut self) -> Result<Option<Item>, Error> {
+            self.1 += 1;
+            Ok(self.0.next())
+        }
+        fn bytes_read(&self) -> u64 {
+            self.1
+        }
+        fn total_bytes(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    #[derive(Default)]
+    struct VecSink(Vec<Item>, bool);
+    impl Sink for VecSink {
+        fn push(&mut self, item: Item) -> Result<(), Error> {
+            self.0.push(item);
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<SinkStats, Error> {
+            self.1 = true;
+            Ok(SinkStats::default())
+        }
+    }
+
+    /// Holds every `SelectDb` back until the end, then releases them.
+    #[derive(Default)]
+    struct HoldSelects(Vec<Item>);
+    impl Transform for HoldSelects {
+        fn apply(&mut self, item: Item, out: &mut Vec<Item>) -> Result<(), Error> {
+            match item {
+                Item::SelectDb(_) => self.0.push(item),
+                other => out.push(other),
+            }
+            Ok(())
+        }
+        fn finish(&mut self, out: &mut Vec<Item>) -> Result<(), Error> {
+            out.append(&mut self.0);
+            Ok(())
+        }
+    }
+
+    /// Doubles every `SelectDb`.
+    struct DoubleSelects;
+    impl Transform for DoubleSelects {
+        fn apply(&mut self, item: Item, out: &mut Vec<Item>) -> Result<(), Error> {
+            if let Item::SelectDb(_) = item {
+                out.push(item.clone());
+            }
+            out.push(item);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn items_released_at_finish_pass_the_later_transforms() {
+        let items = vec![
+            Item::Header(RdbVersion::redis(11)),
+            Item::SelectDb(3),
+            Item::End { checksum: None },
+        ];
+        let mut source = VecSource(items.into_iter(), 0);
+        let mut sink = VecSink::default();
+        let (mut hold, mut double) = (HoldSelects::default(), DoubleSelects);
+        let stats = run(
+            &mut source,
+            &mut [&mut hold, &mut double],
+            &mut sink,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            sink.0,
+            [
+                Item::Header(RdbVersion::redis(11)),
+                Item::End { checksum: None },
+                Item::SelectDb(3),
+                Item::SelectDb(3)
+            ]
+        );
+        assert!(sink.1, "sink finished");
+        assert_eq!(stats.bytes_read, 4);
+    }
+}

@@ -1,0 +1,31 @@
+//! Where items go. Today an RDB file; later a writer to a live server or a relay, which
+//! take the same [`Item`]s.
+
+pub mod rdb_file;
+
+use crate::error::Error;
+use ferry_codec::Item;
+use std::collections::BTreeMap;
+
+pub trait Sink {
+    /// Takes the next item. Items arrive in stream order: a key is `KeyStart`, its parts,
+    /// `KeyEnd`.
+    fn push(&mut self, item: Item) -> Result<(), Error>;
+    /// Completes the output (flush, checksum, rename, ...) and says what was written. A sink
+    /// dropped without `finish` must leave nothing half-written behind.
+    fn finish(&mut self) -> Result<SinkStats, Error>;
+}
+
+/// What a sink wrote, for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SinkStats {
+    /// Keys written, per database number.
+    pub keys_per_db: BTreeMap<u64, u64>,
+    pub bytes_written: u64,
+}
+
+impl SinkStats {
+    pub fn total_keys(&self) -> u64 {
+        self.keys_per_db.values().sum()
+    }
+}

@@ -1,0 +1,82 @@
+//! An RDB file in a target's format, written whole or not at all.
+
+use super::{Sink, SinkStats};
+use crate::codec::encode::{EncodeOptions, Encoder};
+use crate::error::Error;
+use crate::output_file::OutputFile;
+use ferry_codec::target::Format;
+use ferry_codec::Item;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+pub struct RdbFileSink {
+    output: Option<OutputFile>,
+    path: PathBuf,
+    encoder: Option<Encoder<BufWriter<File>>>,
+    stats: SinkStats,
+}
+
+impl RdbFileSink {
+    /// Refuses an existing `path` unless `force`; nothing appears at `path` before `finish`.
+    pub fn create(
+        path: &Path,
+        format: Format,
+        options: EncodeOptions,
+        force: bool,
+    ) -> Result<Self, Error> {
+        let (output, file) = OutputFile::create(path, force)?;
+        let writer = BufWriter::with_capacity(1 << 16, file);
+        Ok(Self {
+            output: Some(output),
+            path: path.to_owned(),
+            encoder: Some(Encoder::new(writer, format, options)),
+            stats: SinkStats::default(),
+        })
+    }
+
+    fn encode_error(&self, source: ferry_codec::EncodeError) -> Error {
+        Error::Encode {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl Sink for RdbFileSink {
+    fn push(&mut self, item: Item) -> Result<(), Error> {
+        let Some(encoder) = self.encoder.as_mut() else {
+            return Err(self.encode_error(ferry_codec::EncodeError::Sequence(
+                "item after the output was finished".into(),
+            )));
+        };
+        if let Err(source) = encoder.write_item(&item) {
+            return Err(self.encode_error(source));
+        }
+        if let Item::KeyStart(header) = item {
+            *self.stats.keys_per_db.entry(header.db).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<SinkStats, Error> {
+        let (Some(encoder), Some(output)) = (self.encoder.take(), self.output.take()) else {
+            return Ok(self.stats.clone());
+        };
+        let writer = encoder
+            .finish()
+            .map_err(|source| self.encode_error(source))?;
+        let file = writer.into_inner().map_err(|e| Error::Write {
+            path: self.path.clone(),
+            source: e.into_error(),
+        })?;
+        // The file's size, not the encoder's count, so the trailer is included.
+        let written = file.metadata().map_err(|source| Error::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.stats.bytes_written = written.len();
+        output.commit(file)?;
+        Ok(self.stats.clone())
+    }
+}

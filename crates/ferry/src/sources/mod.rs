@@ -1,0 +1,17 @@
+//! Where items come from. Today an RDB file; later a replication stream or a SCAN walk,
+//! which yield the same [`Item`]s so every transform and sink works with all of them.
+
+pub mod file;
+
+use crate::error::Error;
+use ferry_codec::Item;
+
+pub trait Source {
+    /// The next item, or `None` once the source is exhausted (after [`Item::End`]).
+    fn next_item(&mut self) -> Result<Option<Item>, Error>;
+    /// Input consumed so far, in the source's own bytes; drives progress and rates.
+    fn bytes_read(&self) -> u64;
+    /// The whole input's size when it is known in advance (a file, a snapshot with a
+    /// length prefix); `None` for open-ended streams.
+    fn total_bytes(&self) -> Option<u64>;
+}

@@ -1,0 +1,20 @@
+//! Steps between a source and a sink that rewrite the item stream.
+
+pub mod compat;
+
+use crate::error::Error;
+use ferry_codec::Item;
+
+/// One step of the pipeline: each item in becomes zero or more items out.
+///
+/// A transform may hold items back (e.g. a key's start until it knows the key survives) and
+/// must then release or drop them by `finish` at the latest.
+pub trait Transform {
+    /// Takes one item and appends what it turns into to `out`.
+    fn apply(&mut self, item: Item, out: &mut Vec<Item>) -> Result<(), Error>;
+    /// Called once after the last item; appends anything still held back.
+    fn finish(&mut self, out: &mut Vec<Item>) -> Result<(), Error> {
+        let _ = out;
+        Ok(())
+    }
+}
