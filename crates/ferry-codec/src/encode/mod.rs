@@ -361,7 +361,11 @@ impl<W: Write> Encoder<W> {
             (Kind::Module(id), ValuePart::Module(body)) => {
                 self.write_prelude(header, types::MODULE_2);
                 module::write_module_id(self.out.pending(), id);
-                self.out.write_direct(body)?;
+                if body.len() < writer::DIRECT_WRITE_FROM {
+                    self.out.pending().extend_from_slice(body);
+                } else {
+                    self.out.write_direct(body)?;
+                }
             }
             _ => unreachable!("part_fits checked the part"),
         }
