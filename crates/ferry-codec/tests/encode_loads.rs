@@ -410,3 +410,34 @@ fn every_server_loads_hand_made_edge_values() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn every_server_restores_dump_payloads_encoded_for_it() -> anyhow::Result<()> {
+    for target_kind in ServerKind::all() {
+        let format = format_of(target_kind);
+        let server = Server::start(target_kind)?;
+        let mut con = server.client();
+        let keys = edge_keys(format);
+        for (header, parts) in &keys {
+            let payload = ferry_codec::encode::dump::encode_payload(format, header, parts)?;
+            redis::cmd("RESTORE")
+                .arg(&header.key[..])
+                .arg(0)
+                .arg(payload)
+                .query::<()>(&mut con)
+                .with_context(|| format!("{target_kind}: RESTORE {:?}", header.key))?;
+        }
+        let snapshot = Snapshot::capture(&server)?;
+        assert_eq!(snapshot.key_count(), keys.len(), "{target_kind}");
+        for (header, parts) in &keys {
+            let entry = snapshot.get(0, &header.key).context("a restored key")?;
+            assert_eq!(
+                entry.value,
+                expected_value(parts),
+                "{target_kind}: {:?}",
+                header.key
+            );
+        }
+    }
+    Ok(())
+}
