@@ -22,6 +22,7 @@ mod list;
 mod module;
 mod set;
 mod stream;
+mod streamed;
 mod string;
 mod value;
 mod writer;
@@ -29,14 +30,15 @@ mod zset;
 
 use std::io::Write;
 
-use buffer::{part_fits, part_name, Field, Scored, ValueBuffer};
-use choose::{choose, field_ttl_unsupported, key_name, nan_score, unrepresentable};
+use buffer::{part_fits, part_name, ValueBuffer};
+use choose::{choose, key_name};
+use streamed::{Streamed, StreamedForm};
 use writer::Output;
 
 use crate::error::EncodeError;
-use crate::length::{write_len, write_string, write_u64_le};
+use crate::length::write_u64_le;
 use crate::model::{Item, KeyHeader, Kind, ValuePart};
-use crate::target::{Format, HashTtlForm};
+use crate::target::Format;
 use crate::types;
 
 #[derive(Debug, Clone)]
@@ -92,48 +94,6 @@ enum KeyMode {
     /// Refused before any of it was written: its remaining parts and `KeyEnd` are ignored.
     Refused,
 }
-
-struct Streamed {
-    form: StreamedForm,
-    /// Elements (or nodes) the written count announced, and how many were written so far.
-    expected: u64,
-    written: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StreamedForm {
-    /// `LIST`, one element after another.
-    ListElements,
-    /// Quicklist (2) with one node per source node (part).
-    ListNodes,
-    Set,
-    Zset,
-    Hash,
-    HashValkeyTtl,
-    HashRedisMetadata,
-    /// Nodes streamed; metadata and groups held until `KeyEnd`, as they follow the nodes.
-    Stream,
-}
-
-impl StreamedForm {
-    fn type_byte(self, format: &Format) -> u8 {
-        match self {
-            StreamedForm::ListElements => types::LIST,
-            StreamedForm::ListNodes if format.has_listpacks() => types::LIST_QUICKLIST_2,
-            StreamedForm::ListNodes => types::LIST_QUICKLIST,
-            StreamedForm::Set => types::SET,
-            StreamedForm::Zset => types::ZSET_2,
-            StreamedForm::Hash => types::HASH,
-            StreamedForm::HashValkeyTtl => types::VALKEY_HASH_2,
-            StreamedForm::HashRedisMetadata => types::REDIS_HASH_METADATA,
-            StreamedForm::Stream => format.stream_type(),
-        }
-    }
-}
-
-/// The lower bound of field expiries written ahead of a streamed `HASH_METADATA` (the real
-/// minimum is not known yet); field TTLs are stored relative to it.
-const STREAMED_MIN_EXPIRE: u64 = 0;
 
 impl<W: Write> Encoder<W> {
     pub fn new(writer: W, format: Format, options: EncodeOptions) -> Self {
@@ -375,7 +335,7 @@ impl<W: Write> Encoder<W> {
     /// Switches a key that outgrew the buffer to its plain form: writes its prelude and
     /// count, then what was buffered. Fails, writing nothing, when the count is unknown.
     fn start_streaming(&mut self, header: &KeyHeader) -> Result<Streamed, EncodeError> {
-        let (form, expected) = self.streamed_form(header)?;
+        let (form, expected) = streamed::plan(&self.format, header, self.options.buffer_limit)?;
         let mark = self.out.mark();
         let db = self.db;
         let mut streamed = Streamed {
@@ -386,13 +346,8 @@ impl<W: Write> Encoder<W> {
         self.write_prelude(header, form.type_byte(&self.format));
         let compress = self.options.compress;
         let out = self.out.pending();
-        match form {
-            StreamedForm::HashRedisMetadata => {
-                hash::write_metadata_header(STREAMED_MIN_EXPIRE, expected, out)
-            }
-            _ => write_len(out, expected),
-        }
-        let replayed = replay(
+        streamed::write_count(form, expected, out);
+        let replayed = streamed::replay(
             &self.format,
             header,
             &self.value,
@@ -410,53 +365,6 @@ impl<W: Write> Encoder<W> {
         Ok(streamed)
     }
 
-    fn streamed_form(&self, header: &KeyHeader) -> Result<(StreamedForm, u64), EncodeError> {
-        let Some(len) = header.len else {
-            return Err(unrepresentable(
-                header,
-                format!(
-                    "the {} is over the buffer limit of {} bytes, and its source encoding (type {}) \
-                     gives no element count to write it as it streams; raise the buffer limit",
-                    header.kind.type_name(),
-                    self.options.buffer_limit,
-                    header.encoding
-                ),
-            ));
-        };
-        let form = match header.kind {
-            Kind::List
-                if matches!(
-                    header.encoding,
-                    types::LIST_QUICKLIST | types::LIST_QUICKLIST_2
-                ) =>
-            {
-                StreamedForm::ListNodes
-            }
-            Kind::List => StreamedForm::ListElements,
-            Kind::Set => StreamedForm::Set,
-            Kind::SortedSet => StreamedForm::Zset,
-            // Only sources whose hashes may carry field TTLs get a TTL-capable form.
-            Kind::Hash
-                if matches!(
-                    header.encoding,
-                    types::REDIS_HASH_METADATA | types::VALKEY_HASH_2
-                ) =>
-            {
-                match self.format.hash_ttl_form() {
-                    Some(HashTtlForm::ValkeyHash2) => StreamedForm::HashValkeyTtl,
-                    Some(HashTtlForm::RedisMetadata) => StreamedForm::HashRedisMetadata,
-                    None => StreamedForm::Hash,
-                }
-            }
-            Kind::Hash => StreamedForm::Hash,
-            Kind::Stream => StreamedForm::Stream,
-            Kind::String | Kind::Module(_) => {
-                unreachable!("strings and module values are never buffered")
-            }
-        };
-        Ok((form, len))
-    }
-
     fn stream_part(
         &mut self,
         header: &KeyHeader,
@@ -470,7 +378,7 @@ impl<W: Write> Encoder<W> {
                 self.value.add(part);
                 Ok(())
             }
-            _ => stream_elements(&self.format, header, streamed, part, out, compress),
+            _ => streamed::write_part(&self.format, header, streamed, part, out, compress),
         }
     }
 
@@ -523,20 +431,7 @@ impl<W: Write> Encoder<W> {
         header: &KeyHeader,
         streamed: &Streamed,
     ) -> Result<(), EncodeError> {
-        if streamed.written != streamed.expected {
-            return Err(EncodeError::Sequence(format!(
-                "key {:?}: its source announced {} {} but delivered {}; the output is incomplete",
-                key_name(header),
-                streamed.expected,
-                if streamed.form == StreamedForm::ListNodes || streamed.form == StreamedForm::Stream
-                {
-                    "nodes"
-                } else {
-                    "elements"
-                },
-                streamed.written
-            )));
-        }
+        streamed.check_complete(header)?;
         if streamed.form == StreamedForm::Stream {
             let Some(meta) = &self.value.stream_meta else {
                 return Err(EncodeError::Sequence(format!(
@@ -576,150 +471,6 @@ fn check_stream_order(
         "key {:?}: {problem}",
         key_name(header)
     )))
-}
-
-/// Writes the elements of one part of a streamed value and counts them.
-fn stream_elements(
-    format: &Format,
-    header: &KeyHeader,
-    streamed: &mut Streamed,
-    part: &ValuePart,
-    out: &mut Vec<u8>,
-    compress: bool,
-) -> Result<(), EncodeError> {
-    let added = match (streamed.form, part) {
-        (StreamedForm::ListNodes, ValuePart::ListElements(elements)) => {
-            list::write_quicklist_node(format, elements.iter().map(|e| e.as_ref()), out, compress);
-            1
-        }
-        (StreamedForm::ListElements, ValuePart::ListElements(members))
-        | (StreamedForm::Set, ValuePart::SetMembers(members)) => {
-            for m in members {
-                write_string(out, m, compress);
-            }
-            members.len() as u64
-        }
-        (StreamedForm::Zset, ValuePart::SortedSetMembers(members)) => {
-            for m in members {
-                write_zset_member(header, Scored::from(m), out, compress)?;
-            }
-            members.len() as u64
-        }
-        (form, ValuePart::HashFields(fields)) => {
-            for f in fields {
-                write_hash_field(format, header, form, Field::from(f), out, compress)?;
-            }
-            fields.len() as u64
-        }
-        (
-            StreamedForm::Stream,
-            ValuePart::StreamNode {
-                master_id,
-                listpack,
-            },
-        ) => {
-            stream::write_node(master_id, listpack, out, compress);
-            1
-        }
-        _ => unreachable!("part_fits and streamed_form agree on the part kinds"),
-    };
-    count_streamed(header, streamed, added)
-}
-
-fn count_streamed(
-    header: &KeyHeader,
-    streamed: &mut Streamed,
-    added: u64,
-) -> Result<(), EncodeError> {
-    streamed.written += added;
-    if streamed.written > streamed.expected {
-        return Err(EncodeError::Sequence(format!(
-            "key {:?}: its source announced {} elements but delivered more; the output is incomplete",
-            key_name(header),
-            streamed.expected
-        )));
-    }
-    Ok(())
-}
-
-fn write_zset_member(
-    header: &KeyHeader,
-    m: Scored<'_>,
-    out: &mut Vec<u8>,
-    compress: bool,
-) -> Result<(), EncodeError> {
-    if m.score.is_nan() {
-        return Err(nan_score(header, m.member));
-    }
-    zset::write_plain_member(m, out, compress);
-    Ok(())
-}
-
-fn write_hash_field(
-    format: &Format,
-    header: &KeyHeader,
-    form: StreamedForm,
-    f: Field<'_>,
-    out: &mut Vec<u8>,
-    compress: bool,
-) -> Result<(), EncodeError> {
-    match form {
-        StreamedForm::Hash if f.expire_at_ms.is_some() => {
-            return Err(field_ttl_unsupported(format, header))
-        }
-        StreamedForm::Hash => hash::write_plain_field(f, out, compress),
-        StreamedForm::HashValkeyTtl => hash::write_valkey_field(f, out, compress),
-        StreamedForm::HashRedisMetadata => {
-            let expiry = hash::redis_expiry(f, &key_name(header))?;
-            hash::write_metadata_field(f, expiry, STREAMED_MIN_EXPIRE, out, compress);
-        }
-        _ => unreachable!("hash fields only stream in hash forms"),
-    }
-    Ok(())
-}
-
-/// Writes what was buffered before a value outgrew the limit, as if it had streamed.
-fn replay(
-    format: &Format,
-    header: &KeyHeader,
-    value: &ValueBuffer,
-    streamed: &mut Streamed,
-    out: &mut Vec<u8>,
-    compress: bool,
-) -> Result<(), EncodeError> {
-    match streamed.form {
-        StreamedForm::ListNodes => {
-            for node in value.parts() {
-                list::write_quicklist_node(format, node, out, compress);
-                count_streamed(header, streamed, 1)?;
-            }
-        }
-        StreamedForm::ListElements | StreamedForm::Set => {
-            for element in value.elements() {
-                write_string(out, element, compress);
-            }
-            count_streamed(header, streamed, value.elements().len() as u64)?;
-        }
-        StreamedForm::Zset => {
-            for m in value.scored() {
-                write_zset_member(header, m, out, compress)?;
-            }
-            count_streamed(header, streamed, value.scored().len() as u64)?;
-        }
-        StreamedForm::Hash | StreamedForm::HashValkeyTtl | StreamedForm::HashRedisMetadata => {
-            for f in value.fields() {
-                write_hash_field(format, header, streamed.form, f, out, compress)?;
-            }
-            count_streamed(header, streamed, value.fields().len() as u64)?;
-        }
-        StreamedForm::Stream => {
-            for (id, listpack) in value.stream_nodes() {
-                stream::write_node(id, listpack, out, compress);
-            }
-            count_streamed(header, streamed, value.stream_nodes().len() as u64)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
