@@ -1,7 +1,7 @@
 //! `cargo xtask bench [--quick] [--only PART] [--runs N]`: performance, measured here and
 //! never in timed tests. Each part (one module each) measures ferry beside a peer on the
 //! same data in the same run and returns a markdown section; all sections go to
-//! build/bench/results.md.
+//! build/bench/results.md (results-quick.md for `--quick`).
 
 mod codec;
 pub mod datasets;
@@ -17,7 +17,8 @@ use anyhow::{bail, Context as _, Result};
 
 pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--runs N]
 
-  --quick      smaller files (100k keys, a 200 MB big file) for a smoke test
+  --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
+               go to build/bench/results-quick.md
   --only PART  run one part: codec
   --runs N     runs per measurement; the fastest counts (default 3)
 
@@ -121,7 +122,12 @@ pub fn run(root: &Path, manifest: &Path, args: &[String]) -> Result<()> {
         sections.push((part.run)(&ctx).with_context(|| format!("bench part {}", part.name))?);
     }
     let report = render(&ctx, &sections)?;
-    let path = ctx.dir.join("results.md");
+    // A smoke test never overwrites the real numbers.
+    let path = ctx.dir.join(if ctx.quick {
+        "results-quick.md"
+    } else {
+        "results.md"
+    });
     fs::write(&path, report).with_context(|| format!("cannot write {}", path.display()))?;
     println!("\nresults written to {}", path.display());
     Ok(())
