@@ -3,122 +3,12 @@
 //! here writes on a primary and reads its replication stream through ferry's own replica
 //! connection.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod support;
 
-use ferry_repl::{ConnectOptions, PsyncOutcome, ReplicaConnection};
-use ferry_testkit::{Server, ServerKind};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// One primary, one client writing to it, and ferry-repl reading what it propagates.
-struct Observer {
-    server: Server,
-    client: redis::Connection,
-    replica: ReplicaConnection,
-}
-
-impl Observer {
-    async fn start(kind: ServerKind) -> Observer {
-        let server = Server::start_with_args(kind, &["--repl-diskless-sync-delay", "0"])
-            .expect("server starts");
-        let options = ConnectOptions {
-            listening_port: 7300,
-            read_timeout: Duration::from_secs(20),
-            ..ConnectOptions::default()
-        };
-        let address = format!("127.0.0.1:{}", server.port());
-        let mut replica = ReplicaConnection::connect(&address, options)
-            .await
-            .expect("replica handshake");
-        let outcome = replica.psync(None, -1).await.expect("psync");
-        assert!(matches!(outcome, PsyncOutcome::FullResync { .. }));
-        let mut snapshot = replica.snapshot().await.expect("snapshot");
-        while snapshot
-            .next_chunk()
-            .await
-            .expect("snapshot chunk")
-            .is_some()
-        {}
-        let client = server.client();
-        Observer {
-            server,
-            client,
-            replica,
-        }
-    }
-
-    fn run(&mut self, args: &[&str]) -> redis::Value {
-        let mut cmd = redis::cmd(args[0]);
-        for arg in &args[1..] {
-            cmd.arg(*arg);
-        }
-        cmd.query(&mut self.client)
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-    }
-
-    fn master_offset(&mut self) -> i64 {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut self.client)
-            .expect("INFO");
-        info.lines()
-            .find_map(|line| line.trim_end().strip_prefix("master_repl_offset:"))
-            .and_then(|n| n.parse().ok())
-            .expect("master_repl_offset")
-    }
-
-    /// The data commands propagated until the primary's offset, as text (PING, REPLCONF
-    /// and SELECT left out).
-    async fn read_to_offset(&mut self) -> Vec<Vec<String>> {
-        let target = self.master_offset();
-        let mut commands = Vec::new();
-        while self.replica.offset() < target {
-            let command =
-                tokio::time::timeout(Duration::from_secs(10), self.replica.next_command())
-                    .await
-                    .expect("the stream reaches the primary's offset")
-                    .expect("command");
-            if command.is_protocol_only() || command.is("SELECT") {
-                continue;
-            }
-            commands.push(
-                command
-                    .args
-                    .iter()
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect(),
-            );
-        }
-        commands
-    }
-
-    /// Runs a setup command whose propagation does not matter.
-    async fn setup(&mut self, args: &[&str]) {
-        self.run(args);
-        self.read_to_offset().await;
-    }
-
-    /// Runs one command on the primary and returns what it propagated for it.
-    async fn propagated(&mut self, args: &[&str]) -> Vec<Vec<String>> {
-        // Anything pending (e.g. from setup) must not be attributed to this command.
-        let before = self.read_to_offset().await;
-        assert!(before.is_empty(), "unexpected earlier commands: {before:?}");
-        self.run(args);
-        self.read_to_offset().await
-    }
-
-    /// Waits until the primary propagates something on its own (active expiry).
-    async fn propagated_later(&mut self, within: Duration) -> Vec<Vec<String>> {
-        let start_offset = self.master_offset();
-        let deadline = Instant::now() + within;
-        while self.master_offset() == start_offset {
-            assert!(
-                Instant::now() < deadline,
-                "nothing propagated in {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.read_to_offset().await
-    }
-}
+use ferry_testkit::ServerKind;
+use support::Observer;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -201,8 +91,8 @@ async fn redis8_hash_field_ttl_commands_reach_replicas_in_absolute_or_plain_form
     assert_abs_ms(&sent[0][2], start, 200_000);
     assert_eq!(sent[0][3..], strings(&["NX", "FIELDS", "1", "d"]));
 
-    // HPERSIST is sent as it was given.
-    let args = ["HPERSIST", "h", "FIELDS", "1", "d"];
+    // HPERSIST is sent with every field it was given, also those it did not change.
+    let args = ["HPERSIST", "h", "FIELDS", "2", "d", "nosuch"];
     assert_eq!(o.propagated(&args).await, vec![strings(&args)]);
 
     // HGETEX becomes HPEXPIREAT (absolute) or HPERSIST.
