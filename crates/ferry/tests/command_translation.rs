@@ -410,3 +410,61 @@ async fn vector_set_writes_stop_or_are_skipped_on_valkey() {
         }
     }
 }
+
+fn pttl(con: &mut redis::Connection, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query(con).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis6_relative_ttls_expire_on_the_target_when_they_do_on_the_source() {
+    let mut source = Observer::start(ServerKind::Redis60).await;
+    source.run(&["SET", "k", "v"]);
+    source.run(&["SET", "restored-from", "v"]);
+    for args in [
+        &["SET", "a", "v", "EX", "100"][..],
+        &["SET", "b", "v", "PX", "100000", "NX"][..],
+        &["SETEX", "c", "100", "v"][..],
+        &["PSETEX", "d", "100000", "v"][..],
+        &["EXPIRE", "k", "100"][..],
+    ] {
+        source.run(args);
+    }
+    let payload: Vec<u8> = redis::cmd("DUMP")
+        .arg("restored-from")
+        .query(&mut source.client)
+        .unwrap();
+    redis::cmd("RESTORE")
+        .arg("r")
+        .arg(100_000)
+        .arg(payload)
+        .query::<()>(&mut source.client)
+        .unwrap();
+    let stream = source.read_raw_to_offset().await;
+    // Translated as the commands arrive…
+    let policies = Policies::default();
+    let mut translator =
+        CommandTranslator::new(&policies, &Target::from_profile("valkey-8.1").unwrap());
+    let translated: Vec<Translated> = stream
+        .into_iter()
+        .map(|args| translator.translate(0, args).unwrap())
+        .collect();
+    // …and applied two seconds later, as a lagging migration would.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let target = Server::start(ServerKind::Valkey81).expect("target");
+    let mut con = target.client();
+    for t in translated {
+        if let Translated::Apply(commands) = t {
+            for command in commands {
+                run_on(&mut con, &command).unwrap();
+            }
+        }
+    }
+    for key in ["a", "b", "c", "d", "k", "r"] {
+        let (on_source, on_target) = (pttl(&mut source.client, key), pttl(&mut con, key));
+        assert!(on_source > 90_000, "{key}: {on_source}");
+        assert!(
+            (on_source - on_target).abs() < 500,
+            "{key}: {on_source} ms left on the source, {on_target} on the target"
+        );
+    }
+}

@@ -188,3 +188,64 @@ async fn scripts_reach_replicas_as_their_effects_in_a_transaction() {
         drop(o.server);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_ttls_reach_replicas_relative_from_redis6_and_absolute_from_redis7() {
+    let relative_forms: [&[&str]; 5] = [
+        &["SET", "a", "v", "EX", "100"],
+        &["SET", "a", "v", "PX", "100000"],
+        &["SETEX", "b", "100", "v"],
+        &["PSETEX", "b", "100000", "v"],
+        &["EXPIRE", "k", "100"],
+    ];
+    let mut o = Observer::start(ServerKind::Redis60).await;
+    o.setup(&["SET", "k", "v"]).await;
+    for args in relative_forms
+        .iter()
+        .copied()
+        .chain([&["PEXPIRE", "k", "100000"][..]])
+    {
+        assert_eq!(o.propagated(args).await, vec![strings(args)], "redis 6.0");
+    }
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("k").query(&mut o.client).unwrap();
+    redis::cmd("RESTORE")
+        .arg("r")
+        .arg(100_000)
+        .arg(payload)
+        .query::<()>(&mut o.client)
+        .unwrap();
+    let sent = o.read_to_offset().await;
+    assert_eq!(sent[0][..3], strings(&["RESTORE", "r", "100000"]));
+    assert!(!sent[0].iter().any(|a| a == "ABSTTL"), "{sent:?}");
+
+    for kind in [ServerKind::Redis70, ServerKind::Redis80] {
+        let mut o = Observer::start(kind).await;
+        o.setup(&["SET", "k", "v"]).await;
+        for args in relative_forms {
+            let start = now_ms();
+            let sent = o.propagated(args).await;
+            assert_eq!(sent.len(), 1, "{kind} {args:?}: {sent:?}");
+            let sent = &sent[0];
+            if args[0] == "EXPIRE" {
+                assert_eq!(sent[..2], strings(&["PEXPIREAT", "k"]), "{kind}");
+                assert_abs_ms(&sent[2], start, 100_000);
+            } else {
+                assert_eq!(sent[0], "SET", "{kind}: {sent:?}");
+                assert_eq!(sent[3], "PXAT", "{kind}: {sent:?}");
+                assert_abs_ms(&sent[4], start, 100_000);
+            }
+        }
+        let start = now_ms();
+        let payload: Vec<u8> = redis::cmd("DUMP").arg("k").query(&mut o.client).unwrap();
+        redis::cmd("RESTORE")
+            .arg("r")
+            .arg(100_000)
+            .arg(payload)
+            .query::<()>(&mut o.client)
+            .unwrap();
+        let sent = o.read_to_offset().await;
+        assert_eq!(sent[0][..2], strings(&["RESTORE", "r"]));
+        assert_abs_ms(&sent[0][2], start, 100_000);
+        assert!(sent[0].iter().any(|a| a == "ABSTTL"), "{kind}: {sent:?}");
+    }
+}

@@ -13,6 +13,9 @@
 //! - `HGETDEL` arrives as `HDEL`; a field expiring on the source arrives as `HDEL`.
 //! - `VADD` (with `CAS` too), `VREM` and `VSETATTR` arrive verbatim.
 //! - Scripts arrive as their effects inside `MULTI`/`EXEC` (Redis 6.0, 7.0 and 8.0).
+//! - Redis 7.0+ sends key expiries as absolute times; Redis 6.0 sends `EXPIRE`, `PEXPIRE`,
+//!   `SETEX`, `PSETEX`, `SET … EX|PX` and `RESTORE` TTLs relative, which this module makes
+//!   absolute on arrival (see `expiry.rs`).
 //!
 //! Valkey 9.1 accepts every one of those forms as it is. Valkey 8.x has none of the hash
 //! field TTL commands and no vector sets; this module rewrites or skips them there:
@@ -35,6 +38,7 @@
 //! `export=PATH` skip them. The export file is written from the full sync, so it holds
 //! the vector sets as of that moment, not the changes streamed after it.
 
+mod expiry;
 mod hash_ttl;
 mod report;
 mod syntax;
@@ -49,6 +53,7 @@ use crate::error::Error;
 use crate::policy::Policies;
 use crate::target::Target;
 use bytes::Bytes;
+use expiry::Unit;
 use std::collections::HashSet;
 
 /// What to send the target for one replicated command.
@@ -104,6 +109,12 @@ enum Special {
     HGetDel,
     /// A command of Redis's built-in vector-set module.
     Vector,
+    /// Commands that may carry a relative key TTL (from Redis 6.0 sources).
+    Set,
+    SetEx(Unit),
+    Expire(Unit),
+    GetEx,
+    Restore,
 }
 
 const SPECIAL: &[(&str, Special)] = &[
@@ -129,12 +140,19 @@ const SPECIAL: &[(&str, Special)] = &[
     ("VRANDMEMBER", Special::Vector),
     ("VRANGE", Special::Vector),
     ("VSIM", Special::Vector),
+    ("SET", Special::Set),
+    ("SETEX", Special::SetEx(Unit::Seconds)),
+    ("PSETEX", Special::SetEx(Unit::Milliseconds)),
+    ("EXPIRE", Special::Expire(Unit::Seconds)),
+    ("PEXPIRE", Special::Expire(Unit::Milliseconds)),
+    ("GETEX", Special::GetEx),
+    ("RESTORE", Special::Restore),
 ];
 
 fn special(name: &[u8]) -> Option<(&'static str, Special)> {
-    // Nearly every command passes straight through; only two initials need the table.
+    // Most commands pass straight through; only these initials need the table.
     match name.first()?.to_ascii_uppercase() {
-        b'H' | b'V' => SPECIAL
+        b'E' | b'G' | b'H' | b'P' | b'R' | b'S' | b'V' => SPECIAL
             .iter()
             .find(|(known, _)| name.eq_ignore_ascii_case(known.as_bytes()))
             .copied(),
@@ -151,6 +169,8 @@ pub struct CommandTranslator {
     /// Lower-case names of every command the target has, when the caller asked it
     /// ([`Self::with_target_commands`]).
     target_commands: Option<HashSet<Box<[u8]>>>,
+    /// The current time in Unix ms, for relative TTLs.
+    clock: fn() -> i64,
     report: CommandReport,
 }
 
@@ -162,6 +182,7 @@ impl CommandTranslator {
             field_ttls: target.format.has_hash_field_ttl(),
             vector_sets: target.format.has_builtin_module("vectorset"),
             target_commands: None,
+            clock: unix_time_ms,
             report: CommandReport::new(policies),
         }
     }
@@ -178,6 +199,12 @@ impl CommandTranslator {
             .map(|name| name.as_ref().to_ascii_lowercase().into_boxed_slice())
             .collect();
         self.target_commands = Some(names);
+        self
+    }
+
+    /// Reads the time for relative TTLs from `clock` (Unix ms) instead of the system.
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -202,6 +229,11 @@ impl CommandTranslator {
             Some((_, Special::HGetEx)) => self.hgetex(db, args),
             Some((_, Special::HGetDel)) => hash_ttl::hgetdel(args),
             Some((name, Special::Vector)) => self.vector_command(name, db, args),
+            Some((_, Special::Set)) => self.set(args),
+            Some((_, Special::SetEx(unit))) => self.setex(args, unit),
+            Some((_, Special::Expire(unit))) => self.expire(args, unit),
+            Some((_, Special::GetEx)) => self.getex(args),
+            Some((_, Special::Restore)) => self.restore(args),
             None => {
                 self.check_target_has(name)?;
                 Ok(Translated::Apply(vec![args]))
@@ -221,6 +253,12 @@ impl CommandTranslator {
             target: self.target.clone(),
         })
     }
+}
+
+fn unix_time_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
 /// A command name for messages: upper case, quoted only if it is not plain text.

@@ -345,3 +345,90 @@ fn the_report_serializes_its_policies_and_counts() {
         "policies: no replicated command needed changing"
     );
 }
+
+fn at_a_million_ms() -> i64 {
+    1_000_000
+}
+
+fn clocked() -> CommandTranslator {
+    hash("valkey-8.1", HashFieldTtlPolicy::Fail).with_clock(at_a_million_ms)
+}
+
+#[test]
+fn relative_key_ttls_become_absolute_on_arrival() {
+    let mut t = clocked();
+    for (given, sent) in [
+        ("SET k v EX 10", "SET k v PXAT 1010000"),
+        ("set k v NX px 500", "set k v NX PXAT 1000500"),
+        ("SETEX k 10 v", "SET k v PXAT 1010000"),
+        ("psetex k 10 v", "SET k v PXAT 1000010"),
+        ("EXPIRE k 10", "PEXPIREAT k 1010000"),
+        ("PEXPIRE k 10 GT", "PEXPIREAT k 1000010 GT"),
+        ("EXPIRE k -1", "PEXPIREAT k 999000"),
+        ("GETEX k EX 1", "PEXPIREAT k 1001000"),
+        ("GETEX k PX 1", "PEXPIREAT k 1000001"),
+        ("GETEX k EXAT 5", "PEXPIREAT k 5000"),
+        ("GETEX k PXAT 5", "PEXPIREAT k 5"),
+        ("GETEX k PERSIST", "PERSIST k"),
+        ("RESTORE k 100 payload", "RESTORE k 1000100 payload ABSTTL"),
+        (
+            "RESTORE k 100 payload REPLACE IDLETIME 5",
+            "RESTORE k 1000100 payload REPLACE IDLETIME 5 ABSTTL",
+        ),
+    ] {
+        assert_eq!(
+            t.translate(0, args(given)).unwrap(),
+            apply(&[sent]),
+            "{given}"
+        );
+    }
+    assert!(t.report().is_empty());
+}
+
+#[test]
+fn absolute_and_missing_ttls_are_left_alone() {
+    let mut t = clocked();
+    for text in [
+        "SET k v",
+        "SET k v EXAT 5",
+        "SET k v PXAT 5 GET",
+        "SET k v KEEPTTL",
+        // A comparison value that looks like an option is a value.
+        "SET k v IFEQ EX",
+        "RESTORE k 0 payload",
+        "RESTORE k 5000 payload ABSTTL",
+        "EXPIREAT k 5",
+        "PEXPIREAT k 5",
+    ] {
+        assert_eq!(
+            t.translate(0, args(text)).unwrap(),
+            apply(&[text]),
+            "{text}"
+        );
+    }
+    assert!(matches!(
+        t.translate(0, args("GETEX k")).unwrap(),
+        Translated::Skip { .. }
+    ));
+}
+
+#[test]
+fn unreadable_ttls_are_errors() {
+    let mut t = clocked();
+    for text in [
+        "SET k v EX ten",
+        "SET k v EX",
+        "SET k v EX 9223372036854775807",
+        "SETEX k 10",
+        "EXPIRE k",
+        "GETEX k EX",
+        "GETEX k LATER 5",
+        "RESTORE k 5",
+    ] {
+        let line = error_line(t.translate(0, args(text)));
+        assert!(
+            line.contains("in a form ferry cannot read"),
+            "{text}: {line}"
+        );
+    }
+}
