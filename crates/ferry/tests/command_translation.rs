@@ -468,3 +468,121 @@ async fn redis6_relative_ttls_expire_on_the_target_when_they_do_on_the_source() 
         );
     }
 }
+
+/// Applies translated commands to `con`; returns the target's error replies.
+fn apply_all(
+    translator: &mut CommandTranslator,
+    stream: Vec<Vec<Bytes>>,
+    con: &mut redis::Connection,
+) -> Vec<String> {
+    let mut db = 0;
+    let mut errors = Vec::new();
+    for args in stream {
+        if args[0].eq_ignore_ascii_case(b"SELECT") {
+            db = std::str::from_utf8(&args[1]).unwrap().parse().unwrap();
+        }
+        let shown = format!("{:?}", String::from_utf8_lossy(&args.concat()));
+        match translator.translate(db, args) {
+            Ok(Translated::Apply(commands)) => {
+                for command in commands {
+                    if let Err(e) = run_on(con, &command) {
+                        errors.push(format!("{shown}: {e}"));
+                    }
+                }
+            }
+            Ok(Translated::Skip { .. }) => {}
+            Err(e) => panic!("{shown}: {e}"),
+        }
+    }
+    errors
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_load_from_every_source_leaves_valkey_equal_to_it() {
+    use ferry_testkit::snapshot::{DiffOptions, Snapshot, Value};
+    use ferry_testkit::workload::{forget_unreplicated_group_state, Workload};
+
+    let policies = Policies {
+        hash_field_ttl: HashFieldTtlPolicy::Persist,
+        vector_set: VectorSetPolicy::Skip,
+        ..Policies::default()
+    };
+    for source_kind in ServerKind::redis_sources() {
+        let mut source = Observer::start(source_kind).await;
+        let mut targets: Vec<(Server, CommandTranslator, redis::Connection)> =
+            [ServerKind::Valkey81, ServerKind::Valkey91]
+                .into_iter()
+                .map(|kind| {
+                    let server = Server::start(kind).expect("target");
+                    let profile = Target::from_profile(kind.name()).unwrap();
+                    let con = server.client();
+                    (server, CommandTranslator::new(&policies, &profile), con)
+                })
+                .collect();
+        let mut errors = Vec::new();
+        let mut follow = |stream: Vec<Vec<Bytes>>| {
+            for (server, translator, con) in &mut targets {
+                for error in apply_all(translator, stream.clone(), con) {
+                    errors.push(format!("{} → {}: {error}", source_kind, server.kind()));
+                }
+            }
+        };
+        // The targets follow closely, as a migration does: a target applying a key's
+        // absolute expiry long after the source set it would expire the key itself
+        // before applying the commands the source ran on it in the meantime.
+        let mut load = Workload::new(source_kind, 21);
+        for _ in 0..80 {
+            load.run_for(&mut source.client, 50).expect("load");
+            follow(source.read_raw_to_offset().await);
+        }
+        // Short TTLs pass on both sides before the comparison; the source's deletions
+        // follow.
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        follow(source.read_raw_to_offset().await);
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+
+        for (target, translator, _) in &targets {
+            let target_kind = target.kind();
+            let context = format!("{source_kind} → {target_kind}");
+            let mut expected = Snapshot::capture(&source.server).unwrap();
+            if !target_kind.has_hash_field_ttl() {
+                // --hash-field-ttl persist: the fields, without their TTLs.
+                for entry in expected
+                    .databases
+                    .values_mut()
+                    .flat_map(|db| db.values_mut())
+                {
+                    if let Value::Hash(fields) = &mut entry.value {
+                        fields.iter_mut().for_each(|f| f.expire_at_ms = None);
+                    }
+                }
+            }
+            let mut got = Snapshot::capture(target).unwrap();
+            forget_unreplicated_group_state(&mut expected);
+            forget_unreplicated_group_state(&mut got);
+            assert!(
+                expected.key_count() > 100,
+                "{context}: {}",
+                expected.key_count()
+            );
+            // Redis 6.0's relative TTLs are made absolute when translated, a little after
+            // the source set them.
+            let tolerance = if source_kind == ServerKind::Redis60 {
+                500
+            } else {
+                0
+            };
+            let options = DiffOptions::new()
+                .ttl_tolerance_ms(tolerance)
+                .exclude_keys(|_, key| key.starts_with(b"wl:vset:"));
+            let differences = expected.diff(&got, &options);
+            let listing: Vec<String> = differences.iter().map(ToString::to_string).collect();
+            assert!(listing.is_empty(), "{context}:\n{}", listing.join("\n"));
+            eprintln!(
+                "{context}: {} keys equal; {}",
+                got.key_count(),
+                translator.report()
+            );
+        }
+    }
+}

@@ -34,12 +34,17 @@
 //! `HINCRBY`/`HINCRBYFLOAT`, which keep a TTL) while it has a TTL on the source is written
 //! on the target too; the source's `HDEL` at expiry removes it again.
 //!
+//! A key such a policy left out of the target cannot be renamed there; RENAME and
+//! RENAMENX become a script that renames when the key exists on the target and otherwise
+//! deletes the destination (see `renames.rs`).
+//!
 //! Vector-set commands on a target without vector sets: `fail` stops, `skip` and
 //! `export=PATH` skip them. The export file is written from the full sync, so it holds
 //! the vector sets as of that moment, not the changes streamed after it.
 
 mod expiry;
 mod hash_ttl;
+mod renames;
 mod report;
 mod syntax;
 #[cfg(test)]
@@ -54,6 +59,7 @@ use crate::policy::Policies;
 use crate::target::Target;
 use bytes::Bytes;
 use expiry::Unit;
+use renames::Rename;
 use std::collections::HashSet;
 
 /// What to send the target for one replicated command.
@@ -115,6 +121,7 @@ enum Special {
     Expire(Unit),
     GetEx,
     Restore,
+    Rename(Rename),
 }
 
 const SPECIAL: &[(&str, Special)] = &[
@@ -147,6 +154,8 @@ const SPECIAL: &[(&str, Special)] = &[
     ("PEXPIRE", Special::Expire(Unit::Milliseconds)),
     ("GETEX", Special::GetEx),
     ("RESTORE", Special::Restore),
+    ("RENAME", Special::Rename(Rename::Always)),
+    ("RENAMENX", Special::Rename(Rename::IfAbsent)),
 ];
 
 fn special(name: &[u8]) -> Option<(&'static str, Special)> {
@@ -234,6 +243,7 @@ impl CommandTranslator {
             Some((_, Special::Expire(unit))) => self.expire(args, unit),
             Some((_, Special::GetEx)) => self.getex(args),
             Some((_, Special::Restore)) => self.restore(args),
+            Some((_, Special::Rename(kind))) => Ok(self.rename(args, kind)),
             None => {
                 self.check_target_has(name)?;
                 Ok(Translated::Apply(vec![args]))

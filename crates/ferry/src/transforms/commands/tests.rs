@@ -432,3 +432,41 @@ fn unreadable_ttls_are_errors() {
         );
     }
 }
+
+#[test]
+fn renames_check_on_the_target_only_when_a_policy_leaves_keys_out() {
+    let script_for = |t: &mut CommandTranslator, text: &str| match t.translate(0, args(text)) {
+        Ok(Translated::Apply(commands)) => commands,
+        other => panic!("{text}: {other:?}"),
+    };
+    // Nothing left out: renames pass as they are.
+    for mut t in [
+        hash("valkey-8.1", HashFieldTtlPolicy::Persist),
+        translator(
+            "valkey-9.1",
+            HashFieldTtlPolicy::DropField,
+            VectorSetPolicy::Fail,
+        ),
+    ] {
+        assert_eq!(script_for(&mut t, "RENAME a b"), vec![args("RENAME a b")]);
+    }
+    for mut t in [
+        hash("valkey-8.1", HashFieldTtlPolicy::DropField),
+        translator(
+            "valkey-9.1",
+            HashFieldTtlPolicy::Fail,
+            VectorSetPolicy::Skip,
+        ),
+    ] {
+        for text in ["RENAME a b", "renamenx a b"] {
+            let commands = script_for(&mut t, text);
+            assert_eq!(commands.len(), 1);
+            let command = &commands[0];
+            assert_eq!(command[0], "EVAL");
+            assert_eq!(command[2..], args("2 a b")[..], "{text}");
+            let script = std::str::from_utf8(&command[1]).unwrap();
+            let name = text.split(' ').next().unwrap().to_uppercase();
+            assert!(script.contains(&format!("'{name}'")), "{script}");
+        }
+    }
+}
