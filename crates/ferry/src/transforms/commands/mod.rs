@@ -10,7 +10,10 @@
 //!   `HPEXPIREAT key <absolute ms> [NX|XX|GT|LT] FIELDS n field…`, naming only the fields
 //!   whose TTL changed.
 //! - `HPERSIST` arrives verbatim (every field it was given); `HGETEX PERSIST` as `HPERSIST`.
-//! - `HGETDEL` arrives as `HDEL`; a field expiring on the source arrives as `HDEL`.
+//! - `HGETDEL` arrives as `HDEL` (and becomes `HDEL` here if it ever arrives as it is);
+//!   a field expiring on the source arrives as `HDEL`.
+//! - `HINCRBYFLOAT` arrives as `HSET` with the result (Redis 8.0.2; Redis's newer sources
+//!   send `HSETEX … KEEPTTL FIELDS 1 field value`, which becomes `HSET` here).
 //! - `VADD` (with `CAS` too), `VREM` and `VSETATTR` arrive verbatim.
 //! - Scripts arrive as their effects inside `MULTI`/`EXEC` (Redis 6.0, 7.0 and 8.0).
 //! - Redis 7.0+ sends key expiries as absolute times; Redis 6.0 sends `EXPIRE`, `PEXPIRE`,
@@ -34,13 +37,14 @@
 //! `HINCRBY`/`HINCRBYFLOAT`, which keep a TTL) while it has a TTL on the source is written
 //! on the target too; the source's `HDEL` at expiry removes it again.
 //!
-//! A key such a policy left out of the target cannot be renamed there; RENAME and
-//! RENAMENX become a script that renames when the key exists on the target and otherwise
-//! deletes the destination (see `renames.rs`).
-//!
 //! Vector-set commands on a target without vector sets: `fail` stops, `skip` and
 //! `export=PATH` skip them. The export file is written from the full sync, so it holds
 //! the vector sets as of that moment, not the changes streamed after it.
+//!
+//! A key these policies left out of the target (a vector set; under `drop-field` a hash
+//! whose every field has a TTL) cannot be renamed there; RENAME and RENAMENX become a
+//! script that renames when the key exists on the target and otherwise deletes the
+//! destination (see `renames.rs`).
 
 mod expiry;
 mod hash_ttl;
