@@ -54,7 +54,9 @@ pub fn after_policies(source: &Snapshot, field_ttl: FieldTtl, vectors: VectorSet
             keys.retain(|key, entry| match &entry.value {
                 Value::Module(module) if module.type_name == "vectorset" => {
                     if let Some(set) = &module.vector_set {
-                        expected.removed_vector_sets.insert((*db, key.clone()), set.clone());
+                        expected
+                            .removed_vector_sets
+                            .insert((*db, key.clone()), set.clone());
                     }
                     false
                 }
@@ -84,7 +86,10 @@ pub fn after_policies(source: &Snapshot, field_ttl: FieldTtl, vectors: VectorSet
             keep
         });
     }
-    expected.snapshot.databases.retain(|_, keys| !keys.is_empty());
+    expected
+        .snapshot
+        .databases
+        .retain(|_, keys| !keys.is_empty());
     expected
 }
 
@@ -94,17 +99,36 @@ mod tests {
     use crate::snapshot::{Entry, HashField, Module};
 
     fn field(name: &str, ttl: Option<i64>) -> HashField {
-        HashField { field: name.into(), value: b"v".to_vec(), expire_at_ms: ttl }
+        HashField {
+            field: name.into(),
+            value: b"v".to_vec(),
+            expire_at_ms: ttl,
+        }
     }
 
     fn source() -> Snapshot {
         let mut db0 = BTreeMap::new();
-        let hash = |fields| Entry { expire_at_ms: Some(99), value: Value::Hash(fields) };
-        db0.insert(b"mixed".to_vec(), hash(vec![field("a", Some(5)), field("b", None)]));
+        let hash = |fields| Entry {
+            expire_at_ms: Some(99),
+            value: Value::Hash(fields),
+        };
+        db0.insert(
+            b"mixed".to_vec(),
+            hash(vec![field("a", Some(5)), field("b", None)]),
+        );
         db0.insert(b"volatile".to_vec(), hash(vec![field("a", Some(5))]));
         db0.insert(b"plain".to_vec(), hash(vec![field("a", None)]));
-        let module = Module { type_name: "vectorset".into(), vector_set: None };
-        db0.insert(b"vs".to_vec(), Entry { expire_at_ms: None, value: Value::Module(module) });
+        let module = Module {
+            type_name: "vectorset".into(),
+            vector_set: None,
+        };
+        db0.insert(
+            b"vs".to_vec(),
+            Entry {
+                expire_at_ms: None,
+                value: Value::Module(module),
+            },
+        );
         Snapshot {
             databases: BTreeMap::from([(0, db0)]),
             functions: None,
@@ -115,17 +139,24 @@ mod tests {
     #[test]
     fn persist_strips_field_ttls_but_keeps_key_ttls() {
         let e = after_policies(&source(), FieldTtl::Persist, VectorSets::Keep);
-        let Value::Hash(fields) = &e.snapshot.get(0, b"mixed").unwrap().value else { panic!() };
+        let Value::Hash(fields) = &e.snapshot.get(0, b"mixed").unwrap().value else {
+            panic!()
+        };
         assert!(fields.iter().all(|f| f.expire_at_ms.is_none()));
         assert_eq!(e.snapshot.get(0, b"mixed").unwrap().expire_at_ms, Some(99));
-        assert_eq!((e.changed_fields, e.changed_hashes, e.dropped_hashes), (2, 2, 0));
+        assert_eq!(
+            (e.changed_fields, e.changed_hashes, e.dropped_hashes),
+            (2, 2, 0)
+        );
         assert!(e.snapshot.get(0, b"vs").is_some());
     }
 
     #[test]
     fn drop_field_removes_volatile_fields_and_emptied_hashes() {
         let e = after_policies(&source(), FieldTtl::DropField, VectorSets::Remove);
-        let Value::Hash(fields) = &e.snapshot.get(0, b"mixed").unwrap().value else { panic!() };
+        let Value::Hash(fields) = &e.snapshot.get(0, b"mixed").unwrap().value else {
+            panic!()
+        };
         assert_eq!(fields, &vec![field("b", None)]);
         assert!(e.snapshot.get(0, b"volatile").is_none());
         assert!(e.snapshot.get(0, b"vs").is_none());

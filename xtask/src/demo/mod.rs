@@ -4,7 +4,6 @@
 //! and converts it; Valkey 8.1 loads the conversion; then both servers are compared key by
 //! key, where the only differences allowed are exactly what the chosen policies promise.
 
-mod expect;
 mod vectors;
 
 use std::collections::BTreeSet;
@@ -14,6 +13,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use ferry_testkit::expect::{after_policies, Expected, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
 use ferry_testkit::{dataset, Server, ServerKind};
 
@@ -102,7 +102,7 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
     step("compare both sides, key by key");
     let source = Snapshot::capture(&redis)?;
     let target = Snapshot::capture(&valkey)?;
-    let expected = expect::after_policies(&source);
+    let expected = after_policies(&source, FieldTtl::Persist, VectorSets::Remove);
     print!("{}", key_count_table(&source, &target, &expected));
 
     let differences = expected.snapshot.diff(&target, &DiffOptions::new());
@@ -112,12 +112,16 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
     if differences.len() > SHOWN_DIFFERENCES {
         println!("... and {} more", differences.len() - SHOWN_DIFFERENCES);
     }
-    let export = vectors::check(&exported, &expected.vector_sets)?;
+    let export = vectors::check(&exported, &expected.removed_vector_sets)?;
     for problem in &export.problems {
         println!("export: {problem}");
     }
 
-    let elements: u64 = expected.vector_sets.values().map(|set| set.card).sum();
+    let elements: u64 = expected
+        .removed_vector_sets
+        .values()
+        .map(|set| set.card)
+        .sum();
     let functions = expected.snapshot.functions.as_ref().map_or(0, |f| f.len());
     let export_verdict = if export.problems.is_empty() {
         "every element matches VEMB/VGETATTR".to_string()
@@ -135,12 +139,12 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
         } else {
             "differences"
         },
-        expected.vector_sets.len(),
+        expected.removed_vector_sets.len(),
         thousands(elements),
         thousands(export.elements),
         rel(&exported).display(),
-        thousands(expected.persisted_fields),
-        expected.persisted_hashes,
+        thousands(expected.changed_fields),
+        expected.changed_hashes,
         started.elapsed().as_secs_f64()
     );
     if differences.is_empty() && export.problems.is_empty() {
@@ -195,7 +199,7 @@ fn refusal_lines(error: &str) -> Vec<String> {
     lines
 }
 
-fn key_count_table(source: &Snapshot, target: &Snapshot, expected: &expect::Expected) -> String {
+fn key_count_table(source: &Snapshot, target: &Snapshot, expected: &Expected) -> String {
     let dbs: BTreeSet<u32> = source
         .databases
         .keys()
@@ -212,7 +216,7 @@ fn key_count_table(source: &Snapshot, target: &Snapshot, expected: &expect::Expe
     let count = |snapshot: &Snapshot, db: u32| snapshot.databases.get(&db).map_or(0, |k| k.len());
     for db in dbs {
         let left_out = expected
-            .vector_sets
+            .removed_vector_sets
             .keys()
             .filter(|(d, _)| *d == db)
             .count();

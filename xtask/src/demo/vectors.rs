@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::expect::VectorSets;
+use ferry_testkit::expect::RemovedVectorSets as VectorSets;
 
 /// Embeddings are compared as f32 with this relative slack: both sides dequantize the same
 /// stored bytes, but may round differently in the last place.
