@@ -21,7 +21,11 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Rewrite an RDB file for another server release.
     Convert(ConvertArgs),
+    /// Whether a Redis server (or its RDB file) can move to Valkey, and what would break.
+    Assess(AssessArgs),
 }
+
+pub use crate::commands::assess::AssessArgs;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {

@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
+pub mod assess;
 pub mod convert;
 pub mod inspect;

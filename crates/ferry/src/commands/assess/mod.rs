@@ -1,0 +1,155 @@
+//! `ferry assess (--source URL | --rdb FILE) [--target URL | --to PROFILE]`: what a Redis
+//! workload uses that the target lacks, and whether it can move (see docs/assess.md).
+
+pub mod capabilities;
+mod client;
+mod findings;
+mod live;
+pub mod profiles;
+mod rdb;
+mod render;
+mod source;
+mod verdict;
+
+pub use capabilities::Capabilities;
+pub use findings::{Finding, Severity};
+pub use source::SourceFacts;
+pub use verdict::Verdict;
+
+use crate::error::Error;
+use crate::output_file::OutputFile;
+use clap::{ArgGroup, Args, ValueEnum};
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("from").required(true).args(["source", "rdb"])))]
+#[command(group(ArgGroup::new("against").args(["target", "to"])))]
+pub struct AssessArgs {
+    /// The live Redis server to assess, e.g. redis://user:pass@host:6379.
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+    /// An RDB file to assess instead of a live server (data findings only).
+    #[arg(long, value_name = "FILE")]
+    pub rdb: Option<PathBuf>,
+    /// The live target server; its capabilities are probed (read-only but for one
+    /// short-lived probe key).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// The target release, from the profiles built into ferry (default: the newest Valkey).
+    #[arg(long, value_name = "PROFILE")]
+    pub to: Option<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The most commands per second the key scan sends to the source.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_ops_per_sec: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// The whole assessment; `--format json` prints it (schema in docs/assess.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Bumped only on an incompatible change; fields may be added at any time.
+    pub schema: u32,
+    pub verdict: Verdict,
+    /// One sentence on why.
+    pub verdict_reason: String,
+    pub source: SourceFacts,
+    pub target: Capabilities,
+    pub findings: Vec<Finding>,
+    /// What could not be checked, on either side; non-empty means a partial report.
+    pub unchecked: Vec<Unchecked>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unchecked {
+    /// `source` or `target`.
+    pub side: &'static str,
+    /// What was not checked, e.g. `CONFIG GET`.
+    pub check: String,
+    /// The server's answer or why it was not tried.
+    pub reason: String,
+}
+
+pub fn run(args: AssessArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let report = assess(&args)?;
+    let text = match args.format {
+        ReportFormat::Text => render::text(&report),
+        ReportFormat::Json => render::json(&report),
+        ReportFormat::Markdown => render::markdown(&report),
+    };
+    match &args.out {
+        Some(path) => write_file(path, &text),
+        None => out.write_all(text.as_bytes()).map_err(Error::Stdout),
+    }
+}
+
+/// Builds the report the arguments ask for.
+pub fn assess(args: &AssessArgs) -> Result<Report, Error> {
+    let target = match (&args.target, &args.to) {
+        (Some(url), _) => capabilities::probe_url(url)?,
+        (None, Some(name)) => profiles::load(name)?,
+        (None, None) => profiles::load(profiles::DEFAULT)?,
+    };
+    let source = match (&args.source, &args.rdb) {
+        (Some(url), _) => live::probe(url, args.max_ops_per_sec)?,
+        (None, Some(path)) => rdb::probe(path)?,
+        (None, None) => {
+            return Err(Error::Usage(
+                "give one of --source URL and --rdb FILE".into(),
+            ))
+        }
+    };
+    Ok(build(source, target))
+}
+
+/// Findings and verdict for what the source uses against what the target has.
+pub fn build(source: SourceFacts, target: Capabilities) -> Report {
+    let findings = findings::find(&source, &target);
+    let (verdict, verdict_reason) = verdict::decide(&findings, &source);
+    let unchecked = source
+        .unchecked
+        .iter()
+        .map(|(check, reason)| Unchecked {
+            side: "source",
+            check: check.clone(),
+            reason: reason.clone(),
+        })
+        .chain(target.unchecked.iter().map(|(check, reason)| Unchecked {
+            side: "target",
+            check: check.clone(),
+            reason: reason.clone(),
+        }))
+        .collect();
+    Report {
+        schema: 1,
+        verdict,
+        verdict_reason,
+        source,
+        target,
+        findings,
+        unchecked,
+    }
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), Error> {
+    let (output, mut file) = OutputFile::create(path, true)?;
+    file.write_all(text.as_bytes())
+        .map_err(|source| Error::Write {
+            path: path.to_owned(),
+            source,
+        })?;
+    output.commit(file)
+}
