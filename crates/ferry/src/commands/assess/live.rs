@@ -38,9 +38,10 @@ pub fn probe(url: &str, max_ops_per_sec: u32) -> Result<SourceFacts, Error> {
     let databases = keyspace(&info);
     let mut scan = Scan::new(max_ops_per_sec, databases.iter().map(|(_, d)| d.keys).sum());
     let field_ttls_possible = has_command(&mut con, "hpexpiretime");
-    for (db, counts) in &databases {
-        let check_ttls = field_ttls_possible && counts.subexpiry.is_none_or(|n| n > 0);
-        if let Err(err) = scan.database(&mut con, &mut facts, *db, check_ttls) {
+    // INFO's per-database `subexpiry` proved unreliable (off by a few after HPERSIST), so
+    // every hash is checked where the server has field TTLs at all.
+    for (db, _) in &databases {
+        if let Err(err) = scan.database(&mut con, &mut facts, *db, field_ttls_possible) {
             facts
                 .unchecked
                 .push((format!("SCAN of database {db}"), err));
@@ -87,11 +88,9 @@ fn read_info(facts: &mut SourceFacts, info: &BTreeMap<String, String>) {
 #[derive(Debug, Default, Clone, Copy)]
 struct DbCounts {
     keys: u64,
-    /// Hashes with field TTLs, where the server reports it (Redis 7.4+).
-    subexpiry: Option<u64>,
 }
 
-/// Databases from `INFO keyspace` (`db0:keys=3,expires=0,avg_ttl=0,subexpiry=1`);
+/// Databases from `INFO keyspace` (`db0:keys=3,expires=0,avg_ttl=0`);
 /// database 0 alone when INFO was refused.
 fn keyspace(info: &BTreeMap<String, String>) -> Vec<(u64, DbCounts)> {
     if info.is_empty() {
@@ -110,7 +109,6 @@ fn keyspace(info: &BTreeMap<String, String>) -> Vec<(u64, DbCounts)> {
                 db,
                 DbCounts {
                     keys: get("keys").unwrap_or(0),
-                    subexpiry: get("subexpiry"),
                 },
             ))
         })
