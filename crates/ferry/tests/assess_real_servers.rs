@@ -324,7 +324,19 @@ fn refused_checks_make_a_partial_report() {
     assert!(report["source"]["keys"].as_u64().unwrap() > 0);
     assert!(!report.to_string().contains("secret"));
 
-    let text = ferry(&["assess", "--source", &url, "--target", &target.url()]);
+    // The scan stays under --max-ops-per-sec: at least one command per key.
+    let keys = report["source"]["keys"].as_u64().unwrap();
+    let started = std::time::Instant::now();
+    let text = ferry(&[
+        "assess",
+        "--source",
+        &url,
+        "--target",
+        &target.url(),
+        "--max-ops-per-sec",
+        "400",
+    ]);
+    assert!(started.elapsed().as_secs_f64() >= keys as f64 / 400.0);
     assert!(text.status.success());
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("partial report"), "{text}");

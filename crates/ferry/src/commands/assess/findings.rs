@@ -356,7 +356,7 @@ fn rdb_version(source: &SourceFacts, target: &Capabilities, found: &mut Vec<Find
         severity: Severity::Warning,
         unit: "keys",
         count: source.keys,
-        summary: format!("the source writes RDB {from}; the target reads up to RDB {to}"),
+        summary: format!("the source writes RDB {from}, which the target (RDB {to}) cannot read"),
         examples: Vec::new(),
         advice: format!(
             "a replica, RESTORE or file load fails as is; ferry convert --to {} (or ferry \

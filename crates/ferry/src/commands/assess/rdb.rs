@@ -1,6 +1,6 @@
 //! The data findings' facts from an RDB file: the `inspect` census plus example keys.
 
-use super::source::{SourceFacts, Tally};
+use super::source::SourceFacts;
 use crate::commands::inspect::Census;
 use crate::display::plain_or_quoted;
 use crate::error::Error;
@@ -75,11 +75,7 @@ fn read(
 fn tally_key(facts: &mut SourceFacts, key: &str, kind: Kind, ttl_fields: u64) {
     match kind {
         Kind::Module(id) if id.is_vector_set() => facts.vector_sets.add(key, 0),
-        Kind::Module(id) => facts
-            .module_types
-            .entry(id.name())
-            .or_insert_with(Tally::default)
-            .add(key, 0),
+        Kind::Module(id) => facts.module_types.entry(id.name()).or_default().add(key, 0),
         Kind::Hash if ttl_fields > 0 => facts.field_ttl.add(key, ttl_fields),
         _ => {}
     }

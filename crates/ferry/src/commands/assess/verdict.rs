@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(decide(&[info], &s).0, Verdict::Migrate);
         let warning = finding(Severity::Warning, "keys", 100);
         assert_eq!(
-            decide(&[warning.clone()], &s).0,
+            decide(std::slice::from_ref(&warning), &s).0,
             Verdict::MigrateWithChanges
         );
         let few = finding(Severity::Blocker, "keys", 10);
