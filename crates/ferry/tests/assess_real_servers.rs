@@ -211,6 +211,23 @@ fn redis_8_0_splits_with_field_ttls_blocking_only_valkey_8() {
     let ttl_fields = inspected["hash_field_ttl"]["fields"].as_u64().unwrap();
     let vadd_calls = calls(&source, "vadd");
     let hexpire_calls = calls(&source, "hexpire");
+    // A setting Valkey dropped, changed from its default; and an application connection
+    // that names its client library.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("dynamic-hz")
+        .arg("no")
+        .query::<()>(&mut source.client())
+        .unwrap();
+    let mut app = source.client();
+    for (field, value) in [("LIB-NAME", "shop-app"), ("LIB-VER", "4.2")] {
+        redis::cmd("CLIENT")
+            .arg("SETINFO")
+            .arg(field)
+            .arg(value)
+            .query::<()>(&mut app)
+            .unwrap();
+    }
     assert!(
         vector_sets > 0 && ttl_hashes >= 3 && vadd_calls > 0 && hexpire_calls > 0,
         "{vector_sets} {ttl_hashes} {vadd_calls} {hexpire_calls}"
@@ -230,6 +247,17 @@ fn redis_8_0_splits_with_field_ttls_blocking_only_valkey_8() {
         );
         assert_eq!(count(&report, "acl-uses:vadd"), 1, "{context}");
         assert_eq!(severity(&report, "acl-uses:vadd"), "warning", "{context}");
+        assert_eq!(
+            severity(&report, "config:dynamic-hz"),
+            "warning",
+            "{context}"
+        );
+        assert!(
+            finding(&report, "config:sanitize-dump-payload").is_none(),
+            "{context}"
+        );
+        let libs = finding(&report, "client-lib").unwrap()["examples"].to_string();
+        assert!(libs.contains("shop-app 4.2"), "{context}: {libs}");
         let examples = &finding(&report, "hash-field-ttl").unwrap()["examples"];
         assert!(examples.as_array().unwrap().len() <= 5);
         if target == ServerKind::Valkey81 {
