@@ -313,6 +313,44 @@ fn redis_8_0_splits_with_field_ttls_blocking_only_valkey_8() {
 }
 
 #[test]
+fn markdown_goes_to_the_out_file() {
+    let source = Server::start(ServerKind::Redis80).expect("start source");
+    redis::cmd("VADD")
+        .arg("embeddings")
+        .arg("VALUES")
+        .arg(2)
+        .arg(0.5)
+        .arg(0.25)
+        .arg("doc:1")
+        .query::<()>(&mut source.client())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ticket.md");
+    let out = ferry(&[
+        "assess",
+        "--source",
+        &source.url(),
+        "--to",
+        "valkey-9.1",
+        "--format",
+        "markdown",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let markdown = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        markdown.starts_with("## Migration assessment: stay"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| blocker | `vector-set`: 1 vector set | 1 keys | `embeddings` |"),
+        "{markdown}"
+    );
+}
+
+#[test]
 fn refused_checks_make_a_partial_report() {
     let source = Server::start(ServerKind::Redis70).expect("start source");
     dataset::populate(&source).expect("populate");

@@ -153,3 +153,43 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<(), Error> {
         })?;
     output.commit(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{parse, Command};
+
+    #[test]
+    fn one_source_and_at_most_one_target() {
+        assert!(parse(["ferry", "assess"]).is_err());
+        assert!(parse(["ferry", "assess", "--source", "redis://h", "--rdb", "f"]).is_err());
+        assert!(parse(["ferry", "assess", "--rdb", "f", "--to", "a", "--target", "b"]).is_err());
+        let cli = parse(["ferry", "assess", "--rdb", "f", "--format", "markdown"]).unwrap();
+        let Command::Assess(args) = cli.command else {
+            panic!("not assess")
+        };
+        assert_eq!(args.format, ReportFormat::Markdown);
+        assert_eq!(args.max_ops_per_sec, 1000);
+    }
+
+    #[test]
+    fn module_keys_block_unless_the_target_loads_the_module() {
+        let mut source = SourceFacts {
+            keys: 10,
+            ..SourceFacts::default()
+        };
+        source
+            .module_types
+            .entry("ReJSON-RL".into())
+            .or_default()
+            .add("doc:1", 0);
+        let mut target = profiles::load("valkey-9.1").unwrap();
+        let report = build(source.clone(), target.clone());
+        assert_eq!(report.findings[0].id, "module:ReJSON-RL");
+        assert_eq!(report.findings[0].severity, Severity::Blocker);
+        assert_eq!(report.findings[0].examples, ["doc:1"]);
+        assert_eq!(report.verdict, Verdict::Split);
+        target.modules.insert("ReJSON".into());
+        assert!(build(source, target).findings.is_empty());
+    }
+}
