@@ -1,0 +1,407 @@
+//! Deep pipelining to the target with bounded memory.
+//!
+//! ```text
+//! producers ──(Batch, byte budget)──▶ writer task ──socket──▶ target
+//!                                          │ (in flight, bounded)
+//!                                          ▼
+//!                                     reply task ◀──replies── target
+//!                                          └─▶ applied mark, budget released
+//! ```
+//!
+//! Producers send [`Batch`]es: encoded commands plus what each reply is about. A batch
+//! takes its size from a byte budget before it is queued and gives it back once all its
+//! replies are in, so the bytes sent but not yet acknowledged never exceed the budget. Any
+//! error reply is fatal: the pipe stops and every later call returns that error. A batch's
+//! [`Mark`] (a replication offset and the stream's database) counts as applied when the
+//! replies of that batch and of everything before it have come back.
+
+use super::client::{one_line, ClientError, ReplyReader};
+use bytes::{Bytes, BytesMut};
+use ferry_repl::resp::{encode_command, Frame};
+use ferry_repl::AckHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+/// Batches queued between producers and the writer task.
+const QUEUED_BATCHES: usize = 64;
+/// Batches written and waiting for their replies.
+const IN_FLIGHT_BATCHES: usize = 4096;
+/// A target that has replies owed and sends nothing for this long is considered gone.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A point of the replication stream: everything up to `offset` is applied and the stream
+/// had database `db` selected there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub offset: i64,
+    pub db: u64,
+}
+
+/// What one reply answers, for the error message if it is an error.
+#[derive(Debug, Clone)]
+pub struct ReplyContext {
+    pub command: Bytes,
+    pub key: Option<Bytes>,
+    /// EXEC: the reply is an array whose elements may be errors too.
+    pub exec: bool,
+}
+
+/// Commands encoded back to back, with one context per expected reply.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub payload: BytesMut,
+    pub replies: Vec<ReplyContext>,
+    pub mark: Option<Mark>,
+}
+
+impl Batch {
+    /// Appends a command; `key_index` says which argument is the key (for messages).
+    pub fn push<A: AsRef<[u8]>>(&mut self, args: &[A], key_index: Option<usize>) {
+        encode_command(args, &mut self.payload);
+        let command = args
+            .first()
+            .map(|a| Bytes::copy_from_slice(a.as_ref()))
+            .unwrap_or_default();
+        let key = key_index
+            .and_then(|i| args.get(i))
+            .map(|k| Bytes::copy_from_slice(&k.as_ref()[..k.as_ref().len().min(200)]));
+        let exec = command.eq_ignore_ascii_case(b"EXEC");
+        self.replies.push(ReplyContext { command, key, exec });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.replies.is_empty() && self.mark.is_none()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.payload.len()
+    }
+}
+
+/// Counters the progress lines read.
+#[derive(Debug, Default)]
+pub struct PipeCounters {
+    /// Replies received (commands acknowledged by the target).
+    pub replies: AtomicU64,
+    /// Bytes of commands acknowledged.
+    pub bytes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    failure: Mutex<Option<String>>,
+    applied: Mutex<Option<Mark>>,
+    counters: Arc<PipeCounters>,
+    ack: AckHandle,
+}
+
+impl Shared {
+    fn fail(&self, message: String) {
+        if let Ok(mut slot) = self.failure.lock() {
+            slot.get_or_insert(message);
+        }
+    }
+}
+
+enum Op {
+    Batch {
+        replies: Vec<ReplyContext>,
+        payload: Bytes,
+        mark: Option<Mark>,
+        permit: OwnedSemaphorePermit,
+    },
+    /// Resolves once everything queued before it is acknowledged.
+    Barrier(oneshot::Sender<()>),
+}
+
+struct InFlight {
+    replies: Vec<ReplyContext>,
+    bytes: u64,
+    mark: Option<Mark>,
+    _permit: Option<OwnedSemaphorePermit>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+/// The producers' handle. Clone it freely.
+#[derive(Clone)]
+pub struct Pipe {
+    tx: mpsc::Sender<Op>,
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+    shared: Arc<Shared>,
+}
+
+/// The pipe stopped: the target refused a command or the connection failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct PipeError(pub String);
+
+impl Pipe {
+    /// Takes over the connection. `budget_bytes` bounds the bytes sent and not yet
+    /// acknowledged. Every applied mark is also reported to `ack`.
+    pub fn start(
+        reader: ReplyReader,
+        writer: OwnedWriteHalf,
+        budget_bytes: usize,
+        ack: AckHandle,
+    ) -> Pipe {
+        let budget_bytes = budget_bytes.clamp(64 * 1024, Semaphore::MAX_PERMITS);
+        let shared = Arc::new(Shared {
+            failure: Mutex::new(None),
+            applied: Mutex::new(None),
+            counters: Arc::new(PipeCounters::default()),
+            ack,
+        });
+        let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
+        let (flight_tx, flight_rx) = mpsc::channel(IN_FLIGHT_BATCHES);
+        tokio::spawn(write_task(rx, writer, flight_tx, shared.clone()));
+        tokio::spawn(reply_task(reader, flight_rx, shared.clone()));
+        Pipe {
+            tx,
+            budget: Arc::new(Semaphore::new(budget_bytes)),
+            budget_bytes,
+            shared,
+        }
+    }
+
+    /// Queues a batch, waiting while the budget is used up.
+    pub async fn send(&self, batch: Batch) -> Result<(), PipeError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.check()?;
+        // A batch larger than the whole budget waits for the pipe to drain, then goes alone.
+        let cost = batch.payload.len().min(self.budget_bytes) as u32;
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| self.stopped())?;
+        let op = Op::Batch {
+            replies: batch.replies,
+            payload: batch.payload.freeze(),
+            mark: batch.mark,
+            permit,
+        };
+        self.tx.send(op).await.map_err(|_| self.stopped())
+    }
+
+    /// [`Pipe::send`] from a blocking thread (the snapshot decoder's).
+    pub fn send_blocking(&self, batch: Batch) -> Result<(), PipeError> {
+        tokio::runtime::Handle::current().block_on(self.send(batch))
+    }
+
+    /// Waits until everything sent so far is acknowledged.
+    pub async fn barrier(&self) -> Result<(), PipeError> {
+        self.check()?;
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Op::Barrier(done))
+            .await
+            .map_err(|_| self.stopped())?;
+        wait.await.map_err(|_| self.stopped())
+    }
+
+    /// The last mark whose batch and everything before it are acknowledged.
+    pub fn applied(&self) -> Option<Mark> {
+        self.shared.applied.lock().ok().and_then(|m| *m)
+    }
+
+    pub fn counters(&self) -> Arc<PipeCounters> {
+        self.shared.counters.clone()
+    }
+
+    /// The error that stopped the pipe, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn check(&self) -> Result<(), PipeError> {
+        match self.failure() {
+            Some(message) => Err(PipeError(message)),
+            None => Ok(()),
+        }
+    }
+
+    fn stopped(&self) -> PipeError {
+        PipeError(
+            self.failure()
+                .unwrap_or_else(|| "the connection to the target stopped".into()),
+        )
+    }
+}
+
+async fn write_task(
+    mut rx: mpsc::Receiver<Op>,
+    writer: OwnedWriteHalf,
+    flight: mpsc::Sender<InFlight>,
+    shared: Arc<Shared>,
+) {
+    let mut out = BufWriter::with_capacity(256 * 1024, writer);
+    while let Some(op) = rx.recv().await {
+        let in_flight = match op {
+            Op::Batch {
+                replies,
+                payload,
+                mark,
+                permit,
+            } => {
+                if let Err(e) = out.write_all(&payload).await {
+                    shared.fail(format!("cannot write to the target: {e}"));
+                    return;
+                }
+                InFlight {
+                    replies,
+                    bytes: payload.len() as u64,
+                    mark,
+                    _permit: Some(permit),
+                    done: None,
+                }
+            }
+            Op::Barrier(done) => InFlight {
+                replies: Vec::new(),
+                bytes: 0,
+                mark: None,
+                _permit: None,
+                done: Some(done),
+            },
+        };
+        // Whatever waits for replies must be on the wire before we can wait for room.
+        if rx.is_empty() || flight.capacity() == 0 || in_flight.done.is_some() {
+            if let Err(e) = out.flush().await {
+                shared.fail(format!("cannot write to the target: {e}"));
+                return;
+            }
+        }
+        if flight.send(in_flight).await.is_err() {
+            return;
+        }
+    }
+    let _ = out.flush().await;
+}
+
+async fn reply_task(
+    mut reader: ReplyReader,
+    mut flight: mpsc::Receiver<InFlight>,
+    shared: Arc<Shared>,
+) {
+    while let Some(batch) = flight.recv().await {
+        for context in &batch.replies {
+            let reply = match reader.read(REPLY_TIMEOUT).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    shared.fail(connection_failure(e));
+                    return;
+                }
+            };
+            if let Some(message) = refusal(context, &reply) {
+                shared.fail(message);
+                return;
+            }
+        }
+        let counters = &shared.counters;
+        counters
+            .replies
+            .fetch_add(batch.replies.len() as u64, Ordering::Relaxed);
+        counters.bytes.fetch_add(batch.bytes, Ordering::Relaxed);
+        if let Some(mark) = batch.mark {
+            if let Ok(mut applied) = shared.applied.lock() {
+                *applied = Some(mark);
+            }
+            shared.ack.set_applied(mark.offset);
+        }
+        if let Some(done) = batch.done {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn connection_failure(error: ClientError) -> String {
+    format!("lost the connection to the target: {error}")
+}
+
+/// The message for an error reply (or an EXEC whose transaction failed), `None` for success.
+fn refusal(context: &ReplyContext, reply: &Frame) -> Option<String> {
+    let describe = |message: &[u8]| {
+        let command = String::from_utf8_lossy(&context.command).to_uppercase();
+        match &context.key {
+            Some(key) => format!(
+                "the target refused {command} on key {}: {}",
+                show_key(key),
+                one_line(message)
+            ),
+            None => format!("the target refused {command}: {}", one_line(message)),
+        }
+    };
+    match reply {
+        Frame::Error(message) | Frame::BulkError(message) => Some(describe(message)),
+        Frame::Array(items) if context.exec => items.iter().find_map(|item| match item {
+            Frame::Error(message) | Frame::BulkError(message) => {
+                Some(format!("{} (inside MULTI/EXEC)", describe(message)))
+            }
+            _ => None,
+        }),
+        Frame::NullArray | Frame::Null if context.exec => {
+            Some(describe(b"the transaction was aborted"))
+        }
+        _ => None,
+    }
+}
+
+/// A key for a message: quoted, non-printable bytes escaped.
+pub fn show_key(key: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &byte in key.iter().take(100) {
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(byte as char),
+            _ => out.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    if key.len() > 100 {
+        out.push_str("...");
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(command: &str, key: Option<&str>) -> ReplyContext {
+        ReplyContext {
+            command: Bytes::copy_from_slice(command.as_bytes()),
+            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            exec: command.eq_ignore_ascii_case("exec"),
+        }
+    }
+
+    #[test]
+    fn an_error_reply_names_the_command_and_key() {
+        let reply = Frame::Error(Bytes::from_static(b"WRONGTYPE Operation against a key"));
+        let message = refusal(&context("lpush", Some("k\n1")), &reply).unwrap();
+        assert_eq!(
+            message,
+            "the target refused LPUSH on key \"k\\x0a1\": WRONGTYPE Operation against a key"
+        );
+        assert!(refusal(&context("SET", Some("k")), &Frame::Simple("OK".into())).is_none());
+    }
+
+    #[test]
+    fn an_error_inside_exec_is_a_refusal() {
+        let reply = Frame::Array(vec![
+            Frame::Simple("OK".into()),
+            Frame::Error(Bytes::from_static(b"ERR boom")),
+        ]);
+        let message = refusal(&context("EXEC", None), &reply).unwrap();
+        assert!(message.contains("ERR boom") && message.contains("MULTI/EXEC"));
+        assert!(refusal(&context("EXEC", None), &Frame::Array(vec![])).is_none());
+    }
+}
