@@ -1,0 +1,84 @@
+//! `ferry migrate` against real servers: full sync of the dataset, then a write load
+//! through the command stream; source and target must then hold the same data.
+
+mod migrate_support;
+
+use ferry_testkit::snapshot::DiffOptions;
+use ferry_testkit::{dataset, Server, ServerKind};
+use migrate_support::{assert_same, simple_load, wait_applied, Ferry};
+use std::time::Duration;
+
+/// Migrates `source_kind` with the full dataset into `target_kind` under `policy`, with
+/// writes before and after the snapshot, and compares.
+fn migrate_and_compare(
+    source_kind: ServerKind,
+    target_kind: ServerKind,
+    policy: &[&str],
+    options: DiffOptions,
+) {
+    let source = Server::start(source_kind).unwrap();
+    let target = Server::start(target_kind).unwrap();
+    dataset::populate(&source).unwrap();
+    simple_load(&source, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, policy);
+    ferry.wait_in_sync();
+    for round in 1..=3 {
+        simple_load(&source, round);
+    }
+    wait_applied(&source, &state, &ferry);
+    assert_same(&source, &target, &options);
+
+    ferry.signal("TERM");
+    let status = ferry.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}:\n{}", ferry.output());
+    ferry.wait_for("resume with --state", Duration::from_secs(1));
+}
+
+#[test]
+fn a_small_source_is_copied_and_followed() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let mut con = source.client();
+    redis::cmd("SET")
+        .arg("a")
+        .arg("1")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("RPUSH")
+        .arg("l")
+        .arg("x")
+        .arg("y")
+        .query::<()>(&mut con)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+    redis::cmd("SET")
+        .arg("b")
+        .arg("2")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SELECT").arg(3).query::<()>(&mut con).unwrap();
+    redis::cmd("HSET")
+        .arg("h")
+        .arg("f")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap();
+    wait_applied(&source, &state, &ferry);
+    assert_same(&source, &target, &DiffOptions::new());
+}
+
+#[test]
+fn redis_7_0_to_valkey_8_1() {
+    migrate_and_compare(
+        ServerKind::Redis70,
+        ServerKind::Valkey81,
+        &[],
+        DiffOptions::new(),
+    );
+}
