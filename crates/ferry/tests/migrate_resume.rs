@@ -35,8 +35,15 @@ fn a_killed_migration_resumes_with_a_partial_resync() {
     ferry.signal("KILL");
     ferry.wait_exit(Duration::from_secs(10));
 
-    // Writes while ferry is down, in a database the stream had selected before the kill
-    // and in another one.
+    // Writes while ferry is down, first in the database the stream had selected before the
+    // kill: the source does not repeat that SELECT, so ferry must have remembered it.
+    let mut con = source.client();
+    redis::cmd("SELECT").arg(1).query::<()>(&mut con).unwrap();
+    redis::cmd("SET")
+        .arg("written:in:db1:while:down")
+        .arg("x")
+        .query::<()>(&mut con)
+        .unwrap();
     simple_load(&source, 2);
 
     let mut ferry = Ferry::migrate(&source, &target, &state, &[]);

@@ -41,6 +41,10 @@ use std::time::{Duration, Instant};
 const STATE_EVERY: Duration = Duration::from_secs(1);
 /// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How long a lost source is retried before giving up.
+const RECONNECT_FOR: Duration = Duration::from_secs(300);
+/// Pause between reconnection attempts.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 /// Longest wait for the target to acknowledge what is in flight when stopping.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -148,6 +152,30 @@ impl TargetSetup {
 /// How a run ended without error.
 enum Stop {
     Signal,
+    DuringFullSync,
+}
+
+/// Why a session with the source ended.
+#[derive(Debug)]
+enum SessionError {
+    /// The source connection failed mid-way: reconnect and resume.
+    SourceLost(ReplError),
+    /// Connecting again after a loss failed; try again a little later.
+    Reconnect(Error),
+    /// Stops the migration; the applied position is kept for a restart.
+    Fatal(Error),
+    /// The first connection failed: stop.
+    Setup(Error),
+}
+
+impl From<Error> for SessionError {
+    fn from(error: Error) -> Self {
+        SessionError::Fatal(error)
+    }
+}
+
+fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    crate::error::one_line(crate::error::chain(error))
 }
 
 impl Migration {
@@ -188,7 +216,7 @@ impl Migration {
             }
         }
         // ferry wrote the target's data in an earlier run: it may replace it.
-        let owned = saved.is_some();
+        let mut owned = saved.is_some();
 
         let mut target = self.connect_target(args, owned).await?;
         let source_info = self.source_info().await?;
@@ -204,19 +232,6 @@ impl Migration {
                 WriteMode::PlainOnly => ", plain commands: RESTORE refused",
             }
         ));
-
-        let mut repl = self.connect_replica(&source_info).await?;
-        let resume = saved
-            .as_ref()
-            .and_then(|s| s.replid.clone().map(|id| (id, s.offset)));
-        let outcome = repl
-            .psync(
-                resume.as_ref().map(|(id, _)| id.as_str()),
-                resume.as_ref().map_or(0, |r| r.1),
-            )
-            .await
-            .map_err(|e| self.source_error(e))?;
-
         let mut state = saved.unwrap_or_else(|| {
             MigrationState::new(
                 self.target_url.to_string(),
@@ -224,99 +239,200 @@ impl Migration {
             )
         });
         state.format = target.format.version.to_string();
+        let (reader, writer) = target.take_client()?.into_split();
+        let pipe = Pipe::start(reader, writer, self.memory.in_flight_bytes);
 
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
+        let mut lost_since: Option<Instant> = None;
+        loop {
+            let session = self
+                .session(
+                    args,
+                    &source_info,
+                    &target,
+                    &pipe,
+                    &mut state,
+                    (owned, &mut lost_since),
+                    &mut shutdown,
+                )
+                .await;
+            owned = true;
+            match session {
+                Ok(Stop::Signal) => {
+                    self.drain(&pipe, &mut state).await;
+                    match &self.state_path {
+                        Some(path) => self.events.line(format!(
+                            "stopped at offset {}; resume with --state {}",
+                            state.offset,
+                            path.display()
+                        )),
+                        None => self.events.line(format!(
+                            "stopped at offset {} (without --state the next run copies everything again)",
+                            state.offset
+                        )),
+                    }
+                    return Ok(());
+                }
+                Ok(Stop::DuringFullSync) => {
+                    self.events
+                        .line("stopped during the full sync; the next run starts it over");
+                    return Ok(());
+                }
+                Err(SessionError::SourceLost(error)) => {
+                    self.drain(&pipe, &mut state).await;
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > RECONNECT_FOR {
+                        return Err(self.stopped_with(self.source_error(error), &state));
+                    }
+                    self.events.line(format!(
+                        "lost the source ({}); reconnecting",
+                        error_line(&error)
+                    ));
+                    tokio::select! {
+                        _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                        _ = &mut shutdown => {
+                            self.events.line(format!("stopped at offset {}", state.offset));
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(SessionError::Reconnect(error)) => {
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > RECONNECT_FOR {
+                        return Err(self.stopped_with(error, &state));
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                        _ = &mut shutdown => {
+                            self.events.line(format!("stopped at offset {}", state.offset));
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(SessionError::Fatal(error)) => {
+                    // Keep what is applied so that a restart resumes from there.
+                    self.drain(&pipe, &mut state).await;
+                    return Err(self.stopped_with(error, &state));
+                }
+                Err(SessionError::Setup(error)) => return Err(error),
+            }
+        }
+    }
 
-        let (pipe, start) = match outcome {
+    /// An error that ends the migration, with the position to resume from.
+    fn stopped_with(&self, error: Error, state: &MigrationState) -> Error {
+        let line = crate::error::one_line(crate::error::chain(&error));
+        if state.replid.is_none() {
+            return Error::Migration(line);
+        }
+        let hint = match &self.state_path {
+            Some(path) => format!("; resume with --state {}", path.display()),
+            None => String::new(),
+        };
+        Error::Migration(format!(
+            "{line}; last applied offset {}{hint}",
+            state.offset
+        ))
+    }
+
+    /// One connection to the source: PSYNC, a snapshot if needed, then the stream until it
+    /// ends.
+    #[allow(clippy::too_many_arguments)]
+    async fn session(
+        &self,
+        args: &MigrateArgs,
+        source_info: &ServerInfo,
+        target: &TargetSetup,
+        pipe: &Pipe,
+        state: &mut MigrationState,
+        (owned, lost_since): (bool, &mut Option<Instant>),
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Stop, SessionError> {
+        // The first connection's failures end the run; after a loss they are retried.
+        let reconnecting = lost_since.is_some();
+        let setup_error = |error: Error| {
+            if reconnecting {
+                SessionError::Reconnect(error)
+            } else {
+                SessionError::Setup(error)
+            }
+        };
+        let mut repl = self
+            .connect_replica(source_info)
+            .await
+            .map_err(setup_error)?;
+        pipe.report_to(repl.ack_handle());
+        let resume = state.replid.clone().map(|id| (id, state.offset));
+        let outcome = repl
+            .psync(
+                resume.as_ref().map(|(id, _)| id.as_str()),
+                resume.as_ref().map_or(0, |r| r.1),
+            )
+            .await
+            .map_err(|e| setup_error(self.source_error(e)))?;
+        *lost_since = None;
+        let start = match outcome {
             PsyncOutcome::Continue { replid } => {
                 self.events.line(format!(
                     "partial resync accepted (+CONTINUE) at offset {}",
                     state.offset
                 ));
                 state.replid = Some(replid);
-                let pipe = self.start_pipe(target.take_client()?, &repl);
-                let start = Mark {
+                Mark {
                     offset: state.offset,
                     db: state.db,
-                };
-                (pipe, start)
+                }
             }
             PsyncOutcome::FullResync { replid, offset } => {
                 if resume.is_some() {
                     self.events
                         .line("partial resync refused by source; full sync");
                 }
-                let mut client = target.take_client()?;
-                if owned || args.flush_target {
-                    client
-                        .call_ok(&["FLUSHALL"])
-                        .await
-                        .map_err(|e| self.target_error(e))?;
+                let flush = args.flush_target || (owned && !args.allow_non_empty);
+                if flush {
+                    let mut batch = Batch::default();
+                    batch.push(&["FLUSHALL"], None);
+                    pipe.send(batch).await.map_err(|e| self.fatal_target(e))?;
+                    pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
                     self.events.line("emptied the target (FLUSHALL)");
+                } else if owned {
+                    self.events.line(
+                        "reloading over the target's keys (--allow-non-empty): keys deleted \
+                         on the source meanwhile may remain",
+                    );
                 }
                 // Until the snapshot is complete the target holds a partial copy: a run
                 // that stops now must start over, never resume.
                 state.replid = None;
                 state.offset = 0;
                 state.db = 0;
-                self.save_state(&state)?;
-                let pipe = self.start_pipe(client, &repl);
+                self.save_state(state).map_err(SessionError::Fatal)?;
                 tokio::select! {
-                    loaded = self.load_snapshot(&mut repl, &pipe, &target, offset) => loaded?,
-                    _ = &mut shutdown => {
-                        self.events.line(
-                            "stopped during the full sync; the next run starts it over",
-                        );
-                        return Ok(());
-                    }
+                    loaded = self.load_snapshot(&mut repl, pipe, target, offset) => loaded?,
+                    _ = shutdown.as_mut() => return Ok(Stop::DuringFullSync),
                 }
                 state.replid = Some(replid);
                 state.offset = offset;
                 state.db = 0;
-                self.save_state(&state)?;
-                (pipe, Mark { offset, db: 0 })
+                self.save_state(state).map_err(SessionError::Fatal)?;
+                Mark { offset, db: 0 }
             }
         };
 
         let translator: Box<dyn CommandTransform> = Box::new(Passthrough);
         let mut applier = StreamApplier::new(pipe.clone(), translator, start);
         let result = self
-            .stream(&mut repl, &mut applier, &pipe, &mut state, &mut shutdown)
+            .stream(&mut repl, &mut applier, pipe, state, shutdown)
             .await;
         for line in applier.report_lines() {
             self.events.line(line);
         }
-        match result {
-            Ok(Stop::Signal) => {
-                self.drain(&pipe, &mut state).await;
-                match &self.state_path {
-                    Some(path) => self.events.line(format!(
-                        "stopped at offset {}; resume with --state {}",
-                        state.offset,
-                        path.display()
-                    )),
-                    None => self.events.line(format!(
-                        "stopped at offset {} (without --state the next run copies everything again)",
-                        state.offset
-                    )),
-                }
-                Ok(())
-            }
-            Err(error) => {
-                // Keep what is applied so that a restart resumes from there.
-                self.drain(&pipe, &mut state).await;
-                let hint = match &self.state_path {
-                    Some(path) => format!("; resume with --state {}", path.display()),
-                    None => String::new(),
-                };
-                Err(Error::Migration(format!(
-                    "{}; last applied offset {}{hint}",
-                    crate::error::one_line(crate::error::chain(&error)),
-                    state.offset
-                )))
-            }
-        }
+        result
+    }
+
+    fn fatal_target(&self, error: impl std::error::Error + Send + Sync + 'static) -> SessionError {
+        SessionError::Fatal(self.target_error(error))
     }
 
     async fn connect_target(&self, args: &MigrateArgs, owned: bool) -> Result<TargetSetup, Error> {
@@ -410,16 +526,6 @@ impl Migration {
             .map_err(|e| self.source_error(e))
     }
 
-    fn start_pipe(&self, client: Client, repl: &ReplicaConnection) -> Pipe {
-        let (reader, writer) = client.into_split();
-        Pipe::start(
-            reader,
-            writer,
-            self.memory.in_flight_bytes,
-            repl.ack_handle(),
-        )
-    }
-
     /// Streams the snapshot through the decoder, the compatibility transform and the
     /// writer; returns once the target acknowledged all of it.
     async fn load_snapshot(
@@ -428,9 +534,9 @@ impl Migration {
         pipe: &Pipe,
         target: &TargetSetup,
         offset: i64,
-    ) -> Result<(), Error> {
+    ) -> Result<(), SessionError> {
         let started = Instant::now();
-        let stream = repl.snapshot().await.map_err(|e| self.source_error(e))?;
+        let stream = repl.snapshot().await.map_err(SessionError::SourceLost)?;
         let total = match stream.framing() {
             SnapshotFraming::Sized(len) => Some(len),
             SnapshotFraming::EndMark => None,
@@ -493,9 +599,9 @@ impl Migration {
             .map_err(|e| Error::Migration(format!("the snapshot decoder stopped: {e}")))?;
         match (forwarded, decoded_result) {
             (Err(error), _) if !matches!(error, ReplError::ReaderGone) => {
-                return Err(self.source_error(error))
+                return Err(SessionError::SourceLost(error))
             }
-            (_, Err(error)) => return Err(error),
+            (_, Err(error)) => return Err(SessionError::Fatal(error)),
             (_, Ok(report)) => {
                 for line in report {
                     self.events.line(line);
@@ -507,8 +613,8 @@ impl Migration {
             mark: Some(Mark { offset, db: 0 }),
             ..Batch::default()
         };
-        pipe.send(done).await.map_err(|e| self.target_error(e))?;
-        pipe.barrier().await.map_err(|e| self.target_error(e))?;
+        pipe.send(done).await.map_err(|e| self.fatal_target(e))?;
+        pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
         let seconds = started.elapsed().as_secs_f64();
         let keys = counters.keys.load(Ordering::Relaxed);
         self.events.line(format!(
@@ -531,8 +637,8 @@ impl Migration {
         pipe: &Pipe,
         state: &mut MigrationState,
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-    ) -> Result<Stop, Error> {
-        applier.flush().await.map_err(|e| self.target_error(e))?;
+    ) -> Result<Stop, SessionError> {
+        applier.flush().await.map_err(|e| self.fatal_target(e))?;
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
         let mut last_save = Instant::now();
         let mut progress = Progress::new(pipe.counters());
@@ -542,7 +648,7 @@ impl Migration {
                 biased;
                 _ = shutdown.as_mut() => return Ok(Stop::Signal),
                 command = repl.next_command() => {
-                    applier.apply(command.map_err(|e| self.source_error(e))?)?;
+                    applier.apply(command.map_err(SessionError::SourceLost)?)?;
                     // Take whatever already arrived, so the batch carries many commands.
                     while !applier.batch_full() {
                         let more = tokio::select! {
@@ -551,15 +657,15 @@ impl Migration {
                             _ = std::future::ready(()) => None,
                         };
                         match more {
-                            Some(command) => applier.apply(command.map_err(|e| self.source_error(e))?)?,
+                            Some(command) => applier.apply(command.map_err(SessionError::SourceLost)?)?,
                             None => break,
                         }
                     }
-                    applier.flush().await.map_err(|e| self.target_error(e))?;
+                    applier.flush().await.map_err(|e| self.fatal_target(e))?;
                 }
                 _ = ticker.tick() => {
                     if let Some(failure) = pipe.failure() {
-                        return Err(self.target_refusal(failure));
+                        return Err(SessionError::Fatal(self.target_refusal(failure)));
                     }
                     let applied = pipe.applied();
                     if let Some(mark) = applied {

@@ -96,7 +96,8 @@ struct Shared {
     failure: Mutex<Option<String>>,
     applied: Mutex<Option<Mark>>,
     counters: Arc<PipeCounters>,
-    ack: AckHandle,
+    /// The source connection's ACK handle; replaced on every reconnect.
+    ack: Mutex<Option<AckHandle>>,
 }
 
 impl Shared {
@@ -142,19 +143,14 @@ pub struct PipeError(pub String);
 
 impl Pipe {
     /// Takes over the connection. `budget_bytes` bounds the bytes sent and not yet
-    /// acknowledged. Every applied mark is also reported to `ack`.
-    pub fn start(
-        reader: ReplyReader,
-        writer: OwnedWriteHalf,
-        budget_bytes: usize,
-        ack: AckHandle,
-    ) -> Pipe {
+    /// acknowledged.
+    pub fn start(reader: ReplyReader, writer: OwnedWriteHalf, budget_bytes: usize) -> Pipe {
         let budget_bytes = budget_bytes.clamp(64 * 1024, Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
             failure: Mutex::new(None),
             applied: Mutex::new(None),
             counters: Arc::new(PipeCounters::default()),
-            ack,
+            ack: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
         let (flight_tx, flight_rx) = mpsc::channel(IN_FLIGHT_BATCHES);
@@ -165,6 +161,13 @@ impl Pipe {
             budget: Arc::new(Semaphore::new(budget_bytes)),
             budget_bytes,
             shared,
+        }
+    }
+
+    /// From now on every applied mark is also reported to `ack` (the source connection's).
+    pub fn report_to(&self, ack: AckHandle) {
+        if let Ok(mut slot) = self.shared.ack.lock() {
+            *slot = Some(ack);
         }
     }
 
@@ -313,7 +316,9 @@ async fn reply_task(
             if let Ok(mut applied) = shared.applied.lock() {
                 *applied = Some(mark);
             }
-            shared.ack.set_applied(mark.offset);
+            if let Some(ack) = shared.ack.lock().ok().as_ref().and_then(|a| a.as_ref()) {
+                ack.set_applied(mark.offset);
+            }
         }
         if let Some(done) = batch.done {
             let _ = done.send(());
