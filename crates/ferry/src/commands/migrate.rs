@@ -392,7 +392,7 @@ impl Migration {
                 let flush = args.flush_target || (owned && !args.allow_non_empty);
                 if flush {
                     let mut batch = Batch::default();
-                    batch.push(&["FLUSHALL"], None);
+                    batch.push(&["FLUSHALL"]);
                     pipe.send(batch).await.map_err(|e| self.fatal_target(e))?;
                     pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
                     self.events.line("emptied the target (FLUSHALL)");

@@ -136,7 +136,7 @@ impl TargetSink {
     fn select(&mut self, db: u64) {
         if self.db != Some(db) {
             let number = db.to_string();
-            self.batch.push(&["SELECT", number.as_str()], None);
+            self.batch.push(&["SELECT", number.as_str()]);
             self.db = Some(db);
         }
     }
@@ -274,12 +274,12 @@ impl TargetSink {
             freq = count.to_string();
             args.extend([b"FREQ".as_slice(), freq.as_bytes()]);
         }
-        self.batch.push(&args, Some(1));
+        self.batch.push(&args);
     }
 
     fn function(&mut self, code: Bytes) {
         self.batch
-            .push(&[b"FUNCTION".as_slice(), b"LOAD", b"REPLACE", &code], None);
+            .push(&[b"FUNCTION".as_slice(), b"LOAD", b"REPLACE", &code]);
         self.counters.functions.fetch_add(1, Ordering::Relaxed);
     }
 }

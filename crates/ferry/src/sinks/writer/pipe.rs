@@ -17,7 +17,7 @@
 
 use super::client::{one_line, ClientError, ReplyReader};
 use bytes::{Bytes, BytesMut};
-use ferry_repl::resp::{encode_command, Frame};
+use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
 use ferry_repl::AckHandle;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,40 +41,25 @@ pub struct Mark {
     pub db: u64,
 }
 
-/// What one reply answers, for the error message if it is an error.
-#[derive(Debug, Clone)]
-pub struct ReplyContext {
-    pub command: Bytes,
-    pub key: Option<Bytes>,
-    /// EXEC: the reply is an array whose elements may be errors too.
-    pub exec: bool,
-}
-
-/// Commands encoded back to back, with one context per expected reply.
+/// Commands encoded back to back. Nothing else is kept per command: should one be
+/// refused, the message finds its name and key by decoding the payload again, so the
+/// memory in flight is the payload bytes the budget counts.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub payload: BytesMut,
-    pub replies: Vec<ReplyContext>,
+    /// Commands in the payload: replies to expect.
+    pub replies: u32,
     pub mark: Option<Mark>,
 }
 
 impl Batch {
-    /// Appends a command; `key_index` says which argument is the key (for messages).
-    pub fn push<A: AsRef<[u8]>>(&mut self, args: &[A], key_index: Option<usize>) {
+    pub fn push<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         encode_command(args, &mut self.payload);
-        let command = args
-            .first()
-            .map(|a| Bytes::copy_from_slice(a.as_ref()))
-            .unwrap_or_default();
-        let key = key_index
-            .and_then(|i| args.get(i))
-            .map(|k| Bytes::copy_from_slice(&k.as_ref()[..k.as_ref().len().min(200)]));
-        let exec = command.eq_ignore_ascii_case(b"EXEC");
-        self.replies.push(ReplyContext { command, key, exec });
+        self.replies += 1;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.replies.is_empty() && self.mark.is_none()
+        self.replies == 0 && self.mark.is_none()
     }
 
     pub fn bytes(&self) -> usize {
@@ -110,7 +95,7 @@ impl Shared {
 
 enum Op {
     Batch {
-        replies: Vec<ReplyContext>,
+        replies: u32,
         payload: Bytes,
         mark: Option<Mark>,
         permit: OwnedSemaphorePermit,
@@ -120,8 +105,9 @@ enum Op {
 }
 
 struct InFlight {
-    replies: Vec<ReplyContext>,
-    bytes: u64,
+    replies: u32,
+    /// Kept (and counted in the budget) until the replies are in, for messages.
+    payload: Bytes,
     mark: Option<Mark>,
     _permit: Option<OwnedSemaphorePermit>,
     done: Option<oneshot::Sender<()>>,
@@ -260,15 +246,15 @@ async fn write_task(
                 }
                 InFlight {
                     replies,
-                    bytes: payload.len() as u64,
+                    payload,
                     mark,
                     _permit: Some(permit),
                     done: None,
                 }
             }
             Op::Barrier(done) => InFlight {
-                replies: Vec::new(),
-                bytes: 0,
+                replies: 0,
+                payload: Bytes::new(),
                 mark: None,
                 _permit: None,
                 done: Some(done),
@@ -294,7 +280,7 @@ async fn reply_task(
     shared: Arc<Shared>,
 ) {
     while let Some(batch) = flight.recv().await {
-        for context in &batch.replies {
+        for index in 0..batch.replies {
             let reply = match reader.read(REPLY_TIMEOUT).await {
                 Ok(reply) => reply,
                 Err(e) => {
@@ -302,7 +288,7 @@ async fn reply_task(
                     return;
                 }
             };
-            if let Some(message) = refusal(context, &reply) {
+            if let Some(message) = refusal(&reply, || nth_command(&batch.payload, index)) {
                 shared.fail(message);
                 return;
             }
@@ -310,8 +296,10 @@ async fn reply_task(
         let counters = &shared.counters;
         counters
             .replies
-            .fetch_add(batch.replies.len() as u64, Ordering::Relaxed);
-        counters.bytes.fetch_add(batch.bytes, Ordering::Relaxed);
+            .fetch_add(batch.replies as u64, Ordering::Relaxed);
+        counters
+            .bytes
+            .fetch_add(batch.payload.len() as u64, Ordering::Relaxed);
         if let Some(mark) = batch.mark {
             if let Ok(mut applied) = shared.applied.lock() {
                 *applied = Some(mark);
@@ -330,31 +318,49 @@ fn connection_failure(error: ClientError) -> String {
     format!("lost the connection to the target: {error}")
 }
 
-/// The message for an error reply (or an EXEC whose transaction failed), `None` for success.
-fn refusal(context: &ReplyContext, reply: &Frame) -> Option<String> {
+/// The message for an error reply (or an EXEC whose transaction failed), `None` for
+/// success. `command` gives the arguments of the command the reply answers.
+fn refusal(reply: &Frame, command: impl Fn() -> Vec<Bytes>) -> Option<String> {
     let describe = |message: &[u8]| {
-        let command = String::from_utf8_lossy(&context.command).to_uppercase();
-        match &context.key {
+        let args = command();
+        let name = args
+            .first()
+            .map(|n| String::from_utf8_lossy(n).to_uppercase())
+            .unwrap_or_else(|| "a command".into());
+        match args.get(1) {
             Some(key) => format!(
-                "the target refused {command} on key {}: {}",
+                "the target refused {name} on key {}: {}",
                 show_key(key),
                 one_line(message)
             ),
-            None => format!("the target refused {command}: {}", one_line(message)),
+            None => format!("the target refused {name}: {}", one_line(message)),
         }
     };
     match reply {
         Frame::Error(message) | Frame::BulkError(message) => Some(describe(message)),
-        Frame::Array(items) if context.exec => items.iter().find_map(|item| match item {
+        // Only EXEC answers with an array that holds errors.
+        Frame::Array(items) => items.iter().find_map(|item| match item {
             Frame::Error(message) | Frame::BulkError(message) => {
                 Some(format!("{} (inside MULTI/EXEC)", describe(message)))
             }
             _ => None,
         }),
-        Frame::NullArray | Frame::Null if context.exec => {
-            Some(describe(b"the transaction was aborted"))
-        }
         _ => None,
+    }
+}
+
+/// The arguments of the `index`th command in an encoded payload (empty if not found).
+fn nth_command(payload: &Bytes, index: u32) -> Vec<Bytes> {
+    let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
+    let mut buf = BytesMut::from(&payload[..]);
+    for _ in 0..index {
+        if !matches!(decoder.decode(&mut buf), Ok(Some(_))) {
+            return Vec::new();
+        }
+    }
+    match decoder.decode(&mut buf) {
+        Ok(Some((frame, _))) => frame.command_args().unwrap_or_default(),
+        _ => Vec::new(),
     }
 }
 
@@ -380,33 +386,39 @@ pub fn show_key(key: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn context(command: &str, key: Option<&str>) -> ReplyContext {
-        ReplyContext {
-            command: Bytes::copy_from_slice(command.as_bytes()),
-            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-            exec: command.eq_ignore_ascii_case("exec"),
+    fn payload(commands: &[&[&str]]) -> Bytes {
+        let mut batch = Batch::default();
+        for command in commands {
+            batch.push(command);
         }
+        batch.payload.freeze()
     }
 
     #[test]
     fn an_error_reply_names_the_command_and_key() {
+        let sent = payload(&[&["SET", "a", "1"], &["lpush", "k\n1", "x"]]);
+        assert_eq!(nth_command(&sent, 1)[0], "lpush");
         let reply = Frame::Error(Bytes::from_static(b"WRONGTYPE Operation against a key"));
-        let message = refusal(&context("lpush", Some("k\n1")), &reply).unwrap();
+        let message = refusal(&reply, || nth_command(&sent, 1)).unwrap();
         assert_eq!(
             message,
             "the target refused LPUSH on key \"k\\x0a1\": WRONGTYPE Operation against a key"
         );
-        assert!(refusal(&context("SET", Some("k")), &Frame::Simple("OK".into())).is_none());
+        assert!(refusal(&Frame::Simple("OK".into()), || nth_command(&sent, 0)).is_none());
     }
 
     #[test]
     fn an_error_inside_exec_is_a_refusal() {
+        let sent = payload(&[&["MULTI"], &["SET", "a", "1"], &["EXEC"]]);
         let reply = Frame::Array(vec![
             Frame::Simple("OK".into()),
             Frame::Error(Bytes::from_static(b"ERR boom")),
         ]);
-        let message = refusal(&context("EXEC", None), &reply).unwrap();
-        assert!(message.contains("ERR boom") && message.contains("MULTI/EXEC"));
-        assert!(refusal(&context("EXEC", None), &Frame::Array(vec![])).is_none());
+        let message = refusal(&reply, || nth_command(&sent, 2)).unwrap();
+        assert_eq!(
+            message,
+            "the target refused EXEC: ERR boom (inside MULTI/EXEC)"
+        );
+        assert!(refusal(&Frame::Array(vec![]), || nth_command(&sent, 2)).is_none());
     }
 }

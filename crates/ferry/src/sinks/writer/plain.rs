@@ -17,7 +17,7 @@ pub fn supports(kind: Kind) -> bool {
 
 /// `DEL key`: a plain rewrite starts from nothing.
 pub fn start(header: &KeyHeader, batch: &mut Batch) {
-    batch.push(&[b"DEL".as_slice(), &header.key], Some(1));
+    batch.push(&[b"DEL".as_slice(), &header.key]);
 }
 
 /// The command(s) that add one part to the key. Returns `false` for a part plain commands
@@ -25,7 +25,7 @@ pub fn start(header: &KeyHeader, batch: &mut Batch) {
 pub fn part(header: &KeyHeader, part: &ValuePart, batch: &mut Batch) -> bool {
     let key = &header.key;
     match part {
-        ValuePart::String(value) => batch.push(&[b"SET".as_slice(), key, value], Some(1)),
+        ValuePart::String(value) => batch.push(&[b"SET".as_slice(), key, value]),
         ValuePart::ListElements(elements) => push_all(batch, b"RPUSH", key, elements),
         ValuePart::SetMembers(members) => push_all(batch, b"SADD", key, members),
         ValuePart::SortedSetMembers(members) => {
@@ -39,7 +39,7 @@ pub fn part(header: &KeyHeader, part: &ValuePart, batch: &mut Batch) -> bool {
                 args.push(Bytes::from(format_score(member.score)));
                 args.push(member.member.clone());
             }
-            batch.push(&args, Some(1));
+            batch.push(&args);
         }
         ValuePart::HashFields(fields) => {
             if fields.is_empty() {
@@ -52,21 +52,18 @@ pub fn part(header: &KeyHeader, part: &ValuePart, batch: &mut Batch) -> bool {
                 args.push(field.field.clone());
                 args.push(field.value.clone());
             }
-            batch.push(&args, Some(1));
+            batch.push(&args);
             for field in fields {
                 if let Some(at) = field.expire_at_ms {
                     let at = at.to_string();
-                    batch.push(
-                        &[
-                            b"HPEXPIREAT".as_slice(),
-                            key,
-                            at.as_bytes(),
-                            b"FIELDS",
-                            b"1",
-                            &field.field,
-                        ],
-                        Some(1),
-                    );
+                    batch.push(&[
+                        b"HPEXPIREAT".as_slice(),
+                        key,
+                        at.as_bytes(),
+                        b"FIELDS",
+                        b"1",
+                        &field.field,
+                    ]);
                 }
             }
         }
@@ -82,10 +79,7 @@ pub fn part(header: &KeyHeader, part: &ValuePart, batch: &mut Batch) -> bool {
 pub fn finish(header: &KeyHeader, batch: &mut Batch) {
     if let Some(at) = header.expire_at_ms {
         let at = at.to_string();
-        batch.push(
-            &[b"PEXPIREAT".as_slice(), &header.key, at.as_bytes()],
-            Some(1),
-        );
+        batch.push(&[b"PEXPIREAT".as_slice(), &header.key, at.as_bytes()]);
     }
 }
 
@@ -97,7 +91,7 @@ fn push_all(batch: &mut Batch, command: &'static [u8], key: &Bytes, items: &[Byt
     args.push(command);
     args.push(key);
     args.extend(items.iter().map(|i| i.as_ref()));
-    batch.push(&args, Some(1));
+    batch.push(&args);
 }
 
 /// A score as ZADD reads it back to the same double: Rust prints the shortest text that
@@ -165,7 +159,7 @@ mod tests {
              *6 $10 HPEXPIREAT $1 k $4 5000 $6 FIELDS $1 1 $1 a \
              *3 $9 PEXPIREAT $1 k $13 4102444800000 "
         );
-        assert_eq!(batch.replies.len(), 3);
+        assert_eq!(batch.replies, 3);
     }
 
     #[test]

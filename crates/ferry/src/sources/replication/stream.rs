@@ -42,7 +42,7 @@ impl StreamApplier {
     pub fn new(pipe: Pipe, translator: Box<dyn CommandTransform>, start: Mark) -> Self {
         let mut batch = Batch::default();
         let db = start.db.to_string();
-        batch.push(&["SELECT", db.as_str()], None);
+        batch.push(&["SELECT", db.as_str()]);
         Self {
             pipe,
             translator,
@@ -102,8 +102,7 @@ impl StreamApplier {
     }
 
     fn push(&mut self, args: &[Bytes]) {
-        let key = (args.len() > 1).then_some(1);
-        self.batch.push(args, key);
+        self.batch.push(args);
         self.forwarded += 1;
     }
 
