@@ -232,6 +232,53 @@ pub fn simple_load(server: &Server, round: u32) {
         .arg(round)
         .query::<()>(&mut con)
         .unwrap();
+    // Scripts (replicated as their effects), renames, moves between databases, a database
+    // flushed, databases swapped back and forth.
+    redis::cmd("EVAL")
+        .arg("redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCR', KEYS[2])")
+        .arg(2)
+        .arg(format!("load:lua:{round}"))
+        .arg("load:lua:counter")
+        .arg(round)
+        .query::<i64>(&mut con)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("load:rename:from")
+        .arg(round)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("RENAME")
+        .arg("load:rename:from")
+        .arg(format!("load:rename:to:{round}"))
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SET")
+        .arg(format!("load:move:{round}"))
+        .arg(round)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("MOVE")
+        .arg(format!("load:move:{round}"))
+        .arg(2)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SELECT").arg(7).query::<()>(&mut con).unwrap();
+    redis::cmd("SET")
+        .arg("load:doomed")
+        .arg(round)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("FLUSHDB").query::<()>(&mut con).unwrap();
+    redis::cmd("SET")
+        .arg("load:after:flush")
+        .arg(round)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SWAPDB")
+        .arg(7)
+        .arg(8)
+        .query::<()>(&mut con)
+        .unwrap();
     redis::cmd("SELECT").arg(1).query::<()>(&mut con).unwrap();
     redis::cmd("SET")
         .arg(format!("load:db1:{round}"))
