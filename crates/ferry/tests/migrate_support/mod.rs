@@ -63,6 +63,10 @@ impl Ferry {
         Ferry::start(&args)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
@@ -210,7 +214,9 @@ pub fn simple_load(server: &Server, round: u32) {
             .arg(n)
             .ignore();
         if i % 10 == 0 {
-            pipe.cmd("DEL").arg(format!("load:s:{}", n.saturating_sub(5))).ignore();
+            pipe.cmd("DEL")
+                .arg(format!("load:s:{}", n.saturating_sub(5)))
+                .ignore();
             pipe.cmd("PEXPIREAT")
                 .arg(format!("load:s:{n}"))
                 .arg(4_102_444_800_000i64 + n as i64)
