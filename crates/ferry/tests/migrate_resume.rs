@@ -98,3 +98,42 @@ fn a_gap_beyond_the_backlog_means_a_full_sync_said_out_loud() {
     wait_applied(&source, &state, &ferry);
     assert_same(&source, &target, &DiffOptions::new());
 }
+
+#[test]
+fn a_migration_killed_mid_full_sync_starts_over_cleanly() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let mut con = source.client();
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(100_000)
+        .arg("pop")
+        .arg(64)
+        .query::<()>(&mut con)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_for("full sync: receiving", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    ferry.signal("KILL");
+    ferry.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        migrate_support::applied_offset(&state),
+        None,
+        "a partial load must not look resumable"
+    );
+    // Keys the next full sync must not keep.
+    redis::cmd("DEL")
+        .arg("pop:1")
+        .arg("pop:2")
+        .query::<()>(&mut con)
+        .unwrap();
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_for("emptied the target (FLUSHALL)", Duration::from_secs(30));
+    ferry.wait_in_sync();
+    wait_applied(&source, &state, &ferry);
+    assert_same(&source, &target, &DiffOptions::new());
+}
