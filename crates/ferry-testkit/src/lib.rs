@@ -13,6 +13,7 @@
 //! ```
 
 pub mod dataset;
+pub mod expect;
 mod kind;
 mod manifest;
 mod rng;
