@@ -9,10 +9,17 @@ use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
 use ferry_testkit::{dataset, Server, ServerKind};
 
-const TARGETS: [ServerKind; 3] = [ServerKind::Valkey80, ServerKind::Valkey81, ServerKind::Valkey91];
+const TARGETS: [ServerKind; 3] = [
+    ServerKind::Valkey80,
+    ServerKind::Valkey81,
+    ServerKind::Valkey91,
+];
 
 fn ferry(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry")).args(args).output().expect("run ferry")
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .output()
+        .expect("run ferry")
 }
 
 fn convert(input: &Path, output: &Path, target: ServerKind, policy: &[&str]) {
@@ -65,7 +72,10 @@ fn every_target_loads_what(source_kind: ServerKind) {
             source_kind.name(),
             target_kind.name(),
             differences.len(),
-            differences.iter().map(|d| format!("  {d}\n")).collect::<String>()
+            differences
+                .iter()
+                .map(|d| format!("  {d}\n"))
+                .collect::<String>()
         );
         assert!(after.key_count() > 50, "the dataset reached the target");
     }
@@ -116,21 +126,36 @@ fn redis_8_0_drop_field_and_export_into_valkey_8_1() {
         &saved,
         &output,
         ServerKind::Valkey81,
-        &["--hash-field-ttl", "drop-field", "--vector-set", &export_flag],
+        &[
+            "--hash-field-ttl",
+            "drop-field",
+            "--vector-set",
+            &export_flag,
+        ],
     );
 
     let target = Server::start_with_rdb(ServerKind::Valkey81, &output).expect("load");
     let expected = after_policies(&before, FieldTtl::DropField, VectorSets::Remove);
-    let differences = expected.snapshot.diff(&Snapshot::capture(&target).unwrap(), &DiffOptions::new());
+    let differences = expected
+        .snapshot
+        .diff(&Snapshot::capture(&target).unwrap(), &DiffOptions::new());
     assert!(differences.is_empty(), "{differences:#?}");
-    assert!(expected.changed_fields > 0, "the dataset has volatile fields to drop");
+    assert!(
+        expected.changed_fields > 0,
+        "the dataset has volatile fields to drop"
+    );
 
     // Every element of every removed vector set is in the export, with its name.
     let lines = std::fs::read_to_string(&export).expect("export written");
-    let exported: Vec<serde_json::Value> =
-        lines.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    let elements: usize =
-        expected.removed_vector_sets.values().map(|set| set.elements.len()).sum();
+    let exported: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let elements: usize = expected
+        .removed_vector_sets
+        .values()
+        .map(|set| set.elements.len())
+        .sum();
     assert!(elements > 0);
     assert_eq!(exported.len(), elements, "one line per vector set element");
 }

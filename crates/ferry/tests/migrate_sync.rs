@@ -3,31 +3,19 @@
 
 mod migrate_support;
 
-use ferry_testkit::snapshot::{DiffOptions, Snapshot, Value};
+use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
+use ferry_testkit::snapshot::{DiffOptions, Snapshot};
 use ferry_testkit::{dataset, Server, ServerKind};
 use migrate_support::{assert_same, simple_load, wait_applied, Ferry};
 use std::time::Duration;
 
-/// What the target is expected to hold instead of an exact copy.
-#[derive(Clone, Copy, PartialEq)]
-enum Expect {
-    Exact,
-    /// `--hash-field-ttl persist`: every hash field without its TTL.
-    FieldTtlsDropped,
-}
-
-/// Vector sets are skipped for every Valkey target (`--vector-set skip`).
-fn without_vector_sets() -> DiffOptions {
-    DiffOptions::new().exclude_keys(|_, key| key.starts_with(b"vset:") || key == b"ttl:vset")
-}
-
 /// Migrates `source_kind` with the full dataset into `target_kind` under `policy`, with
-/// writes before and after the snapshot, and compares.
+/// writes before and after the snapshot, and compares with what the policies promise.
 fn migrate_and_compare(
     source_kind: ServerKind,
     target_kind: ServerKind,
     policy: &[&str],
-    expect: Expect,
+    field_ttl: FieldTtl,
 ) {
     let source = Server::start(source_kind).unwrap();
     let target = Server::start(target_kind).unwrap();
@@ -42,22 +30,24 @@ fn migrate_and_compare(
         simple_load(&source, round);
     }
     wait_applied(&source, &state, &ferry);
-    if expect == Expect::Exact {
-        assert_same(&source, &target, &without_vector_sets());
+    let vectors = if target_kind.has_vector_sets() {
+        VectorSets::Keep
     } else {
-        let mut expected = Snapshot::capture(&source).unwrap();
-        for entries in expected.databases.values_mut() {
-            for entry in entries.values_mut() {
-                if let Value::Hash(fields) = &mut entry.value {
-                    fields.iter_mut().for_each(|f| f.expire_at_ms = None);
-                }
-            }
-        }
-        let actual = Snapshot::capture(&target).unwrap();
-        let differences = expected.diff(&actual, &without_vector_sets());
-        let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
-        assert!(differences.is_empty(), "{}", shown.join("\n"));
-        assert!(actual.get(0, b"hash:fttl:small").is_some());
+        VectorSets::Remove
+    };
+    let before = Snapshot::capture(&source).unwrap();
+    let expected = after_policies(&before, field_ttl, vectors);
+    let actual = Snapshot::capture(&target).unwrap();
+    let differences = expected.snapshot.diff(&actual, &DiffOptions::new());
+    let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
+    assert!(
+        differences.is_empty(),
+        "{} differences, {source_kind} -> {target_kind} {policy:?}:\n{}",
+        differences.len(),
+        shown.join("\n")
+    );
+    if source_kind.has_hash_field_ttl() && field_ttl != FieldTtl::Keep {
+        assert!(expected.changed_fields > 0, "the policy had nothing to do");
     }
 
     ferry.signal("TERM");
@@ -148,7 +138,17 @@ fn redis_8_0_to_valkey_8_1_persisting_field_ttls() {
         ServerKind::Redis80,
         ServerKind::Valkey81,
         &["--hash-field-ttl", "persist", "--vector-set", "skip"],
-        Expect::FieldTtlsDropped,
+        FieldTtl::Persist,
+    );
+}
+
+#[test]
+fn redis_8_0_to_valkey_8_1_dropping_volatile_fields() {
+    migrate_and_compare(
+        ServerKind::Redis80,
+        ServerKind::Valkey81,
+        &["--hash-field-ttl", "drop-field", "--vector-set", "skip"],
+        FieldTtl::DropField,
     );
 }
 
@@ -158,6 +158,6 @@ fn redis_8_0_to_valkey_9_1_keeps_field_ttls() {
         ServerKind::Redis80,
         ServerKind::Valkey91,
         &["--vector-set", "skip"],
-        Expect::Exact,
+        FieldTtl::Keep,
     );
 }
