@@ -98,7 +98,7 @@ fn redis_6_0_to_valkey_8_1() {
         ServerKind::Redis60,
         ServerKind::Valkey81,
         &[],
-        Expect::Exact,
+        FieldTtl::Keep,
     );
 }
 
@@ -108,7 +108,7 @@ fn redis_6_0_to_valkey_9_1() {
         ServerKind::Redis60,
         ServerKind::Valkey91,
         &[],
-        Expect::Exact,
+        FieldTtl::Keep,
     );
 }
 
@@ -118,7 +118,7 @@ fn redis_7_0_to_valkey_8_1() {
         ServerKind::Redis70,
         ServerKind::Valkey81,
         &[],
-        Expect::Exact,
+        FieldTtl::Keep,
     );
 }
 
@@ -128,7 +128,7 @@ fn redis_7_0_to_valkey_9_1() {
         ServerKind::Redis70,
         ServerKind::Valkey91,
         &[],
-        Expect::Exact,
+        FieldTtl::Keep,
     );
 }
 
