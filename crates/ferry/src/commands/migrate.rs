@@ -409,7 +409,7 @@ impl Migration {
                 state.db = 0;
                 self.save_state(state).map_err(SessionError::Fatal)?;
                 tokio::select! {
-                    loaded = self.load_snapshot(&mut repl, pipe, target, offset) => loaded?,
+                    loaded = self.load_snapshot(&mut repl, pipe, target, offset, owned) => loaded?,
                     _ = shutdown.as_mut() => return Ok(Stop::DuringFullSync),
                 }
                 state.replid = Some(replid);
@@ -527,13 +527,15 @@ impl Migration {
     }
 
     /// Streams the snapshot through the decoder, the compatibility transform and the
-    /// writer; returns once the target acknowledged all of it.
+    /// writer; returns once the target acknowledged all of it. `reload`: ferry loaded this
+    /// target before, so a vector-set export file it wrote then may be replaced.
     async fn load_snapshot(
         &self,
         repl: &mut ReplicaConnection,
         pipe: &Pipe,
         target: &TargetSetup,
         offset: i64,
+        reload: bool,
     ) -> Result<(), SessionError> {
         let started = Instant::now();
         let stream = repl.snapshot().await.map_err(SessionError::SourceLost)?;
@@ -567,7 +569,7 @@ impl Migration {
         let decoded_for_source = decoded.clone();
         let decode = tokio::task::spawn_blocking(move || -> Result<Vec<String>, Error> {
             let mut source = SnapshotSource::new(reader, total, decoded_for_source);
-            let mut compat = CompatTransform::new(compat_target, policies, false)?;
+            let mut compat = CompatTransform::new(compat_target, policies, reload)?;
             let mut sink = sink;
             pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut |_| {})?;
             Ok(compat.complete()?.lines())
