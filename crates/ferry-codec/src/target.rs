@@ -8,6 +8,19 @@ pub struct Format {
     pub version: RdbVersion,
 }
 
+/// The form a format gives hashes with field TTLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashTtlForm {
+    /// Valkey 9 `HASH_2` (22): every field followed by its expiry, -1 for none.
+    ValkeyHash2,
+    /// Redis 7.4+ `HASH_LISTPACK_EX` (25) when small, else `HASH_METADATA` (24).
+    RedisMetadata,
+}
+
+/// The byte budget of one packed quicklist node under the default
+/// `list-max-listpack-size -2` (`list-max-ziplist-size -2` before Redis 7).
+pub const LIST_NODE_MAX_BYTES: usize = 8192;
+
 /// Named targets for `--to`.
 pub const PROFILES: &[(&str, RdbVersion)] = &[
     ("redis-6.0", RdbVersion::redis(9)),
@@ -89,6 +102,30 @@ impl Format {
     /// built-in vector sets.
     pub fn has_builtin_module(&self, name: &str) -> bool {
         name == "vectorset" && !self.is_valkey() && self.version.number >= 12
+    }
+
+    /// How this format stores hashes whose fields carry TTLs, if it can.
+    pub fn hash_ttl_form(&self) -> Option<HashTtlForm> {
+        if self.is_valkey() {
+            Some(HashTtlForm::ValkeyHash2)
+        } else if self.version.number >= 12 {
+            Some(HashTtlForm::RedisMetadata)
+        } else {
+            None
+        }
+    }
+
+    /// The element size from which the server keeps a list element in a quicklist node of
+    /// its own with the PLAIN container (quicklist 2 only). Redis 7.0–7.2 did so from 1 GiB;
+    /// Redis 7.4+ and Valkey 8+ from anything over the 8 KiB node limit.
+    pub fn list_plain_node_from(&self) -> Option<usize> {
+        if !self.has_listpacks() {
+            None
+        } else if self.is_valkey() || self.version.number >= 12 {
+            Some(LIST_NODE_MAX_BYTES + 1)
+        } else {
+            Some(1 << 30)
+        }
     }
 
     /// `SLOT_INFO` opcodes (Redis 7.4+, RDB 12); a hint that other targets do without.

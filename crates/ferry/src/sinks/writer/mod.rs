@@ -231,16 +231,15 @@ impl TargetSink {
     fn write_whole(&mut self, key: OpenKey) -> Result<(), WriteError> {
         let header = &key.header;
         if self.mode == WriteMode::Restore {
-            let encoded = payload::encode(self.format, header, &key.parts);
-            if let Some(encoded) = encoded {
-                let payload = encoded.map_err(|source| WriteError::Encode {
+            let payload = payload::encode(self.format, header, &key.parts).map_err(|source| {
+                WriteError::Encode {
                     key: pipe::show_key(&header.key),
                     source,
-                })?;
-                self.restore(header, &payload);
-                self.counters.restored.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
+                }
+            })?;
+            self.restore(header, &payload);
+            self.counters.restored.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
         }
         if !plain::supports(header.kind) {
             return Err(WriteError::NeedsRestore {
