@@ -1,5 +1,7 @@
 //! Project chores: `cargo xtask servers|test|demo|bench`.
 
+mod bench;
+mod demo;
 mod servers;
 
 use std::path::{Path, PathBuf};
@@ -12,8 +14,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   servers        install the Redis/Valkey test servers under build/servers and print their versions
   test [ARGS]    install the servers, then run `cargo test --workspace [ARGS]` against them
-  demo           (not yet)
-  bench          (not yet)";
+  demo           Redis 8.0 saves a mixed dataset, Valkey 8.1 refuses it, ferry converts it,
+                 Valkey 8.1 loads the conversion, and both sides are compared key by key
+  bench [ARGS]   measure ferry beside a peer on the same files (--quick, --only PART;
+                 results in build/bench/results.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,8 +41,20 @@ fn run(args: &[String]) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         "test" => test(rest),
-        "demo" | "bench" => {
-            println!("cargo xtask {command}: not yet");
+        "demo" => {
+            let root = repo_root();
+            let manifest = servers::ensure(&root)?;
+            demo::run(&root, &manifest)
+        }
+        "bench" => {
+            let root = repo_root();
+            let manifest = servers::ensure(&root)?;
+            bench::run(&root, &manifest, rest)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        // Internal: runs one measured process for `bench` (see bench::measure).
+        bench::measure::HELPER => {
+            bench::measure::helper(rest)?;
             Ok(ExitCode::SUCCESS)
         }
         "-h" | "--help" | "help" => {

@@ -19,6 +19,7 @@ mod manifest;
 mod rng;
 mod server;
 pub mod snapshot;
+pub mod workload;
 
 pub use kind::ServerKind;
 pub use manifest::{servers_manifest, Manifest, ServerEntry, MANIFEST_ENV};

@@ -1,6 +1,7 @@
 //! The errors every command can end with. Messages are one line, lower case, and never
 //! repeat their source: callers join the chain with ": " (see [`one_line`]).
 
+use crate::transforms::commands::CommandError;
 use crate::transforms::compat::PolicyError;
 use ferry_codec::{DecodeError, EncodeError};
 use std::path::PathBuf;
@@ -70,6 +71,9 @@ pub enum Error {
     State(#[from] crate::state::StateError),
     #[error(transparent)]
     TargetWrite(#[from] crate::sinks::writer::WriteError),
+    /// A replicated command the target cannot apply under the chosen policies.
+    #[error(transparent)]
+    Command(#[from] CommandError),
     /// Writing the command's report failed (e.g. stdout closed by `| head`).
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),

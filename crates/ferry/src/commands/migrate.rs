@@ -20,10 +20,11 @@ use crate::sinks::writer::pipe::{Batch, Mark, Pipe, PipeCounters};
 use crate::sinks::writer::probe::{self, ServerInfo};
 use crate::sinks::writer::{TargetSink, WriteMode, WriterCounters, WriterLimits};
 use crate::sources::replication::stream::StreamApplier;
-use crate::sources::replication::translate::{CommandTransform, Passthrough};
+use crate::sources::replication::translate::CommandTransform;
 use crate::sources::replication::SnapshotSource;
 use crate::state::{self, MigrationState};
 use crate::target::Target;
+use crate::transforms::commands::CommandTranslator;
 use crate::transforms::compat::CompatTransform;
 use crate::url::ServerUrl;
 use ferry_codec::target::Format;
@@ -139,6 +140,8 @@ struct TargetSetup {
     format: Format,
     mode: WriteMode,
     restore_refusal: String,
+    /// Every command the target has, when it says (`COMMAND LIST`).
+    commands: Option<Vec<bytes::Bytes>>,
 }
 
 impl TargetSetup {
@@ -420,7 +423,7 @@ impl Migration {
             }
         };
 
-        let translator: Box<dyn CommandTransform> = Box::new(Passthrough);
+        let translator: Box<dyn CommandTransform> = Box::new(self.translator(target));
         let mut applier = StreamApplier::new(pipe.clone(), translator, start);
         let result = self
             .stream(&mut repl, &mut applier, pipe, state, shutdown)
@@ -429,6 +432,19 @@ impl Migration {
             self.events.line(line);
         }
         result
+    }
+
+    /// The rules for replicated commands: the policies, for this target.
+    fn translator(&self, target: &TargetSetup) -> CommandTranslator {
+        let compat_target = Target {
+            format: target.format,
+            name: target.info.name(),
+        };
+        let translator = CommandTranslator::new(&self.policies, &compat_target);
+        match &target.commands {
+            Some(names) => translator.with_target_commands(names),
+            None => translator,
+        }
     }
 
     fn fatal_target(&self, error: impl std::error::Error + Send + Sync + 'static) -> SessionError {
@@ -489,7 +505,11 @@ impl Migration {
                 (WriteMode::PlainOnly, reason)
             }
         };
+        let commands = probe::command_names(&mut client)
+            .await
+            .map_err(|e| self.target_error(e))?;
         Ok(TargetSetup {
+            commands,
             client: Some(client),
             info,
             format,

@@ -1,5 +1,6 @@
 //! Steps between a source and a sink that rewrite the item stream.
 
+pub mod commands;
 pub mod compat;
 
 use crate::error::Error;

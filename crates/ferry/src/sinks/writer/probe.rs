@@ -99,6 +99,23 @@ pub async fn server_info(client: &mut Client) -> Result<ServerInfo, ClientError>
     })
 }
 
+/// The names of every command the server has (`COMMAND LIST`); `None` when it cannot
+/// tell (an old server, an ACL without COMMAND).
+pub async fn command_names(client: &mut Client) -> Result<Option<Vec<Bytes>>, ClientError> {
+    match client.call(&["COMMAND", "LIST"]).await? {
+        Frame::Array(items) => Ok(Some(
+            items
+                .into_iter()
+                .filter_map(|item| match item {
+                    Frame::Bulk(name) | Frame::Simple(name) => Some(name),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        _ => Ok(None),
+    }
+}
+
 /// What the DUMP probe found.
 #[derive(Debug, Clone)]
 pub struct DumpProbe {

@@ -8,9 +8,10 @@
 //! - PING and REPLCONF are not forwarded; their bytes still count in the offset.
 //! - Everything else goes through the [`CommandTransform`] seam.
 
-use super::translate::{CommandTransform, StreamAction};
+use super::translate::CommandTransform;
 use crate::error::Error;
 use crate::sinks::writer::pipe::{Batch, Mark, Pipe, PipeError};
+use crate::transforms::commands::Translated;
 use bytes::Bytes;
 use ferry_repl::ReplCommand;
 use std::collections::BTreeMap;
@@ -90,12 +91,12 @@ impl StreamApplier {
             self.push(&args);
         } else {
             match self.translator.translate(self.db, args)? {
-                StreamAction::Apply(commands) => {
+                Translated::Apply(commands) => {
                     for command in commands {
                         self.push(&command);
                     }
                 }
-                StreamAction::Skip { reason } => *self.skipped.entry(reason).or_default() += 1,
+                Translated::Skip { reason } => *self.skipped.entry(reason).or_default() += 1,
             }
         }
         Ok(())
@@ -125,14 +126,13 @@ impl StreamApplier {
         self.safe
     }
 
-    /// Skipped commands by reason, plus the translator's own lines.
+    /// What the translator did, for the final report.
     pub fn report_lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self
-            .skipped
-            .iter()
-            .map(|(reason, n)| format!("skipped {n} replicated command(s): {reason}"))
-            .collect();
-        lines.extend(self.translator.report_lines());
-        lines
+        self.translator.report_lines()
+    }
+
+    /// Commands skipped, by reason.
+    pub fn skipped(&self) -> &BTreeMap<&'static str, u64> {
+        &self.skipped
     }
 }
