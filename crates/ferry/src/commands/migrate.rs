@@ -640,10 +640,10 @@ impl Migration {
         let seconds = started.elapsed().as_secs_f64();
         let keys = counters.keys.load(Ordering::Relaxed);
         self.events.line(format!(
-            "full sync done: {keys} keys ({} by RESTORE, {} with plain commands), {} expired keys skipped, {} function libraries, {} in {seconds:.1} s ({:.0} keys/s)",
+            "full sync done: {keys} keys ({} by RESTORE, {} with plain commands), {} at or near expiry kept until the source deletes them, {} function libraries, {} in {seconds:.1} s ({:.0} keys/s)",
             counters.restored.load(Ordering::Relaxed),
             counters.plain.load(Ordering::Relaxed),
-            counters.expired_skipped.load(Ordering::Relaxed),
+            counters.near_expiry.load(Ordering::Relaxed),
             counters.functions.load(Ordering::Relaxed),
             crate::display::size(decoded.load(Ordering::Relaxed)),
             keys as f64 / seconds.max(1e-3),

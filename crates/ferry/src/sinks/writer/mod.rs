@@ -23,6 +23,9 @@ use pipe::{Batch, Pipe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// How long a key at or near its expiry is kept on the target for the source's DEL.
+pub const EXPIRY_GRACE_MS: i64 = 5_000;
+
 #[derive(Debug, Clone, Copy)]
 pub struct WriterLimits {
     /// Value bytes held for one RESTORE payload; beyond it a key goes plain.
@@ -54,7 +57,8 @@ pub struct WriterCounters {
     pub keys: AtomicU64,
     pub restored: AtomicU64,
     pub plain: AtomicU64,
-    pub expired_skipped: AtomicU64,
+    /// Keys whose expiry was past or near, written with [`EXPIRY_GRACE_MS`] more.
+    pub near_expiry: AtomicU64,
     pub functions: AtomicU64,
 }
 
@@ -84,8 +88,6 @@ struct OpenKey {
     held_bytes: usize,
     /// Already switched to plain commands: parts go out as they arrive.
     plain: bool,
-    /// Expired before it could be written: everything up to `KeyEnd` is dropped.
-    skip: bool,
 }
 
 pub struct TargetSink {
@@ -154,16 +156,21 @@ impl TargetSink {
         Ok(())
     }
 
-    fn start_key(&mut self, header: KeyHeader) {
-        let skip = header.expire_at_ms.is_some_and(|at| at <= (self.now_ms)());
-        if skip {
-            self.counters
-                .expired_skipped
-                .fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.select(header.db);
+    /// A key whose expiry is past or near is written to live [`EXPIRY_GRACE_MS`] longer:
+    /// the target is a primary and expires keys by its own clock, while the commands the
+    /// source ran on the key before its expiry are still on their way (the stream lags by
+    /// the length of the full sync). The source deletes the key when it expires there and
+    /// replicates the DEL, as it does for its own replicas; the target follows.
+    fn start_key(&mut self, mut header: KeyHeader) {
+        let keep_until = (self.now_ms)().saturating_add(EXPIRY_GRACE_MS);
+        if let Some(at) = header.expire_at_ms.as_mut() {
+            if *at < keep_until {
+                *at = keep_until;
+                self.counters.near_expiry.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        let plain = !skip && self.mode == WriteMode::PlainOnly && plain::supports(header.kind);
+        self.select(header.db);
+        let plain = self.mode == WriteMode::PlainOnly && plain::supports(header.kind);
         if plain {
             plain::start(&header, &mut self.batch);
         }
@@ -172,7 +179,6 @@ impl TargetSink {
             parts: Vec::new(),
             held_bytes: 0,
             plain,
-            skip,
         });
     }
 
@@ -180,9 +186,6 @@ impl TargetSink {
         let Some(key) = self.key.as_mut() else {
             return Ok(());
         };
-        if key.skip {
-            return Ok(());
-        }
         if key.plain {
             plain::part(&key.header, &part, &mut self.batch);
             return self.send_if_full();
@@ -209,9 +212,6 @@ impl TargetSink {
         let Some(key) = self.key.take() else {
             return Ok(());
         };
-        if key.skip {
-            return Ok(());
-        }
         if key.plain {
             plain::finish(&key.header, &mut self.batch);
             self.counters.plain.fetch_add(1, Ordering::Relaxed);
