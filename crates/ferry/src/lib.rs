@@ -17,8 +17,10 @@ pub mod policy;
 pub mod progress;
 pub mod sinks;
 pub mod sources;
+pub mod state;
 pub mod target;
 pub mod transforms;
+pub mod url;
 
 pub use error::Error;
 
@@ -31,6 +33,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
         Command::Inspect(args) => commands::inspect::run(args, out),
         Command::Convert(args) => commands::convert::run(args, out),
         Command::Assess(args) => commands::assess::run(args, out),
+        Command::Migrate(args) => commands::migrate::run(args, out),
     }?;
     out.flush().map_err(Error::Stdout)
 }

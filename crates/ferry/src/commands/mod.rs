@@ -3,3 +3,4 @@
 pub mod assess;
 pub mod convert;
 pub mod inspect;
+pub mod migrate;

@@ -14,7 +14,13 @@ pub fn connect(url: &str) -> Result<Connection, Error> {
         url: redact(url),
         source,
     };
-    let client = redis::Client::open(url).map_err(fail)?;
+    // `valkey://` as `ferry migrate` takes it: the same protocol.
+    let normalized = match url.split_once("://") {
+        Some(("valkey", rest)) => format!("redis://{rest}"),
+        Some(("valkeys", rest)) => format!("rediss://{rest}"),
+        _ => url.to_owned(),
+    };
+    let client = redis::Client::open(normalized.as_str()).map_err(fail)?;
     let mut con = client
         .get_connection_with_timeout(CONNECT_TIMEOUT)
         .map_err(fail)?;
