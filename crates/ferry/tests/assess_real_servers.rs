@@ -389,6 +389,16 @@ fn refused_checks_make_a_partial_report() {
     }
     assert!(report["source"]["keys"].as_u64().unwrap() > 0);
     assert!(!report.to_string().contains("secret"));
+    // The release's profile stands in for the refused command table.
+    assert_eq!(
+        report["target"]["commands"],
+        assess(&[
+            "--rdb",
+            source.save().unwrap().to_str().unwrap(),
+            "--to",
+            "valkey-8.1"
+        ])["target"]["commands"]
+    );
 
     // The scan stays under --max-ops-per-sec: at least one command per key.
     let keys = report["source"]["keys"].as_u64().unwrap();

@@ -95,7 +95,31 @@ pub fn module_of_type(type_name: &str) -> Option<&'static str> {
 /// a refused probe only a gap in the result.
 pub fn probe_url(url: &str) -> Result<Capabilities, Error> {
     let mut con = connect(url)?;
-    Ok(probe(&mut con, &client::redact(url)))
+    let mut found = probe(&mut con, &client::redact(url));
+    fill_from_profile(&mut found);
+    Ok(found)
+}
+
+/// When the target refused `COMMAND`, its release's built-in profile (if any) stands in for
+/// the command table; the gap stays listed, saying so.
+fn fill_from_profile(found: &mut Capabilities) {
+    if found.knows_commands() {
+        return;
+    }
+    let Some(profile) = super::profiles::for_release(&found.product, &found.version) else {
+        return;
+    };
+    found.commands = profile.commands;
+    found.hash_field_ttl = profile.hash_field_ttl;
+    found.vector_sets = profile.vector_sets;
+    for (what, reason) in &mut found.unchecked {
+        if what == "COMMAND" {
+            reason.push_str(&format!(
+                " (used the {} profile's command table)",
+                profile.name
+            ));
+        }
+    }
 }
 
 pub fn probe(con: &mut Connection, name: &str) -> Capabilities {

@@ -74,8 +74,10 @@ pub fn text(report: &Report) -> String {
     if report.findings.is_empty() {
         let _ = writeln!(out, "no findings");
     }
+    let mut previous_advice = None;
     for finding in &report.findings {
-        text_finding(&mut out, finding);
+        text_finding(&mut out, finding, previous_advice);
+        previous_advice = Some(finding.advice.as_str());
     }
     if !report.unchecked.is_empty() {
         let _ = writeln!(out, "\npartial report; not checked:");
@@ -86,7 +88,8 @@ pub fn text(report: &Report) -> String {
     out
 }
 
-fn text_finding(out: &mut String, finding: &Finding) {
+/// One finding; its advice only when it differs from the one above, to fit one screen.
+fn text_finding(out: &mut String, finding: &Finding, previous_advice: Option<&str>) {
     let _ = writeln!(
         out,
         "{:<8} {}: {}",
@@ -97,7 +100,9 @@ fn text_finding(out: &mut String, finding: &Finding) {
     if !finding.examples.is_empty() {
         let _ = writeln!(out, "         e.g. {}", finding.examples.join(", "));
     }
-    let _ = writeln!(out, "         -> {}", finding.advice);
+    if previous_advice != Some(finding.advice.as_str()) {
+        let _ = writeln!(out, "         -> {}", finding.advice);
+    }
 }
 
 pub fn markdown(report: &Report) -> String {
