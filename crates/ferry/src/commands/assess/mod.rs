@@ -37,7 +37,8 @@ pub struct AssessArgs {
     /// short-lived probe key).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
-    /// The target release, from the profiles built into ferry (default: the newest Valkey).
+    /// The target release, from the built-in profiles: redis-6.0, redis-7.0, redis-8.0,
+    /// valkey-8.0, valkey-8.1, valkey-9.1 (default: valkey-9.1).
     #[arg(long, value_name = "PROFILE")]
     pub to: Option<String>,
     /// Report format.
@@ -170,6 +171,19 @@ mod tests {
         };
         assert_eq!(args.format, ReportFormat::Markdown);
         assert_eq!(args.max_ops_per_sec, 1000);
+    }
+
+    #[test]
+    fn help_lists_every_profile() {
+        let help = crate::cli::command()
+            .find_subcommand_mut("assess")
+            .unwrap()
+            .render_help()
+            .to_string();
+        for name in profiles::names() {
+            assert!(help.contains(name), "{name} missing from {help}");
+        }
+        assert!(help.contains(&format!("default: {}", profiles::DEFAULT)));
     }
 
     #[test]
