@@ -406,15 +406,34 @@ impl Scan {
         if hashes.is_empty() {
             return Ok(());
         }
+        // A plain listpack holds no field TTLs (with them it is `listpackex`): those small,
+        // common hashes need no DUMP.
         self.pace(hashes.len() as u64);
         let mut pipe = redis::pipe();
         for (key, _) in hashes {
+            pipe.cmd("OBJECT").arg("ENCODING").arg(*key);
+        }
+        let encodings: Vec<Option<String>> = pipe
+            .query(con)
+            .map_err(|err| err.to_string().replace('\n', " "))?;
+        let hashes: Vec<&(&[u8], String)> = hashes
+            .iter()
+            .zip(encodings)
+            .filter(|(_, encoding)| encoding.as_deref().is_some_and(|e| e != "listpack"))
+            .map(|(hash, _)| hash)
+            .collect();
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        self.pace(hashes.len() as u64);
+        let mut pipe = redis::pipe();
+        for (key, _) in &hashes {
             pipe.cmd("DUMP").arg(*key);
         }
         let payloads: Vec<Option<Vec<u8>>> = pipe
             .query(con)
             .map_err(|err| err.to_string().replace('\n', " "))?;
-        for ((key, name), payload) in hashes.iter().zip(payloads) {
+        for ((key, name), payload) in hashes.into_iter().zip(payloads) {
             // Deleted since TYPE.
             let Some(payload) = payload else { continue };
             match ttl_fields_in_dump(key, &payload) {
