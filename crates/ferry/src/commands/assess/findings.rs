@@ -157,7 +157,8 @@ fn data(source: &SourceFacts, target: &Capabilities, found: &mut Vec<Finding>) {
         .filter_map(|t| module_of_type(t))
         .collect();
     for module in &source.modules {
-        let covered = module == "vectorset"
+        // Built into a release as modules: vector sets (Redis 8), the Lua engine (Valkey 9).
+        let covered = ["vectorset", "lua"].contains(&module.as_str())
             || types_found.iter().any(|m| m.eq_ignore_ascii_case(module))
             || target
                 .modules

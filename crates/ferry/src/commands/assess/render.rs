@@ -60,10 +60,32 @@ fn contents_line(report: &Report) -> String {
     line
 }
 
+/// Role, cluster mode and persistence of a live source.
+fn setup_line(report: &Report) -> Option<String> {
+    let s = &report.source;
+    let mut parts = Vec::new();
+    if let Some(role) = &s.role {
+        parts.push(format!("role {role}"));
+    }
+    if let Some(cluster) = s.cluster_enabled {
+        parts.push(format!("cluster {}", if cluster { "on" } else { "off" }));
+    }
+    if let Some(aof) = s.aof_enabled {
+        parts.push(format!("AOF {}", if aof { "on" } else { "off" }));
+    }
+    if let Some(save) = &s.rdb_save {
+        parts.push(format!("save '{save}'"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 pub fn text(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "source:  {}", source_line(report));
     let _ = writeln!(out, "         {}", contents_line(report));
+    if let Some(line) = setup_line(report) {
+        let _ = writeln!(out, "         {line}");
+    }
     let _ = writeln!(out, "target:  {}", target_line(report));
     let _ = writeln!(
         out,
