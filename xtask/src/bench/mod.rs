@@ -6,6 +6,7 @@
 mod codec;
 pub mod datasets;
 pub mod measure;
+mod migrate;
 pub mod table;
 pub mod tools;
 
@@ -19,7 +20,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
-  --only PART  run one part: codec
+  --only PART  run one part: codec, migrate
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -47,11 +48,17 @@ struct Part {
     run: fn(&Context) -> Result<Section>,
 }
 
-/// In the order they run. Later issues add "migrate" and "relay".
-const PARTS: &[Part] = &[Part {
-    name: "codec",
-    run: codec::run,
-}];
+/// In the order they run. A later issue adds "relay".
+const PARTS: &[Part] = &[
+    Part {
+        name: "codec",
+        run: codec::run,
+    },
+    Part {
+        name: "migrate",
+        run: migrate::run,
+    },
+];
 
 struct Options {
     quick: bool,
