@@ -505,7 +505,7 @@ fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-fn master_repl_offset(con: &mut redis::Connection) -> Result<i64> {
+pub fn master_repl_offset(con: &mut redis::Connection) -> Result<i64> {
     let info = info(con, "replication")?;
     field(&info, "master_repl_offset")
         .and_then(|v| v.parse().ok())
@@ -514,7 +514,7 @@ fn master_repl_offset(con: &mut redis::Connection) -> Result<i64> {
 
 /// The state file's write time and applied offset (see crates/ferry/src/state.rs); `None`
 /// while it is missing or records no resumable position.
-fn read_state(path: &Path) -> Option<(SystemTime, i64)> {
+pub fn read_state(path: &Path) -> Option<(SystemTime, i64)> {
     let mtime = fs::metadata(path).ok()?.modified().ok()?;
     let value: serde_json::Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
     value.get("replid")?.as_str()?;

@@ -6,7 +6,7 @@
 mod codec;
 pub mod datasets;
 pub mod measure;
-mod migrate;
+pub mod migrate;
 pub mod table;
 pub mod tools;
 
