@@ -65,10 +65,11 @@ fn settle(source: &Server, state: &std::path::Path, ferry: &Ferry, load: Load) {
 }
 
 #[test]
-#[ignore = "engine bug: writes made after the source's restart end up different on the \
-            target (ferry resumes with +CONTINUE, then the target refuses RENAMENX on \
-            wl:zset:5 with 'no such key'; ~1,400 key differences); without writes after the \
-            restart it ends equal (next test)"]
+#[ignore = "engine gap (docs/migrate.md, known limits): after the reconnect ferry applies \
+            ~1 s of backlog at once, and a key the load gave a short TTL (PEXPIRE 495 ms) \
+            has already expired on the target by its own clock when a later command on it \
+            arrives: the target refuses LSET/RENAMENX ('no such key') and ferry stops. \
+            Needs stream expiries due within the lag stretched, as the snapshot does"]
 fn a_restarted_source_is_followed_again() {
     let mut source = Server::start(ServerKind::Redis70).unwrap();
     let target = Server::start(ServerKind::Valkey81).unwrap();
@@ -120,8 +121,9 @@ fn a_source_restarted_between_writes_is_followed_again() {
 
 #[test]
 #[ignore = "engine bug: commands the target ran but never acknowledged before it went \
-            down are sent again on resume (the target refuses a replayed XADD or RENAMENX; \
-            INCR-like commands would apply twice)"]
+            down are sent again on resume (seen: the target refuses a replayed XADD, 'ID \
+            equal or smaller than the target stream top item'; an INCR would apply twice); \
+            the short-TTL gap of the test above applies too"]
 fn a_restarted_target_stops_ferry_and_the_same_state_resumes() {
     let source = Server::start(ServerKind::Redis70).unwrap();
     let mut target =
