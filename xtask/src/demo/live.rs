@@ -149,8 +149,9 @@ pub fn run(paths: &Paths, redis: &Server, valkey: &Server) -> Result<Migrated> {
     let mut ferry = RunningFerry::start(&mut command)?;
     ferry.wait_for(IN_SYNC, IN_SYNC_TIMEOUT)?;
     println!(
-        "in sync {:.1} s after the start; streaming the live writes for {} s",
+        "in sync {:.1} s after the start{}; streaming the live writes for {} s",
         started.elapsed().as_secs_f64(),
+        sync_delay_note(redis)?,
         STREAMING.as_secs()
     );
     sleep(STREAMING);
@@ -185,6 +186,21 @@ pub fn run(paths: &Paths, redis: &Server, valkey: &Server) -> Result<Migrated> {
         expected,
         source,
         target,
+    })
+}
+
+/// Redis waits `repl-diskless-sync-delay` (5 s by default) for more replicas before it
+/// starts a snapshot: most of the time to in sync on a small dataset.
+fn sync_delay_note(redis: &Server) -> Result<String> {
+    let reply: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("repl-diskless-sync-delay")
+        .query(&mut redis.try_client()?)?;
+    Ok(match reply.get(1).map(String::as_str) {
+        Some(delay) if delay != "0" => {
+            format!(" (of which Redis's repl-diskless-sync-delay {delay} s before its snapshot)")
+        }
+        _ => String::new(),
     })
 }
 
