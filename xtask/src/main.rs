@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod profiles;
 mod servers;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ commands:
   demo           act 1: Valkey 8.1 refuses a Redis 8.0 file, ferry inspects and converts it;
                  act 2: ferry migrate brings an empty Valkey 8.1 in sync with that Redis 8.0
                  under a write load, and both sides are compared key by key
+  profiles       write crates/ferry/profiles/*.json (ferry assess --to) from the real servers
   bench [ARGS]   measure ferry beside its peers (--quick, --only PART; parts: codec,
                  migrate; results in build/bench/results.md)";
 
@@ -46,6 +48,12 @@ fn run(args: &[String]) -> Result<ExitCode> {
             let root = repo_root();
             let manifest = servers::ensure(&root)?;
             demo::run(&root, &manifest)
+        }
+        "profiles" => {
+            let root = repo_root();
+            servers::ensure(&root)?;
+            profiles::generate(&root)?;
+            Ok(ExitCode::SUCCESS)
         }
         "bench" => {
             let root = repo_root();
@@ -77,7 +85,8 @@ fn test(extra: &[String]) -> Result<ExitCode> {
         .take_while(|arg| *arg != "--")
         .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"));
     let mut command = Command::new(cargo);
-    command.current_dir(&root).arg("test");
+    // Every failing test binary is reported, not only the first one.
+    command.current_dir(&root).args(["test", "--no-fail-fast"]);
     if !selects_packages {
         command.arg("--workspace");
     }
