@@ -15,11 +15,12 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   servers        install the Redis/Valkey test servers under build/servers and print their versions
   test [ARGS]    install the servers, then run `cargo test --workspace [ARGS]` against them
-  demo           Redis 8.0 saves a mixed dataset, Valkey 8.1 refuses it, ferry converts it,
-                 Valkey 8.1 loads the conversion, and both sides are compared key by key
+  demo           act 1: Valkey 8.1 refuses a Redis 8.0 file, ferry inspects and converts it;
+                 act 2: ferry migrate brings an empty Valkey 8.1 in sync with that Redis 8.0
+                 under a write load, and both sides are compared key by key
   profiles       write crates/ferry/profiles/*.json (ferry assess --to) from the real servers
-  bench [ARGS]   measure ferry beside a peer on the same files (--quick, --only PART;
-                 results in build/bench/results.md)";
+  bench [ARGS]   measure ferry beside its peers (--quick, --only PART; parts: codec,
+                 migrate; results in build/bench/results.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -29,6 +29,8 @@ pub struct Server {
     entry: ServerEntry,
     child: Child,
     log: PathBuf,
+    /// The command-line configuration it was started with, kept for [`Server::restart`].
+    extra: Vec<String>,
     // Declared last: the process is killed (in Drop) before its folder goes away.
     dir: TempDir,
 }
@@ -80,6 +82,7 @@ impl Server {
                 entry: entry.clone(),
                 child,
                 log,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
                 dir,
             };
             match server.wait_ready() {
@@ -90,6 +93,39 @@ impl Server {
             }
         }
         bail!("{kind}: no free port after {PORT_ATTEMPTS} attempts")
+    }
+
+    /// Stops the server with `SHUTDOWN SAVE` (its data saved to its dump file, and to its
+    /// append-only file when that is on) and starts it again on the same port, folder and
+    /// configuration, so it comes back with its data.
+    pub fn restart(&mut self) -> Result<()> {
+        let mut connection = self.try_client()?;
+        // The server exits while answering: the reply, if any, does not matter.
+        let _ = redis::cmd("SHUTDOWN")
+            .arg("SAVE")
+            .query::<()>(&mut connection);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not exit within {READY_TIMEOUT:?} of SHUTDOWN SAVE; last log lines:\n{}",
+                    self.kind,
+                    self.log_tail(15)
+                );
+            }
+            sleep(Duration::from_millis(20));
+        }
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let config = self.dir.path().join("server.conf");
+        self.child = spawn(&self.entry, &config, &extra, self.dir.path(), &self.log)
+            .with_context(|| format!("cannot restart {}", self.kind))?;
+        match self.wait_ready() {
+            Ok(()) => Ok(()),
+            Err(StartFailure::PortTaken) => {
+                bail!("{}: port {} taken while it restarted", self.kind, self.port)
+            }
+            Err(StartFailure::Failed(err)) => Err(err),
+        }
     }
 
     fn wait_ready(&self) -> Result<(), StartFailure> {

@@ -150,7 +150,7 @@ fn cached(path: &Path, meta_path: &Path, recipe: Recipe) -> Option<Meta> {
         .then_some(meta)
 }
 
-fn fill(server: &Server, con: &mut Connection, recipe: Recipe) -> Result<()> {
+pub fn fill(server: &Server, con: &mut Connection, recipe: Recipe) -> Result<()> {
     match recipe {
         Recipe::Mixed { keys, value_size } => {
             dataset::populate(server)?;
@@ -236,7 +236,7 @@ fn big_collection(
 }
 
 /// Keys over all databases, from INFO keyspace ("db0:keys=12,expires=3,...").
-fn count_keys(con: &mut Connection) -> Result<u64> {
+pub fn count_keys(con: &mut Connection) -> Result<u64> {
     let info: String = redis::cmd("INFO").arg("keyspace").query(con)?;
     let mut total = 0;
     for line in info.lines().filter(|line| line.starts_with("db")) {

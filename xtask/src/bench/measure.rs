@@ -2,7 +2,7 @@
 //! kernel's own accounting of that child (wait4's ru_maxrss), not from sampling.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,16 @@ pub fn run_once(
 ) -> Result<std::result::Result<Sample, Refusal>> {
     let stderr = fs::File::create(scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let output = through_helper(command)?
+        .stdin(Stdio::null())
+        .stderr(stderr)
+        .output()
+        .with_context(|| format!("cannot start {:?}", command.get_program()))?;
+    finish(command, scratch, &output)
+}
+
+/// `command` wrapped in the [`helper`], with the same folder and environment.
+fn through_helper(command: &Command) -> Result<Command> {
     let exe = std::env::current_exe().context("cannot find the xtask binary")?;
     let mut wrapped = Command::new(exe);
     wrapped
@@ -112,11 +122,15 @@ pub fn run_once(
             None => wrapped.env_remove(name),
         };
     }
-    let output = wrapped
-        .stdin(Stdio::null())
-        .stderr(stderr)
-        .output()
-        .with_context(|| format!("cannot start {:?}", command.get_program()))?;
+    Ok(wrapped)
+}
+
+/// Reads the helper's report: the sample, or why the measured process failed.
+fn finish(
+    command: &Command,
+    scratch: &Path,
+    output: &std::process::Output,
+) -> Result<std::result::Result<Sample, Refusal>> {
     let report = String::from_utf8_lossy(&output.stdout);
     let Some((status, sample)) = parse_report(&report) else {
         bail!(
@@ -136,6 +150,92 @@ pub fn run_once(
         status: describe_status(status),
         stderr_tail: lines[lines.len().saturating_sub(12)..].join("\n"),
     }))
+}
+
+/// A measured process that runs until it is stopped: a long-running command (`ferry
+/// migrate`) whose progress is read from its stderr meanwhile.
+pub struct Running {
+    helper: std::process::Child,
+    command: Command,
+    scratch: PathBuf,
+    started: Instant,
+}
+
+/// Starts `command` through the [`helper`], stderr to `scratch`; see [`Running::stop`].
+pub fn spawn(command: Command, scratch: &Path) -> Result<Running> {
+    let stderr = fs::File::create(scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let started = Instant::now();
+    let helper = through_helper(&command)?
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", command.get_program()))?;
+    Ok(Running {
+        helper,
+        command,
+        scratch: scratch.to_path_buf(),
+        started,
+    })
+}
+
+impl Running {
+    /// Time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// What the process has printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.scratch).unwrap_or_default()).into_owned()
+    }
+
+    /// Whether the process (and so the helper) has ended.
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.helper.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` to the measured process, waits for it, and returns its sample (peak
+    /// RSS over its whole life) or why it failed.
+    pub fn stop(mut self, signal: libc::c_int) -> Result<std::result::Result<Sample, Refusal>> {
+        if let Some(pid) = self.measured_pid() {
+            // SAFETY: plain syscall; the pid is the helper's own unreaped child.
+            unsafe { libc::kill(pid, signal) };
+        }
+        let output = std::mem::replace(&mut self.helper, placeholder()?)
+            .wait_with_output()
+            .context("waiting for the measuring helper")?;
+        finish(&self.command, &self.scratch, &output)
+    }
+
+    /// The helper's only child: the measured process.
+    fn measured_pid(&self) -> Option<libc::pid_t> {
+        let helper = self.helper.id();
+        let children = fs::read_to_string(format!("/proc/{helper}/task/{helper}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+}
+
+/// A finished child to leave in place of the helper once it is waited for.
+fn placeholder() -> Result<std::process::Child> {
+    let mut child = Command::new("true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start `true`")?;
+    let _ = child.wait();
+    Ok(child)
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(pid) = self.measured_pid() {
+            // SAFETY: as in `stop`.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = self.helper.wait();
+    }
 }
 
 /// `cargo xtask __measure -- PROGRAM ARGS…`: runs the program (stdout discarded, stderr

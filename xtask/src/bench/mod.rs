@@ -6,6 +6,7 @@
 mod codec;
 pub mod datasets;
 pub mod measure;
+pub mod migrate;
 pub mod table;
 pub mod tools;
 
@@ -19,7 +20,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
-  --only PART  run one part: codec
+  --only PART  run one part: codec, migrate
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -47,11 +48,17 @@ struct Part {
     run: fn(&Context) -> Result<Section>,
 }
 
-/// In the order they run. Later issues add "migrate" and "relay".
-const PARTS: &[Part] = &[Part {
-    name: "codec",
-    run: codec::run,
-}];
+/// In the order they run. A later issue adds "relay".
+const PARTS: &[Part] = &[
+    Part {
+        name: "codec",
+        run: codec::run,
+    },
+    Part {
+        name: "migrate",
+        run: migrate::run,
+    },
+];
 
 struct Options {
     quick: bool,
@@ -121,13 +128,22 @@ pub fn run(root: &Path, manifest: &Path, args: &[String]) -> Result<()> {
         println!("\n== bench {} ==", part.name);
         sections.push((part.run)(&ctx).with_context(|| format!("bench part {}", part.name))?);
     }
-    let report = render(&ctx, &sections)?;
     // A smoke test never overwrites the real numbers.
     let path = ctx.dir.join(if ctx.quick {
         "results-quick.md"
     } else {
         "results.md"
     });
+    // With --only, the other parts' sections of the last run stay (after this one's).
+    if options.only.is_some() {
+        let previous = fs::read_to_string(&path).unwrap_or_default();
+        for (title, markdown) in previous_sections(&previous) {
+            if !sections.iter().any(|s| s.title == title) {
+                sections.push(Section { title, markdown });
+            }
+        }
+    }
+    let report = render(&ctx, &sections)?;
     fs::write(&path, report).with_context(|| format!("cannot write {}", path.display()))?;
     println!("\nresults written to {}", path.display());
     Ok(())
@@ -150,6 +166,24 @@ fn render(ctx: &Context, sections: &[Section]) -> Result<String> {
     Ok(out)
 }
 
+/// The "## title" sections of a results file written by [`render`].
+fn previous_sections(text: &str) -> Vec<(String, String)> {
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(title) = line.strip_prefix("## ") {
+            sections.push((title.to_string(), String::new()));
+        } else if let Some((_, markdown)) = sections.last_mut() {
+            markdown.push_str(line);
+            markdown.push('\n');
+        }
+    }
+    for (_, markdown) in &mut sections {
+        // render adds the blank line after the title and keeps the section's own ending.
+        *markdown = format!("{}\n", markdown.trim_matches('\n'));
+    }
+    sections
+}
+
 fn load_average() -> String {
     fs::read_to_string("/proc/loadavg")
         .ok()
@@ -166,4 +200,26 @@ fn cpu_model() -> String {
                 .map(|name| name.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::previous_sections;
+
+    #[test]
+    fn sections_of_an_earlier_run_read_back_as_written() {
+        let text = "# ferry benchmarks\n\nMachine: x\n\n## RDB codec\n\n| a |\n\n- note\n\n\
+                    ## Live migration (ferry migrate)\n\ntext\n\n";
+        let sections = previous_sections(text);
+        assert_eq!(
+            sections,
+            vec![
+                ("RDB codec".to_string(), "| a |\n\n- note\n".to_string()),
+                (
+                    "Live migration (ferry migrate)".to_string(),
+                    "text\n".to_string()
+                ),
+            ]
+        );
+    }
 }

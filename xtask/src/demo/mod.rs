@@ -1,9 +1,13 @@
 //! `cargo xtask demo`: the problem and ferry's answer, end to end on real servers.
 //!
-//! Redis 8.0 saves a realistic mixed dataset; Valkey 8.1 refuses that file; ferry inspects
-//! and converts it; Valkey 8.1 loads the conversion; then both servers are compared key by
-//! key, where the only differences allowed are exactly what the chosen policies promise.
+//! Act 1, the file: Redis 8.0 saves a realistic mixed dataset; Valkey 8.1 refuses that
+//! file; ferry inspects and converts it, and Valkey 8.1 loads the conversion. Act 2, live:
+//! with a write load running on that Redis 8.0, `ferry migrate` brings an empty Valkey 8.1
+//! in sync; the writes stop, ferry applies the source's last offset and stops, and both
+//! servers are compared key by key, where the only differences allowed are exactly what
+//! the chosen policies promise. Exits non-zero if anything differs.
 
+mod live;
 mod vectors;
 
 use std::collections::BTreeSet;
@@ -13,8 +17,8 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ferry_testkit::expect::{after_policies, Expected, FieldTtl, VectorSets};
-use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::expect::Expected;
+use ferry_testkit::snapshot::Snapshot;
 use ferry_testkit::{dataset, Server, ServerKind};
 
 use crate::bench::datasets::thousands;
@@ -23,6 +27,9 @@ use crate::bench::tools;
 
 /// Differences listed before the rest are only counted.
 const SHOWN_DIFFERENCES: usize = 20;
+/// Keys the write load writes: their vector sets changed after the snapshot, so the
+/// export (which holds the sets as of the snapshot) is not compared for them.
+const LOAD_PREFIX: &[u8] = b"wl:";
 
 pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
     std::env::set_var(ferry_testkit::MANIFEST_ENV, manifest);
@@ -31,11 +38,11 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let original = dir.join("redis-8.0.rdb");
     let converted = dir.join("valkey-8.1.rdb");
-    let exported = dir.join("vectors.jsonl");
     let started = Instant::now();
     // Shown and run relative to the repository root, as a person would type them.
     let rel = |path: &Path| relative(root, path);
 
+    println!("\n##### Act 1: a Redis 8.0 file, and a Valkey 8.1 that cannot load it #####");
     step("Redis 8.0 saves a mixed dataset (every type and encoding, field TTLs, vector sets)");
     let redis = Server::start(ServerKind::Redis80)?;
     dataset::populate(&redis)?;
@@ -62,7 +69,7 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
     }
 
     step("ferry inspect");
-    show_command(
+    run_shown(
         root,
         Command::new(&ferry)
             .current_dir(root)
@@ -70,8 +77,8 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
             .arg(rel(&original)),
     )?;
 
-    step("ferry convert to valkey-8.1");
-    show_command(
+    step("ferry convert to valkey-8.1, and Valkey 8.1 loads the result");
+    run_shown(
         root,
         Command::new(&ferry)
             .current_dir(root)
@@ -84,44 +91,73 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
                 "--hash-field-ttl",
                 "persist",
                 "--vector-set",
-            ])
-            .arg(format!("export={}", rel(&exported).display()))
-            .arg("--force"),
+                "skip",
+                "--force",
+            ]),
     )?;
+    {
+        let loaded = Server::start_with_rdb(ServerKind::Valkey81, &converted)
+            .context("Valkey 8.1 refused ferry's conversion")?;
+        let keys = crate::bench::datasets::count_keys(&mut loaded.try_client()?)?;
+        println!(
+            "{} ({}) started from {} with {} keys",
+            loaded.kind(),
+            loaded.entry().version,
+            rel(&converted).display(),
+            thousands(keys)
+        );
+    }
 
-    step("Valkey 8.1 loads the converted file");
-    let valkey = Server::start_with_rdb(ServerKind::Valkey81, &converted)
-        .context("Valkey 8.1 refused ferry's conversion")?;
+    println!("\n##### Act 2: live, with zero downtime: ferry migrate under writes #####");
+    let valkey = Server::start(ServerKind::Valkey81)?;
     println!(
-        "{} ({}) started from {}",
+        "source {} ({}) at {}, target: an empty {} ({}) at {}",
+        redis.kind(),
+        redis.entry().version,
+        redis.url(),
         valkey.kind(),
         valkey.entry().version,
-        rel(&converted).display()
+        valkey.url()
     );
+    let paths = live::Paths {
+        root,
+        ferry: &ferry,
+        state: dir.join("ferry.state"),
+        exported: dir.join("vectors.jsonl"),
+    };
+    let migrated = live::run(&paths, &redis, &valkey)?;
 
     step("compare both sides, key by key");
-    let source = Snapshot::capture(&redis)?;
-    let target = Snapshot::capture(&valkey)?;
-    let expected = after_policies(&source, FieldTtl::Persist, VectorSets::Remove);
-    print!("{}", key_count_table(&source, &target, &expected));
-
-    let differences = expected.snapshot.diff(&target, &DiffOptions::new());
+    let expected = &migrated.expected;
+    print!(
+        "{}",
+        key_count_table(&migrated.source, &migrated.target, expected)
+    );
+    let differences = expected
+        .snapshot
+        .diff(&migrated.target, &live::diff_options());
     for difference in differences.iter().take(SHOWN_DIFFERENCES) {
         println!("difference: {difference}");
     }
     if differences.len() > SHOWN_DIFFERENCES {
         println!("... and {} more", differences.len() - SHOWN_DIFFERENCES);
     }
-    let export = vectors::check(&exported, &expected.removed_vector_sets)?;
+    let changed_since = |key: &[u8]| key.starts_with(LOAD_PREFIX);
+    let export = vectors::check(
+        &paths.exported,
+        &expected.removed_vector_sets,
+        changed_since,
+    )?;
     for problem in &export.problems {
         println!("export: {problem}");
     }
 
-    let elements: u64 = expected
+    let compared_sets: Vec<_> = expected
         .removed_vector_sets
-        .values()
-        .map(|set| set.card)
-        .sum();
+        .iter()
+        .filter(|((_, key), _)| !changed_since(key))
+        .collect();
+    let elements: u64 = compared_sets.iter().map(|(_, set)| set.card).sum();
     let functions = expected.snapshot.functions.as_ref().map_or(0, |f| f.len());
     let export_verdict = if export.problems.is_empty() {
         "every element matches VEMB/VGETATTR".to_string()
@@ -129,9 +165,10 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
         format!("{} export problems", export.problems.len())
     };
     println!(
-        "\n{} keys and {functions} function libraries compared, {} {}; {} vector sets \
-         exported ({} elements; {} lines written, {export_verdict}) to {}; {} field TTLs \
-         persisted (in {} hashes). {:.0} s after the build.",
+        "\n{} keys and {functions} function libraries compared, {} {}; {} vector sets of the \
+         dataset exported ({} elements; {} lines read back, {export_verdict}) to {} (the load's {} vector sets \
+         changed after the snapshot and are not compared); {} field TTLs persisted (in {} \
+         hashes). {:.0} s after the build.",
         thousands(expected.snapshot.key_count() as u64),
         differences.len(),
         if differences.len() == 1 {
@@ -139,10 +176,11 @@ pub fn run(root: &Path, manifest: &Path) -> Result<ExitCode> {
         } else {
             "differences"
         },
-        expected.removed_vector_sets.len(),
+        compared_sets.len(),
         thousands(elements),
         thousands(export.elements),
-        rel(&exported).display(),
+        rel(&paths.exported).display(),
+        expected.removed_vector_sets.len() - compared_sets.len(),
         thousands(expected.changed_fields),
         expected.changed_hashes,
         started.elapsed().as_secs_f64()
@@ -161,19 +199,26 @@ fn step(title: &str) {
     println!("\n== {title} ==");
 }
 
-/// Runs a ferry command with its output shown as is; its failure ends the demo.
-fn show_command(root: &Path, command: &mut Command) -> Result<()> {
+/// Prints a command as a person would type it.
+fn show(root: &Path, command: &Command) -> String {
     let program = relative(root, Path::new(command.get_program()));
     let shown: Vec<String> = std::iter::once(program.as_os_str())
         .chain(command.get_args())
         .map(|arg| arg.to_string_lossy().into_owned())
         .collect();
-    println!("$ {}", shown.join(" "));
+    let shown = shown.join(" ");
+    println!("$ {shown}");
+    shown
+}
+
+/// Runs a ferry command with its output shown as is; its failure ends the demo.
+fn run_shown(root: &Path, command: &mut Command) -> Result<()> {
+    let shown = show(root, command);
     let status = command
         .status()
-        .with_context(|| format!("cannot run {}", shown.join(" ")))?;
+        .with_context(|| format!("cannot run {shown}"))?;
     if !status.success() {
-        bail!("`{}` failed ({status})", shown.join(" "));
+        bail!("`{shown}` failed ({status})");
     }
     Ok(())
 }
