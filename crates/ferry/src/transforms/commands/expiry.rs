@@ -1,4 +1,5 @@
-//! Relative key expiries become absolute times when the command arrives.
+//! Relative key expiries become absolute times when the command arrives, and no expiry
+//! falls due sooner than a short grace period from now.
 //!
 //! Redis 7.0 and later propagate every expiry as an absolute time (`PEXPIREAT`, `SET …
 //! PXAT`, `RESTORE … ABSTTL`); Redis 6.0 propagates `EXPIRE`, `PEXPIRE`, `SETEX`, `PSETEX`,
@@ -7,9 +8,17 @@
 //! target applies them, which after a lag or a resumed stream may be long after the
 //! source set them. Converting them on arrival keeps the error to the replication delay,
 //! as a native replica has it.
+//!
+//! The target is a primary and expires keys by its own clock, while a replica would wait
+//! for its primary's DEL. An expiry that falls due within ferry's lag (after a reconnect,
+//! a catch-up, a restart) would let the target drop a key before earlier source commands
+//! on it arrive. So, as the full sync does for the snapshot's keys, every expiry is held
+//! at least [`EXPIRY_GRACE_MS`] from now; the source's DEL at the real expiry removes the
+//! key in step with the source.
 
 use super::{malformed, CommandTranslator, Translated};
 use crate::error::Error;
+use crate::sinks::writer::EXPIRY_GRACE_MS;
 use bytes::Bytes;
 
 const SET: Bytes = Bytes::from_static(b"SET");
@@ -39,8 +48,20 @@ impl CommandTranslator {
             } else {
                 None
             };
+            let absolute = if token.eq_ignore_ascii_case(b"EXAT") {
+                Some(Unit::Seconds)
+            } else if token.eq_ignore_ascii_case(b"PXAT") {
+                Some(Unit::Milliseconds)
+            } else {
+                None
+            };
             if let Some(unit) = unit {
                 let deadline = self.deadline(&args, at + 1, unit)?;
+                args[at] = PXAT;
+                args[at + 1] = deadline;
+                at += 2;
+            } else if let Some(unit) = absolute {
+                let deadline = self.absolute_ms(&args, at + 1, unit)?;
                 args[at] = PXAT;
                 args[at + 1] = deadline;
                 at += 2;
@@ -90,9 +111,9 @@ impl CommandTranslator {
         } else if option.eq_ignore_ascii_case(b"PX") {
             self.deadline(&args, 3, Unit::Milliseconds)?
         } else if option.eq_ignore_ascii_case(b"EXAT") {
-            absolute_ms(&args, 3, Unit::Seconds)?
+            self.absolute_ms(&args, 3, Unit::Seconds)?
         } else if option.eq_ignore_ascii_case(b"PXAT") {
-            absolute_ms(&args, 3, Unit::Milliseconds)?
+            self.absolute_ms(&args, 3, Unit::Milliseconds)?
         } else {
             return Err(malformed(&args, "unknown option").into());
         };
@@ -103,17 +124,54 @@ impl CommandTranslator {
         ]]))
     }
 
+    /// `EXPIREAT key s` / `PEXPIREAT key ms` → `PEXPIREAT key t`, held.
+    pub(super) fn expire_at(&self, mut args: Vec<Bytes>, unit: Unit) -> Result<Translated, Error> {
+        if args.len() < 3 {
+            return Err(malformed(&args, "it needs a key and a time").into());
+        }
+        args[2] = self.absolute_ms(&args, 2, unit)?;
+        if unit == Unit::Seconds {
+            args[0] = PEXPIREAT;
+        }
+        Ok(Translated::Apply(vec![args]))
+    }
+
     /// `RESTORE key ttl payload [options]`: a relative TTL becomes absolute, with `ABSTTL`.
     pub(super) fn restore(&self, mut args: Vec<Bytes>) -> Result<Translated, Error> {
         if args.len() < 4 {
             return Err(malformed(&args, "it needs a key, a TTL and a payload").into());
         }
         let absolute = args[4..].iter().any(|a| a.eq_ignore_ascii_case(b"ABSTTL"));
-        if !absolute && number(&args, 2)? != 0 {
-            args[2] = self.deadline(&args, 2, Unit::Milliseconds)?;
-            args.push(ABSTTL);
+        if number(&args, 2)? != 0 {
+            if absolute {
+                args[2] = self.absolute_ms(&args, 2, Unit::Milliseconds)?;
+            } else {
+                args[2] = self.deadline(&args, 2, Unit::Milliseconds)?;
+                args.push(ABSTTL);
+            }
         }
         Ok(Translated::Apply(vec![args]))
+    }
+
+    /// An absolute time argument, in ms as text, held at least the grace period from now.
+    fn absolute_ms(&self, args: &[Bytes], at: usize, unit: Unit) -> Result<Bytes, Error> {
+        let time = number(args, at)?;
+        let ms = match unit {
+            Unit::Seconds => time.checked_mul(1000),
+            Unit::Milliseconds => Some(time),
+        };
+        let ms = ms.ok_or_else(|| malformed(args, "the time is out of range"))?;
+        let held = self.held(ms);
+        if held == ms && unit == Unit::Milliseconds {
+            // The common case: far enough ahead, passed on as it came.
+            return Ok(args[at].clone());
+        }
+        Ok(Bytes::from(held.to_string()))
+    }
+
+    /// No sooner than the grace period from now (see the module docs).
+    fn held(&self, at_ms: i64) -> i64 {
+        at_ms.max((self.clock)().saturating_add(EXPIRY_GRACE_MS))
     }
 
     /// The absolute time, in ms as text, that the relative TTL at `args[at]` ends at.
@@ -126,21 +184,7 @@ impl CommandTranslator {
         let deadline = ms
             .and_then(|ms| (self.clock)().checked_add(ms))
             .ok_or_else(|| malformed(args, "the TTL is out of range"))?;
-        Ok(Bytes::from(deadline.to_string()))
-    }
-}
-
-/// An absolute time argument, in ms as text.
-fn absolute_ms(args: &[Bytes], at: usize, unit: Unit) -> Result<Bytes, Error> {
-    match unit {
-        Unit::Milliseconds => {
-            number(args, at)?;
-            Ok(args[at].clone())
-        }
-        Unit::Seconds => number(args, at)?
-            .checked_mul(1000)
-            .map(|ms| Bytes::from(ms.to_string()))
-            .ok_or_else(|| malformed(args, "the time is out of range").into()),
+        Ok(Bytes::from(self.held(deadline).to_string()))
     }
 }
 
@@ -153,7 +197,7 @@ fn number(args: &[Bytes], at: usize) -> Result<i64, Error> {
 
 /// SET options followed by a value that is not a TTL to convert.
 fn takes_value(token: &[u8]) -> bool {
-    [&b"EXAT"[..], b"PXAT", b"IFEQ", b"IFNE", b"IFDEQ", b"IFDNE"]
+    [&b"IFEQ"[..], b"IFNE", b"IFDEQ", b"IFDNE"]
         .iter()
         .any(|name| token.eq_ignore_ascii_case(name))
 }

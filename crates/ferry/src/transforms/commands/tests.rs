@@ -57,7 +57,7 @@ fn other_commands_pass_unchanged_without_copying() {
         "HSET h a 1",
         "hdel h a",
         "EXEC",
-        "PEXPIREAT k 1",
+        "PEXPIREAT k 4102444800000",
     ] {
         let given = args(text);
         let pointers: Vec<_> = given.iter().map(|a| a.as_ptr()).collect();
@@ -359,21 +359,23 @@ fn relative_key_ttls_become_absolute_on_arrival() {
     let mut t = clocked();
     for (given, sent) in [
         ("SET k v EX 10", "SET k v PXAT 1010000"),
-        ("set k v NX px 500", "set k v NX PXAT 1000500"),
+        ("set k v NX px 500", "set k v NX PXAT 1005000"),
         ("SETEX k 10 v", "SET k v PXAT 1010000"),
-        ("psetex k 10 v", "SET k v PXAT 1000010"),
+        ("psetex k 10 v", "SET k v PXAT 1005000"),
         ("EXPIRE k 10", "PEXPIREAT k 1010000"),
-        ("PEXPIRE k 10 GT", "PEXPIREAT k 1000010 GT"),
-        ("EXPIRE k -1", "PEXPIREAT k 999000"),
-        ("GETEX k EX 1", "PEXPIREAT k 1001000"),
-        ("GETEX k PX 1", "PEXPIREAT k 1000001"),
-        ("GETEX k EXAT 5", "PEXPIREAT k 5000"),
-        ("GETEX k PXAT 5", "PEXPIREAT k 5"),
+        ("PEXPIRE k 10 GT", "PEXPIREAT k 1005000 GT"),
+        ("EXPIRE k -1", "PEXPIREAT k 1005000"),
+        ("GETEX k EX 1", "PEXPIREAT k 1005000"),
+        ("GETEX k PX 1", "PEXPIREAT k 1005000"),
+        ("GETEX k EXAT 5", "PEXPIREAT k 1005000"),
+        ("GETEX k EXAT 2000", "PEXPIREAT k 2000000"),
+        ("GETEX k PXAT 5", "PEXPIREAT k 1005000"),
         ("GETEX k PERSIST", "PERSIST k"),
-        ("RESTORE k 100 payload", "RESTORE k 1000100 payload ABSTTL"),
+        ("RESTORE k 100 payload", "RESTORE k 1005000 payload ABSTTL"),
+        ("RESTORE k 9000 payload", "RESTORE k 1009000 payload ABSTTL"),
         (
             "RESTORE k 100 payload REPLACE IDLETIME 5",
-            "RESTORE k 1000100 payload REPLACE IDLETIME 5 ABSTTL",
+            "RESTORE k 1005000 payload REPLACE IDLETIME 5 ABSTTL",
         ),
     ] {
         assert_eq!(
@@ -386,19 +388,44 @@ fn relative_key_ttls_become_absolute_on_arrival() {
 }
 
 #[test]
-fn absolute_and_missing_ttls_are_left_alone() {
+fn absolute_ttls_due_soon_are_held_for_the_sources_del() {
+    // The clock says 1,000,000 ms: nothing may fall due before 1,005,000 on the target.
+    let mut t = clocked();
+    for (given, sent) in [
+        ("SET k v EXAT 5", "SET k v PXAT 1005000"),
+        ("SET k v PXAT 5 GET", "SET k v PXAT 1005000 GET"),
+        ("SET k v PXAT 2000000", "SET k v PXAT 2000000"),
+        (
+            "RESTORE k 5000 payload ABSTTL",
+            "RESTORE k 1005000 payload ABSTTL",
+        ),
+        (
+            "RESTORE k 3000000 payload ABSTTL",
+            "RESTORE k 3000000 payload ABSTTL",
+        ),
+        ("EXPIREAT k 5", "PEXPIREAT k 1005000"),
+        ("EXPIREAT k 3000", "PEXPIREAT k 3000000"),
+        ("PEXPIREAT k 5", "PEXPIREAT k 1005000"),
+        ("PEXPIREAT k 1004999", "PEXPIREAT k 1005000"),
+        ("PEXPIREAT k 1005001", "PEXPIREAT k 1005001"),
+    ] {
+        assert_eq!(
+            t.translate(0, args(given)).unwrap(),
+            apply(&[sent]),
+            "{given}"
+        );
+    }
+}
+
+#[test]
+fn missing_ttls_are_left_alone() {
     let mut t = clocked();
     for text in [
         "SET k v",
-        "SET k v EXAT 5",
-        "SET k v PXAT 5 GET",
         "SET k v KEEPTTL",
         // A comparison value that looks like an option is a value.
         "SET k v IFEQ EX",
         "RESTORE k 0 payload",
-        "RESTORE k 5000 payload ABSTTL",
-        "EXPIREAT k 5",
-        "PEXPIREAT k 5",
     ] {
         assert_eq!(
             t.translate(0, args(text)).unwrap(),
