@@ -21,6 +21,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Rewrite an RDB file for another server release.
     Convert(ConvertArgs),
+    /// Compare a target with its source, key by key, and report every difference.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +55,35 @@ pub struct ConvertArgs {
     /// Replace OUTPUT (and an export file) if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The server the data came from (redis://[user:password@]host:port).
+    #[arg(long, value_name = "URL")]
+    pub source: String,
+    /// The server the data went to.
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+    /// Compare about N random keys instead of all of them.
+    #[arg(long, value_name = "N")]
+    pub sample: Option<u64>,
+    /// Rounds in all; later ones re-check only keys that differed (in-flight writes).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// How far expiry times may differ, in ms.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub ttl_tolerance_ms: u64,
+    /// At most N commands per second to each server.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_ops_per_sec: Option<u32>,
+    /// Print a JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The policies the migration ran with: what they changed is not a difference.
+    #[command(flatten)]
+    pub policies: PolicyArgs,
 }
 
 /// The clap command with the help texts that depend on the codec's tables.

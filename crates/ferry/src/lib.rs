@@ -19,6 +19,7 @@ pub mod sinks;
 pub mod sources;
 pub mod target;
 pub mod transforms;
+pub mod verify;
 
 pub use error::Error;
 
@@ -30,6 +31,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Command::Inspect(args) => commands::inspect::run(args, out),
         Command::Convert(args) => commands::convert::run(args, out),
+        Command::Verify(args) => commands::verify::run(args, out),
     }?;
     out.flush().map_err(Error::Stdout)
 }
