@@ -283,6 +283,57 @@ fn a_live_source_shows_no_false_differences_after_rounds() {
     assert!(stats.total() > 100, "the load ran: {stats:?}");
     assert!(report.is_clean(), "{:#?}", report.differences);
     assert!(report.summary.keys_compared > 100);
+    // Every round after the first re-checked keys that had differed, and they settled.
+    assert_eq!(report.settled > 0, report.rounds > 1, "{report:?}");
+}
+
+#[test]
+fn a_sample_compares_only_some_keys_and_still_finds_loss() {
+    let (source, target) = identical_pair(ServerKind::Valkey81, |_| {});
+    let options = VerifyOptions {
+        rounds: 1,
+        ..VerifyOptions::new(source.url(), target.url())
+    };
+    let all = verify::run(&options).expect("verify").summary.keys_compared;
+    let report = verify::run_sampled(&options, 50).expect("sampled verify");
+    assert!(report.is_clean(), "{:?}", report.differences);
+    let compared = report.summary.keys_compared;
+    assert!(compared > 0 && compared < all / 2, "{compared} of {all}");
+    assert_eq!(report.sampled, Some(50));
+
+    cmd(&mut target.client(), &["FLUSHDB"]); // db0 is selected: its keys go missing
+    let report = verify::run_sampled(&options, 50).expect("sampled verify");
+    assert!(report.summary.missing > 0, "{:?}", report.summary);
+    assert!(
+        report.differences.iter().all(|d| d.db == 0),
+        "{:?}",
+        report.differences
+    );
+}
+
+#[test]
+fn the_rate_limit_paces_the_comparison() {
+    let source = Server::start(ServerKind::Valkey81).expect("start source");
+    let mut con = source.client();
+    for i in 0..100 {
+        cmd(&mut con, &["SET", &format!("k{i}"), "v"]);
+    }
+    let saved = source.save().expect("save");
+    let target = Server::start_with_rdb(ServerKind::Valkey81, &saved).expect("start target");
+    let options = VerifyOptions {
+        rounds: 1,
+        max_ops_per_sec: Some(500),
+        ..VerifyOptions::new(source.url(), target.url())
+    };
+    let start = Instant::now();
+    let report = verify::run(&options).expect("verify");
+    assert!(report.is_clean());
+    // Each key costs at least TYPE, PEXPIRETIME and STRLEN on the source: 300+ commands.
+    assert!(
+        start.elapsed() >= Duration::from_millis(550),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

@@ -106,6 +106,9 @@ pub struct VerifyReport {
     /// `Some(n)` when only a sample of about n keys was compared.
     pub sampled: Option<u64>,
     pub differences: Vec<KeyDifference>,
+    /// Keys that differed in an earlier round and were equal when re-checked (writes in
+    /// flight on a live source).
+    pub settled: u64,
     /// Differing keys beyond [`MAX_LISTED`], counted but not listed.
     pub unlisted_differences: u64,
     /// Policy-excused keys per reason.
@@ -194,6 +197,13 @@ impl VerifyReport {
                 out,
                 "differing: {} missing, {} extra, {} type, {} ttl, {} value",
                 s.missing, s.extra, s.type_, s.ttl, s.value
+            )?;
+        }
+        if self.settled > 0 {
+            writeln!(
+                out,
+                "settled: {} keys differed in an earlier round, then matched",
+                self.settled
             )?;
         }
         for (reason, count) in &self.excused {

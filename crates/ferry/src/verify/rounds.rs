@@ -19,6 +19,7 @@ pub fn settle(
     while report.rounds < rounds && !report.differences.is_empty() {
         std::thread::sleep(pause);
         report.rounds += 1;
+        let differing_before = report.summary.differing;
         let mut by_db: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
         for difference in std::mem::take(&mut report.differences) {
             report.unrecord(&difference);
@@ -30,6 +31,7 @@ pub fn settle(
         for (db, keys) in by_db {
             compare_batch(pair, db, &keys, report)?;
         }
+        report.settled += differing_before.saturating_sub(report.summary.differing);
     }
     Ok(())
 }
