@@ -357,3 +357,29 @@ fn connection_errors_exit_2_without_the_password() {
     );
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+/// Throughput on 200,000 small strings (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn measure_throughput() {
+    let source = Server::start(ServerKind::Valkey81).expect("start source");
+    cmd(
+        &mut source.client(),
+        &["DEBUG", "POPULATE", "200000", "k", "16"],
+    );
+    let saved = source.save().expect("save");
+    let target = Server::start_with_rdb(ServerKind::Valkey81, &saved).expect("start target");
+    let options = VerifyOptions {
+        rounds: 1,
+        ..VerifyOptions::new(source.url(), target.url())
+    };
+    let start = Instant::now();
+    let report = verify::run(&options).expect("verify");
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(report.is_clean());
+    let keys = report.summary.keys_compared;
+    eprintln!(
+        "MEASURE {keys} keys in {seconds:.2} s: {:.0} keys/s",
+        keys as f64 / seconds
+    );
+}

@@ -109,12 +109,26 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Compares one key, given its headers on both sides (the db is selected on both).
-pub fn compare_key(
+/// Compares `keys` (at most [`CHUNK`]) of the database selected on both sides.
+pub fn compare_keys(pair: &mut Pair, keys: &[Vec<u8>]) -> Result<Vec<KeyOutcome>, VerifyError> {
+    let source = headers(&mut pair.source, keys)?;
+    let target = headers(&mut pair.target, keys)?;
+    let small_strings = string::prefetch(pair, keys, &source, &target)?;
+    let mut outcomes = Vec::with_capacity(keys.len());
+    for (((key, s), t), prefetched) in keys.iter().zip(&source).zip(&target).zip(&small_strings) {
+        outcomes.push(compare_key(pair, key, s, t, prefetched.as_ref())?);
+    }
+    Ok(outcomes)
+}
+
+/// Compares one key, given its headers on both sides (the db is selected on both) and,
+/// for a small string, both values.
+fn compare_key(
     pair: &mut Pair,
     key: &[u8],
     source: &Header,
     target: &Header,
+    prefetched: Option<&string::Prefetched>,
 ) -> Result<KeyOutcome, VerifyError> {
     match (source.exists(), target.exists()) {
         (false, false) => return Ok(KeyOutcome::Gone),
@@ -152,7 +166,13 @@ pub fn compare_key(
         findings.push(DiffKind::Ttl, format!("expires {detail}"));
     }
     let compared = match source.type_name.as_str() {
-        "string" => string::compare(pair, key, &mut findings),
+        "string" => match prefetched {
+            Some(values) => {
+                string::compare_prefetched(values, &mut findings);
+                Ok(())
+            }
+            None => string::compare(pair, key, &mut findings),
+        },
         "list" => list::compare(pair, key, &mut findings),
         "set" => set::compare(pair, key, &mut findings),
         "zset" => zset::compare(pair, key, &mut findings),
