@@ -203,6 +203,13 @@ fn policy_changes_are_excused_only_under_the_same_policies() {
     // Redis 8.0 has field TTLs and vector sets; Valkey 8.1 has neither.
     let source = Server::start(ServerKind::Redis80).expect("start source");
     dataset::populate(&source).expect("populate");
+    let mut con = source.client();
+    cmd(&mut con, &["HSET", "v:all-volatile", "a", "1", "b", "2"]);
+    let far = "4102444800000";
+    cmd(
+        &mut con,
+        &["HPEXPIREAT", "v:all-volatile", far, "FIELDS", "2", "a", "b"],
+    );
     let saved = source.save().expect("save");
     let work = tempfile::tempdir().unwrap();
     let converted = work.path().join("out.rdb");
@@ -242,6 +249,54 @@ fn policy_changes_are_excused_only_under_the_same_policies() {
         summary["ttl"].as_u64().unwrap() >= 1,
         "field TTLs: {report:#}"
     );
+
+    // drop-field leaves volatile fields (and hashes of only such fields) out.
+    let dropped = work.path().join("dropped.rdb");
+    let policies = ["--hash-field-ttl", "drop-field", "--vector-set", "skip"];
+    let mut args = vec![
+        "convert",
+        saved.to_str().unwrap(),
+        dropped.to_str().unwrap(),
+        "--to",
+        "valkey-8.1",
+    ];
+    args.extend_from_slice(&policies);
+    let out = ferry(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = Server::start_with_rdb(ServerKind::Valkey81, &dropped).expect("start target");
+    let (code, report) = verify_json(&source, &target, &policies);
+    assert_eq!(code, 0, "{report:#}");
+    let excused = report["excused"].as_object().unwrap();
+    assert!(
+        excused
+            .keys()
+            .any(|reason| reason.starts_with("hash fields with TTLs")),
+        "{report:#}"
+    );
+    assert!(
+        excused
+            .keys()
+            .any(|reason| reason.starts_with("hashes whose every field")),
+        "v:all-volatile was left out whole: {report:#}"
+    );
+    // The same target judged as if persist had been used: the dropped fields are missing.
+    let persist = [
+        "--hash-field-ttl",
+        "persist",
+        "--vector-set",
+        "skip",
+        "--rounds",
+        "1",
+    ];
+    let (code, report) = verify_json(&source, &target, &persist);
+    assert_eq!(code, 1, "{report:#}");
+    let summary = &report["summary"];
+    assert!(summary["value"].as_u64().unwrap() >= 1, "{report:#}");
+    assert!(summary["missing"].as_u64().unwrap() >= 1, "{report:#}");
 }
 
 fn wait_for_sync(replica: &Server) {

@@ -25,7 +25,8 @@ use compare::{Pair, Settings};
 use endpoint::Endpoint;
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+/// What to compare and how. Its `Debug` output leaves the URLs out (passwords).
+#[derive(Clone)]
 pub struct VerifyOptions {
     /// redis:// or rediss:// URLs; they never appear in output.
     pub source: String,
@@ -59,6 +60,21 @@ impl VerifyOptions {
             max_ops_per_sec: None,
             policies: Policies::default(),
         }
+    }
+}
+
+impl std::fmt::Debug for VerifyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyOptions")
+            .field("source", &"<url>")
+            .field("target", &"<url>")
+            .field("sample", &self.sample)
+            .field("rounds", &self.rounds)
+            .field("round_pause", &self.round_pause)
+            .field("ttl_tolerance_ms", &self.ttl_tolerance_ms)
+            .field("max_ops_per_sec", &self.max_ops_per_sec)
+            .field("policies", &self.policies)
+            .finish()
     }
 }
 
@@ -96,4 +112,16 @@ pub fn run_sampled(options: &VerifyOptions, keys: u64) -> Result<VerifyReport, E
         sample: Some(keys),
         ..options.clone()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_urls() {
+        let options = VerifyOptions::new("redis://:pw1@a:1", "redis://u:pw2@b:2");
+        let text = format!("{options:?}");
+        assert!(!text.contains("pw1") && !text.contains("pw2"), "{text}");
+    }
 }
