@@ -413,15 +413,37 @@ fn connection_errors_exit_2_without_the_password() {
     assert!(!text.contains("s3cret"), "{text}");
 }
 
-/// Throughput on 200,000 small strings (run with `--ignored --nocapture`).
+/// Throughput on 200,000 small strings and 100,000 small collections (run with
+/// `--ignored --nocapture`).
 #[test]
 #[ignore]
 fn measure_throughput() {
     let source = Server::start(ServerKind::Valkey81).expect("start source");
-    cmd(
-        &mut source.client(),
-        &["DEBUG", "POPULATE", "200000", "k", "16"],
-    );
+    let mut con = source.client();
+    cmd(&mut con, &["DEBUG", "POPULATE", "200000", "k", "16"]);
+    // And 100,000 small collections: hashes, sets, lists, sorted sets.
+    for batch in 0..100 {
+        let mut pipe = redis::pipe();
+        for i in batch * 250..(batch + 1) * 250 {
+            pipe.cmd("HSET")
+                .arg(format!("h{i}"))
+                .arg(&["a", "1", "b", "2"])
+                .ignore();
+            pipe.cmd("SADD")
+                .arg(format!("s{i}"))
+                .arg(&["a", "b", "c"])
+                .ignore();
+            pipe.cmd("RPUSH")
+                .arg(format!("l{i}"))
+                .arg(&["a", "b", "c"])
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(format!("z{i}"))
+                .arg(&["1", "a", "2", "b"])
+                .ignore();
+        }
+        pipe.query::<()>(&mut con).unwrap();
+    }
     let saved = source.save().expect("save");
     let target = Server::start_with_rdb(ServerKind::Valkey81, &saved).expect("start target");
     let options = VerifyOptions {

@@ -4,6 +4,7 @@
 pub mod hash;
 mod list;
 mod set;
+mod small;
 mod stream;
 mod string;
 mod zset;
@@ -113,22 +114,22 @@ pub fn now_ms() -> i64 {
 pub fn compare_keys(pair: &mut Pair, keys: &[Vec<u8>]) -> Result<Vec<KeyOutcome>, VerifyError> {
     let source = headers(&mut pair.source, keys)?;
     let target = headers(&mut pair.target, keys)?;
-    let small_strings = string::prefetch(pair, keys, &source, &target)?;
+    let small_values = small::compare(pair, keys, &source, &target)?;
     let mut outcomes = Vec::with_capacity(keys.len());
-    for (((key, s), t), prefetched) in keys.iter().zip(&source).zip(&target).zip(&small_strings) {
-        outcomes.push(compare_key(pair, key, s, t, prefetched.as_ref())?);
+    for (((key, s), t), prefetched) in keys.iter().zip(&source).zip(&target).zip(small_values) {
+        outcomes.push(compare_key(pair, key, s, t, prefetched)?);
     }
     Ok(outcomes)
 }
 
 /// Compares one key, given its headers on both sides (the db is selected on both) and,
-/// for a small string, both values.
+/// for a small value, what [`small::compare`] found.
 fn compare_key(
     pair: &mut Pair,
     key: &[u8],
     source: &Header,
     target: &Header,
-    prefetched: Option<&string::Prefetched>,
+    small_value: Option<Vec<Finding>>,
 ) -> Result<KeyOutcome, VerifyError> {
     match (source.exists(), target.exists()) {
         (false, false) => return Ok(KeyOutcome::Gone),
@@ -165,20 +166,20 @@ fn compare_key(
     ) {
         findings.push(DiffKind::Ttl, format!("expires {detail}"));
     }
-    let compared = match source.type_name.as_str() {
-        "string" => match prefetched {
-            Some(values) => {
-                string::compare_prefetched(values, &mut findings);
-                Ok(())
-            }
-            None => string::compare(pair, key, &mut findings),
-        },
-        "list" => list::compare(pair, key, &mut findings),
-        "set" => set::compare(pair, key, &mut findings),
-        "zset" => zset::compare(pair, key, &mut findings),
-        "hash" => hash::compare(pair, key, &mut findings),
-        "stream" => stream::compare(pair, key, &mut findings),
-        _ => {
+    let compared = match (source.type_name.as_str(), small_value) {
+        (_, Some(found)) => {
+            found
+                .into_iter()
+                .for_each(|f| findings.push(f.kind, f.detail));
+            Ok(())
+        }
+        ("string", None) => string::compare(pair, key, &mut findings),
+        ("list", None) => list::compare(pair, key, &mut findings),
+        ("set", None) => set::compare(pair, key, &mut findings),
+        ("zset", None) => zset::compare(pair, key, &mut findings),
+        ("hash", None) => hash::compare(pair, key, &mut findings),
+        ("stream", None) => stream::compare(pair, key, &mut findings),
+        (_, None) => {
             findings.type_only = true;
             Ok(())
         }

@@ -52,7 +52,7 @@ pub fn compare(pair: &mut Pair, key: &[u8], findings: &mut Findings) -> Result<(
     Ok(())
 }
 
-fn same_score(a: &str, b: &str) -> bool {
+pub fn same_score(a: &str, b: &str) -> bool {
     match (a.parse::<f64>(), b.parse::<f64>()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
