@@ -76,7 +76,8 @@ fn test(extra: &[String]) -> Result<ExitCode> {
         .take_while(|arg| *arg != "--")
         .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"));
     let mut command = Command::new(cargo);
-    command.current_dir(&root).arg("test");
+    // Every failing test binary is reported, not only the first one.
+    command.current_dir(&root).args(["test", "--no-fail-fast"]);
     if !selects_packages {
         command.arg("--workspace");
     }

@@ -177,7 +177,7 @@ fn outcome_name(error: Option<&DecodeError>) -> &'static str {
 /// Makes one mutated input of a job: files get a correct checksum half of the time (so some
 /// decode to the end), payloads nearly always (their checksum is checked before anything).
 fn make_case(job: &Job, rng: &mut Rng) -> Mutant {
-    let input = &job.inputs[rng.below(job.inputs.len())];
+    let input = &job.inputs[rng.index(job.inputs.len())];
     match job.target {
         Target::File => {
             let mut mutant = mutate(rng, &input.bytes, &input.hints);
@@ -209,7 +209,7 @@ fn judge(target: Target, bytes: &[u8], rng: &mut Rng) -> Verdict {
             let whole = check::decode_file(bytes, bytes.len() as u64, compare);
             whole.and_then(|whole| {
                 if compare {
-                    let chunk = 1 + rng.below(64);
+                    let chunk = 1 + rng.index(64);
                     let chunked = check::decode_file(
                         Chunked { data: bytes, chunk },
                         bytes.len() as u64,

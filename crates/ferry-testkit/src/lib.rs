@@ -16,7 +16,7 @@ pub mod dataset;
 pub mod expect;
 mod kind;
 mod manifest;
-mod rng;
+pub mod rng;
 mod server;
 pub mod snapshot;
 pub mod workload;

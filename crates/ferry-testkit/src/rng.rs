@@ -25,6 +25,20 @@ impl Rng {
         (0..len).map(|_| self.next_u64() as u8).collect()
     }
 
+    /// An index in `0..len` (`len` > 0).
+    pub fn index(&mut self, len: usize) -> usize {
+        self.below(len as u64) as usize
+    }
+
+    /// True once in `one_in` draws on average.
+    pub fn chance(&mut self, one_in: usize) -> bool {
+        self.index(one_in) == 0
+    }
+
+    pub fn pick<T: Copy>(&mut self, values: &[T]) -> T {
+        values[self.index(values.len())]
+    }
+
     /// Text from a small alphabet: long runs of it compress well with LZF.
     pub fn text(&mut self, len: usize, alphabet: &[u8]) -> Vec<u8> {
         (0..len)

@@ -23,6 +23,9 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Compare a target with its source, key by key, and report every difference.
     Verify(VerifyArgs),
+    /// Follow a live source as its replica and write everything into the target: a full
+    /// copy, then every change, until stopped (Ctrl-C). Resumable with --state.
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,11 +62,11 @@ pub struct ConvertArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The server the data came from (redis://[user:password@]host:port).
-    #[arg(long, value_name = "URL")]
+    /// The server the data came from: redis://[user[:password]@]host:port (or valkey://).
+    #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,
-    /// The server the data went to.
-    #[arg(long, value_name = "URL")]
+    /// The server the data went to: redis://[user[:password]@]host:port (or valkey://).
+    #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
     pub target: String,
     /// Compare about N random keys instead of all of them.
     #[arg(long, value_name = "N")]
@@ -84,6 +87,36 @@ pub struct VerifyArgs {
     /// The policies the migration ran with: what they changed is not a difference.
     #[command(flatten)]
     pub policies: PolicyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The server to copy from: redis://[user[:password]@]host:port (or valkey://).
+    #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
+    pub source: String,
+    /// The server to write into: redis://[user[:password]@]host:port (or valkey://).
+    #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
+    pub target: String,
+    /// Keep the replication position here; a restart with the same file resumes where
+    /// the last run stopped (partial resync) instead of copying everything again.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Write into a target that already holds keys (they are overwritten where the source
+    /// has the same names, kept otherwise).
+    #[arg(long, conflicts_with = "flush_target")]
+    pub allow_non_empty: bool,
+    /// Empty the target (FLUSHALL) before copying.
+    #[arg(long)]
+    pub flush_target: bool,
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+    /// Bound on ferry's buffers: writes in flight, snapshot chunks, the largest value
+    /// held for one RESTORE (bigger ones are written with plain commands).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(16..))]
+    pub max_memory_mb: u64,
+    /// Seconds to wait for a TCP connection to either server.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: u64,
 }
 
 /// The clap command with the help texts that depend on the codec's tables.

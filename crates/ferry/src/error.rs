@@ -43,6 +43,34 @@ pub enum Error {
     OutputExists { path: PathBuf },
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// The source's snapshot could not be decoded.
+    #[error("cannot read the source's snapshot")]
+    Snapshot {
+        #[source]
+        source: DecodeError,
+    },
+    /// Something about the source server (connection, authentication, replication).
+    #[error("source {url}")]
+    Source {
+        /// Without its password.
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Something about the target server.
+    #[error("target {url}")]
+    Target {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A migration stopped for a reason given in full.
+    #[error("{0}")]
+    Migration(String),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    TargetWrite(#[from] crate::sinks::writer::WriteError),
     /// A replicated command the target cannot apply under the chosen policies.
     #[error(transparent)]
     Command(#[from] CommandError),

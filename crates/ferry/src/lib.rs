@@ -17,8 +17,10 @@ pub mod policy;
 pub mod progress;
 pub mod sinks;
 pub mod sources;
+pub mod state;
 pub mod target;
 pub mod transforms;
+pub mod url;
 pub mod verify;
 
 pub use error::Error;
@@ -32,6 +34,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
         Command::Inspect(args) => commands::inspect::run(args, out),
         Command::Convert(args) => commands::convert::run(args, out),
         Command::Verify(args) => commands::verify::run(args, out),
+        Command::Migrate(args) => commands::migrate::run(args, out),
     }?;
     out.flush().map_err(Error::Stdout)
 }

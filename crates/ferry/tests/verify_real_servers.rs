@@ -7,11 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry::url::ServerUrl;
 use ferry::verify::{self, VerifyOptions};
 use ferry_testkit::workload::Workload;
 use ferry_testkit::{dataset, Server, ServerKind};
 use redis::Connection;
 use serde_json::Value;
+
+fn url(server: &Server) -> ServerUrl {
+    ServerUrl::parse(&server.url()).expect("server URL")
+}
 
 fn ferry(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -134,7 +139,7 @@ fn each_injected_difference_is_reported_with_its_key_and_kind() {
     // Before any change: clean, also through the library API.
     let options = VerifyOptions {
         rounds: 1,
-        ..VerifyOptions::new(source.url(), target.url())
+        ..VerifyOptions::new(url(&source), url(&target))
     };
     let report = verify::run(&options).expect("verify");
     assert!(report.is_clean(), "{:?}", report.differences);
@@ -329,7 +334,7 @@ fn a_live_source_shows_no_false_differences_after_rounds() {
 
     let options = VerifyOptions {
         rounds: 5,
-        ..VerifyOptions::new(source.url(), target.url())
+        ..VerifyOptions::new(url(&source), url(&target))
     };
     let report = verify::run(&options);
     stop.store(true, Ordering::Relaxed);
@@ -347,7 +352,7 @@ fn a_sample_compares_only_some_keys_and_still_finds_loss() {
     let (source, target) = identical_pair(ServerKind::Valkey81, |_| {});
     let options = VerifyOptions {
         rounds: 1,
-        ..VerifyOptions::new(source.url(), target.url())
+        ..VerifyOptions::new(url(&source), url(&target))
     };
     let all = verify::run(&options).expect("verify").summary.keys_compared;
     let report = verify::run_sampled(&options, 50).expect("sampled verify");
@@ -378,7 +383,7 @@ fn the_rate_limit_paces_the_comparison() {
     let options = VerifyOptions {
         rounds: 1,
         max_ops_per_sec: Some(500),
-        ..VerifyOptions::new(source.url(), target.url())
+        ..VerifyOptions::new(url(&source), url(&target))
     };
     let start = Instant::now();
     let report = verify::run(&options).expect("verify");
@@ -410,6 +415,18 @@ fn connection_errors_exit_2_without_the_password() {
         text.contains("cannot connect to the source (127.0.0.1:1)"),
         "{text}"
     );
+    assert!(!text.contains("s3cret"), "{text}");
+
+    let out = ferry(&[
+        "verify",
+        "--source",
+        "http://user:s3cret@127.0.0.1:1",
+        "--target",
+        "redis://127.0.0.1:1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("--source"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
 }
 
@@ -448,7 +465,7 @@ fn measure_throughput() {
     let target = Server::start_with_rdb(ServerKind::Valkey81, &saved).expect("start target");
     let options = VerifyOptions {
         rounds: 1,
-        ..VerifyOptions::new(source.url(), target.url())
+        ..VerifyOptions::new(url(&source), url(&target))
     };
     let start = Instant::now();
     let report = verify::run(&options).expect("verify");

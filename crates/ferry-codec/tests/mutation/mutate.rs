@@ -1,35 +1,7 @@
 //! Seeded mutations of real inputs: bit flips, interesting bytes and words, truncations,
 //! duplicated and removed ranges, and rewritten RDB length prefixes.
 
-/// SplitMix64: small, fast, and the same sequence on every machine.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    pub fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-
-    pub fn pick<T: Copy>(&mut self, values: &[T]) -> T {
-        values[self.below(values.len())]
-    }
-}
+pub use ferry_testkit::rng::Rng;
 
 /// Bytes that mean something to the formats: length widths (0x3F/0x40/0x80/0x81), string
 /// encodings (0xC0–0xC3), ziplist/listpack entry encodings and terminators (0xE0–0xFF),
@@ -62,7 +34,7 @@ pub struct Mutant {
 /// prefixes and type bytes sit there, so rewriting them reaches deep into the decoder.
 pub fn mutate(rng: &mut Rng, input: &[u8], hints: &[usize]) -> Mutant {
     let mut bytes = input.to_vec();
-    let rounds = if rng.chance(6) { 2 + rng.below(3) } else { 1 };
+    let rounds = if rng.chance(6) { 2 + rng.index(3) } else { 1 };
     let mut steps = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         steps.push(mutate_once(rng, &mut bytes, hints));
@@ -79,10 +51,10 @@ fn mutate_once(rng: &mut Rng, bytes: &mut Vec<u8>, hints: &[usize]) -> String {
         bytes.push(value);
         return format!("push 0x{value:02x}");
     }
-    match rng.below(16) {
+    match rng.index(16) {
         0..=2 => {
-            let at = rng.below(bytes.len());
-            let bit = rng.below(8);
+            let at = rng.index(bytes.len());
+            let bit = rng.index(8);
             bytes[at] ^= 1 << bit;
             format!("flip bit {bit} at {at}")
         }
@@ -102,7 +74,7 @@ fn mutate_once(rng: &mut Rng, bytes: &mut Vec<u8>, hints: &[usize]) -> String {
             format!("{width}-byte word {:02x?} at {at}", &word[..n])
         }
         8 => {
-            let len = rng.below(bytes.len());
+            let len = rng.index(bytes.len());
             bytes.truncate(len);
             format!("truncate to {len}")
         }
@@ -127,19 +99,19 @@ fn mutate_once(rng: &mut Rng, bytes: &mut Vec<u8>, hints: &[usize]) -> String {
 /// A record start (or the byte after it, where the key's length is) half of the time.
 fn position(rng: &mut Rng, len: usize, hints: &[usize]) -> usize {
     if !hints.is_empty() && rng.chance(2) {
-        let at = rng.pick(hints) + rng.below(2);
+        let at = rng.pick(hints) + rng.index(2);
         if at < len {
             return at;
         }
     }
-    rng.below(len)
+    rng.index(len)
 }
 
 /// A range inside `0..len` (`len` > 0): mostly short, sometimes up to 1 KiB.
 fn range(rng: &mut Rng, len: usize) -> (usize, usize) {
-    let start = rng.below(len);
+    let start = rng.index(len);
     let longest = if rng.chance(8) { 1024 } else { 64 };
-    let n = 1 + rng.below(longest.min(len - start));
+    let n = 1 + rng.index(longest.min(len - start));
     (start, n)
 }
 
@@ -156,7 +128,7 @@ fn rewrite_length(rng: &mut Rng, bytes: &mut Vec<u8>, at: usize) -> String {
         bytes[at] = value;
         return format!("byte 0x{value:02x} at {at}");
     };
-    let new = match rng.below(8) {
+    let new = match rng.index(8) {
         0 | 1 => old.wrapping_add(1),
         2 => old.wrapping_sub(1),
         3 => old.saturating_mul(2).saturating_add(1),

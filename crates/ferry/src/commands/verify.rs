@@ -4,6 +4,7 @@
 use crate::cli::VerifyArgs;
 use crate::error::Error;
 use crate::policy::Policies;
+use crate::url::ServerUrl;
 use crate::verify::{self, VerifyError, VerifyOptions};
 use std::io::Write;
 
@@ -14,7 +15,10 @@ pub fn run(args: VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
         ttl_tolerance_ms: args.ttl_tolerance_ms,
         max_ops_per_sec: args.max_ops_per_sec,
         policies: Policies::from(args.policies),
-        ..VerifyOptions::new(args.source, args.target)
+        ..VerifyOptions::new(
+            parse_url(&args.source, "--source")?,
+            parse_url(&args.target, "--target")?,
+        )
     };
     let report = verify::run(&options)?;
     if args.json {
@@ -32,4 +36,8 @@ pub fn run(args: VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
         }
         .into())
     }
+}
+
+fn parse_url(text: &str, flag: &str) -> Result<ServerUrl, Error> {
+    ServerUrl::parse(text).map_err(|e| Error::Usage(format!("{flag}: {e}")))
 }

@@ -2,6 +2,7 @@
 //! which yield the same [`Item`]s so every transform and sink works with all of them.
 
 pub mod file;
+pub mod replication;
 
 use crate::error::Error;
 use ferry_codec::Item;

@@ -1,12 +1,10 @@
 //! One server of the comparison: its connection, what it can do, and paced commands.
-//!
-//! URLs are parsed by redis-rs (`redis://[user:pass@]host:port[/db]`, `rediss://`); a
-//! shared `crate::url` module may replace this once it exists.
 
 use super::error::{Role, VerifyError};
 use super::limiter::Limiter;
 use super::reply;
-use redis::{Cmd, Connection, FromRedisValue, Pipeline, Value};
+use crate::url::ServerUrl;
+use redis::{Cmd, Connection, ConnectionAddr, FromRedisValue, IntoConnectionInfo, Pipeline, Value};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,23 +33,30 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn connect(
         role: Role,
-        url: &str,
+        url: &ServerUrl,
         max_ops_per_sec: Option<u32>,
     ) -> Result<Self, VerifyError> {
-        let client = redis::Client::open(url).map_err(|_| VerifyError::Url { role })?;
-        let server = client.get_connection_info().addr().to_string();
-        let connection = client
-            .get_connection_with_timeout(TIMEOUT)
-            .map_err(|source| VerifyError::Connect {
-                role,
-                server: server.clone(),
-                source,
-            })?;
+        let server = url.address();
         let connect_error = |source| VerifyError::Connect {
             role,
             server: server.clone(),
             source,
         };
+        let mut settings = redis::RedisConnectionInfo::default();
+        if let Some(username) = &url.username {
+            settings = settings.set_username(username);
+        }
+        if let Some(password) = &url.password {
+            settings = settings.set_password(password.expose());
+        }
+        let info = ConnectionAddr::Tcp(url.host.clone(), url.port)
+            .into_connection_info()
+            .map_err(connect_error)?
+            .set_redis_settings(settings);
+        let client = redis::Client::open(info).map_err(connect_error)?;
+        let connection = client
+            .get_connection_with_timeout(TIMEOUT)
+            .map_err(connect_error)?;
         connection
             .set_read_timeout(Some(TIMEOUT))
             .map_err(connect_error)?;

@@ -20,9 +20,6 @@ impl std::fmt::Display for Role {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// The URL itself is left out: it may hold a password.
-    #[error("the {role} URL is not a valid redis:// or rediss:// URL")]
-    Url { role: Role },
     #[error("cannot connect to the {role} ({server})")]
     Connect {
         role: Role,

@@ -21,16 +21,17 @@ pub use report::{DiffKind, Finding, KeyDifference, Summary, VerifyReport};
 
 use crate::error::Error;
 use crate::policy::Policies;
+use crate::url::ServerUrl;
 use compare::{Pair, Settings};
 use endpoint::Endpoint;
 use std::time::Duration;
 
-/// What to compare and how. Its `Debug` output leaves the URLs out (passwords).
-#[derive(Clone)]
+/// What to compare and how.
+#[derive(Debug, Clone)]
 pub struct VerifyOptions {
-    /// redis:// or rediss:// URLs; they never appear in output.
-    pub source: String,
-    pub target: String,
+    /// Their passwords never appear in output.
+    pub source: ServerUrl,
+    pub target: ServerUrl,
     /// Compare about this many random keys instead of all.
     pub sample: Option<u64>,
     /// Rounds in all (at least 1); later rounds re-check only differing keys.
@@ -49,10 +50,10 @@ impl VerifyOptions {
     pub const DEFAULT_ROUND_PAUSE: Duration = Duration::from_millis(500);
     pub const DEFAULT_TTL_TOLERANCE_MS: u64 = 1000;
 
-    pub fn new(source: impl Into<String>, target: impl Into<String>) -> Self {
+    pub fn new(source: ServerUrl, target: ServerUrl) -> Self {
         Self {
-            source: source.into(),
-            target: target.into(),
+            source,
+            target,
             sample: None,
             rounds: Self::DEFAULT_ROUNDS,
             round_pause: Self::DEFAULT_ROUND_PAUSE,
@@ -60,21 +61,6 @@ impl VerifyOptions {
             max_ops_per_sec: None,
             policies: Policies::default(),
         }
-    }
-}
-
-impl std::fmt::Debug for VerifyOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyOptions")
-            .field("source", &"<url>")
-            .field("target", &"<url>")
-            .field("sample", &self.sample)
-            .field("rounds", &self.rounds)
-            .field("round_pause", &self.round_pause)
-            .field("ttl_tolerance_ms", &self.ttl_tolerance_ms)
-            .field("max_ops_per_sec", &self.max_ops_per_sec)
-            .field("policies", &self.policies)
-            .finish()
     }
 }
 
@@ -120,7 +106,8 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_urls() {
-        let options = VerifyOptions::new("redis://:pw1@a:1", "redis://u:pw2@b:2");
+        let url = |text: &str| ServerUrl::parse(text).unwrap();
+        let options = VerifyOptions::new(url("redis://:pw1@a:1"), url("redis://u:pw2@b:2"));
         let text = format!("{options:?}");
         assert!(!text.contains("pw1") && !text.contains("pw2"), "{text}");
     }

@@ -1,0 +1,791 @@
+//! `ferry migrate --source URL --target URL [--state PATH]`: ferry becomes a replica of the
+//! source and writes everything into the target, then follows every change until stopped.
+//!
+//! ```text
+//! target: connect, INFO, DUMP probe ─┐
+//! source: connect, INFO, PSYNC ──────┴─┬─ +CONTINUE ─────────────────────────┐
+//!                                      └─ FULLRESYNC: snapshot ─▶ decoder ─▶ │
+//!                                           compat ─▶ RESTORE pipeline       │
+//!                                                                            ▼
+//!                   command stream ─▶ translator seam ─▶ pipeline ─▶ applied offset
+//!                                                         (ACK to source, state file)
+//! ```
+
+use crate::cli::MigrateArgs;
+use crate::error::Error;
+use crate::pipeline;
+use crate::policy::Policies;
+use crate::sinks::writer::client::Client;
+use crate::sinks::writer::pipe::{Batch, Mark, Pipe, PipeCounters};
+use crate::sinks::writer::probe::{self, ServerInfo};
+use crate::sinks::writer::{TargetSink, WriteMode, WriterCounters, WriterLimits};
+use crate::sources::replication::stream::StreamApplier;
+use crate::sources::replication::translate::CommandTransform;
+use crate::sources::replication::SnapshotSource;
+use crate::state::{self, MigrationState};
+use crate::target::Target;
+use crate::transforms::commands::CommandTranslator;
+use crate::transforms::compat::CompatTransform;
+use crate::url::ServerUrl;
+use ferry_codec::target::Format;
+use ferry_repl::{
+    snapshot_channel, ConnectOptions, PsyncOutcome, ReplError, ReplicaConnection, Secret,
+    SnapshotFraming,
+};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the state file is rewritten while streaming.
+const STATE_EVERY: Duration = Duration::from_secs(1);
+/// How often a progress line is printed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How long a lost source is retried before giving up.
+const RECONNECT_FOR: Duration = Duration::from_secs(300);
+/// Pause between reconnection attempts.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+/// Longest wait for the target to acknowledge what is in flight when stopping.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn run(args: MigrateArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let _ = out;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Migration(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(migrate(args));
+    // Tasks still running (ACKs, an abandoned pipe) must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+/// Where log lines go. Today plain lines on stderr; progress bars, `--json` events and
+/// metrics plug in here.
+struct Events;
+
+impl Events {
+    fn line(&self, text: impl AsRef<str>) {
+        let _ = writeln!(std::io::stderr(), "ferry: {}", text.as_ref());
+    }
+}
+
+/// The settings derived from `--max-memory-mb`.
+#[derive(Debug, Clone, Copy)]
+struct MemoryPlan {
+    /// Bytes of commands sent to the target and not yet acknowledged.
+    in_flight_bytes: usize,
+    /// Snapshot chunks (64 KiB each) between the network and the decoder.
+    snapshot_chunks: usize,
+    writer: WriterLimits,
+}
+
+impl MemoryPlan {
+    fn new(max_memory_mb: u64) -> Self {
+        let total = (max_memory_mb as usize).saturating_mul(1 << 20);
+        Self {
+            in_flight_bytes: total / 4,
+            snapshot_chunks: 16,
+            writer: WriterLimits {
+                // A held value, its payload and the command carrying it: three copies.
+                restore_bytes: total / 8,
+                batch_bytes: 256 << 10,
+            },
+        }
+    }
+}
+
+struct Migration {
+    source_url: ServerUrl,
+    target_url: ServerUrl,
+    state_path: Option<PathBuf>,
+    policies: Policies,
+    memory: MemoryPlan,
+    connect_timeout: Duration,
+    events: Events,
+}
+
+async fn migrate(args: MigrateArgs) -> Result<(), Error> {
+    let source_url = parse_url(&args.source, "--source")?;
+    let target_url = parse_url(&args.target, "--target")?;
+    let job = Migration {
+        source_url,
+        target_url,
+        state_path: args.state.clone(),
+        policies: Policies::from(args.policies.clone()),
+        memory: MemoryPlan::new(args.max_memory_mb),
+        connect_timeout: Duration::from_secs(args.connect_timeout),
+        events: Events,
+    };
+    job.run(&args).await
+}
+
+fn parse_url(text: &str, flag: &str) -> Result<ServerUrl, Error> {
+    let url = ServerUrl::parse(text).map_err(|e| Error::Usage(format!("{flag}: {e}")))?;
+    if url.db.is_some_and(|db| db != 0) {
+        return Err(Error::Usage(format!(
+            "{flag}: migrate copies every database; leave the /db part out of the URL"
+        )));
+    }
+    Ok(url)
+}
+
+/// What the target turned out to be.
+struct TargetSetup {
+    /// Taken by the pipe once setup is done.
+    client: Option<Client>,
+    info: ServerInfo,
+    format: Format,
+    mode: WriteMode,
+    restore_refusal: String,
+    /// Every command the target has, when it says (`COMMAND LIST`).
+    commands: Option<Vec<bytes::Bytes>>,
+}
+
+impl TargetSetup {
+    fn take_client(&mut self) -> Result<Client, Error> {
+        self.client.take().ok_or_else(|| {
+            Error::Migration("internal: the target connection was taken twice".into())
+        })
+    }
+}
+
+/// How a run ended without error.
+enum Stop {
+    Signal,
+    DuringFullSync,
+}
+
+/// Why a session with the source ended.
+#[derive(Debug)]
+enum SessionError {
+    /// The source connection failed mid-way: reconnect and resume.
+    SourceLost(ReplError),
+    /// Connecting again after a loss failed; try again a little later.
+    Reconnect(Error),
+    /// Stops the migration; the applied position is kept for a restart.
+    Fatal(Error),
+    /// The first connection failed: stop.
+    Setup(Error),
+}
+
+impl From<Error> for SessionError {
+    fn from(error: Error) -> Self {
+        SessionError::Fatal(error)
+    }
+}
+
+fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    crate::error::one_line(crate::error::chain(error))
+}
+
+impl Migration {
+    fn source_error(&self, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::Source {
+            url: self.source_url.to_string(),
+            source: Box::new(error),
+        }
+    }
+
+    fn target_error(&self, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::Target {
+            url: self.target_url.to_string(),
+            source: Box::new(error),
+        }
+    }
+
+    fn target_refusal(&self, reason: String) -> Error {
+        Error::Target {
+            url: self.target_url.to_string(),
+            source: reason.into(),
+        }
+    }
+
+    async fn run(&self, args: &MigrateArgs) -> Result<(), Error> {
+        let saved = match &self.state_path {
+            Some(path) => state::load(path)?,
+            None => None,
+        };
+        if let (Some(saved), Some(path)) = (&saved, &self.state_path) {
+            if saved.target != self.target_url.to_string() {
+                return Err(Error::Migration(format!(
+                    "the state file {} belongs to target {}, not {}; use another --state file",
+                    path.display(),
+                    saved.target,
+                    self.target_url
+                )));
+            }
+        }
+        // ferry wrote the target's data in an earlier run: it may replace it.
+        let mut owned = saved.is_some();
+
+        let mut target = self.connect_target(args, owned).await?;
+        let source_info = self.source_info().await?;
+        self.events.line(format!(
+            "source {} is {}; target {} is {} (writes {}{})",
+            self.source_url,
+            source_info.name(),
+            self.target_url,
+            target.info.name(),
+            target.format.version,
+            match target.mode {
+                WriteMode::Restore => ", RESTORE",
+                WriteMode::PlainOnly => ", plain commands: RESTORE refused",
+            }
+        ));
+        let mut state = saved.unwrap_or_else(|| {
+            MigrationState::new(
+                self.target_url.to_string(),
+                target.format.version.to_string(),
+            )
+        });
+        state.format = target.format.version.to_string();
+        let (reader, writer) = target.take_client()?.into_split();
+        let pipe = Pipe::start(reader, writer, self.memory.in_flight_bytes);
+
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        let mut lost_since: Option<Instant> = None;
+        loop {
+            let session = self
+                .session(
+                    args,
+                    &source_info,
+                    &target,
+                    &pipe,
+                    &mut state,
+                    (owned, &mut lost_since),
+                    &mut shutdown,
+                )
+                .await;
+            owned = true;
+            match session {
+                Ok(Stop::Signal) => {
+                    self.drain(&pipe, &mut state).await;
+                    match &self.state_path {
+                        Some(path) => self.events.line(format!(
+                            "stopped at offset {}; resume with --state {}",
+                            state.offset,
+                            path.display()
+                        )),
+                        None => self.events.line(format!(
+                            "stopped at offset {} (without --state the next run copies everything again)",
+                            state.offset
+                        )),
+                    }
+                    return Ok(());
+                }
+                Ok(Stop::DuringFullSync) => {
+                    self.events
+                        .line("stopped during the full sync; the next run starts it over");
+                    return Ok(());
+                }
+                Err(SessionError::SourceLost(error)) => {
+                    self.drain(&pipe, &mut state).await;
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > RECONNECT_FOR {
+                        return Err(self.stopped_with(self.source_error(error), &state));
+                    }
+                    self.events.line(format!(
+                        "lost the source ({}); reconnecting",
+                        error_line(&error)
+                    ));
+                    tokio::select! {
+                        _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                        _ = &mut shutdown => {
+                            self.events.line(format!("stopped at offset {}", state.offset));
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(SessionError::Reconnect(error)) => {
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > RECONNECT_FOR {
+                        return Err(self.stopped_with(error, &state));
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                        _ = &mut shutdown => {
+                            self.events.line(format!("stopped at offset {}", state.offset));
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(SessionError::Fatal(error)) => {
+                    // Keep what is applied so that a restart resumes from there.
+                    self.drain(&pipe, &mut state).await;
+                    return Err(self.stopped_with(error, &state));
+                }
+                Err(SessionError::Setup(error)) => return Err(error),
+            }
+        }
+    }
+
+    /// An error that ends the migration, with the position to resume from.
+    fn stopped_with(&self, error: Error, state: &MigrationState) -> Error {
+        let line = crate::error::one_line(crate::error::chain(&error));
+        if state.replid.is_none() {
+            return Error::Migration(line);
+        }
+        let hint = match &self.state_path {
+            Some(path) => format!("; resume with --state {}", path.display()),
+            None => String::new(),
+        };
+        Error::Migration(format!(
+            "{line}; last applied offset {}{hint}",
+            state.offset
+        ))
+    }
+
+    /// One connection to the source: PSYNC, a snapshot if needed, then the stream until it
+    /// ends.
+    #[allow(clippy::too_many_arguments)]
+    async fn session(
+        &self,
+        args: &MigrateArgs,
+        source_info: &ServerInfo,
+        target: &TargetSetup,
+        pipe: &Pipe,
+        state: &mut MigrationState,
+        (owned, lost_since): (bool, &mut Option<Instant>),
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Stop, SessionError> {
+        // The first connection's failures end the run; after a loss they are retried.
+        let reconnecting = lost_since.is_some();
+        let setup_error = |error: Error| {
+            if reconnecting {
+                SessionError::Reconnect(error)
+            } else {
+                SessionError::Setup(error)
+            }
+        };
+        let mut repl = self
+            .connect_replica(source_info)
+            .await
+            .map_err(setup_error)?;
+        pipe.report_to(repl.ack_handle());
+        let resume = state.replid.clone().map(|id| (id, state.offset));
+        let outcome = repl
+            .psync(
+                resume.as_ref().map(|(id, _)| id.as_str()),
+                resume.as_ref().map_or(0, |r| r.1),
+            )
+            .await
+            .map_err(|e| setup_error(self.source_error(e)))?;
+        *lost_since = None;
+        let start = match outcome {
+            PsyncOutcome::Continue { replid } => {
+                self.events.line(format!(
+                    "partial resync accepted (+CONTINUE) at offset {}",
+                    state.offset
+                ));
+                state.replid = Some(replid);
+                Mark {
+                    offset: state.offset,
+                    db: state.db,
+                }
+            }
+            PsyncOutcome::FullResync { replid, offset } => {
+                if resume.is_some() {
+                    self.events
+                        .line("partial resync refused by source; full sync");
+                }
+                let flush = args.flush_target || (owned && !args.allow_non_empty);
+                if flush {
+                    let mut batch = Batch::default();
+                    batch.push(&["FLUSHALL"]);
+                    pipe.send(batch).await.map_err(|e| self.fatal_target(e))?;
+                    pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
+                    self.events.line("emptied the target (FLUSHALL)");
+                } else if owned {
+                    self.events.line(
+                        "reloading over the target's keys (--allow-non-empty): keys deleted \
+                         on the source meanwhile may remain",
+                    );
+                }
+                // Until the snapshot is complete the target holds a partial copy: a run
+                // that stops now must start over, never resume.
+                state.replid = None;
+                state.offset = 0;
+                state.db = 0;
+                self.save_state(state).map_err(SessionError::Fatal)?;
+                tokio::select! {
+                    loaded = self.load_snapshot(&mut repl, pipe, target, offset, owned) => loaded?,
+                    _ = shutdown.as_mut() => return Ok(Stop::DuringFullSync),
+                }
+                state.replid = Some(replid);
+                state.offset = offset;
+                state.db = 0;
+                self.save_state(state).map_err(SessionError::Fatal)?;
+                Mark { offset, db: 0 }
+            }
+        };
+
+        let translator: Box<dyn CommandTransform> = Box::new(self.translator(target));
+        let mut applier = StreamApplier::new(pipe.clone(), translator, start);
+        let result = self
+            .stream(&mut repl, &mut applier, pipe, state, shutdown)
+            .await;
+        for line in applier.report_lines() {
+            self.events.line(line);
+        }
+        result
+    }
+
+    /// The rules for replicated commands: the policies, for this target.
+    fn translator(&self, target: &TargetSetup) -> CommandTranslator {
+        let compat_target = Target {
+            format: target.format,
+            name: target.info.name(),
+        };
+        let translator = CommandTranslator::new(&self.policies, &compat_target);
+        match &target.commands {
+            Some(names) => translator.with_target_commands(names),
+            None => translator,
+        }
+    }
+
+    fn fatal_target(&self, error: impl std::error::Error + Send + Sync + 'static) -> SessionError {
+        SessionError::Fatal(self.target_error(error))
+    }
+
+    async fn connect_target(&self, args: &MigrateArgs, owned: bool) -> Result<TargetSetup, Error> {
+        let mut client = Client::connect(&self.target_url, self.connect_timeout)
+            .await
+            .map_err(|e| self.target_error(e))?;
+        let info = probe::server_info(&mut client)
+            .await
+            .map_err(|e| self.target_error(e))?;
+        if info.is_replica {
+            return Err(self.target_refusal(format!(
+                "is a replica ({} with role:slave); ferry must write into a primary",
+                info.name()
+            )));
+        }
+        if !owned && info.total_keys() > 0 && !args.allow_non_empty && !args.flush_target {
+            let per_db: Vec<String> = info
+                .keys_per_db
+                .iter()
+                .map(|(db, keys)| format!("db{db} {keys}"))
+                .collect();
+            return Err(self.target_refusal(format!(
+                "is not empty ({} keys: {}); pass --flush-target to empty it first or \
+                 --allow-non-empty to write over it",
+                info.total_keys(),
+                per_db.join(", ")
+            )));
+        }
+        let dump = probe::dump_probe(&mut client)
+            .await
+            .map_err(|e| self.target_error(e))?;
+        let expected = info.expected_format();
+        let format = match dump.dump_version.and_then(probe::format_from_dump) {
+            Some(found) => {
+                if found != expected {
+                    self.events.line(format!(
+                        "target {} dumps {} (expected {} from its version); using {}",
+                        info.name(),
+                        found.version,
+                        expected.version,
+                        found.version
+                    ));
+                }
+                found
+            }
+            None => expected,
+        };
+        let (mode, restore_refusal) = match dump.restore_refused {
+            None => (WriteMode::Restore, String::new()),
+            Some(reason) => {
+                self.events.line(format!(
+                    "the target refuses RESTORE ({reason}); writing plain commands (streams cannot be copied)"
+                ));
+                (WriteMode::PlainOnly, reason)
+            }
+        };
+        let commands = probe::command_names(&mut client)
+            .await
+            .map_err(|e| self.target_error(e))?;
+        Ok(TargetSetup {
+            commands,
+            client: Some(client),
+            info,
+            format,
+            mode,
+            restore_refusal,
+        })
+    }
+
+    async fn source_info(&self) -> Result<ServerInfo, Error> {
+        let mut client = Client::connect(&self.source_url, self.connect_timeout)
+            .await
+            .map_err(|e| self.source_error(e))?;
+        probe::server_info(&mut client)
+            .await
+            .map_err(|e| self.source_error(e))
+    }
+
+    async fn connect_replica(&self, source: &ServerInfo) -> Result<ReplicaConnection, Error> {
+        let announce_version =
+            (source.product == "valkey" && source.series().0 >= 9).then(|| source.version.clone());
+        let options = ConnectOptions {
+            username: self.source_url.username.clone(),
+            password: self
+                .source_url
+                .password
+                .as_ref()
+                .map(|p| Secret::new(p.expose())),
+            announce_version,
+            connect_timeout: self.connect_timeout,
+            ..ConnectOptions::default()
+        };
+        ReplicaConnection::connect(&self.source_url.address(), options)
+            .await
+            .map_err(|e| self.source_error(e))
+    }
+
+    /// Streams the snapshot through the decoder, the compatibility transform and the
+    /// writer; returns once the target acknowledged all of it. `reload`: ferry loaded this
+    /// target before, so a vector-set export file it wrote then may be replaced.
+    async fn load_snapshot(
+        &self,
+        repl: &mut ReplicaConnection,
+        pipe: &Pipe,
+        target: &TargetSetup,
+        offset: i64,
+        reload: bool,
+    ) -> Result<(), SessionError> {
+        let started = Instant::now();
+        let stream = repl.snapshot().await.map_err(SessionError::SourceLost)?;
+        let total = match stream.framing() {
+            SnapshotFraming::Sized(len) => Some(len),
+            SnapshotFraming::EndMark => None,
+        };
+        self.events.line(match total {
+            Some(len) => format!(
+                "full sync: receiving a {} snapshot",
+                crate::display::size(len)
+            ),
+            None => "full sync: receiving a diskless snapshot".to_owned(),
+        });
+        let (sender, reader) = snapshot_channel(self.memory.snapshot_chunks);
+        let counters = Arc::new(WriterCounters::default());
+        let decoded = Arc::new(AtomicU64::new(0));
+        let compat_target = Target {
+            format: target.format,
+            name: target.info.name(),
+        };
+        let policies = self.policies.clone();
+        let sink = TargetSink::new(
+            pipe.clone(),
+            target.format,
+            target.mode,
+            target.restore_refusal.clone(),
+            self.memory.writer,
+            counters.clone(),
+        );
+        let decoded_for_source = decoded.clone();
+        let decode = tokio::task::spawn_blocking(move || -> Result<Vec<String>, Error> {
+            let mut source = SnapshotSource::new(reader, total, decoded_for_source);
+            let mut compat = CompatTransform::new(compat_target, policies, reload)?;
+            let mut sink = sink;
+            pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut |_| {})?;
+            Ok(compat.complete()?.lines())
+        });
+
+        let forward = stream.forward(sender);
+        tokio::pin!(forward);
+        let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+        ticker.tick().await;
+        let mut last_keys = 0;
+        let forwarded = loop {
+            tokio::select! {
+                result = &mut forward => break result,
+                _ = ticker.tick() => {
+                    let keys = counters.keys.load(Ordering::Relaxed);
+                    let rate = (keys - last_keys) as f64 / PROGRESS_EVERY.as_secs_f64();
+                    last_keys = keys;
+                    let received = decoded.load(Ordering::Relaxed);
+                    let of = total.map(|t| format!(" of {}", crate::display::size(t))).unwrap_or_default();
+                    self.events.line(format!(
+                        "full sync: {keys} keys written ({rate:.0} keys/s), {}{of} decoded",
+                        crate::display::size(received)
+                    ));
+                }
+            }
+        };
+        let decoded_result = decode
+            .await
+            .map_err(|e| Error::Migration(format!("the snapshot decoder stopped: {e}")))?;
+        match (forwarded, decoded_result) {
+            (Err(error), _) if !matches!(error, ReplError::ReaderGone) => {
+                return Err(SessionError::SourceLost(error))
+            }
+            (_, Err(error)) => return Err(SessionError::Fatal(error)),
+            (_, Ok(report)) => {
+                for line in report {
+                    self.events.line(line);
+                }
+            }
+        }
+        // The snapshot counts as applied once every write before this mark is acknowledged.
+        let done = Batch {
+            mark: Some(Mark { offset, db: 0 }),
+            ..Batch::default()
+        };
+        pipe.send(done).await.map_err(|e| self.fatal_target(e))?;
+        pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
+        let seconds = started.elapsed().as_secs_f64();
+        let keys = counters.keys.load(Ordering::Relaxed);
+        self.events.line(format!(
+            "full sync done: {keys} keys ({} by RESTORE, {} with plain commands), {} at or near expiry kept until the source deletes them, {} function libraries, {} in {seconds:.1} s ({:.0} keys/s)",
+            counters.restored.load(Ordering::Relaxed),
+            counters.plain.load(Ordering::Relaxed),
+            counters.near_expiry.load(Ordering::Relaxed),
+            counters.functions.load(Ordering::Relaxed),
+            crate::display::size(decoded.load(Ordering::Relaxed)),
+            keys as f64 / seconds.max(1e-3),
+        ));
+        Ok(())
+    }
+
+    /// Applies the command stream until a signal or an error.
+    async fn stream(
+        &self,
+        repl: &mut ReplicaConnection,
+        applier: &mut StreamApplier,
+        pipe: &Pipe,
+        state: &mut MigrationState,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Stop, SessionError> {
+        applier.flush().await.map_err(|e| self.fatal_target(e))?;
+        let mut ticker = tokio::time::interval(Duration::from_millis(100));
+        let mut last_save = Instant::now();
+        let mut progress = Progress::new(pipe.counters());
+        let mut in_sync = false;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.as_mut() => return Ok(Stop::Signal),
+                command = repl.next_command() => {
+                    applier.apply(command.map_err(SessionError::SourceLost)?)?;
+                    // Take whatever already arrived, so the batch carries many commands.
+                    while !applier.batch_full() {
+                        let more = tokio::select! {
+                            biased;
+                            command = repl.next_command() => Some(command),
+                            _ = std::future::ready(()) => None,
+                        };
+                        match more {
+                            Some(command) => applier.apply(command.map_err(SessionError::SourceLost)?)?,
+                            None => break,
+                        }
+                    }
+                    applier.flush().await.map_err(|e| self.fatal_target(e))?;
+                }
+                _ = ticker.tick() => {
+                    if let Some(failure) = pipe.failure() {
+                        return Err(SessionError::Fatal(self.target_refusal(failure)));
+                    }
+                    let applied = pipe.applied();
+                    if let Some(mark) = applied {
+                        state.offset = mark.offset;
+                        state.db = mark.db;
+                    }
+                    let received = repl.offset();
+                    if !in_sync && state.offset >= received {
+                        in_sync = true;
+                        self.events.line(format!("in sync at offset {}", state.offset));
+                    }
+                    if last_save.elapsed() >= STATE_EVERY {
+                        self.save_state(state)?;
+                        last_save = Instant::now();
+                    }
+                    if let Some(line) = progress.line(state.offset, received) {
+                        self.events.line(line);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded) for what is in flight, then records the applied position.
+    async fn drain(&self, pipe: &Pipe, state: &mut MigrationState) {
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, pipe.barrier()).await;
+        if let Some(mark) = pipe.applied() {
+            state.offset = mark.offset;
+            state.db = mark.db;
+        }
+        if let Err(error) = self.save_state(state) {
+            self.events
+                .line(crate::error::one_line(crate::error::chain(&error)));
+        }
+    }
+
+    fn save_state(&self, state: &MigrationState) -> Result<(), Error> {
+        match &self.state_path {
+            Some(path) => save_to(path, state),
+            None => Ok(()),
+        }
+    }
+}
+
+fn save_to(path: &Path, state: &MigrationState) -> Result<(), Error> {
+    state::save(path, state).map_err(Error::from)
+}
+
+/// The periodic streaming line: applied offset, lag, commands per second.
+struct Progress {
+    counters: Arc<PipeCounters>,
+    last: Instant,
+    last_replies: u64,
+}
+
+impl Progress {
+    fn new(counters: Arc<PipeCounters>) -> Self {
+        Self {
+            last_replies: counters.replies.load(Ordering::Relaxed),
+            counters,
+            last: Instant::now(),
+        }
+    }
+
+    fn line(&mut self, applied: i64, received: i64) -> Option<String> {
+        let elapsed = self.last.elapsed();
+        if elapsed < PROGRESS_EVERY {
+            return None;
+        }
+        let replies = self.counters.replies.load(Ordering::Relaxed);
+        let rate = (replies - self.last_replies) as f64 / elapsed.as_secs_f64();
+        self.last = Instant::now();
+        self.last_replies = replies;
+        Some(format!(
+            "streaming: applied offset {applied}, lag {} bytes, {rate:.0} commands/s",
+            (received - applied).max(0)
+        ))
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(term) => { term.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

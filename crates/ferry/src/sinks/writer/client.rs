@@ -1,0 +1,228 @@
+//! A plain command connection to a server (the target, or the source for INFO): connect
+//! with a timeout, authenticate, send a command and read its reply. The pipelined writer
+//! ([`super::pipe`]) takes the connection over once setup is done.
+
+use crate::url::ServerUrl;
+use bytes::BytesMut;
+use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
+use std::io;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// Longest wait for one reply during setup (INFO, FLUSHALL of a big target excepted).
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect: {0}")]
+    Connect(io::Error),
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("network error: {0}")]
+    Io(#[from] io::Error),
+    #[error("the server sent something that is not RESP: {0}")]
+    Protocol(String),
+    #[error("{command} failed: {message}")]
+    Command { command: String, message: String },
+}
+
+/// The reading half: socket, receive buffer and frame decoder.
+pub struct ReplyReader {
+    read: OwnedReadHalf,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+}
+
+impl ReplyReader {
+    /// The next reply, waiting at most `timeout`.
+    pub async fn read(&mut self, timeout: Duration) -> Result<Frame, ClientError> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some((frame, _))) => return Ok(frame),
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Protocol(e.what)),
+            }
+            if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+                self.buf.reserve(64 * 1024);
+            }
+            let read = tokio::time::timeout(timeout, self.read.read_buf(&mut self.buf))
+                .await
+                .map_err(|_| ClientError::Timeout(timeout))??;
+            if read == 0 {
+                return Err(ClientError::Closed);
+            }
+        }
+    }
+}
+
+pub struct Client {
+    reader: ReplyReader,
+    write: OwnedWriteHalf,
+    out: BytesMut,
+}
+
+impl Client {
+    /// Connects within `connect_timeout` and authenticates with the URL's credentials.
+    /// A server that wants a password we did not give is an authentication error too.
+    pub async fn connect(url: &ServerUrl, connect_timeout: Duration) -> Result<Self, ClientError> {
+        let address = url.address();
+        let attempt = async {
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
+            for socket_address in tokio::net::lookup_host(address.as_str()).await? {
+                match TcpStream::connect(socket_address).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        };
+        let stream = tokio::time::timeout(connect_timeout, attempt)
+            .await
+            .map_err(|_| {
+                ClientError::Connect(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer within {connect_timeout:?}"),
+                ))
+            })?
+            .map_err(ClientError::Connect)?;
+        stream.set_nodelay(true).map_err(ClientError::Connect)?;
+        let (read, write) = stream.into_split();
+        let mut client = Client {
+            reader: ReplyReader {
+                read,
+                buf: BytesMut::with_capacity(64 * 1024),
+                decoder: FrameDecoder::new(Mode::Replies, Limits::default()),
+            },
+            write,
+            out: BytesMut::new(),
+        };
+        client.authenticate(url).await?;
+        Ok(client)
+    }
+
+    async fn authenticate(&mut self, url: &ServerUrl) -> Result<(), ClientError> {
+        if let Some(password) = &url.password {
+            let secret = password.expose();
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(user) = &url.username {
+                args.push(user.as_bytes());
+            }
+            args.push(secret.as_bytes());
+            if let Frame::Error(message) = self.call(&args).await? {
+                let text = one_line(&message);
+                return Err(ClientError::Auth(text.replace(secret, "***")));
+            }
+        }
+        match self.call(&[b"PING".as_slice()]).await? {
+            Frame::Error(message) => {
+                let text = one_line(&message);
+                if text.starts_with("NOAUTH") || text.starts_with("NOPERM") {
+                    Err(ClientError::Auth(text))
+                } else {
+                    Err(ClientError::Command {
+                        command: "PING".into(),
+                        message: text,
+                    })
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends one command and returns its reply, error replies included.
+    pub async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Frame, ClientError> {
+        self.call_with_timeout(args, SETUP_TIMEOUT).await
+    }
+
+    pub async fn call_with_timeout<A: AsRef<[u8]>>(
+        &mut self,
+        args: &[A],
+        timeout: Duration,
+    ) -> Result<Frame, ClientError> {
+        self.out.clear();
+        encode_command(args, &mut self.out);
+        self.write.write_all(&self.out).await?;
+        self.reader.read(timeout).await
+    }
+
+    /// Like [`Client::call`], with an error reply turned into [`ClientError::Command`].
+    pub async fn call_ok<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Frame, ClientError> {
+        let reply = self.call(args).await?;
+        check(args, reply)
+    }
+
+    /// `INFO section` as key/value pairs.
+    pub async fn info(&mut self, section: &str) -> Result<Vec<(String, String)>, ClientError> {
+        match self.call_ok(&["INFO", section]).await? {
+            Frame::Bulk(text) | Frame::Verbatim { text, .. } => Ok(parse_info(&text)),
+            other => Err(ClientError::Protocol(format!(
+                "INFO answered {}",
+                other.describe()
+            ))),
+        }
+    }
+
+    pub fn into_split(self) -> (ReplyReader, OwnedWriteHalf) {
+        (self.reader, self.write)
+    }
+}
+
+fn check<A: AsRef<[u8]>>(args: &[A], reply: Frame) -> Result<Frame, ClientError> {
+    match reply {
+        Frame::Error(message) | Frame::BulkError(message) => Err(ClientError::Command {
+            command: args
+                .first()
+                .map(|a| String::from_utf8_lossy(a.as_ref()).to_uppercase())
+                .unwrap_or_default(),
+            message: one_line(&message),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// `key:value` lines; section headers and blank lines are skipped.
+pub fn parse_info(text: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+pub fn info_value<'a>(info: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// A server message made printable on one line, cut at 300 characters.
+pub fn one_line(message: &[u8]) -> String {
+    let text = String::from_utf8_lossy(message);
+    let mut out: String = text
+        .chars()
+        .take(300)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > 300 {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_lines_become_pairs() {
+        let info = parse_info(b"# Server\r\nredis_version:7.2.4\r\nvalkey_version:8.1.1\r\n\r\n");
+        assert_eq!(info_value(&info, "valkey_version"), Some("8.1.1"));
+        assert_eq!(info_value(&info, "redis_version"), Some("7.2.4"));
+        assert_eq!(info_value(&info, "nope"), None);
+    }
+}

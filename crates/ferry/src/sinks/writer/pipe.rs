@@ -1,0 +1,424 @@
+//! Deep pipelining to the target with bounded memory.
+//!
+//! ```text
+//! producers ──(Batch, byte budget)──▶ writer task ──socket──▶ target
+//!                                          │ (in flight, bounded)
+//!                                          ▼
+//!                                     reply task ◀──replies── target
+//!                                          └─▶ applied mark, budget released
+//! ```
+//!
+//! Producers send [`Batch`]es: encoded commands plus what each reply is about. A batch
+//! takes its size from a byte budget before it is queued and gives it back once all its
+//! replies are in, so the bytes sent but not yet acknowledged never exceed the budget. Any
+//! error reply is fatal: the pipe stops and every later call returns that error. A batch's
+//! [`Mark`] (a replication offset and the stream's database) counts as applied when the
+//! replies of that batch and of everything before it have come back.
+
+use super::client::{one_line, ClientError, ReplyReader};
+use bytes::{Bytes, BytesMut};
+use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
+use ferry_repl::AckHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+/// Batches queued between producers and the writer task.
+const QUEUED_BATCHES: usize = 64;
+/// Batches written and waiting for their replies.
+const IN_FLIGHT_BATCHES: usize = 4096;
+/// A target that has replies owed and sends nothing for this long is considered gone.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A point of the replication stream: everything up to `offset` is applied and the stream
+/// had database `db` selected there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub offset: i64,
+    pub db: u64,
+}
+
+/// Commands encoded back to back. Nothing else is kept per command: should one be
+/// refused, the message finds its name and key by decoding the payload again, so the
+/// memory in flight is the payload bytes the budget counts.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub payload: BytesMut,
+    /// Commands in the payload: replies to expect.
+    pub replies: u32,
+    pub mark: Option<Mark>,
+}
+
+impl Batch {
+    pub fn push<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        encode_command(args, &mut self.payload);
+        self.replies += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.replies == 0 && self.mark.is_none()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.payload.len()
+    }
+}
+
+/// Counters the progress lines read.
+#[derive(Debug, Default)]
+pub struct PipeCounters {
+    /// Replies received (commands acknowledged by the target).
+    pub replies: AtomicU64,
+    /// Bytes of commands acknowledged.
+    pub bytes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    failure: Mutex<Option<String>>,
+    applied: Mutex<Option<Mark>>,
+    counters: Arc<PipeCounters>,
+    /// The source connection's ACK handle; replaced on every reconnect.
+    ack: Mutex<Option<AckHandle>>,
+}
+
+impl Shared {
+    fn fail(&self, message: String) {
+        if let Ok(mut slot) = self.failure.lock() {
+            slot.get_or_insert(message);
+        }
+    }
+}
+
+enum Op {
+    Batch {
+        replies: u32,
+        payload: Bytes,
+        mark: Option<Mark>,
+        permit: OwnedSemaphorePermit,
+    },
+    /// Resolves once everything queued before it is acknowledged.
+    Barrier(oneshot::Sender<()>),
+}
+
+struct InFlight {
+    replies: u32,
+    /// Kept (and counted in the budget) until the replies are in, for messages.
+    payload: Bytes,
+    mark: Option<Mark>,
+    _permit: Option<OwnedSemaphorePermit>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+/// The producers' handle. Clone it freely.
+#[derive(Clone)]
+pub struct Pipe {
+    tx: mpsc::Sender<Op>,
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+    shared: Arc<Shared>,
+}
+
+/// The pipe stopped: the target refused a command or the connection failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct PipeError(pub String);
+
+impl Pipe {
+    /// Takes over the connection. `budget_bytes` bounds the bytes sent and not yet
+    /// acknowledged.
+    pub fn start(reader: ReplyReader, writer: OwnedWriteHalf, budget_bytes: usize) -> Pipe {
+        let budget_bytes = budget_bytes.clamp(64 * 1024, Semaphore::MAX_PERMITS);
+        let shared = Arc::new(Shared {
+            failure: Mutex::new(None),
+            applied: Mutex::new(None),
+            counters: Arc::new(PipeCounters::default()),
+            ack: Mutex::new(None),
+        });
+        let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
+        let (flight_tx, flight_rx) = mpsc::channel(IN_FLIGHT_BATCHES);
+        tokio::spawn(write_task(rx, writer, flight_tx, shared.clone()));
+        tokio::spawn(reply_task(reader, flight_rx, shared.clone()));
+        Pipe {
+            tx,
+            budget: Arc::new(Semaphore::new(budget_bytes)),
+            budget_bytes,
+            shared,
+        }
+    }
+
+    /// From now on every applied mark is also reported to `ack` (the source connection's).
+    pub fn report_to(&self, ack: AckHandle) {
+        if let Ok(mut slot) = self.shared.ack.lock() {
+            *slot = Some(ack);
+        }
+    }
+
+    /// Queues a batch, waiting while the budget is used up.
+    pub async fn send(&self, batch: Batch) -> Result<(), PipeError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.check()?;
+        // A batch larger than the whole budget waits for the pipe to drain, then goes alone.
+        let cost = batch.payload.len().min(self.budget_bytes) as u32;
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| self.stopped())?;
+        let op = Op::Batch {
+            replies: batch.replies,
+            payload: batch.payload.freeze(),
+            mark: batch.mark,
+            permit,
+        };
+        self.tx.send(op).await.map_err(|_| self.stopped())
+    }
+
+    /// [`Pipe::send`] from a blocking thread (the snapshot decoder's).
+    pub fn send_blocking(&self, batch: Batch) -> Result<(), PipeError> {
+        tokio::runtime::Handle::current().block_on(self.send(batch))
+    }
+
+    /// Waits until everything sent so far is acknowledged.
+    pub async fn barrier(&self) -> Result<(), PipeError> {
+        self.check()?;
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Op::Barrier(done))
+            .await
+            .map_err(|_| self.stopped())?;
+        wait.await.map_err(|_| self.stopped())
+    }
+
+    /// The last mark whose batch and everything before it are acknowledged.
+    pub fn applied(&self) -> Option<Mark> {
+        self.shared.applied.lock().ok().and_then(|m| *m)
+    }
+
+    pub fn counters(&self) -> Arc<PipeCounters> {
+        self.shared.counters.clone()
+    }
+
+    /// The error that stopped the pipe, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn check(&self) -> Result<(), PipeError> {
+        match self.failure() {
+            Some(message) => Err(PipeError(message)),
+            None => Ok(()),
+        }
+    }
+
+    fn stopped(&self) -> PipeError {
+        PipeError(
+            self.failure()
+                .unwrap_or_else(|| "the connection to the target stopped".into()),
+        )
+    }
+}
+
+async fn write_task(
+    mut rx: mpsc::Receiver<Op>,
+    writer: OwnedWriteHalf,
+    flight: mpsc::Sender<InFlight>,
+    shared: Arc<Shared>,
+) {
+    let mut out = BufWriter::with_capacity(256 * 1024, writer);
+    while let Some(op) = rx.recv().await {
+        let in_flight = match op {
+            Op::Batch {
+                replies,
+                payload,
+                mark,
+                permit,
+            } => {
+                if let Err(e) = out.write_all(&payload).await {
+                    shared.fail(format!("cannot write to the target: {e}"));
+                    return;
+                }
+                InFlight {
+                    replies,
+                    payload,
+                    mark,
+                    _permit: Some(permit),
+                    done: None,
+                }
+            }
+            Op::Barrier(done) => InFlight {
+                replies: 0,
+                payload: Bytes::new(),
+                mark: None,
+                _permit: None,
+                done: Some(done),
+            },
+        };
+        // Whatever waits for replies must be on the wire before we can wait for room.
+        if rx.is_empty() || flight.capacity() == 0 || in_flight.done.is_some() {
+            if let Err(e) = out.flush().await {
+                shared.fail(format!("cannot write to the target: {e}"));
+                return;
+            }
+        }
+        if flight.send(in_flight).await.is_err() {
+            return;
+        }
+    }
+    let _ = out.flush().await;
+}
+
+async fn reply_task(
+    mut reader: ReplyReader,
+    mut flight: mpsc::Receiver<InFlight>,
+    shared: Arc<Shared>,
+) {
+    while let Some(batch) = flight.recv().await {
+        for index in 0..batch.replies {
+            let reply = match reader.read(REPLY_TIMEOUT).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    shared.fail(connection_failure(e));
+                    return;
+                }
+            };
+            if let Some(message) = refusal(&reply, || nth_command(&batch.payload, index)) {
+                shared.fail(message);
+                return;
+            }
+        }
+        let counters = &shared.counters;
+        counters
+            .replies
+            .fetch_add(batch.replies as u64, Ordering::Relaxed);
+        counters
+            .bytes
+            .fetch_add(batch.payload.len() as u64, Ordering::Relaxed);
+        if let Some(mark) = batch.mark {
+            if let Ok(mut applied) = shared.applied.lock() {
+                *applied = Some(mark);
+            }
+            if let Some(ack) = shared.ack.lock().ok().as_ref().and_then(|a| a.as_ref()) {
+                ack.set_applied(mark.offset);
+            }
+        }
+        if let Some(done) = batch.done {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn connection_failure(error: ClientError) -> String {
+    format!("lost the connection to the target: {error}")
+}
+
+/// The message for an error reply (or an EXEC whose transaction failed), `None` for
+/// success. `command` gives the arguments of the command the reply answers.
+fn refusal(reply: &Frame, command: impl Fn() -> Vec<Bytes>) -> Option<String> {
+    let describe = |message: &[u8]| {
+        let args = command();
+        let name = args
+            .first()
+            .map(|n| String::from_utf8_lossy(n).to_uppercase())
+            .unwrap_or_else(|| "a command".into());
+        match args.get(1) {
+            Some(key) => format!(
+                "the target refused {name} on key {}: {}",
+                show_key(key),
+                one_line(message)
+            ),
+            None => format!("the target refused {name}: {}", one_line(message)),
+        }
+    };
+    match reply {
+        Frame::Error(message) | Frame::BulkError(message) => Some(describe(message)),
+        // Only EXEC answers with an array that holds errors.
+        Frame::Array(items) => items.iter().find_map(|item| match item {
+            Frame::Error(message) | Frame::BulkError(message) => {
+                Some(format!("{} (inside MULTI/EXEC)", describe(message)))
+            }
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// The arguments of the `index`th command in an encoded payload (empty if not found).
+fn nth_command(payload: &Bytes, index: u32) -> Vec<Bytes> {
+    let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
+    let mut buf = BytesMut::from(&payload[..]);
+    for _ in 0..index {
+        if !matches!(decoder.decode(&mut buf), Ok(Some(_))) {
+            return Vec::new();
+        }
+    }
+    match decoder.decode(&mut buf) {
+        Ok(Some((frame, _))) => frame.command_args().unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// A key for a message: quoted, non-printable bytes escaped.
+pub fn show_key(key: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &byte in key.iter().take(100) {
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(byte as char),
+            _ => out.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    if key.len() > 100 {
+        out.push_str("...");
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(commands: &[&[&str]]) -> Bytes {
+        let mut batch = Batch::default();
+        for command in commands {
+            batch.push(command);
+        }
+        batch.payload.freeze()
+    }
+
+    #[test]
+    fn an_error_reply_names_the_command_and_key() {
+        let sent = payload(&[&["SET", "a", "1"], &["lpush", "k\n1", "x"]]);
+        assert_eq!(nth_command(&sent, 1)[0], "lpush");
+        let reply = Frame::Error(Bytes::from_static(b"WRONGTYPE Operation against a key"));
+        let message = refusal(&reply, || nth_command(&sent, 1)).unwrap();
+        assert_eq!(
+            message,
+            "the target refused LPUSH on key \"k\\x0a1\": WRONGTYPE Operation against a key"
+        );
+        assert!(refusal(&Frame::Simple("OK".into()), || nth_command(&sent, 0)).is_none());
+    }
+
+    #[test]
+    fn an_error_inside_exec_is_a_refusal() {
+        let sent = payload(&[&["MULTI"], &["SET", "a", "1"], &["EXEC"]]);
+        let reply = Frame::Array(vec![
+            Frame::Simple("OK".into()),
+            Frame::Error(Bytes::from_static(b"ERR boom")),
+        ]);
+        let message = refusal(&reply, || nth_command(&sent, 2)).unwrap();
+        assert_eq!(
+            message,
+            "the target refused EXEC: ERR boom (inside MULTI/EXEC)"
+        );
+        assert!(refusal(&Frame::Array(vec![]), || nth_command(&sent, 2)).is_none());
+    }
+}

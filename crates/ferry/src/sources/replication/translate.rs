@@ -1,0 +1,27 @@
+//! The seam through which replicated commands pass before they reach the target: commands
+//! the target lacks (the HSETEX/HEXPIRE family on a target without field TTLs, the VADD
+//! family, ...) are rewritten or skipped under the policies by
+//! [`CommandTranslator`]; another sink can plug in its own rules.
+
+use crate::error::Error;
+use crate::transforms::commands::{CommandTranslator, Translated};
+use bytes::Bytes;
+
+pub trait CommandTransform: Send {
+    /// Rewrites one command of the stream. `db` is the database the stream has selected.
+    fn translate(&mut self, db: u64, args: Vec<Bytes>) -> Result<Translated, Error>;
+    /// Summary lines for the final report.
+    fn report_lines(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl CommandTransform for CommandTranslator {
+    fn translate(&mut self, db: u64, args: Vec<Bytes>) -> Result<Translated, Error> {
+        CommandTranslator::translate(self, db, args)
+    }
+
+    fn report_lines(&self) -> Vec<String> {
+        self.report().lines()
+    }
+}

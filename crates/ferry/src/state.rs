@@ -1,0 +1,145 @@
+//! The migration state file (`--state PATH`): where to resume the source's replication
+//! stream, and proof that ferry owns the target's data.
+//!
+//! It is replaced atomically (a temporary file in the same folder, fsync, rename), so a
+//! kill at any moment leaves either the old or the new state, never a torn one.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Bumped when the meaning of a field changes; an unknown version is refused.
+const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationState {
+    pub version: u32,
+    /// The source's replication ID; `None` while a full sync is loading (the target then
+    /// holds a partial copy and the next start must reload it).
+    pub replid: Option<String>,
+    /// Every command of the stream up to this offset is applied on the target.
+    pub offset: i64,
+    /// The database the replication stream had selected at `offset`. A primary does not
+    /// repeat SELECT after a partial resync, so the replica must remember it.
+    pub db: u64,
+    /// The target, without its password.
+    pub target: String,
+    /// The target's format, e.g. `RDB 11`.
+    pub format: String,
+}
+
+impl MigrationState {
+    pub fn new(target: String, format: String) -> Self {
+        Self {
+            version: STATE_VERSION,
+            replid: None,
+            offset: 0,
+            db: 0,
+            target,
+            format,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read the state file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the state file {} is not a ferry state file ({reason}); remove it to start over", path.display())]
+    Malformed { path: PathBuf, reason: String },
+    #[error("cannot write the state file {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads the state; `Ok(None)` when the file does not exist (a first run).
+pub fn load(path: &Path) -> Result<Option<MigrationState>, StateError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let malformed = |reason: String| StateError::Malformed {
+        path: path.to_owned(),
+        reason,
+    };
+    let state: MigrationState =
+        serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))?;
+    if state.version != STATE_VERSION {
+        return Err(malformed(format!("version {}", state.version)));
+    }
+    Ok(Some(state))
+}
+
+/// Replaces the state file atomically.
+pub fn save(path: &Path, state: &MigrationState) -> Result<(), StateError> {
+    let write_error = |source| StateError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut text = serde_json::to_vec_pretty(state).map_err(|e| write_error(e.into()))?;
+    text.push(b'\n');
+    let temporary = temporary_path(path);
+    let result = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(&text)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result.map_err(write_error)
+}
+
+fn temporary_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "state".into());
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_and_loads_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.state");
+        assert_eq!(load(&path).unwrap(), None);
+        let mut state = MigrationState::new("redis://h:1".into(), "RDB 11".into());
+        state.replid = Some("a".repeat(40));
+        state.offset = 12345;
+        state.db = 5;
+        save(&path, &state).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(state.clone()));
+        state.offset = 99999;
+        save(&path, &state).unwrap();
+        assert_eq!(load(&path).unwrap().unwrap().offset, 99999);
+        assert!(!temporary_path(&path).exists());
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        std::fs::write(&path, "hello").unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("not a ferry state file"), "{err}");
+    }
+}

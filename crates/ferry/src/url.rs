@@ -1,0 +1,272 @@
+//! Server URLs: `redis://[user[:password]@]host:port[/db]` (also `valkey://`).
+//!
+//! The password is held in a [`Secret`]: neither `Debug` nor `Display` of a [`ServerUrl`]
+//! shows it, so a URL can go into any log line or error message.
+
+use ferry_repl::Secret;
+use std::fmt;
+
+/// Used when the URL names no port.
+pub const DEFAULT_PORT: u16 = 6379;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerUrl {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+    /// ACL user; `None` authenticates as `default` (plain `AUTH password`).
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The `/db` part, when given.
+    pub db: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Redis,
+    Valkey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid URL {shown:?}: {reason}")]
+pub struct UrlError {
+    /// The URL with any password replaced.
+    shown: String,
+    reason: String,
+}
+
+impl ServerUrl {
+    pub fn parse(text: &str) -> Result<Self, UrlError> {
+        let fail = |reason: &str| UrlError {
+            shown: hide_password(text),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = match text.split_once("://") {
+            Some(("redis", rest)) => (Scheme::Redis, rest),
+            Some(("valkey", rest)) => (Scheme::Valkey, rest),
+            Some(("rediss" | "valkeys", _)) => {
+                return Err(fail("TLS (rediss://, valkeys://) is not supported yet"))
+            }
+            Some((other, _)) => {
+                return Err(fail(&format!(
+                    "unknown scheme '{other}'; use redis:// or valkey://"
+                )))
+            }
+            None => return Err(fail("expected redis://host:port or valkey://host:port")),
+        };
+        // The credentials end at the last '@': a password may contain '@' itself.
+        let (credentials, location) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let (host_port, path) = match location.split_once('/') {
+            Some((host_port, path)) => (host_port, Some(path)),
+            None => (location, None),
+        };
+        let (host, port) = split_host_port(host_port).map_err(|reason| fail(&reason))?;
+        let db = match path {
+            None | Some("") => None,
+            Some(number) => Some(
+                number
+                    .parse::<u64>()
+                    .map_err(|_| fail(&format!("database '{number}' is not a number")))?,
+            ),
+        };
+        let (username, password) = match credentials {
+            None => (None, None),
+            Some(credentials) => {
+                let (user, password) = match credentials.split_once(':') {
+                    Some((user, password)) => (user, Some(password)),
+                    None => (credentials, None),
+                };
+                let user = percent_decode(user).map_err(|reason| fail(&reason))?;
+                let password = password
+                    .map(percent_decode)
+                    .transpose()
+                    .map_err(|reason| fail(&reason))?;
+                (
+                    Some(user).filter(|u| !u.is_empty()),
+                    password.filter(|p| !p.is_empty()).map(Secret::new),
+                )
+            }
+        };
+        Ok(ServerUrl {
+            scheme,
+            host,
+            port,
+            username,
+            password,
+            db,
+        })
+    }
+
+    /// `host:port`, for connecting (IPv6 hosts in brackets).
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+fn split_host_port(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| "unclosed '[' in the host".to_owned())?;
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| "expected ':port' after ']'".to_owned())?,
+            ),
+        };
+        (host, port)
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("port '{port}' is not a number from 1 to 65535"))?,
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// `%40` → `@`, so that credentials can hold any character.
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "bad percent-escape in the credentials".to_owned())?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "credentials are not UTF-8".to_owned())
+}
+
+/// The URL text with whatever stands between `user:` and `@` replaced, for messages about
+/// a URL that did not parse.
+fn hide_password(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    match rest.rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{}", &rest[at + 1..]),
+            None => text.to_owned(),
+        },
+        None => text.to_owned(),
+    }
+}
+
+impl fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Redis => "redis",
+            Scheme::Valkey => "valkey",
+        };
+        write!(f, "{scheme}://")?;
+        match (&self.username, &self.password) {
+            (Some(user), Some(_)) => write!(f, "{user}:***@")?,
+            (Some(user), None) => write!(f, "{user}@")?,
+            (None, Some(_)) => f.write_str(":***@")?,
+            (None, None) => {}
+        }
+        f.write_str(&self.address())?;
+        if let Some(db) = self.db {
+            write!(f, "/{db}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServerUrl({self})")
+    }
+}
+
+impl std::str::FromStr for ServerUrl {
+    type Err = UrlError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_part() {
+        let url = ServerUrl::parse("redis://alice:s3cr%40t@db.example:6380/3").unwrap();
+        assert_eq!(url.scheme, Scheme::Redis);
+        assert_eq!(url.host, "db.example");
+        assert_eq!(url.port, 6380);
+        assert_eq!(url.username.as_deref(), Some("alice"));
+        assert_eq!(url.password.as_ref().map(Secret::expose), Some("s3cr@t"));
+        assert_eq!(url.db, Some(3));
+        assert_eq!(url.address(), "db.example:6380");
+    }
+
+    #[test]
+    fn defaults_and_password_only() {
+        let url = ServerUrl::parse("valkey://:pw@127.0.0.1").unwrap();
+        assert_eq!(url.scheme, Scheme::Valkey);
+        assert_eq!(url.port, DEFAULT_PORT);
+        assert_eq!(url.username, None);
+        assert_eq!(url.password.as_ref().map(Secret::expose), Some("pw"));
+        assert_eq!(url.db, None);
+        let v6 = ServerUrl::parse("redis://[::1]:7000").unwrap();
+        assert_eq!(v6.address(), "[::1]:7000");
+    }
+
+    #[test]
+    fn a_password_is_never_shown() {
+        let url = ServerUrl::parse("redis://bob:hunter2@h:1/0").unwrap();
+        let shown = format!("{url} {url:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redis://bob:***@h:1/0"), "{shown}");
+        let err = ServerUrl::parse("redis://bob:hunter2@h:notaport")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("notaport"), "{err}");
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for (text, why) in [
+            ("localhost:6379", "expected redis://"),
+            ("http://h:1", "unknown scheme 'http'"),
+            ("rediss://h:1", "TLS"),
+            ("redis://h:0", "port '0'"),
+            ("redis://h:1/x", "database 'x'"),
+            ("redis://:1", "no host"),
+        ] {
+            let err = ServerUrl::parse(text).unwrap_err().to_string();
+            assert!(err.contains(why), "{text}: {err}");
+        }
+    }
+}

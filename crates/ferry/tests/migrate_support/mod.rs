@@ -1,0 +1,317 @@
+//! Shared by the `migrate_*` tests: runs the built `ferry migrate` as a child process,
+//! watches its stderr, and compares servers.
+
+#![allow(dead_code)]
+
+use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::Server;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const IN_SYNC_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A running `ferry migrate`.
+pub struct Ferry {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ferry {
+    pub fn start(args: &[&str]) -> Ferry {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .arg("migrate")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ferry");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("FERRY_TEST_ECHO").is_some() {
+                    eprintln!("[ferry] {line}");
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Ferry {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn migrate(source: &Server, target: &Server, state: &Path, extra: &[&str]) -> Ferry {
+        let mut args = vec![
+            "--source".to_string(),
+            source.url(),
+            "--target".to_string(),
+            target.url(),
+            "--state".to_string(),
+            state.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Ferry::start(&args)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a stderr line containing `needle`; panics with the output on timeout or
+    /// if ferry exits first.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader catch the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                if let Some(line) = self
+                    .lines
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l.contains(needle))
+                {
+                    return line.clone();
+                }
+                panic!(
+                    "ferry exited ({status}) before printing {needle:?}:\n{}",
+                    self.output()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!("no {needle:?} within {timeout:?}:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn wait_in_sync(&mut self) {
+        self.wait_for("ferry: in sync at offset", IN_SYNC_TIMEOUT);
+    }
+
+    /// Waits for the exit; panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("ferry still running after {timeout:?}:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn master_repl_offset(server: &Server) -> i64 {
+    let mut con = server.client();
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut con)
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("master_repl_offset")
+}
+
+/// The offset ferry's state file says is applied.
+pub fn applied_offset(state: &Path) -> Option<i64> {
+    let text = std::fs::read_to_string(state).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value.get("replid")?.as_str()?;
+    value.get("offset")?.as_i64()
+}
+
+/// Waits until ferry's state file records everything the source has written so far.
+pub fn wait_applied(source: &Server, state: &Path, ferry: &Ferry) {
+    let wanted = master_repl_offset(source);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if applied_offset(state).is_some_and(|o| o >= wanted) {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "offset {wanted} not applied within 60 s (state says {:?}):\n{}",
+                applied_offset(state),
+                ferry.output()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A write load touching every type, expiries, MULTI/EXEC and a second database.
+pub fn simple_load(server: &Server, round: u32) {
+    let mut con = server.client();
+    let mut pipe = redis::pipe();
+    for i in 0..200u32 {
+        let n = round * 1000 + i;
+        pipe.cmd("SET").arg(format!("load:s:{n}")).arg(n).ignore();
+        pipe.cmd("INCR").arg("load:counter").ignore();
+        pipe.cmd("LPUSH").arg("load:list").arg(n).ignore();
+        pipe.cmd("HSET")
+            .arg("load:hash")
+            .arg(format!("f{}", n % 50))
+            .arg(n)
+            .ignore();
+        pipe.cmd("ZADD")
+            .arg("load:zset")
+            .arg(n as f64 / 7.0)
+            .arg(format!("m{}", n % 80))
+            .ignore();
+        pipe.cmd("SADD").arg("load:set").arg(n % 300).ignore();
+        pipe.cmd("XADD")
+            .arg("load:stream")
+            .arg("*")
+            .arg("n")
+            .arg(n)
+            .ignore();
+        if i % 10 == 0 {
+            pipe.cmd("DEL")
+                .arg(format!("load:s:{}", n.saturating_sub(5)))
+                .ignore();
+            pipe.cmd("PEXPIREAT")
+                .arg(format!("load:s:{n}"))
+                .arg(4_102_444_800_000i64 + n as i64)
+                .ignore();
+        }
+    }
+    pipe.query::<()>(&mut con).unwrap();
+    // A transaction, and writes to another database.
+    redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("load:tx:a")
+        .arg(round)
+        .cmd("INCRBY")
+        .arg("load:tx:b")
+        .arg(round)
+        .cmd("RPUSH")
+        .arg("load:tx:list")
+        .arg(round)
+        .query::<()>(&mut con)
+        .unwrap();
+    // Scripts (replicated as their effects), renames, moves between databases, a database
+    // flushed, databases swapped back and forth.
+    redis::cmd("EVAL")
+        .arg("redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCR', KEYS[2])")
+        .arg(2)
+        .arg(format!("load:lua:{round}"))
+        .arg("load:lua:counter")
+        .arg(round)
+        .query::<i64>(&mut con)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("load:rename:from")
+        .arg(round)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("RENAME")
+        .arg("load:rename:from")
+        .arg(format!("load:rename:to:{round}"))
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SET")
+        .arg(format!("load:move:{round}"))
+        .arg(round)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("MOVE")
+        .arg(format!("load:move:{round}"))
+        .arg(2)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SELECT").arg(7).query::<()>(&mut con).unwrap();
+    redis::cmd("SET")
+        .arg("load:doomed")
+        .arg(round)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("FLUSHDB").query::<()>(&mut con).unwrap();
+    redis::cmd("SET")
+        .arg("load:after:flush")
+        .arg(round)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SWAPDB")
+        .arg(7)
+        .arg(8)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SELECT").arg(1).query::<()>(&mut con).unwrap();
+    redis::cmd("SET")
+        .arg(format!("load:db1:{round}"))
+        .arg("x")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("HSET")
+        .arg("load:db1:hash")
+        .arg(round)
+        .arg(round)
+        .query::<()>(&mut con)
+        .unwrap();
+}
+
+/// Asserts the two servers hold the same data (under `options`).
+pub fn assert_same(source: &Server, target: &Server, options: &DiffOptions) {
+    let expected = Snapshot::capture(source).expect("capture source");
+    let actual = Snapshot::capture(target).expect("capture target");
+    let differences = expected.diff(&actual, options);
+    let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
+    assert!(
+        differences.is_empty(),
+        "{} differences between {} and {}:\n{}",
+        differences.len(),
+        source.kind(),
+        target.kind(),
+        shown.join("\n")
+    );
+    assert!(expected.key_count() > 0);
+}
