@@ -295,6 +295,55 @@ mod tests {
         assert_eq!(report.summary.keys_compared, 2);
     }
 
+    /// The JSON field names are an interface (scripts, cutover logs): changing one must
+    /// be a decision, so they are spelled out here.
+    #[test]
+    fn json_field_names_are_stable() {
+        let mut report = VerifyReport::default();
+        report.record(
+            0,
+            b"k",
+            KeyOutcome::Differs(vec![Finding::new(DiffKind::Ttl, "d")]),
+        );
+        report.record(0, b"h", KeyOutcome::Excused("why"));
+        let json = report.to_json();
+        let names = |value: &serde_json::Value| {
+            let mut names: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            names(&json),
+            [
+                "differences",
+                "excused",
+                "rounds",
+                "sampled",
+                "settled",
+                "summary",
+                "unlisted_differences"
+            ]
+        );
+        assert_eq!(
+            names(&json["summary"]),
+            [
+                "differing",
+                "equal",
+                "extra",
+                "keys_compared",
+                "missing",
+                "policy_excused",
+                "ttl",
+                "type",
+                "type_only",
+                "value"
+            ]
+        );
+        assert_eq!(names(&json["differences"][0]), ["db", "findings", "key"]);
+        assert_eq!(json["differences"][0]["findings"][0]["kind"], "ttl");
+        assert_eq!(json["excused"]["why"], 1);
+    }
+
     #[test]
     fn text_names_the_key_and_kind() {
         let mut report = VerifyReport {
