@@ -44,9 +44,16 @@ pub fn compare(
         }
         endpoint.pipeline::<Vec<i64>>(&pipe, candidates.len(), "length")
     };
-    let (a, b) = (lengths(&mut pair.source)?, lengths(&mut pair.target)?);
+    // A key whose type changed since TYPE fails the whole pipeline: then every key of
+    // the batch is compared alone, where such a change is reported and re-checked.
+    let (Some(a), Some(b)) = (
+        changed_is_none(lengths(&mut pair.source))?,
+        changed_is_none(lengths(&mut pair.target))?,
+    ) else {
+        return Ok(decided);
+    };
     if a.len() != candidates.len() || b.len() != candidates.len() {
-        return Err(pair.source.reply_error("length"));
+        return Ok(decided);
     }
     let mut small = Vec::new();
     for ((&(i, type_name), x), y) in candidates.iter().zip(a).zip(b) {
@@ -85,12 +92,27 @@ pub fn compare(
         }
         endpoint.pipeline::<Vec<Value>>(&pipe, small.len(), "read")
     };
-    let (a, b) = (values(&mut pair.source)?, values(&mut pair.target)?);
+    let (Some(a), Some(b)) = (
+        changed_is_none(values(&mut pair.source))?,
+        changed_is_none(values(&mut pair.target))?,
+    ) else {
+        return Ok(decided);
+    };
     for ((&(i, type_name), x), y) in small.iter().zip(&a).zip(&b) {
         // A reply of an unexpected shape: the key changed in between; compare it alone.
         decided[i] = difference(type_name, x, y).map(|found| found.into_iter().collect());
     }
     Ok(decided)
+}
+
+/// `None` for an error reply about the data (the key changed under us); connection
+/// failures stay errors.
+fn changed_is_none<T>(result: Result<T, VerifyError>) -> Result<Option<T>, VerifyError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if super::changed_while_read(&err).is_some() => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 fn length_command(type_name: &str) -> &'static str {
