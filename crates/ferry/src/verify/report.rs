@@ -158,10 +158,12 @@ impl VerifyReport {
 
     /// Takes back a listed difference before it is re-checked.
     pub fn unrecord(&mut self, difference: &KeyDifference) {
-        self.summary.keys_compared -= 1;
-        self.summary.differing -= 1;
+        let s = &mut self.summary;
+        s.keys_compared = s.keys_compared.saturating_sub(1);
+        s.differing = s.differing.saturating_sub(1);
         for kind in difference.kinds() {
-            *self.kind_count(kind) -= 1;
+            let count = self.kind_count(kind);
+            *count = count.saturating_sub(1);
         }
     }
 
