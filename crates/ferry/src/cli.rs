@@ -23,6 +23,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Whether a Redis server (or its RDB file) can move to Valkey, and what would break.
     Assess(AssessArgs),
+    /// Compare a target with its source, key by key, and report every difference.
+    Verify(VerifyArgs),
     /// Follow a live source as its replica and write everything into the target: a full
     /// copy, then every change, until stopped (Ctrl-C). Resumable with --state.
     Migrate(MigrateArgs),
@@ -60,6 +62,35 @@ pub struct ConvertArgs {
     /// Replace OUTPUT (and an export file) if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The server the data came from: redis://[user[:password]@]host:port (or valkey://).
+    #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
+    pub source: String,
+    /// The server the data went to: redis://[user[:password]@]host:port (or valkey://).
+    #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
+    pub target: String,
+    /// Compare about N random keys instead of all of them.
+    #[arg(long, value_name = "N")]
+    pub sample: Option<u64>,
+    /// Rounds in all; later ones re-check only keys that differed (in-flight writes).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// How far expiry times may differ, in ms.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub ttl_tolerance_ms: u64,
+    /// At most N commands per second to each server.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_ops_per_sec: Option<u32>,
+    /// Print a JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The policies the migration ran with: what they changed is not a difference.
+    #[command(flatten)]
+    pub policies: PolicyArgs,
 }
 
 #[derive(Debug, Args)]

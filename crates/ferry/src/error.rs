@@ -81,16 +81,21 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
+    /// `ferry verify` could not compare, or found differences.
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
     /// Writing the command's report failed (e.g. stdout closed by `| head`).
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),
 }
 
 impl Error {
-    /// The process exit code for this error: 2 for usage errors, 1 otherwise.
+    /// The process exit code for this error: 2 for usage errors, 1 otherwise (verify: 2
+    /// when it could not compare, 1 for differences).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
+            Error::Verify(err) => err.exit_code(),
             _ => 1,
         }
     }

@@ -21,6 +21,7 @@ pub mod state;
 pub mod target;
 pub mod transforms;
 pub mod url;
+pub mod verify;
 
 pub use error::Error;
 
@@ -33,6 +34,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
         Command::Inspect(args) => commands::inspect::run(args, out),
         Command::Convert(args) => commands::convert::run(args, out),
         Command::Assess(args) => commands::assess::run(args, out),
+        Command::Verify(args) => commands::verify::run(args, out),
         Command::Migrate(args) => commands::migrate::run(args, out),
     }?;
     out.flush().map_err(Error::Stdout)

@@ -4,3 +4,4 @@ pub mod assess;
 pub mod convert;
 pub mod inspect;
 pub mod migrate;
+pub mod verify;
