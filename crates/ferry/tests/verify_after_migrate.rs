@@ -1,11 +1,6 @@
 //! `ferry verify` after `ferry migrate`, the setup it exists for: the write load keeps
 //! running while verify compares, and the rounds must leave no false difference; the
 //! policies the migration used are passed to verify too.
-//!
-//! Ignored for now: under this load `ferry migrate` itself sometimes stops with NOGROUP
-//! (the expiry-within-lag gap in docs/migrate.md), which fails the test before verify
-//! runs. Whenever migrate survives, verify has come out clean (5 of 5 runs here). Run
-//! with `cargo test -p ferry --test verify_after_migrate -- --ignored`.
 
 mod migrate_support;
 
@@ -61,7 +56,6 @@ fn verify_live_migration(
 }
 
 #[test]
-#[ignore = "ferry migrate's expiry-within-lag gap (docs/migrate.md) can stop it first"]
 fn redis_7_0_to_valkey_9_1_under_load() {
     verify_live_migration(
         ServerKind::Redis70,
@@ -72,7 +66,6 @@ fn redis_7_0_to_valkey_9_1_under_load() {
 }
 
 #[test]
-#[ignore = "ferry migrate's expiry-within-lag gap (docs/migrate.md) can stop it first"]
 fn redis_8_0_to_valkey_8_1_under_load_with_policies() {
     let policies = Policies {
         hash_field_ttl: HashFieldTtlPolicy::Persist,
