@@ -17,6 +17,7 @@ pub const IN_SYNC_TIMEOUT: Duration = Duration::from_secs(180);
 pub struct Ferry {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -26,11 +27,21 @@ impl Ferry {
             .arg("migrate")
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start ferry");
         let stderr = child.stderr.take().expect("stderr");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stdout_sink = stdout.clone();
+        let child_stdout = child.stdout.take().expect("stdout");
+        // Read continuously, so that ferry never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(child_stdout).lines() {
+                let Ok(line) = line else { break };
+                stdout_sink.lock().unwrap().push(line);
+            }
+        });
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let reader = std::thread::spawn(move || {
@@ -45,6 +56,7 @@ impl Ferry {
         Ferry {
             child,
             lines,
+            stdout,
             reader: Some(reader),
         }
     }
@@ -65,6 +77,11 @@ impl Ferry {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The lines ferry printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub fn output(&self) -> String {
