@@ -260,3 +260,72 @@ fn passwords_appear_in_no_event_metric_status_or_log() {
         );
     }
 }
+
+#[test]
+fn bars_are_drawn_when_stderr_is_a_terminal() {
+    use std::process::{Command, Stdio};
+    // util-linux `script` gives ferry a terminal; without it there is nothing to check.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to provide a terminal");
+        return;
+    }
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    dataset::populate(&source).unwrap();
+    // The pseudo-terminal starts with no size (0x0) when script's stdin is not a
+    // terminal; give it a real one, as a terminal window has.
+    let command = format!(
+        "stty rows 40 cols 160; exec {} migrate --source {} --target {}",
+        env!("CARGO_BIN_EXE_ferry"),
+        source.url(),
+        target.url()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start script");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        // Raw reads: a bar redraws its line in place, without newlines.
+        let mut stdout = stdout;
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => {
+                    if sender.send(buffer[..read].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut in_sync_at = None;
+    while Instant::now() < deadline {
+        if let Ok(chunk) = receiver.recv_timeout(Duration::from_millis(100)) {
+            seen.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8_lossy(&seen);
+        if in_sync_at.is_none() && text.contains("in sync at offset") {
+            in_sync_at = Some(Instant::now());
+        }
+        // A second of streaming: the bar ticks every 200 ms.
+        if in_sync_at.is_some_and(|t| t.elapsed() > Duration::from_secs(1)) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(in_sync_at.is_some(), "{text:?}");
+    // The streaming bar: redrawn in place (escape sequences), showing the offsets.
+    assert!(text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("in-sync"), "{text:?}");
+    assert!(text.contains("lag 0 bytes"), "{text:?}");
+}
