@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod profiles;
 mod servers;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ commands:
   test [ARGS]    install the servers, then run `cargo test --workspace [ARGS]` against them
   demo           Redis 8.0 saves a mixed dataset, Valkey 8.1 refuses it, ferry converts it,
                  Valkey 8.1 loads the conversion, and both sides are compared key by key
+  profiles       write crates/ferry/profiles/*.json (ferry assess --to) from the real servers
   bench [ARGS]   measure ferry beside a peer on the same files (--quick, --only PART;
                  results in build/bench/results.md)";
 
@@ -45,6 +47,12 @@ fn run(args: &[String]) -> Result<ExitCode> {
             let root = repo_root();
             let manifest = servers::ensure(&root)?;
             demo::run(&root, &manifest)
+        }
+        "profiles" => {
+            let root = repo_root();
+            servers::ensure(&root)?;
+            profiles::generate(&root)?;
+            Ok(ExitCode::SUCCESS)
         }
         "bench" => {
             let root = repo_root();
@@ -76,7 +84,8 @@ fn test(extra: &[String]) -> Result<ExitCode> {
         .take_while(|arg| *arg != "--")
         .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"));
     let mut command = Command::new(cargo);
-    command.current_dir(&root).arg("test");
+    // Every failing test binary is reported, not only the first one.
+    command.current_dir(&root).args(["test", "--no-fail-fast"]);
     if !selects_packages {
         command.arg("--workspace");
     }

@@ -21,10 +21,14 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Rewrite an RDB file for another server release.
     Convert(ConvertArgs),
+    /// Whether a Redis server (or its RDB file) can move to Valkey, and what would break.
+    Assess(AssessArgs),
     /// Follow a live source as its replica and write everything into the target: a full
     /// copy, then every change, until stopped (Ctrl-C). Resumable with --state.
     Migrate(MigrateArgs),
 }
+
+pub use crate::commands::assess::AssessArgs;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {

@@ -74,6 +74,13 @@ pub enum Error {
     /// A replicated command the target cannot apply under the chosen policies.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// A server could not be reached or refused the connection (`url` has no password).
+    #[error("cannot connect to {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
     /// Writing the command's report failed (e.g. stdout closed by `| head`).
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),

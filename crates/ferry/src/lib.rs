@@ -33,6 +33,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Command::Inspect(args) => commands::inspect::run(args, out),
         Command::Convert(args) => commands::convert::run(args, out),
+        Command::Assess(args) => commands::assess::run(args, out),
         Command::Migrate(args) => commands::migrate::run(args, out),
     }?;
     out.flush().map_err(Error::Stdout)

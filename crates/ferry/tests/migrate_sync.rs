@@ -50,9 +50,11 @@ fn migrate_and_compare(
     let mut actual = Snapshot::capture(&target).unwrap();
     forget_unreplicated_group_state(&mut expected);
     forget_unreplicated_group_state(&mut actual);
-    // Redis 6.0 replicates relative TTLs, made absolute on arrival: a little later.
+    // Redis 6.0 replicates relative TTLs, made absolute on arrival, so they come out later
+    // by the stream's delay at that moment (a native replica shifts them the same way):
+    // seen up to 0.6 s on this 2-core machine under the load, allowed 2 s.
     let tolerance = if source_kind == ServerKind::Redis60 {
-        500
+        2_000
     } else {
         0
     };

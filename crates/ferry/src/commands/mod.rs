@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod assess;
 pub mod convert;
 pub mod inspect;
 pub mod migrate;
