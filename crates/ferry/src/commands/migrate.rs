@@ -443,6 +443,8 @@ impl Migration {
         let result = self
             .stream(&mut repl, &mut applier, pipe, state, shutdown)
             .await;
+        self.events.commands_skipped(applier.skipped());
+        self.events.end_session();
         for line in applier.report_lines() {
             self.events.policy_report(&line);
         }
@@ -730,6 +732,7 @@ impl Migration {
                         self.save_state(state)?;
                         last_save = Instant::now();
                     }
+                    self.events.commands_skipped(applier.skipped());
                     let replies = counters.replies.load(Ordering::Relaxed);
                     self.events.commands(replies, counters.bytes.load(Ordering::Relaxed));
                     let line = last_line.elapsed() >= PROGRESS_EVERY;

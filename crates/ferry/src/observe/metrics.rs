@@ -6,6 +6,7 @@
 
 use super::events::Phase;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -43,6 +44,10 @@ struct Details {
     target_server: String,
     replid: Option<String>,
     policy_report: Vec<String>,
+    /// Replicated commands left out by the translator, by reason: earlier sessions…
+    skipped_before: BTreeMap<String, u64>,
+    /// …and the current one.
+    skipped_now: BTreeMap<String, u64>,
 }
 
 fn load_f64(cell: &AtomicU64) -> f64 {
@@ -87,6 +92,29 @@ impl Stats {
     pub fn add_policy_report(&self, line: &str) {
         if let Ok(mut details) = self.details.lock() {
             details.policy_report.push(line.to_owned());
+        }
+    }
+
+    /// The current session's skipped commands, by reason (the translator's counts).
+    pub fn set_skipped(&self, counts: &BTreeMap<&'static str, u64>) {
+        if let Ok(mut details) = self.details.lock() {
+            if details.skipped_now.len() != counts.len()
+                || counts
+                    .iter()
+                    .any(|(r, n)| details.skipped_now.get(*r) != Some(n))
+            {
+                details.skipped_now = counts.iter().map(|(r, n)| (r.to_string(), *n)).collect();
+            }
+        }
+    }
+
+    /// A session with the source ended: its counts become history.
+    pub fn end_session(&self) {
+        if let Ok(mut details) = self.details.lock() {
+            let now = std::mem::take(&mut details.skipped_now);
+            for (reason, count) in now {
+                *details.skipped_before.entry(reason).or_default() += count;
+            }
         }
     }
 
@@ -174,6 +202,13 @@ impl Stats {
             command_bytes_applied: self.command_bytes.load(Ordering::Relaxed),
             ops_per_sec: load_f64(&self.ops_per_sec),
             reconnects: self.reconnects.load(Ordering::Relaxed),
+            commands_skipped: {
+                let mut total = details.skipped_before;
+                for (reason, count) in details.skipped_now {
+                    *total.entry(reason).or_default() += count;
+                }
+                total
+            },
             policy_report: details.policy_report,
         }
     }
@@ -268,6 +303,17 @@ impl Stats {
         );
         let _ = writeln!(
             text,
+            "# HELP ferry_commands_skipped_total Replicated commands left out, by reason.\n# TYPE ferry_commands_skipped_total counter"
+        );
+        for (reason, count) in &status.commands_skipped {
+            let _ = writeln!(
+                text,
+                "ferry_commands_skipped_total{{reason=\"{}\"}} {count}",
+                label(reason)
+            );
+        }
+        let _ = writeln!(
+            text,
             "# HELP ferry_phase 1 for the phase the migration is in.\n# TYPE ferry_phase gauge"
         );
         for phase in Phase::ALL {
@@ -276,6 +322,14 @@ impl Stats {
         }
         text
     }
+}
+
+/// A label value with the text format's escapes.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn number(value: f64) -> String {
@@ -302,6 +356,8 @@ pub struct Status {
     pub command_bytes_applied: u64,
     pub ops_per_sec: f64,
     pub reconnects: u64,
+    /// Replicated commands the translator left out (policy decisions), by reason.
+    pub commands_skipped: BTreeMap<String, u64>,
     pub policy_report: Vec<String>,
 }
 
@@ -370,6 +426,23 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn skipped_commands_add_up_across_sessions() {
+        let stats = Stats::default();
+        let mut counts = BTreeMap::new();
+        counts.insert("it is \"odd\"", 2);
+        stats.set_skipped(&counts);
+        stats.end_session();
+        counts.insert("it is \"odd\"", 3);
+        stats.set_skipped(&counts);
+        assert_eq!(stats.status().commands_skipped["it is \"odd\""], 5);
+        let text = stats.prometheus();
+        assert!(
+            text.contains("ferry_commands_skipped_total{reason=\"it is \\\"odd\\\"\"} 5"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -154,6 +154,16 @@ impl Observer {
         self.line(line);
     }
 
+    /// Replicated commands the translator left out this session, by reason.
+    pub fn commands_skipped(&self, counts: &std::collections::BTreeMap<&'static str, u64>) {
+        self.stats.set_skipped(counts);
+    }
+
+    /// A session with the source ended.
+    pub fn end_session(&self) {
+        self.stats.end_session();
+    }
+
     pub fn reconnecting(&self) {
         self.stats.add_reconnect();
         self.phase(Phase::Reconnecting, None);
