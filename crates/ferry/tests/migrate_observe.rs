@@ -329,3 +329,35 @@ fn bars_are_drawn_when_stderr_is_a_terminal() {
     assert!(text.contains("in-sync"), "{text:?}");
     assert!(text.contains("lag 0 bytes"), "{text:?}");
 }
+
+#[test]
+fn a_failed_run_ends_with_an_error_event_matching_stderr() {
+    let source = Server::start(ServerKind::Valkey81).unwrap();
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("redis://127.0.0.1:{closed}");
+    let source_url = source.url();
+    let mut ferry = Ferry::start(&["--source", &source_url, "--target", &target, "--json"]);
+    let status = ferry.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{}", ferry.output());
+    let events: Vec<Value> = ferry
+        .stdout_lines()
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let last = events.last().expect("events");
+    assert_eq!(last["event"], "error", "{events:#?}");
+    let stderr = ferry.output();
+    let printed = stderr.lines().last().unwrap();
+    assert_eq!(
+        Some(printed),
+        last["message"]
+            .as_str()
+            .map(|m| format!("ferry: {m}"))
+            .as_deref()
+    );
+}

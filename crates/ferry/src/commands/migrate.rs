@@ -123,6 +123,9 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
     }
     let result = job.run(&args).await;
     job.events.stopped(None);
+    if let Err(error) = &result {
+        job.events.error(&error_line(error));
+    }
     result
 }
 

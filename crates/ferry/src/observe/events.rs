@@ -84,6 +84,8 @@ pub enum Event<'a> {
     Policy { report: &'a str },
     /// Every human log line, as printed on stderr without the `ferry: ` prefix.
     Log { message: &'a str },
+    /// The error the run ends with (also printed on stderr as the last line).
+    Error { message: &'a str },
 }
 
 /// Writes events as JSON lines on stdout, or nothing.

@@ -169,6 +169,11 @@ impl Observer {
         self.phase(Phase::Reconnecting, None);
     }
 
+    /// The run failed: an `error` event (`main` prints the stderr line).
+    pub fn error(&self, message: &str) {
+        self.json.emit(&Event::Error { message });
+    }
+
     pub fn stopped(&self, offset: Option<i64>) {
         self.phase(Phase::Stopped, offset);
     }

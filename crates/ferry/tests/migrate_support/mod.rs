@@ -19,6 +19,7 @@ pub struct Ferry {
     lines: Arc<Mutex<Vec<String>>>,
     stdout: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    stdout_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Ferry {
@@ -36,7 +37,7 @@ impl Ferry {
         let stdout_sink = stdout.clone();
         let child_stdout = child.stdout.take().expect("stdout");
         // Read continuously, so that ferry never blocks on a full pipe.
-        std::thread::spawn(move || {
+        let stdout_reader = std::thread::spawn(move || {
             for line in BufReader::new(child_stdout).lines() {
                 let Ok(line) = line else { break };
                 stdout_sink.lock().unwrap().push(line);
@@ -58,6 +59,7 @@ impl Ferry {
             lines,
             stdout,
             reader: Some(reader),
+            stdout_reader: Some(stdout_reader),
         }
     }
 
@@ -135,7 +137,10 @@ impl Ferry {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                if let Some(reader) = self.reader.take() {
+                for reader in [self.reader.take(), self.stdout_reader.take()]
+                    .into_iter()
+                    .flatten()
+                {
                     let _ = reader.join();
                 }
                 return status;
