@@ -121,6 +121,14 @@ pub struct MigrateArgs {
     /// Seconds to wait for a TCP connection to either server.
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
+    /// Print events as JSON lines on stdout (phases, progress, policy reports, every log
+    /// line), for automation. Stderr keeps its plain lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Serve GET /metrics (Prometheus) and GET /status (JSON) on this address, e.g.
+    /// 127.0.0.1:9121 (port 0 picks a free port; the address is logged). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// The clap command with the help texts that depend on the codec's tables.

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod display;
 pub mod encoding;
 pub mod error;
+pub mod observe;
 pub mod output_file;
 pub mod pipeline;
 pub mod policy;

@@ -13,10 +13,11 @@
 
 use crate::cli::MigrateArgs;
 use crate::error::Error;
+use crate::observe::{Observer, Phase, Rate};
 use crate::pipeline;
 use crate::policy::Policies;
 use crate::sinks::writer::client::Client;
-use crate::sinks::writer::pipe::{Batch, Mark, Pipe, PipeCounters};
+use crate::sinks::writer::pipe::{Batch, Mark, Pipe};
 use crate::sinks::writer::probe::{self, ServerInfo};
 use crate::sinks::writer::{TargetSink, WriteMode, WriterCounters, WriterLimits};
 use crate::sources::replication::stream::StreamApplier;
@@ -42,6 +43,10 @@ use std::time::{Duration, Instant};
 const STATE_EVERY: Duration = Duration::from_secs(1);
 /// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How often the numbers behind bars, `/metrics` and `/status` are refreshed.
+const STATS_EVERY: Duration = Duration::from_millis(250);
+/// The window rates (keys/s, commands/s) are measured over.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// How long a lost source is retried before giving up.
 const RECONNECT_FOR: Duration = Duration::from_secs(300);
 /// Pause between reconnection attempts.
@@ -60,16 +65,6 @@ pub fn run(args: MigrateArgs, out: &mut dyn Write) -> Result<(), Error> {
     // Tasks still running (ACKs, an abandoned pipe) must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_millis(200));
     result
-}
-
-/// Where log lines go. Today plain lines on stderr; progress bars, `--json` events and
-/// metrics plug in here.
-struct Events;
-
-impl Events {
-    fn line(&self, text: impl AsRef<str>) {
-        let _ = writeln!(std::io::stderr(), "ferry: {}", text.as_ref());
-    }
 }
 
 /// The settings derived from `--max-memory-mb`.
@@ -104,7 +99,7 @@ struct Migration {
     policies: Policies,
     memory: MemoryPlan,
     connect_timeout: Duration,
-    events: Events,
+    events: Observer,
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
@@ -117,9 +112,21 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         policies: Policies::from(args.policies.clone()),
         memory: MemoryPlan::new(args.max_memory_mb),
         connect_timeout: Duration::from_secs(args.connect_timeout),
-        events: Events,
+        events: Observer::new(args.json),
     };
-    job.run(&args).await
+    if let Some(addr) = args.metrics_addr {
+        let bound = crate::observe::http::serve(addr, job.events.stats().clone())
+            .await
+            .map_err(|e| Error::Usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
+        job.events
+            .line(format!("serving /metrics and /status on http://{bound}"));
+    }
+    let result = job.run(&args).await;
+    job.events.stopped(None);
+    if let Err(error) = &result {
+        job.events.error(&error_line(error));
+    }
+    result
 }
 
 fn parse_url(text: &str, flag: &str) -> Result<ServerUrl, Error> {
@@ -223,6 +230,12 @@ impl Migration {
 
         let mut target = self.connect_target(args, owned).await?;
         let source_info = self.source_info().await?;
+        self.events.started(
+            &self.source_url.address(),
+            &source_info.name(),
+            &self.target_url.address(),
+            &target.info.name(),
+        );
         self.events.line(format!(
             "source {} is {}; target {} is {} (writes {}{})",
             self.source_url,
@@ -288,6 +301,7 @@ impl Migration {
                     if since.elapsed() > RECONNECT_FOR {
                         return Err(self.stopped_with(self.source_error(error), &state));
                     }
+                    self.events.reconnecting();
                     self.events.line(format!(
                         "lost the source ({}); reconnecting",
                         error_line(&error)
@@ -381,6 +395,8 @@ impl Migration {
                     "partial resync accepted (+CONTINUE) at offset {}",
                     state.offset
                 ));
+                self.events.replid(&replid);
+                self.events.phase(Phase::Streaming, Some(state.offset));
                 state.replid = Some(replid);
                 Mark {
                     offset: state.offset,
@@ -415,6 +431,8 @@ impl Migration {
                     loaded = self.load_snapshot(&mut repl, pipe, target, offset, owned) => loaded?,
                     _ = shutdown.as_mut() => return Ok(Stop::DuringFullSync),
                 }
+                self.events.replid(&replid);
+                self.events.phase(Phase::Streaming, Some(offset));
                 state.replid = Some(replid);
                 state.offset = offset;
                 state.db = 0;
@@ -428,8 +446,10 @@ impl Migration {
         let result = self
             .stream(&mut repl, &mut applier, pipe, state, shutdown)
             .await;
+        self.events.commands_skipped(applier.skipped());
+        self.events.end_session();
         for line in applier.report_lines() {
-            self.events.line(line);
+            self.events.policy_report(&line);
         }
         result
     }
@@ -570,6 +590,7 @@ impl Migration {
             ),
             None => "full sync: receiving a diskless snapshot".to_owned(),
         });
+        self.events.start_full_sync(total);
         let (sender, reader) = snapshot_channel(self.memory.snapshot_chunks);
         let counters = Arc::new(WriterCounters::default());
         let decoded = Arc::new(AtomicU64::new(0));
@@ -597,22 +618,29 @@ impl Migration {
 
         let forward = stream.forward(sender);
         tokio::pin!(forward);
-        let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+        let mut ticker = tokio::time::interval(STATS_EVERY);
         ticker.tick().await;
-        let mut last_keys = 0;
+        let mut last_line = Instant::now();
+        let mut key_rate = Rate::new(0, RATE_WINDOW);
+        let mut byte_rate = Rate::new(0, RATE_WINDOW);
+        let pipe_counters = pipe.counters();
         let forwarded = loop {
             tokio::select! {
                 result = &mut forward => break result,
                 _ = ticker.tick() => {
                     let keys = counters.keys.load(Ordering::Relaxed);
-                    let rate = (keys - last_keys) as f64 / PROGRESS_EVERY.as_secs_f64();
-                    last_keys = keys;
                     let received = decoded.load(Ordering::Relaxed);
-                    let of = total.map(|t| format!(" of {}", crate::display::size(t))).unwrap_or_default();
-                    self.events.line(format!(
-                        "full sync: {keys} keys written ({rate:.0} keys/s), {}{of} decoded",
-                        crate::display::size(received)
-                    ));
+                    let keys_per_sec = key_rate.update(keys);
+                    self.events.full_sync_rates(keys_per_sec, byte_rate.update(received));
+                    self.events.commands(
+                        pipe_counters.replies.load(Ordering::Relaxed),
+                        pipe_counters.bytes.load(Ordering::Relaxed),
+                    );
+                    let line = last_line.elapsed() >= PROGRESS_EVERY;
+                    if line {
+                        last_line = Instant::now();
+                    }
+                    self.events.full_sync_progress(keys, received, keys_per_sec, line);
                 }
             }
         };
@@ -626,7 +654,7 @@ impl Migration {
             (_, Err(error)) => return Err(SessionError::Fatal(error)),
             (_, Ok(report)) => {
                 for line in report {
-                    self.events.line(line);
+                    self.events.policy_report(&line);
                 }
             }
         }
@@ -639,6 +667,8 @@ impl Migration {
         pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
         let seconds = started.elapsed().as_secs_f64();
         let keys = counters.keys.load(Ordering::Relaxed);
+        self.events
+            .full_sync_progress(keys, decoded.load(Ordering::Relaxed), 0.0, false);
         self.events.line(format!(
             "full sync done: {keys} keys ({} by RESTORE, {} with plain commands), {} at or near expiry kept until the source deletes them, {} function libraries, {} in {seconds:.1} s ({:.0} keys/s)",
             counters.restored.load(Ordering::Relaxed),
@@ -663,7 +693,9 @@ impl Migration {
         applier.flush().await.map_err(|e| self.fatal_target(e))?;
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
         let mut last_save = Instant::now();
-        let mut progress = Progress::new(pipe.counters());
+        let counters = pipe.counters();
+        let mut ops_rate = Rate::new(counters.replies.load(Ordering::Relaxed), RATE_WINDOW);
+        let mut last_line = Instant::now();
         let mut in_sync = false;
         loop {
             tokio::select! {
@@ -697,15 +729,20 @@ impl Migration {
                     let received = repl.offset();
                     if !in_sync && state.offset >= received {
                         in_sync = true;
-                        self.events.line(format!("in sync at offset {}", state.offset));
+                        self.events.in_sync(state.offset);
                     }
                     if last_save.elapsed() >= STATE_EVERY {
                         self.save_state(state)?;
                         last_save = Instant::now();
                     }
-                    if let Some(line) = progress.line(state.offset, received) {
-                        self.events.line(line);
+                    self.events.commands_skipped(applier.skipped());
+                    let replies = counters.replies.load(Ordering::Relaxed);
+                    self.events.commands(replies, counters.bytes.load(Ordering::Relaxed));
+                    let line = last_line.elapsed() >= PROGRESS_EVERY;
+                    if line {
+                        last_line = Instant::now();
                     }
+                    self.events.stream_progress(state.offset, received, ops_rate.update(replies), line);
                 }
             }
         }
@@ -734,38 +771,6 @@ impl Migration {
 
 fn save_to(path: &Path, state: &MigrationState) -> Result<(), Error> {
     state::save(path, state).map_err(Error::from)
-}
-
-/// The periodic streaming line: applied offset, lag, commands per second.
-struct Progress {
-    counters: Arc<PipeCounters>,
-    last: Instant,
-    last_replies: u64,
-}
-
-impl Progress {
-    fn new(counters: Arc<PipeCounters>) -> Self {
-        Self {
-            last_replies: counters.replies.load(Ordering::Relaxed),
-            counters,
-            last: Instant::now(),
-        }
-    }
-
-    fn line(&mut self, applied: i64, received: i64) -> Option<String> {
-        let elapsed = self.last.elapsed();
-        if elapsed < PROGRESS_EVERY {
-            return None;
-        }
-        let replies = self.counters.replies.load(Ordering::Relaxed);
-        let rate = (replies - self.last_replies) as f64 / elapsed.as_secs_f64();
-        self.last = Instant::now();
-        self.last_replies = replies;
-        Some(format!(
-            "streaming: applied offset {applied}, lag {} bytes, {rate:.0} commands/s",
-            (received - applied).max(0)
-        ))
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -17,7 +17,9 @@ pub const IN_SYNC_TIMEOUT: Duration = Duration::from_secs(180);
 pub struct Ferry {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    stdout_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Ferry {
@@ -26,11 +28,21 @@ impl Ferry {
             .arg("migrate")
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start ferry");
         let stderr = child.stderr.take().expect("stderr");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stdout_sink = stdout.clone();
+        let child_stdout = child.stdout.take().expect("stdout");
+        // Read continuously, so that ferry never blocks on a full pipe.
+        let stdout_reader = std::thread::spawn(move || {
+            for line in BufReader::new(child_stdout).lines() {
+                let Ok(line) = line else { break };
+                stdout_sink.lock().unwrap().push(line);
+            }
+        });
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let reader = std::thread::spawn(move || {
@@ -45,7 +57,9 @@ impl Ferry {
         Ferry {
             child,
             lines,
+            stdout,
             reader: Some(reader),
+            stdout_reader: Some(stdout_reader),
         }
     }
 
@@ -65,6 +79,11 @@ impl Ferry {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The lines ferry printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub fn output(&self) -> String {
@@ -118,7 +137,10 @@ impl Ferry {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                if let Some(reader) = self.reader.take() {
+                for reader in [self.reader.take(), self.stdout_reader.take()]
+                    .into_iter()
+                    .flatten()
+                {
                     let _ = reader.join();
                 }
                 return status;
