@@ -51,14 +51,18 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
         }
     }
     if compress && s.len() > 20 {
-        if let Some(packed) = lzf::compress(s) {
-            if packed.len() + 4 <= s.len() {
+        let mark = out.len();
+        if let Some(packed) = lzf::compress_into(s, out) {
+            if packed + 4 <= s.len() {
                 out.push(SPECIAL | ENC_LZF);
-                write_len(out, packed.len() as u64);
+                write_len(out, packed as u64);
                 write_len(out, s.len() as u64);
-                out.extend_from_slice(&packed);
+                // The header went in after the data it announces: move it in front.
+                let header = out.len() - mark - packed;
+                out[mark..].rotate_right(header);
                 return;
             }
+            out.truncate(mark);
         }
     }
     write_len(out, s.len() as u64);

@@ -81,16 +81,7 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatEr
                     format!("output exceeds the expected {expected_len} bytes"),
                 ));
             }
-            let from = out.len() - distance;
-            if distance >= len {
-                out.extend_from_within(from..from + len);
-            } else {
-                // Overlapping copy repeats the last `distance` bytes; must go byte by byte.
-                for i in 0..len {
-                    let b = out[from + i];
-                    out.push(b);
-                }
-            }
+            copy_back(&mut out, distance, len);
         }
     }
     if out.len() != expected_len {
@@ -100,6 +91,31 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatEr
         ));
     }
     Ok(out)
+}
+
+/// Appends `len` bytes copied from `distance` bytes back (`distance <= out.len()`).
+#[inline]
+fn copy_back(out: &mut Vec<u8>, distance: usize, len: usize) {
+    let from = out.len() - distance;
+    if distance >= len {
+        out.extend_from_within(from..from + len);
+        return;
+    }
+    if distance == 1 {
+        // A run of one byte (zero padding is common): a fill.
+        let byte = out[from];
+        out.resize(out.len() + len, byte);
+        return;
+    }
+    // An overlapping reference repeats the last `distance` bytes. `out[from..]` always
+    // holds whole periods, so copying all of it continues the pattern: the copied span
+    // doubles each round instead of going byte by byte (runs of zeros are common).
+    let mut left = len;
+    while left > 0 {
+        let take = left.min(out.len() - from);
+        out.extend_from_within(from..from + take);
+        left -= take;
+    }
 }
 
 fn flush_literals(out: &mut Vec<u8>, literals: &[u8]) {
@@ -114,9 +130,42 @@ fn hash(input: &[u8], i: usize, bits: u32) -> usize {
     (v.wrapping_mul(2_654_435_761) >> (32 - bits)) as usize
 }
 
+/// How many bytes from `earlier` and `at` match, up to `max`; compares 8 bytes at a time
+/// because long matches (runs of padding) are common.
+fn match_length(input: &[u8], earlier: usize, at: usize, max: usize) -> usize {
+    let (a, b) = (&input[earlier..earlier + max], &input[at..at + max]);
+    let word = |chunk: &[u8]| chunk.try_into().map_or(0, u64::from_le_bytes);
+    let mut len = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let diff = word(x) ^ word(y);
+        if diff != 0 {
+            return len + (diff.trailing_zeros() / 8) as usize;
+        }
+        len += 8;
+    }
+    len + a[len..]
+        .iter()
+        .zip(&b[len..])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+std::thread_local! {
+    /// The hash table of [`compress_into`], kept between calls: a dataset of many short
+    /// strings would otherwise pay an allocation per string.
+    static TABLE: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Compresses `input` into standard LZF (readable by Redis and Valkey `lzf_decompress`).
 /// Returns `None` unless the result is strictly smaller than the input.
 pub fn compress(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    compress_into(input, &mut out).map(|_| out)
+}
+
+/// Like [`compress`], appending to `out`; returns the compressed length. On `None`, `out`
+/// is left as it was.
+pub fn compress_into(input: &[u8], out: &mut Vec<u8>) -> Option<usize> {
     let n = input.len();
     if n < 4 || u32::try_from(n).is_err() {
         return None;
@@ -124,8 +173,23 @@ pub fn compress(input: &[u8]) -> Option<Vec<u8>> {
     // Size the hash table to the input so the many short strings of a typical dataset
     // do not each pay for zeroing a large table.
     let bits = (usize::BITS - n.leading_zeros()).clamp(8, 14);
-    let mut table = vec![0u32; 1 << bits];
-    let mut out = Vec::with_capacity(n);
+    let start = out.len();
+    let packed = TABLE.with(|table| {
+        let mut table = table.borrow_mut();
+        table.clear();
+        table.resize(1 << bits, 0);
+        compress_with(input, out, &mut table, bits)
+    });
+    if packed.is_none() {
+        out.truncate(start);
+    }
+    packed
+}
+
+fn compress_with(input: &[u8], out: &mut Vec<u8>, table: &mut [u32], bits: u32) -> Option<usize> {
+    let n = input.len();
+    let start = out.len();
+    out.reserve(n);
     let mut lit_start = 0;
     let mut ip = 0;
     while ip + MIN_MATCH <= n {
@@ -138,11 +202,14 @@ pub fn compress(input: &[u8]) -> Option<Vec<u8>> {
             && input[candidate..candidate + MIN_MATCH] == input[ip..ip + MIN_MATCH]
         {
             let max = (n - ip).min(MAX_MATCH);
-            let mut len = MIN_MATCH;
-            while len < max && input[candidate + len] == input[ip + len] {
-                len += 1;
-            }
-            flush_literals(&mut out, &input[lit_start..ip]);
+            let len = MIN_MATCH
+                + match_length(
+                    input,
+                    candidate + MIN_MATCH,
+                    ip + MIN_MATCH,
+                    max - MIN_MATCH,
+                );
+            flush_literals(out, &input[lit_start..ip]);
             let code = len - 2;
             let off = distance - 1;
             if code < 7 {
@@ -163,12 +230,13 @@ pub fn compress(input: &[u8]) -> Option<Vec<u8>> {
         } else {
             ip += 1;
         }
-        if out.len() >= n {
+        if out.len() - start >= n {
             return None;
         }
     }
-    flush_literals(&mut out, &input[lit_start..]);
-    (out.len() < n).then_some(out)
+    flush_literals(out, &input[lit_start..]);
+    let packed = out.len() - start;
+    (packed < n).then_some(packed)
 }
 
 #[cfg(test)]
@@ -226,6 +294,23 @@ mod tests {
         let data: Vec<u8> = (0..=255u8).collect();
         assert_eq!(compress(&data), None);
         assert_eq!(compress(b"abc"), None);
+    }
+
+    #[test]
+    fn compress_into_appends_or_leaves_the_output_alone() {
+        let data = b"value:1234"
+            .iter()
+            .copied()
+            .chain([0u8; 90])
+            .collect::<Vec<_>>();
+        let mut out = b"head".to_vec();
+        let packed = compress_into(&data, &mut out).unwrap();
+        assert_eq!(&out[..4], b"head");
+        assert_eq!(out.len(), 4 + packed);
+        assert_eq!(decompress(&out[4..], data.len()).unwrap(), data);
+        let noise: Vec<u8> = (0..=255u8).collect();
+        assert_eq!(compress_into(&noise, &mut out), None);
+        assert_eq!(out.len(), 4 + packed);
     }
 
     proptest! {

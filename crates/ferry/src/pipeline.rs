@@ -30,10 +30,17 @@ pub fn run(
     let mut scratch = Vec::new();
     let mut since_progress = 0u64;
     while let Some(item) = source.next_item()? {
-        batch.push(item);
-        apply_all(transforms, &mut batch, &mut scratch)?;
-        for item in batch.drain(..) {
-            sink.push(item)?;
+        // The first transform takes the item itself: most items pass one by one, and each
+        // move of an item through a batch costs (an item is over 100 bytes).
+        match transforms.split_first_mut() {
+            Some((first, rest)) => {
+                first.apply(item, &mut batch)?;
+                apply_all(rest, &mut batch, &mut scratch)?;
+                for item in batch.drain(..) {
+                    sink.push(item)?;
+                }
+            }
+            None => sink.push(item)?,
         }
         since_progress += 1;
         if since_progress == PROGRESS_EVERY {

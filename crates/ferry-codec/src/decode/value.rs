@@ -41,6 +41,9 @@ pub(crate) enum ValueState {
         with_containers: bool,
     },
     Stream(stream::StreamState),
+    /// A value read whole at its start (a string, a module value), not yet handed out.
+    /// Kept here rather than in a one-element `Vec` to spare an allocation per key.
+    Decoded(ValuePart),
 }
 
 /// What reading a value's beginning produced.
@@ -60,6 +63,16 @@ impl ValueStart {
             len,
             parts,
             state: None,
+        }
+    }
+
+    /// A value that is exactly one part, already read.
+    fn single(kind: Kind, part: ValuePart) -> Self {
+        Self {
+            kind,
+            len: None,
+            parts: Vec::new(),
+            state: Some(ValueState::Decoded(part)),
         }
     }
 
@@ -112,11 +125,7 @@ pub(crate) fn start_value<R: Read>(
     match type_byte {
         types::STRING => {
             let value = reader.read_string("a string value")?;
-            Ok(ValueStart::done(
-                Kind::String,
-                None,
-                vec![ValuePart::String(value)],
-            ))
+            Ok(ValueStart::single(Kind::String, ValuePart::String(value)))
         }
         types::LIST => elements(reader, Kind::List, Shape::List),
         types::SET => elements(reader, Kind::Set, Shape::Set),
@@ -126,10 +135,9 @@ pub(crate) fn start_value<R: Read>(
         types::MODULE_2 => {
             let id = ModuleId(reader.read_len("a module id")?);
             let body = module::capture_body(reader)?;
-            Ok(ValueStart::done(
+            Ok(ValueStart::single(
                 Kind::Module(id),
-                None,
-                vec![ValuePart::Module(body)],
+                ValuePart::Module(body),
             ))
         }
         types::HASH_ZIPMAP => blob(reader, Kind::Hash, |b| hash::zipmap(b, limits)),
@@ -241,5 +249,6 @@ pub(crate) fn continue_value<R: Read>(
             let (part, next) = stream::continue_stream(reader, state)?;
             Ok((part, next.map(ValueState::Stream)))
         }
+        ValueState::Decoded(part) => Ok((part, None)),
     }
 }

@@ -134,6 +134,18 @@ impl<W: Write> Encoder<W> {
         result
     }
 
+    /// Like [`Encoder::write_item`], taking the item: a key's header is kept as it is
+    /// rather than copied (a copy of its name costs an allocation per key).
+    pub fn write_owned(&mut self, item: Item) -> Result<(), EncodeError> {
+        match (&self.state, item) {
+            (State::TopLevel, Item::KeyStart(header)) => {
+                self.key_start(header);
+                Ok(())
+            }
+            (_, item) => self.write_item(&item),
+        }
+    }
+
     fn apply(&mut self, item: &Item) -> Result<(), EncodeError> {
         match (&self.state, item) {
             (State::Failed, _) => Err(EncodeError::Sequence(
@@ -161,7 +173,7 @@ impl<W: Write> Encoder<W> {
                 "a Part or KeyEnd item outside of a key".into(),
             )),
             (State::TopLevel, Item::KeyStart(header)) => {
-                self.key_start(header);
+                self.key_start(header.clone());
                 Ok(())
             }
             (State::TopLevel, Item::End { .. }) => self.end(),
@@ -223,16 +235,13 @@ impl<W: Write> Encoder<W> {
         Ok(())
     }
 
-    fn key_start(&mut self, header: &KeyHeader) {
+    fn key_start(&mut self, header: KeyHeader) {
         self.value.clear();
         let mode = match header.kind {
             Kind::String | Kind::Module(_) => KeyMode::Direct { written: false },
             _ => KeyMode::Buffering,
         };
-        self.state = State::Key(KeyState {
-            header: header.clone(),
-            mode,
-        });
+        self.state = State::Key(KeyState { header, mode });
     }
 
     /// Writes `SELECTDB` when the key lives in another database than the previous one, then

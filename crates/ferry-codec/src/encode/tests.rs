@@ -419,6 +419,25 @@ fn type_of(number: u16, key: (KeyHeader, Value)) -> u8 {
 }
 
 #[test]
+fn owned_items_encode_exactly_as_borrowed_ones() {
+    let keys: Vec<_> = [
+        ("s", Value::String(b("a string value"))),
+        ("l", list_of(300, |i| format!("e{i}"))),
+        ("t", set_of(3, |i| format!("m{i}"))),
+    ]
+    .into_iter()
+    .map(|(key, value)| (header(key, value.kind()), value))
+    .collect();
+    let items = items_for(&keys, 100);
+    let borrowed = encode(format(11), EncodeOptions::default(), &items).unwrap();
+    let mut encoder = Encoder::new(Vec::new(), format(11), EncodeOptions::default());
+    for item in items {
+        encoder.write_owned(item).unwrap();
+    }
+    assert_eq!(encoder.finish().unwrap(), borrowed);
+}
+
+#[test]
 fn strings_round_trip_in_every_format() {
     let long = "abc".repeat(40_000);
     for number in FORMATS {

@@ -50,11 +50,15 @@ impl Sink for RdbFileSink {
                 "item after the output was finished".into(),
             )));
         };
-        if let Err(source) = encoder.write_item(&item) {
+        let key_db = match &item {
+            Item::KeyStart(header) => Some(header.db),
+            _ => None,
+        };
+        if let Err(source) = encoder.write_owned(item) {
             return Err(self.encode_error(source));
         }
-        if let Item::KeyStart(header) = item {
-            *self.stats.keys_per_db.entry(header.db).or_default() += 1;
+        if let Some(db) = key_db {
+            *self.stats.keys_per_db.entry(db).or_default() += 1;
         }
         Ok(())
     }

@@ -40,6 +40,33 @@ impl RdbFileSource {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Reads to the end marker, showing each item to `visit` with the offset after it.
+    /// For a consumer that only looks at items: they stay where the decoder put them
+    /// instead of moving through [`Source::next_item`]'s result, which is measurable on
+    /// files of many small keys.
+    pub fn visit_all(&mut self, mut visit: impl FnMut(&Item, u64)) -> Result<(), Error> {
+        while !self.ended {
+            match self.decoder.next_item() {
+                Ok(Some(item)) => {
+                    self.ended = matches!(item, Item::End { .. });
+                    visit(&item, self.decoder.bytes_read());
+                }
+                Ok(None) => {
+                    return Err(Error::NoEnd {
+                        path: self.path.clone(),
+                    })
+                }
+                Err(source) => {
+                    return Err(Error::Decode {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Source for RdbFileSource {

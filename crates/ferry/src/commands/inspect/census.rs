@@ -36,7 +36,9 @@ pub struct Census {
     pub module_aux: BTreeMap<String, u64>,
     pub functions: u64,
     pub databases: BTreeMap<u64, DbCounts>,
-    pub types: BTreeMap<TypeKey, TypeCounts>,
+    /// Counts per (kind, type byte), in order of first appearance; see [`Census::types`].
+    /// A short list searched linearly: files hold a handful of types, and this runs per key.
+    tallies: Vec<TypeTally>,
     /// Hashes with at least one field TTL, and the fields with one.
     pub field_ttl_keys: u64,
     pub field_ttl_fields: u64,
@@ -51,8 +53,16 @@ pub struct Census {
 }
 
 #[derive(Debug)]
+struct TypeTally {
+    kind: Kind,
+    type_byte: u8,
+    counts: TypeCounts,
+}
+
+#[derive(Debug)]
 struct CurrentKey {
-    type_key: TypeKey,
+    /// Index into `tallies`.
+    tally: usize,
     started_at: u64,
     ttl_fields: u64,
 }
@@ -86,14 +96,9 @@ impl Census {
                     Kind::Module(id) => *self.module_keys.entry(id.name()).or_default() += 1,
                     _ => {}
                 }
-                let flavor = self.version.map_or(Flavor::Redis, |v| v.flavor);
-                let type_key = TypeKey {
-                    type_name: header.kind.type_name(),
-                    encoding: encoding_name(flavor, header.encoding),
-                    type_byte: header.encoding,
-                };
+                let tally = self.tally_index(header.kind, header.encoding);
                 self.current_key = Some(CurrentKey {
-                    type_key,
+                    tally,
                     started_at: before,
                     ttl_fields: 0,
                 });
@@ -107,7 +112,7 @@ impl Census {
             Item::Part(_) => {}
             Item::KeyEnd => {
                 if let Some(key) = self.current_key.take() {
-                    let counts = self.types.entry(key.type_key).or_default();
+                    let counts = &mut self.tallies[key.tally].counts;
                     counts.keys += 1;
                     counts.bytes += after.saturating_sub(key.started_at);
                     if key.ttl_fields > 0 {
@@ -118,6 +123,39 @@ impl Census {
             }
             Item::End { checksum } => self.end = Some(*checksum),
         }
+    }
+
+    fn tally_index(&mut self, kind: Kind, type_byte: u8) -> usize {
+        let found = self
+            .tallies
+            .iter()
+            .position(|t| t.type_byte == type_byte && t.kind == kind);
+        found.unwrap_or_else(|| {
+            self.tallies.push(TypeTally {
+                kind,
+                type_byte,
+                counts: TypeCounts::default(),
+            });
+            self.tallies.len() - 1
+        })
+    }
+
+    /// Keys and bytes per type and source encoding, in that order. Module types with the
+    /// same name (different encoding versions) count together.
+    pub fn types(&self) -> BTreeMap<TypeKey, TypeCounts> {
+        let flavor = self.version.map_or(Flavor::Redis, |v| v.flavor);
+        let mut types = BTreeMap::<TypeKey, TypeCounts>::new();
+        for tally in &self.tallies {
+            let key = TypeKey {
+                type_name: tally.kind.type_name(),
+                encoding: encoding_name(flavor, tally.type_byte),
+                type_byte: tally.type_byte,
+            };
+            let counts = types.entry(key).or_default();
+            counts.keys += tally.counts.keys;
+            counts.bytes += tally.counts.bytes;
+        }
+        types
     }
 
     pub fn total_keys(&self) -> u64 {

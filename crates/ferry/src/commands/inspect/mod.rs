@@ -132,19 +132,18 @@ pub fn run(args: InspectArgs, out: &mut dyn Write) -> Result<(), Error> {
     written.map_err(Error::Stdout)
 }
 
-fn take_census(source: &mut dyn Source, progress: &InputProgress) -> Result<Census, Error> {
+fn take_census(source: &mut RdbFileSource, progress: &InputProgress) -> Result<Census, Error> {
     let mut census = Census::default();
     let mut before = 0;
     let mut items = 0u32;
-    while let Some(item) = source.next_item()? {
-        let after = source.bytes_read();
-        census.observe(&item, before, after);
+    source.visit_all(|item, after| {
+        census.observe(item, before, after);
         before = after;
         items = items.wrapping_add(1);
         if items & 1023 == 0 {
             progress.set(after);
         }
-    }
+    })?;
     Ok(census)
 }
 
@@ -185,7 +184,7 @@ pub fn build_report(file: String, size: u64, census: &Census) -> InspectReport {
             })
             .collect(),
         types: census
-            .types
+            .types()
             .iter()
             .map(|(key, counts)| TypeStats {
                 type_name: key.type_name.clone(),
