@@ -26,7 +26,7 @@ pub fn probe(path: &Path) -> Result<SourceFacts, Error> {
         .iter()
         .map(|(db, counts)| (*db, counts.keys))
         .collect();
-    for (type_key, counts) in &census.types {
+    for (type_key, counts) in census.types() {
         *facts.types.entry(type_key.type_name.clone()).or_default() += counts.keys;
     }
     facts.function_libraries = census.functions;
