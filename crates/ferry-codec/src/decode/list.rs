@@ -9,7 +9,7 @@ use crate::model::ValuePart;
 use crate::{listpack, ziplist};
 
 use super::blob::{entry_size, Blob};
-use super::parts::{Batch, Limits, Splitter};
+use super::parts::{read_strings, Limits, Splitter};
 use super::reader::Reader;
 
 /// Quicklist 2 node containers.
@@ -21,15 +21,8 @@ pub(crate) fn read_elements<R: Read>(
     remaining: u64,
     limits: &Limits,
 ) -> Result<(ValuePart, u64), DecodeError> {
-    let mut batch = Batch::new(*limits, remaining);
-    let mut read = 0;
-    while read < remaining && !batch.is_full() {
-        let element = reader.read_string("a list element")?;
-        let size = element.len();
-        batch.push(element, size);
-        read += 1;
-    }
-    Ok((ValuePart::ListElements(batch.take()), read))
+    let (strings, read) = read_strings(reader, remaining, limits, "a list element")?;
+    Ok((ValuePart::ListElements(strings), read))
 }
 
 pub(crate) fn ziplist(blob: &Blob, limits: Limits) -> Result<(Vec<ValuePart>, u64), DecodeError> {

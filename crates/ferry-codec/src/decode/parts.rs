@@ -1,6 +1,12 @@
 //! Cutting collections into parts of bounded size.
 
+use std::io::Read;
+
+use bytes::Bytes;
+
+use super::reader::Reader;
 use super::DecodeOptions;
+use crate::error::DecodeError;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -108,4 +114,23 @@ impl<T, P> Splitter<T, P> {
         }
         self.parts
     }
+}
+
+/// Up to one part's worth of a plain collection's strings (list elements, set members),
+/// and how many were read.
+pub(crate) fn read_strings<R: Read>(
+    reader: &mut Reader<R>,
+    remaining: u64,
+    limits: &Limits,
+    what: &'static str,
+) -> Result<(Vec<Bytes>, u64), DecodeError> {
+    let mut batch = Batch::new(*limits, remaining);
+    let mut read = 0;
+    while read < remaining && !batch.is_full() {
+        let string = reader.read_string(what)?;
+        let size = string.len();
+        batch.push(string, size);
+        read += 1;
+    }
+    Ok((batch.take(), read))
 }

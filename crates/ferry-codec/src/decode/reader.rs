@@ -461,22 +461,7 @@ impl<R: Read> Reader<R> {
 /// The decimal text of an integer, as Redis returns integer-encoded strings.
 pub(crate) fn decimal(value: i64) -> Bytes {
     let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = value.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let mut out = Vec::with_capacity(21);
-    if value < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[at..]);
-    Bytes::from(out)
+    Bytes::copy_from_slice(crate::listpack::format_i64(value, &mut digits))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::model::ValuePart;
 use crate::{intset, listpack};
 
 use super::blob::{entry_size, Blob};
-use super::parts::{Batch, Limits, Splitter};
+use super::parts::{read_strings, Limits, Splitter};
 use super::reader::{decimal, Reader};
 
 pub(crate) fn read_members<R: Read>(
@@ -15,15 +15,8 @@ pub(crate) fn read_members<R: Read>(
     remaining: u64,
     limits: &Limits,
 ) -> Result<(ValuePart, u64), DecodeError> {
-    let mut batch = Batch::new(*limits, remaining);
-    let mut read = 0;
-    while read < remaining && !batch.is_full() {
-        let member = reader.read_string("a set member")?;
-        let size = member.len();
-        batch.push(member, size);
-        read += 1;
-    }
-    Ok((ValuePart::SetMembers(batch.take()), read))
+    let (strings, read) = read_strings(reader, remaining, limits, "a set member")?;
+    Ok((ValuePart::SetMembers(strings), read))
 }
 
 pub(crate) fn intset(blob: &Blob, limits: Limits) -> Result<(Vec<ValuePart>, u64), DecodeError> {
