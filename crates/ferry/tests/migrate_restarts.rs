@@ -7,10 +7,11 @@
 mod migrate_support;
 
 use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
-use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::workload::{forget_unreplicated_group_state, Workload, WorkloadStats};
 use ferry_testkit::{dataset, Server, ServerKind};
-use migrate_support::{wait_applied, Ferry};
+use migrate_support::{capture_in_step, wait_applied, Ferry};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -37,10 +38,9 @@ impl Load {
 
 /// The comparison of migrate_sync.rs: the target holds the source's data as the default
 /// policies promise (Redis 7.0 has no field TTLs or vector sets).
-fn assert_equal(source: &Server, target: &Server, ferry: &Ferry) {
-    let before = Snapshot::capture(source).unwrap();
+fn assert_equal(source: &Server, target: &Server, state: &Path, ferry: &Ferry) {
+    let (before, mut actual) = capture_in_step(source, target, state, ferry);
     let mut expected = after_policies(&before, FieldTtl::Keep, VectorSets::Remove).snapshot;
-    let mut actual = Snapshot::capture(target).unwrap();
     forget_unreplicated_group_state(&mut expected);
     forget_unreplicated_group_state(&mut actual);
     let differences = expected.diff(&actual, &DiffOptions::new());
@@ -57,7 +57,7 @@ fn assert_equal(source: &Server, target: &Server, ferry: &Ferry) {
 
 /// After the load stops: short TTLs run out on both sides, then the source's deletions
 /// reach the target (as in migrate_sync.rs).
-fn settle(source: &Server, state: &std::path::Path, ferry: &Ferry, load: Load) {
+fn settle(source: &Server, state: &Path, ferry: &Ferry, load: Load) {
     let stats = load.stop();
     assert!(stats.total() > 1000, "{stats:?}");
     std::thread::sleep(Duration::from_millis(3_500));
@@ -82,7 +82,7 @@ fn a_restarted_source_is_followed_again() {
     std::thread::sleep(Duration::from_secs(4));
     wait_applied(&source, &state, &ferry);
     settle(&source, &state, &ferry, load);
-    assert_equal(&source, &target, &ferry);
+    assert_equal(&source, &target, &state, &ferry);
 
     ferry.signal("TERM");
     let status = ferry.wait_exit(Duration::from_secs(20));
@@ -111,7 +111,7 @@ fn a_source_restarted_between_writes_is_followed_again() {
     // them on load, the target by its own clock.
     std::thread::sleep(Duration::from_secs(2));
     wait_applied(&source, &state, &ferry);
-    assert_equal(&source, &target, &ferry);
+    assert_equal(&source, &target, &state, &ferry);
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn a_restarted_target_stops_ferry_and_the_same_state_resumes() {
     settle(&source, &state, &ferry, load);
     // Shown with a failure, to tell what the stopped run had applied.
     eprintln!("first run:\n{first_run}");
-    assert_equal(&source, &target, &ferry);
+    assert_equal(&source, &target, &state, &ferry);
 
     ferry.signal("TERM");
     let status = ferry.wait_exit(Duration::from_secs(20));
@@ -172,5 +172,5 @@ fn the_same_load_streamed_as_long_without_a_restart() {
     ferry.wait_in_sync();
     std::thread::sleep(Duration::from_secs(8));
     settle(&source, &state, &ferry, load);
-    assert_equal(&source, &target, &ferry);
+    assert_equal(&source, &target, &state, &ferry);
 }

@@ -4,10 +4,10 @@
 mod migrate_support;
 
 use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
-use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::workload::{forget_unreplicated_group_state, Workload};
 use ferry_testkit::{dataset, Server, ServerKind};
-use migrate_support::{assert_same, simple_load, wait_applied, Ferry};
+use migrate_support::{assert_same, capture_in_step, simple_load, wait_applied, Ferry};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,9 +45,8 @@ fn migrate_and_compare(
     } else {
         VectorSets::Remove
     };
-    let before = Snapshot::capture(&source).unwrap();
+    let (before, mut actual) = capture_in_step(&source, &target, &state, &ferry);
     let mut expected = after_policies(&before, field_ttl, vectors).snapshot;
-    let mut actual = Snapshot::capture(&target).unwrap();
     forget_unreplicated_group_state(&mut expected);
     forget_unreplicated_group_state(&mut actual);
     // Redis 6.0 replicates relative TTLs, made absolute on arrival, so they come out later
@@ -175,10 +174,9 @@ fn redis_8_0_to_valkey_8_1_dropping_volatile_fields() {
     ferry.wait_in_sync();
     simple_load(&source, 1);
     wait_applied(&source, &state, &ferry);
-    let before = Snapshot::capture(&source).unwrap();
+    let (before, actual) = capture_in_step(&source, &target, &state, &ferry);
     let expected = after_policies(&before, FieldTtl::DropField, VectorSets::Remove);
     assert!(expected.changed_fields > 0);
-    let actual = Snapshot::capture(&target).unwrap();
     let differences = expected.snapshot.diff(&actual, &DiffOptions::new());
     let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
     assert!(differences.is_empty(), "{}", shown.join("\n"));

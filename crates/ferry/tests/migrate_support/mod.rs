@@ -209,6 +209,22 @@ pub fn wait_applied(source: &Server, state: &Path, ferry: &Ferry) {
     }
 }
 
+/// Captures the source, waits until ferry has applied everything the source wrote up to
+/// then, and captures the target. Reading the source makes it expire due keys lazily and
+/// replicate their DELs; the target, whose expiries ferry holds for exactly those DELs,
+/// must have them before it is read.
+pub fn capture_in_step(
+    source: &Server,
+    target: &Server,
+    state: &Path,
+    ferry: &Ferry,
+) -> (Snapshot, Snapshot) {
+    let expected = Snapshot::capture(source).expect("capture source");
+    wait_applied(source, state, ferry);
+    let actual = Snapshot::capture(target).expect("capture target");
+    (expected, actual)
+}
+
 /// A write load touching every type, expiries, MULTI/EXEC and a second database.
 pub fn simple_load(server: &Server, round: u32) {
     let mut con = server.client();
