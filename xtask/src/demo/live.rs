@@ -163,21 +163,17 @@ pub fn run(paths: &Paths, redis: &Server, valkey: &Server) -> Result<Migrated> {
         .map_err(|_| anyhow::anyhow!("the write load panicked"))?;
     println!("the load sent {} operations", stats.total());
     sleep(SETTLE);
-    let last = master_repl_offset(&mut redis.try_client()?)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while read_state(&paths.state).is_none_or(|(_, applied)| applied < last) {
-        if Instant::now() > deadline {
-            bail!("ferry did not apply the source's offset {last} within 60 s");
-        }
-        sleep(Duration::from_millis(50));
-    }
+    let last = wait_applied(redis, &paths.state)?;
     println!(
         "{} records offset {last}, Redis 8.0's master_repl_offset",
         rel(&paths.state).display()
     );
+    // Reading Redis expires due keys lazily and replicates their DELs: ferry applies
+    // those too before Valkey is read (it holds expiries for exactly those DELs).
+    let source = Snapshot::capture(redis)?;
+    wait_applied(redis, &paths.state)?;
     ferry.stop()?;
 
-    let source = Snapshot::capture(redis)?;
     let mut expected = after_policies(&source, FieldTtl::Persist, VectorSets::Remove);
     let mut target = Snapshot::capture(valkey)?;
     forget_unreplicated_group_state(&mut expected.snapshot);
@@ -187,6 +183,19 @@ pub fn run(paths: &Paths, redis: &Server, valkey: &Server) -> Result<Migrated> {
         source,
         target,
     })
+}
+
+/// Waits until ferry's state file records Redis's current replication offset; returns it.
+fn wait_applied(redis: &Server, state: &Path) -> Result<i64> {
+    let last = master_repl_offset(&mut redis.try_client()?)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_state(state).is_none_or(|(_, applied)| applied < last) {
+        if Instant::now() > deadline {
+            bail!("ferry did not apply the source's offset {last} within 60 s");
+        }
+        sleep(Duration::from_millis(50));
+    }
+    Ok(last)
 }
 
 /// Redis waits `repl-diskless-sync-delay` (5 s by default) for more replicas before it
