@@ -5,32 +5,20 @@
 use crate::error::EncodeError;
 use crate::length::{write_i64_le, write_len, write_string, write_u64_le};
 use crate::listpack::ListpackBuilder;
-use crate::ziplist::ZiplistBuilder;
 
 use super::buffer::Field;
+use super::packer::Packer;
 
 /// The latest field expiry Redis accepts (`EB_EXPIRE_TIME_MAX`, 2^48 - 1 ms).
 const REDIS_MAX_FIELD_EXPIRY: u64 = (1 << 48) - 1;
 
-pub(super) fn write_listpack<'a>(
+/// A hash small enough to pack: field, value, field, value...
+pub(super) fn write_packed<'a>(
+    mut packer: Packer,
     fields: impl Iterator<Item = Field<'a>>,
     out: &mut Vec<u8>,
     compress: bool,
 ) {
-    let mut packer = ListpackBuilder::new();
-    for f in fields {
-        packer.push(f.field);
-        packer.push(f.value);
-    }
-    write_string(out, &packer.finish(), compress);
-}
-
-pub(super) fn write_ziplist<'a>(
-    fields: impl Iterator<Item = Field<'a>>,
-    out: &mut Vec<u8>,
-    compress: bool,
-) {
-    let mut packer = ZiplistBuilder::new();
     for f in fields {
         packer.push(f.field);
         packer.push(f.value);

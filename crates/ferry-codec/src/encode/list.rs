@@ -1,9 +1,9 @@
 //! Lists: quicklists of listpack (RDB 10+) or ziplist (RDB 9) nodes, and the plain form.
 
 use crate::length::{write_len, write_string};
-use crate::listpack::ListpackBuilder;
 use crate::target::{Format, LIST_NODE_MAX_BYTES};
-use crate::ziplist::ZiplistBuilder;
+
+use super::packer::Packer;
 
 /// Quicklist 2 node containers.
 const CONTAINER_PLAIN: u64 = 1;
@@ -12,50 +12,6 @@ const CONTAINER_PACKED: u64 = 2;
 /// Per-entry overhead the server adds to an element's size when deciding whether it still
 /// fits a node (`SIZE_ESTIMATE_OVERHEAD`).
 const ENTRY_OVERHEAD: usize = 8;
-
-/// A node's packed entries: listpack on quicklist 2 targets, ziplist before.
-enum Packer {
-    Listpack(ListpackBuilder),
-    Ziplist(ZiplistBuilder),
-}
-
-impl Packer {
-    fn new(format: &Format) -> Self {
-        if format.has_listpacks() {
-            Packer::Listpack(ListpackBuilder::new())
-        } else {
-            Packer::Ziplist(ZiplistBuilder::new())
-        }
-    }
-
-    fn push(&mut self, element: &[u8]) {
-        match self {
-            Packer::Listpack(b) => b.push(element),
-            Packer::Ziplist(b) => b.push(element),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Packer::Listpack(b) => b.len(),
-            Packer::Ziplist(b) => b.len(),
-        }
-    }
-
-    fn byte_len(&self) -> usize {
-        match self {
-            Packer::Listpack(b) => b.byte_len(),
-            Packer::Ziplist(b) => b.byte_len(),
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        match self {
-            Packer::Listpack(b) => b.finish(),
-            Packer::Ziplist(b) => b.finish(),
-        }
-    }
-}
 
 enum Node<'a> {
     Packed(Vec<u8>),

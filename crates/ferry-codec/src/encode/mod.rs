@@ -20,6 +20,7 @@ mod hash;
 mod header;
 mod list;
 mod module;
+mod packer;
 mod set;
 mod stream;
 mod streamed;

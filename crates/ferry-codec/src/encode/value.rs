@@ -2,6 +2,7 @@
 
 use super::buffer::{Field, ValueBuffer};
 use super::choose::{key_name, Encoding};
+use super::packer::Packer;
 use super::{hash, list, set, stream, zset};
 use crate::error::EncodeError;
 use crate::length::{write_len, write_string};
@@ -16,7 +17,6 @@ pub(super) fn write_value(
     out: &mut Vec<u8>,
     compress: bool,
 ) -> Result<(), EncodeError> {
-    let packed = format.has_listpacks();
     match encoding {
         Encoding::List => list::write_quicklist(format, value.elements(), out, compress),
         Encoding::SetIntset(members) => set::write_intset(members, out, compress),
@@ -30,11 +30,7 @@ pub(super) fn write_value(
         Encoding::ZsetPacked => {
             let mut sorted: Vec<_> = value.scored().collect();
             zset::sort_for_packing(&mut sorted);
-            if packed {
-                zset::write_listpack(&sorted, out, compress);
-            } else {
-                zset::write_ziplist(&sorted, out, compress);
-            }
+            zset::write_packed(Packer::new(format), &sorted, out, compress);
         }
         Encoding::ZsetPlain => {
             write_len(out, value.scored().len() as u64);
@@ -42,8 +38,9 @@ pub(super) fn write_value(
                 zset::write_plain_member(member, out, compress);
             }
         }
-        Encoding::HashPacked if packed => hash::write_listpack(value.fields(), out, compress),
-        Encoding::HashPacked => hash::write_ziplist(value.fields(), out, compress),
+        Encoding::HashPacked => {
+            hash::write_packed(Packer::new(format), value.fields(), out, compress)
+        }
         Encoding::HashPlain => {
             write_len(out, value.fields().len() as u64);
             for f in value.fields() {

@@ -3,10 +3,9 @@
 use std::fmt::Write as _;
 
 use crate::length::{write_f64_le, write_string};
-use crate::listpack::ListpackBuilder;
-use crate::ziplist::ZiplistBuilder;
 
 use super::buffer::Scored;
+use super::packer::Packer;
 
 /// How the server stores a score inside a listpack or ziplist: an integer when the double
 /// is integral and within ±2^62 (Redis's `double2ll`), else the shortest text that reads
@@ -48,21 +47,13 @@ pub(super) fn sort_for_packing(members: &mut [Scored<'_>]) {
     });
 }
 
-pub(super) fn write_listpack(sorted: &[Scored<'_>], out: &mut Vec<u8>, compress: bool) {
-    let mut packer = ListpackBuilder::new();
-    let mut text = String::new();
-    for entry in sorted {
-        packer.push(entry.member);
-        match packed_score(entry.score, &mut text) {
-            PackedScore::Int(v) => packer.push_int(v),
-            PackedScore::Text(t) => packer.push_string(t),
-        }
-    }
-    write_string(out, &packer.finish(), compress);
-}
-
-pub(super) fn write_ziplist(sorted: &[Scored<'_>], out: &mut Vec<u8>, compress: bool) {
-    let mut packer = ZiplistBuilder::new();
+/// Members and scores, in the order the server keeps them, packed.
+pub(super) fn write_packed(
+    mut packer: Packer,
+    sorted: &[Scored<'_>],
+    out: &mut Vec<u8>,
+    compress: bool,
+) {
     let mut text = String::new();
     for entry in sorted {
         packer.push(entry.member);
