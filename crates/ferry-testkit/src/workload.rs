@@ -19,14 +19,22 @@
 //! stream entries (XACK, XCLAIM, XDEL) come from the server's replies. Keys are
 //! `wl:<type>:<n>` in a bounded key space in databases 0, 1 and 2 (SWAPDB swaps 2 with 3,
 //! FLUSHDB empties 2 only), so [`crate::dataset`] keys are never touched. Some expiries
-//! are short (under 3 s), so keys and hash fields keep expiring while the load runs and
-//! for up to 3 s after it stops.
+//! are short, so keys and hash fields keep expiring while the load runs and for up to
+//! [`SHORT_TTL_MAX`] after it stops; wait [`SHORT_TTLS_PASSED`] before comparing.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Every short expiry the load sets (`EX`, `PX`, `EXAT` rounded up to a second, field
+/// TTLs alike) ends within this of the command that set it.
+pub const SHORT_TTL_MAX: Duration = Duration::from_secs(3);
+
+/// How long after the load stops every short expiry has passed, with a margin for the
+/// server's clock granularity.
+pub const SHORT_TTLS_PASSED: Duration = Duration::from_millis(3_500);
 
 use anyhow::{Context, Result};
 use redis::{Connection, ErrorKind, RedisError, Value};
@@ -447,9 +455,11 @@ impl Workload {
     }
 
     /// An expiry in milliseconds: a quarter of them short enough to pass during a test.
+    /// A TTL in ms: a quarter short (under 2 s, so that even whole seconds rounded up
+    /// end within [`SHORT_TTL_MAX`]), the rest a minute or more.
     fn ttl_ms(&mut self) -> u64 {
         if self.rng.below(4) == 0 {
-            200 + self.rng.below(2_800)
+            200 + self.rng.below(1_800)
         } else {
             60_000 + self.rng.below(540_000)
         }

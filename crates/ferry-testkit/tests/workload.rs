@@ -193,7 +193,7 @@ fn a_native_replica_of_the_loaded_server_ends_up_equal() {
         assert!(stats.total() > 1_000, "{kind}: {}", stats.total());
         assert_eq!(stats.connection_errors, 0, "{kind}: {stats:?}");
         // Short expiries pass, then the primary's deletions reach the replica.
-        std::thread::sleep(Duration::from_millis(3_500));
+        std::thread::sleep(ferry_testkit::workload::SHORT_TTLS_PASSED);
         wait_in_sync(&primary, &replica);
         // Redis 6.0 propagates relative TTLs, which its replica starts counting on
         // arrival: a few ms later than the primary.

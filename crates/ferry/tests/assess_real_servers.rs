@@ -4,7 +4,6 @@
 
 use std::process::{Command, Output};
 use std::thread::sleep;
-use std::time::Duration;
 
 use ferry_testkit::workload::{Workload, DEFAULT_SEED};
 use ferry_testkit::{dataset, Server, ServerKind};
@@ -88,8 +87,8 @@ fn prepared_source(kind: ServerKind) -> Server {
             .query::<()>(&mut con)
             .expect("acl setuser");
     }
-    // The workload's short expiries (under 3 s) pass before anything is counted.
-    sleep(Duration::from_millis(3500));
+    // The workload's short expiries pass before anything is counted.
+    sleep(ferry_testkit::workload::SHORT_TTLS_PASSED);
     source
 }
 

@@ -537,7 +537,7 @@ async fn a_write_load_from_every_source_leaves_valkey_equal_to_it() {
         }
         // Short TTLs pass on both sides before the comparison; the source's deletions
         // follow.
-        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        tokio::time::sleep(ferry_testkit::workload::SHORT_TTLS_PASSED).await;
         follow(source.read_raw_to_offset().await);
         // Reading the source expires due keys lazily and replicates their DELs; the
         // targets (whose expiries the translator holds for those DELs) apply them before

@@ -60,7 +60,7 @@ fn assert_equal(source: &Server, target: &Server, state: &Path, ferry: &Ferry) {
 fn settle(source: &Server, state: &Path, ferry: &Ferry, load: Load) {
     let stats = load.stop();
     assert!(stats.total() > 1000, "{stats:?}");
-    std::thread::sleep(Duration::from_millis(3_500));
+    std::thread::sleep(ferry_testkit::workload::SHORT_TTLS_PASSED);
     wait_applied(source, state, ferry);
 }
 

@@ -37,7 +37,7 @@ fn migrate_and_compare(
     let stats = load.join().expect("the load ends");
     assert!(stats.total() > 1000, "{stats:?}");
     // Short TTLs run out on both sides; the source's deletions follow.
-    std::thread::sleep(Duration::from_millis(3_500));
+    std::thread::sleep(ferry_testkit::workload::SHORT_TTLS_PASSED);
     wait_applied(&source, &state, &ferry);
 
     let vectors = if target_kind.has_vector_sets() {

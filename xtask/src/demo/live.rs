@@ -23,7 +23,7 @@ const IN_SYNC_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long ferry streams the live load once in sync, before the writes stop.
 const STREAMING: Duration = Duration::from_secs(3);
 /// Short TTLs of the load run out on both sides; the source's deletions then follow.
-const SETTLE: Duration = Duration::from_millis(3_500);
+const SETTLE: Duration = ferry_testkit::workload::SHORT_TTLS_PASSED;
 
 /// What the act produced, for the comparison.
 pub struct Migrated {
