@@ -10,6 +10,7 @@ use crate::error::{one_line, redact, ReplError};
 use crate::link::Link;
 use crate::options::{ConnectOptions, RetryPolicy};
 use crate::resp::{command, Frame};
+use crate::stream::BoxedStream;
 
 /// Length of a replication ID (40 hex characters).
 pub(crate) const REPLID_LEN: usize = 40;
@@ -24,7 +25,8 @@ pub enum PsyncOutcome {
     Continue { replid: String },
 }
 
-/// Connects within `connect_timeout`, trying every address the name resolves to.
+/// Connects within `connect_timeout`, trying every address the name resolves to, and
+/// applies the upgrade (TLS) within the same time.
 pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link, ReplError> {
     let connect_error = |cause| ReplError::Connect {
         address: address.to_owned(),
@@ -32,25 +34,37 @@ pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link
     };
     let attempt = async {
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address found");
+        let mut connected = None;
         for socket_address in tokio::net::lookup_host(address).await? {
             match TcpStream::connect(socket_address).await {
-                Ok(stream) => return Ok(stream),
+                Ok(stream) => {
+                    connected = Some(stream);
+                    break;
+                }
                 Err(e) => last_error = e,
             }
         }
-        Err(last_error)
+        let stream = connected.ok_or(last_error)?;
+        // ACKs are tiny and must not wait for Nagle.
+        stream.set_nodelay(true)?;
+        match &options.upgrade {
+            Some(upgrade) => upgrade.upgrade(stream).await,
+            None => Ok(Box::new(stream) as BoxedStream),
+        }
     };
     let stream = tokio::time::timeout(options.connect_timeout, attempt)
         .await
         .map_err(|_| {
+            let what = match options.upgrade {
+                Some(_) => "no connection (TCP and TLS handshake)",
+                None => "no connection",
+            };
             connect_error(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("no connection within {:?}", options.connect_timeout),
+                format!("{what} within {:?}", options.connect_timeout),
             ))
         })?
         .map_err(connect_error)?;
-    // ACKs are tiny and must not wait for Nagle.
-    stream.set_nodelay(true).map_err(connect_error)?;
     Ok(Link::new(
         stream,
         options.read_timeout,

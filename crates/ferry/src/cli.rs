@@ -1,5 +1,6 @@
 //! The command line.
 
+use crate::connection::{SourceConnectionArgs, TargetConnectionArgs};
 use crate::policy::PolicyArgs;
 use crate::target::profile_names;
 use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -66,12 +67,18 @@ pub struct ConvertArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The server the data came from: redis://[user[:password]@]host:port (or valkey://).
+    /// The server the data came from: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --source-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,
-    /// The server the data went to: redis://[user[:password]@]host:port (or valkey://).
+    /// The server the data went to: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
     pub target: String,
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
     /// Compare about N random keys instead of all of them.
     #[arg(long, value_name = "N")]
     pub sample: Option<u64>,
@@ -95,12 +102,18 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// The server to copy from: redis://[user[:password]@]host:port (or valkey://).
+    /// The server to copy from: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --source-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,
-    /// The server to write into: redis://[user[:password]@]host:port (or valkey://).
+    /// The server to write into: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
     pub target: String,
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
     /// Keep the replication position here; a restart with the same file resumes where
     /// the last run stopped (partial resync) instead of copying everything again.
     #[arg(long, value_name = "PATH")]

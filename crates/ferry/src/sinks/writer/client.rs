@@ -1,15 +1,19 @@
 //! A plain command connection to a server (the target, or the source for INFO): connect
-//! with a timeout, authenticate, send a command and read its reply. The pipelined writer
+//! with a timeout (and TLS for `rediss://`), authenticate, send a command and read its reply. The pipelined writer
 //! ([`super::pipe`]) takes the connection over once setup is done.
 
+use crate::tls::{self, TlsConnector, TlsError};
 use crate::url::ServerUrl;
 use bytes::BytesMut;
 use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
+use ferry_repl::BoxedStream;
 use std::io;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+
+/// The writing half of a connection (plain or TLS), as the pipe takes it over.
+pub type ClientWriter = WriteHalf<BoxedStream>;
 
 /// Longest wait for one reply during setup (INFO, FLUSHALL of a big target excepted).
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,6 +22,8 @@ pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ClientError {
     #[error("cannot connect: {0}")]
     Connect(io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("authentication failed: {0}")]
     Auth(String),
     #[error("no reply within {0:?}")]
@@ -34,7 +40,7 @@ pub enum ClientError {
 
 /// The reading half: socket, receive buffer and frame decoder.
 pub struct ReplyReader {
-    read: OwnedReadHalf,
+    read: ReadHalf<BoxedStream>,
     buf: BytesMut,
     decoder: FrameDecoder,
 }
@@ -63,14 +69,17 @@ impl ReplyReader {
 
 pub struct Client {
     reader: ReplyReader,
-    write: OwnedWriteHalf,
+    write: ClientWriter,
     out: BytesMut,
+    /// What a failure during setup may mean: plain text sent to a TLS port.
+    plaintext: bool,
 }
 
 impl Client {
     /// Connects within `connect_timeout` and authenticates with the URL's credentials.
     /// A server that wants a password we did not give is an authentication error too.
     pub async fn connect(url: &ServerUrl, connect_timeout: Duration) -> Result<Self, ClientError> {
+        let tls = TlsConnector::for_url(url, connect_timeout)?;
         let address = url.address();
         let attempt = async {
             let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
@@ -92,7 +101,11 @@ impl Client {
             })?
             .map_err(ClientError::Connect)?;
         stream.set_nodelay(true).map_err(ClientError::Connect)?;
-        let (read, write) = stream.into_split();
+        let stream: BoxedStream = match &tls {
+            Some(tls) => tls.connect(stream).await.map_err(ClientError::Connect)?,
+            None => Box::new(stream),
+        };
+        let (read, write) = tokio::io::split(stream);
         let mut client = Client {
             reader: ReplyReader {
                 read,
@@ -101,9 +114,36 @@ impl Client {
             },
             write,
             out: BytesMut::new(),
+            plaintext: tls.is_none(),
         };
-        client.authenticate(url).await?;
+        client
+            .authenticate(url)
+            .await
+            .map_err(|e| client.explain_setup_failure(e, url))?;
         Ok(client)
+    }
+
+    /// A TLS-only port drops (or never answers) a plaintext command; a TLS server refuses
+    /// a missing client certificate only after the handshake, on the first read.
+    fn explain_setup_failure(&self, error: ClientError, url: &ServerUrl) -> ClientError {
+        match error {
+            ClientError::Closed | ClientError::Timeout(_) if self.plaintext => {
+                ClientError::Connect(io::Error::other(format!(
+                    "{error} before answering the first command: is the server expecting \
+                     TLS? use rediss:// (or valkeys://)"
+                )))
+            }
+            ClientError::Io(io) => match &url.tls {
+                Some(settings) => {
+                    match tls::explain_io(&io, settings.ca_file.as_deref(), settings.flag_prefix) {
+                        Some(text) => ClientError::Connect(io::Error::new(io.kind(), text)),
+                        None => ClientError::Io(io),
+                    }
+                }
+                None => ClientError::Io(io),
+            },
+            other => other,
+        }
     }
 
     async fn authenticate(&mut self, url: &ServerUrl) -> Result<(), ClientError> {
@@ -168,7 +208,7 @@ impl Client {
         }
     }
 
-    pub fn into_split(self) -> (ReplyReader, OwnedWriteHalf) {
+    pub fn into_split(self) -> (ReplyReader, ClientWriter) {
         (self.reader, self.write)
     }
 }
