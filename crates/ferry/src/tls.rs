@@ -364,7 +364,11 @@ pub fn explain(error: &rustls::Error, ca_file: Option<&Path>, flags: &str) -> St
                 "certificate verify failed: unknown issuer (the server's certificate is not \
                  signed by {trusted}; give its CA with {ca_flag})"
             ),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            CertificateError::ExpiredContext { time, not_after } => format!(
+                "certificate verify failed: the server's certificate has expired ({} days ago)",
+                time.as_secs().saturating_sub(not_after.as_secs()) / 86_400
+            ),
+            CertificateError::Expired => {
                 "certificate verify failed: the server's certificate has expired".to_owned()
             }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
@@ -383,7 +387,11 @@ pub fn explain(error: &rustls::Error, ca_file: Option<&Path>, flags: &str) -> St
                 "certificate verify failed: hostname mismatch: the server's certificate is for \
                  {} but we connected as {} (connect by a name it lists, or set \
                  {name_flag})",
-                presented.join(", "),
+                presented
+                    .iter()
+                    .map(|name| plain_name(name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 expected.to_str()
             ),
             other => format!("certificate verify failed: {other:?}"),
@@ -415,6 +423,16 @@ pub fn explain(error: &rustls::Error, ca_file: Option<&Path>, flags: &str) -> St
         }
         other => format!("TLS failed: {other}"),
     }
+}
+
+/// `DnsName("db.example")` or `IpAddress(10.0.0.1)`, as rustls lists a certificate's
+/// names, without the wrapping.
+fn plain_name(presented: &str) -> &str {
+    let inner = presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or(presented);
+    inner.trim_matches('"')
 }
 
 /// Skips every check of the server's certificate (`--…-insecure`); the handshake's
@@ -607,6 +625,9 @@ mod tests {
             rustls::Error::InvalidCertificate(CertificateError::Expired),
         );
         assert!(explain_io(&io, None, "").unwrap().contains("expired"));
+        assert_eq!(plain_name("DnsName(\"db.example\")"), "db.example");
+        assert_eq!(plain_name("IpAddress(10.0.0.1)"), "10.0.0.1");
+        assert_eq!(plain_name("plain"), "plain");
         assert_eq!(explain_io(&io::Error::other("plain"), None, ""), None);
     }
 }

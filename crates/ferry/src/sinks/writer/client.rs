@@ -126,13 +126,22 @@ impl Client {
     /// A TLS-only port drops (or never answers) a plaintext command; a TLS server refuses
     /// a missing client certificate only after the handshake, on the first read.
     fn explain_setup_failure(&self, error: ClientError, url: &ServerUrl) -> ClientError {
+        let hung_up = match &error {
+            ClientError::Closed | ClientError::Timeout(_) => true,
+            ClientError::Io(io) => matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        };
         match error {
-            ClientError::Closed | ClientError::Timeout(_) if self.plaintext => {
-                ClientError::Connect(io::Error::other(format!(
-                    "{error} before answering the first command: is the server expecting \
-                     TLS? use rediss:// (or valkeys://)"
-                )))
-            }
+            error if hung_up && self.plaintext => ClientError::Connect(io::Error::other(format!(
+                "{error} before answering the first command: is the server expecting TLS? use \
+                 rediss:// (or valkeys://)"
+            ))),
             ClientError::Io(io) => match &url.tls {
                 Some(settings) => {
                     match tls::explain_io(&io, settings.ca_file.as_deref(), settings.flag_prefix) {
