@@ -220,6 +220,13 @@ fn verify_and_assess_name_certificate_problems_too() {
         &verify(format!("redis://127.0.0.1:{}", s.good.tls_port()), vec![]),
         "is the server expecting TLS? use rediss://",
     );
+    fails_with(
+        &verify(
+            format!("rediss://127.0.0.1:{}", s.plain.port()),
+            flags(&[("--target-tls-ca", &pki.ca)]),
+        ),
+        "is this a plaintext port? use redis://",
+    );
 
     let assess = |flags: Vec<String>| {
         let mut args: Vec<String> = vec!["assess".into(), "--source".into(), s.good.tls_url()];
@@ -233,5 +240,14 @@ fn verify_and_assess_name_certificate_problems_too() {
     fails_with(
         &assess(flags(&[("--source-tls-ca", &pki.ca)])),
         "the server requires a client certificate",
+    );
+    let plain_as_tls = vec![
+        "assess".into(),
+        "--source".into(),
+        format!("rediss://127.0.0.1:{}", s.plain.port()),
+    ];
+    fails_with(
+        &[plain_as_tls, flags(&[("--source-tls-ca", &pki.ca)])].concat(),
+        "is this a plaintext port? use redis://",
     );
 }

@@ -9,6 +9,7 @@ use redis::{Cmd, Connection, FromRedisValue, Pipeline, Value};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Optional commands, detected once.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,23 +45,8 @@ impl Endpoint {
                 server: server.clone(),
                 source,
             };
-        let redis_error = |e| connect_error(tls::explain_redis_error(e, url));
-        let client = tls::redis_client(url).map_err(|e| connect_error(Box::new(e)))?;
-        let connection = client
-            .get_connection_with_timeout(TIMEOUT)
-            .map_err(redis_error)?;
-        connection
-            .set_read_timeout(Some(TIMEOUT))
-            .map_err(redis_error)?;
-        connection
-            .set_write_timeout(Some(TIMEOUT))
-            .map_err(redis_error)?;
-        // The first reply shows a refused login or client certificate (TLS 1.3 servers
-        // refuse it after the handshake) as a connection error, not a failed command.
-        let mut connection = connection;
-        redis::cmd("PING")
-            .query::<()>(&mut connection)
-            .map_err(redis_error)?;
+        let connection =
+            tls::redis_connection(url, CONNECT_TIMEOUT, TIMEOUT).map_err(connect_error)?;
         let mut endpoint = Self {
             role,
             server,

@@ -16,16 +16,7 @@ pub fn connect(url: &ServerUrl) -> Result<Connection, Error> {
         url: url.to_string(),
         source,
     };
-    let redis_error = |e| fail(tls::explain_redis_error(e, url));
-    let client = tls::redis_client(url).map_err(|e| fail(Box::new(e)))?;
-    let mut con = client
-        .get_connection_with_timeout(CONNECT_TIMEOUT)
-        .map_err(redis_error)?;
-    con.set_read_timeout(Some(REPLY_TIMEOUT))
-        .map_err(redis_error)?;
-    redis::cmd("PING")
-        .query::<()>(&mut con)
-        .map_err(redis_error)?;
+    let con = tls::redis_connection(url, CONNECT_TIMEOUT, REPLY_TIMEOUT).map_err(fail)?;
     Ok(con)
 }
 
