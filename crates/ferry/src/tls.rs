@@ -672,6 +672,44 @@ mod tests {
         ));
     }
 
+    /// Our connector against a listener built by [`server_config`] that requires client
+    /// certificates: the two builders agree, and the relay's listener can use the latter.
+    #[tokio::test]
+    async fn client_and_server_configurations_shake_hands() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let pki = ferry_testkit::tls::TestPki::generate().unwrap();
+        let server = server_config(&pki.server.cert, &pki.server.key, Some(&pki.ca)).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let serve = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = acceptor.accept(tcp).await?;
+            let mut word = [0u8; 4];
+            tls.read_exact(&mut word).await?;
+            tls.write_all(&word).await?;
+            tls.flush().await?;
+            io::Result::Ok(word)
+        });
+        let mut url = ServerUrl::parse(&format!("rediss://127.0.0.1:{port}")).unwrap();
+        url.tls = Some(TlsSettings {
+            ca_file: Some(pki.ca.clone()),
+            cert_file: Some(pki.client.cert.clone()),
+            key_file: Some(pki.client.key.clone()),
+            ..TlsSettings::default()
+        });
+        let connector = TlsConnector::for_url(&url, Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut stream = connector.connect(tcp).await.unwrap();
+        stream.write_all(b"ping").await.unwrap();
+        let mut echo = [0u8; 4];
+        stream.read_exact(&mut echo).await.unwrap();
+        assert_eq!(&echo, b"ping");
+        assert_eq!(&serve.await.unwrap().unwrap(), b"ping");
+    }
+
     #[test]
     fn explanations_say_what_to_fix() {
         let unknown = explain(

@@ -251,3 +251,52 @@ fn verify_and_assess_name_certificate_problems_too() {
         "is this a plaintext port? use redis://",
     );
 }
+
+/// `--…-insecure` skips the certificate checks (expired, wrong name) and nothing else: the
+/// connection is still TLS, and a client certificate is still sent.
+#[test]
+fn insecure_skips_only_the_certificate_checks() {
+    let s = servers();
+    let pki = &s.pki;
+    // Both sides empty: verify finds nothing to differ, after connecting over TLS.
+    let verify: Vec<String> = [
+        vec![
+            "verify".into(),
+            "--source".into(),
+            s.expired.tls_url(),
+            "--source-insecure".into(),
+            "--target".into(),
+            s.good.tls_url(),
+            "--target-insecure".into(),
+        ],
+        client_cert_flags(pki, "target"),
+    ]
+    .concat();
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(&verify)
+        .output()
+        .expect("run ferry");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // migrate's own client: the target check passes and the run goes on to the source,
+    // which is plaintext here and refuses the TLS handshake.
+    let mut args = migrate_into(
+        &s,
+        s.wrong_name.tls_url(),
+        &["--target-insecure".to_string()],
+    );
+    let source_at = args.iter().position(|a| a == "--source").unwrap() + 1;
+    args[source_at] = format!("rediss://127.0.0.1:{}", s.plain.port());
+    args.extend(["--source-insecure".to_string()]);
+    fails_with(
+        &args,
+        &format!(
+            "source rediss://127.0.0.1:{}: cannot connect: no answer to the TLS handshake",
+            s.plain.port()
+        ),
+    );
+}
