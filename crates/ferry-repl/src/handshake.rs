@@ -3,6 +3,7 @@
 //! (if set, as Valkey replicas send it), then PSYNC.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 
@@ -25,8 +26,12 @@ pub enum PsyncOutcome {
     Continue { replid: String },
 }
 
-/// Connects within `connect_timeout`, trying every address the name resolves to, and
-/// applies the upgrade (TLS) within the same time.
+/// Extra time the upgrade gets beyond `connect_timeout` before it is cut off: an upgrade
+/// bounds its handshake itself, with a message that says more than ours.
+const UPGRADE_GRACE: Duration = Duration::from_secs(1);
+
+/// Connects within `connect_timeout`, trying every address the name resolves to, then
+/// applies the upgrade (TLS), which gets the same time again.
 pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link, ReplError> {
     let connect_error = |cause| ReplError::Connect {
         address: address.to_owned(),
@@ -34,37 +39,40 @@ pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link
     };
     let attempt = async {
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address found");
-        let mut connected = None;
         for socket_address in tokio::net::lookup_host(address).await? {
             match TcpStream::connect(socket_address).await {
-                Ok(stream) => {
-                    connected = Some(stream);
-                    break;
-                }
+                Ok(stream) => return Ok(stream),
                 Err(e) => last_error = e,
             }
         }
-        let stream = connected.ok_or(last_error)?;
-        // ACKs are tiny and must not wait for Nagle.
-        stream.set_nodelay(true)?;
-        match &options.upgrade {
-            Some(upgrade) => upgrade.upgrade(stream).await,
-            None => Ok(Box::new(stream) as BoxedStream),
-        }
+        Err(last_error)
     };
     let stream = tokio::time::timeout(options.connect_timeout, attempt)
         .await
         .map_err(|_| {
-            let what = match options.upgrade {
-                Some(_) => "no connection (TCP and TLS handshake)",
-                None => "no connection",
-            };
             connect_error(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("{what} within {:?}", options.connect_timeout),
+                format!("no connection within {:?}", options.connect_timeout),
             ))
         })?
         .map_err(connect_error)?;
+    // ACKs are tiny and must not wait for Nagle.
+    stream.set_nodelay(true).map_err(connect_error)?;
+    let stream: BoxedStream = match &options.upgrade {
+        None => Box::new(stream),
+        Some(upgrade) => {
+            let limit = options.connect_timeout + UPGRADE_GRACE;
+            tokio::time::timeout(limit, upgrade.upgrade(stream))
+                .await
+                .map_err(|_| {
+                    connect_error(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no TLS handshake within {limit:?}"),
+                    ))
+                })?
+                .map_err(connect_error)?
+        }
+    };
     Ok(Link::new(
         stream,
         options.read_timeout,

@@ -21,7 +21,7 @@ pub struct ConnectOptions {
     pub announce_version: Option<String>,
     /// Applied to the TCP connection before anything is sent (TLS); `None`: plain TCP.
     pub upgrade: Option<Arc<dyn StreamUpgrade>>,
-    /// Bound on establishing the connection (TCP, and the upgrade when set).
+    /// Bound on establishing the TCP connection, and again on the upgrade (plus a second).
     pub connect_timeout: Duration,
     /// Bound on each wait for bytes from (or room to write to) the primary. A primary sends
     /// something at least every `repl-ping-replica-period` (10 s) once streaming.

@@ -22,8 +22,9 @@ pub type StreamWriter = WriteHalf<BoxedStream>;
 pub type UpgradeFuture<'a> = Pin<Box<dyn Future<Output = io::Result<BoxedStream>> + Send + 'a>>;
 
 /// Turns a freshly connected TCP socket into the stream to speak RESP over, e.g. by a TLS
-/// handshake. It runs within the connect timeout. Its error should say in one line what
-/// went wrong (it is shown as the cause of [`crate::ReplError::Connect`]).
+/// handshake. It should bound its own time by the connect timeout; the link cuts it off a
+/// second later. Its error should say in one line what went wrong (it is shown as the
+/// cause of [`crate::ReplError::Connect`]).
 pub trait StreamUpgrade: fmt::Debug + Send + Sync {
     fn upgrade(&self, tcp: TcpStream) -> UpgradeFuture<'_>;
 }
