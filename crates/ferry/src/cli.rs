@@ -75,10 +75,6 @@ pub struct VerifyArgs {
     /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
     pub target: String,
-    #[command(flatten)]
-    pub source_connection: SourceConnectionArgs,
-    #[command(flatten)]
-    pub target_connection: TargetConnectionArgs,
     /// Compare about N random keys instead of all of them.
     #[arg(long, value_name = "N")]
     pub sample: Option<u64>,
@@ -98,6 +94,11 @@ pub struct VerifyArgs {
     /// The policies the migration ran with: what they changed is not a difference.
     #[command(flatten)]
     pub policies: PolicyArgs,
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -110,10 +111,6 @@ pub struct MigrateArgs {
     /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
     pub target: String,
-    #[command(flatten)]
-    pub source_connection: SourceConnectionArgs,
-    #[command(flatten)]
-    pub target_connection: TargetConnectionArgs,
     /// Keep the replication position here; a restart with the same file resumes where
     /// the last run stopped (partial resync) instead of copying everything again.
     #[arg(long, value_name = "PATH")]
@@ -142,6 +139,11 @@ pub struct MigrateArgs {
     /// 127.0.0.1:9121 (port 0 picks a free port; the address is logged). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
 }
 
 /// The clap command with the help texts that depend on the codec's tables.

@@ -9,7 +9,9 @@
 //! let url = args.source_connection.settings().resolve(&args.source, "--source")?;
 //! ```
 //!
-//! The resolved [`ServerUrl`] carries everything; every connect function reads it.
+//! Flatten them last in the command's struct: their help headings would otherwise also
+//! head the options that follow. The resolved [`ServerUrl`] carries everything; every
+//! connect function reads it.
 
 use crate::error::Error;
 use crate::tls::TlsSettings;
