@@ -16,8 +16,7 @@ pub fn connect(url: &ServerUrl) -> Result<Connection, Error> {
         url: url.to_string(),
         source,
     };
-    let con = tls::redis_connection(url, CONNECT_TIMEOUT, REPLY_TIMEOUT).map_err(fail)?;
-    Ok(con)
+    tls::redis_connection(url, CONNECT_TIMEOUT, REPLY_TIMEOUT).map_err(fail)
 }
 
 /// A command's reply, or the server's refusal as one line (for the report's unchecked list).

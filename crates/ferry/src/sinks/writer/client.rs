@@ -1,6 +1,7 @@
 //! A plain command connection to a server (the target, or the source for INFO): connect
-//! with a timeout (and TLS for `rediss://`), authenticate, send a command and read its reply. The pipelined writer
-//! ([`super::pipe`]) takes the connection over once setup is done.
+//! with a timeout (and TLS for `rediss://`), authenticate, send a command and read its
+//! reply. The pipelined writer ([`super::pipe`]) takes the connection over once setup is
+//! done.
 
 use crate::tls::{self, TlsConnector, TlsError};
 use crate::url::ServerUrl;
@@ -71,8 +72,6 @@ pub struct Client {
     reader: ReplyReader,
     write: ClientWriter,
     out: BytesMut,
-    /// What a failure during setup may mean: plain text sent to a TLS port.
-    plaintext: bool,
 }
 
 impl Client {
@@ -114,18 +113,17 @@ impl Client {
             },
             write,
             out: BytesMut::new(),
-            plaintext: tls.is_none(),
         };
         client
             .authenticate(url)
             .await
-            .map_err(|e| client.explain_setup_failure(e, url))?;
+            .map_err(|e| Self::explain_setup_failure(e, url))?;
         Ok(client)
     }
 
     /// A TLS-only port drops (or never answers) a plaintext command; a TLS server refuses
     /// a missing client certificate only after the handshake, on the first read.
-    fn explain_setup_failure(&self, error: ClientError, url: &ServerUrl) -> ClientError {
+    fn explain_setup_failure(error: ClientError, url: &ServerUrl) -> ClientError {
         let hung_up = match &error {
             ClientError::Closed | ClientError::Timeout(_) => true,
             ClientError::Io(io) => matches!(
@@ -138,10 +136,12 @@ impl Client {
             _ => false,
         };
         match error {
-            error if hung_up && self.plaintext => ClientError::Connect(io::Error::other(format!(
-                "{error} before answering the first command: is the server expecting TLS? use \
+            error if hung_up && url.tls.is_none() => {
+                ClientError::Connect(io::Error::other(format!(
+                    "{error} before answering the first command: is the server expecting TLS? use \
                  rediss:// (or valkeys://)"
-            ))),
+                )))
+            }
             ClientError::Io(io) => match &url.tls {
                 Some(settings) => {
                     match tls::explain_io(&io, settings.ca_file.as_deref(), settings.flag_prefix) {
