@@ -3,18 +3,18 @@
 //! reply. The pipelined writer ([`super::pipe`]) takes the connection over once setup is
 //! done.
 
+use super::halves::{split_tcp, split_tls, ReadSide, WriteSide};
 use crate::tls::{self, TlsConnector, TlsError};
 use crate::url::ServerUrl;
 use bytes::BytesMut;
 use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
-use ferry_repl::BoxedStream;
 use std::io;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The writing half of a connection (plain or TLS), as the pipe takes it over.
-pub type ClientWriter = WriteHalf<BoxedStream>;
+pub type ClientWriter = WriteSide;
 
 /// Longest wait for one reply during setup (INFO, FLUSHALL of a big target excepted).
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,7 +41,7 @@ pub enum ClientError {
 
 /// The reading half: socket, receive buffer and frame decoder.
 pub struct ReplyReader {
-    read: ReadHalf<BoxedStream>,
+    read: ReadSide,
     buf: BytesMut,
     decoder: FrameDecoder,
 }
@@ -100,11 +100,10 @@ impl Client {
             })?
             .map_err(ClientError::Connect)?;
         stream.set_nodelay(true).map_err(ClientError::Connect)?;
-        let stream: BoxedStream = match &tls {
-            Some(tls) => tls.connect(stream).await.map_err(ClientError::Connect)?,
-            None => Box::new(stream),
+        let (read, write) = match &tls {
+            Some(tls) => split_tls(tls.connect(stream).await.map_err(ClientError::Connect)?),
+            None => split_tcp(stream),
         };
-        let (read, write) = tokio::io::split(stream);
         let mut client = Client {
             reader: ReplyReader {
                 read,
