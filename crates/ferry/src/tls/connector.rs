@@ -1,7 +1,7 @@
 //! The TLS handshake over a connected socket, for our own async clients.
 
 use super::config::client_config;
-use super::explain::explain_io;
+use super::explain::handshake_failure;
 use super::TlsError;
 use crate::url::ServerUrl;
 use ferry_repl::{BoxedStream, StreamUpgrade, UpgradeFuture};
@@ -56,9 +56,7 @@ impl TlsConnector {
             Ok(Ok(stream)) => Ok(Box::new(stream)),
             Ok(Err(error)) => Err(io::Error::new(
                 error.kind(),
-                explain_io(&error, self.ca_file.as_deref(), self.flag_prefix).unwrap_or_else(
-                    || format!("TLS handshake failed: {error}; is the server expecting TLS?"),
-                ),
+                handshake_failure(&error, self.ca_file.as_deref(), self.flag_prefix),
             )),
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,

@@ -13,6 +13,23 @@ pub fn explain_io(error: &io::Error, ca_file: Option<&Path>, flags: &str) -> Opt
     Some(explain(tls, ca_file, flags))
 }
 
+/// Why a TLS handshake failed, in one line. A plaintext server may hang up on the
+/// ClientHello (or answer it with a RESP error, which rustls reports as a bad message).
+pub(super) fn handshake_failure(error: &io::Error, ca_file: Option<&Path>, flags: &str) -> String {
+    if let Some(text) = explain_io(error, ca_file, flags) {
+        return text;
+    }
+    match error.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => "the server closed the connection during the TLS \
+            handshake: is this a plaintext port? use redis:// (or valkey://)"
+            .to_owned(),
+        _ => format!("TLS handshake failed: {error}"),
+    }
+}
+
 /// Looks for a TLS failure anywhere in an error chain (redis-rs errors included, which
 /// hold their cause in an `Arc`).
 pub fn explain_chain(
@@ -167,6 +184,8 @@ mod tests {
         assert_eq!(plain_name("DnsName(\"db.example\")"), "db.example");
         assert_eq!(plain_name("IpAddress(10.0.0.1)"), "10.0.0.1");
         assert_eq!(plain_name("plain"), "plain");
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof");
+        assert!(handshake_failure(&eof, None, "").contains("is this a plaintext port?"));
         assert_eq!(explain_io(&io::Error::other("plain"), None, ""), None);
     }
 }

@@ -1,7 +1,7 @@
 //! redis-rs connections (verify, assess) with the same TLS settings and clear errors.
 
 use super::config::{client_config, provider, read_file};
-use super::explain::{explain_chain, explain_io};
+use super::explain::{explain_chain, handshake_failure};
 use super::{TlsError, TlsSettings};
 use crate::url::ServerUrl;
 use rustls::pki_types::ServerName;
@@ -73,8 +73,7 @@ fn check_handshake(
                     "no answer to the TLS handshake within {timeout:?}: is this a plaintext \
                      port? use redis:// (or valkey://)"
                 ),
-                _ => explain_io(&error, settings.ca_file.as_deref(), settings.flag_prefix)
-                    .unwrap_or_else(|| format!("TLS handshake failed: {error}")),
+                _ => handshake_failure(&error, settings.ca_file.as_deref(), settings.flag_prefix),
             };
             return Err(text.into());
         }
