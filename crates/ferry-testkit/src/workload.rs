@@ -323,6 +323,15 @@ impl Workload {
         self.kind
     }
 
+    /// Leaves out the operations named (as in [`WorkloadStats`], e.g. `"FLUSHDB"`): for a
+    /// reader that documents it cannot follow them.
+    pub fn without(mut self, names: &[&str]) -> Workload {
+        self.ops
+            .retain(|(op, _)| !names.iter().any(|n| n.eq_ignore_ascii_case(op.name())));
+        self.total_weight = self.ops.iter().map(|(_, w)| u64::from(*w)).sum();
+        self
+    }
+
     pub fn stats(&self) -> &WorkloadStats {
         &self.stats
     }

@@ -129,6 +129,27 @@ pub struct MigrateArgs {
     /// 127.0.0.1:9121 (port 0 picks a free port; the address is logged). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How to read the source: `replication` (as a replica: PSYNC) or `scan` (SCAN + DUMP
+    /// and keyspace notifications, for managed services that refuse SYNC/PSYNC; see
+    /// docs/migrate.md for what it cannot guarantee).
+    #[arg(long, value_enum, default_value_t = MigrateMode::Replication)]
+    pub mode: MigrateMode,
+    /// Scan mode: keys read per second by the scan (SCAN + DUMP), to bound the load on
+    /// the source. Changed keys are read as their notifications come.
+    #[arg(long, value_name = "N", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub scan_keys_per_sec: u32,
+    /// Scan mode: copy once and exit, without following changes (no keyspace
+    /// notifications needed; writes during the copy may be missed).
+    #[arg(long)]
+    pub no_follow: bool,
+}
+
+/// How `migrate` reads the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MigrateMode {
+    Replication,
+    Scan,
 }
 
 /// The clap command with the help texts that depend on the codec's tables.

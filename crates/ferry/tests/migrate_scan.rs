@@ -1,0 +1,227 @@
+//! `ferry migrate --mode scan` against real servers whose replication is refused (PSYNC
+//! and SYNC denied by an ACL, or renamed away): SCAN + DUMP with a write load running,
+//! then changes followed through keyspace notifications until the target equals the
+//! source key by key.
+
+mod migrate_support;
+
+use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
+use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::workload::{Workload, DEFAULT_SEED, SHORT_TTLS_PASSED};
+use ferry_testkit::{dataset, Server, ServerKind};
+use migrate_support::Ferry;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What scan mode documents it cannot follow: no notification names a key for these.
+const UNFOLLOWED: [&str; 2] = ["FLUSHDB", "SWAPDB"];
+const IN_SYNC: &str = "ferry: in sync";
+const SCAN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the target may take to catch up once the load stopped.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+
+/// A user that may do everything but replicate, as a managed service's.
+fn deny_replication(server: &Server, extra: &str) -> String {
+    let mut con = server.client();
+    let rules = format!("on >s3cret ~* &* +@all -psync -sync {extra}");
+    let mut command = redis::cmd("ACL");
+    command.arg("SETUSER").arg("migrator");
+    for rule in rules.split(' ') {
+        command.arg(rule);
+    }
+    command.query::<()>(&mut con).unwrap();
+    format!("redis://migrator:s3cret@127.0.0.1:{}", server.port())
+}
+
+fn scan(source_url: &str, target: &Server, extra: &[&str]) -> Ferry {
+    let target_url = target.url();
+    let mut args = vec![
+        "--source",
+        source_url,
+        "--target",
+        &target_url,
+        "--mode",
+        "scan",
+        "--scan-keys-per-sec",
+        "200000",
+    ];
+    args.extend_from_slice(extra);
+    Ferry::start(&args)
+}
+
+fn notify_setting(server: &Server) -> String {
+    let mut con = server.client();
+    let pair: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query(&mut con)
+        .unwrap();
+    pair.get(1).cloned().unwrap_or_default()
+}
+
+/// Polls until the target holds what the source does after the policies.
+fn wait_equal(source: &Server, target: &Server, field_ttl: FieldTtl, ferry: &Ferry) {
+    let deadline = Instant::now() + CONVERGE_WITHIN;
+    loop {
+        let before = Snapshot::capture(source).expect("capture source");
+        let expected = after_policies(&before, field_ttl, VectorSets::Remove).snapshot;
+        let actual = Snapshot::capture(target).expect("capture target");
+        let differences = expected.diff(&actual, &DiffOptions::new());
+        if differences.is_empty() {
+            assert!(expected.key_count() > 100);
+            return;
+        }
+        if Instant::now() > deadline {
+            let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
+            panic!(
+                "{} differences after {CONVERGE_WITHIN:?}:\n{}\n{}",
+                differences.len(),
+                shown.join("\n"),
+                ferry.output()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The dataset, a write load during the scan and after it, then equal key by key.
+fn scan_under_load(source: &Server, source_url: &str, target_kind: ServerKind, policy: &[&str]) {
+    let field_ttl = if policy.contains(&"persist") {
+        FieldTtl::Persist
+    } else {
+        FieldTtl::Keep
+    };
+    let target = Server::start(target_kind).unwrap();
+    dataset::populate(source).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = Workload::new(source.kind(), DEFAULT_SEED)
+        .without(&UNFOLLOWED)
+        .start(source.url(), stop.clone());
+    let mut ferry = scan(source_url, &target, policy);
+    ferry.wait_for(IN_SYNC, SCAN_TIMEOUT);
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let stats = load.join().expect("the load ends");
+    assert!(stats.total() > 1000, "{stats:?}");
+    std::thread::sleep(SHORT_TTLS_PASSED);
+    wait_equal(source, &target, field_ttl, &ferry);
+
+    ferry.signal("TERM");
+    let status = ferry.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}:\n{}", ferry.output());
+}
+
+#[test]
+fn redis_8_0_denying_psync_to_valkey_8_1_under_load() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let url = deny_replication(&source, "");
+    assert_eq!(notify_setting(&source), "");
+    scan_under_load(
+        &source,
+        &url,
+        ServerKind::Valkey81,
+        &["--hash-field-ttl", "persist", "--vector-set", "skip"],
+    );
+    // ferry turned notifications on and put the setting back when it stopped.
+    assert_eq!(notify_setting(&source), "");
+}
+
+#[test]
+fn redis_8_0_denying_psync_to_valkey_9_1_keeps_field_ttls() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let url = deny_replication(&source, "");
+    scan_under_load(
+        &source,
+        &url,
+        ServerKind::Valkey91,
+        &["--vector-set", "skip"],
+    );
+}
+
+#[test]
+fn psync_renamed_away_with_notifications_already_on() {
+    let source =
+        Server::start_with_args(ServerKind::Redis80, &["--rename-command", "PSYNC", ""]).unwrap();
+    let mut con = source.client();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("KEA")
+        .query::<()>(&mut con)
+        .unwrap();
+    let url = source.url();
+    scan_under_load(
+        &source,
+        &url,
+        ServerKind::Valkey81,
+        &["--hash-field-ttl", "persist", "--vector-set", "skip"],
+    );
+    assert_eq!(
+        notify_setting(&source),
+        "AKE",
+        "ferry left the operator's setting alone"
+    );
+}
+
+#[test]
+fn replication_mode_points_at_scan_mode_when_psync_is_denied() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let url = deny_replication(&source, "");
+    let target_url = target.url();
+    let mut ferry = Ferry::start(&["--source", &url, "--target", &target_url]);
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{}", ferry.output());
+    let output = ferry.output();
+    let last = output.lines().last().unwrap_or_default();
+    assert!(last.contains("refuses replication"), "{output}");
+    assert!(last.contains("--mode scan"), "{output}");
+    assert!(!output.contains("s3cret"), "{output}");
+}
+
+#[test]
+fn refused_config_with_notifications_off_is_one_clear_line() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let url = deny_replication(&source, "-config");
+    let mut con = source.client();
+    redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap();
+    let mut ferry = scan(&url, &target, &[]);
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{}", ferry.output());
+    let output = ferry.output();
+    let last = output.lines().last().unwrap_or_default();
+    assert!(last.contains("notify-keyspace-events"), "{output}");
+    assert!(last.contains("\"EA\""), "names the flags to set: {output}");
+    let mut target_con = target.client();
+    let keys: u64 = redis::cmd("DBSIZE").query(&mut target_con).unwrap();
+    assert_eq!(keys, 0, "nothing copied without following changes");
+}
+
+#[test]
+fn no_follow_copies_once_and_exits() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let url = deny_replication(&source, "-config");
+    dataset::populate(&source).unwrap();
+    let mut ferry = scan(
+        &url,
+        &target,
+        &[
+            "--no-follow",
+            "--hash-field-ttl",
+            "persist",
+            "--vector-set",
+            "skip",
+        ],
+    );
+    let status = ferry.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "{status}:\n{}", ferry.output());
+    assert!(ferry.output().contains("copy done (--no-follow)"));
+    wait_equal(&source, &target, FieldTtl::Persist, &ferry);
+}
