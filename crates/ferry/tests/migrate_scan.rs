@@ -35,6 +35,10 @@ fn deny_replication(server: &Server, extra: &str) -> String {
 }
 
 fn scan(source_url: &str, target: &Server, extra: &[&str]) -> Ferry {
+    scan_paced(source_url, target, "200000", extra)
+}
+
+fn scan_paced(source_url: &str, target: &Server, keys_per_sec: &str, extra: &[&str]) -> Ferry {
     let target_url = target.url();
     let mut args = vec![
         "--source",
@@ -44,10 +48,23 @@ fn scan(source_url: &str, target: &Server, extra: &[&str]) -> Ferry {
         "--mode",
         "scan",
         "--scan-keys-per-sec",
-        "200000",
+        keys_per_sec,
     ];
     args.extend_from_slice(extra);
     Ferry::start(&args)
+}
+
+/// Waits until `needle` was printed `count` times.
+fn wait_count(ferry: &Ferry, needle: &str, count: usize) {
+    let deadline = Instant::now() + SCAN_TIMEOUT;
+    while ferry.output().matches(needle).count() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} not {count} times:\n{}",
+            ferry.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn notify_setting(server: &Server) -> String {
@@ -85,8 +102,24 @@ fn wait_equal(source: &Server, target: &Server, field_ttl: FieldTtl, ferry: &Fer
     }
 }
 
-/// The dataset, a write load during the scan and after it, then equal key by key.
-fn scan_under_load(source: &Server, source_url: &str, target_kind: ServerKind, policy: &[&str]) {
+/// What happens to the subscription while the load runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Disconnect {
+    No,
+    /// The source drops ferry's subscriber (as a restarted proxy would): notifications
+    /// are lost until ferry is back, so it rescans.
+    KillSubscriber,
+}
+
+/// The dataset, a write load during the scan (paced to take a few seconds) and after it,
+/// then equal key by key.
+fn scan_under_load(
+    source: &Server,
+    source_url: &str,
+    target_kind: ServerKind,
+    policy: &[&str],
+    disconnect: Disconnect,
+) -> String {
     let field_ttl = if policy.contains(&"persist") {
         FieldTtl::Persist
     } else {
@@ -98,9 +131,22 @@ fn scan_under_load(source: &Server, source_url: &str, target_kind: ServerKind, p
     let load = Workload::new(source.kind(), DEFAULT_SEED)
         .without(&UNFOLLOWED)
         .start(source.url(), stop.clone());
-    let mut ferry = scan(source_url, &target, policy);
+    // About 600 keys: the scan takes 2 to 3 s with the load writing all along.
+    let mut ferry = scan_paced(source_url, &target, "250", policy);
     ferry.wait_for(IN_SYNC, SCAN_TIMEOUT);
-    std::thread::sleep(Duration::from_secs(3));
+    if disconnect == Disconnect::KillSubscriber {
+        let mut con = source.client();
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(killed, 1);
+        ferry.wait_for("scanning everything again", Duration::from_secs(20));
+        wait_count(&ferry, "ferry: scan done", 2);
+    }
+    std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);
     let stats = load.join().expect("the load ends");
     assert!(stats.total() > 1000, "{stats:?}");
@@ -110,6 +156,7 @@ fn scan_under_load(source: &Server, source_url: &str, target_kind: ServerKind, p
     ferry.signal("TERM");
     let status = ferry.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{status}:\n{}", ferry.output());
+    ferry.output()
 }
 
 #[test]
@@ -117,12 +164,14 @@ fn redis_8_0_denying_psync_to_valkey_8_1_under_load() {
     let source = Server::start(ServerKind::Redis80).unwrap();
     let url = deny_replication(&source, "");
     assert_eq!(notify_setting(&source), "");
-    scan_under_load(
+    let output = scan_under_load(
         &source,
         &url,
         ServerKind::Valkey81,
         &["--hash-field-ttl", "persist", "--vector-set", "skip"],
+        Disconnect::KillSubscriber,
     );
+    assert!(output.contains("lost the source"), "{output}");
     // ferry turned notifications on and put the setting back when it stopped.
     assert_eq!(notify_setting(&source), "");
 }
@@ -131,31 +180,52 @@ fn redis_8_0_denying_psync_to_valkey_8_1_under_load() {
 fn redis_8_0_denying_psync_to_valkey_9_1_keeps_field_ttls() {
     let source = Server::start(ServerKind::Redis80).unwrap();
     let url = deny_replication(&source, "");
-    scan_under_load(
+    let _ = scan_under_load(
         &source,
         &url,
         ServerKind::Valkey91,
         &["--vector-set", "skip"],
+        Disconnect::No,
     );
 }
 
+/// PSYNC and SYNC renamed away, CONFIG denied to ferry's user, and notifications already
+/// on (as an operator sets them on a managed service): ferry finds out with a probe key.
 #[test]
-fn psync_renamed_away_with_notifications_already_on() {
-    let source =
-        Server::start_with_args(ServerKind::Redis80, &["--rename-command", "PSYNC", ""]).unwrap();
+fn psync_renamed_away_and_config_denied_with_notifications_on() {
+    let source = Server::start_with_args(
+        ServerKind::Redis80,
+        &[
+            "--rename-command",
+            "PSYNC",
+            "",
+            "--rename-command",
+            "SYNC",
+            "",
+        ],
+    )
+    .unwrap();
     let mut con = source.client();
+    let psync = redis::cmd("PSYNC").arg("?").arg(-1).query::<()>(&mut con);
+    let refusal = psync.expect_err("PSYNC is renamed away").to_string();
+    assert!(refusal.contains("unknown command"), "{refusal}");
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("notify-keyspace-events")
         .arg("KEA")
         .query::<()>(&mut con)
         .unwrap();
-    let url = source.url();
-    scan_under_load(
+    let url = deny_replication(&source, "-config");
+    let output = scan_under_load(
         &source,
         &url,
         ServerKind::Valkey81,
         &["--hash-field-ttl", "persist", "--vector-set", "skip"],
+        Disconnect::No,
+    );
+    assert!(
+        output.contains("a probe key's changes were notified"),
+        "{output}"
     );
     assert_eq!(
         notify_setting(&source),
@@ -197,6 +267,7 @@ fn refused_config_with_notifications_off_is_one_clear_line() {
     let output = ferry.output();
     let last = output.lines().last().unwrap_or_default();
     assert!(last.contains("notify-keyspace-events"), "{output}");
+    assert!(last.contains("not notified"), "{output}");
     assert!(last.contains("\"EA\""), "names the flags to set: {output}");
     let mut target_con = target.client();
     let keys: u64 = redis::cmd("DBSIZE").query(&mut target_con).unwrap();

@@ -171,11 +171,7 @@ impl ScanJob<'_> {
                     ));
                     Ok(None)
                 } else {
-                    Err(self.source_error(notify::NotifyError::Refused {
-                        current: "unknown, and a probe key's changes were not notified".into(),
-                        wanted: notify::NEEDED.into(),
-                        reason,
-                    }))
+                    Err(self.source_error(notify::NotifyError::NotObserved { reason }))
                 }
             }
         }
@@ -720,11 +716,12 @@ impl Ticks {
         events.commands(replies, pipe.bytes.load(Ordering::Relaxed));
         let received = copier.dirty.received.load(Ordering::Relaxed) as i64;
         let pending = copier.dirty.len() as i64;
-        events.stream_progress(
-            received - pending,
-            received,
-            self.rate.update(replies),
-            line,
-        );
+        let ops_per_sec = self.rate.update(replies);
+        events.stream_progress(received - pending, received, ops_per_sec, false);
+        if line {
+            events.line(format!(
+                "following: {received} notifications, {pending} changed keys waiting, {ops_per_sec:.0} commands/s"
+            ));
+        }
     }
 }
