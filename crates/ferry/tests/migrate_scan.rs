@@ -79,6 +79,16 @@ fn notify_setting(server: &Server) -> String {
 
 /// Polls until the target holds what the source does after the policies.
 fn wait_equal(source: &Server, target: &Server, field_ttl: FieldTtl, ferry: &Ferry) {
+    wait_equal_at_least(source, target, field_ttl, ferry, 100);
+}
+
+fn wait_equal_at_least(
+    source: &Server,
+    target: &Server,
+    field_ttl: FieldTtl,
+    ferry: &Ferry,
+    min_keys: usize,
+) {
     let deadline = Instant::now() + CONVERGE_WITHIN;
     loop {
         let before = Snapshot::capture(source).expect("capture source");
@@ -86,7 +96,7 @@ fn wait_equal(source: &Server, target: &Server, field_ttl: FieldTtl, ferry: &Fer
         let actual = Snapshot::capture(target).expect("capture target");
         let differences = expected.diff(&actual, &DiffOptions::new());
         if differences.is_empty() {
-            assert!(expected.key_count() > 100);
+            assert!(expected.key_count() >= min_keys, "{}", expected.key_count());
             return;
         }
         if Instant::now() > deadline {
@@ -232,6 +242,50 @@ fn psync_renamed_away_and_config_denied_with_notifications_on() {
         "AKE",
         "ferry left the operator's setting alone"
     );
+}
+
+/// FLUSHDB, FLUSHALL and SWAPDB notify no keys: ferry sees them in INFO commandstats and
+/// scans both sides again. The whole load (flushes and swaps included) runs here.
+#[test]
+fn flushes_and_swaps_are_caught_up_by_rescans() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let url = deny_replication(&source, "");
+    let mut con = source.client();
+    for db in [0, 2, 3] {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut con).unwrap();
+        for i in 0..50 {
+            redis::cmd("SET")
+                .arg(format!("k{db}:{i}"))
+                .arg(i)
+                .query::<()>(&mut con)
+                .unwrap();
+        }
+    }
+    let policy = ["--hash-field-ttl", "persist", "--vector-set", "skip"];
+    let mut ferry = scan(&url, &target, &policy);
+    ferry.wait_for(IN_SYNC, SCAN_TIMEOUT);
+    redis::cmd("SWAPDB")
+        .arg(2)
+        .arg(3)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SELECT").arg(0).query::<()>(&mut con).unwrap();
+    redis::cmd("FLUSHDB").query::<()>(&mut con).unwrap();
+    ferry.wait_for("scanning everything again", Duration::from_secs(20));
+    wait_equal_at_least(&source, &target, FieldTtl::Persist, &ferry, 100);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = Workload::spawn(source.url(), source.kind(), stop.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let stats = load.join().expect("the load ends");
+    assert!(
+        stats.applied("FLUSHDB") + stats.applied("SWAPDB") > 0,
+        "{stats:?}"
+    );
+    std::thread::sleep(SHORT_TTLS_PASSED);
+    wait_equal_at_least(&source, &target, FieldTtl::Persist, &ferry, 100);
 }
 
 #[test]

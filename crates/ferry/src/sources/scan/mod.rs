@@ -57,6 +57,8 @@ const TICK: Duration = Duration::from_millis(250);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Streams with consumer groups are read again this often (group reads notify nothing).
 const GROUPS_EVERY: Duration = Duration::from_secs(2);
+/// How often INFO commandstats is read for FLUSHDB/FLUSHALL/SWAPDB.
+const FLUSHES_EVERY: Duration = Duration::from_secs(1);
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// How long a probe key's notification may take.
 const PROBE_WAIT: Duration = Duration::from_secs(3);
@@ -263,6 +265,11 @@ struct Copier<'a> {
     bytes_read: AtomicU64,
     /// Keys read from the source (present or gone).
     keys_read: u64,
+    /// FLUSHDB/FLUSHALL/SWAPDB calls last seen (`INFO commandstats`); `None` before the
+    /// first look or when refused.
+    unnotified: Option<u64>,
+    /// INFO commandstats was refused (said once).
+    commandstats_refused: bool,
     expiry: ExpiryRead,
     in_sync: bool,
 }
@@ -277,6 +284,8 @@ impl<'a> Copier<'a> {
             counters: Arc::new(WriterCounters::default()),
             bytes_read: AtomicU64::new(0),
             keys_read: 0,
+            unnotified: None,
+            commandstats_refused: false,
             expiry: ExpiryRead::for_source(&job.source.product, job.source.series()),
             in_sync: false,
         }
@@ -432,9 +441,20 @@ impl<'a> Copier<'a> {
         records: &mpsc::Sender<Record>,
         mut rescan: bool,
     ) -> SessionEnd {
+        if let Err(end) = self.unseen_changes(conn).await {
+            return end;
+        }
         loop {
             if let Err(end) = self.scan_all(conn, records, rescan).await {
                 return end;
+            }
+            match self.unseen_changes(conn).await {
+                Ok(true) if self.job.follow => {
+                    rescan = true;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(end) => return end,
             }
             if !self.job.follow {
                 return match self.settle(records).await {
@@ -450,9 +470,34 @@ impl<'a> Copier<'a> {
             if let Err(end) = self.follow(conn, records).await {
                 return end;
             }
-            // The changed-key budget ran out: those keys are found by scanning again.
+            // Changes no notification named: found by scanning again.
             rescan = true;
         }
+    }
+
+    /// Whether the source ran FLUSHDB, FLUSHALL or SWAPDB since the last look: they
+    /// notify no keys, so only a rescan (of the target too) finds what they changed.
+    async fn unseen_changes(&mut self, conn: &mut SourceConn) -> Result<bool, SessionEnd> {
+        let calls = scanner::unnotified_calls(conn)
+            .await
+            .map_err(SessionEnd::Lost)?;
+        let Some(calls) = calls else {
+            if !self.commandstats_refused {
+                self.commandstats_refused = true;
+                self.job.events.line(
+                    "INFO commandstats is refused: FLUSHDB, FLUSHALL and SWAPDB on the source will go unnoticed",
+                );
+            }
+            return Ok(false);
+        };
+        let changed = self.unnotified.is_some_and(|before| before != calls);
+        self.unnotified = Some(calls);
+        if changed {
+            self.job.events.line(
+                "the source ran FLUSHDB, FLUSHALL or SWAPDB, which notify no keys; scanning everything again",
+            );
+        }
+        Ok(changed)
     }
 
     /// Reads every key of the source (and, on a rescan of a target ferry owns, every key
@@ -466,6 +511,7 @@ impl<'a> Copier<'a> {
         let job = self.job;
         let started = Instant::now();
         let written_before = self.counters.keys.load(Ordering::Relaxed);
+        let near_expiry_before = self.counters.near_expiry.load(Ordering::Relaxed);
         let read_before = self.keys_read;
         job.events.start_full_sync(None);
         let mut pace = Pace::new(job.keys_per_sec);
@@ -511,7 +557,7 @@ impl<'a> Copier<'a> {
         job.events.line(format!(
             "scan done: {read} keys read in {seconds:.1} s ({:.0} keys/s), {} at or near expiry kept until the source's expiry is seen",
             read as f64 / seconds.max(1e-3),
-            self.counters.near_expiry.load(Ordering::Relaxed),
+            self.counters.near_expiry.load(Ordering::Relaxed) - near_expiry_before,
         ));
         job.events.phase(Phase::Streaming, None);
         Ok(())
@@ -546,8 +592,8 @@ impl<'a> Copier<'a> {
         Ok(())
     }
 
-    /// Copies changed keys as they are notified; returns when the changed-key budget
-    /// overflowed (a rescan is due).
+    /// Copies changed keys as they are notified; returns when a rescan is due (the
+    /// changed-key budget overflowed, or the source flushed or swapped databases).
     async fn follow(
         &mut self,
         conn: &mut SourceConn,
@@ -556,6 +602,7 @@ impl<'a> Copier<'a> {
         let mut ticker = tokio::time::interval(TICK);
         let mut ticks = Ticks::new(self.pipe.counters().replies.load(Ordering::Relaxed));
         let mut groups_read = Instant::now();
+        let mut flushes_read = Instant::now();
         let dirty = self.dirty.clone();
         loop {
             tokio::select! {
@@ -573,6 +620,12 @@ impl<'a> Copier<'a> {
                     "more changed keys than --max-memory-mb allows to remember; scanning everything again",
                 );
                 return Ok(());
+            }
+            if flushes_read.elapsed() >= FLUSHES_EVERY {
+                flushes_read = Instant::now();
+                if self.unseen_changes(conn).await? {
+                    return Ok(());
+                }
             }
             if groups_read.elapsed() >= GROUPS_EVERY {
                 groups_read = Instant::now();

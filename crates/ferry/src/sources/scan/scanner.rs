@@ -155,3 +155,49 @@ mod tests {
         assert!(parse_scan(Frame::Integer(3)).is_err());
     }
 }
+
+/// Commands that change keys without naming any in a notification.
+const UNNOTIFIED: [&str; 3] = ["flushdb", "flushall", "swapdb"];
+
+/// How many times the source has run FLUSHDB, FLUSHALL and SWAPDB (`INFO commandstats`,
+/// scripts and transactions included); `None` when INFO commandstats is refused. Any
+/// change since the last look means keys changed unseen.
+pub async fn unnotified_calls(conn: &mut SourceConn) -> Result<Option<u64>, ClientError> {
+    conn.push(&["INFO", "commandstats"]);
+    let reply = conn.replies(1).await?.pop().unwrap_or(Frame::Null);
+    let text = match reply {
+        Frame::Bulk(text) | Frame::Verbatim { text, .. } => text,
+        _ => return Ok(None),
+    };
+    Ok(Some(count_unnotified(&text)))
+}
+
+fn count_unnotified(info: &[u8]) -> u64 {
+    parse_info(info)
+        .into_iter()
+        .filter(|(name, _)| {
+            name.strip_prefix("cmdstat_")
+                .is_some_and(|command| UNNOTIFIED.contains(&command))
+        })
+        .filter_map(|(_, fields)| {
+            fields
+                .split(',')
+                .find_map(|field| field.strip_prefix("calls="))
+                .and_then(|calls| calls.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod commandstats_tests {
+    use super::*;
+
+    #[test]
+    fn flushes_and_swaps_are_counted() {
+        let info = b"# Commandstats\r\ncmdstat_set:calls=90,usec=5\r\n\
+            cmdstat_flushdb:calls=2,usec=10,usec_per_call=5.00,rejected_calls=0,failed_calls=0\r\n\
+            cmdstat_swapdb:calls=3,usec=1\r\ncmdstat_flushall:calls=1,usec=1\r\n";
+        assert_eq!(count_unnotified(info), 6);
+        assert_eq!(count_unnotified(b"cmdstat_get:calls=4,usec=1\r\n"), 0);
+    }
+}
