@@ -328,6 +328,42 @@ fn refused_config_with_notifications_off_is_one_clear_line() {
     assert_eq!(keys, 0, "nothing copied without following changes");
 }
 
+/// A value the target cannot hold without a policy stops the run with the policy's one
+/// line, and the source's setting is put back.
+#[test]
+fn a_field_ttl_without_a_policy_stops_with_one_line() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let url = deny_replication(&source, "");
+    let mut ferry = scan(&url, &target, &["--vector-set", "skip"]);
+    ferry.wait_for(IN_SYNC, SCAN_TIMEOUT);
+    let mut con = source.client();
+    redis::cmd("HSET")
+        .arg("h")
+        .arg("f")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("HEXPIRE")
+        .arg("h")
+        .arg(100)
+        .arg("FIELDS")
+        .arg(1)
+        .arg("f")
+        .query::<()>(&mut con)
+        .unwrap();
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{}", ferry.output());
+    let output = ferry.output();
+    let last = output.lines().last().unwrap_or_default();
+    assert!(last.contains("--hash-field-ttl"), "{output}");
+    assert!(
+        output.contains("put notify-keyspace-events back"),
+        "{output}"
+    );
+    assert_eq!(notify_setting(&source), "");
+}
+
 #[test]
 fn no_follow_copies_once_and_exits() {
     let source = Server::start(ServerKind::Redis80).unwrap();

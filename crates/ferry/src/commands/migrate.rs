@@ -361,6 +361,7 @@ impl Migration {
             restore_refusal: target.restore_refusal.clone(),
             writer_limits: self.memory.writer,
             dirty_budget_bytes: self.memory.writer.restore_bytes,
+            queued_bytes: self.memory.in_flight_bytes,
             policies: self.policies.clone(),
             connect_timeout: self.connect_timeout,
             keys_per_sec: args.scan_keys_per_sec,

@@ -14,7 +14,7 @@ use crate::transforms::Transform;
 use ferry_codec::{Flavor, Item, Kind, RdbVersion, ValuePart};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 /// Stream keys with consumer groups remembered for periodic re-reading, at most.
 const MAX_GROUP_STREAMS: usize = 10_000;
@@ -22,7 +22,8 @@ const MAX_GROUP_STREAMS: usize = 10_000;
 const FIRST_VALKEY_VERSION: u16 = 80;
 
 pub enum Record {
-    Key(Fetched),
+    /// A key, with its share of the byte budget (released once written).
+    Key(Fetched, Option<OwnedSemaphorePermit>),
     /// A function library's code (`FUNCTION LOAD REPLACE` on the target).
     Function(bytes::Bytes),
     /// Hand everything written so far to the pipe, then answer.
@@ -65,16 +66,19 @@ pub fn run(
     let mut out = Vec::new();
     while let Some(record) = records.blocking_recv() {
         match record {
-            Record::Key(Fetched::Gone { db, key }) => {
+            Record::Key(Fetched::Gone { db, key }, _) => {
                 groups.note((db, key.clone()), false);
                 sink.delete(db, &key)?;
             }
-            Record::Key(Fetched::Value {
-                db,
-                key,
-                payload,
-                expire_at_ms,
-            }) => {
+            Record::Key(
+                Fetched::Value {
+                    db,
+                    key,
+                    payload,
+                    expire_at_ms,
+                },
+                _budget,
+            ) => {
                 let decoded = ferry_codec::dump::decode(key.clone(), &payload);
                 let (mut header, parts) = decoded.map_err(|source| {
                     Error::Migration(format!(

@@ -51,13 +51,24 @@ impl SourceConn {
 
     /// Sends what is queued and reads `count` replies.
     pub async fn replies(&mut self, count: usize) -> Result<Vec<Frame>, ClientError> {
-        self.writer.write_all(&self.out).await?;
-        self.out.clear();
+        self.send().await?;
         let mut replies = Vec::with_capacity(count.min(4096));
         for _ in 0..count {
-            replies.push(self.reader.read(REPLY_TIMEOUT).await?);
+            replies.push(self.read().await?);
         }
         Ok(replies)
+    }
+
+    /// Sends what is queued; the replies are read one by one with [`SourceConn::read`].
+    pub async fn send(&mut self) -> Result<(), ClientError> {
+        self.writer.write_all(&self.out).await?;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// The next reply.
+    pub async fn read(&mut self) -> Result<Frame, ClientError> {
+        self.reader.read(REPLY_TIMEOUT).await
     }
 }
 

@@ -50,34 +50,52 @@ impl ExpiryRead {
     }
 }
 
-/// Reads `keys` (any databases) with one round trip.
-pub async fn fetch(
-    conn: &mut SourceConn,
-    keys: Vec<DbKey>,
+/// A batch of keys requested in one write; their values are read one at a time with
+/// [`Request::next`], so that only one value is held here however big the batch is.
+pub struct Request {
+    /// Each key, and whether a SELECT reply comes before its two replies.
+    keys: std::vec::IntoIter<(DbKey, bool)>,
     expiry: ExpiryRead,
-) -> Result<Vec<Fetched>, ClientError> {
-    // For each key: whether a SELECT reply comes before its two replies.
-    let mut selects = Vec::with_capacity(keys.len());
-    let mut count = 0;
-    for (db, key) in &keys {
-        let selected = conn.select(*db);
-        conn.push(&[b"DUMP".as_slice(), key]);
-        conn.push(&[expiry.command().as_bytes(), key]);
-        selects.push(selected);
-        count += 2 + usize::from(selected);
+    sent_at: i64,
+}
+
+impl Request {
+    /// Requests `keys` (any databases): DUMP and the expiry of each, pipelined.
+    pub async fn send(
+        conn: &mut SourceConn,
+        keys: Vec<DbKey>,
+        expiry: ExpiryRead,
+    ) -> Result<Request, ClientError> {
+        let mut planned = Vec::with_capacity(keys.len());
+        for (db, key) in keys {
+            let selected = conn.select(db);
+            conn.push(&[b"DUMP".as_slice(), &key]);
+            conn.push(&[expiry.command().as_bytes(), &key]);
+            planned.push(((db, key), selected));
+        }
+        conn.send().await?;
+        Ok(Request {
+            keys: planned.into_iter(),
+            expiry,
+            sent_at: unix_ms(),
+        })
     }
-    let sent_at = unix_ms();
-    let mut replies = conn.replies(count).await?.into_iter();
-    let mut out = Vec::with_capacity(keys.len());
-    for ((db, key), selected) in keys.into_iter().zip(selects) {
+
+    /// The next key's value, `None` after the last. Every reply must be read before the
+    /// connection is used again.
+    pub async fn next(&mut self, conn: &mut SourceConn) -> Result<Option<Fetched>, ClientError> {
+        let Some(((db, key), selected)) = self.keys.next() else {
+            return Ok(None);
+        };
         if selected {
-            let reply = replies.next().unwrap_or(Frame::Null);
+            let reply = conn.read().await?;
             if let Some(error) = refused("SELECT", &reply) {
                 return Err(error);
             }
         }
-        let dump = replies.next().unwrap_or(Frame::Null);
-        let ttl = replies.next().unwrap_or(Frame::Null);
+        let dump = conn.read().await?;
+        let ttl = conn.read().await?;
+        let expiry = self.expiry;
         if let Some(error) = refused("DUMP", &dump) {
             return Err(error);
         }
@@ -86,10 +104,7 @@ pub async fn fetch(
         }
         let payload = match dump {
             Frame::Bulk(payload) => payload,
-            Frame::NullBulk | Frame::Null => {
-                out.push(Fetched::Gone { db, key });
-                continue;
-            }
+            Frame::NullBulk | Frame::Null => return Ok(Some(Fetched::Gone { db, key })),
             other => {
                 return Err(ClientError::Protocol(format!(
                     "DUMP answered {}",
@@ -98,14 +113,11 @@ pub async fn fetch(
             }
         };
         let expire_at_ms = match (ttl, expiry) {
-            (Frame::Integer(-2), _) => {
-                // Gone between the two reads; its deletion is notified.
-                out.push(Fetched::Gone { db, key });
-                continue;
-            }
+            // Gone between the two reads; its deletion is notified.
+            (Frame::Integer(-2), _) => return Ok(Some(Fetched::Gone { db, key })),
             (Frame::Integer(n), _) if n < 0 => None,
             (Frame::Integer(at), ExpiryRead::Absolute) => Some(at),
-            (Frame::Integer(ttl), ExpiryRead::Relative) => Some(sent_at.saturating_add(ttl)),
+            (Frame::Integer(ttl), ExpiryRead::Relative) => Some(self.sent_at.saturating_add(ttl)),
             (other, _) => {
                 return Err(ClientError::Protocol(format!(
                     "{} answered {}",
@@ -114,14 +126,13 @@ pub async fn fetch(
                 )))
             }
         };
-        out.push(Fetched::Value {
+        Ok(Some(Fetched::Value {
             db,
             key,
             payload,
             expire_at_ms,
-        });
+        }))
     }
-    Ok(out)
 }
 
 fn unix_ms() -> i64 {

@@ -50,7 +50,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Changed keys read per round trip.
 const DIRTY_BATCH: usize = 256;
-/// Records between the fetcher and the apply thread.
+/// Records between the fetcher and the apply thread (their bytes are bounded by
+/// [`ScanJob::queued_bytes`]).
 const APPLY_QUEUE: usize = 1024;
 /// How often progress, `/status` and the stream-group re-read are looked at.
 const TICK: Duration = Duration::from_millis(250);
@@ -79,6 +80,8 @@ pub struct ScanJob<'a> {
     pub writer_limits: WriterLimits,
     /// Key names held as changed-and-not-copied before giving up and rescanning.
     pub dirty_budget_bytes: usize,
+    /// Bytes of DUMP payloads read and not yet written (one bigger value goes alone).
+    pub queued_bytes: usize,
     pub policies: Policies,
     pub connect_timeout: Duration,
     pub keys_per_sec: u32,
@@ -265,6 +268,8 @@ struct Copier<'a> {
     bytes_read: AtomicU64,
     /// Keys read from the source (present or gone).
     keys_read: u64,
+    /// Bytes of values read and not yet written ([`ScanJob::queued_bytes`]).
+    queued: Arc<tokio::sync::Semaphore>,
     /// FLUSHDB/FLUSHALL/SWAPDB calls last seen (`INFO commandstats`); `None` before the
     /// first look or when refused.
     unnotified: Option<u64>,
@@ -284,6 +289,7 @@ impl<'a> Copier<'a> {
             counters: Arc::new(WriterCounters::default()),
             bytes_read: AtomicU64::new(0),
             keys_read: 0,
+            queued: Arc::new(tokio::sync::Semaphore::new(job.queued_bytes)),
             unnotified: None,
             commandstats_refused: false,
             expiry: ExpiryRead::for_source(&job.source.product, job.source.series()),
@@ -609,6 +615,9 @@ impl<'a> Copier<'a> {
                 _ = dirty.changed() => {}
                 _ = ticker.tick() => {}
             }
+            if records.is_closed() {
+                return Err(SessionEnd::ApplyStopped);
+            }
             if let Some(failure) = self.pipe.failure() {
                 return Err(SessionEnd::Fatal(
                     self.job
@@ -673,23 +682,34 @@ impl<'a> Copier<'a> {
         if keys.is_empty() {
             return Ok(());
         }
-        let fetched = fetch::fetch(conn, keys, self.expiry)
+        let lost = |error: ClientError| match error {
+            // A refused command is not cured by reconnecting.
+            ClientError::Command { .. } => SessionEnd::Fatal(self.job.source_error(error)),
+            other => SessionEnd::Lost(other),
+        };
+        let mut request = fetch::Request::send(conn, keys, self.expiry)
             .await
-            .map_err(|error| {
-                match error {
-                    // A refused command is not cured by reconnecting.
-                    ClientError::Command { .. } => SessionEnd::Fatal(self.job.source_error(error)),
-                    other => SessionEnd::Lost(other),
+            .map_err(lost)?;
+        while let Some(record) = request.next(conn).await.map_err(lost)? {
+            self.keys_read += 1;
+            let budget = match &record {
+                Fetched::Value { payload, .. } => {
+                    self.bytes_read
+                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    // Wait while the values on their way to the target use the budget up.
+                    let cost = payload.len().min(self.job.queued_bytes).max(1);
+                    let permit = self
+                        .queued
+                        .clone()
+                        .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+                        .await
+                        .map_err(|_| SessionEnd::ApplyStopped)?;
+                    Some(permit)
                 }
-            })?;
-        self.keys_read += fetched.len() as u64;
-        for record in fetched {
-            if let Fetched::Value { payload, .. } = &record {
-                self.bytes_read
-                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
-            }
+                Fetched::Gone { .. } => None,
+            };
             records
-                .send(Record::Key(record))
+                .send(Record::Key(record, budget))
                 .await
                 .map_err(|_| SessionEnd::ApplyStopped)?;
         }
