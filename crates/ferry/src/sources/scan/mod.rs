@@ -206,7 +206,7 @@ impl ScanJob<'_> {
             Ok(_) => {
                 let wait = async {
                     while !seen
-                        .take(16)
+                        .take(usize::MAX)
                         .iter()
                         .any(|(_, k)| k.as_ref() == key.as_bytes())
                     {
