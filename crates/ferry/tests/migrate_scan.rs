@@ -254,6 +254,23 @@ fn psync_renamed_away_and_config_denied_with_notifications_on() {
         .arg("KEA")
         .query::<()>(&mut con)
         .unwrap();
+    // Replication mode finds PSYNC missing and points here.
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let (source_url, target_url) = (source.url(), target.url());
+    let mut replica = Ferry::start(&["--source", &source_url, "--target", &target_url]);
+    let status = replica.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{}", replica.output());
+    let last = replica
+        .output()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        last.contains("unknown command") && last.contains("--mode scan"),
+        "{last}"
+    );
+
     let url = deny_replication(&source, "-config");
     let output = scan_under_load(
         &source,

@@ -368,6 +368,7 @@ impl Migration {
             follow: !args.no_follow,
             flush_target: args.flush_target,
             owns_target: owned || args.flush_target || target.info.total_keys() == 0,
+            state_given: self.state_path.is_some(),
             events: &self.events,
         }
     }

@@ -90,6 +90,8 @@ pub struct ScanJob<'a> {
     pub flush_target: bool,
     /// ferry may delete target keys the source lacks (the target was empty or flushed).
     pub owns_target: bool,
+    /// `--state` was passed (scan mode does not use it).
+    pub state_given: bool,
     pub events: &'a Observer,
 }
 
@@ -125,6 +127,11 @@ pub async fn run(
         );
         None
     };
+    if job.state_given {
+        job.events.line(
+            "scan mode keeps no resume position: --state is not written, and a restart scans everything again",
+        );
+    }
     let result = Copier::new(&job, pipe).run(shutdown).await;
     if let Some(original) = restore_to {
         job.restore_notifications(&original).await;
