@@ -26,7 +26,8 @@ pub enum Command {
     /// Compare a target with its source, key by key, and report every difference.
     Verify(VerifyArgs),
     /// Follow a live source as its replica and write everything into the target: a full
-    /// copy, then every change, until stopped (Ctrl-C). Resumable with --state.
+    /// copy, then every change, until stopped (Ctrl-C). Resumable with --state. For
+    /// sources that refuse replication: --mode scan (SCAN/DUMP, keyspace notifications).
     Migrate(MigrateArgs),
 }
 

@@ -531,6 +531,10 @@ impl<'a> Copier<'a> {
         let mut ticks = Ticks::new(written_before);
         if rescan && job.follow {
             if job.owns_target {
+                // A value read before a flush or swap and still on its way would land
+                // behind the target's SCAN, unseen by it: everything read so far goes in
+                // first.
+                self.settle(records).await?;
                 let mut target = SourceConn::connect(job.target_url, job.connect_timeout)
                     .await
                     .map_err(|e| SessionEnd::Fatal(job.target_error(e)))?;
@@ -653,8 +657,10 @@ impl<'a> Copier<'a> {
                 self.copy_dirty(conn, records).await?;
             }
             if !self.in_sync {
+                // Every change notified before the drain above is now on the target (as
+                // replication mode's "applied reached received" at one moment).
                 self.settle(records).await?;
-                if self.dirty.is_empty() && !self.dirty.overflowed() {
+                if !self.dirty.overflowed() {
                     self.in_sync = true;
                     self.job.events.phase(Phase::InSync, None);
                     self.job.events.line(
