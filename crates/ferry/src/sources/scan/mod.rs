@@ -811,3 +811,24 @@ impl Ticks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_or_renamed_psync_is_a_refusal_other_errors_are_not() {
+        let denied = ReplError::Auth(
+            "NOPERM User migrator has no permissions to run the 'psync' command".into(),
+        );
+        assert!(replication_refused(&denied).is_some());
+        let renamed = ReplError::ServerError(
+            "ERR unknown command 'PSYNC', with args beginning with: '?' '-1'".into(),
+        );
+        assert!(replication_refused(&renamed).is_some());
+        let password = ReplError::Auth("WRONGPASS invalid username-password pair".into());
+        assert!(replication_refused(&password).is_none());
+        let loading = ReplError::ServerError("LOADING Redis is loading the dataset".into());
+        assert!(replication_refused(&loading).is_none());
+    }
+}
