@@ -98,7 +98,12 @@ fn wait_equal_at_least(
     let deadline = Instant::now() + CONVERGE_WITHIN;
     loop {
         let before = Snapshot::capture(source).expect("capture source");
-        let expected = after_policies(&before, field_ttl, VectorSets::Remove).snapshot;
+        let vectors = if target.kind().has_vector_sets() {
+            VectorSets::Keep
+        } else {
+            VectorSets::Remove
+        };
+        let expected = after_policies(&before, field_ttl, vectors).snapshot;
         let actual = Snapshot::capture(target).expect("capture target");
         // Before Redis 7.0 the expiry is read relative (PTTL) and made absolute by ferry's
         // clock, a few ms off.
@@ -210,6 +215,32 @@ fn redis_8_0_denying_psync_to_valkey_9_1_keeps_field_ttls() {
         ServerKind::Valkey91,
         &["--vector-set", "skip"],
         Disconnect::No,
+    );
+}
+
+/// Redis 8.0 into Redis 8.0: vector sets are kept, and VADD, VREM and VSETATTR notify
+/// nothing, so ferry reads them again every 2 s.
+#[test]
+fn redis_8_0_to_redis_8_0_follows_vector_sets() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let url = deny_replication(&source, "");
+    let output = scan_under_load(&source, &url, ServerKind::Redis80, &[], Disconnect::No);
+    assert!(output.contains("in sync"), "{output}");
+}
+
+#[test]
+fn vector_set_export_is_refused_in_scan_mode() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let export = format!("export={}", dir.path().join("v.jsonl").display());
+    let mut ferry = scan(&source.url(), &target, &["--vector-set", &export]);
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "{}", ferry.output());
+    let output = ferry.output();
+    assert!(
+        output.contains("not available with --mode scan"),
+        "{output}"
     );
 }
 

@@ -16,8 +16,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-/// Stream keys with consumer groups remembered for periodic re-reading, at most.
-const MAX_GROUP_STREAMS: usize = 10_000;
+/// Keys remembered for periodic re-reading, at most.
+const MAX_QUIET_KEYS: usize = 10_000;
 /// The first DUMP version Valkey writes with its own type bytes.
 const FIRST_VALKEY_VERSION: u16 = 80;
 
@@ -30,25 +30,37 @@ pub enum Record {
     Flush(oneshot::Sender<()>),
 }
 
-/// Streams with consumer groups seen on the source. Reading a group (XREADGROUP), XACK
-/// and XCLAIM change a stream without any notification, so these keys are read again now
-/// and then.
+/// Keys that change without notifications, seen on the source: streams with consumer
+/// groups (XREADGROUP, XACK and XCLAIM notify nothing) and, when the target stores them,
+/// module values (Redis 8's VADD, VREM and VSETATTR notify nothing). They are read again
+/// now and then.
 #[derive(Debug, Default)]
-pub struct GroupStreams(Mutex<HashSet<DbKey>>);
+pub struct QuietKeys {
+    keys: Mutex<HashSet<DbKey>>,
+    /// Module values are written to the target, so their changes matter.
+    pub modules: bool,
+}
 
-impl GroupStreams {
+impl QuietKeys {
+    pub fn new(modules: bool) -> Self {
+        Self {
+            keys: Mutex::default(),
+            modules,
+        }
+    }
+
     pub fn all(&self) -> Vec<DbKey> {
-        self.0
+        self.keys
             .lock()
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     }
 
-    fn note(&self, entry: DbKey, has_groups: bool) {
-        if let Ok(mut set) = self.0.lock() {
-            if !has_groups {
+    fn note(&self, entry: DbKey, quiet: bool) {
+        if let Ok(mut set) = self.keys.lock() {
+            if !quiet {
                 set.remove(&entry);
-            } else if set.len() < MAX_GROUP_STREAMS {
+            } else if set.len() < MAX_QUIET_KEYS {
                 set.insert(entry);
             }
         }
@@ -60,14 +72,14 @@ pub fn run(
     mut records: mpsc::Receiver<Record>,
     mut compat: CompatTransform,
     mut sink: TargetSink,
-    groups: Arc<GroupStreams>,
+    quiet: Arc<QuietKeys>,
 ) -> Result<Vec<String>, Error> {
     let mut flavor = None;
     let mut out = Vec::new();
     while let Some(record) = records.blocking_recv() {
         match record {
             Record::Key(Fetched::Gone { db, key }, _) => {
-                groups.note((db, key.clone()), false);
+                quiet.note((db, key.clone()), false);
                 sink.delete(db, &key)?;
             }
             Record::Key(
@@ -108,10 +120,12 @@ pub fn run(
                     )?;
                     flavor = Some(key_flavor);
                 }
-                if header.kind == Kind::Stream {
-                    let has_groups = parts.iter().any(|p| matches!(p, ValuePart::StreamGroup(_)));
-                    groups.note((db, key.clone()), has_groups);
-                }
+                let is_quiet = match header.kind {
+                    Kind::Stream => parts.iter().any(|p| matches!(p, ValuePart::StreamGroup(_))),
+                    Kind::Module(_) => quiet.modules,
+                    _ => false,
+                };
+                quiet.note((db, key.clone()), is_quiet);
                 header.db = db;
                 header.expire_at_ms = expire_at_ms;
                 pass(&mut compat, &mut sink, Item::KeyStart(header), &mut out)?;

@@ -27,7 +27,7 @@ mod subscriber;
 
 use crate::error::Error;
 use crate::observe::{Observer, Phase, Rate};
-use crate::policy::Policies;
+use crate::policy::{Policies, VectorSetPolicy};
 use crate::sinks::writer::client::{Client, ClientError};
 use crate::sinks::writer::pipe::{Batch, Pipe};
 use crate::sinks::writer::probe::ServerInfo;
@@ -35,7 +35,7 @@ use crate::sinks::writer::{TargetSink, WriteMode, WriterCounters, WriterLimits};
 use crate::target::Target;
 use crate::transforms::compat::CompatTransform;
 use crate::url::ServerUrl;
-use apply::{GroupStreams, Record};
+use apply::{QuietKeys, Record};
 use conn::SourceConn;
 use dirty::{DbKey, DirtyKeys};
 use ferry_repl::ReplError;
@@ -56,8 +56,11 @@ const APPLY_QUEUE: usize = 1024;
 /// How often progress, `/status` and the stream-group re-read are looked at.
 const TICK: Duration = Duration::from_millis(250);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
-/// Streams with consumer groups are read again this often (group reads notify nothing).
-const GROUPS_EVERY: Duration = Duration::from_secs(2);
+/// Keys that change without notifications (streams with consumer groups, vector sets)
+/// are read again this often.
+const QUIET_EVERY: Duration = Duration::from_secs(2);
+/// Keys examined per step (each tick) of the vector-set walk, at least.
+const SWEEP_MIN: usize = 200;
 /// How often INFO commandstats is read for FLUSHDB/FLUSHALL/SWAPDB.
 const FLUSHES_EVERY: Duration = Duration::from_secs(1);
 const RATE_WINDOW: Duration = Duration::from_secs(1);
@@ -119,6 +122,14 @@ pub async fn run(
     pipe: Pipe,
     shutdown: &mut Pin<&mut impl Future<Output = ()>>,
 ) -> Result<(), Error> {
+    if let VectorSetPolicy::Export(_) = job.policies.vector_set {
+        return Err(Error::Usage(
+            "--vector-set export is not available with --mode scan: a vector set read again \
+             (rescans, renames) would be exported again; use --vector-set skip here and export \
+             from an RDB file with ferry convert"
+                .into(),
+        ));
+    }
     let restore_to = if job.follow {
         job.enable_notifications().await?
     } else {
@@ -269,7 +280,7 @@ struct Copier<'a> {
     job: &'a ScanJob<'a>,
     pipe: Pipe,
     dirty: Arc<DirtyKeys>,
-    groups: Arc<GroupStreams>,
+    quiet: Arc<QuietKeys>,
     counters: Arc<WriterCounters>,
     /// DUMP payload bytes read.
     bytes_read: AtomicU64,
@@ -292,7 +303,9 @@ impl<'a> Copier<'a> {
             job,
             pipe,
             dirty: Arc::new(DirtyKeys::new(job.dirty_budget_bytes)),
-            groups: Arc::new(GroupStreams::default()),
+            quiet: Arc::new(QuietKeys::new(
+                job.target.format.has_builtin_module("vectorset"),
+            )),
             counters: Arc::new(WriterCounters::default()),
             bytes_read: AtomicU64::new(0),
             keys_read: 0,
@@ -326,9 +339,9 @@ impl<'a> Copier<'a> {
             self.counters.clone(),
         );
         let (records, receiver) = mpsc::channel(APPLY_QUEUE);
-        let groups = self.groups.clone();
+        let quiet = self.quiet.clone();
         let applier =
-            tokio::task::spawn_blocking(move || apply::run(receiver, compat, sink, groups));
+            tokio::task::spawn_blocking(move || apply::run(receiver, compat, sink, quiet));
 
         let mut lost_since: Option<Instant> = None;
         let mut rescan = false;
@@ -618,14 +631,18 @@ impl<'a> Copier<'a> {
     ) -> Result<(), SessionEnd> {
         let mut ticker = tokio::time::interval(TICK);
         let mut ticks = Ticks::new(self.pipe.counters().replies.load(Ordering::Relaxed));
-        let mut groups_read = Instant::now();
+        let mut quiet_read = Instant::now();
+        // New vector sets notify nothing either: a slow walk over keys of that type finds
+        // them (only for a target that stores them).
+        let mut sweep: Option<Walk> = None;
+        let sweep_count = (self.job.keys_per_sec as usize / 4).max(SWEEP_MIN);
         let mut flushes_read = Instant::now();
         let dirty = self.dirty.clone();
         loop {
-            tokio::select! {
-                _ = dirty.changed() => {}
-                _ = ticker.tick() => {}
-            }
+            let tick = tokio::select! {
+                _ = dirty.changed() => false,
+                _ = ticker.tick() => true,
+            };
             if records.is_closed() {
                 return Err(SessionEnd::ApplyStopped);
             }
@@ -647,9 +664,21 @@ impl<'a> Copier<'a> {
                     return Ok(());
                 }
             }
-            if groups_read.elapsed() >= GROUPS_EVERY {
-                groups_read = Instant::now();
-                for (db, key) in self.groups.all() {
+            if self.quiet.modules && tick {
+                if sweep.as_ref().is_none_or(Walk::done) {
+                    let dbs = scanner::databases(conn).await.map_err(SessionEnd::Lost)?;
+                    sweep = Some(Walk::of_type(dbs, "vectorset", sweep_count));
+                }
+                if let Some(walk) = sweep.as_mut() {
+                    let (db, keys) = walk.step(conn).await.map_err(SessionEnd::Lost)?;
+                    for key in keys {
+                        self.dirty.mark(db, key);
+                    }
+                }
+            }
+            if quiet_read.elapsed() >= QUIET_EVERY {
+                quiet_read = Instant::now();
+                for (db, key) in self.quiet.all() {
                     self.dirty.mark(db, key);
                 }
             }

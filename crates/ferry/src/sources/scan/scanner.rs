@@ -20,6 +20,9 @@ pub struct Walk {
     /// Index into `dbs` and SCAN cursor there.
     at: usize,
     cursor: Bytes,
+    count: usize,
+    /// Only keys of this type (`SCAN … TYPE`).
+    only: Option<&'static str>,
 }
 
 impl Walk {
@@ -28,6 +31,17 @@ impl Walk {
             dbs: dbs.into_iter().collect(),
             at: 0,
             cursor: Bytes::from_static(b"0"),
+            count: SCAN_COUNT,
+            only: None,
+        }
+    }
+
+    /// A walk returning only keys of type `name`, `count` keys examined per step.
+    pub fn of_type(dbs: BTreeSet<u64>, name: &'static str, count: usize) -> Self {
+        Self {
+            count: count.max(1),
+            only: Some(name),
+            ..Self::new(dbs)
         }
     }
 
@@ -42,8 +56,12 @@ impl Walk {
             return Ok((0, Vec::new()));
         };
         let selected = conn.select(db);
-        let count = SCAN_COUNT.to_string();
-        conn.push(&[b"SCAN".as_slice(), &self.cursor, b"COUNT", count.as_bytes()]);
+        let count = self.count.to_string();
+        let mut args: Vec<&[u8]> = vec![b"SCAN", &self.cursor, b"COUNT", count.as_bytes()];
+        if let Some(name) = self.only {
+            args.extend([b"TYPE".as_slice(), name.as_bytes()]);
+        }
+        conn.push(&args);
         let mut replies = conn.replies(1 + usize::from(selected)).await?.into_iter();
         if selected {
             let reply = replies.next().unwrap_or(Frame::Null);
