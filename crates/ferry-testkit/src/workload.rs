@@ -947,3 +947,21 @@ pub fn forget_unreplicated_group_state(snapshot: &mut Snapshot) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_leaves_the_named_operations_out() {
+        let load = Workload::new(ServerKind::Redis80, DEFAULT_SEED).without(&["flushdb", "SWAPDB"]);
+        assert!(load
+            .ops
+            .iter()
+            .all(|(op, _)| !matches!(op, Op::FlushDb | Op::SwapDb)));
+        let all = Workload::new(ServerKind::Redis80, DEFAULT_SEED);
+        assert_eq!(load.ops.len() + 2, all.ops.len());
+        let removed = 1 + 5;
+        assert_eq!(load.total_weight + removed, all.total_weight);
+    }
+}
