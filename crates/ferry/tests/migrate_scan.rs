@@ -228,6 +228,59 @@ fn redis_8_0_to_redis_8_0_follows_vector_sets() {
     assert!(output.contains("in sync"), "{output}");
 }
 
+/// With drop-field, a hash left with only volatile fields is left out; the copy written
+/// while it had other fields must go too.
+#[test]
+fn a_key_the_policies_now_leave_out_is_deleted_on_the_target() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let url = deny_replication(&source, "");
+    let mut con = source.client();
+    redis::cmd("HSET")
+        .arg("h")
+        .arg("kept")
+        .arg("1")
+        .arg("volatile")
+        .arg("2")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("HEXPIRE")
+        .arg("h")
+        .arg(100)
+        .arg("FIELDS")
+        .arg(1)
+        .arg("volatile")
+        .query::<()>(&mut con)
+        .unwrap();
+    let policy = ["--hash-field-ttl", "drop-field", "--vector-set", "skip"];
+    let mut ferry = scan(&url, &target, &policy);
+    ferry.wait_for(IN_SYNC, SCAN_TIMEOUT);
+    let mut target_con = target.client();
+    let fields: Vec<String> = redis::cmd("HKEYS").arg("h").query(&mut target_con).unwrap();
+    assert_eq!(fields, vec!["kept".to_string()]);
+    redis::cmd("HDEL")
+        .arg("h")
+        .arg("kept")
+        .query::<()>(&mut con)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg("h")
+            .query(&mut target_con)
+            .unwrap();
+        if exists == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "h still on the target:\n{}",
+            ferry.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn vector_set_export_is_refused_in_scan_mode() {
     let source = Server::start(ServerKind::Redis80).unwrap();

@@ -128,11 +128,16 @@ pub fn run(
                 quiet.note((db, key.clone()), is_quiet);
                 header.db = db;
                 header.expire_at_ms = expire_at_ms;
-                pass(&mut compat, &mut sink, Item::KeyStart(header), &mut out)?;
+                let mut written = pass(&mut compat, &mut sink, Item::KeyStart(header), &mut out)?;
                 for part in parts {
-                    pass(&mut compat, &mut sink, Item::Part(part), &mut out)?;
+                    written |= pass(&mut compat, &mut sink, Item::Part(part), &mut out)?;
                 }
-                pass(&mut compat, &mut sink, Item::KeyEnd, &mut out)?;
+                written |= pass(&mut compat, &mut sink, Item::KeyEnd, &mut out)?;
+                if !written {
+                    // The policies left the key out (a vector set skipped, a hash whose
+                    // fields all had TTLs dropped): an earlier copy must not linger.
+                    sink.delete(db, &key)?;
+                }
             }
             Record::Function(code) => {
                 pass(&mut compat, &mut sink, Item::Function { code }, &mut out)?;
@@ -156,15 +161,19 @@ pub fn run(
     Ok(compat.complete()?.lines())
 }
 
+/// One item through the transform into the sink; says whether a key start reached the
+/// sink.
 fn pass(
     compat: &mut CompatTransform,
     sink: &mut TargetSink,
     item: Item,
     out: &mut Vec<Item>,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     compat.apply(item, out)?;
+    let mut key_started = false;
     for item in out.drain(..) {
+        key_started |= matches!(item, Item::KeyStart(_));
         sink.push(item)?;
     }
-    Ok(())
+    Ok(key_started)
 }
