@@ -29,9 +29,18 @@ impl Copier<'_> {
         let mut flushes_read = Instant::now();
         let dirty = self.dirty.clone();
         loop {
-            let tick = tokio::select! {
-                _ = dirty.changed() => false,
-                _ = ticker.tick() => true,
+            let tick = if dirty.is_empty() {
+                tokio::select! {
+                    _ = dirty.changed() => false,
+                    _ = ticker.tick() => true,
+                }
+            } else {
+                // Keys are waiting: no wait, but the periodic checks still get their turn.
+                tokio::select! {
+                    biased;
+                    _ = ticker.tick() => true,
+                    _ = std::future::ready(()) => false,
+                }
             };
             if records.is_closed() {
                 return Err(SessionEnd::ApplyStopped);
@@ -72,12 +81,14 @@ impl Copier<'_> {
                     self.dirty.mark(db, key);
                 }
             }
-            while !self.dirty.is_empty() {
+            // A source writing faster than keys are copied must not starve the checks.
+            let drain_until = Instant::now() + TICK;
+            while !self.dirty.is_empty() && Instant::now() < drain_until {
                 self.copy_dirty(conn, records).await?;
             }
-            if !self.in_sync {
-                // Every change notified before the drain above is now on the target (as
-                // replication mode's "applied reached received" at one moment).
+            if !self.in_sync && self.dirty.is_empty() {
+                // Once written, every change notified before the drain emptied the set is on
+                // the target (as replication mode's "applied reached received" at a moment).
                 self.settle(records).await?;
                 if !self.dirty.overflowed() {
                     self.in_sync = true;
