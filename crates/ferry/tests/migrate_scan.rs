@@ -494,6 +494,30 @@ fn a_field_ttl_without_a_policy_stops_with_one_line() {
     assert_eq!(notify_setting(&source), "");
 }
 
+/// A user that may not DUMP cannot be copied from: one line naming the command.
+#[test]
+fn a_refused_dump_is_one_clear_line() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let url = deny_replication(&source, "-dump");
+    let mut con = source.client();
+    redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap();
+    let mut ferry = scan(&url, &target, &[]);
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{}", ferry.output());
+    let output = ferry.output();
+    let last = output.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("DUMP failed") && last.contains("NOPERM"),
+        "{output}"
+    );
+    assert!(!output.contains("s3cret"), "{output}");
+}
+
 #[test]
 fn no_follow_copies_once_and_exits() {
     let source = Server::start(ServerKind::Redis80).unwrap();

@@ -189,21 +189,25 @@ impl ScanJob<'_> {
                 Ok(None)
             }
             notify::Setting::Unknown { reason } => {
-                if self.probe_notifications(&mut client).await? {
-                    self.events.line(format!(
-                        "CONFIG is refused ({reason}), but a probe key's changes were notified: notify-keyspace-events is on (ferry cannot check that it has every class it needs: E and A)"
-                    ));
-                    Ok(None)
-                } else {
-                    Err(self.source_error(notify::NotifyError::NotObserved { reason }))
+                match self.probe_notifications(&mut client).await? {
+                    Ok(()) => {
+                        self.events.line(format!(
+                            "CONFIG is refused ({reason}), but a probe key's changes were notified: notify-keyspace-events is on (ferry cannot check that it has every class it needs: E and A)"
+                        ));
+                        Ok(None)
+                    }
+                    Err(probe) => {
+                        Err(self.source_error(notify::NotifyError::NotObserved { reason, probe }))
+                    }
                 }
             }
         }
     }
 
-    /// Writes and deletes a probe key (`ferry:notify-probe:…`) and says whether its key
-    /// events arrived: the only check left when CONFIG is refused.
-    async fn probe_notifications(&self, client: &mut Client) -> Result<bool, Error> {
+    /// Writes and deletes a probe key (`ferry:notify-probe:…`) and checks that its key
+    /// events arrive: the only check left when CONFIG is refused. `Ok(Err(why))` when
+    /// they did not (or the key could not be written).
+    async fn probe_notifications(&self, client: &mut Client) -> Result<Result<(), String>, Error> {
         let subscription = subscriber::subscribe(self.source_url, self.connect_timeout)
             .await
             .map_err(|e| self.source_error(e))?;
@@ -232,12 +236,12 @@ impl ScanJob<'_> {
                         seen.changed().await;
                     }
                 };
-                tokio::time::timeout(PROBE_WAIT, wait).await.is_ok()
+                match tokio::time::timeout(PROBE_WAIT, wait).await {
+                    Ok(()) => Ok(()),
+                    Err(_) => Err("a probe key's changes were not notified".to_owned()),
+                }
             }
-            Err(error) => {
-                follower.abort();
-                return Err(self.source_error(error));
-            }
+            Err(error) => Err(format!("the probe key could not be written ({error})")),
         };
         follower.abort();
         Ok(arrived)

@@ -28,12 +28,12 @@ pub enum NotifyError {
         reason: String,
     },
     #[error(
-        "notify-keyspace-events cannot be read or changed ({reason}) and a probe key's \
-         changes were not notified; scan mode needs the classes E and A: ask the operator \
+        "notify-keyspace-events cannot be read or changed ({reason}) and {probe}; scan \
+         mode needs the classes E and A: ask the operator \
          to set notify-keyspace-events to \"{NEEDED}\" (or pass --no-follow for a one-shot \
          copy that misses writes made during it)"
     )]
-    NotObserved { reason: String },
+    NotObserved { reason: String, probe: String },
     #[error("cannot read notify-keyspace-events: {0}")]
     Unreadable(String),
     #[error(transparent)]
