@@ -27,7 +27,8 @@ pub enum Command {
     /// Compare a target with its source, key by key, and report every difference.
     Verify(VerifyArgs),
     /// Follow a live source as its replica and write everything into the target: a full
-    /// copy, then every change, until stopped (Ctrl-C). Resumable with --state.
+    /// copy, then every change, until stopped (Ctrl-C). Resumable with --state. For
+    /// sources that refuse replication: --mode scan (SCAN/DUMP, keyspace notifications).
     Migrate(MigrateArgs),
 }
 
@@ -139,11 +140,32 @@ pub struct MigrateArgs {
     /// 127.0.0.1:9121 (port 0 picks a free port; the address is logged). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How to read the source: `replication` (as a replica: PSYNC) or `scan` (SCAN + DUMP
+    /// and keyspace notifications, for managed services that refuse SYNC/PSYNC; see
+    /// docs/migrate.md for what it cannot guarantee).
+    #[arg(long, value_enum, default_value_t = MigrateMode::Replication)]
+    pub mode: MigrateMode,
+    /// Scan mode: keys read per second by the scan (SCAN + DUMP), to bound the load on
+    /// the source. Changed keys are read as their notifications come.
+    #[arg(long, value_name = "N", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub scan_keys_per_sec: u32,
+    /// Scan mode: copy once and exit, without following changes (no keyspace
+    /// notifications needed; writes during the copy may be missed).
+    #[arg(long)]
+    pub no_follow: bool,
     // Last: their help headings would otherwise take in the options after them.
     #[command(flatten)]
     pub source_connection: SourceConnectionArgs,
     #[command(flatten)]
     pub target_connection: TargetConnectionArgs,
+}
+
+/// How `migrate` reads the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MigrateMode {
+    Replication,
+    Scan,
 }
 
 /// The clap command with the help texts that depend on the codec's tables.

@@ -11,7 +11,7 @@
 //!                                                         (ACK to source, state file)
 //! ```
 
-use crate::cli::MigrateArgs;
+use crate::cli::{MigrateArgs, MigrateMode};
 use crate::error::Error;
 use crate::observe::{Observer, Phase, Rate};
 use crate::pipeline;
@@ -291,6 +291,10 @@ impl Migration {
 
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
+        if args.mode == MigrateMode::Scan {
+            let job = self.scan_job(args, &source_info, &target, owned);
+            return crate::sources::scan::run(job, pipe, &mut shutdown).await;
+        }
         let mut lost_since: Option<Instant> = None;
         loop {
             let session = self
@@ -368,6 +372,49 @@ impl Migration {
         }
     }
 
+    /// What `--mode scan` needs (sources/scan/).
+    fn scan_job<'a>(
+        &'a self,
+        args: &MigrateArgs,
+        source: &'a ServerInfo,
+        target: &TargetSetup,
+        owned: bool,
+    ) -> crate::sources::scan::ScanJob<'a> {
+        crate::sources::scan::ScanJob {
+            source_url: &self.source_url,
+            source,
+            target_url: &self.target_url,
+            target: Target {
+                format: target.format,
+                name: target.info.name(),
+            },
+            write_mode: target.mode,
+            restore_refusal: target.restore_refusal.clone(),
+            writer_limits: self.memory.writer,
+            dirty_budget_bytes: self.memory.writer.restore_bytes,
+            queued_bytes: self.memory.in_flight_bytes,
+            policies: self.policies.clone(),
+            connect_timeout: self.connect_timeout,
+            keys_per_sec: args.scan_keys_per_sec,
+            follow: !args.no_follow,
+            flush_target: args.flush_target,
+            owns_target: owned || args.flush_target || target.info.total_keys() == 0,
+            state_given: self.state_path.is_some(),
+            events: &self.events,
+        }
+    }
+
+    /// PSYNC (or the handshake) refused: point at scan mode.
+    fn replication_error(&self, error: ReplError) -> Error {
+        if let Some(reason) = crate::sources::scan::replication_refused(&error) {
+            return Error::Migration(format!(
+                "source {} refuses replication ({reason}); use --mode scan to copy it with SCAN/DUMP and keyspace notifications",
+                self.source_url,
+            ));
+        }
+        self.source_error(error)
+    }
+
     /// An error that ends the migration, with the position to resume from.
     fn stopped_with(&self, error: Error, state: &MigrationState) -> Error {
         let line = crate::error::one_line(crate::error::chain(&error));
@@ -418,7 +465,7 @@ impl Migration {
                 resume.as_ref().map_or(0, |r| r.1),
             )
             .await
-            .map_err(|e| setup_error(self.source_error(e)))?;
+            .map_err(|e| setup_error(self.replication_error(e)))?;
         *lost_since = None;
         let start = match outcome {
             PsyncOutcome::Continue { replid } => {
@@ -597,7 +644,7 @@ impl Migration {
         };
         ReplicaConnection::connect(&self.source_url.address(), options)
             .await
-            .map_err(|e| self.source_error(explain_replica_setup(e, &self.source_url)))
+            .map_err(|e| self.replication_error(explain_replica_setup(e, &self.source_url)))
     }
 
     /// Streams the snapshot through the decoder, the compatibility transform and the

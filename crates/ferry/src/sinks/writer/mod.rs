@@ -136,6 +136,14 @@ impl TargetSink {
         self.db
     }
 
+    /// Deletes a key, in order with the keys written before it (scan mode: the key is no
+    /// longer on the source).
+    pub fn delete(&mut self, db: u64, key: &[u8]) -> Result<(), Error> {
+        self.select(db);
+        self.batch.push(&[b"DEL".as_slice(), key]);
+        self.send_if_full().map_err(Error::from)
+    }
+
     fn select(&mut self, db: u64) {
         if self.db != Some(db) {
             let number = db.to_string();
