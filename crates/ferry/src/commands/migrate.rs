@@ -180,6 +180,9 @@ struct TargetSetup {
     restore_refusal: String,
     /// Every command the target has, when it says (`COMMAND LIST`).
     commands: Option<Vec<bytes::Bytes>>,
+    /// The target is in import mode and this connection its import source: it deletes
+    /// no key on its own, so expiries are written exactly (see `probe::enter_import_mode`).
+    import_mode: bool,
 }
 
 impl TargetSetup {
@@ -400,6 +403,7 @@ impl Migration {
             flush_target: args.flush_target,
             owns_target: owned || args.flush_target || target.info.total_keys() == 0,
             state_given: self.state_path.is_some(),
+            exact_expiries: target.import_mode,
             events: &self.events,
         }
     }
@@ -538,7 +542,10 @@ impl Migration {
             format: target.format,
             name: target.info.name(),
         };
-        let translator = CommandTranslator::new(&self.policies, &compat_target);
+        let mut translator = CommandTranslator::new(&self.policies, &compat_target);
+        if target.import_mode {
+            translator = translator.with_exact_expiries();
+        }
         match &target.commands {
             Some(names) => translator.with_target_commands(names),
             None => translator,
@@ -606,7 +613,26 @@ impl Migration {
         let commands = probe::command_names(&mut client)
             .await
             .map_err(|e| self.target_error(e))?;
+        let import_mode = match probe::enter_import_mode(&mut client).await {
+            Ok(true) => {
+                self.events.line(
+                    "target in import mode: it keeps keys until the source deletes them, as a \
+                     replica does; `ferry cutover` turns it off (or CONFIG SET import-mode no)",
+                );
+                true
+            }
+            Ok(false) => false,
+            Err(refused) => {
+                self.events.line(format!(
+                    "the target has import mode but refused it ({refused}); expiries due \
+                     soon are held {} s for the source's DEL instead",
+                    crate::sinks::writer::EXPIRY_GRACE_MS / 1000
+                ));
+                false
+            }
+        };
         Ok(TargetSetup {
+            import_mode,
             commands,
             client: Some(client),
             info,
@@ -680,7 +706,7 @@ impl Migration {
             name: target.info.name(),
         };
         let policies = self.policies.clone();
-        let sink = TargetSink::new(
+        let mut sink = TargetSink::new(
             pipe.clone(),
             target.format,
             target.mode,
@@ -688,6 +714,9 @@ impl Migration {
             self.memory.writer,
             counters.clone(),
         );
+        if target.import_mode {
+            sink = sink.with_exact_expiries();
+        }
         let decoded_for_source = decoded.clone();
         let decode = tokio::task::spawn_blocking(move || -> Result<Vec<String>, Error> {
             let mut source = SnapshotSource::new(reader, total, decoded_for_source);

@@ -242,3 +242,47 @@ mod tests {
         assert!(format_from_dump(5).is_none());
     }
 }
+
+/// Whether the target is now in import mode (Valkey 8.1+ `import-mode`): it keeps keys
+/// past their expiry, deletes none on its own and evicts none, and the connection marked
+/// `CLIENT IMPORT-SOURCE ON` sees such keys as live — a replica's view of expiry, on a
+/// primary. Turns it on when the target has it; `Err` with the server's reason when it
+/// has it but refuses (e.g. an ACL without CONFIG); `Ok(false)` when it lacks it.
+pub async fn enter_import_mode(client: &mut Client) -> Result<bool, ImportModeRefused> {
+    let refused = |step: &str, message: String| ImportModeRefused {
+        step: step.to_string(),
+        message,
+    };
+    match client.call(&["CONFIG", "GET", "import-mode"]).await {
+        // Servers without the setting answer an empty list.
+        Ok(Frame::Array(items)) if items.is_empty() => return Ok(false),
+        Ok(Frame::Array(_)) => {}
+        Ok(Frame::Error(message) | Frame::BulkError(message)) => {
+            return Err(refused("CONFIG GET import-mode", one_line(&message)))
+        }
+        Ok(other) => return Err(refused("CONFIG GET import-mode", other.describe())),
+        Err(error) => return Err(refused("CONFIG GET import-mode", error.to_string())),
+    }
+    for step in [
+        &["CONFIG", "SET", "import-mode", "yes"][..],
+        &["CLIENT", "IMPORT-SOURCE", "ON"][..],
+    ] {
+        match client.call(step).await {
+            Ok(Frame::Simple(_)) => {}
+            Ok(Frame::Error(message) | Frame::BulkError(message)) => {
+                return Err(refused(&step.join(" "), one_line(&message)))
+            }
+            Ok(other) => return Err(refused(&step.join(" "), other.describe())),
+            Err(error) => return Err(refused(&step.join(" "), error.to_string())),
+        }
+    }
+    Ok(true)
+}
+
+/// The target has import mode but would not enter it.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {message}")]
+pub struct ImportModeRefused {
+    pub step: String,
+    pub message: String,
+}

@@ -15,6 +15,10 @@
 //! on it arrive. So, as the full sync does for the snapshot's keys, every expiry is held
 //! at least [`EXPIRY_GRACE_MS`] from now; the source's DEL at the real expiry removes the
 //! key in step with the source.
+//!
+//! Valkey 8.1 and later have an import mode that gives a primary the replica's view:
+//! no key is deleted on the target's own clock. ferry turns it on where it can, and then
+//! passes expiries on exactly ([`CommandTranslator::with_exact_expiries`]).
 
 use super::{malformed, CommandTranslator, Translated};
 use crate::error::Error;
@@ -169,8 +173,12 @@ impl CommandTranslator {
         Ok(Bytes::from(held.to_string()))
     }
 
-    /// No sooner than the grace period from now (see the module docs).
+    /// No sooner than the grace period from now (see the module docs), unless the target
+    /// is in import mode.
     fn held(&self, at_ms: i64) -> i64 {
+        if !self.hold_expiries {
+            return at_ms;
+        }
         at_ms.max((self.clock)().saturating_add(EXPIRY_GRACE_MS))
     }
 

@@ -188,6 +188,8 @@ pub struct CommandTranslator {
     target_commands: Option<HashSet<Box<[u8]>>>,
     /// The current time in Unix ms, for relative TTLs.
     clock: fn() -> i64,
+    /// Whether expiries due within the grace period are held (see `expiry.rs`).
+    hold_expiries: bool,
     report: CommandReport,
 }
 
@@ -200,6 +202,7 @@ impl CommandTranslator {
             vector_sets: target.format.has_builtin_module("vectorset"),
             target_commands: None,
             clock: unix_time_ms,
+            hold_expiries: true,
             report: CommandReport::new(policies),
         }
     }
@@ -216,6 +219,14 @@ impl CommandTranslator {
             .map(|name| name.as_ref().to_ascii_lowercase().into_boxed_slice())
             .collect();
         self.target_commands = Some(names);
+        self
+    }
+
+    /// Passes absolute expiries on exactly (relative ones still become absolute): for a
+    /// target in import mode, which deletes no key on its own and waits for the source's
+    /// DEL, as a replica does.
+    pub fn with_exact_expiries(mut self) -> Self {
+        self.hold_expiries = false;
         self
     }
 
