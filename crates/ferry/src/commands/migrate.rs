@@ -258,7 +258,7 @@ impl Migration {
         let (reader, writer) = target.take_client()?.into_split();
         let pipe = Pipe::start(reader, writer, self.memory.in_flight_bytes);
 
-        let shutdown = shutdown_signal();
+        let shutdown = shutdown_or_stop(self.events.stats().clone(), &self.events);
         tokio::pin!(shutdown);
         let mut lost_since: Option<Instant> = None;
         loop {
@@ -771,6 +771,14 @@ impl Migration {
 
 fn save_to(path: &Path, state: &MigrationState) -> Result<(), Error> {
     state::save(path, state).map_err(Error::from)
+}
+
+/// Resolves on Ctrl-C, SIGTERM or `POST /stop` (cutover).
+async fn shutdown_or_stop(stats: Arc<crate::observe::Stats>, events: &Observer) {
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = stats.stop_requested() => events.line("stopping: asked to by POST /stop (cutover)"),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -36,10 +36,15 @@ pub struct Stats {
     snapshot_bytes_per_sec: AtomicU64,
     ops_per_sec: AtomicU64,
     details: Mutex<Details>,
+    /// Set by `POST /stop` (cutover): the run drains and exits as on SIGTERM.
+    stop_requested: std::sync::atomic::AtomicBool,
+    stop: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default, Clone)]
 struct Details {
+    /// `migrate` unless set (`relay`); cutover promotes the target of a relay.
+    mode: Option<&'static str>,
     source: String,
     source_server: String,
     target: String,
@@ -82,6 +87,13 @@ impl Stats {
             details.source_server = source_server.to_owned();
             details.target = target.to_owned();
             details.target_server = target_server.to_owned();
+        }
+    }
+
+    /// What kind of run this is, for `/status` (`migrate` when never set).
+    pub fn set_mode(&self, mode: &'static str) {
+        if let Ok(mut details) = self.details.lock() {
+            details.mode = Some(mode);
         }
     }
 
@@ -158,6 +170,24 @@ impl Stats {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Asks the run to stop (drain what is in flight, save the state, exit).
+    pub fn request_stop(&self) {
+        self.stop_requested.store(true, Ordering::SeqCst);
+        self.stop.notify_waiters();
+    }
+
+    /// Resolves once [`Stats::request_stop`] was called (before or after this call).
+    pub async fn stop_requested(&self) {
+        loop {
+            // Registered before the flag is read, so a request in between is not missed.
+            let notified = self.stop.notified();
+            if self.stop_requested.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     pub fn applied_offset(&self) -> i64 {
         self.applied_offset.load(Ordering::Relaxed)
     }
@@ -182,6 +212,7 @@ impl Stats {
         let details = self.details.lock().map(|d| d.clone()).unwrap_or_default();
         let total = self.snapshot_total.load(Ordering::Relaxed);
         Status {
+            mode: details.mode.unwrap_or("migrate"),
             phase: self.phase(),
             source: details.source,
             source_server: details.source_server,
@@ -344,6 +375,8 @@ fn number(value: f64) -> String {
 
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// `migrate` or `relay`.
+    pub mode: &'static str,
     pub phase: Phase,
     pub source: String,
     pub source_server: String,

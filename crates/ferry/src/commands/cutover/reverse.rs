@@ -1,0 +1,67 @@
+//! `--keep-rollback`: after the cutover, ferry keeps running as `ferry migrate` from the
+//! new server back to the old one, so the old one receives every write clients make on
+//! the new one and `ferry rollback` can switch back without loss.
+//!
+//! The old source holds the data it had at the pause, and a migration refuses a non-empty
+//! target it does not own. Cutover is the one place that knows the old source's data may be
+//! replaced: it writes the reverse run's state file naming the old source as a target ferry
+//! owns, with no replication position. The reverse run then does what it does for any
+//! owned target without a position: empty it (FLUSHALL) and load a full copy.
+
+use crate::cli::{CutoverArgs, MigrateArgs};
+use crate::error::Error;
+use crate::state::{self, MigrationState};
+use crate::url::ServerUrl;
+use std::io::Write;
+use std::path::Path;
+
+/// Refuses a state file that already exists (it may be another migration's) before the
+/// cutover starts, so that the cutover is not made for nothing.
+pub fn check_state_path(path: &Path) -> Result<(), Error> {
+    if path.exists() {
+        return Err(Error::Usage(format!(
+            "--rollback-state {} exists; cutover writes a new one (remove it or choose another path)",
+            path.display()
+        )));
+    }
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if folder.is_some_and(|f| !f.is_dir()) {
+        return Err(Error::Usage(format!(
+            "--rollback-state {}: the folder does not exist",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs the reverse migration until stopped (Ctrl-C, SIGTERM, or `ferry rollback`).
+pub fn run(
+    old_source: &ServerUrl,
+    new_source: &ServerUrl,
+    state_path: &Path,
+    args: &CutoverArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let owned = MigrationState::new(old_source.to_string(), String::new());
+    state::save(state_path, &owned)?;
+    let reverse = MigrateArgs {
+        source: args.target.clone(),
+        target: args.source.clone(),
+        state: Some(state_path.to_owned()),
+        allow_non_empty: false,
+        flush_target: false,
+        policies: args.switch.policies.clone(),
+        max_memory_mb: 64,
+        connect_timeout: 5,
+        json: args.switch.json,
+        metrics_addr: args.rollback_metrics_addr,
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "ferry: keeping the rollback: migrating {} back into {} (state {})",
+        new_source.address(),
+        old_source.address(),
+        state_path.display()
+    );
+    crate::commands::migrate::run(reverse, out)
+}
