@@ -165,7 +165,7 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     pub drain_timeout_ms: u64,
     /// Keys the quick verify compares during the pause; 0 skips it.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 100)]
     pub verify_sample: u64,
     /// Promote the target (REPLICAOF NO ONE) before the hook: for `ferry relay`, where
     /// the target is a replica. Implied when the status says mode "relay".
