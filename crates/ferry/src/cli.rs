@@ -154,7 +154,7 @@ pub struct SwitchArgs {
     pub exec_timeout_ms: u64,
     /// Refuse to start unless the target is at most this many bytes of the source's
     /// replication stream behind.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
     pub max_lag_bytes: u64,
     /// Safety timeout of the write pause (CLIENT PAUSE): if ferry dies mid-way the source
     /// unpauses by itself after this. Cover the drain, the check and the --exec hook.
