@@ -124,9 +124,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
          running against the server being left (and a verify sample of 100 keys). Sources \
          hold {}. {} run(s) each.\n",
         load_args().join(" "),
-        recipe
-            .describe()
-            .replace(&thousands(keys), &thousands(keys)),
+        recipe.describe(),
         ctx.runs
     )?;
     writeln!(text, "{rendered}")?;
