@@ -13,7 +13,7 @@ use anyhow::{bail, Context as _, Result};
 use ferry_testkit::{Server, ServerKind};
 use serde_json::Value;
 
-use super::datasets::{self, thousands, Recipe};
+use super::datasets::{self, Recipe};
 use super::table::Table;
 use super::{Context, Section};
 
