@@ -172,3 +172,28 @@ fn an_unreachable_target_fails_before_pausing() {
     assert!(result["pause_window_ms"].is_null());
     assert_serving(&setup.source);
 }
+
+#[test]
+fn a_pause_that_runs_out_during_the_hook_fails_before_stopping_the_migration() {
+    let setup = setup();
+    let output = cutover_support::ferry(&[
+        "cutover".into(),
+        "--source".into(),
+        setup.source.url(),
+        "--target".into(),
+        setup.target.url(),
+        "--status".into(),
+        setup.status.clone(),
+        "--json".into(),
+        "--pause-timeout-ms".into(),
+        "300".into(),
+        "--exec".into(),
+        "sleep 0.6".into(),
+    ]);
+    let result = assert_failed_at(&output, "stop");
+    let error = result["error"].as_str().unwrap();
+    assert!(error.contains("ran out"), "{error}");
+    assert!(error.contains("the migration keeps running"), "{error}");
+    assert_serving(&setup.source);
+    assert_still_migrating(&setup);
+}

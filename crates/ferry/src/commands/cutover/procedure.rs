@@ -340,6 +340,8 @@ impl Switch<'_> {
     /// Ends the run, so that nothing written on the old source from now on reaches the
     /// target (which clients now write to).
     fn stop_run(&mut self) -> Result<((), String), String> {
+        // Past the pause, writes reach the source again: the run must go on carrying them.
+        self.pause_in_force("before the migration was stopped")?;
         let endpoint = self.plan.status;
         endpoint.stop().map_err(|e| line(&e))?;
         self.stop_sent = true;
@@ -367,15 +369,9 @@ impl Switch<'_> {
     /// replication PINGs at most (a primary keeps sending them while paused).
     fn check(&mut self) -> Result<((), String), String> {
         let wanted = self.paused_offset;
-        let timeout = self.plan.pause_timeout;
-        let paused_for = self.paused_at.map(|at| at.elapsed()).unwrap_or_default();
-        if paused_for + PAUSE_MARGIN >= timeout {
-            return Err(format!(
-                "the write pause ({} ms, --pause-timeout-ms) ran out before the migration \
-                 stopped; writes made since may be missing on the target",
-                timeout.as_millis()
-            ));
-        }
+        self.pause_in_force(
+            "while the migration stopped; writes made since may be missing on the target",
+        )?;
         let now = self.source()?.replication().map_err(|e| line(&e))?.offset;
         let moved = now - wanted;
         if moved < 0 || moved % PING_BYTES != 0 {
@@ -388,6 +384,19 @@ impl Switch<'_> {
             (),
             format!("pause held; source offset {now} (+{moved} bytes of PINGs)"),
         ))
+    }
+
+    /// Fails if the pause's safety timeout may have run out by now (`when` says where).
+    fn pause_in_force(&self, when: &str) -> Result<(), String> {
+        let timeout = self.plan.pause_timeout;
+        let paused_for = self.paused_at.map(|at| at.elapsed()).unwrap_or_default();
+        if paused_for + PAUSE_MARGIN >= timeout {
+            return Err(format!(
+                "the write pause ({} ms, --pause-timeout-ms) ran out {when}",
+                timeout.as_millis()
+            ));
+        }
+        Ok(())
     }
 
     fn kill_clients(&mut self) -> Result<((), String), String> {
