@@ -112,12 +112,12 @@ impl StatusEndpoint {
         socket
             .set_write_timeout(Some(REQUEST_TIMEOUT))
             .map_err(unreachable)?;
-        write!(
-            socket,
+        // One write: a listener that reads a single packet sees the whole request.
+        let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.addr
-        )
-        .map_err(unreachable)?;
+        );
+        socket.write_all(request.as_bytes()).map_err(unreachable)?;
         let mut response = Vec::with_capacity(4096);
         socket
             .take(MAX_RESPONSE)
