@@ -10,6 +10,7 @@
 
 use crate::cli::{CutoverArgs, MigrateArgs};
 use crate::error::Error;
+use crate::policy::{Policies, PolicyArgs, VectorSetPolicy};
 use crate::state::{self, MigrationState};
 use crate::url::ServerUrl;
 use std::io::Write;
@@ -44,13 +45,27 @@ pub fn run(
 ) -> Result<(), Error> {
     let owned = MigrationState::new(old_source.to_string(), String::new());
     state::save(state_path, &owned)?;
+    if Policies::from(args.switch.policies.clone()) != Policies::default() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "ferry: warning: the old source is emptied and reloaded from the target: what \
+             the policies left out or changed on the way there (vector sets, module values, \
+             field TTLs) is gone from it as well"
+        );
+    }
+    // The target (Valkey) holds no vector sets, and the reverse run must not touch the
+    // forward run's export file.
+    let policies = PolicyArgs {
+        vector_set: VectorSetPolicy::Fail,
+        ..args.switch.policies.clone()
+    };
     let reverse = MigrateArgs {
         source: args.target.clone(),
         target: args.source.clone(),
         state: Some(state_path.to_owned()),
         allow_non_empty: false,
         flush_target: false,
-        policies: args.switch.policies.clone(),
+        policies,
         max_memory_mb: 64,
         connect_timeout: 5,
         json: args.switch.json,
