@@ -149,6 +149,10 @@ pub struct SwitchArgs {
     /// It sees FERRY_FROM and FERRY_TO (host:port of the old and new server).
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
+    /// A shell command that moves clients back, run (like --exec) if a step after --exec
+    /// fails: the switch is then undone entirely.
+    #[arg(long, value_name = "CMD", requires = "exec")]
+    pub exec_undo: Option<String>,
     /// Longest the --exec command may run, in ms.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub exec_timeout_ms: u64,

@@ -176,6 +176,7 @@ fn an_unreachable_target_fails_before_pausing() {
 #[test]
 fn a_pause_that_runs_out_during_the_hook_fails_before_stopping_the_migration() {
     let setup = setup();
+    let undone = setup._dir.path().join("undone");
     let output = cutover_support::ferry(&[
         "cutover".into(),
         "--source".into(),
@@ -189,10 +190,16 @@ fn a_pause_that_runs_out_during_the_hook_fails_before_stopping_the_migration() {
         "300".into(),
         "--exec".into(),
         "sleep 0.6".into(),
+        "--exec-undo".into(),
+        format!("printf %s \"$FERRY_TO\" > '{}'", undone.display()),
     ]);
     let result = assert_failed_at(&output, "stop");
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("ran out"), "{error}");
+    // The undo hook ran, pointing clients back at the source.
+    let back = std::fs::read_to_string(&undone).expect("--exec-undo ran");
+    assert_eq!(back, format!("127.0.0.1:{}", setup.source.port()));
+    assert!(error.contains("--exec-undo moved clients back"), "{error}");
     assert!(error.contains("the migration keeps running"), "{error}");
     assert_serving(&setup.source);
     assert_still_migrating(&setup);

@@ -50,6 +50,7 @@ pub fn plan(
         target,
         status,
         exec: args.exec.clone(),
+        exec_undo: args.exec_undo.clone(),
         exec_timeout: Duration::from_millis(args.exec_timeout_ms),
         max_lag_bytes: args.max_lag_bytes,
         pause_timeout: Duration::from_millis(args.pause_timeout_ms),

@@ -40,6 +40,8 @@ pub struct Plan {
     pub target: ServerUrl,
     pub status: StatusEndpoint,
     pub exec: Option<String>,
+    /// Moves clients back if a step after the hook fails.
+    pub exec_undo: Option<String>,
     pub exec_timeout: Duration,
     pub max_lag_bytes: u64,
     pub pause_timeout: Duration,
@@ -72,6 +74,7 @@ struct Switch<'a> {
     promoted_from: Option<(String, u16)>,
     run_stopped: bool,
     stop_sent: bool,
+    hook_ran: bool,
 }
 
 /// Runs the switch; the report says how it went (`ok`, the failed step, the pause).
@@ -86,6 +89,7 @@ pub fn run(plan: &Plan) -> SwitchReport {
         promoted_from: None,
         run_stopped: false,
         stop_sent: false,
+        hook_ran: false,
     };
     match switch.steps() {
         Ok(()) => switch.report.ok = true,
@@ -327,6 +331,8 @@ impl Switch<'_> {
         let Some(command) = &plan.exec else {
             return Ok(((), String::new()));
         };
+        // A hook that fails may have moved some clients already: undo counts from here.
+        self.hook_ran = true;
         hook::run(
             command,
             &plan.source.address(),
@@ -419,6 +425,28 @@ impl Switch<'_> {
     /// Puts back what the steps so far changed, and words the one-line error.
     fn fail(&mut self, failure: Failure) {
         let mut after = Vec::new();
+        if self.hook_ran {
+            // Clients go back before the source takes writes again.
+            let plan = self.plan;
+            after.push(match &plan.exec_undo {
+                Some(undo) => match hook::run(
+                    undo,
+                    &plan.target.address(),
+                    &plan.source.address(),
+                    plan.exec_timeout,
+                ) {
+                    Ok(()) => "--exec-undo moved clients back".to_owned(),
+                    Err(e) => format!(
+                        "--exec-undo failed ({}): clients may be on both servers",
+                        line(&e)
+                    ),
+                },
+                None => {
+                    "--exec ran and is not undone (no --exec-undo): clients may be on both servers"
+                        .to_owned()
+                }
+            });
+        }
         if let Some(primary) = self.promoted_from.take() {
             let (host, port) = &primary;
             match self
