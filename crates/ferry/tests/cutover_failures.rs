@@ -20,7 +20,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let source = Server::start(ServerKind::Redis70).unwrap();
+    setup_from(ServerKind::Redis70)
+}
+
+fn setup_from(kind: ServerKind) -> Setup {
+    let source = Server::start(kind).unwrap();
     let target = Server::start(ServerKind::Valkey81).unwrap();
     simple_load(&source, 1);
     let dir = tempfile::tempdir().unwrap();
@@ -201,6 +205,25 @@ fn a_pause_that_runs_out_during_the_hook_fails_before_stopping_the_migration() {
     assert_eq!(back, format!("127.0.0.1:{}", setup.source.port()));
     assert!(error.contains("--exec-undo moved clients back"), "{error}");
     assert!(error.contains("the migration keeps running"), "{error}");
+    assert_serving(&setup.source);
+    assert_still_migrating(&setup);
+}
+
+#[test]
+fn a_source_without_write_pauses_fails_at_the_pause_and_is_not_left_paused() {
+    // Redis 6.0 knows only CLIENT PAUSE of every command, without WRITE or UNPAUSE.
+    let setup = setup_from(ServerKind::Redis60);
+    let output = cutover_support::ferry(&switch_args(
+        "cutover",
+        &setup.source,
+        &setup.target,
+        &setup.status,
+        &[],
+    ));
+    let result = assert_failed_at(&output, "pause");
+    let error = result["error"].as_str().unwrap();
+    assert!(error.contains("needs Redis 6.2+"), "{error}");
+    assert!(error.contains("the source was not paused"), "{error}");
     assert_serving(&setup.source);
     assert_still_migrating(&setup);
 }

@@ -239,14 +239,17 @@ impl Switch<'_> {
     fn pause(&mut self) -> Result<((), String), String> {
         let timeout = self.plan.pause_timeout;
         // The window counts from the moment the command leaves: writes may already wait.
-        let sent = Instant::now();
-        self.source()?.pause_writes(timeout).map_err(|e| {
-            format!(
-                "CLIENT PAUSE WRITE refused (it needs Redis 6.2+ or Valkey): {}",
-                line(&e)
-            )
-        })?;
-        self.paused_at = Some(sent);
+        self.paused_at = Some(Instant::now());
+        if let Err(error) = self.source()?.pause_writes(timeout) {
+            // A lost connection may have left the pause in force: unpause to be sure.
+            if !(error.is_io_error() || error.is_timeout()) {
+                self.paused_at = None;
+            }
+            return Err(format!(
+                "CLIENT PAUSE WRITE failed (it needs Redis 6.2+ or Valkey): {}",
+                line(&error)
+            ));
+        }
         Ok(((), format!("CLIENT PAUSE {} WRITE", timeout.as_millis())))
     }
 
