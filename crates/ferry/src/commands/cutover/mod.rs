@@ -81,3 +81,54 @@ pub fn switch(plan: &Plan, json: bool, out: &mut dyn Write) -> Result<(), Error>
 pub fn parse_url(text: &str, flag: &str) -> Result<ServerUrl, Error> {
     ServerUrl::parse(text).map_err(|e| Error::Usage(format!("{flag}: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{parse, Command};
+
+    const BASE: [&str; 8] = [
+        "ferry",
+        "cutover",
+        "--source",
+        "redis://a:1",
+        "--target",
+        "redis://b:2",
+        "--status",
+        "127.0.0.1:9121",
+    ];
+
+    fn cutover(extra: &[&str]) -> Result<crate::cli::CutoverArgs, clap::Error> {
+        let args: Vec<&str> = BASE.iter().chain(extra).copied().collect();
+        match parse(args)?.command {
+            Command::Cutover(args) => Ok(args),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rollback_flags_go_together() {
+        assert!(cutover(&["--keep-rollback"]).is_err());
+        assert!(cutover(&["--rollback-state", "r.state"]).is_err());
+        let args = cutover(&["--keep-rollback", "--rollback-state", "r.state"]).unwrap();
+        assert!(args.keep_rollback);
+        assert!(
+            cutover(&["--exec-undo", "true"]).is_err(),
+            "--exec-undo needs --exec"
+        );
+    }
+
+    #[test]
+    fn defaults_kill_clients_and_verify_a_sample() {
+        let args = cutover(&[]).unwrap();
+        let plan = super::plan(
+            "cutover",
+            super::parse_url("redis://a:1", "--source").unwrap(),
+            super::parse_url("redis://b:2", "--target").unwrap(),
+            &args.switch,
+        )
+        .unwrap();
+        assert!(plan.kill_clients && !plan.promote);
+        assert_eq!(plan.verify_sample, 100);
+        assert!(plan.pause_timeout > plan.drain_timeout + plan.exec_timeout);
+    }
+}

@@ -80,3 +80,20 @@ pub fn run(
     );
     crate::commands::migrate::run(reverse, out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_state_file_or_a_missing_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("rollback.state");
+        assert!(check_state_path(&fresh).is_ok());
+        std::fs::write(&fresh, "{}").unwrap();
+        let err = check_state_path(&fresh).unwrap_err().to_string();
+        assert!(err.contains("exists"), "{err}");
+        let nowhere = dir.path().join("no/such/folder/rollback.state");
+        assert!(check_state_path(&nowhere).is_err());
+    }
+}
