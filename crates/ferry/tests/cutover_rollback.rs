@@ -56,6 +56,8 @@ fn cutover_and_back(redis_kind: ServerKind, valkey_kind: ServerKind) {
         rollback_state_arg.as_str(),
         "--rollback-metrics-addr",
         "127.0.0.1:0",
+        "--drain-timeout-ms",
+        "30000",
     ];
     extra.extend_from_slice(&policy_args);
     let args = switch_args("cutover", &redis, &valkey, &status, &extra);
@@ -84,7 +86,7 @@ fn cutover_and_back(redis_kind: ServerKind, valkey_kind: ServerKind) {
         &valkey,
         &redis,
         &reverse_status,
-        &["--exec", &to_redis],
+        &["--exec", &to_redis, "--drain-timeout-ms", "30000"],
     ));
     let back = report(&output);
     assert!(

@@ -28,7 +28,15 @@ fn cutover_loses_nothing(source_kind: ServerKind, target_kind: ServerKind) {
     counters.wait_progress(200);
 
     let hook = format!("printf %s \"$FERRY_TO\" > '{}'", counters.route.display());
-    let mut extra = vec!["--exec", hook.as_str(), "--verify-sample", "500"];
+    // A slow machine may need more than the default 5 s to apply the backlog.
+    let mut extra = vec![
+        "--exec",
+        hook.as_str(),
+        "--verify-sample",
+        "500",
+        "--drain-timeout-ms",
+        "30000",
+    ];
     extra.extend_from_slice(&policies);
     let output = cutover_support::ferry(&switch_args("cutover", &source, &target, &status, &extra));
     let result = report(&output);

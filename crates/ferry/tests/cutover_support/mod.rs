@@ -92,21 +92,16 @@ pub fn report(output: &Output) -> serde_json::Value {
     })
 }
 
-/// Asserts the server takes a write at once (not held by a pause) and returns.
+/// Asserts the server takes a write within 5 s (not held by a pause).
 pub fn assert_serving(server: &Server) {
     let mut con = server.client();
     con.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let started = Instant::now();
+    // A source left paused (the tests pause for up to 60 s) would time this out.
     redis::cmd("SET")
         .arg("cutover:probe")
         .arg("written")
         .query::<()>(&mut con)
-        .expect("the source takes a write after the failed cutover");
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "a write took {:?}: still paused?",
-        started.elapsed()
-    );
+        .expect("the source takes a write after the failed cutover (still paused?)");
 }
 
 /// Counters incremented by client threads. Each thread sends INCR to the server named in
