@@ -171,6 +171,10 @@ pub struct SwitchArgs {
     /// Keys the quick verify compares during the pause; 0 skips it.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub verify_sample: u64,
+    /// Longest the quick verify may take, in ms (a sampled key with a huge value reads
+    /// slowly); past it the switch fails and unpauses.
+    #[arg(long, value_name = "MS", default_value_t = 1_000)]
+    pub verify_timeout_ms: u64,
     /// Promote the target (REPLICAOF NO ONE) before the hook: for `ferry relay`, where
     /// the target is a replica. Implied when the status says mode "relay".
     #[arg(long)]

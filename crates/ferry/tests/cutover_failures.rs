@@ -192,6 +192,8 @@ fn a_pause_that_runs_out_during_the_hook_fails_before_stopping_the_migration() {
         "--json".into(),
         "--pause-timeout-ms".into(),
         "300".into(),
+        "--verify-sample".into(),
+        "0".into(),
         "--exec".into(),
         "sleep 0.6".into(),
         "--exec-undo".into(),
@@ -224,6 +226,28 @@ fn a_source_without_write_pauses_fails_at_the_pause_and_is_not_left_paused() {
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("needs Redis 6.2+"), "{error}");
     assert!(error.contains("the source was not paused"), "{error}");
+    assert_serving(&setup.source);
+    assert_still_migrating(&setup);
+}
+
+#[test]
+fn a_verify_slower_than_its_limit_unpauses() {
+    let setup = setup();
+    let output = cutover_support::ferry(&[
+        "cutover".into(),
+        "--source".into(),
+        setup.source.url(),
+        "--target".into(),
+        setup.target.url(),
+        "--status".into(),
+        setup.status.clone(),
+        "--json".into(),
+        "--verify-timeout-ms".into(),
+        "1".into(),
+    ]);
+    let result = assert_failed_at(&output, "verify");
+    let error = result["error"].as_str().unwrap();
+    assert!(error.contains("--verify-timeout-ms"), "{error}");
     assert_serving(&setup.source);
     assert_still_migrating(&setup);
 }

@@ -257,6 +257,10 @@ impl Migration {
         state.format = target.format.version.to_string();
         let (reader, writer) = target.take_client()?.into_split();
         let pipe = Pipe::start(reader, writer, self.memory.in_flight_bytes);
+        let live = pipe.clone();
+        self.events
+            .stats()
+            .set_live_applied(move || live.applied().map(|mark| mark.offset));
 
         let shutdown = shutdown_or_stop(self.events.stats().clone(), &self.events);
         tokio::pin!(shutdown);

@@ -39,6 +39,19 @@ pub struct Stats {
     /// Set by `POST /stop` (cutover): the run drains and exits as on SIGTERM.
     stop_requested: std::sync::atomic::AtomicBool,
     stop: tokio::sync::Notify,
+    /// The applied offset read at the moment of a request, when the run provides it: the
+    /// tick's copy is up to 100 ms old, and cutover waits on this number while writes
+    /// are paused.
+    live_applied: std::sync::OnceLock<LiveOffset>,
+}
+
+/// A reader of the run's applied offset.
+pub struct LiveOffset(pub Box<dyn Fn() -> Option<i64> + Send + Sync>);
+
+impl std::fmt::Debug for LiveOffset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveOffset")
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -188,8 +201,21 @@ impl Stats {
         }
     }
 
+    /// Lets `/status` read the applied offset live while streaming (set once).
+    pub fn set_live_applied(&self, reader: impl Fn() -> Option<i64> + Send + Sync + 'static) {
+        let _ = self.live_applied.set(LiveOffset(Box::new(reader)));
+    }
+
     pub fn applied_offset(&self) -> i64 {
-        self.applied_offset.load(Ordering::Relaxed)
+        let ticked = self.applied_offset.load(Ordering::Relaxed);
+        // Outside streaming the live reader may still hold an earlier history's offset.
+        if !matches!(self.phase(), Phase::Streaming | Phase::InSync) {
+            return ticked;
+        }
+        match self.live_applied.get().and_then(|live| (live.0)()) {
+            Some(live) => live.max(ticked),
+            None => ticked,
+        }
     }
 
     pub fn lag_bytes(&self) -> i64 {

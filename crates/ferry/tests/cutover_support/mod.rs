@@ -71,6 +71,10 @@ pub fn switch_args(
         status,
         "--pause-timeout-ms",
         "60000",
+        // A debug build comparing big keys on a busy machine is slow; the limit is not
+        // what these tests check.
+        "--verify-timeout-ms",
+        "60000",
         "--json",
     ]
     .iter()

@@ -56,6 +56,7 @@ pub fn plan(
         pause_timeout: Duration::from_millis(args.pause_timeout_ms),
         drain_timeout: Duration::from_millis(args.drain_timeout_ms),
         verify_sample: args.verify_sample,
+        verify_timeout: Duration::from_millis(args.verify_timeout_ms),
         promote: args.promote,
         kill_clients: !args.keep_clients,
         policies: Policies::from(args.policies.clone()),

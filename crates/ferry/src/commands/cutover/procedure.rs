@@ -47,6 +47,7 @@ pub struct Plan {
     pub pause_timeout: Duration,
     pub drain_timeout: Duration,
     pub verify_sample: u64,
+    pub verify_timeout: Duration,
     pub promote: bool,
     pub kill_clients: bool,
     pub policies: Policies,
@@ -292,7 +293,22 @@ impl Switch<'_> {
             policies: plan.policies.clone(),
             ..VerifyOptions::new(plan.source.clone(), plan.target.clone())
         };
-        let report = verify::run_sampled(&options, plan.verify_sample).map_err(|e| line(&e))?;
+        // On its own thread, so that a slow one is abandoned (it only reads) at the limit.
+        let (done, outcome) = std::sync::mpsc::channel();
+        let sample = plan.verify_sample;
+        std::thread::spawn(move || {
+            let _ = done.send(verify::run_sampled(&options, sample));
+        });
+        let report = match outcome.recv_timeout(plan.verify_timeout) {
+            Ok(result) => result.map_err(|e| line(&e))?,
+            Err(_) => {
+                return Err(format!(
+                    "not done within {} ms (--verify-timeout-ms; a huge key in the sample?): \
+                     lower --verify-sample or raise the limit",
+                    plan.verify_timeout.as_millis()
+                ))
+            }
+        };
         let compared = report.summary.keys_compared;
         if report.is_clean() {
             return Ok(((), format!("{compared} sampled keys equal")));
