@@ -1,5 +1,6 @@
 //! The command line.
 
+use crate::connection::{SourceConnectionArgs, TargetConnectionArgs};
 use crate::policy::PolicyArgs;
 use crate::target::profile_names;
 use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -73,10 +74,12 @@ pub struct ConvertArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The server the data came from: redis://[user[:password]@]host:port (or valkey://).
+    /// The server the data came from: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --source-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,
-    /// The server the data went to: redis://[user[:password]@]host:port (or valkey://).
+    /// The server the data went to: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
     pub target: String,
     /// Compare about N random keys instead of all of them.
@@ -98,14 +101,21 @@ pub struct VerifyArgs {
     /// The policies the migration ran with: what they changed is not a difference.
     #[command(flatten)]
     pub policies: PolicyArgs,
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// The server to copy from: redis://[user[:password]@]host:port (or valkey://).
+    /// The server to copy from: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --source-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,
-    /// The server to write into: redis://[user[:password]@]host:port (or valkey://).
+    /// The server to write into: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
     pub target: String,
     /// Keep the replication position here; a restart with the same file resumes where
@@ -136,6 +146,11 @@ pub struct MigrateArgs {
     /// 127.0.0.1:9121 (port 0 picks a free port; the address is logged). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
 }
 
 /// The steps cutover and rollback share.
@@ -216,6 +231,11 @@ pub struct CutoverArgs {
     /// The reverse migration's --metrics-addr, for `ferry rollback --status`.
     #[arg(long, value_name = "ADDR")]
     pub rollback_metrics_addr: Option<std::net::SocketAddr>,
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +249,11 @@ pub struct RollbackArgs {
     pub target: String,
     #[command(flatten)]
     pub switch: SwitchArgs,
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
 }
 
 /// The clap command with the help texts that depend on the codec's tables.

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod codec;
 pub mod commands;
+pub mod connection;
 pub mod display;
 pub mod encoding;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod sinks;
 pub mod sources;
 pub mod state;
 pub mod target;
+pub mod tls;
 pub mod transforms;
 pub mod url;
 pub mod verify;

@@ -25,13 +25,14 @@ use crate::sources::replication::translate::CommandTransform;
 use crate::sources::replication::SnapshotSource;
 use crate::state::{self, MigrationState};
 use crate::target::Target;
+use crate::tls::TlsConnector;
 use crate::transforms::commands::CommandTranslator;
 use crate::transforms::compat::CompatTransform;
 use crate::url::ServerUrl;
 use ferry_codec::target::Format;
 use ferry_repl::{
     snapshot_channel, ConnectOptions, PsyncOutcome, ReplError, ReplicaConnection, Secret,
-    SnapshotFraming,
+    SnapshotFraming, StreamUpgrade,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -103,8 +104,14 @@ struct Migration {
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
-    let source_url = parse_url(&args.source, "--source")?;
-    let target_url = parse_url(&args.target, "--target")?;
+    let source_url = args
+        .source_connection
+        .settings()
+        .apply(parse_url(&args.source, "--source")?)?;
+    let target_url = args
+        .target_connection
+        .settings()
+        .apply(parse_url(&args.target, "--target")?)?;
     let job = Migration {
         source_url,
         target_url,
@@ -127,6 +134,30 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         job.events.error(&error_line(error));
     }
     result
+}
+
+/// A refused client certificate shows on the first read after a TLS 1.3 handshake; a
+/// TLS-only port hangs up on a plaintext PING.
+fn explain_replica_setup(error: ReplError, url: &ServerUrl) -> ReplError {
+    let address = url.address();
+    match (&error, &url.tls) {
+        (ReplError::Io { cause, .. }, Some(tls)) => {
+            match crate::tls::explain_io(cause, tls.ca_file.as_deref(), tls.flag_prefix) {
+                Some(text) => ReplError::Connect {
+                    address,
+                    cause: std::io::Error::other(text),
+                },
+                None => error,
+            }
+        }
+        (ReplError::Closed(_) | ReplError::Timeout { .. }, None) => ReplError::Connect {
+            address,
+            cause: std::io::Error::other(format!(
+                "{error}: is the server expecting TLS? use rediss:// (or valkeys://)"
+            )),
+        },
+        _ => error,
+    }
 }
 
 fn parse_url(text: &str, flag: &str) -> Result<ServerUrl, Error> {
@@ -563,11 +594,14 @@ impl Migration {
                 .map(|p| Secret::new(p.expose())),
             announce_version,
             connect_timeout: self.connect_timeout,
+            upgrade: TlsConnector::for_url(&self.source_url, self.connect_timeout)
+                .map_err(|e| self.source_error(e))?
+                .map(|tls| Arc::new(tls) as Arc<dyn StreamUpgrade>),
             ..ConnectOptions::default()
         };
         ReplicaConnection::connect(&self.source_url.address(), options)
             .await
-            .map_err(|e| self.source_error(e))
+            .map_err(|e| self.source_error(explain_replica_setup(e, &self.source_url)))
     }
 
     /// Streams the snapshot through the decoder, the compatibility transform and the

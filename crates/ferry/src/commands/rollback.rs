@@ -5,13 +5,19 @@
 //! migration and unpauses.
 
 use crate::cli::RollbackArgs;
-use crate::commands::cutover::{parse_url, plan, switch};
+use crate::commands::cutover::{plan, switch};
 use crate::error::Error;
 use std::io::Write;
 
 pub fn run(args: RollbackArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let source = parse_url(&args.source, "--source")?;
-    let target = parse_url(&args.target, "--target")?;
+    let source = args
+        .source_connection
+        .settings()
+        .resolve(&args.source, "--source")?;
+    let target = args
+        .target_connection
+        .settings()
+        .resolve(&args.target, "--target")?;
     let plan = plan("rollback", source, target, &args.switch)?;
     switch(&plan, args.switch.json, out)
 }

@@ -19,8 +19,14 @@ use std::io::Write;
 use std::time::Duration;
 
 pub fn run(args: CutoverArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let source = parse_url(&args.source, "--source")?;
-    let target = parse_url(&args.target, "--target")?;
+    let source = args
+        .source_connection
+        .settings()
+        .resolve(&args.source, "--source")?;
+    let target = args
+        .target_connection
+        .settings()
+        .resolve(&args.target, "--target")?;
     if let Some(path) = &args.rollback_state {
         reverse::check_state_path(path)?;
     }

@@ -164,13 +164,13 @@ impl Switch<'_> {
         let plan = self.plan;
         let target_address = plan.target.address();
         let mut target = ServerLink::connect(&plan.target)
-            .map_err(|e| format!("target {target_address} is unreachable: {}", line(&e)))?;
+            .map_err(|e| format!("target {target_address} is unreachable: {}", line(&*e)))?;
         target
             .ping()
             .map_err(|e| format!("target {target_address} does not answer: {}", line(&e)))?;
         let source_address = plan.source.address();
         let mut source = ServerLink::connect(&plan.source)
-            .map_err(|e| format!("source {source_address} is unreachable: {}", line(&e)))?;
+            .map_err(|e| format!("source {source_address} is unreachable: {}", line(&*e)))?;
         let replication = source
             .replication()
             .map_err(|e| format!("source {source_address}: {}", line(&e)))?;
@@ -519,7 +519,7 @@ impl Switch<'_> {
                 return Ok(());
             }
         }
-        let mut fresh = ServerLink::connect(&self.plan.source).map_err(|e| line(&e))?;
+        let mut fresh = ServerLink::connect(&self.plan.source).map_err(|e| line(&*e))?;
         fresh.unpause().map_err(|e| line(&e))
     }
 }

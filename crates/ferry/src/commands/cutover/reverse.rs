@@ -9,6 +9,7 @@
 //! owned target without a position: empty it (FLUSHALL) and load a full copy.
 
 use crate::cli::{CutoverArgs, MigrateArgs};
+use crate::connection::{SourceConnectionArgs, TargetConnectionArgs};
 use crate::error::Error;
 use crate::policy::{Policies, PolicyArgs, VectorSetPolicy};
 use crate::state::{self, MigrationState};
@@ -33,6 +34,32 @@ pub fn check_state_path(path: &Path) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// The cutover's target flags, for the reverse run's source.
+fn swap_to_source(target: &TargetConnectionArgs) -> SourceConnectionArgs {
+    SourceConnectionArgs {
+        source_tls_ca: target.target_tls_ca.clone(),
+        source_tls_cert: target.target_tls_cert.clone(),
+        source_tls_key: target.target_tls_key.clone(),
+        source_tls_server_name: target.target_tls_server_name.clone(),
+        source_insecure: target.target_insecure,
+        source_password_file: target.target_password_file.clone(),
+        source_password_env: target.target_password_env.clone(),
+    }
+}
+
+/// The cutover's source flags, for the reverse run's target.
+fn swap_to_target(source: &SourceConnectionArgs) -> TargetConnectionArgs {
+    TargetConnectionArgs {
+        target_tls_ca: source.source_tls_ca.clone(),
+        target_tls_cert: source.source_tls_cert.clone(),
+        target_tls_key: source.source_tls_key.clone(),
+        target_tls_server_name: source.source_tls_server_name.clone(),
+        target_insecure: source.source_insecure,
+        target_password_file: source.source_password_file.clone(),
+        target_password_env: source.source_password_env.clone(),
+    }
 }
 
 /// Runs the reverse migration until stopped (Ctrl-C, SIGTERM, or `ferry rollback`).
@@ -70,6 +97,8 @@ pub fn run(
         connect_timeout: 5,
         json: args.switch.json,
         metrics_addr: args.rollback_metrics_addr,
+        source_connection: swap_to_source(&args.target_connection),
+        target_connection: swap_to_target(&args.source_connection),
     };
     let _ = writeln!(
         std::io::stderr(),

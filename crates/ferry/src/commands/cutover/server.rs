@@ -1,7 +1,7 @@
 //! The few commands cutover sends to the two servers, over one blocking connection each.
 
 use crate::url::ServerUrl;
-use redis::{Connection, ConnectionAddr, IntoConnectionInfo};
+use redis::Connection;
 use std::time::Duration;
 
 /// Every command here is answered at once by a healthy server.
@@ -25,20 +25,9 @@ pub struct Replication {
 }
 
 impl ServerLink {
-    pub fn connect(url: &ServerUrl) -> Result<Self, redis::RedisError> {
-        let mut settings = redis::RedisConnectionInfo::default();
-        if let Some(username) = &url.username {
-            settings = settings.set_username(username);
-        }
-        if let Some(password) = &url.password {
-            settings = settings.set_password(password.expose());
-        }
-        let info = ConnectionAddr::Tcp(url.host.clone(), url.port)
-            .into_connection_info()?
-            .set_redis_settings(settings);
-        let connection = redis::Client::open(info)?.get_connection_with_timeout(TIMEOUT)?;
-        connection.set_read_timeout(Some(TIMEOUT))?;
-        connection.set_write_timeout(Some(TIMEOUT))?;
+    /// Connects (TLS and password as the URL says) and checks the login with PING.
+    pub fn connect(url: &ServerUrl) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let connection = crate::tls::redis_connection(url, TIMEOUT, TIMEOUT)?;
         Ok(Self {
             address: url.address(),
             connection,

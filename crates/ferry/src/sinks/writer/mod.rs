@@ -9,6 +9,7 @@
 //! no plain form: they always go through RESTORE and are held whole (a known limit).
 
 pub mod client;
+mod halves;
 mod payload;
 pub mod pipe;
 pub mod plain;
