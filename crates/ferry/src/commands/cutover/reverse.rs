@@ -113,6 +113,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::ConnectionSettings;
 
     #[test]
     fn an_existing_state_file_or_a_missing_folder_is_refused() {
@@ -124,5 +125,40 @@ mod tests {
         assert!(err.contains("exists"), "{err}");
         let nowhere = dir.path().join("no/such/folder/rollback.state");
         assert!(check_state_path(&nowhere).is_err());
+    }
+
+    #[test]
+    fn connection_flags_change_sides_with_the_urls() {
+        let target = TargetConnectionArgs {
+            target_tls_ca: Some("ca.pem".into()),
+            target_tls_cert: Some("cert.pem".into()),
+            target_tls_key: Some("key.pem".into()),
+            target_tls_server_name: Some("valkey.internal".into()),
+            target_insecure: true,
+            target_password_file: Some("pw".into()),
+            target_password_env: Some("PW".into()),
+        };
+        let source = swap_to_source(&target);
+        let settings = source.settings();
+        assert_eq!(settings.flag_prefix, "--source");
+        assert_eq!(
+            (settings.tls_ca, settings.tls_cert, settings.tls_key),
+            (
+                target.target_tls_ca.clone(),
+                target.target_tls_cert.clone(),
+                target.target_tls_key.clone()
+            )
+        );
+        assert_eq!(settings.tls_server_name.as_deref(), Some("valkey.internal"));
+        assert!(settings.insecure);
+        assert_eq!(settings.password_env.as_deref(), Some("PW"));
+        let back = swap_to_target(&source).settings();
+        assert_eq!(
+            back,
+            ConnectionSettings {
+                flag_prefix: "--target",
+                ..target.settings()
+            }
+        );
     }
 }
