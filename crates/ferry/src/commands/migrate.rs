@@ -288,8 +288,12 @@ impl Migration {
         state.format = target.format.version.to_string();
         let (reader, writer) = target.take_client()?.into_split();
         let pipe = Pipe::start(reader, writer, self.memory.in_flight_bytes);
+        let live = pipe.clone();
+        self.events
+            .stats()
+            .set_live_applied(move || live.applied().map(|mark| mark.offset));
 
-        let shutdown = shutdown_signal();
+        let shutdown = shutdown_or_stop(self.events.stats().clone(), &self.events);
         tokio::pin!(shutdown);
         if args.mode == MigrateMode::Scan {
             let job = self.scan_job(args, &source_info, &target, owned);
@@ -852,6 +856,14 @@ impl Migration {
 
 fn save_to(path: &Path, state: &MigrationState) -> Result<(), Error> {
     state::save(path, state).map_err(Error::from)
+}
+
+/// Resolves on Ctrl-C, SIGTERM or `POST /stop` (cutover).
+async fn shutdown_or_stop(stats: Arc<crate::observe::Stats>, events: &Observer) {
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = stats.stop_requested() => events.line("stopping: asked to by POST /stop (cutover)"),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
