@@ -115,6 +115,20 @@ impl Server {
             }
             sleep(Duration::from_millis(20));
         }
+        self.start_again()
+    }
+
+    /// Kills the server (SIGKILL: nothing saved, as in a crash or a power cut) and starts it
+    /// again on the same port, folder and configuration. It comes back with what it had
+    /// persisted by itself (its append-only file, as far as its `appendfsync` got), or
+    /// empty without persistence.
+    pub fn crash_and_restart(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        self.start_again()
+    }
+
+    fn start_again(&mut self) -> Result<()> {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         let config = self.dir.path().join("server.conf");
         self.child = spawn(&self.entry, &config, &extra, self.dir.path(), &self.log)

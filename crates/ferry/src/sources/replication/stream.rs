@@ -1,15 +1,24 @@
 //! Applies the source's command stream to the target, in order.
 //!
 //! - SELECT is followed: forwarded, and remembered as the stream's database.
-//! - MULTI … EXEC is forwarded as it comes on the one target connection, so the target
-//!   queues the commands and runs them atomically at EXEC; if ferry stops in between, the
-//!   target drops the open transaction. No offset inside a transaction is ever reported as
-//!   applied: marks advance only outside transactions.
+//! - With a marker ([`StreamApplier::with_marker`], what `migrate` does): each batch goes
+//!   to the target as one MULTI … EXEC that ends with the write of ferry's marker
+//!   ([`crate::sinks::writer::marker`]): the replication ID, the offset after the batch,
+//!   the stream's database. The target runs data and marker atomically, so whatever prefix
+//!   of its writes it keeps after a restart, the marker says exactly where it ends and a
+//!   resume applies nothing twice. The source's own MULTI/EXEC are left out (the batch is
+//!   a transaction already) and a batch ends only outside the source's transactions.
+//! - Without a marker, MULTI … EXEC is forwarded as it comes on the one target connection,
+//!   so the target queues the commands and runs them atomically at EXEC; if ferry stops in
+//!   between, the target drops the open transaction.
+//! - No offset inside a source transaction is ever reported as applied: marks advance only
+//!   outside transactions.
 //! - PING and REPLCONF are not forwarded; their bytes still count in the offset.
 //! - Everything else goes through the [`CommandTransform`] seam.
 
 use super::translate::CommandTransform;
 use crate::error::Error;
+use crate::sinks::writer::marker::{self, Applied};
 use crate::sinks::writer::pipe::{Batch, Mark, Pipe, PipeError};
 use crate::transforms::commands::Translated;
 use bytes::Bytes;
@@ -18,6 +27,9 @@ use std::collections::BTreeMap;
 
 /// Bytes of commands gathered before a batch goes to the pipe.
 const BATCH_BYTES: usize = 64 << 10;
+/// Commands gathered before a batch goes to the pipe: bounds what the target queues for
+/// one EXEC (a source transaction longer than this still goes whole).
+const BATCH_COMMANDS: u32 = 1_000;
 
 pub struct StreamApplier {
     pipe: Pipe,
@@ -31,6 +43,13 @@ pub struct StreamApplier {
     /// The mark last handed to the pipe.
     sent: Mark,
     batch: Batch,
+    /// The source's replication ID, when each batch carries ferry's marker.
+    marker: Option<String>,
+    /// The batch has opened its MULTI (marker mode).
+    open: bool,
+    /// Databases a SWAPDB in this batch exchanged with the marker's: an earlier marker may
+    /// have moved there.
+    swapped: Vec<u64>,
     /// Commands forwarded (after translation).
     pub forwarded: u64,
     skipped: BTreeMap<&'static str, u64>,
@@ -43,7 +62,7 @@ impl StreamApplier {
     pub fn new(pipe: Pipe, translator: Box<dyn CommandTransform>, start: Mark) -> Self {
         let mut batch = Batch::default();
         let db = start.db.to_string();
-        batch.push(&["SELECT", db.as_str()]);
+        batch.push_framing(&["SELECT", db.as_str()]);
         Self {
             pipe,
             translator,
@@ -52,9 +71,19 @@ impl StreamApplier {
             safe: start,
             sent: start,
             batch,
+            marker: None,
+            open: false,
+            swapped: Vec::new(),
             forwarded: 0,
             skipped: BTreeMap::new(),
         }
+    }
+
+    /// Every batch from now on is one transaction ending with ferry's marker for the
+    /// stream `replid` (see the module comment).
+    pub fn with_marker(mut self, replid: String) -> Self {
+        self.marker = Some(replid);
+        self
     }
 
     /// Takes one command into the current batch.
@@ -85,11 +114,18 @@ impl StreamApplier {
             self.push(&args);
         } else if name.eq_ignore_ascii_case(b"MULTI") {
             self.in_multi = true;
-            self.push(&args);
+            if self.marker.is_none() {
+                self.push(&args);
+            }
         } else if name.eq_ignore_ascii_case(b"EXEC") {
             self.in_multi = false;
-            self.push(&args);
+            if self.marker.is_none() {
+                self.push(&args);
+            }
         } else {
+            if name.eq_ignore_ascii_case(b"SWAPDB") {
+                self.note_swap(&args);
+            }
             match self.translator.translate(self.db, args)? {
                 Translated::Apply(commands) => {
                     for command in commands {
@@ -103,18 +139,62 @@ impl StreamApplier {
     }
 
     fn push(&mut self, args: &[Bytes]) {
+        if self.marker.is_some() && !self.open {
+            self.batch.push_framing(&["MULTI"]);
+            self.open = true;
+        }
         self.batch.push(args);
         self.forwarded += 1;
     }
 
-    pub fn batch_full(&self) -> bool {
-        self.batch.bytes() >= BATCH_BYTES
+    /// A SWAPDB that involves the marker's database moves the marker out of it.
+    fn note_swap(&mut self, args: &[Bytes]) {
+        let db = |i: usize| {
+            args.get(i)
+                .and_then(|n| std::str::from_utf8(n).ok())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if let (Some(a), Some(b)) = (db(1), db(2)) {
+            for (this, other) in [(a, b), (b, a)] {
+                if this == marker::DB && other != marker::DB && !self.swapped.contains(&other) {
+                    self.swapped.push(other);
+                }
+            }
+        }
     }
 
-    /// Hands the batch to the pipe, with the last safe point as its mark.
+    /// The batch should go now: big enough, and not inside a source transaction (in marker
+    /// mode a batch cannot end there).
+    pub fn batch_full(&self) -> bool {
+        let full = self.batch.bytes() >= BATCH_BYTES
+            || self.batch.replies.saturating_sub(self.batch.framing) >= BATCH_COMMANDS;
+        full && !(self.marker.is_some() && self.in_multi)
+    }
+
+    /// Hands the batch to the pipe, with the last safe point as its mark. In marker mode
+    /// inside a source transaction it waits for the transaction's end (which the source
+    /// sends right behind it).
     pub async fn flush(&mut self) -> Result<(), PipeError> {
+        if self.marker.is_some() && self.in_multi {
+            return Ok(());
+        }
         let mut batch = std::mem::take(&mut self.batch);
-        if self.safe != self.sent {
+        let moved = self.safe != self.sent;
+        if let (Some(replid), true) = (&self.marker, moved) {
+            let applied = Applied {
+                replid: replid.clone(),
+                offset: self.safe.offset,
+                db: self.safe.db,
+            };
+            // Inside the transaction when there is one; alone (one HSET is atomic) when
+            // nothing was forwarded (PINGs, skipped commands).
+            marker::push_write(&mut batch, &applied, self.db, &self.swapped);
+            self.swapped.clear();
+        }
+        if std::mem::take(&mut self.open) {
+            batch.push_framing(&["EXEC"]);
+        }
+        if moved {
             batch.mark = Some(self.safe);
             self.sent = self.safe;
         }
