@@ -205,6 +205,11 @@ impl Server {
         self.kind
     }
 
+    /// The server process's id (to pause it with SIGSTOP, for instance).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
