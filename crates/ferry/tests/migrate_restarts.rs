@@ -411,6 +411,43 @@ fn target_keys(target: &Server) -> u64 {
         .sum()
 }
 
+/// The source moves database 0 away (SWAPDB) and empties everything (FLUSHALL): the
+/// marker is rewritten in database 0 with each batch and no stray copy stays behind.
+#[test]
+fn the_marker_stays_alone_in_database_0_through_swaps_and_flushes() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let mut con = source.client();
+    let set = |con: &mut redis::Connection, db: i64, key: &str| {
+        redis::cmd("SELECT").arg(db).query::<()>(con).unwrap();
+        redis::cmd("SET").arg(key).arg(db).query::<()>(con).unwrap();
+    };
+    set(&mut con, 0, "in:0");
+    set(&mut con, 5, "in:5");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+
+    for other in [5, 6] {
+        redis::cmd("SWAPDB")
+            .arg(0)
+            .arg(other)
+            .query::<()>(&mut con)
+            .unwrap();
+        set(&mut con, 0, &format!("after:swap:{other}"));
+        wait_applied(&source, &state, &ferry);
+        migrate_support::assert_same(&source, &target, &DiffOptions::new());
+        assert!(target_marker(&target).is_some());
+    }
+    redis::cmd("FLUSHALL").query::<()>(&mut con).unwrap();
+    set(&mut con, 3, "after:flush");
+    wait_applied(&source, &state, &ferry);
+    migrate_support::assert_same(&source, &target, &DiffOptions::new());
+    let (_, offset) = target_marker(&target).expect("the marker after FLUSHALL");
+    assert!(offset >= applied_offset(&state).unwrap());
+}
+
 /// The same load streamed as long as in the restart tests, with no restart: tells a
 /// stream problem from a restart problem.
 #[test]

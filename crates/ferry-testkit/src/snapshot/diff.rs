@@ -12,9 +12,10 @@ const PER_KEY_LIMIT: usize = 8;
 
 type KeyFilter = Arc<dyn Fn(u32, &[u8]) -> bool + Send + Sync>;
 
-/// The key `ferry migrate` keeps on its target (database 0) to record what it applied
+/// The key `ferry migrate` keeps on its target in database 0 to record what it applied
 /// there, written with the data. A copy of the source never has it: a comparison leaves it
-/// out when only the second snapshot (the target) holds it.
+/// out when only the second snapshot (the target) holds it in database 0 (anywhere else
+/// it is a stray copy, and a difference).
 pub const FERRY_MARKER_KEY: &[u8] = b"ferry:migrate:applied";
 
 /// What to leave out of a comparison and how exact TTLs must be.
@@ -100,7 +101,7 @@ pub(super) fn diff(left: &Snapshot, right: &Snapshot, options: &DiffOptions) -> 
         let keys: BTreeSet<&Vec<u8>> = a.keys().chain(b.keys()).collect();
         for key in keys {
             if options.excluded(db, key)
-                || (key.as_slice() == FERRY_MARKER_KEY && !a.contains_key(key))
+                || (db == 0 && key.as_slice() == FERRY_MARKER_KEY && !a.contains_key(key))
             {
                 continue;
             }

@@ -28,7 +28,7 @@ pub struct Applied {
     pub db: u64,
 }
 
-/// True for ferry's marker key (in any database: verify skips it wherever it is).
+/// True for ferry's marker key's name (it counts as the marker in database [`DB`]).
 pub fn is_marker(key: &[u8]) -> bool {
     key == KEY.as_bytes()
 }
