@@ -216,3 +216,139 @@ impl StreamApplier {
         &self.skipped
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::writer::client::Client;
+    use crate::url::ServerUrl;
+    use bytes::BytesMut;
+    use ferry_repl::resp::{FrameDecoder, Limits, Mode};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    struct PassThrough;
+
+    impl CommandTransform for PassThrough {
+        fn translate(&mut self, _db: u64, args: Vec<Bytes>) -> Result<Translated, Error> {
+            Ok(Translated::Apply(vec![args]))
+        }
+    }
+
+    /// A target that records every command it receives and answers as a server would
+    /// (QUEUED inside MULTI, EXEC with one reply per queued command).
+    async fn fake_target() -> (ServerUrl, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = ServerUrl::parse(&format!("redis://{}", listener.local_addr().unwrap())).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
+            let mut buf = BytesMut::new();
+            let mut queued: Option<usize> = None;
+            loop {
+                while let Ok(Some((frame, _))) = decoder.decode(&mut buf) {
+                    let args = frame.command_args().unwrap();
+                    let words: Vec<String> = args
+                        .iter()
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect();
+                    let name = words[0].to_uppercase();
+                    let reply = match (name.as_str(), queued) {
+                        ("MULTI", _) => {
+                            queued = Some(0);
+                            "+OK\r\n".to_string()
+                        }
+                        ("EXEC", Some(n)) => {
+                            queued = None;
+                            format!("*{n}\r\n{}", "+OK\r\n".repeat(n))
+                        }
+                        (_, Some(n)) => {
+                            queued = Some(n + 1);
+                            "+QUEUED\r\n".to_string()
+                        }
+                        _ => "+OK\r\n".to_string(),
+                    };
+                    log.lock().unwrap().push(words.join(" "));
+                    socket.write_all(reply.as_bytes()).await.unwrap();
+                }
+                if socket.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+            }
+        });
+        (url, seen)
+    }
+
+    fn command(words: &str, offset_after: i64) -> ReplCommand {
+        ReplCommand {
+            args: words
+                .split(' ')
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect(),
+            offset_after,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_one_transaction_ending_with_the_marker() {
+        let (url, seen) = fake_target().await;
+        let client = Client::connect(&url, Duration::from_secs(5)).await.unwrap();
+        let (reader, writer) = client.into_split();
+        let pipe = Pipe::start(reader, writer, 1 << 20);
+        let start = Mark { offset: 100, db: 0 };
+        let mut applier =
+            StreamApplier::new(pipe.clone(), Box::new(PassThrough), start).with_marker("r1".into());
+        applier.apply(command("SET a 1", 110)).unwrap();
+        applier.apply(command("MULTI", 120)).unwrap();
+        applier.apply(command("INCR b", 130)).unwrap();
+        // Inside the source's transaction the batch cannot end.
+        assert!(!applier.batch_full());
+        applier.flush().await.unwrap();
+        applier.apply(command("EXEC", 140)).unwrap();
+        applier.apply(command("SELECT 3", 150)).unwrap();
+        applier.apply(command("SWAPDB 0 3", 160)).unwrap();
+        applier.flush().await.unwrap();
+        // Nothing forwarded (a PING): the marker alone.
+        applier.apply(command("PING", 170)).unwrap();
+        applier.flush().await.unwrap();
+        pipe.barrier().await.unwrap();
+
+        let seen = seen.lock().unwrap().clone();
+        let marker = |offset: u32, db: u32| {
+            format!("HSET ferry:migrate:applied replid r1 offset {offset} db {db}")
+        };
+        assert_eq!(
+            seen[1..],
+            [
+                "SELECT 0",
+                "MULTI",
+                "SET a 1",
+                "INCR b",
+                "SELECT 3",
+                "SWAPDB 0 3",
+                // The marker SWAPDB carried into database 3 goes, the new one is in 0.
+                "DEL ferry:migrate:applied",
+                "SELECT 0",
+                &marker(160, 3),
+                "SELECT 3",
+                "EXEC",
+                "SELECT 0",
+                &marker(170, 3),
+                "SELECT 3",
+            ],
+            "{seen:?}"
+        );
+        assert_eq!(pipe.applied(), Some(Mark { offset: 170, db: 3 }));
+        // Data commands only: the transaction and the marker are framing.
+        assert_eq!(
+            pipe.counters()
+                .replies
+                .load(std::sync::atomic::Ordering::Relaxed),
+            4
+        );
+    }
+}
