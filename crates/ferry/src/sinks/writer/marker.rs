@@ -80,7 +80,7 @@ fn push_select(batch: &mut Batch, db: u64, on: &mut u64) {
 pub enum MarkerError {
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error("the target's key {KEY} (db {DB}) is not ferry's marker: {0}")]
+    #[error("cannot read ferry's marker {KEY} (db {DB}): {0}")]
     Foreign(String),
 }
 
