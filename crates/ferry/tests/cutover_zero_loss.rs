@@ -72,6 +72,20 @@ fn cutover_loses_nothing(source_kind: ServerKind, target_kind: ServerKind) {
         "each counter on the target must equal the INCRs acknowledged to its client"
     );
     assert!(acked.iter().all(|n| *n >= 400), "{acked:?}");
+
+    // The target is left as a plain live server: no ferry key, import mode off.
+    let mut con = target.client();
+    let marker: bool = redis::cmd("EXISTS")
+        .arg("ferry:migrate:applied")
+        .query(&mut con)
+        .unwrap();
+    assert!(!marker, "ferry's marker is left on the live target");
+    let import_mode: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("import-mode")
+        .query(&mut con)
+        .unwrap();
+    assert_ne!(import_mode.get(1).map(String::as_str), Some("yes"));
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The switch itself, shared by cutover and rollback:
 //!
 //! ```text
-//! preflight ─ pause ─ offset ─ drain ─ verify ─ [promote] ─ [hook] ─ stop ─ check ─ kill ─ unpause
-//!             └──────────────────── writes paused on the source ──────────────────────────┘
+//! preflight ─ pause ─ offset ─ drain ─ verify ─ [promote] ─ [hook] ─ stop ─ check ─
+//!             release ─ kill ─ unpause
+//!             └── writes paused on the source, from pause to unpause ──┘
 //! ```
 //!
 //! Once the source is paused every failure unpauses it; a promotion is undone; the
@@ -117,6 +118,7 @@ impl Switch<'_> {
         }
         self.step("stop", Self::stop_run)?;
         self.step("check", Self::check)?;
+        self.step("release", Self::release_target)?;
         if self.plan.kill_clients {
             self.step("kill", Self::kill_clients)?;
         }
@@ -409,6 +411,24 @@ impl Switch<'_> {
             (),
             format!("pause held; source offset {now} (+{moved} bytes of PINGs)"),
         ))
+    }
+
+    /// The target is now the live server: ferry's marker goes and import mode ends. Not
+    /// a reason to undo the switch (the data is complete); a refusal is reported for the
+    /// operator to finish by hand.
+    fn release_target(&mut self) -> Result<((), String), String> {
+        let detail = match self.target()?.leave_migration() {
+            Ok(done) if done.is_empty() => "nothing to release".to_owned(),
+            Ok(done) => done.join(", "),
+            Err(error) => format!(
+                "could not release the target ({}): delete {} in db {} and run CONFIG SET \
+                 import-mode no by hand",
+                line(&error),
+                crate::sinks::writer::marker::KEY,
+                crate::sinks::writer::marker::DB
+            ),
+        };
+        Ok(((), detail))
     }
 
     /// Fails if the pause's safety timeout may have run out by now (`when` says where).

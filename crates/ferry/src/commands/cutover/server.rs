@@ -76,6 +76,39 @@ impl ServerLink {
             .query(&mut self.connection)
     }
 
+    /// Ends what only a migration target needs, now that the migration is stopped:
+    /// ferry's resume marker (a key of ours among the user's) and Valkey's import mode (in
+    /// which the server deletes no key on its own expiry). Says what it did.
+    pub fn leave_migration(&mut self) -> Result<Vec<String>, redis::RedisError> {
+        use crate::sinks::writer::marker;
+        let mut done = Vec::new();
+        let deleted: u64 = redis::pipe()
+            .cmd("SELECT")
+            .arg(marker::DB)
+            .ignore()
+            .cmd("DEL")
+            .arg(marker::KEY)
+            .query::<(u64,)>(&mut self.connection)?
+            .0;
+        if deleted > 0 {
+            done.push(format!("deleted {}", marker::KEY));
+        }
+        // Servers without the setting answer an empty list.
+        let setting: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("import-mode")
+            .query(&mut self.connection)?;
+        if setting.get(1).is_some_and(|value| value == "yes") {
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("import-mode")
+                .arg("no")
+                .query::<()>(&mut self.connection)?;
+            done.push("import mode off".to_owned());
+        }
+        Ok(done)
+    }
+
     /// REPLICAOF NO ONE, or back to `primary` (undoing a promotion).
     pub fn replicate_from(
         &mut self,
