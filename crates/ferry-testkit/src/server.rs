@@ -146,6 +146,28 @@ impl Server {
             }
             sleep(Duration::from_millis(20));
         }
+        self.start_again()
+    }
+
+    /// Kills the server (SIGKILL: nothing saved, as in a crash or a power cut) and starts it
+    /// again on the same port, folder and configuration. It comes back with what it had
+    /// persisted by itself (its append-only file), or empty without persistence.
+    pub fn crash_and_restart(&mut self) -> Result<()> {
+        self.kill()?;
+        self.start_again()
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to be gone; [`Server::start_again`]
+    /// brings it back. In between its files can be changed (e.g. an append-only file cut
+    /// short, as a machine crash before fsync leaves it).
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts a stopped server again on the same port, folder and configuration.
+    pub fn start_again(&mut self) -> Result<()> {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         let config = self.dir.path().join("server.conf");
         self.child = spawn(&self.entry, &config, &extra, self.dir.path(), &self.log)
@@ -212,6 +234,11 @@ impl Server {
 
     pub fn kind(&self) -> ServerKind {
         self.kind
+    }
+
+    /// The server process's id (to pause it with SIGSTOP, for instance).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn port(&self) -> u16 {

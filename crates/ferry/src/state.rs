@@ -3,7 +3,14 @@
 //!
 //! It is replaced atomically (a temporary file in the same folder, fsync, rename), so a
 //! kill at any moment leaves either the old or the new state, never a torn one.
+//!
+//! It is written every second, so it can trail the target; and a restarted target may have
+//! kept less than it acknowledged. What the target holds is told by ferry's marker on the
+//! target ([`crate::sinks::writer::marker`]), written atomically with the data: on start,
+//! [`resume_from_target`] makes the marker win. The file keeps what the target cannot
+//! tell: that ferry owns the target, and that a full sync was under way.
 
+use crate::sinks::writer::marker::Applied;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,6 +46,60 @@ impl MigrationState {
             format,
         }
     }
+}
+
+/// How the saved state and the target's marker were reconciled on start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// Nothing to resume (a first run, or a full sync that did not finish).
+    FullSync,
+    /// The marker says what the state says.
+    Agrees,
+    /// The target holds more than the state file recorded (it is written every second).
+    StateBehind { bytes: i64 },
+    /// The target kept less than it acknowledged: its last `bytes` of writes are lost and
+    /// will be applied again.
+    TargetLost { bytes: i64 },
+    /// The marker names another replication ID (the source changed it, e.g. after a
+    /// failover, before the state file caught up): resuming from the marker.
+    OtherReplid { saved: String },
+    /// The target has no marker while the state says data was applied: it lost its data
+    /// (restarted without persistence, flushed) or the marker was removed (cutover).
+    MarkerMissing,
+}
+
+/// Makes the target's marker the resume point. `state` is the saved state; after the call
+/// it resumes from what the target holds, or (marker missing) asks for a full sync.
+pub fn resume_from_target(state: &mut MigrationState, marker: Option<&Applied>) -> Reconciled {
+    let Some(saved) = state.replid.clone() else {
+        return Reconciled::FullSync;
+    };
+    let Some(marker) = marker else {
+        state.replid = None;
+        state.offset = 0;
+        state.db = 0;
+        return Reconciled::MarkerMissing;
+    };
+    let outcome = if marker.replid != saved {
+        Reconciled::OtherReplid { saved }
+    } else if marker.offset < state.offset {
+        Reconciled::TargetLost {
+            bytes: state.offset - marker.offset,
+        }
+    } else if marker.offset > state.offset {
+        Reconciled::StateBehind {
+            bytes: marker.offset - state.offset,
+        }
+    } else if marker.db != state.db {
+        // Same offset, another database: the marker was written with the data.
+        Reconciled::StateBehind { bytes: 0 }
+    } else {
+        Reconciled::Agrees
+    };
+    state.replid = Some(marker.replid.clone());
+    state.offset = marker.offset;
+    state.db = marker.db;
+    outcome
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +193,65 @@ mod tests {
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap().unwrap().offset, 99999);
         assert!(!temporary_path(&path).exists());
+    }
+
+    fn saved(offset: i64) -> MigrationState {
+        let mut state = MigrationState::new("redis://h:1".into(), "RDB 11".into());
+        state.replid = Some("r1".into());
+        state.offset = offset;
+        state.db = 2;
+        state
+    }
+
+    fn marker(replid: &str, offset: i64, db: u64) -> Applied {
+        Applied {
+            replid: replid.into(),
+            offset,
+            db,
+        }
+    }
+
+    #[test]
+    fn the_target_marker_is_the_resume_point() {
+        let mut state = saved(100);
+        let outcome = resume_from_target(&mut state, Some(&marker("r1", 70, 1)));
+        assert_eq!(outcome, Reconciled::TargetLost { bytes: 30 });
+        assert_eq!((state.offset, state.db), (70, 1));
+
+        let mut state = saved(100);
+        let outcome = resume_from_target(&mut state, Some(&marker("r1", 160, 2)));
+        assert_eq!(outcome, Reconciled::StateBehind { bytes: 60 });
+        assert_eq!(state.offset, 160);
+
+        let mut state = saved(100);
+        let outcome = resume_from_target(&mut state, Some(&marker("r2", 5, 0)));
+        assert_eq!(outcome, Reconciled::OtherReplid { saved: "r1".into() });
+        assert_eq!((state.replid.as_deref(), state.offset), (Some("r2"), 5));
+
+        let mut state = saved(100);
+        assert_eq!(
+            resume_from_target(&mut state, Some(&marker("r1", 100, 2))),
+            Reconciled::Agrees
+        );
+    }
+
+    #[test]
+    fn a_missing_marker_or_an_unfinished_load_means_a_full_sync() {
+        let mut state = saved(100);
+        assert_eq!(
+            resume_from_target(&mut state, None),
+            Reconciled::MarkerMissing
+        );
+        assert_eq!((state.replid, state.offset), (None, 0));
+
+        // A full sync was loading: whatever the marker says, the data is partial.
+        let mut state = saved(100);
+        state.replid = None;
+        assert_eq!(
+            resume_from_target(&mut state, Some(&marker("r1", 100, 2))),
+            Reconciled::FullSync
+        );
+        assert_eq!(state.replid, None);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Servers restarted under a running `ferry migrate`, with the testkit's write load on the
 //! source throughout: the source (its data saved, then started again on the same port) is
-//! followed again by itself; a restarted target (append-only, so its data survives) stops
-//! ferry, and running it again with the same `--state` resumes. Either way the target ends
-//! holding what the source holds.
+//! followed again by itself; a restarted target stops ferry, and running it again with the
+//! same `--state` resumes from what the target itself holds (ferry's marker, written in the
+//! same transaction as each batch): a target that kept everything (append-only, shut down
+//! or crashed) resumes with nothing applied twice — the load's INCRs, LPUSHes, APPENDs and
+//! XADDs would show a replay — and a target that lost everything is loaded again. Either
+//! way the target ends holding what the source holds.
 
 mod migrate_support;
 
@@ -10,7 +13,7 @@ use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::workload::{forget_unreplicated_group_state, Workload, WorkloadStats};
 use ferry_testkit::{dataset, Server, ServerKind};
-use migrate_support::{capture_in_step, wait_applied, Ferry};
+use migrate_support::{applied_offset, capture_in_step, wait_applied, Ferry};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -114,11 +117,49 @@ fn a_source_restarted_between_writes_is_followed_again() {
     assert_equal(&source, &target, &state, &ferry);
 }
 
+/// Waits until ferry's state file records `bytes` more of the stream than it did when
+/// called: the stream is being applied (and the state file trails the target).
+fn wait_stream_progress(state: &Path, ferry: &Ferry, bytes: i64) {
+    let from = applied_offset(state).unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while applied_offset(state).unwrap_or(0) < from + bytes {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream did not advance {bytes} bytes past {from} within 60 s:\n{}",
+            ferry.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// ferry's marker on the target: (replication ID, offset) it says the target holds.
+fn target_marker(target: &Server) -> Option<(String, i64)> {
+    let mut con = target.client();
+    let fields: (Option<String>, Option<i64>) = redis::cmd("HMGET")
+        .arg(ferry_testkit::snapshot::FERRY_MARKER_KEY)
+        .arg("replid")
+        .arg("offset")
+        .query(&mut con)
+        .unwrap();
+    match fields {
+        (Some(replid), Some(offset)) => Some((replid, offset)),
+        _ => None,
+    }
+}
+
+/// A stopped run's exit: a failure naming the lost target and the resume point.
+fn assert_stopped_by_the_target(ferry: &mut Ferry) -> String {
+    let status = ferry.wait_exit(Duration::from_secs(60));
+    assert!(!status.success(), "{status}:\n{}", ferry.output());
+    let output = ferry.output();
+    assert!(
+        output.contains("last applied offset") && output.contains("resume with --state"),
+        "{output}"
+    );
+    output
+}
+
 #[test]
-#[ignore = "engine bug: commands the target ran but never acknowledged before it went \
-            down are sent again on resume (seen: the target refuses a replayed XADD, 'ID \
-            equal or smaller than the target stream top item'; an INCR would apply twice); \
-            fix: store the applied offset on the target atomically with each batch"]
 fn a_restarted_target_stops_ferry_and_the_same_state_resumes() {
     let source = Server::start(ServerKind::Redis70).unwrap();
     let mut target =
@@ -132,10 +173,8 @@ fn a_restarted_target_stops_ferry_and_the_same_state_resumes() {
     ferry.wait_in_sync();
     std::thread::sleep(Duration::from_secs(2));
     target.restart().unwrap();
-    // Today a lost target is fatal: ferry stops, keeping the last applied offset.
-    let status = ferry.wait_exit(Duration::from_secs(60));
-    assert!(!status.success(), "{status}:\n{}", ferry.output());
-    let first_run = ferry.output();
+    // A lost target is fatal: ferry stops, keeping the last applied offset.
+    let first_run = assert_stopped_by_the_target(&mut ferry);
 
     // The load went on meanwhile; the same state resumes from where the target was.
     std::thread::sleep(Duration::from_secs(1));
@@ -155,6 +194,260 @@ fn a_restarted_target_stops_ferry_and_the_same_state_resumes() {
     ferry.signal("TERM");
     let status = ferry.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{status}:\n{}", ferry.output());
+}
+
+/// Freezes ferry (SIGSTOP) at a moment its state file trails ferry's marker on the target
+/// (between two writes of the file), trying again until it does.
+fn freeze_ferry_behind_the_target(ferry: &Ferry, target: &Server, state: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        ferry.signal("STOP");
+        let recorded = applied_offset(state).expect("a resume point");
+        let (_, held) = target_marker(target).expect("ferry's marker on the target");
+        if held > recorded {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the target never got ahead of the state file ({held} vs {recorded})"
+        );
+        ferry.signal("CONT");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The target and ferry go down together (a machine crash): the target writes every
+/// command to its append-only file before answering (`appendfsync always`), so it comes
+/// back with every batch it ran, while ferry's state file is up to a second older.
+/// Resuming from the target's marker applies none of those batches twice.
+#[test]
+fn a_target_ahead_of_the_state_file_gets_nothing_twice() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let mut target = Server::start_with_args(
+        ServerKind::Valkey81,
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    )
+    .unwrap();
+    dataset::populate(&source).unwrap();
+    let load = Load::start(&source);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+    wait_stream_progress(&state, &ferry, 100_000);
+    freeze_ferry_behind_the_target(&ferry, &target, &state);
+    target.crash_and_restart().unwrap();
+    ferry.signal("KILL");
+    ferry.wait_exit(Duration::from_secs(10));
+    // Read again now that both are down: the target may have run batches already on
+    // their way when ferry froze.
+    let (_, held) = target_marker(&target).expect("the crashed target kept ferry's marker");
+    let recorded = applied_offset(&state).unwrap();
+    assert!(held > recorded, "{held} vs {recorded}");
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+    let output = ferry.output();
+    assert!(
+        output.contains(&format!(
+            "the target holds offset {held} by its marker, {} bytes past the state file's {recorded}",
+            held - recorded
+        )) && output.contains(&format!("partial resync accepted (+CONTINUE) at offset {held}"))
+            && !output.contains("full sync"),
+        "expected a partial resync from the target's offset {held}:\n{output}"
+    );
+    wait_stream_progress(&state, &ferry, 50_000);
+    settle(&source, &state, &ferry, load);
+    assert_equal(&source, &target, &state, &ferry);
+
+    ferry.signal("TERM");
+    let status = ferry.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}:\n{}", ferry.output());
+}
+
+/// The target's append-only file (its commands since the full sync).
+fn incremental_aof(target: &Server) -> std::path::PathBuf {
+    std::fs::read_dir(target.dir().join("appendonlydir"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.to_string_lossy().ends_with(".incr.aof"))
+        .max()
+        .expect("an incremental append-only file")
+}
+
+/// The target crashes and its append-only file loses its tail, cut anywhere (as a machine
+/// crash before fsync leaves it): the target comes back with less than it acknowledged to
+/// ferry. Its marker, cut with the data (a transaction cut short is dropped whole on load),
+/// says where it ends; ferry says how much was lost and applies it again.
+#[test]
+fn a_target_that_lost_its_last_writes_gets_them_again() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let mut target = Server::start_with_args(
+        ServerKind::Valkey81,
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    )
+    .unwrap();
+    dataset::populate(&source).unwrap();
+    let load = Load::start(&source);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+    wait_stream_progress(&state, &ferry, 50_000);
+    let aof = incremental_aof(&target);
+    let kept = std::fs::metadata(&aof).unwrap().len();
+    wait_stream_progress(&state, &ferry, 100_000);
+    target.kill().unwrap();
+    let written = std::fs::metadata(&aof).unwrap().len();
+    // Somewhere in the writes made after `kept`, not on a command boundary.
+    let cut = kept + (written - kept) / 2 + 7;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&aof)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    target.start_again().unwrap();
+    assert_stopped_by_the_target(&mut ferry);
+    let recorded = applied_offset(&state).unwrap();
+    let (_, held) = target_marker(&target).expect("the marker survives the cut");
+    assert!(
+        held < recorded,
+        "the target holds {held}, ferry recorded {recorded}"
+    );
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+    let output = ferry.output();
+    assert!(
+        output.contains(&format!(
+            "the target lost its last {} bytes of writes (its marker says offset {held}, the state file {recorded})",
+            recorded - held
+        )) && !output.contains("full sync"),
+        "{output}"
+    );
+    settle(&source, &state, &ferry, load);
+    assert_equal(&source, &target, &state, &ferry);
+}
+
+/// A target without persistence comes back empty after a crash: ferry finds no marker
+/// where the state file says data was applied, says so and copies everything again.
+#[test]
+fn a_target_that_lost_its_data_is_loaded_again() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let mut target = Server::start(ServerKind::Valkey81).unwrap();
+    dataset::populate(&source).unwrap();
+    let load = Load::start(&source);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+    wait_stream_progress(&state, &ferry, 50_000);
+    target.crash_and_restart().unwrap();
+    assert_stopped_by_the_target(&mut ferry);
+    assert_eq!(target_marker(&target), None);
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_for("the target lost its data", Duration::from_secs(30));
+    ferry.wait_for("full sync done", Duration::from_secs(60));
+    ferry.wait_in_sync();
+    settle(&source, &state, &ferry, load);
+    assert_equal(&source, &target, &state, &ferry);
+}
+
+/// Keys on the target but no marker while the state file says data was applied: the
+/// marker was removed (a cutover) or the target kept only part of its data. ferry does not
+/// empty a target it may no longer own without being told to.
+#[test]
+fn a_target_with_data_but_no_marker_is_not_emptied_unasked() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let mut con = source.client();
+    for i in 0..200 {
+        redis::cmd("SET")
+            .arg(format!("k:{i}"))
+            .arg(i)
+            .query::<()>(&mut con)
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+    ferry.signal("TERM");
+    assert!(ferry.wait_exit(Duration::from_secs(20)).success());
+    assert!(target_marker(&target).is_some(), "{}", ferry.output());
+    redis::cmd("DEL")
+        .arg(ferry_testkit::snapshot::FERRY_MARKER_KEY)
+        .query::<()>(&mut target.client())
+        .unwrap();
+    let keys_before = target_keys(&target);
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    assert!(!status.success(), "{}", ferry.output());
+    assert!(
+        ferry.output().contains("no ferry marker") && ferry.output().contains("--flush-target"),
+        "{}",
+        ferry.output()
+    );
+    assert_eq!(target_keys(&target), keys_before);
+
+    let mut ferry = Ferry::migrate(&source, &target, &state, &["--flush-target"]);
+    ferry.wait_for("emptied the target (FLUSHALL)", Duration::from_secs(30));
+    ferry.wait_in_sync();
+    assert_equal(&source, &target, &state, &ferry);
+}
+
+fn target_keys(target: &Server) -> u64 {
+    let mut con = target.client();
+    (0..16)
+        .map(|db| {
+            redis::cmd("SELECT").arg(db).query::<()>(&mut con).unwrap();
+            redis::cmd("DBSIZE").query::<u64>(&mut con).unwrap()
+        })
+        .sum()
+}
+
+/// The source moves database 0 away (SWAPDB) and empties everything (FLUSHALL): the
+/// marker is rewritten in database 0 with each batch and no stray copy stays behind.
+#[test]
+fn the_marker_stays_alone_in_database_0_through_swaps_and_flushes() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let mut con = source.client();
+    let set = |con: &mut redis::Connection, db: i64, key: &str| {
+        redis::cmd("SELECT").arg(db).query::<()>(con).unwrap();
+        redis::cmd("SET").arg(key).arg(db).query::<()>(con).unwrap();
+    };
+    set(&mut con, 0, "in:0");
+    set(&mut con, 5, "in:5");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+
+    for other in [5, 6] {
+        redis::cmd("SWAPDB")
+            .arg(0)
+            .arg(other)
+            .query::<()>(&mut con)
+            .unwrap();
+        set(&mut con, 0, &format!("after:swap:{other}"));
+        wait_applied(&source, &state, &ferry);
+        migrate_support::assert_same(&source, &target, &DiffOptions::new());
+        assert!(target_marker(&target).is_some());
+    }
+    redis::cmd("FLUSHALL").query::<()>(&mut con).unwrap();
+    set(&mut con, 3, "after:flush");
+    wait_applied(&source, &state, &ferry);
+    migrate_support::assert_same(&source, &target, &DiffOptions::new());
+    let (_, offset) = target_marker(&target).expect("the marker after FLUSHALL");
+    assert!(offset >= applied_offset(&state).unwrap());
 }
 
 /// The same load streamed as long as in the restart tests, with no restart: tells a

@@ -78,6 +78,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
 
     let mut rows = Vec::new();
     let mut lag = None;
+    let mut catch_up = None;
     for way in [Way::Native, Way::FerryFrom70, Way::FerryFrom80] {
         let source = if way == Way::FerryFrom80 {
             &redis80
@@ -103,7 +104,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
                 peak_rss = Some(peak_rss.unwrap_or(0).max(sample.peak_rss));
                 took
             };
-            target_keys = datasets::count_keys(&mut target.try_client()?)?;
+            target_keys = data_keys(&target)?;
             println!(
                 "{}: {:.2} s, {} of {} keys on the target",
                 way.label(),
@@ -121,6 +122,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
             let mut measured = measured.context("no lag measured")?;
             measured.peak_rss = sample.peak_rss;
             lag = Some(measured);
+            catch_up = Some(measure_catch_up(ctx, source, &target, &state, &scratch)?);
         }
         rows.push(Row {
             way,
@@ -169,10 +171,25 @@ pub fn run(ctx: &Context) -> Result<Section> {
         println!("\n{rendered}");
         writeln!(text, "\n{rendered}")?;
     }
+    if let Some(catch_up) = catch_up {
+        let rendered = catch_up.render();
+        println!("\n{rendered}");
+        writeln!(text, "\n{rendered}")?;
+    }
     Ok(Section {
         title: "Live migration (ferry migrate)".to_string(),
         markdown: text,
     })
+}
+
+/// Keys on a target, without the one ferry keeps there to record what it applied.
+fn data_keys(target: &Server) -> Result<u64> {
+    let mut con = target.try_client()?;
+    let keys = datasets::count_keys(&mut con)?;
+    let marker: u64 = redis::cmd("EXISTS")
+        .arg("ferry:migrate:applied")
+        .query(&mut con)?;
+    Ok(keys - marker)
 }
 
 fn no_sync_delay(server: &Server) -> Result<()> {
@@ -263,6 +280,203 @@ fn ferry_sync(
     match running.stop(libc::SIGTERM)? {
         Ok(sample) => Ok((took, sample, lag)),
         Err(refusal) => bail!("ferry migrate failed: {}", refusal.reason()),
+    }
+}
+
+/// Applying a backlog flat out: the stream throughput, where batching and ferry's
+/// per-batch transaction (MULTI, marker, EXEC) show, beside a native replica catching up
+/// on the same load.
+struct CatchUp {
+    load: String,
+    stream_bytes: i64,
+    native: Duration,
+    ferry: Duration,
+}
+
+impl CatchUp {
+    fn render(&self) -> String {
+        let mb = self.stream_bytes as f64 / 1e6;
+        let mut text = format!(
+            "Catching up on a backlog: `{}` ran against Redis 7.0 while the follower was \
+             paused ({mb:.1} MB of replication stream, then one sentinel SET); time from \
+             resuming until the sentinel is on the follower. Native: a Valkey 8.1 replica \
+             paused with SIGSTOP, then continued. ferry: stopped with SIGTERM, then started \
+             again with the same `--state` (a partial resync; its start-up is included).\n\n",
+            self.load
+        );
+        let mut table = Table::new(&["follower", ">catch-up s", ">MB/s", ">vs native"]);
+        for (name, took) in [
+            ("Valkey 8.1 replica (native)", self.native),
+            ("ferry migrate", self.ferry),
+        ] {
+            let seconds = took.as_secs_f64();
+            table.row(vec![
+                name.to_string(),
+                format!("{seconds:.2}"),
+                format!("{:.1}", mb / seconds.max(1e-9)),
+                format!("{:.2}×", seconds / self.native.as_secs_f64().max(1e-9)),
+            ]);
+        }
+        text.push_str(&table.render());
+        text
+    }
+}
+
+const SENTINEL: &str = "bench:catch-up:done";
+
+/// Runs the load against `source` while `pause` holds the follower, then times `resume`
+/// until the sentinel written after the load is on `follower`.
+fn time_catch_up(
+    ctx: &Context,
+    source: &Server,
+    follower: &Server,
+    pause: impl FnOnce() -> Result<()>,
+    resume: impl FnOnce() -> Result<()>,
+) -> Result<(Duration, i64)> {
+    let mut con = source.try_client()?;
+    redis::cmd("DEL").arg(SENTINEL).query::<()>(&mut con)?;
+    let mut on_follower = follower.try_client()?;
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while redis::cmd("EXISTS")
+        .arg(SENTINEL)
+        .query::<bool>(&mut on_follower)?
+    {
+        if Instant::now() > deadline {
+            bail!("the follower kept the old sentinel");
+        }
+        sleep(POLL);
+    }
+    pause()?;
+    let start_offset = master_repl_offset(&mut con)?;
+    let status = source
+        .benchmark_command()
+        .args(load_args(ctx.quick))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run redis-benchmark")?;
+    if !status.success() {
+        bail!("redis-benchmark failed: {status}");
+    }
+    redis::cmd("SET")
+        .arg(SENTINEL)
+        .arg(1)
+        .query::<()>(&mut con)?;
+    let stream_bytes = master_repl_offset(&mut con)? - start_offset;
+    let started = Instant::now();
+    resume()?;
+    let mut on_follower = follower.try_client()?;
+    while !redis::cmd("EXISTS")
+        .arg(SENTINEL)
+        .query::<bool>(&mut on_follower)?
+    {
+        if started.elapsed() > SYNC_TIMEOUT {
+            bail!("the follower did not catch up within {SYNC_TIMEOUT:?}");
+        }
+        sleep(POLL);
+    }
+    Ok((started.elapsed(), stream_bytes))
+}
+
+fn measure_catch_up(
+    ctx: &Context,
+    source: &Server,
+    target: &Server,
+    state: &Path,
+    scratch: &Path,
+) -> Result<CatchUp> {
+    let mut con = source.try_client()?;
+    // The whole load must fit the backlog (a partial resync), and the paused follower's
+    // output buffer on the source must not be cut.
+    for (name, value) in [
+        ("repl-backlog-size", "512mb"),
+        ("client-output-buffer-limit", "replica 0 0 0"),
+    ] {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query::<()>(&mut con)
+            .with_context(|| format!("CONFIG SET {name}"))?;
+    }
+    println!("catch-up after a paused follower: ferry migrate");
+    let mut running = None;
+    let start = |running: &mut Option<measure::Running>| -> Result<()> {
+        let mut command = Command::new(&ctx.ferry);
+        command
+            .arg("migrate")
+            .arg("--source")
+            .arg(source.url())
+            .arg("--target")
+            .arg(target.url())
+            .arg("--state")
+            .arg(state);
+        *running = Some(measure::spawn(command, scratch)?);
+        Ok(())
+    };
+    // ferry was stopped after the lag run; the state file resumes it. First, so that it
+    // has only its own load to catch up on.
+    let (ferry, stream_bytes) =
+        time_catch_up(ctx, source, target, || Ok(()), || start(&mut running))?;
+    let running = running.context("ferry did not start")?;
+    if !running.stderr().contains("partial resync accepted") {
+        bail!(
+            "ferry did not resume with a partial resync:\n{}",
+            running.stderr()
+        );
+    }
+    if let Err(refusal) = running.stop(libc::SIGTERM)? {
+        bail!("ferry migrate failed: {}", refusal.reason());
+    }
+    println!("catch-up after a paused follower: native replica");
+    let replica = Server::start(ServerKind::Valkey81)?;
+    native_follow(source, &replica)?;
+    let signal = |pid: u32, name: &str| -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -{name} {pid} failed");
+        }
+        Ok(())
+    };
+    let (native, _) = time_catch_up(
+        ctx,
+        source,
+        &replica,
+        || signal(replica.pid(), "STOP"),
+        || signal(replica.pid(), "CONT"),
+    )?;
+    drop(replica);
+
+    Ok(CatchUp {
+        load: format!("redis-benchmark {}", load_args(ctx.quick).join(" ")),
+        stream_bytes,
+        native,
+        ferry,
+    })
+}
+
+/// REPLICAOF until the replica is in sync, and it stays a replica.
+fn native_follow(source: &Server, replica: &Server) -> Result<()> {
+    let mut con = replica.try_client()?;
+    redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(source.port())
+        .query::<()>(&mut con)?;
+    let started = Instant::now();
+    loop {
+        let info = info(&mut con, "replication")?;
+        if field(&info, "master_link_status") == Some("up")
+            && field(&info, "master_sync_in_progress") == Some("0")
+        {
+            return Ok(());
+        }
+        if started.elapsed() > SYNC_TIMEOUT {
+            bail!("the replica did not sync");
+        }
+        sleep(POLL);
     }
 }
 

@@ -4,6 +4,7 @@
 //! build/bench/results.md (results-quick.md for `--quick`).
 
 mod codec;
+mod cutover;
 pub mod datasets;
 pub mod measure;
 pub mod migrate;
@@ -20,7 +21,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
-  --only PART  run one part: codec, migrate
+  --only PART  run one part: codec, migrate, cutover
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -57,6 +58,10 @@ const PARTS: &[Part] = &[
     Part {
         name: "migrate",
         run: migrate::run,
+    },
+    Part {
+        name: "cutover",
+        run: cutover::run,
     },
 ];
 

@@ -12,6 +12,12 @@ const PER_KEY_LIMIT: usize = 8;
 
 type KeyFilter = Arc<dyn Fn(u32, &[u8]) -> bool + Send + Sync>;
 
+/// The key `ferry migrate` keeps on its target in database 0 to record what it applied
+/// there, written with the data. A copy of the source never has it: a comparison leaves it
+/// out when only the second snapshot (the target) holds it in database 0 (anywhere else
+/// it is a stray copy, and a difference).
+pub const FERRY_MARKER_KEY: &[u8] = b"ferry:migrate:applied";
+
 /// What to leave out of a comparison and how exact TTLs must be.
 #[derive(Clone, Default)]
 pub struct DiffOptions {
@@ -94,7 +100,9 @@ pub(super) fn diff(left: &Snapshot, right: &Snapshot, options: &DiffOptions) -> 
         let b = right.databases.get(&db).unwrap_or(&empty);
         let keys: BTreeSet<&Vec<u8>> = a.keys().chain(b.keys()).collect();
         for key in keys {
-            if options.excluded(db, key) {
+            if options.excluded(db, key)
+                || (db == 0 && key.as_slice() == FERRY_MARKER_KEY && !a.contains_key(key))
+            {
                 continue;
             }
             let details = match (a.get(key), b.get(key)) {

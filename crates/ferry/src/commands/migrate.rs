@@ -17,13 +17,14 @@ use crate::observe::{Observer, Phase, Rate};
 use crate::pipeline;
 use crate::policy::Policies;
 use crate::sinks::writer::client::Client;
+use crate::sinks::writer::marker::{self, Applied};
 use crate::sinks::writer::pipe::{Batch, Mark, Pipe};
 use crate::sinks::writer::probe::{self, ServerInfo};
 use crate::sinks::writer::{TargetSink, WriteMode, WriterCounters, WriterLimits};
 use crate::sources::replication::stream::StreamApplier;
 use crate::sources::replication::translate::CommandTransform;
 use crate::sources::replication::SnapshotSource;
-use crate::state::{self, MigrationState};
+use crate::state::{self, MigrationState, Reconciled};
 use crate::target::Target;
 use crate::tls::TlsConnector;
 use crate::transforms::commands::CommandTranslator;
@@ -289,10 +290,19 @@ impl Migration {
             )
         });
         state.format = target.format.version.to_string();
+        // Scan mode keeps no position (and no marker): it always copies everything.
+        if owned && args.mode == MigrateMode::Replication {
+            self.resume_from_target(args, &mut target, &mut state)
+                .await?;
+        }
         let (reader, writer) = target.take_client()?.into_split();
         let pipe = Pipe::start(reader, writer, self.memory.in_flight_bytes);
+        let live = pipe.clone();
+        self.events
+            .stats()
+            .set_live_applied(move || live.applied().map(|mark| mark.offset));
 
-        let shutdown = shutdown_signal();
+        let shutdown = shutdown_or_stop(self.events.stats().clone(), &self.events);
         tokio::pin!(shutdown);
         if args.mode == MigrateMode::Scan {
             let job = self.scan_job(args, &source_info, &target, owned);
@@ -419,6 +429,63 @@ impl Migration {
         self.source_error(error)
     }
 
+    /// Reads ferry's marker on the target and makes it the resume point: the target's own
+    /// record of what it holds, written with its data, wins over the state file (which
+    /// trails by up to a second, or recorded writes a restarted target did not keep).
+    async fn resume_from_target(
+        &self,
+        args: &MigrateArgs,
+        target: &mut TargetSetup,
+        state: &mut MigrationState,
+    ) -> Result<(), Error> {
+        let client = target.client.as_mut().ok_or_else(|| {
+            Error::Migration("internal: the target connection was taken before resuming".into())
+        })?;
+        let found = marker::read(client)
+            .await
+            .map_err(|e| self.target_error(e))?;
+        let (saved_replid, saved_offset) = (state.replid.clone(), state.offset);
+        let line = match state::resume_from_target(state, found.as_ref()) {
+            Reconciled::FullSync | Reconciled::Agrees => return Ok(()),
+            Reconciled::StateBehind { bytes } => format!(
+                "the target holds offset {} by its marker, {bytes} bytes past the state file's \
+                 {saved_offset} (written every second); resuming from the target's",
+                state.offset
+            ),
+            Reconciled::TargetLost { bytes } => format!(
+                "the target lost its last {bytes} bytes of writes (its marker says offset {}, \
+                 the state file {saved_offset}); applying them again from offset {}",
+                state.offset, state.offset
+            ),
+            Reconciled::OtherReplid { saved } => format!(
+                "the target's marker names replication ID {} at offset {} (the state file: \
+                 {saved} at {saved_offset}); resuming from the target's",
+                state.replid.as_deref().unwrap_or_default(),
+                state.offset
+            ),
+            Reconciled::MarkerMissing => {
+                let keys = target.info.total_keys();
+                if keys > 0 && !args.flush_target && !args.allow_non_empty {
+                    return Err(self.target_refusal(format!(
+                        "holds {keys} keys but no ferry marker ({} in db {}), while the state \
+                         file says offset {saved_offset} of {} was applied: the target lost \
+                         writes, or the marker was removed (cutover); pass --flush-target to \
+                         copy everything again",
+                        marker::KEY,
+                        marker::DB,
+                        saved_replid.as_deref().unwrap_or_default()
+                    )));
+                }
+                format!(
+                    "the target lost its data (no ferry marker on it, while the state file says \
+                     offset {saved_offset} was applied); full sync"
+                )
+            }
+        };
+        self.events.line(line);
+        self.save_state(state)
+    }
+
     /// An error that ends the migration, with the position to resume from.
     fn stopped_with(&self, error: Error, state: &MigrationState) -> Error {
         let line = crate::error::one_line(crate::error::chain(&error));
@@ -486,16 +553,23 @@ impl Migration {
                 }
             }
             PsyncOutcome::FullResync { replid, offset } => {
-                if resume.is_some() {
-                    self.events
-                        .line("partial resync refused by source; full sync");
+                if let Some((id, from)) = &resume {
+                    self.events.line(format!(
+                        "partial resync refused by source; full sync (it cannot continue {id} \
+                         from offset {from}: its backlog no longer holds it, or it is another \
+                         replication)"
+                    ));
                 }
                 let flush = args.flush_target || (owned && !args.allow_non_empty);
+                let mut batch = Batch::default();
                 if flush {
-                    let mut batch = Batch::default();
                     batch.push(&["FLUSHALL"]);
-                    pipe.send(batch).await.map_err(|e| self.fatal_target(e))?;
-                    pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
+                }
+                // A marker of an earlier load must not outlive the data it described.
+                marker::push_delete(&mut batch);
+                pipe.send(batch).await.map_err(|e| self.fatal_target(e))?;
+                pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
+                if flush {
                     self.events.line("emptied the target (FLUSHALL)");
                 } else if owned {
                     self.events.line(
@@ -510,7 +584,7 @@ impl Migration {
                 state.db = 0;
                 self.save_state(state).map_err(SessionError::Fatal)?;
                 tokio::select! {
-                    loaded = self.load_snapshot(&mut repl, pipe, target, offset, owned) => loaded?,
+                    loaded = self.load_snapshot(&mut repl, pipe, target, (&replid, offset), owned) => loaded?,
                     _ = shutdown.as_mut() => return Ok(Stop::DuringFullSync),
                 }
                 self.events.replid(&replid);
@@ -524,7 +598,8 @@ impl Migration {
         };
 
         let translator: Box<dyn CommandTransform> = Box::new(self.translator(target));
-        let mut applier = StreamApplier::new(pipe.clone(), translator, start);
+        let replid = state.replid.clone().unwrap_or_default();
+        let mut applier = StreamApplier::new(pipe.clone(), translator, start).with_marker(replid);
         let result = self
             .stream(&mut repl, &mut applier, pipe, state, shutdown)
             .await;
@@ -681,7 +756,7 @@ impl Migration {
         repl: &mut ReplicaConnection,
         pipe: &Pipe,
         target: &TargetSetup,
-        offset: i64,
+        (replid, offset): (&str, i64),
         reload: bool,
     ) -> Result<(), SessionError> {
         let started = Instant::now();
@@ -768,11 +843,19 @@ impl Migration {
                 }
             }
         }
-        // The snapshot counts as applied once every write before this mark is acknowledged.
-        let done = Batch {
+        // The snapshot counts as applied once every write before this mark is acknowledged;
+        // the marker says so on the target (the stream's batches then move it on).
+        let mut done = Batch {
             mark: Some(Mark { offset, db: 0 }),
             ..Batch::default()
         };
+        let applied = Applied {
+            replid: replid.to_owned(),
+            offset,
+            db: 0,
+        };
+        done.push_framing(&["SELECT", &marker::DB.to_string()]);
+        marker::push_write(&mut done, &applied, marker::DB, &[]);
         pipe.send(done).await.map_err(|e| self.fatal_target(e))?;
         pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
         let seconds = started.elapsed().as_secs_f64();
@@ -881,6 +964,14 @@ impl Migration {
 
 fn save_to(path: &Path, state: &MigrationState) -> Result<(), Error> {
     state::save(path, state).map_err(Error::from)
+}
+
+/// Resolves on Ctrl-C, SIGTERM or `POST /stop` (cutover).
+async fn shutdown_or_stop(stats: Arc<crate::observe::Stats>, events: &Observer) {
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = stats.stop_requested() => events.line("stopping: asked to by POST /stop (cutover)"),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -2,6 +2,8 @@
 
 pub mod assess;
 pub mod convert;
+pub mod cutover;
 pub mod inspect;
 pub mod migrate;
+pub mod rollback;
 pub mod verify;

@@ -113,6 +113,9 @@ pub struct VerifyReport {
     pub unlisted_differences: u64,
     /// Policy-excused keys per reason.
     pub excused: BTreeMap<String, u64>,
+    /// Copies of ferry's marker key (`ferry:migrate:applied`, migrate's record of what it
+    /// applied) left out of the comparison: ferry's bookkeeping, not the application's data.
+    pub ferry_markers_skipped: u64,
 }
 
 impl VerifyReport {
@@ -218,6 +221,13 @@ impl VerifyReport {
                 s.type_only
             )?;
         }
+        if self.ferry_markers_skipped > 0 {
+            writeln!(
+                out,
+                "note: ferry's marker key {} not compared (migrate's record of what it applied)",
+                crate::sinks::writer::marker::KEY
+            )?;
+        }
         for difference in &self.differences {
             let kinds: Vec<&str> = difference.kinds().iter().map(|k| k.name()).collect();
             writeln!(
@@ -319,6 +329,7 @@ mod tests {
             [
                 "differences",
                 "excused",
+                "ferry_markers_skipped",
                 "rounds",
                 "sampled",
                 "settled",

@@ -10,6 +10,7 @@
 
 pub mod client;
 mod halves;
+pub mod marker;
 mod payload;
 pub mod pipe;
 pub mod plain;

@@ -49,6 +49,9 @@ pub struct Batch {
     pub payload: BytesMut,
     /// Commands in the payload: replies to expect.
     pub replies: u32,
+    /// Of those, the commands ferry adds around the data (MULTI, EXEC, its marker): not
+    /// counted as commands applied.
+    pub framing: u32,
     pub mark: Option<Mark>,
 }
 
@@ -56,6 +59,12 @@ impl Batch {
     pub fn push<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         encode_command(args, &mut self.payload);
         self.replies += 1;
+    }
+
+    /// Like [`Batch::push`], for a command of ferry's own (see [`Batch::framing`]).
+    pub fn push_framing<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        self.push(args);
+        self.framing += 1;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,6 +105,7 @@ impl Shared {
 enum Op {
     Batch {
         replies: u32,
+        framing: u32,
         payload: Bytes,
         mark: Option<Mark>,
         permit: OwnedSemaphorePermit,
@@ -106,6 +116,7 @@ enum Op {
 
 struct InFlight {
     replies: u32,
+    framing: u32,
     /// Kept (and counted in the budget) until the replies are in, for messages.
     payload: Bytes,
     mark: Option<Mark>,
@@ -173,6 +184,7 @@ impl Pipe {
             .map_err(|_| self.stopped())?;
         let op = Op::Batch {
             replies: batch.replies,
+            framing: batch.framing,
             payload: batch.payload.freeze(),
             mark: batch.mark,
             permit,
@@ -236,6 +248,7 @@ async fn write_task(
         let in_flight = match op {
             Op::Batch {
                 replies,
+                framing,
                 payload,
                 mark,
                 permit,
@@ -246,6 +259,7 @@ async fn write_task(
                 }
                 InFlight {
                     replies,
+                    framing,
                     payload,
                     mark,
                     _permit: Some(permit),
@@ -254,6 +268,7 @@ async fn write_task(
             }
             Op::Barrier(done) => InFlight {
                 replies: 0,
+                framing: 0,
                 payload: Bytes::new(),
                 mark: None,
                 _permit: None,
@@ -288,15 +303,16 @@ async fn reply_task(
                     return;
                 }
             };
-            if let Some(message) = refusal(&reply, || nth_command(&batch.payload, index)) {
+            if let Some(message) = refusal(&reply, index, |n| nth_command(&batch.payload, n)) {
                 shared.fail(message);
                 return;
             }
         }
         let counters = &shared.counters;
-        counters
-            .replies
-            .fetch_add(batch.replies as u64, Ordering::Relaxed);
+        counters.replies.fetch_add(
+            batch.replies.saturating_sub(batch.framing) as u64,
+            Ordering::Relaxed,
+        );
         counters
             .bytes
             .fetch_add(batch.payload.len() as u64, Ordering::Relaxed);
@@ -319,10 +335,12 @@ fn connection_failure(error: ClientError) -> String {
 }
 
 /// The message for an error reply (or an EXEC whose transaction failed), `None` for
-/// success. `command` gives the arguments of the command the reply answers.
-fn refusal(reply: &Frame, command: impl Fn() -> Vec<Bytes>) -> Option<String> {
-    let describe = |message: &[u8]| {
-        let args = command();
+/// success. The reply answers command `index` of the batch; `command(n)` gives the
+/// arguments of command `n`. An EXEC's array answers the commands queued just before it,
+/// so its `i`th element of `len` names command `index - len + i`.
+fn refusal(reply: &Frame, index: u32, command: impl Fn(u32) -> Vec<Bytes>) -> Option<String> {
+    let describe = |at: u32, message: &[u8]| {
+        let args = command(at);
         let name = args
             .first()
             .map(|n| String::from_utf8_lossy(n).to_uppercase())
@@ -337,11 +355,14 @@ fn refusal(reply: &Frame, command: impl Fn() -> Vec<Bytes>) -> Option<String> {
         }
     };
     match reply {
-        Frame::Error(message) | Frame::BulkError(message) => Some(describe(message)),
+        Frame::Error(message) | Frame::BulkError(message) => Some(describe(index, message)),
         // Only EXEC answers with an array that holds errors.
-        Frame::Array(items) => items.iter().find_map(|item| match item {
+        Frame::Array(items) => items.iter().enumerate().find_map(|(i, item)| match item {
             Frame::Error(message) | Frame::BulkError(message) => {
-                Some(format!("{} (inside MULTI/EXEC)", describe(message)))
+                let queued = index
+                    .checked_sub(items.len() as u32)
+                    .map_or(index, |first| first + i as u32);
+                Some(format!("{} (inside MULTI/EXEC)", describe(queued, message)))
             }
             _ => None,
         }),
@@ -399,26 +420,31 @@ mod tests {
         let sent = payload(&[&["SET", "a", "1"], &["lpush", "k\n1", "x"]]);
         assert_eq!(nth_command(&sent, 1)[0], "lpush");
         let reply = Frame::Error(Bytes::from_static(b"WRONGTYPE Operation against a key"));
-        let message = refusal(&reply, || nth_command(&sent, 1)).unwrap();
+        let message = refusal(&reply, 1, |n| nth_command(&sent, n)).unwrap();
         assert_eq!(
             message,
             "the target refused LPUSH on key \"k\\x0a1\": WRONGTYPE Operation against a key"
         );
-        assert!(refusal(&Frame::Simple("OK".into()), || nth_command(&sent, 0)).is_none());
+        assert!(refusal(&Frame::Simple("OK".into()), 0, |n| nth_command(&sent, n)).is_none());
     }
 
     #[test]
-    fn an_error_inside_exec_is_a_refusal() {
-        let sent = payload(&[&["MULTI"], &["SET", "a", "1"], &["EXEC"]]);
+    fn an_error_inside_exec_names_the_queued_command() {
+        let sent = payload(&[
+            &["MULTI"],
+            &["SET", "a", "1"],
+            &["LPUSH", "b", "x"],
+            &["EXEC"],
+        ]);
         let reply = Frame::Array(vec![
             Frame::Simple("OK".into()),
-            Frame::Error(Bytes::from_static(b"ERR boom")),
+            Frame::Error(Bytes::from_static(b"WRONGTYPE boom")),
         ]);
-        let message = refusal(&reply, || nth_command(&sent, 2)).unwrap();
+        let message = refusal(&reply, 3, |n| nth_command(&sent, n)).unwrap();
         assert_eq!(
             message,
-            "the target refused EXEC: ERR boom (inside MULTI/EXEC)"
+            "the target refused LPUSH on key \"b\": WRONGTYPE boom (inside MULTI/EXEC)"
         );
-        assert!(refusal(&Frame::Array(vec![]), || nth_command(&sent, 2)).is_none());
+        assert!(refusal(&Frame::Array(vec![]), 3, |n| nth_command(&sent, n)).is_none());
     }
 }

@@ -1,15 +1,24 @@
 //! Applies the source's command stream to the target, in order.
 //!
 //! - SELECT is followed: forwarded, and remembered as the stream's database.
-//! - MULTI … EXEC is forwarded as it comes on the one target connection, so the target
-//!   queues the commands and runs them atomically at EXEC; if ferry stops in between, the
-//!   target drops the open transaction. No offset inside a transaction is ever reported as
-//!   applied: marks advance only outside transactions.
+//! - With a marker ([`StreamApplier::with_marker`], what `migrate` does): each batch goes
+//!   to the target as one MULTI … EXEC that ends with the write of ferry's marker
+//!   ([`crate::sinks::writer::marker`]): the replication ID, the offset after the batch,
+//!   the stream's database. The target runs data and marker atomically, so whatever prefix
+//!   of its writes it keeps after a restart, the marker says exactly where it ends and a
+//!   resume applies nothing twice. The source's own MULTI/EXEC are left out (the batch is
+//!   a transaction already) and a batch ends only outside the source's transactions.
+//! - Without a marker, MULTI … EXEC is forwarded as it comes on the one target connection,
+//!   so the target queues the commands and runs them atomically at EXEC; if ferry stops in
+//!   between, the target drops the open transaction.
+//! - No offset inside a source transaction is ever reported as applied: marks advance only
+//!   outside transactions.
 //! - PING and REPLCONF are not forwarded; their bytes still count in the offset.
 //! - Everything else goes through the [`CommandTransform`] seam.
 
 use super::translate::CommandTransform;
 use crate::error::Error;
+use crate::sinks::writer::marker::{self, Applied};
 use crate::sinks::writer::pipe::{Batch, Mark, Pipe, PipeError};
 use crate::transforms::commands::Translated;
 use bytes::Bytes;
@@ -18,6 +27,9 @@ use std::collections::BTreeMap;
 
 /// Bytes of commands gathered before a batch goes to the pipe.
 const BATCH_BYTES: usize = 64 << 10;
+/// Commands gathered before a batch goes to the pipe: bounds what the target queues for
+/// one EXEC (a source transaction longer than this still goes whole).
+const BATCH_COMMANDS: u32 = 1_000;
 
 pub struct StreamApplier {
     pipe: Pipe,
@@ -31,6 +43,13 @@ pub struct StreamApplier {
     /// The mark last handed to the pipe.
     sent: Mark,
     batch: Batch,
+    /// The source's replication ID, when each batch carries ferry's marker.
+    marker: Option<String>,
+    /// The batch has opened its MULTI (marker mode).
+    open: bool,
+    /// Databases a SWAPDB in this batch exchanged with the marker's: an earlier marker may
+    /// have moved there.
+    swapped: Vec<u64>,
     /// Commands forwarded (after translation).
     pub forwarded: u64,
     skipped: BTreeMap<&'static str, u64>,
@@ -43,7 +62,7 @@ impl StreamApplier {
     pub fn new(pipe: Pipe, translator: Box<dyn CommandTransform>, start: Mark) -> Self {
         let mut batch = Batch::default();
         let db = start.db.to_string();
-        batch.push(&["SELECT", db.as_str()]);
+        batch.push_framing(&["SELECT", db.as_str()]);
         Self {
             pipe,
             translator,
@@ -52,9 +71,19 @@ impl StreamApplier {
             safe: start,
             sent: start,
             batch,
+            marker: None,
+            open: false,
+            swapped: Vec::new(),
             forwarded: 0,
             skipped: BTreeMap::new(),
         }
+    }
+
+    /// Every batch from now on is one transaction ending with ferry's marker for the
+    /// stream `replid` (see the module comment).
+    pub fn with_marker(mut self, replid: String) -> Self {
+        self.marker = Some(replid);
+        self
     }
 
     /// Takes one command into the current batch.
@@ -85,11 +114,18 @@ impl StreamApplier {
             self.push(&args);
         } else if name.eq_ignore_ascii_case(b"MULTI") {
             self.in_multi = true;
-            self.push(&args);
+            if self.marker.is_none() {
+                self.push(&args);
+            }
         } else if name.eq_ignore_ascii_case(b"EXEC") {
             self.in_multi = false;
-            self.push(&args);
+            if self.marker.is_none() {
+                self.push(&args);
+            }
         } else {
+            if name.eq_ignore_ascii_case(b"SWAPDB") {
+                self.note_swap(&args);
+            }
             match self.translator.translate(self.db, args)? {
                 Translated::Apply(commands) => {
                     for command in commands {
@@ -103,18 +139,62 @@ impl StreamApplier {
     }
 
     fn push(&mut self, args: &[Bytes]) {
+        if self.marker.is_some() && !self.open {
+            self.batch.push_framing(&["MULTI"]);
+            self.open = true;
+        }
         self.batch.push(args);
         self.forwarded += 1;
     }
 
-    pub fn batch_full(&self) -> bool {
-        self.batch.bytes() >= BATCH_BYTES
+    /// A SWAPDB that involves the marker's database moves the marker out of it.
+    fn note_swap(&mut self, args: &[Bytes]) {
+        let db = |i: usize| {
+            args.get(i)
+                .and_then(|n| std::str::from_utf8(n).ok())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if let (Some(a), Some(b)) = (db(1), db(2)) {
+            for (this, other) in [(a, b), (b, a)] {
+                if this == marker::DB && other != marker::DB && !self.swapped.contains(&other) {
+                    self.swapped.push(other);
+                }
+            }
+        }
     }
 
-    /// Hands the batch to the pipe, with the last safe point as its mark.
+    /// The batch should go now: big enough, and not inside a source transaction (in marker
+    /// mode a batch cannot end there).
+    pub fn batch_full(&self) -> bool {
+        let full = self.batch.bytes() >= BATCH_BYTES
+            || self.batch.replies.saturating_sub(self.batch.framing) >= BATCH_COMMANDS;
+        full && !(self.marker.is_some() && self.in_multi)
+    }
+
+    /// Hands the batch to the pipe, with the last safe point as its mark. In marker mode
+    /// inside a source transaction it waits for the transaction's end (which the source
+    /// sends right behind it).
     pub async fn flush(&mut self) -> Result<(), PipeError> {
+        if self.marker.is_some() && self.in_multi {
+            return Ok(());
+        }
         let mut batch = std::mem::take(&mut self.batch);
-        if self.safe != self.sent {
+        let moved = self.safe != self.sent;
+        if let (Some(replid), true) = (&self.marker, moved) {
+            let applied = Applied {
+                replid: replid.clone(),
+                offset: self.safe.offset,
+                db: self.safe.db,
+            };
+            // Inside the transaction when there is one; alone (one HSET is atomic) when
+            // nothing was forwarded (PINGs, skipped commands).
+            marker::push_write(&mut batch, &applied, self.db, &self.swapped);
+            self.swapped.clear();
+        }
+        if std::mem::take(&mut self.open) {
+            batch.push_framing(&["EXEC"]);
+        }
+        if moved {
             batch.mark = Some(self.safe);
             self.sent = self.safe;
         }
@@ -134,5 +214,141 @@ impl StreamApplier {
     /// Commands skipped, by reason.
     pub fn skipped(&self) -> &BTreeMap<&'static str, u64> {
         &self.skipped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::writer::client::Client;
+    use crate::url::ServerUrl;
+    use bytes::BytesMut;
+    use ferry_repl::resp::{FrameDecoder, Limits, Mode};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    struct PassThrough;
+
+    impl CommandTransform for PassThrough {
+        fn translate(&mut self, _db: u64, args: Vec<Bytes>) -> Result<Translated, Error> {
+            Ok(Translated::Apply(vec![args]))
+        }
+    }
+
+    /// A target that records every command it receives and answers as a server would
+    /// (QUEUED inside MULTI, EXEC with one reply per queued command).
+    async fn fake_target() -> (ServerUrl, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = ServerUrl::parse(&format!("redis://{}", listener.local_addr().unwrap())).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
+            let mut buf = BytesMut::new();
+            let mut queued: Option<usize> = None;
+            loop {
+                while let Ok(Some((frame, _))) = decoder.decode(&mut buf) {
+                    let args = frame.command_args().unwrap();
+                    let words: Vec<String> = args
+                        .iter()
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect();
+                    let name = words[0].to_uppercase();
+                    let reply = match (name.as_str(), queued) {
+                        ("MULTI", _) => {
+                            queued = Some(0);
+                            "+OK\r\n".to_string()
+                        }
+                        ("EXEC", Some(n)) => {
+                            queued = None;
+                            format!("*{n}\r\n{}", "+OK\r\n".repeat(n))
+                        }
+                        (_, Some(n)) => {
+                            queued = Some(n + 1);
+                            "+QUEUED\r\n".to_string()
+                        }
+                        _ => "+OK\r\n".to_string(),
+                    };
+                    log.lock().unwrap().push(words.join(" "));
+                    socket.write_all(reply.as_bytes()).await.unwrap();
+                }
+                if socket.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+            }
+        });
+        (url, seen)
+    }
+
+    fn command(words: &str, offset_after: i64) -> ReplCommand {
+        ReplCommand {
+            args: words
+                .split(' ')
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect(),
+            offset_after,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_one_transaction_ending_with_the_marker() {
+        let (url, seen) = fake_target().await;
+        let client = Client::connect(&url, Duration::from_secs(5)).await.unwrap();
+        let (reader, writer) = client.into_split();
+        let pipe = Pipe::start(reader, writer, 1 << 20);
+        let start = Mark { offset: 100, db: 0 };
+        let mut applier =
+            StreamApplier::new(pipe.clone(), Box::new(PassThrough), start).with_marker("r1".into());
+        applier.apply(command("SET a 1", 110)).unwrap();
+        applier.apply(command("MULTI", 120)).unwrap();
+        applier.apply(command("INCR b", 130)).unwrap();
+        // Inside the source's transaction the batch cannot end.
+        assert!(!applier.batch_full());
+        applier.flush().await.unwrap();
+        applier.apply(command("EXEC", 140)).unwrap();
+        applier.apply(command("SELECT 3", 150)).unwrap();
+        applier.apply(command("SWAPDB 0 3", 160)).unwrap();
+        applier.flush().await.unwrap();
+        // Nothing forwarded (a PING): the marker alone.
+        applier.apply(command("PING", 170)).unwrap();
+        applier.flush().await.unwrap();
+        pipe.barrier().await.unwrap();
+
+        let seen = seen.lock().unwrap().clone();
+        let marker = |offset: u32, db: u32| {
+            format!("HSET ferry:migrate:applied replid r1 offset {offset} db {db}")
+        };
+        assert_eq!(
+            seen[1..],
+            [
+                "SELECT 0",
+                "MULTI",
+                "SET a 1",
+                "INCR b",
+                "SELECT 3",
+                "SWAPDB 0 3",
+                // The marker SWAPDB carried into database 3 goes, the new one is in 0.
+                "DEL ferry:migrate:applied",
+                "SELECT 0",
+                &marker(160, 3),
+                "SELECT 3",
+                "EXEC",
+                "SELECT 0",
+                &marker(170, 3),
+                "SELECT 3",
+            ],
+            "{seen:?}"
+        );
+        assert_eq!(pipe.applied(), Some(Mark { offset: 170, db: 3 }));
+        // Data commands only: the transaction and the marker are framing.
+        assert_eq!(
+            pipe.counters()
+                .replies
+                .load(std::sync::atomic::Ordering::Relaxed),
+            4
+        );
     }
 }

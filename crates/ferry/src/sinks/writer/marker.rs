@@ -1,0 +1,209 @@
+//! ferry's record, on the target itself, of what it has applied there: the hash
+//! `ferry:migrate:applied` in database 0 with the fields `replid`, `offset` and `db` (the
+//! source's replication ID, the stream offset applied, the database the stream had
+//! selected there).
+//!
+//! The marker is written inside the same MULTI … EXEC as each batch of replicated commands
+//! ([`crate::sources::replication::stream`]), and after the last RESTORE of a full sync. A
+//! target that keeps a prefix of what it ran (AOF, RDB, a restart that lost recent writes)
+//! therefore keeps data and marker in agreement: on resume the marker, not ferry's state
+//! file, says where the target's data ends. `ferry verify` ignores the key; `cutover`
+//! removes it with [`delete`].
+
+use super::client::{one_line, Client, ClientError};
+use super::pipe::Batch;
+use ferry_repl::resp::Frame;
+
+/// The marker's key name: ferry's namespace, saying what it is.
+pub const KEY: &str = "ferry:migrate:applied";
+/// The database the marker lives in.
+pub const DB: u64 = 0;
+
+/// What the target holds: every command of the source's stream `replid` up to `offset`,
+/// with database `db` selected at that point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub replid: String,
+    pub offset: i64,
+    pub db: u64,
+}
+
+/// True for ferry's marker key's name (it counts as the marker in database [`DB`]).
+pub fn is_marker(key: &[u8]) -> bool {
+    key == KEY.as_bytes()
+}
+
+/// Appends the commands that write `applied` to `batch`, framing replies all of them (not
+/// counted as commands applied). The connection has `selected` selected before and after:
+/// the marker's database is selected around the write when it differs. `stale_in` are
+/// databases a SWAPDB in this batch may have carried an earlier marker into; it is
+/// removed from them first.
+pub fn push_write(batch: &mut Batch, applied: &Applied, selected: u64, stale_in: &[u64]) {
+    let mut on = selected;
+    for &db in stale_in.iter().filter(|&&db| db != DB) {
+        push_select(batch, db, &mut on);
+        batch.push_framing(&["DEL", KEY]);
+    }
+    push_select(batch, DB, &mut on);
+    let offset = applied.offset.to_string();
+    let db = applied.db.to_string();
+    batch.push_framing(&[
+        "HSET",
+        KEY,
+        "replid",
+        applied.replid.as_str(),
+        "offset",
+        offset.as_str(),
+        "db",
+        db.as_str(),
+    ]);
+    push_select(batch, selected, &mut on);
+}
+
+/// Appends the removal of the marker (the full sync that replaces the target's data
+/// starts with it). Leaves the marker's database selected.
+pub fn push_delete(batch: &mut Batch) {
+    let db = DB.to_string();
+    batch.push_framing(&["SELECT", db.as_str()]);
+    batch.push_framing(&["DEL", KEY]);
+}
+
+fn push_select(batch: &mut Batch, db: u64, on: &mut u64) {
+    if *on != db {
+        let number = db.to_string();
+        batch.push_framing(&["SELECT", number.as_str()]);
+        *on = db;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MarkerError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("cannot read ferry's marker {KEY} (db {DB}): {0}")]
+    Foreign(String),
+}
+
+/// Reads the marker; `None` when the target has none. Leaves database [`DB`] selected.
+pub async fn read(client: &mut Client) -> Result<Option<Applied>, MarkerError> {
+    client.call_ok(&["SELECT", &DB.to_string()]).await?;
+    let reply = client
+        .call(&["HMGET", KEY, "replid", "offset", "db"])
+        .await?;
+    let fields = match reply {
+        Frame::Array(fields) => fields,
+        Frame::Error(message) | Frame::BulkError(message) => {
+            return Err(MarkerError::Foreign(one_line(&message)))
+        }
+        other => {
+            return Err(MarkerError::Foreign(format!(
+                "HMGET answered {}",
+                other.describe()
+            )))
+        }
+    };
+    let text = |frame: &Frame| match frame {
+        Frame::Bulk(bytes) | Frame::Simple(bytes) => {
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+        _ => None,
+    };
+    let values: Vec<Option<String>> = fields.iter().map(text).collect();
+    match values.as_slice() {
+        [None, None, None] => Ok(None),
+        [Some(replid), Some(offset), Some(db)] => parse(replid, offset, db).map(Some),
+        _ => Err(MarkerError::Foreign(
+            "it lacks some of the fields replid, offset, db".into(),
+        )),
+    }
+}
+
+fn parse(replid: &str, offset: &str, db: &str) -> Result<Applied, MarkerError> {
+    let offset = offset
+        .parse::<i64>()
+        .map_err(|_| MarkerError::Foreign(format!("offset {offset:?} is not a number")))?;
+    let db = db
+        .parse::<u64>()
+        .map_err(|_| MarkerError::Foreign(format!("db {db:?} is not a database number")))?;
+    Ok(Applied {
+        replid: replid.to_owned(),
+        offset,
+        db,
+    })
+}
+
+/// Removes the marker (cutover: the target is on its own from then on). Returns whether
+/// there was one. Leaves database [`DB`] selected.
+pub async fn delete(client: &mut Client) -> Result<bool, ClientError> {
+    client.call_ok(&["SELECT", &DB.to_string()]).await?;
+    match client.call_ok(&["DEL", KEY]).await? {
+        Frame::Integer(removed) => Ok(removed > 0),
+        other => Err(ClientError::Protocol(format!(
+            "DEL answered {}",
+            other.describe()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(batch: &Batch) -> String {
+        String::from_utf8_lossy(&batch.payload).replace("\r\n", " ")
+    }
+
+    fn applied(db: u64) -> Applied {
+        Applied {
+            replid: "r".into(),
+            offset: 42,
+            db,
+        }
+    }
+
+    #[test]
+    fn the_write_selects_the_marker_db_and_back() {
+        let mut batch = Batch::default();
+        push_write(&mut batch, &applied(3), 3, &[]);
+        assert_eq!(
+            text(&batch),
+            "*2 $6 SELECT $1 0 \
+             *8 $4 HSET $21 ferry:migrate:applied $6 replid $1 r $6 offset $2 42 $2 db $1 3 \
+             *2 $6 SELECT $1 3 "
+        );
+        assert_eq!((batch.replies, batch.framing), (3, 3));
+
+        let mut batch = Batch::default();
+        push_write(&mut batch, &applied(0), 0, &[]);
+        assert!(text(&batch).starts_with("*8 $4 HSET"), "{}", text(&batch));
+        assert_eq!(batch.replies, 1);
+    }
+
+    #[test]
+    fn a_marker_swapped_away_is_removed_first() {
+        let mut batch = Batch::default();
+        push_write(&mut batch, &applied(0), 0, &[5, 0]);
+        assert_eq!(
+            text(&batch),
+            "*2 $6 SELECT $1 5 *2 $3 DEL $21 ferry:migrate:applied \
+             *2 $6 SELECT $1 0 \
+             *8 $4 HSET $21 ferry:migrate:applied $6 replid $1 r $6 offset $2 42 $2 db $1 0 "
+        );
+    }
+
+    #[test]
+    fn malformed_fields_are_named() {
+        assert_eq!(parse("r", "7", "2").unwrap(), applied(2).with_offset(7));
+        let err = parse("r", "x", "2").unwrap_err().to_string();
+        assert!(err.contains("offset \"x\" is not a number"), "{err}");
+        assert!(is_marker(b"ferry:migrate:applied"));
+        assert!(!is_marker(b"ferry:migrate:applied:x"));
+    }
+
+    impl Applied {
+        fn with_offset(mut self, offset: i64) -> Self {
+            self.offset = offset;
+            self
+        }
+    }
+}
