@@ -191,3 +191,80 @@ fn redis_8_0_to_valkey_9_1_keeps_field_ttls() {
         FieldTtl::Keep,
     );
 }
+
+/// A stream key expires on the source while ferry lags behind by more than the expiry
+/// hold: the source's last commands on it (creating a consumer group) reach the target
+/// after the key's expiry. In import mode the target still has the key for them, and the
+/// source's DEL removes it after; ferry never stops and both sides end equal.
+#[test]
+fn a_key_expiring_while_ferry_lags_still_takes_the_commands_before_its_expiry() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+    assert!(
+        ferry.output().contains("target in import mode"),
+        "{}",
+        ferry.output()
+    );
+
+    let mut con = source.client();
+    let _: () = redis::cmd("SET")
+        .arg("kept")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("orders")
+        .arg("*")
+        .arg("item")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    // Longer than the 5 s hold, so even without import mode ferry would pass it on as is.
+    let _: () = redis::cmd("PEXPIRE")
+        .arg("orders")
+        .arg(8_000)
+        .query(&mut con)
+        .unwrap();
+    wait_applied(&source, &state, &ferry);
+    ferry.signal("STOP");
+    std::thread::sleep(Duration::from_millis(5_000));
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("orders")
+        .arg("shipping")
+        .arg("0")
+        .query(&mut con)
+        .unwrap();
+    // The key expires on the source (and, by its own clock, would on the target).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while redis::cmd("EXISTS")
+        .arg("orders")
+        .query::<bool>(&mut con)
+        .unwrap()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key never expired"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ferry.signal("CONT");
+
+    wait_applied(&source, &state, &ferry);
+    let mut on_target = target.client();
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("orders")
+        .query(&mut on_target)
+        .unwrap();
+    assert!(!exists, "the source's DEL reached the target");
+    assert!(
+        !ferry.output().contains("ERR") && !ferry.output().contains("stopped"),
+        "{}",
+        ferry.output()
+    );
+    assert_same(&source, &target, &DiffOptions::new());
+}

@@ -185,7 +185,11 @@ impl TargetSink {
     /// replicates the DEL, as it does for its own replicas; the target follows.
     fn start_key(&mut self, mut header: KeyHeader) {
         let keep_until = (self.now_ms)().saturating_add(EXPIRY_GRACE_MS);
-        if let Some(at) = header.expire_at_ms.as_mut().filter(|_| self.hold_near_expiries) {
+        if let Some(at) = header
+            .expire_at_ms
+            .as_mut()
+            .filter(|_| self.hold_near_expiries)
+        {
             if *at < keep_until {
                 *at = keep_until;
                 self.counters.near_expiry.fetch_add(1, Ordering::Relaxed);
