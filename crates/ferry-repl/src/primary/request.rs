@@ -97,7 +97,7 @@ impl Request {
                 Ok(Request::Psync { replid, offset })
             }
             "REPLCONF" => {
-                if args.len() % 2 == 0 {
+                if args.len().is_multiple_of(2) {
                     return Err(bad_here("options come in name/value pairs"));
                 }
                 let mut options = Vec::new();
