@@ -37,6 +37,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
         Command::Assess(args) => commands::assess::run(args, out),
         Command::Verify(args) => commands::verify::run(args, out),
         Command::Migrate(args) => commands::migrate::run(args, out),
+        Command::Relay(args) => commands::relay::run(args, out),
     }?;
     out.flush().map_err(Error::Stdout)
 }

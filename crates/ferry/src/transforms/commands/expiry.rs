@@ -13,12 +13,11 @@
 //! for its primary's DEL. An expiry that falls due within ferry's lag (after a reconnect,
 //! a catch-up, a restart) would let the target drop a key before earlier source commands
 //! on it arrive. So, as the full sync does for the snapshot's keys, every expiry is held
-//! at least [`EXPIRY_GRACE_MS`] from now; the source's DEL at the real expiry removes the
+//! at least `EXPIRY_GRACE_MS` from now; the source's DEL at the real expiry removes the
 //! key in step with the source.
 
 use super::{malformed, CommandTranslator, Translated};
 use crate::error::Error;
-use crate::sinks::writer::EXPIRY_GRACE_MS;
 use bytes::Bytes;
 
 const SET: Bytes = Bytes::from_static(b"SET");
@@ -171,7 +170,10 @@ impl CommandTranslator {
 
     /// No sooner than the grace period from now (see the module docs).
     fn held(&self, at_ms: i64) -> i64 {
-        at_ms.max((self.clock)().saturating_add(EXPIRY_GRACE_MS))
+        if self.expiry_grace_ms == 0 {
+            return at_ms;
+        }
+        at_ms.max((self.clock)().saturating_add(self.expiry_grace_ms))
     }
 
     /// The absolute time, in ms as text, that the relative TTL at `args[at]` ends at.

@@ -188,6 +188,8 @@ pub struct CommandTranslator {
     target_commands: Option<HashSet<Box<[u8]>>>,
     /// The current time in Unix ms, for relative TTLs.
     clock: fn() -> i64,
+    /// How far from now an expiry is held at least (see `expiry.rs`).
+    expiry_grace_ms: i64,
     report: CommandReport,
 }
 
@@ -200,6 +202,7 @@ impl CommandTranslator {
             vector_sets: target.format.has_builtin_module("vectorset"),
             target_commands: None,
             clock: unix_time_ms,
+            expiry_grace_ms: crate::sinks::writer::EXPIRY_GRACE_MS,
             report: CommandReport::new(policies),
         }
     }
@@ -222,6 +225,13 @@ impl CommandTranslator {
     /// Reads the time for relative TTLs from `clock` (Unix ms) instead of the system.
     pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Passes absolute expiries on as they come: for a replica, which waits for its
+    /// primary's DEL instead of expiring keys by its own clock, the hold is not needed.
+    pub fn without_expiry_hold(mut self) -> Self {
+        self.expiry_grace_ms = 0;
         self
     }
 

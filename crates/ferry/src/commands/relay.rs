@@ -1,0 +1,126 @@
+//! `ferry relay --source URL --listen HOST:PORT`: ferry stands in for the source as a
+//! primary that Valkey replicas attach to with `REPLICAOF`; see `sinks/relay` and
+//! docs/relay.md.
+
+use crate::cli::RelayArgs;
+use crate::error::Error;
+use crate::policy::Policies;
+use crate::sinks::relay::{listener, Relay, RelayConfig};
+use crate::sinks::writer::client::Client;
+use crate::sinks::writer::probe;
+use crate::target::Target;
+use crate::url::ServerUrl;
+use std::io::Write;
+use std::time::Duration;
+
+pub fn run(args: RelayArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let _ = out;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Migration(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(relay(args));
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+async fn relay(args: RelayArgs) -> Result<(), Error> {
+    let source_url =
+        ServerUrl::parse(&args.source).map_err(|e| Error::Usage(format!("--source: {e}")))?;
+    if source_url.db.is_some_and(|db| db != 0) {
+        return Err(Error::Usage(
+            "--source: a relay carries every database; leave the /db part out of the URL".into(),
+        ));
+    }
+    let password = match &args.requirepass_file {
+        Some(path) => Some(read_password(path)?),
+        None => None,
+    };
+    let replica_format = args
+        .replica_format
+        .as_deref()
+        .map(Target::from_profile)
+        .transpose()?;
+    let connect_timeout = Duration::from_secs(args.connect_timeout);
+    let source_error = |e: Box<dyn std::error::Error + Send + Sync>| Error::Source {
+        url: source_url.to_string(),
+        source: e,
+    };
+    let mut client = Client::connect(&source_url, connect_timeout)
+        .await
+        .map_err(|e| source_error(Box::new(e)))?;
+    let source_info = probe::server_info(&mut client)
+        .await
+        .map_err(|e| source_error(Box::new(e)))?;
+    drop(client);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| Error::Usage(format!("--listen {}: cannot listen: {e}", args.listen)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Usage(format!("--listen {}: {e}", args.listen)))?;
+    let config = RelayConfig {
+        source_url: source_url.clone(),
+        source_info: source_info.clone(),
+        policies: Policies::from(args.policies.clone()),
+        backlog_bytes: (args.backlog_mb as usize).saturating_mul(1 << 20),
+        backlog_ttl: Duration::from_secs(args.backlog_ttl),
+        password,
+        replica_format,
+        connect_timeout,
+        chunks: 16,
+    };
+    let relay = Relay::new(config);
+    relay.log(format!(
+        "relaying {} ({}); listening on {bound}: point replicas at it with REPLICAOF {} {}",
+        source_url,
+        source_info.name(),
+        bound.ip(),
+        bound.port()
+    ));
+    let accept = tokio::spawn(listener::accept(relay.clone(), listener));
+    shutdown_signal().await;
+    accept.abort();
+    relay.log("stopped; replicas keep their data and reconnect when ferry is back");
+    Ok(())
+}
+
+/// The password, without a trailing newline (as `echo secret > file` writes it).
+fn read_password(path: &std::path::Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let password = text.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        return Err(Error::Usage(format!(
+            "--requirepass-file {}: the file is empty",
+            path.display()
+        )));
+    }
+    Ok(password)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
