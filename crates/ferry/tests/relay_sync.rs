@@ -26,6 +26,13 @@ fn relay_and_compare(
     let replica = start_replica(replica_kind, &relay, &[]);
     wait_link_up(&replica, &relay);
     relay.wait_for("full sync sent", Duration::from_secs(5));
+    // The replica got the RDB version it can load: 80 for Valkey 9, 11 before.
+    let version = if replica_kind.series().0 >= 9 {
+        "(RDB 80)"
+    } else {
+        "(RDB 11)"
+    };
+    relay.wait_for(version, Duration::from_secs(1));
     // The load goes on through the stream for a while.
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
@@ -51,5 +58,55 @@ fn redis_8_0_to_valkey_8_1_replica_with_policies() {
         ServerKind::Valkey81,
         &["--hash-field-ttl", "persist", "--vector-set", "skip"],
         FieldTtl::Persist,
+    );
+}
+
+#[test]
+fn redis_8_0_to_valkey_9_1_replica_keeps_field_ttls() {
+    relay_and_compare(
+        ServerKind::Redis80,
+        ServerKind::Valkey91,
+        &["--vector-set", "skip"],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn redis_7_0_to_valkey_8_1_replica() {
+    relay_and_compare(
+        ServerKind::Redis70,
+        ServerKind::Valkey81,
+        &[],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn redis_7_0_to_valkey_9_1_replica() {
+    relay_and_compare(
+        ServerKind::Redis70,
+        ServerKind::Valkey91,
+        &[],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn redis_6_0_to_valkey_8_1_replica() {
+    relay_and_compare(
+        ServerKind::Redis60,
+        ServerKind::Valkey81,
+        &[],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn redis_6_0_to_valkey_9_1_replica() {
+    relay_and_compare(
+        ServerKind::Redis60,
+        ServerKind::Valkey91,
+        &[],
+        FieldTtl::Keep,
     );
 }
