@@ -30,8 +30,16 @@ fn a_restarted_replica_continues_from_the_backlog() {
     wait_link_up(&replica, &relay);
     relay.wait_for("partial resync accepted", Duration::from_secs(10));
     let info = relay.info();
-    assert_eq!(info_field(&info, "sync_partial_ok").as_deref(), Some("1"), "{info}");
-    assert_eq!(info_field(&info, "sync_full").as_deref(), Some("1"), "{info}");
+    assert_eq!(
+        info_field(&info, "sync_partial_ok").as_deref(),
+        Some("1"),
+        "{info}"
+    );
+    assert_eq!(
+        info_field(&info, "sync_full").as_deref(),
+        Some("1"),
+        "{info}"
+    );
 
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);

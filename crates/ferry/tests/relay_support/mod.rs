@@ -20,6 +20,8 @@ pub struct Relay {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     pub port: u16,
+    /// Sent with AUTH before INFO when the relay requires one.
+    pub password: Option<String>,
 }
 
 impl Relay {
@@ -51,6 +53,7 @@ impl Relay {
             child,
             lines,
             port: 0,
+            password: None,
         };
         let line = relay.wait_for("listening on", Duration::from_secs(30));
         relay.port = line
@@ -101,7 +104,12 @@ impl Relay {
 
     /// ferry's own `INFO`, as any client reads it.
     pub fn info(&self) -> String {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).unwrap();
+        // The password in the URL: the client authenticates before anything else.
+        let auth = match &self.password {
+            Some(password) => format!(":{}@", password.replace(' ', "%20")),
+            None => String::new(),
+        };
+        let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{}", self.port)).unwrap();
         let mut con = client.get_connection().expect("connect to the relay");
         redis::cmd("INFO")
             .query(&mut con)
@@ -251,4 +259,33 @@ pub fn assert_replicas_equal(
         );
         assert!(expected.key_count() > 0);
     }
+}
+
+/// A few writes of every kind, for the stream.
+pub fn simple_writes(server: &Server) {
+    let mut con = server.client();
+    for i in 0..200 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("w:{i}"))
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg("w:hash")
+            .arg(i)
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+        let _: () = redis::cmd("RPUSH")
+            .arg("w:list")
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+    }
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("w:db3")
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
 }

@@ -111,8 +111,9 @@ impl Session {
                 ));
             }
             match request {
-                Request::Ping if !self.authenticated => {
-                    // A replica pings before it authenticates and accepts this answer.
+                // A replica pings before it authenticates and accepts this answer; client
+                // libraries send CLIENT SETINFO and the like before AUTH.
+                Request::Ping | Request::Other { .. } if !self.authenticated => {
                     self.reply("-NOAUTH Authentication required.\r\n").await?
                 }
                 Request::Ping => self.reply("+PONG\r\n").await?,
