@@ -5,6 +5,7 @@
 use crate::cli::RelayArgs;
 use crate::error::Error;
 use crate::policy::Policies;
+use crate::sinks::relay::saved::{self, RelayState};
 use crate::sinks::relay::{listener, Relay, RelayConfig};
 use crate::sinks::writer::client::Client;
 use crate::sinks::writer::probe;
@@ -72,6 +73,24 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         chunks: 16,
     };
     let relay = Relay::new(config);
+    if let Some(path) = &args.state {
+        if let Some(state) = saved::load(path).map_err(state_error)? {
+            if state.source != source_url.to_string() {
+                return Err(Error::Migration(format!(
+                    "the state file {} belongs to source {}, not {}; use another --state file",
+                    path.display(),
+                    state.source,
+                    source_url
+                )));
+            }
+            relay.log(format!(
+                "{} saved histories in {}: replicas of them can continue",
+                state.histories.len(),
+                path.display()
+            ));
+            relay.set_dormant(state.histories);
+        }
+    }
     relay.log(format!(
         "relaying {} ({}); listening on {bound}: point replicas at it with REPLICAOF {} {}",
         source_url,
@@ -80,10 +99,48 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         bound.port()
     ));
     let accept = tokio::spawn(listener::accept(relay.clone(), listener));
+    let saver = args
+        .state
+        .clone()
+        .map(|path| tokio::spawn(save_every_second(relay.clone(), path)));
     shutdown_signal().await;
     accept.abort();
+    if let Some(saver) = saver {
+        saver.abort();
+    }
+    if let Some(path) = &args.state {
+        save_state(&relay, path)?;
+    }
     relay.log("stopped; replicas keep their data and reconnect when ferry is back");
     Ok(())
+}
+
+fn state_error(error: saved::SavedError) -> Error {
+    Error::Migration(crate::error::one_line(crate::error::chain(&error)))
+}
+
+fn save_state(relay: &Relay, path: &std::path::Path) -> Result<(), Error> {
+    let state = RelayState::new(relay.config.source_url.to_string(), relay.saved_histories());
+    saved::save(path, &state).map_err(state_error)
+}
+
+/// Keeps the state file current; a failed write is logged once per change of message.
+async fn save_every_second(relay: std::sync::Arc<Relay>, path: std::path::PathBuf) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut last_error = String::new();
+    loop {
+        ticker.tick().await;
+        match save_state(&relay, &path) {
+            Ok(()) => last_error.clear(),
+            Err(error) => {
+                let line = crate::error::one_line(crate::error::chain(&error));
+                if line != last_error {
+                    relay.log(&line);
+                    last_error = line;
+                }
+            }
+        }
+    }
 }
 
 /// The password, without a trailing newline (as `echo secret > file` writes it).

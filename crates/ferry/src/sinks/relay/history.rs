@@ -2,8 +2,10 @@
 //! backlog and offsets map, fed by one replica connection to the source.
 
 use super::offsets::{OffsetMap, OffsetPair};
+use super::saved::SavedHistory;
 use super::stream::StreamTranslator;
 use super::{lock, Relay, RelayConfig};
+use crate::target::Target;
 use bytes::{Bytes, BytesMut};
 use ferry_repl::primary::Backlog;
 use ferry_repl::{
@@ -23,8 +25,8 @@ const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 pub struct History {
     /// The relay's replication ID for this stream.
     pub replid: String,
-    /// What the stream and the snapshot are translated for, e.g. `RDB 11`.
-    pub target_name: String,
+    /// What the stream and the snapshot are translated for.
+    pub target: Target,
     inner: Mutex<Inner>,
     end_offset: watch::Sender<i64>,
     ended: AtomicBool,
@@ -41,6 +43,8 @@ struct Inner {
     source_offset: i64,
     end_reason: Option<String>,
     detached_since: Option<Instant>,
+    /// The last offset a replica ACKed.
+    last_ack: Option<i64>,
 }
 
 /// A snapshot of a history's numbers, for INFO and the status.
@@ -55,30 +59,28 @@ pub struct HistoryView {
 }
 
 impl History {
-    /// A history starting at the source's `FULLRESYNC` offset: the relay's stream begins
-    /// at the same number, so the two offsets agree until a command is rewritten.
+    /// A history whose stream starts at `start`. A new one starts at the source's
+    /// `FULLRESYNC` offset for both: the offsets agree until a command is rewritten.
     pub fn new(
         replid: String,
-        target_name: String,
+        target: Target,
         source_replid: String,
-        source_offset: i64,
+        start: OffsetPair,
         backlog_bytes: usize,
         upstream_ack: AckHandle,
     ) -> Arc<Self> {
-        let (end_offset, _) = watch::channel(source_offset);
+        let (end_offset, _) = watch::channel(start.relay);
         Arc::new(Self {
             replid,
-            target_name,
+            target,
             inner: Mutex::new(Inner {
-                backlog: Backlog::new(backlog_bytes, source_offset),
-                offsets: OffsetMap::new(OffsetPair {
-                    relay: source_offset,
-                    source: source_offset,
-                }),
+                backlog: Backlog::new(backlog_bytes, start.relay),
+                offsets: OffsetMap::new(start),
                 source_replid,
-                source_offset,
+                source_offset: start.source,
                 end_reason: None,
                 detached_since: None,
+                last_ack: None,
             }),
             end_offset,
             ended: AtomicBool::new(false),
@@ -133,11 +135,32 @@ impl History {
     /// A replica holds `relay_offset` bytes: the source offset that covers, also reported
     /// to the source as ferry's ACK.
     pub fn record_ack(&self, relay_offset: i64) -> Option<i64> {
-        let source = lock(&self.inner).offsets.source_for(relay_offset);
+        let source = {
+            let mut inner = lock(&self.inner);
+            inner.last_ack = Some(relay_offset);
+            inner.offsets.source_for(relay_offset)
+        };
         if let Some(source) = source {
             self.upstream_ack.set_applied(source);
         }
         source
+    }
+
+    /// Where a restarted ferry can pick this history up: the boundary at or before the
+    /// last ACK (or the start, before any).
+    pub fn saved(&self) -> Option<SavedHistory> {
+        let inner = lock(&self.inner);
+        let pair = match inner.last_ack {
+            Some(ack) => inner.offsets.pair_at_or_before(ack),
+            None => inner.offsets.first(),
+        }?;
+        Some(SavedHistory {
+            replid: self.replid.clone(),
+            rdb_version: self.target.format.version.number,
+            source_replid: inner.source_replid.clone(),
+            relay_offset: pair.relay,
+            source_offset: pair.source,
+        })
     }
 
     pub fn end(&self, reason: impl Into<String>) {

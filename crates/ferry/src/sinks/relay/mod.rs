@@ -20,6 +20,7 @@ pub mod info;
 pub mod listener;
 pub mod offsets;
 pub mod rdb;
+pub mod saved;
 pub mod session;
 pub mod stream;
 
@@ -28,6 +29,7 @@ use crate::sinks::writer::probe::ServerInfo;
 use crate::target::Target;
 use crate::url::ServerUrl;
 use history::History;
+use saved::SavedHistory;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,6 +81,8 @@ pub struct ReplicaStatus {
 pub struct Relay {
     pub config: RelayConfig,
     histories: Mutex<Vec<Arc<History>>>,
+    /// Histories from the state file, not yet picked up by a reconnecting replica.
+    dormant: Mutex<Vec<SavedHistory>>,
     replicas: Mutex<BTreeMap<u64, ReplicaStatus>>,
     pub counters: SyncCounters,
     next_id: AtomicU64,
@@ -89,6 +93,7 @@ impl Relay {
         Arc::new(Self {
             config,
             histories: Mutex::new(Vec::new()),
+            dormant: Mutex::new(Vec::new()),
             replicas: Mutex::new(BTreeMap::new()),
             counters: SyncCounters::default(),
             next_id: AtomicU64::new(1),
@@ -124,6 +129,30 @@ impl Relay {
             .filter(|h| !h.is_ended())
             .cloned()
             .collect()
+    }
+
+    pub fn set_dormant(&self, saved: Vec<SavedHistory>) {
+        *lock(&self.dormant) = saved;
+    }
+
+    /// A history from the state file with this replication ID, taken out.
+    pub fn take_dormant(&self, replid: &str) -> Option<SavedHistory> {
+        let mut dormant = lock(&self.dormant);
+        let index = dormant.iter().position(|h| h.replid == replid)?;
+        Some(dormant.remove(index))
+    }
+
+    pub fn put_back_dormant(&self, saved: SavedHistory) {
+        lock(&self.dormant).push(saved);
+    }
+
+    /// What the state file should hold now: every live history's resume point, and the
+    /// saved ones no replica has come back for yet.
+    pub fn saved_histories(&self) -> Vec<SavedHistory> {
+        let mut saved: Vec<SavedHistory> =
+            self.histories().iter().filter_map(|h| h.saved()).collect();
+        saved.extend(lock(&self.dormant).iter().cloned());
+        saved
     }
 
     pub fn set_replica(&self, id: u64, status: ReplicaStatus) {

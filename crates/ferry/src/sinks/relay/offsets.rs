@@ -55,6 +55,11 @@ impl OffsetMap {
             .map(|pair| pair.source)
     }
 
+    /// The oldest pair kept.
+    pub fn first(&self) -> Option<OffsetPair> {
+        self.pairs.front().copied()
+    }
+
     /// The latest pair.
     pub fn last(&self) -> Option<OffsetPair> {
         self.pairs.back().copied()

@@ -6,6 +6,8 @@
 //! gets one log line and its connection closed; histories and other replicas go on.
 
 use super::history::{self, short, History};
+use super::offsets::OffsetPair;
+use super::saved::SavedHistory;
 use super::stream::StreamTranslator;
 use super::{info, rdb, Relay, ReplicaStatus};
 use crate::display::size;
@@ -29,6 +31,8 @@ use tokio::sync::mpsc;
 
 /// Stream bytes written to a replica per backlog read.
 const SEND_BYTES: usize = 256 << 10;
+/// How long a restarted ferry waits for the rebuilt stream to reach a replica's offset.
+const REBUILD_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often a newline keeps a waiting replica's link alive.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -267,6 +271,19 @@ impl Session {
                 return self.stream(history, offset - 1).await;
             }
         }
+        if let Some(saved) = self.relay.take_dormant(replid) {
+            if let Some(history) = self.revive(&saved, offset).await? {
+                self.relay.counters.partial_ok.fetch_add(1, ORDER);
+                self.reply(continue_line(&history.replid)).await?;
+                self.relay.log(format!(
+                    "{}: partial resync accepted (+CONTINUE {} at offset {}) after ferry's restart",
+                    self.name(),
+                    short(&history.replid),
+                    offset - 1,
+                ));
+                return self.stream(history, offset - 1).await;
+            }
+        }
         if replid != "?" {
             self.relay.counters.partial_err.fetch_add(1, ORDER);
             self.relay.log(format!(
@@ -278,6 +295,118 @@ impl Session {
         self.relay.counters.full.fetch_add(1, ORDER);
         let (history, start) = self.full_sync().await?;
         self.stream(history, start).await
+    }
+
+    /// Picks up a history saved by an earlier run: the source continues from the saved
+    /// source offset and the relay's stream is rebuilt from the saved relay offset, the
+    /// same bytes as before, until it reaches what the replica holds. `None` when that
+    /// cannot be (the source refused, or the replica is not at a point of the rebuilt
+    /// stream): the replica gets a full sync.
+    async fn revive(
+        &mut self,
+        saved: &SavedHistory,
+        offset: i64,
+    ) -> Result<Option<Arc<History>>, String> {
+        let relay = self.relay.clone();
+        let have = offset - 1;
+        let Ok(target) = Target::from_rdb_version(saved.rdb_version) else {
+            return Ok(None);
+        };
+        if have < saved.relay_offset {
+            relay.log(format!(
+                "{}: holds offset {have} of {}, before the saved point {}; full sync",
+                self.name(),
+                short(&saved.replid),
+                saved.relay_offset
+            ));
+            return Ok(None);
+        }
+        relay.log(format!(
+            "{}: picking up history {} saved at offset {} (source offset {})",
+            self.name(),
+            short(&saved.replid),
+            saved.relay_offset,
+            saved.source_offset
+        ));
+        let source_error = |e: ferry_repl::ReplError| {
+            format!(
+                "the source failed: {}",
+                crate::error::one_line(crate::error::chain(&e))
+            )
+        };
+        let connected = self
+            .keepalive(history::connect_source(&relay.config))
+            .await?;
+        let mut repl = match connected {
+            Ok(repl) => repl,
+            Err(error) => {
+                // Keep the saved point for the replica's next attempt.
+                relay.put_back_dormant(saved.clone());
+                return Err(source_error(error));
+            }
+        };
+        let outcome = self
+            .keepalive(repl.psync(Some(&saved.source_replid), saved.source_offset))
+            .await?
+            .map_err(source_error)?;
+        let PsyncOutcome::Continue {
+            replid: source_replid,
+        } = outcome
+        else {
+            relay.log(format!(
+                "history {}: the source refused to continue from offset {}; full sync",
+                short(&saved.replid),
+                saved.source_offset
+            ));
+            return Ok(None);
+        };
+        let history = History::new(
+            saved.replid.clone(),
+            target.clone(),
+            source_replid,
+            OffsetPair {
+                relay: saved.relay_offset,
+                source: saved.source_offset,
+            },
+            relay.config.backlog_bytes,
+            repl.ack_handle(),
+        );
+        repl.ack_handle().set_applied(saved.source_offset);
+        relay.add_history(history.clone());
+        let translator = CommandTranslator::new(&relay.config.policies, &target);
+        tokio::spawn(history::follow(
+            relay.clone(),
+            history.clone(),
+            repl,
+            StreamTranslator::new(translator),
+        ));
+        let mut changes = history.subscribe();
+        let caught_up = async {
+            while history.offset() < have && !history.is_ended() {
+                if changes.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let waited = self
+            .keepalive(tokio::time::timeout(REBUILD_TIMEOUT, caught_up))
+            .await?;
+        // A point inside a command would hand the replica half of it: the rebuilt stream
+        // must have a command start there.
+        let at_command = history
+            .read_from(offset, 1)
+            .is_some_and(|next| next.is_empty() || next[..] == b"*"[..]);
+        if waited.is_ok() && at_command {
+            return Ok(Some(history));
+        }
+        relay.log(format!(
+            "{}: offset {have} is not a point of the rebuilt stream of {} (it reached {}); full sync",
+            self.name(),
+            short(&saved.replid),
+            history.offset()
+        ));
+        history.end("not resumable");
+        Ok(None)
     }
 
     /// Runs `future`, writing a keep-alive newline every second while it is pending (a
@@ -330,9 +459,12 @@ impl Session {
         };
         let history = History::new(
             new_replid(),
-            target.name.clone(),
+            target.clone(),
             source_replid,
-            start,
+            OffsetPair {
+                relay: start,
+                source: start,
+            },
             config.backlog_bytes,
             repl.ack_handle(),
         );
