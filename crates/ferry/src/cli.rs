@@ -164,6 +164,10 @@ pub struct RelayArgs {
     /// Seconds to wait for a TCP connection to the source.
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
+    /// Serve GET /metrics (Prometheus) and GET /status (JSON) on this address: the source
+    /// offset the replicas' ACKs cover is `ferry_applied_offset`. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// The clap command with the help texts that depend on the codec's tables.

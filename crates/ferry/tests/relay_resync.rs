@@ -18,7 +18,14 @@ fn a_restarted_replica_continues_from_the_backlog() {
     dataset::populate(&source).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let load = Workload::spawn(source.url(), ServerKind::Redis80, stop.clone());
-    let policy = ["--hash-field-ttl", "persist", "--vector-set", "skip"];
+    let policy = [
+        "--hash-field-ttl",
+        "persist",
+        "--vector-set",
+        "skip",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ];
     let mut relay = Relay::start(&source, 0, &policy);
     let mut replica = start_replica(ServerKind::Valkey81, &relay, &[]);
     wait_link_up(&replica, &relay);
@@ -46,4 +53,31 @@ fn a_restarted_replica_continues_from_the_backlog() {
     load.join().expect("the load ends");
     std::thread::sleep(SHORT_TTLS_PASSED);
     assert_replicas_equal(&source, &relay, &[&replica], FieldTtl::Persist, 0);
+
+    // The offset the replica's ACKs cover, in the source's terms, for a cutover to wait on.
+    let line = relay.wait_for(
+        "serving /metrics and /status on http://",
+        Duration::from_secs(1),
+    );
+    let address = line.rsplit("http://").next().unwrap().trim().to_string();
+    let source_offset = relay_support::master_repl_offset(&source);
+    // Refreshed every 250 ms.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&relay_support::http_get(&address, "/status")).unwrap();
+        if status["applied_offset"]
+            .as_i64()
+            .is_some_and(|o| o >= source_offset)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{status} vs source offset {source_offset}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = relay_support::http_get(&address, "/metrics");
+    assert!(metrics.contains("ferry_applied_offset"), "{metrics}");
 }

@@ -28,7 +28,7 @@ fn relay_and_compare(
     relay.wait_for("full sync sent", Duration::from_secs(5));
     // The replica got the RDB version it can load: 80 for Valkey 9, 11 before.
     let version = if replica_kind.series().0 >= 9 {
-        "(RDB 80)"
+        "Valkey RDB 80)"
     } else {
         "(RDB 11)"
     };

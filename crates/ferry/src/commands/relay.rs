@@ -98,6 +98,20 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         bound.ip(),
         bound.port()
     ));
+    if let Some(addr) = args.metrics_addr {
+        let stats = std::sync::Arc::new(crate::observe::Stats::default());
+        stats.set_servers(
+            &source_url.address(),
+            &source_info.name(),
+            &bound.to_string(),
+            "ferry relay",
+        );
+        let served = crate::observe::http::serve(addr, stats.clone())
+            .await
+            .map_err(|e| Error::Usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
+        relay.log(format!("serving /metrics and /status on http://{served}"));
+        tokio::spawn(publish_stats(relay.clone(), stats));
+    }
     let accept = tokio::spawn(listener::accept(relay.clone(), listener));
     let saver = args
         .state
@@ -139,6 +153,27 @@ async fn save_every_second(relay: std::sync::Arc<Relay>, path: std::path::PathBu
                     last_error = line;
                 }
             }
+        }
+    }
+}
+
+/// Keeps `/metrics` and `/status` current: `applied` is the source offset the replicas
+/// ACKed, `source` the newest source offset ferry took in.
+async fn publish_stats(relay: std::sync::Arc<Relay>, stats: std::sync::Arc<crate::observe::Stats>) {
+    use crate::observe::Phase;
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        ticker.tick().await;
+        let (acked, source) = relay.offsets();
+        let phase = match (acked, source) {
+            (Some(acked), Some(source)) if acked >= source => Phase::InSync,
+            (_, Some(_)) => Phase::Streaming,
+            _ => Phase::Starting,
+        };
+        stats.set_phase(phase);
+        stats.set_offsets(acked.unwrap_or(0), source.unwrap_or(0));
+        if let Some(history) = relay.histories().last() {
+            stats.set_replid(&history.view().source_replid);
         }
     }
 }

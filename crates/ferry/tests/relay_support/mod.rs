@@ -289,3 +289,16 @@ pub fn simple_writes(server: &Server) {
         .query(&mut con)
         .unwrap();
 }
+
+/// `GET path` from ferry's --metrics-addr listener; the body.
+pub fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(address).expect("connect to /metrics");
+    write!(socket, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    socket.read_to_string(&mut text).unwrap();
+    text.split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}

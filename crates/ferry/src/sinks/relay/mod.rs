@@ -155,6 +155,18 @@ impl Relay {
         saved
     }
 
+    /// The source offset every attached replica's ACK covers (the lowest), and the
+    /// newest source offset taken into a history's stream.
+    pub fn offsets(&self) -> (Option<i64>, Option<i64>) {
+        let acked = self.replicas().iter().filter_map(|r| r.source_offset).min();
+        let source = self
+            .histories()
+            .iter()
+            .map(|h| h.view().source_offset)
+            .max();
+        (acked, source)
+    }
+
     pub fn set_replica(&self, id: u64, status: ReplicaStatus) {
         lock(&self.replicas).insert(id, status);
     }
