@@ -494,7 +494,8 @@ impl Session {
         let producer =
             rdb::spawn_producer(reader, total, target, config.policies.clone(), chunk_sender);
         let forward = stream.forward(sender);
-        let write = send_rdb(&mut self.writer, chunk_receiver);
+        let mark = EofMark::new();
+        let write = send_rdb(&mut self.writer, chunk_receiver, &mark);
         let (forwarded, written) = tokio::join!(forward, write);
         let produced = producer
             .await
@@ -509,6 +510,8 @@ impl Session {
             )
         })?;
         forwarded.map_err(source_error)?;
+        // Only now, with the whole RDB produced, does the replica see its end.
+        self.reply(mark.trailer()).await?;
         let seconds = started.elapsed().as_secs_f64();
         relay.log(format!(
             "{}: full sync sent: {} keys, {} RDB in {seconds:.1} s ({:.0} keys/s); streaming as {} from offset {start}",
@@ -621,13 +624,14 @@ impl Session {
 
 const ORDER: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
 
-/// Writes the RDB in `$EOF:` framing as chunks come; newlines until the first one. Owns
-/// the receiver, so that on a write failure the producer sees the replica gone at once.
+/// Writes the RDB's header and bytes as chunks come; newlines until the first one. The
+/// end mark is the caller's to send, once the producer succeeded. Owns the receiver, so
+/// that on a write failure the producer sees the replica gone at once.
 async fn send_rdb(
     writer: &mut OwnedWriteHalf,
     mut chunks: mpsc::Receiver<Bytes>,
+    mark: &EofMark,
 ) -> Result<(), std::io::Error> {
-    let mark = EofMark::new();
     let mut started = false;
     let start_at = tokio::time::Instant::now() + KEEPALIVE_EVERY;
     let mut ticker = tokio::time::interval_at(start_at, KEEPALIVE_EVERY);
@@ -646,8 +650,9 @@ async fn send_rdb(
             _ = ticker.tick(), if !started => writer.write_all(b"\n").await?,
         }
     }
-    if started {
-        writer.write_all(&mark.trailer()).await?;
+    if !started {
+        // An empty snapshot still needs its header before the end mark.
+        writer.write_all(&mark.header()).await?;
     }
     Ok(())
 }

@@ -73,3 +73,70 @@ impl StreamTranslator {
         self.translator.report().lines()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{HashFieldTtlPolicy, Policies};
+    use crate::target::Target;
+    use bytes::Bytes;
+
+    fn command(text: &str) -> ReplCommand {
+        ReplCommand {
+            args: text
+                .split(' ')
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect(),
+            offset_after: 0,
+        }
+    }
+
+    fn stream(profile: &str, policies: &Policies) -> StreamTranslator {
+        let target = Target::from_profile(profile).unwrap();
+        StreamTranslator::new(CommandTranslator::new(policies, &target))
+    }
+
+    #[test]
+    fn protocol_commands_pass_or_stay_and_transactions_are_not_boundaries() {
+        let mut relay = stream("valkey-9.1", &Policies::default());
+        let mut out = BytesMut::new();
+        assert!(relay.add(command("REPLCONF GETACK *"), &mut out).unwrap());
+        assert!(out.is_empty(), "GETACK is ferry's to answer");
+        assert!(relay.add(command("PING"), &mut out).unwrap());
+        assert_eq!(&out[..], b"*1\r\n$4\r\nPING\r\n");
+        out.clear();
+        assert!(relay.add(command("SELECT 3"), &mut out).unwrap());
+        assert!(!relay.add(command("MULTI"), &mut out).unwrap());
+        assert!(!relay.add(command("SET k v"), &mut out).unwrap());
+        assert!(relay.add(command("EXEC"), &mut out).unwrap());
+        let expected = [
+            &b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"[..],
+            b"*1\r\n$5\r\nMULTI\r\n",
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+            b"*1\r\n$4\r\nEXEC\r\n",
+        ]
+        .concat();
+        assert_eq!(&out[..], &expected[..]);
+    }
+
+    #[test]
+    fn a_replica_gets_expiries_unheld_and_the_policies_applied() {
+        let policies = Policies {
+            hash_field_ttl: HashFieldTtlPolicy::Persist,
+            ..Policies::default()
+        };
+        let mut relay = stream("valkey-8.1", &policies);
+        let mut out = BytesMut::new();
+        // Already past: a replica keeps it until the source's DEL, as native replicas do.
+        relay.add(command("PEXPIREAT k 1000"), &mut out).unwrap();
+        relay
+            .add(command("HSETEX h PXAT 1700000000000 FIELDS 1 a 1"), &mut out)
+            .unwrap();
+        let expected = [
+            &b"*3\r\n$9\r\nPEXPIREAT\r\n$1\r\nk\r\n$4\r\n1000\r\n"[..],
+            b"*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$1\r\na\r\n$1\r\n1\r\n",
+        ]
+        .concat();
+        assert_eq!(&out[..], &expected[..]);
+    }
+}
