@@ -128,6 +128,18 @@ fn bad_peers_are_closed_and_a_good_replica_syncs() {
     assert!(closed && answer.contains("WRONGPASS"), "{answer:?}");
     relay.wait_for("sent a wrong password", Duration::from_secs(5));
 
+    // Other commands before AUTH get NOAUTH alone, as from a server (client libraries
+    // send CLIENT SETINFO first); after AUTH, INFO answers.
+    let (answer, closed) = exchange(
+        relay.port,
+        b"CLIENT SETINFO lib-name x\r\nAUTH \"s3cret relay\"\r\nINFO replication\r\nQUIT\r\n",
+    );
+    assert!(closed, "{answer:?}");
+    assert!(
+        answer.starts_with("-NOAUTH") && answer.contains("+OK") && answer.contains("role:master"),
+        "{answer:?}"
+    );
+
     // A replica that leaves after the first bytes of its RDB.
     let mut socket = TcpStream::connect(("127.0.0.1", relay.port)).unwrap();
     socket

@@ -103,11 +103,13 @@ impl Session {
                     return Err(format!("sent a malformed {bad}"));
                 }
             };
-            let allowed_unauthenticated = matches!(
+            // Replication and INFO need AUTH: refused, logged and closed. Anything else
+            // before AUTH gets the error alone, as from a server.
+            let needs_auth = matches!(
                 request,
-                Request::Auth { .. } | Request::Ping | Request::Quit
+                Request::ReplConf(_) | Request::Psync { .. } | Request::Sync | Request::Info { .. }
             );
-            if !self.authenticated && !allowed_unauthenticated {
+            if !self.authenticated && needs_auth {
                 self.reply("-NOAUTH Authentication required.\r\n").await?;
                 return Err(format!(
                     "sent {} without AUTH while a password is required",
@@ -268,7 +270,7 @@ impl Session {
                     offset - 1,
                     size(backlog.max(0) as u64),
                 ));
-                return self.stream(history, offset - 1).await;
+                return self.stream(history, offset - 1, false).await;
             }
         }
         if let Some(saved) = self.relay.take_dormant(replid) {
@@ -281,7 +283,7 @@ impl Session {
                     short(&history.replid),
                     offset - 1,
                 ));
-                return self.stream(history, offset - 1).await;
+                return self.stream(history, offset - 1, false).await;
             }
         }
         if replid != "?" {
@@ -294,7 +296,10 @@ impl Session {
         }
         self.relay.counters.full.fetch_add(1, ORDER);
         let (history, start) = self.full_sync().await?;
-        self.stream(history, start).await
+        // After an `$EOF:` snapshot the replica finds the end mark only as the last bytes
+        // of a read: the stream waits for its first ACK (sent once it loaded), as a
+        // primary does.
+        self.stream(history, start, true).await
     }
 
     /// Picks up a history saved by an earlier run: the source continues from the saved
@@ -536,7 +541,12 @@ impl Session {
 
     /// Sends the history's stream from `have` (bytes the replica holds) and reads its
     /// ACKs, until either side ends.
-    async fn stream(&mut self, history: Arc<History>, have: i64) -> Result<(), String> {
+    async fn stream(
+        &mut self,
+        history: Arc<History>,
+        have: i64,
+        after_snapshot: bool,
+    ) -> Result<(), String> {
         history.attach();
         self.relay.set_replica(
             self.id,
@@ -550,16 +560,22 @@ impl Session {
                 replid: history.replid.clone(),
             },
         );
-        let result = self.stream_loop(&history, have).await;
+        let result = self.stream_loop(&history, have, after_snapshot).await;
         history.detach();
         result
     }
 
-    async fn stream_loop(&mut self, history: &History, have: i64) -> Result<(), String> {
+    async fn stream_loop(
+        &mut self,
+        history: &History,
+        have: i64,
+        after_snapshot: bool,
+    ) -> Result<(), String> {
         let mut changes = history.subscribe();
         let mut sent = have;
+        let mut acked = !after_snapshot;
         loop {
-            loop {
+            while acked {
                 match history.read_from(sent + 1, SEND_BYTES) {
                     Some(bytes) if bytes.is_empty() => break,
                     Some(bytes) => {
@@ -586,7 +602,7 @@ impl Session {
                 read = self.reader.read_buf(&mut self.buffer) => {
                     match read {
                         Ok(0) => return Err("disconnected".into()),
-                        Ok(_) => self.take_acks(history)?,
+                        Ok(_) => acked |= self.take_acks(history)?,
                         Err(e) => return Err(format!("read failed ({e})")),
                     }
                 }
@@ -595,12 +611,13 @@ impl Session {
     }
 
     /// Reads what the replica sent while streaming: ACKs (anything else is ignored, as a
-    /// primary ignores a replica's other commands).
-    fn take_acks(&mut self, history: &History) -> Result<(), String> {
+    /// primary ignores a replica's other commands). Whether an ACK came.
+    fn take_acks(&mut self, history: &History) -> Result<bool, String> {
+        let mut acked = false;
         loop {
             let frame = match self.decoder.decode(&mut self.buffer) {
                 Ok(Some((frame, _))) => frame,
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(acked),
                 Err(error) => return Err(format!("sent invalid RESP ({error})")),
             };
             let Some(args) = frame.command_args() else {
@@ -609,6 +626,7 @@ impl Session {
             if let Ok(Request::ReplConf(options)) = Request::parse(&args) {
                 for option in options {
                     if let ReplConf::Ack(offset) = option {
+                        acked = true;
                         let source = history.record_ack(offset);
                         self.relay.update_replica(self.id, |status| {
                             status.ack_offset = offset;

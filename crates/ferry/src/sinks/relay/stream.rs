@@ -130,7 +130,10 @@ mod tests {
         // Already past: a replica keeps it until the source's DEL, as native replicas do.
         relay.add(command("PEXPIREAT k 1000"), &mut out).unwrap();
         relay
-            .add(command("HSETEX h PXAT 1700000000000 FIELDS 1 a 1"), &mut out)
+            .add(
+                command("HSETEX h PXAT 1700000000000 FIELDS 1 a 1"),
+                &mut out,
+            )
             .unwrap();
         let expected = [
             &b"*3\r\n$9\r\nPEXPIREAT\r\n$1\r\nk\r\n$4\r\n1000\r\n"[..],
