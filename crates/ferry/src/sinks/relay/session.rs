@@ -575,20 +575,8 @@ impl Session {
         let mut sent = have;
         let mut acked = !after_snapshot;
         loop {
-            while acked {
-                match history.read_from(sent + 1, SEND_BYTES) {
-                    Some(bytes) if bytes.is_empty() => break,
-                    Some(bytes) => {
-                        self.reply(&bytes).await?;
-                        sent += bytes.len() as i64;
-                    }
-                    None => {
-                        return Err(format!(
-                            "fell more than the backlog ({}) behind; it will resync in full",
-                            size(self.relay.config.backlog_bytes as u64)
-                        ))
-                    }
-                }
+            if acked {
+                sent = self.send_from_backlog(history, sent).await?;
             }
             if let Some(reason) = history.end_reason() {
                 return Err(format!("its history ended ({reason})"));
@@ -605,6 +593,25 @@ impl Session {
                         Ok(_) => acked |= self.take_acks(history)?,
                         Err(e) => return Err(format!("read failed ({e})")),
                     }
+                }
+            }
+        }
+    }
+
+    /// Writes what the backlog holds after `sent`; returns the new `sent`.
+    async fn send_from_backlog(&mut self, history: &History, mut sent: i64) -> Result<i64, String> {
+        loop {
+            match history.read_from(sent + 1, SEND_BYTES) {
+                Some(bytes) if bytes.is_empty() => return Ok(sent),
+                Some(bytes) => {
+                    self.reply(&bytes).await?;
+                    sent += bytes.len() as i64;
+                }
+                None => {
+                    return Err(format!(
+                        "fell more than the backlog ({}) behind; it will resync in full",
+                        size(self.relay.config.backlog_bytes as u64)
+                    ))
                 }
             }
         }
