@@ -168,3 +168,77 @@ fn bad_peers_are_closed_and_a_good_replica_syncs() {
     relay_support::simple_writes(&source);
     assert_replicas_equal(&source, &relay, &[&replica], FieldTtl::Persist, 0);
 }
+
+/// A replica finds the `$EOF:` end mark only as the last bytes of a read, so nothing may
+/// follow the mark before the replica's first ACK (its "loaded" signal); then the stream
+/// flows.
+#[test]
+fn after_the_snapshot_the_stream_waits_for_the_first_ack() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    relay_support::simple_writes(&source);
+    let relay = Relay::start(&source, 0, &[]);
+    let mut socket = TcpStream::connect(("127.0.0.1", relay.port)).unwrap();
+    socket
+        .write_all(b"REPLCONF capa eof capa psync2\r\nPSYNC ? -1\r\n")
+        .unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 65536];
+    // Read to the end mark (the 40 characters after `$EOF:`).
+    let mark = loop {
+        let n = socket.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if let Some(at) = text.find("$EOF:") {
+            if let Some(mark) = text.get(at + 5..at + 45) {
+                let body_start = at + 47;
+                if seen.len() > body_start
+                    && seen[body_start..].windows(40).any(|w| w == mark.as_bytes())
+                {
+                    break mark.to_string();
+                }
+            }
+        }
+    };
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(
+        text.ends_with(&mark),
+        "bytes after the end mark before any ACK: {:?}",
+        &text[text.rfind(&mark).unwrap()..]
+    );
+    // Writes now go to the stream; none reaches this replica before it ACKs.
+    relay_support::simple_writes(&source);
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    match socket.read(&mut buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("stream bytes before the first ACK: {other:?}"),
+    }
+    let offset: i64 = text
+        .split("+FULLRESYNC ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|o| o.parse().ok())
+        .expect("the FULLRESYNC offset");
+    socket
+        .write_all(format!("REPLCONF ACK {offset}\r\n").as_bytes())
+        .unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut stream = Vec::new();
+    while !String::from_utf8_lossy(&stream).contains("w:db3") {
+        let n = socket.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&stream));
+        stream.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&stream).starts_with('*'));
+}
