@@ -114,6 +114,40 @@ impl History {
         lock(&self.inner).backlog.read_from(from, max)
     }
 
+    /// Whether `offset` falls between two commands of the stream, counting from `from`,
+    /// a known command start (the history's first byte when it was rebuilt). Decodes the
+    /// held bytes in between: exact, where looking at one byte would only be likely.
+    pub fn is_command_boundary(&self, from: i64, offset: i64) -> bool {
+        if offset == from {
+            return true;
+        }
+        let Ok(len) = usize::try_from(offset - from) else {
+            return false;
+        };
+        let Some(bytes) = self.read_from(from + 1, len) else {
+            return false;
+        };
+        if bytes.len() != len {
+            return false;
+        }
+        let mut buffer = bytes::BytesMut::from(&bytes[..]);
+        let limits = ferry_repl::resp::Limits {
+            max_bulk_len: u64::MAX,
+            ..ferry_repl::resp::Limits::default()
+        };
+        let mut decoder =
+            ferry_repl::resp::FrameDecoder::new(ferry_repl::resp::Mode::Replies, limits);
+        loop {
+            if buffer.is_empty() {
+                return true;
+            }
+            match decoder.decode(&mut buffer) {
+                Ok(Some(_)) => {}
+                _ => return false,
+            }
+        }
+    }
+
     /// Changes whenever the stream grows or the history ends.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.end_offset.subscribe()
@@ -393,4 +427,38 @@ async fn reconnect(
 /// The first characters of a replication ID, for log lines.
 pub fn short(replid: &str) -> &str {
     replid.get(..8).unwrap_or(replid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_boundaries_are_found_by_decoding_from_a_known_start() {
+        let target = Target::from_profile("valkey-8.1").unwrap();
+        let start = OffsetPair {
+            relay: 100,
+            source: 100,
+        };
+        let history = History::new(
+            "a".repeat(40),
+            target,
+            "b".repeat(40),
+            start,
+            1 << 20,
+            AckHandle::default(),
+        );
+        let ping = b"*1\r\n$4\r\nPING\r\n"; // 14 bytes
+        let set = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n*x\r\n"; // a value starting with '*'
+        history.append(ping, None, 114);
+        history.append(set, None, 150);
+        assert!(history.is_command_boundary(100, 100));
+        assert!(history.is_command_boundary(100, 114));
+        assert!(history.is_command_boundary(100, 114 + set.len() as i64));
+        // Inside the SET, right where a '*' byte starts its value: not a boundary.
+        let star = set.iter().rposition(|&b| b == b'*').unwrap() as i64;
+        assert!(!history.is_command_boundary(100, 114 + star));
+        assert!(!history.is_command_boundary(100, 120));
+        assert!(!history.is_command_boundary(100, 1_000), "past the end");
+    }
 }

@@ -396,11 +396,9 @@ impl Session {
         let waited = self
             .keepalive(tokio::time::timeout(REBUILD_TIMEOUT, caught_up))
             .await?;
-        // A point inside a command would hand the replica half of it: the rebuilt stream
-        // must have a command start there.
-        let at_command = history
-            .read_from(offset, 1)
-            .is_some_and(|next| next.is_empty() || next[..] == b"*"[..]);
+        // A point inside a command would hand the replica half of it: the replica's
+        // offset must fall between two commands of the rebuilt stream.
+        let at_command = history.is_command_boundary(saved.relay_offset, have);
         if waited.is_ok() && at_command {
             return Ok(Some(history));
         }
