@@ -498,7 +498,12 @@ impl Session {
             rdb::spawn_producer(reader, total, target, config.policies.clone(), chunk_sender);
         let forward = stream.forward(sender);
         let mark = EofMark::new();
-        let write = send_rdb(&mut self.writer, chunk_receiver, &mark);
+        let write = send_rdb(
+            &mut self.writer,
+            (&mut self.reader, &mut self.buffer),
+            chunk_receiver,
+            &mark,
+        );
         let (forwarded, written) = tokio::join!(forward, write);
         let produced = producer
             .await
@@ -649,9 +654,11 @@ const ORDER: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
 
 /// Writes the RDB's header and bytes as chunks come; newlines until the first one. The
 /// end mark is the caller's to send, once the producer succeeded. Owns the receiver, so
-/// that on a write failure the producer sees the replica gone at once.
+/// that on a failure the producer sees the replica gone at once. Also watches the
+/// replica's side: one that closes is noticed even while its socket still takes bytes.
 async fn send_rdb(
     writer: &mut OwnedWriteHalf,
+    (reader, received): (&mut OwnedReadHalf, &mut BytesMut),
     mut chunks: mpsc::Receiver<Bytes>,
     mark: &EofMark,
 ) -> Result<(), std::io::Error> {
@@ -671,6 +678,21 @@ async fn send_rdb(
                 None => break,
             },
             _ = ticker.tick(), if !started => writer.write_all(b"\n").await?,
+            read = reader.read_buf(received) => {
+                if read? == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "the replica closed the connection",
+                    ));
+                }
+                // A replica sends nothing while it receives; kept for after, bounded.
+                if received.len() > 1 << 20 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "the replica sent over 1 MiB during its full sync",
+                    ));
+                }
+            }
         }
     }
     if !started {
