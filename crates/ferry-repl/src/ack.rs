@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -16,6 +15,7 @@ use tokio::time::Instant;
 use crate::error::ReplError;
 use crate::link::write_with_timeout;
 use crate::resp::command;
+use crate::stream::StreamWriter;
 
 #[derive(Debug, Default)]
 struct Shared {
@@ -77,7 +77,7 @@ impl AckHandle {
     /// early ACK for starting the stream, and would otherwise wait a whole interval.
     pub(crate) fn spawn_sender(
         &self,
-        mut writer: OwnedWriteHalf,
+        mut writer: StreamWriter,
         interval: Duration,
         write_timeout: Duration,
         warm_up: bool,

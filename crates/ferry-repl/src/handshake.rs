@@ -3,6 +3,7 @@
 //! (if set, as Valkey replicas send it), then PSYNC.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 
@@ -10,6 +11,7 @@ use crate::error::{one_line, redact, ReplError};
 use crate::link::Link;
 use crate::options::{ConnectOptions, RetryPolicy};
 use crate::resp::{command, Frame};
+use crate::stream::BoxedStream;
 
 /// Length of a replication ID (40 hex characters).
 pub(crate) const REPLID_LEN: usize = 40;
@@ -24,7 +26,12 @@ pub enum PsyncOutcome {
     Continue { replid: String },
 }
 
-/// Connects within `connect_timeout`, trying every address the name resolves to.
+/// Extra time the upgrade gets beyond `connect_timeout` before it is cut off: an upgrade
+/// bounds its handshake itself, with a message that says more than ours.
+const UPGRADE_GRACE: Duration = Duration::from_secs(1);
+
+/// Connects within `connect_timeout`, trying every address the name resolves to, then
+/// applies the upgrade (TLS), which gets the same time again.
 pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link, ReplError> {
     let connect_error = |cause| ReplError::Connect {
         address: address.to_owned(),
@@ -51,6 +58,21 @@ pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link
         .map_err(connect_error)?;
     // ACKs are tiny and must not wait for Nagle.
     stream.set_nodelay(true).map_err(connect_error)?;
+    let stream: BoxedStream = match &options.upgrade {
+        None => Box::new(stream),
+        Some(upgrade) => {
+            let limit = options.connect_timeout + UPGRADE_GRACE;
+            tokio::time::timeout(limit, upgrade.upgrade(stream))
+                .await
+                .map_err(|_| {
+                    connect_error(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no TLS handshake within {limit:?}"),
+                    ))
+                })?
+                .map_err(connect_error)?
+        }
+    };
     Ok(Link::new(
         stream,
         options.read_timeout,

@@ -25,6 +25,7 @@ mod replica;
 pub mod resp;
 pub mod secret;
 mod snapshot;
+pub mod stream;
 
 pub use ack::AckHandle;
 pub use channel_reader::{
@@ -36,3 +37,4 @@ pub use options::{ConnectOptions, RetryPolicy};
 pub use replica::{ReplCommand, ReplicaConnection, SnapshotStream};
 pub use secret::Secret;
 pub use snapshot::SnapshotFraming;
+pub use stream::{AsyncStream, BoxedStream, StreamUpgrade, UpgradeFuture};

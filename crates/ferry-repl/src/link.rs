@@ -1,23 +1,22 @@
-//! The TCP link to the primary: a receive buffer with byte accounting, frame reads and
+//! The link to the primary (TCP, or TLS over it): a receive buffer with byte accounting, frame reads and
 //! command writes, each bounded by a timeout.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 
 use crate::error::ReplError;
 use crate::resp::{Frame, FrameDecoder, Limits, Mode};
+use crate::stream::{BoxedStream, StreamReader, StreamWriter};
 
 /// How much one socket read asks for; also the largest snapshot chunk handed out.
 pub(crate) const READ_SIZE: usize = 64 * 1024;
 
 pub(crate) struct Link {
-    reader: OwnedReadHalf,
+    reader: StreamReader,
     /// Taken by the ACK task once the command stream starts.
-    writer: Option<OwnedWriteHalf>,
+    writer: Option<StreamWriter>,
     buf: BytesMut,
     decoder: FrameDecoder,
     /// Bytes taken off the front of `buf` since the connection opened: the stream position
@@ -27,8 +26,8 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(stream: TcpStream, read_timeout: Duration, limits: Limits) -> Self {
-        let (reader, writer) = stream.into_split();
+    pub(crate) fn new(stream: BoxedStream, read_timeout: Duration, limits: Limits) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
         Link {
             reader,
             writer: Some(writer),
@@ -144,13 +143,13 @@ impl Link {
         write_with_timeout(writer, bytes, self.read_timeout, during).await
     }
 
-    pub(crate) fn take_writer(&mut self) -> Option<OwnedWriteHalf> {
+    pub(crate) fn take_writer(&mut self) -> Option<StreamWriter> {
         self.writer.take()
     }
 }
 
 pub(crate) async fn write_with_timeout(
-    writer: &mut OwnedWriteHalf,
+    writer: &mut StreamWriter,
     bytes: &[u8],
     limit: Duration,
     during: &'static str,

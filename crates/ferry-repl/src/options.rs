@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use crate::resp::Limits;
 use crate::secret::Secret;
+use crate::stream::StreamUpgrade;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -17,7 +19,9 @@ pub struct ConnectOptions {
     /// the snapshot from it (without it: RDB 11, which cannot hold Valkey 9 types);
     /// Redis answers an error, which is ignored.
     pub announce_version: Option<String>,
-    /// Bound on establishing the TCP connection.
+    /// Applied to the TCP connection before anything is sent (TLS); `None`: plain TCP.
+    pub upgrade: Option<Arc<dyn StreamUpgrade>>,
+    /// Bound on establishing the TCP connection, and again on the upgrade (plus a second).
     pub connect_timeout: Duration,
     /// Bound on each wait for bytes from (or room to write to) the primary. A primary sends
     /// something at least every `repl-ping-replica-period` (10 s) once streaming.
@@ -37,6 +41,7 @@ impl Default for ConnectOptions {
             password: None,
             listening_port: 0,
             announce_version: None,
+            upgrade: None,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             ack_interval: Duration::from_secs(1),

@@ -19,6 +19,7 @@ mod manifest;
 pub mod rng;
 mod server;
 pub mod snapshot;
+pub mod tls;
 pub mod workload;
 
 pub use kind::ServerKind;

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 
 use crate::manifest::{servers_manifest, ServerEntry};
+use crate::tls::ServerTls;
 use crate::ServerKind;
 
 /// The dump file name every started server uses.
@@ -26,6 +27,8 @@ const PORT_ATTEMPTS: usize = 8;
 pub struct Server {
     kind: ServerKind,
     port: u16,
+    /// The TLS port, for servers started with [`Server::start_with_tls`].
+    tls_port: Option<u16>,
     entry: ServerEntry,
     child: Child,
     log: PathBuf,
@@ -43,25 +46,52 @@ enum StartFailure {
 impl Server {
     /// Starts an empty server: no persistence, debug commands enabled where they exist.
     pub fn start(kind: ServerKind) -> Result<Server> {
-        Self::launch(kind, None, &[])
+        Self::launch(kind, None, &[], None)
     }
 
     /// Starts a server that loads `rdb` at startup. If the server refuses the file (exits
     /// while loading), the error carries the last lines of its log.
     pub fn start_with_rdb(kind: ServerKind, rdb: &Path) -> Result<Server> {
-        Self::launch(kind, Some(rdb), &[])
+        Self::launch(kind, Some(rdb), &[], None)
     }
 
     /// Starts a server with extra command-line configuration, e.g. `["--maxmemory", "10mb"]`.
     pub fn start_with_args(kind: ServerKind, extra: &[&str]) -> Result<Server> {
-        Self::launch(kind, None, extra)
+        Self::launch(kind, None, extra, None)
     }
 
-    fn launch(kind: ServerKind, rdb: Option<&Path>, extra: &[&str]) -> Result<Server> {
+    /// Starts a server that also serves TLS on [`Server::tls_port`] (see
+    /// [`Server::tls_url`]). Its plain port stays open on loopback for the test's own
+    /// clients (seeding, snapshots), which speak no TLS; what is under test connects to
+    /// the TLS port only.
+    pub fn start_with_tls(kind: ServerKind, tls: &ServerTls, extra: &[&str]) -> Result<Server> {
+        Self::launch(kind, None, extra, Some(tls))
+    }
+
+    fn launch(
+        kind: ServerKind,
+        rdb: Option<&Path>,
+        extra: &[&str],
+        tls: Option<&ServerTls>,
+    ) -> Result<Server> {
         let manifest = servers_manifest()?;
         let entry = manifest.entry(kind)?.clone();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
+            let tls_port = match tls {
+                Some(_) => Some(loop {
+                    let other = free_port()?;
+                    if other != port {
+                        break other;
+                    }
+                }),
+                None => None,
+            };
+            let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            if let (Some(tls), Some(tls_port)) = (tls, tls_port) {
+                extra.extend(tls.args(tls_port));
+            }
+            let extra_args: Vec<&str> = extra.iter().map(String::as_str).collect();
             let dir = tempfile::Builder::new()
                 .prefix(&format!("ferry-{}-", kind.name()))
                 .tempdir()
@@ -74,15 +104,16 @@ impl Server {
             fs::write(&config, config_text(kind, port, dir.path()))
                 .context("cannot write the server configuration")?;
             let log = dir.path().join("server.log");
-            let child = spawn(&entry, &config, extra, dir.path(), &log)
+            let child = spawn(&entry, &config, &extra_args, dir.path(), &log)
                 .with_context(|| format!("cannot start {kind}"))?;
             let server = Server {
                 kind,
                 port,
+                tls_port,
                 entry: entry.clone(),
                 child,
                 log,
-                extra: extra.iter().map(|s| s.to_string()).collect(),
+                extra,
                 dir,
             };
             match server.wait_ready() {
@@ -190,6 +221,17 @@ impl Server {
     /// `redis://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS port; panics for a server started without TLS.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+            .unwrap_or_else(|| panic!("{} was started without TLS", self.kind))
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT`
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port())
     }
 
     /// The server's working folder (its dump file lands here).

@@ -323,6 +323,15 @@ impl Workload {
         self.kind
     }
 
+    /// Leaves out the operations named (as in [`WorkloadStats`], e.g. `"FLUSHDB"`): for a
+    /// reader that documents it cannot follow them.
+    pub fn without(mut self, names: &[&str]) -> Workload {
+        self.ops
+            .retain(|(op, _)| !names.iter().any(|n| n.eq_ignore_ascii_case(op.name())));
+        self.total_weight = self.ops.iter().map(|(_, w)| u64::from(*w)).sum();
+        self
+    }
+
     pub fn stats(&self) -> &WorkloadStats {
         &self.stats
     }
@@ -936,5 +945,23 @@ pub fn forget_unreplicated_group_state(snapshot: &mut Snapshot) {
             group.entries_read = None;
             group.consumers.retain(|_, pending| *pending > 0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_leaves_the_named_operations_out() {
+        let load = Workload::new(ServerKind::Redis80, DEFAULT_SEED).without(&["flushdb", "SWAPDB"]);
+        assert!(load
+            .ops
+            .iter()
+            .all(|(op, _)| !matches!(op, Op::FlushDb | Op::SwapDb)));
+        let all = Workload::new(ServerKind::Redis80, DEFAULT_SEED);
+        assert_eq!(load.ops.len() + 2, all.ops.len());
+        let removed = 1 + 5;
+        assert_eq!(load.total_weight + removed, all.total_weight);
     }
 }

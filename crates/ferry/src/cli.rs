@@ -1,5 +1,6 @@
 //! The command line.
 
+use crate::connection::{SourceConnectionArgs, TargetConnectionArgs};
 use crate::policy::PolicyArgs;
 use crate::target::profile_names;
 use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -26,11 +27,19 @@ pub enum Command {
     /// Compare a target with its source, key by key, and report every difference.
     Verify(VerifyArgs),
     /// Follow a live source as its replica and write everything into the target: a full
-    /// copy, then every change, until stopped (Ctrl-C). Resumable with --state.
+    /// copy, then every change, until stopped (Ctrl-C). Resumable with --state. For
+    /// sources that refuse replication: --mode scan (SCAN/DUMP, keyspace notifications).
     Migrate(MigrateArgs),
     /// Stand between a source and Valkey replicas: replicas attach with REPLICAOF to the
     /// listen address and get a full sync in their own RDB format, then every change.
     Relay(RelayArgs),
+    /// Switch clients from the source to the target while `migrate` runs: pause writes on
+    /// the source, wait until the target has every one, check a sample, run the --exec
+    /// hook, stop the migration, unpause. Any failure unpauses and changes nothing.
+    Cutover(CutoverArgs),
+    /// Undo a cutover made with --keep-rollback: the same switch, from the target (now
+    /// live) back to the old source, which the reverse migration kept up to date.
+    Rollback(RollbackArgs),
 }
 
 pub use crate::commands::assess::AssessArgs;
@@ -69,10 +78,12 @@ pub struct ConvertArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The server the data came from: redis://[user[:password]@]host:port (or valkey://).
+    /// The server the data came from: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --source-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,
-    /// The server the data went to: redis://[user[:password]@]host:port (or valkey://).
+    /// The server the data went to: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
     pub target: String,
     /// Compare about N random keys instead of all of them.
@@ -94,14 +105,21 @@ pub struct VerifyArgs {
     /// The policies the migration ran with: what they changed is not a difference.
     #[command(flatten)]
     pub policies: PolicyArgs,
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// The server to copy from: redis://[user[:password]@]host:port (or valkey://).
+    /// The server to copy from: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --source-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,
-    /// The server to write into: redis://[user[:password]@]host:port (or valkey://).
+    /// The server to write into: redis://[user@]host:port (valkey://; rediss:// or
+    /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
     pub target: String,
     /// Keep the replication position here; a restart with the same file resumes where
@@ -132,6 +150,138 @@ pub struct MigrateArgs {
     /// 127.0.0.1:9121 (port 0 picks a free port; the address is logged). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How to read the source: `replication` (as a replica: PSYNC) or `scan` (SCAN + DUMP
+    /// and keyspace notifications, for managed services that refuse SYNC/PSYNC; see
+    /// docs/migrate.md for what it cannot guarantee).
+    #[arg(long, value_enum, default_value_t = MigrateMode::Replication)]
+    pub mode: MigrateMode,
+    /// Scan mode: keys read per second by the scan (SCAN + DUMP), to bound the load on
+    /// the source. Changed keys are read as their notifications come.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SCAN_KEYS_PER_SEC,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub scan_keys_per_sec: u32,
+    /// Scan mode: copy once and exit, without following changes (no keyspace
+    /// notifications needed; writes during the copy may be missed).
+    #[arg(long)]
+    pub no_follow: bool,
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
+}
+
+/// Scan mode's default pace: gentle enough for a production source.
+pub const DEFAULT_SCAN_KEYS_PER_SEC: u32 = 5_000;
+
+/// How `migrate` reads the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MigrateMode {
+    Replication,
+    Scan,
+}
+
+/// The steps cutover and rollback share.
+#[derive(Debug, Clone, Args)]
+pub struct SwitchArgs {
+    /// The running migration's --metrics-addr (host:port or http://host:port).
+    #[arg(long, value_name = "ADDR")]
+    pub status: String,
+    /// A shell command (run with `sh -c`) that moves clients to the new server while
+    /// writes are paused: DNS, configuration, proxy. A non-zero exit aborts the switch.
+    /// It sees FERRY_FROM and FERRY_TO (host:port of the old and new server).
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+    /// A shell command that moves clients back, run (like --exec) if a step after --exec
+    /// fails: the switch is then undone entirely.
+    #[arg(long, value_name = "CMD", requires = "exec")]
+    pub exec_undo: Option<String>,
+    /// Longest the --exec command may run, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub exec_timeout_ms: u64,
+    /// Refuse to start unless the target is at most this many bytes of the source's
+    /// replication stream behind.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    pub max_lag_bytes: u64,
+    /// Safety timeout of the write pause (CLIENT PAUSE): if ferry dies mid-way the source
+    /// unpauses by itself after this. Cover the drain, the check and the --exec hook.
+    #[arg(long, value_name = "MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..))]
+    pub pause_timeout_ms: u64,
+    /// Longest wait for the target to apply every write made before the pause, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    pub drain_timeout_ms: u64,
+    /// Keys the quick verify compares during the pause; 0 skips it.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub verify_sample: u64,
+    /// Longest the quick verify may take, in ms (a sampled key with a huge value reads
+    /// slowly); past it the switch fails and unpauses.
+    #[arg(long, value_name = "MS", default_value_t = 1_000)]
+    pub verify_timeout_ms: u64,
+    /// Promote the target (REPLICAOF NO ONE) before the hook: for `ferry relay`, where
+    /// the target is a replica. Implied when the status says mode "relay".
+    #[arg(long)]
+    pub promote: bool,
+    /// Leave the source's client connections open at unpause. By default they are closed
+    /// (CLIENT KILL TYPE normal) so that a write blocked by the pause is never run on the
+    /// old server: the client sees an error, reconnects (now to the new server) and
+    /// retries.
+    #[arg(long)]
+    pub keep_clients: bool,
+    /// Print the result as one JSON document (one line) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The policies the migration ran with (the quick verify excuses what they change).
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("rollback").args(["rollback_state", "rollback_metrics_addr"]).multiple(true).requires("keep_rollback")))]
+pub struct CutoverArgs {
+    /// The migration's source (the server clients use now).
+    #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
+    pub source: String,
+    /// The migration's target (the server clients move to).
+    #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
+    pub target: String,
+    #[command(flatten)]
+    pub switch: SwitchArgs,
+    /// After the cutover, keep running as `ferry migrate` in reverse (target → source)
+    /// so that the old source receives every write made on the target: `ferry rollback`
+    /// can then switch back. The old source is emptied and reloaded from the target.
+    #[arg(long, requires = "rollback_state")]
+    pub keep_rollback: bool,
+    /// The reverse migration's state file (written by cutover; it lets the reverse
+    /// migration replace the old source's data).
+    #[arg(long, value_name = "PATH")]
+    pub rollback_state: Option<PathBuf>,
+    /// The reverse migration's --metrics-addr, for `ferry rollback --status`.
+    #[arg(long, value_name = "ADDR")]
+    pub rollback_metrics_addr: Option<std::net::SocketAddr>,
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The server clients use now: the target of the cutover (the reverse migration's
+    /// source).
+    #[arg(long, value_name = "URL")]
+    pub source: String,
+    /// The server to move back to: the cutover's old source.
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+    #[command(flatten)]
+    pub switch: SwitchArgs,
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -165,9 +315,13 @@ pub struct RelayArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
     /// Serve GET /metrics (Prometheus) and GET /status (JSON) on this address: the source
-    /// offset the replicas' ACKs cover is `ferry_applied_offset`. Off by default.
+    /// offset the replicas' ACKs cover is `ferry_applied_offset`. `ferry cutover --status`
+    /// reads it (and POST /stop ends the relay). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    // Last: its help heading would otherwise take in the options after it.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
 }
 
 /// The clap command with the help texts that depend on the codec's tables.

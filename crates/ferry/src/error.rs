@@ -79,7 +79,7 @@ pub enum Error {
     Connect {
         url: String,
         #[source]
-        source: redis::RedisError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// `ferry verify` could not compare, or found differences.
     #[error(transparent)]

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod codec;
 pub mod commands;
+pub mod connection;
 pub mod display;
 pub mod encoding;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod sinks;
 pub mod sources;
 pub mod state;
 pub mod target;
+pub mod tls;
 pub mod transforms;
 pub mod url;
 pub mod verify;
@@ -38,6 +40,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
         Command::Verify(args) => commands::verify::run(args, out),
         Command::Migrate(args) => commands::migrate::run(args, out),
         Command::Relay(args) => commands::relay::run(args, out),
+        Command::Cutover(args) => commands::cutover::run(args, out),
+        Command::Rollback(args) => commands::rollback::run(args, out),
     }?;
     out.flush().map_err(Error::Stdout)
 }

@@ -1,8 +1,11 @@
-//! Server URLs: `redis://[user[:password]@]host:port[/db]` (also `valkey://`).
+//! Server URLs: `redis://[user[:password]@]host:port[/db]` (also `valkey://`; `rediss://`
+//! and `valkeys://` for TLS, whose files come from the command line: see
+//! [`crate::connection`]).
 //!
 //! The password is held in a [`Secret`]: neither `Debug` nor `Display` of a [`ServerUrl`]
 //! shows it, so a URL can go into any log line or error message.
 
+use crate::tls::TlsSettings;
 use ferry_repl::Secret;
 use std::fmt;
 
@@ -19,6 +22,8 @@ pub struct ServerUrl {
     pub password: Option<Secret>,
     /// The `/db` part, when given.
     pub db: Option<u64>,
+    /// `Some` for `rediss://` and `valkeys://`: every connection to this server uses TLS.
+    pub tls: Option<TlsSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,15 +46,15 @@ impl ServerUrl {
             shown: hide_password(text),
             reason: reason.to_owned(),
         };
-        let (scheme, rest) = match text.split_once("://") {
-            Some(("redis", rest)) => (Scheme::Redis, rest),
-            Some(("valkey", rest)) => (Scheme::Valkey, rest),
-            Some(("rediss" | "valkeys", _)) => {
-                return Err(fail("TLS (rediss://, valkeys://) is not supported yet"))
-            }
+        let (scheme, tls, rest) = match text.split_once("://") {
+            Some(("redis", rest)) => (Scheme::Redis, false, rest),
+            Some(("valkey", rest)) => (Scheme::Valkey, false, rest),
+            Some(("rediss", rest)) => (Scheme::Redis, true, rest),
+            Some(("valkeys", rest)) => (Scheme::Valkey, true, rest),
             Some((other, _)) => {
                 return Err(fail(&format!(
-                    "unknown scheme '{other}'; use redis:// or valkey://"
+                    "unknown scheme '{other}'; use redis://, valkey://, or rediss:// or \
+                     valkeys:// for TLS"
                 )))
             }
             None => return Err(fail("expected redis://host:port or valkey://host:port")),
@@ -97,6 +102,7 @@ impl ServerUrl {
             username,
             password,
             db,
+            tls: tls.then(TlsSettings::default),
         })
     }
 
@@ -182,9 +188,11 @@ fn hide_password(text: &str) -> String {
 
 impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.scheme {
-            Scheme::Redis => "redis",
-            Scheme::Valkey => "valkey",
+        let scheme = match (self.scheme, self.tls.is_some()) {
+            (Scheme::Redis, false) => "redis",
+            (Scheme::Valkey, false) => "valkey",
+            (Scheme::Redis, true) => "rediss",
+            (Scheme::Valkey, true) => "valkeys",
         };
         write!(f, "{scheme}://")?;
         match (&self.username, &self.password) {
@@ -256,11 +264,22 @@ mod tests {
     }
 
     #[test]
+    fn tls_schemes_turn_tls_on() {
+        let url = ServerUrl::parse("rediss://u:pw@h:6380").unwrap();
+        assert_eq!(url.scheme, Scheme::Redis);
+        assert!(url.tls.is_some());
+        assert_eq!(url.to_string(), "rediss://u:***@h:6380");
+        let url = ServerUrl::parse("valkeys://h").unwrap();
+        assert_eq!(url.scheme, Scheme::Valkey);
+        assert_eq!(url.to_string(), "valkeys://h:6379");
+        assert!(ServerUrl::parse("redis://h").unwrap().tls.is_none());
+    }
+
+    #[test]
     fn bad_urls_say_why() {
         for (text, why) in [
             ("localhost:6379", "expected redis://"),
             ("http://h:1", "unknown scheme 'http'"),
-            ("rediss://h:1", "TLS"),
             ("redis://h:0", "port '0'"),
             ("redis://h:1/x", "database 'x'"),
             ("redis://:1", "no host"),

@@ -4,6 +4,7 @@
 //! build/bench/results.md (results-quick.md for `--quick`).
 
 mod codec;
+mod cutover;
 pub mod datasets;
 pub mod measure;
 pub mod migrate;
@@ -21,7 +22,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
-  --only PART  run one part: codec, migrate, relay
+  --only PART  run one part: codec, migrate, relay, cutover
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -62,6 +63,10 @@ const PARTS: &[Part] = &[
     Part {
         name: "relay",
         run: relay::run,
+    },
+    Part {
+        name: "cutover",
+        run: cutover::run,
     },
 ];
 

@@ -11,7 +11,7 @@
 //!                                                         (ACK to source, state file)
 //! ```
 
-use crate::cli::MigrateArgs;
+use crate::cli::{MigrateArgs, MigrateMode};
 use crate::error::Error;
 use crate::observe::{Observer, Phase, Rate};
 use crate::pipeline;
@@ -25,13 +25,14 @@ use crate::sources::replication::translate::CommandTransform;
 use crate::sources::replication::SnapshotSource;
 use crate::state::{self, MigrationState};
 use crate::target::Target;
+use crate::tls::TlsConnector;
 use crate::transforms::commands::CommandTranslator;
 use crate::transforms::compat::CompatTransform;
 use crate::url::ServerUrl;
 use ferry_codec::target::Format;
 use ferry_repl::{
     snapshot_channel, ConnectOptions, PsyncOutcome, ReplError, ReplicaConnection, Secret,
-    SnapshotFraming,
+    SnapshotFraming, StreamUpgrade,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -103,8 +104,14 @@ struct Migration {
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
-    let source_url = parse_url(&args.source, "--source")?;
-    let target_url = parse_url(&args.target, "--target")?;
+    let source_url = args
+        .source_connection
+        .settings()
+        .apply(parse_url(&args.source, "--source")?)?;
+    let target_url = args
+        .target_connection
+        .settings()
+        .apply(parse_url(&args.target, "--target")?)?;
     let job = Migration {
         source_url,
         target_url,
@@ -127,6 +134,30 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         job.events.error(&error_line(error));
     }
     result
+}
+
+/// A refused client certificate shows on the first read after a TLS 1.3 handshake; a
+/// TLS-only port hangs up on a plaintext PING.
+fn explain_replica_setup(error: ReplError, url: &ServerUrl) -> ReplError {
+    let address = url.address();
+    match (&error, &url.tls) {
+        (ReplError::Io { cause, .. }, Some(tls)) => {
+            match crate::tls::explain_io(cause, tls.ca_file.as_deref(), tls.flag_prefix) {
+                Some(text) => ReplError::Connect {
+                    address,
+                    cause: std::io::Error::other(text),
+                },
+                None => error,
+            }
+        }
+        (ReplError::Closed(_) | ReplError::Timeout { .. }, None) => ReplError::Connect {
+            address,
+            cause: std::io::Error::other(format!(
+                "{error}: is the server expecting TLS? use rediss:// (or valkeys://)"
+            )),
+        },
+        _ => error,
+    }
 }
 
 fn parse_url(text: &str, flag: &str) -> Result<ServerUrl, Error> {
@@ -257,9 +288,17 @@ impl Migration {
         state.format = target.format.version.to_string();
         let (reader, writer) = target.take_client()?.into_split();
         let pipe = Pipe::start(reader, writer, self.memory.in_flight_bytes);
+        let live = pipe.clone();
+        self.events
+            .stats()
+            .set_live_applied(move || live.applied().map(|mark| mark.offset));
 
-        let shutdown = shutdown_signal();
+        let shutdown = shutdown_or_stop(self.events.stats().clone(), &self.events);
         tokio::pin!(shutdown);
+        if args.mode == MigrateMode::Scan {
+            let job = self.scan_job(args, &source_info, &target, owned);
+            return crate::sources::scan::run(job, pipe, &mut shutdown).await;
+        }
         let mut lost_since: Option<Instant> = None;
         loop {
             let session = self
@@ -337,6 +376,49 @@ impl Migration {
         }
     }
 
+    /// What `--mode scan` needs (sources/scan/).
+    fn scan_job<'a>(
+        &'a self,
+        args: &MigrateArgs,
+        source: &'a ServerInfo,
+        target: &TargetSetup,
+        owned: bool,
+    ) -> crate::sources::scan::ScanJob<'a> {
+        crate::sources::scan::ScanJob {
+            source_url: &self.source_url,
+            source,
+            target_url: &self.target_url,
+            target: Target {
+                format: target.format,
+                name: target.info.name(),
+            },
+            write_mode: target.mode,
+            restore_refusal: target.restore_refusal.clone(),
+            writer_limits: self.memory.writer,
+            dirty_budget_bytes: self.memory.writer.restore_bytes,
+            queued_bytes: self.memory.in_flight_bytes,
+            policies: self.policies.clone(),
+            connect_timeout: self.connect_timeout,
+            keys_per_sec: args.scan_keys_per_sec,
+            follow: !args.no_follow,
+            flush_target: args.flush_target,
+            owns_target: owned || args.flush_target || target.info.total_keys() == 0,
+            state_given: self.state_path.is_some(),
+            events: &self.events,
+        }
+    }
+
+    /// PSYNC (or the handshake) refused: point at scan mode.
+    fn replication_error(&self, error: ReplError) -> Error {
+        if let Some(reason) = crate::sources::scan::replication_refused(&error) {
+            return Error::Migration(format!(
+                "source {} refuses replication ({reason}); use --mode scan to copy it with SCAN/DUMP and keyspace notifications",
+                self.source_url,
+            ));
+        }
+        self.source_error(error)
+    }
+
     /// An error that ends the migration, with the position to resume from.
     fn stopped_with(&self, error: Error, state: &MigrationState) -> Error {
         let line = crate::error::one_line(crate::error::chain(&error));
@@ -387,7 +469,7 @@ impl Migration {
                 resume.as_ref().map_or(0, |r| r.1),
             )
             .await
-            .map_err(|e| setup_error(self.source_error(e)))?;
+            .map_err(|e| setup_error(self.replication_error(e)))?;
         *lost_since = None;
         let start = match outcome {
             PsyncOutcome::Continue { replid } => {
@@ -559,11 +641,14 @@ impl Migration {
                 .map(|p| Secret::new(p.expose())),
             announce_version,
             connect_timeout: self.connect_timeout,
+            upgrade: TlsConnector::for_url(&self.source_url, self.connect_timeout)
+                .map_err(|e| self.source_error(e))?
+                .map(|tls| Arc::new(tls) as Arc<dyn StreamUpgrade>),
             ..ConnectOptions::default()
         };
         ReplicaConnection::connect(&self.source_url.address(), options)
             .await
-            .map_err(|e| self.source_error(e))
+            .map_err(|e| self.replication_error(explain_replica_setup(e, &self.source_url)))
     }
 
     /// Streams the snapshot through the decoder, the compatibility transform and the
@@ -771,6 +856,14 @@ impl Migration {
 
 fn save_to(path: &Path, state: &MigrationState) -> Result<(), Error> {
     state::save(path, state).map_err(Error::from)
+}
+
+/// Resolves on Ctrl-C, SIGTERM or `POST /stop` (cutover).
+async fn shutdown_or_stop(stats: Arc<crate::observe::Stats>, events: &Observer) {
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = stats.stop_requested() => events.line("stopping: asked to by POST /stop (cutover)"),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -2,7 +2,9 @@
 
 pub mod assess;
 pub mod convert;
+pub mod cutover;
 pub mod inspect;
 pub mod migrate;
 pub mod relay;
+pub mod rollback;
 pub mod verify;

@@ -27,8 +27,9 @@ pub fn run(args: RelayArgs, out: &mut dyn Write) -> Result<(), Error> {
 }
 
 async fn relay(args: RelayArgs) -> Result<(), Error> {
-    let source_url =
-        ServerUrl::parse(&args.source).map_err(|e| Error::Usage(format!("--source: {e}")))?;
+    let source_url = args.source_connection.settings().apply(
+        ServerUrl::parse(&args.source).map_err(|e| Error::Usage(format!("--source: {e}")))?,
+    )?;
     if source_url.db.is_some_and(|db| db != 0) {
         return Err(Error::Usage(
             "--source: a relay carries every database; leave the /db part out of the URL".into(),
@@ -44,6 +45,12 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         .map(Target::from_profile)
         .transpose()?;
     let connect_timeout = Duration::from_secs(args.connect_timeout);
+    let source_upgrade = crate::tls::TlsConnector::for_url(&source_url, connect_timeout)
+        .map_err(|e| Error::Source {
+            url: source_url.to_string(),
+            source: Box::new(e),
+        })?
+        .map(|tls| std::sync::Arc::new(tls) as std::sync::Arc<dyn ferry_repl::StreamUpgrade>);
     let source_error = |e: Box<dyn std::error::Error + Send + Sync>| Error::Source {
         url: source_url.to_string(),
         source: e,
@@ -70,6 +77,7 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         password,
         replica_format,
         connect_timeout,
+        source_upgrade,
         chunks: 16,
     };
     let relay = Relay::new(config);
@@ -98,27 +106,38 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         bound.ip(),
         bound.port()
     ));
+    let mut stats_for_stop = None;
     if let Some(addr) = args.metrics_addr {
         let stats = std::sync::Arc::new(crate::observe::Stats::default());
-        stats.set_servers(
-            &source_url.address(),
-            &source_info.name(),
-            &bound.to_string(),
-            "ferry relay",
-        );
+        stats.set_mode("relay");
+        stats.set_servers(&source_url.address(), &source_info.name(), "", "");
+        let live = relay.clone();
+        stats.set_live_applied(move || live.offsets().0);
         let served = crate::observe::http::serve(addr, stats.clone())
             .await
             .map_err(|e| Error::Usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
         relay.log(format!("serving /metrics and /status on http://{served}"));
-        tokio::spawn(publish_stats(relay.clone(), stats));
+        tokio::spawn(publish_stats(relay.clone(), stats.clone()));
+        stats_for_stop = Some(stats);
     }
     let accept = tokio::spawn(listener::accept(relay.clone(), listener));
     let saver = args
         .state
         .clone()
         .map(|path| tokio::spawn(save_every_second(relay.clone(), path)));
-    shutdown_signal().await;
+    match &stats_for_stop {
+        Some(stats) => {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = stats.stop_requested() => relay.log("stopping: asked to by POST /stop (cutover)"),
+            }
+        }
+        None => shutdown_signal().await,
+    }
     accept.abort();
+    if let Some(stats) = &stats_for_stop {
+        stats.set_phase(crate::observe::Phase::Stopped);
+    }
     if let Some(saver) = saver {
         saver.abort();
     }
@@ -170,10 +189,28 @@ async fn publish_stats(relay: std::sync::Arc<Relay>, stats: std::sync::Arc<crate
             (_, Some(_)) => Phase::Streaming,
             _ => Phase::Starting,
         };
+        if stats.phase() == Phase::Stopped {
+            return;
+        }
         stats.set_phase(phase);
         stats.set_offsets(acked.unwrap_or(0), source.unwrap_or(0));
         if let Some(history) = relay.histories().last() {
             stats.set_replid(&history.view().source_replid);
+        }
+        // The target a cutover promotes: the first attached replica (host:port it
+        // listens on).
+        if let Some(replica) = relay.replicas().first() {
+            let target = format!(
+                "{}:{}",
+                replica.address,
+                replica.listening_port.unwrap_or(0)
+            );
+            stats.set_servers(
+                &relay.config.source_url.address(),
+                &relay.config.source_info.name(),
+                &target,
+                "replica",
+            );
         }
     }
 }

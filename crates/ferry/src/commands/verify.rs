@@ -4,7 +4,6 @@
 use crate::cli::VerifyArgs;
 use crate::error::Error;
 use crate::policy::Policies;
-use crate::url::ServerUrl;
 use crate::verify::{self, VerifyError, VerifyOptions};
 use std::io::Write;
 
@@ -16,8 +15,12 @@ pub fn run(args: VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
         max_ops_per_sec: args.max_ops_per_sec,
         policies: Policies::from(args.policies),
         ..VerifyOptions::new(
-            parse_url(&args.source, "--source")?,
-            parse_url(&args.target, "--target")?,
+            args.source_connection
+                .settings()
+                .resolve(&args.source, "--source")?,
+            args.target_connection
+                .settings()
+                .resolve(&args.target, "--target")?,
         )
     };
     let report = verify::run(&options)?;
@@ -36,8 +39,4 @@ pub fn run(args: VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
         }
         .into())
     }
-}
-
-fn parse_url(text: &str, flag: &str) -> Result<ServerUrl, Error> {
-    ServerUrl::parse(text).map_err(|e| Error::Usage(format!("{flag}: {e}")))
 }

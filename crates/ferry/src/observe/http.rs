@@ -1,5 +1,7 @@
-//! A tiny HTTP/1.1 listener: `GET /metrics` (Prometheus text) and `GET /status` (JSON);
-//! anything else is 404. One request per connection, then close.
+//! A tiny HTTP/1.1 listener: `GET /metrics` (Prometheus text), `GET /status` (JSON) and
+//! `POST /stop` (what `ferry cutover` uses to end the run once the target is live: the
+//! run drains and exits as on SIGTERM); anything else is 404. One request per connection,
+//! then close.
 
 use super::metrics::Stats;
 use std::net::SocketAddr;
@@ -66,6 +68,10 @@ async fn answer(mut socket: TcpStream, stats: &Stats) -> std::io::Result<()> {
         ("GET", "/status") => {
             let body = serde_json::to_string_pretty(&stats.status()).unwrap_or_default();
             respond(&mut socket, "200 OK", "application/json", &body).await
+        }
+        ("POST", "/stop") => {
+            stats.request_stop();
+            respond(&mut socket, "202 Accepted", "text/plain", "stopping\n").await
         }
         ("GET", _) => respond(&mut socket, "404 Not Found", "text/plain", "not found\n").await,
         _ => respond(&mut socket, "405 Method Not Allowed", "text/plain", "").await,

@@ -36,10 +36,28 @@ pub struct Stats {
     snapshot_bytes_per_sec: AtomicU64,
     ops_per_sec: AtomicU64,
     details: Mutex<Details>,
+    /// Set by `POST /stop` (cutover): the run drains and exits as on SIGTERM.
+    stop_requested: std::sync::atomic::AtomicBool,
+    stop: tokio::sync::Notify,
+    /// The applied offset read at the moment of a request, when the run provides it: the
+    /// tick's copy is up to 100 ms old, and cutover waits on this number while writes
+    /// are paused.
+    live_applied: std::sync::OnceLock<LiveOffset>,
+}
+
+/// A reader of the run's applied offset.
+pub struct LiveOffset(pub Box<dyn Fn() -> Option<i64> + Send + Sync>);
+
+impl std::fmt::Debug for LiveOffset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveOffset")
+    }
 }
 
 #[derive(Debug, Default, Clone)]
 struct Details {
+    /// `migrate` unless set (`relay`); cutover promotes the target of a relay.
+    mode: Option<&'static str>,
     source: String,
     source_server: String,
     target: String,
@@ -82,6 +100,13 @@ impl Stats {
             details.source_server = source_server.to_owned();
             details.target = target.to_owned();
             details.target_server = target_server.to_owned();
+        }
+    }
+
+    /// What kind of run this is, for `/status` (`migrate` when never set).
+    pub fn set_mode(&self, mode: &'static str) {
+        if let Ok(mut details) = self.details.lock() {
+            details.mode = Some(mode);
         }
     }
 
@@ -158,8 +183,39 @@ impl Stats {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Asks the run to stop (drain what is in flight, save the state, exit).
+    pub fn request_stop(&self) {
+        self.stop_requested.store(true, Ordering::SeqCst);
+        self.stop.notify_waiters();
+    }
+
+    /// Resolves once [`Stats::request_stop`] was called (before or after this call).
+    pub async fn stop_requested(&self) {
+        loop {
+            // Registered before the flag is read, so a request in between is not missed.
+            let notified = self.stop.notified();
+            if self.stop_requested.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Lets `/status` read the applied offset live while streaming (set once).
+    pub fn set_live_applied(&self, reader: impl Fn() -> Option<i64> + Send + Sync + 'static) {
+        let _ = self.live_applied.set(LiveOffset(Box::new(reader)));
+    }
+
     pub fn applied_offset(&self) -> i64 {
-        self.applied_offset.load(Ordering::Relaxed)
+        let ticked = self.applied_offset.load(Ordering::Relaxed);
+        // Outside streaming the live reader may still hold an earlier history's offset.
+        if !matches!(self.phase(), Phase::Streaming | Phase::InSync) {
+            return ticked;
+        }
+        match self.live_applied.get().and_then(|live| (live.0)()) {
+            Some(live) => live.max(ticked),
+            None => ticked,
+        }
     }
 
     pub fn lag_bytes(&self) -> i64 {
@@ -182,6 +238,7 @@ impl Stats {
         let details = self.details.lock().map(|d| d.clone()).unwrap_or_default();
         let total = self.snapshot_total.load(Ordering::Relaxed);
         Status {
+            mode: details.mode.unwrap_or("migrate"),
             phase: self.phase(),
             source: details.source,
             source_server: details.source_server,
@@ -344,6 +401,8 @@ fn number(value: f64) -> String {
 
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// `migrate` or `relay`.
+    pub mode: &'static str,
     pub phase: Phase,
     pub source: String,
     pub source_server: String,

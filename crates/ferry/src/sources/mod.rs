@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod replication;
+pub mod scan;
 
 use crate::error::Error;
 use ferry_codec::Item;

@@ -3,11 +3,13 @@
 use super::error::{Role, VerifyError};
 use super::limiter::Limiter;
 use super::reply;
+use crate::tls;
 use crate::url::ServerUrl;
-use redis::{Cmd, Connection, ConnectionAddr, FromRedisValue, IntoConnectionInfo, Pipeline, Value};
+use redis::{Cmd, Connection, FromRedisValue, Pipeline, Value};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Optional commands, detected once.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,32 +39,14 @@ impl Endpoint {
         max_ops_per_sec: Option<u32>,
     ) -> Result<Self, VerifyError> {
         let server = url.address();
-        let connect_error = |source| VerifyError::Connect {
-            role,
-            server: server.clone(),
-            source,
-        };
-        let mut settings = redis::RedisConnectionInfo::default();
-        if let Some(username) = &url.username {
-            settings = settings.set_username(username);
-        }
-        if let Some(password) = &url.password {
-            settings = settings.set_password(password.expose());
-        }
-        let info = ConnectionAddr::Tcp(url.host.clone(), url.port)
-            .into_connection_info()
-            .map_err(connect_error)?
-            .set_redis_settings(settings);
-        let client = redis::Client::open(info).map_err(connect_error)?;
-        let connection = client
-            .get_connection_with_timeout(TIMEOUT)
-            .map_err(connect_error)?;
-        connection
-            .set_read_timeout(Some(TIMEOUT))
-            .map_err(connect_error)?;
-        connection
-            .set_write_timeout(Some(TIMEOUT))
-            .map_err(connect_error)?;
+        let connect_error =
+            |source: Box<dyn std::error::Error + Send + Sync>| VerifyError::Connect {
+                role,
+                server: server.clone(),
+                source,
+            };
+        let connection =
+            tls::redis_connection(url, CONNECT_TIMEOUT, TIMEOUT).map_err(connect_error)?;
         let mut endpoint = Self {
             role,
             server,

@@ -25,7 +25,7 @@ pub enum VerifyError {
         role: Role,
         server: String,
         #[source]
-        source: redis::RedisError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{command} failed on the {role} ({server})")]
     Command {

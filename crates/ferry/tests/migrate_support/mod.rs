@@ -24,8 +24,13 @@ pub struct Ferry {
 
 impl Ferry {
     pub fn start(args: &[&str]) -> Ferry {
+        Ferry::start_command("migrate", args)
+    }
+
+    /// Runs `ferry <command> <args>` (a cutover that goes on as the reverse migration).
+    pub fn start_command(command: &str, args: &[&str]) -> Ferry {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .arg("migrate")
+            .arg(command)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -4,6 +4,7 @@
 
 use super::client::{self, connect, dump_rdb_version, items, pairs, query, text};
 use crate::error::Error;
+use crate::url::ServerUrl;
 use redis::{Connection, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,9 +94,9 @@ pub fn module_of_type(type_name: &str) -> Option<&'static str> {
 
 /// Probes the live target at `url`; an unreachable server or failed login is an error,
 /// a refused probe only a gap in the result.
-pub fn probe_url(url: &str) -> Result<Capabilities, Error> {
+pub fn probe_url(url: &ServerUrl) -> Result<Capabilities, Error> {
     let mut con = connect(url)?;
-    let mut found = probe(&mut con, &client::redact(url));
+    let mut found = probe(&mut con, &url.to_string());
     fill_from_profile(&mut found);
     Ok(found)
 }

@@ -1,6 +1,8 @@
 //! Connecting to a server and reading its replies as plain strings and numbers.
 
 use crate::error::Error;
+use crate::tls;
+use crate::url::ServerUrl;
 use redis::{Connection, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,42 +11,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connects (and authenticates, when the URL carries credentials), then checks with PING.
-pub fn connect(url: &str) -> Result<Connection, Error> {
+pub fn connect(url: &ServerUrl) -> Result<Connection, Error> {
     let fail = |source| Error::Connect {
-        url: redact(url),
+        url: url.to_string(),
         source,
     };
-    // `valkey://` as `ferry migrate` takes it: the same protocol.
-    let normalized = match url.split_once("://") {
-        Some(("valkey", rest)) => format!("redis://{rest}"),
-        Some(("valkeys", rest)) => format!("rediss://{rest}"),
-        _ => url.to_owned(),
-    };
-    let client = redis::Client::open(normalized.as_str()).map_err(fail)?;
-    let mut con = client
-        .get_connection_with_timeout(CONNECT_TIMEOUT)
-        .map_err(fail)?;
-    con.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(fail)?;
-    redis::cmd("PING").query::<()>(&mut con).map_err(fail)?;
-    Ok(con)
-}
-
-/// The URL without its password, for messages and reports.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if user.is_empty() {
-                format!("{scheme}://***@{host}")
-            } else {
-                format!("{scheme}://{user}:***@{host}")
-            }
-        }
-        None => url.to_owned(),
-    }
+    tls::redis_connection(url, CONNECT_TIMEOUT, REPLY_TIMEOUT).map_err(fail)
 }
 
 /// A command's reply, or the server's refusal as one line (for the report's unchecked list).
@@ -132,13 +104,6 @@ pub fn dump_rdb_version(payload: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_reach_a_message() {
-        assert_eq!(redact("redis://u:secret@h:1"), "redis://u:***@h:1");
-        assert_eq!(redact("redis://:secret@h:1/0"), "redis://***@h:1/0");
-        assert_eq!(redact("redis://h:1"), "redis://h:1");
-    }
 
     #[test]
     fn dump_footer_gives_the_version() {

@@ -6,6 +6,7 @@ use super::client::{self, connect, items, pairs, query, text};
 use super::rdb::library_name;
 use super::source::SourceFacts;
 use crate::error::Error;
+use crate::url::ServerUrl;
 use ferry_codec::ValuePart;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use redis::{Connection, Value};
@@ -16,10 +17,10 @@ use std::time::{Duration, Instant};
 /// Keys asked for per SCAN call.
 const SCAN_COUNT: usize = 1000;
 
-pub fn probe(url: &str, max_ops_per_sec: u32) -> Result<SourceFacts, Error> {
+pub fn probe(url: &ServerUrl, max_ops_per_sec: u32) -> Result<SourceFacts, Error> {
     let mut con = connect(url)?;
     let mut facts = SourceFacts {
-        origin: client::redact(url),
+        origin: url.to_string(),
         mode: "live",
         ..SourceFacts::default()
     };

@@ -16,6 +16,7 @@ pub use findings::{Finding, Severity};
 pub use source::SourceFacts;
 pub use verdict::Verdict;
 
+use crate::connection::{SourceConnectionArgs, TargetConnectionArgs};
 use crate::error::Error;
 use crate::output_file::OutputFile;
 use clap::{ArgGroup, Args, ValueEnum};
@@ -27,7 +28,8 @@ use std::path::PathBuf;
 #[command(group(ArgGroup::new("from").required(true).args(["source", "rdb"])))]
 #[command(group(ArgGroup::new("against").args(["target", "to"])))]
 pub struct AssessArgs {
-    /// The live Redis server to assess, e.g. redis://user:pass@host:6379.
+    /// The live Redis server to assess, e.g. redis://user@host:6379 (rediss:// for TLS;
+    /// the password with --source-password-file or -env).
     #[arg(long, value_name = "URL")]
     pub source: Option<String>,
     /// An RDB file to assess instead of a live server (data findings only).
@@ -50,6 +52,10 @@ pub struct AssessArgs {
     /// The most commands per second the key scan sends to the source.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_ops_per_sec: u32,
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
+    #[command(flatten)]
+    pub target_connection: TargetConnectionArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,12 +106,17 @@ pub fn run(args: AssessArgs, out: &mut dyn Write) -> Result<(), Error> {
 /// Builds the report the arguments ask for.
 pub fn assess(args: &AssessArgs) -> Result<Report, Error> {
     let target = match (&args.target, &args.to) {
-        (Some(url), _) => capabilities::probe_url(url)?,
+        (Some(url), _) => {
+            capabilities::probe_url(&args.target_connection.settings().resolve(url, "--target")?)?
+        }
         (None, Some(name)) => profiles::load(name)?,
         (None, None) => profiles::load(profiles::DEFAULT)?,
     };
     let source = match (&args.source, &args.rdb) {
-        (Some(url), _) => live::probe(url, args.max_ops_per_sec)?,
+        (Some(url), _) => live::probe(
+            &args.source_connection.settings().resolve(url, "--source")?,
+            args.max_ops_per_sec,
+        )?,
         (None, Some(path)) => rdb::probe(path)?,
         (None, None) => {
             return Err(Error::Usage(

@@ -256,6 +256,7 @@ pub async fn connect_source(config: &RelayConfig) -> Result<ReplicaConnection, R
             .map(|p| Secret::new(p.expose())),
         announce_version,
         connect_timeout: config.connect_timeout,
+        upgrade: config.source_upgrade.clone(),
         ..ConnectOptions::default()
     };
     ReplicaConnection::connect(&config.source_url.address(), options).await

@@ -50,6 +50,8 @@ pub struct RelayConfig {
     /// Serve this format to every replica instead of the one its version implies.
     pub replica_format: Option<Target>,
     pub connect_timeout: Duration,
+    /// TLS towards the source (`rediss://`), as `migrate` sets it up.
+    pub source_upgrade: Option<Arc<dyn ferry_repl::StreamUpgrade>>,
     /// Snapshot chunks (64 KiB each) buffered between the source and the decoder, and
     /// RDB chunks between the encoder and the replica.
     pub chunks: usize,

@@ -1,15 +1,20 @@
 //! A plain command connection to a server (the target, or the source for INFO): connect
-//! with a timeout, authenticate, send a command and read its reply. The pipelined writer
-//! ([`super::pipe`]) takes the connection over once setup is done.
+//! with a timeout (and TLS for `rediss://`), authenticate, send a command and read its
+//! reply. The pipelined writer ([`super::pipe`]) takes the connection over once setup is
+//! done.
 
+use super::halves::{split_tcp, split_tls, ReadSide, WriteSide};
+use crate::tls::{self, TlsConnector, TlsError};
 use crate::url::ServerUrl;
 use bytes::BytesMut;
 use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+
+/// The writing half of a connection (plain or TLS), as the pipe takes it over.
+pub type ClientWriter = WriteSide;
 
 /// Longest wait for one reply during setup (INFO, FLUSHALL of a big target excepted).
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,6 +23,8 @@ pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ClientError {
     #[error("cannot connect: {0}")]
     Connect(io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("authentication failed: {0}")]
     Auth(String),
     #[error("no reply within {0:?}")]
@@ -34,7 +41,7 @@ pub enum ClientError {
 
 /// The reading half: socket, receive buffer and frame decoder.
 pub struct ReplyReader {
-    read: OwnedReadHalf,
+    read: ReadSide,
     buf: BytesMut,
     decoder: FrameDecoder,
 }
@@ -63,7 +70,7 @@ impl ReplyReader {
 
 pub struct Client {
     reader: ReplyReader,
-    write: OwnedWriteHalf,
+    write: ClientWriter,
     out: BytesMut,
 }
 
@@ -71,6 +78,7 @@ impl Client {
     /// Connects within `connect_timeout` and authenticates with the URL's credentials.
     /// A server that wants a password we did not give is an authentication error too.
     pub async fn connect(url: &ServerUrl, connect_timeout: Duration) -> Result<Self, ClientError> {
+        let tls = TlsConnector::for_url(url, connect_timeout)?;
         let address = url.address();
         let attempt = async {
             let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
@@ -92,7 +100,10 @@ impl Client {
             })?
             .map_err(ClientError::Connect)?;
         stream.set_nodelay(true).map_err(ClientError::Connect)?;
-        let (read, write) = stream.into_split();
+        let (read, write) = match &tls {
+            Some(tls) => split_tls(tls.connect(stream).await.map_err(ClientError::Connect)?),
+            None => split_tcp(stream),
+        };
         let mut client = Client {
             reader: ReplyReader {
                 read,
@@ -102,8 +113,45 @@ impl Client {
             write,
             out: BytesMut::new(),
         };
-        client.authenticate(url).await?;
+        client
+            .authenticate(url)
+            .await
+            .map_err(|e| Self::explain_setup_failure(e, url))?;
         Ok(client)
+    }
+
+    /// A TLS-only port drops (or never answers) a plaintext command; a TLS server refuses
+    /// a missing client certificate only after the handshake, on the first read.
+    fn explain_setup_failure(error: ClientError, url: &ServerUrl) -> ClientError {
+        let hung_up = match &error {
+            ClientError::Closed | ClientError::Timeout(_) => true,
+            ClientError::Io(io) => matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        };
+        match error {
+            error if hung_up && url.tls.is_none() => {
+                ClientError::Connect(io::Error::other(format!(
+                    "{error} before answering the first command: is the server expecting TLS? use \
+                 rediss:// (or valkeys://)"
+                )))
+            }
+            ClientError::Io(io) => match &url.tls {
+                Some(settings) => {
+                    match tls::explain_io(&io, settings.ca_file.as_deref(), settings.flag_prefix) {
+                        Some(text) => ClientError::Connect(io::Error::new(io.kind(), text)),
+                        None => ClientError::Io(io),
+                    }
+                }
+                None => ClientError::Io(io),
+            },
+            other => other,
+        }
     }
 
     async fn authenticate(&mut self, url: &ServerUrl) -> Result<(), ClientError> {
@@ -168,7 +216,7 @@ impl Client {
         }
     }
 
-    pub fn into_split(self) -> (ReplyReader, OwnedWriteHalf) {
+    pub fn into_split(self) -> (ReplyReader, ClientWriter) {
         (self.reader, self.write)
     }
 }

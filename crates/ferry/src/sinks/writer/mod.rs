@@ -9,6 +9,7 @@
 //! no plain form: they always go through RESTORE and are held whole (a known limit).
 
 pub mod client;
+mod halves;
 mod payload;
 pub mod pipe;
 pub mod plain;
@@ -133,6 +134,14 @@ impl TargetSink {
     /// The database the sink left the connection on.
     pub fn db(&self) -> Option<u64> {
         self.db
+    }
+
+    /// Deletes a key, in order with the keys written before it (scan mode: the key is no
+    /// longer on the source).
+    pub fn delete(&mut self, db: u64, key: &[u8]) -> Result<(), Error> {
+        self.select(db);
+        self.batch.push(&[b"DEL".as_slice(), key]);
+        self.send_if_full().map_err(Error::from)
     }
 
     fn select(&mut self, db: u64) {

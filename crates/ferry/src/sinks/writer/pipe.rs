@@ -15,6 +15,7 @@
 //! [`Mark`] (a replication offset and the stream's database) counts as applied when the
 //! replies of that batch and of everything before it have come back.
 
+use super::client::ClientWriter;
 use super::client::{one_line, ClientError, ReplyReader};
 use bytes::{Bytes, BytesMut};
 use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
@@ -23,7 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Batches queued between producers and the writer task.
@@ -130,7 +130,7 @@ pub struct PipeError(pub String);
 impl Pipe {
     /// Takes over the connection. `budget_bytes` bounds the bytes sent and not yet
     /// acknowledged.
-    pub fn start(reader: ReplyReader, writer: OwnedWriteHalf, budget_bytes: usize) -> Pipe {
+    pub fn start(reader: ReplyReader, writer: ClientWriter, budget_bytes: usize) -> Pipe {
         let budget_bytes = budget_bytes.clamp(64 * 1024, Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
             failure: Mutex::new(None),
@@ -227,7 +227,7 @@ impl Pipe {
 
 async fn write_task(
     mut rx: mpsc::Receiver<Op>,
-    writer: OwnedWriteHalf,
+    writer: ClientWriter,
     flight: mpsc::Sender<InFlight>,
     shared: Arc<Shared>,
 ) {

@@ -1,0 +1,164 @@
+//! The running migration, seen through its `--metrics-addr` listener: `GET /status` for
+//! its applied offset, `POST /stop` to end it. Plain HTTP/1.1 over a blocking socket: two
+//! fixed requests do not need an HTTP client library.
+
+use serde::Deserialize;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Connect and read timeout of one request; the listener answers from memory.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// A `/status` document is a few KB (it lists policy report lines); more is not ferry.
+const MAX_RESPONSE: u64 = 1 << 20;
+
+/// The fields of `/status` cutover relies on. `migrate` and `relay` both serve them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunStatus {
+    /// `migrate` or `relay`; absent from older builds (then `migrate`).
+    #[serde(default)]
+    pub mode: Option<String>,
+    pub phase: String,
+    /// host:port of the run's source and target.
+    pub source: String,
+    pub target: String,
+    pub source_replid: Option<String>,
+    /// Every write of the source's replication stream up to this offset is on the target.
+    pub applied_offset: i64,
+}
+
+impl RunStatus {
+    pub fn is_relay(&self) -> bool {
+        self.mode.as_deref() == Some("relay")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("{0} is not host:port")]
+    Address(String),
+    #[error("cannot reach the migration's status endpoint {addr}")]
+    Unreachable {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{addr}{path} answered {code}")]
+    Status {
+        addr: SocketAddr,
+        path: &'static str,
+        code: String,
+    },
+    #[error("{addr}/status is not a ferry status document")]
+    Malformed {
+        addr: SocketAddr,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StatusError {
+    /// Nothing listens any more: the run has exited.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, StatusError::Unreachable { source, .. }
+            if source.kind() == std::io::ErrorKind::ConnectionRefused)
+    }
+}
+
+/// The migration's listener.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusEndpoint {
+    pub addr: SocketAddr,
+}
+
+impl StatusEndpoint {
+    /// `host:port`, optionally written as `http://host:port/`.
+    pub fn parse(text: &str) -> Result<Self, StatusError> {
+        let bare = text
+            .strip_prefix("http://")
+            .unwrap_or(text)
+            .trim_end_matches('/');
+        let addr = bare
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| StatusError::Address(text.to_owned()))?;
+        Ok(Self { addr })
+    }
+
+    pub fn status(&self) -> Result<RunStatus, StatusError> {
+        let body = self.request("GET", "/status")?;
+        serde_json::from_slice(&body).map_err(|source| StatusError::Malformed {
+            addr: self.addr,
+            source,
+        })
+    }
+
+    /// Asks the run to drain and exit.
+    pub fn stop(&self) -> Result<(), StatusError> {
+        self.request("POST", "/stop").map(|_| ())
+    }
+
+    fn request(&self, method: &str, path: &'static str) -> Result<Vec<u8>, StatusError> {
+        let unreachable = |source| StatusError::Unreachable {
+            addr: self.addr,
+            source,
+        };
+        let mut socket =
+            TcpStream::connect_timeout(&self.addr, REQUEST_TIMEOUT).map_err(unreachable)?;
+        socket
+            .set_read_timeout(Some(REQUEST_TIMEOUT))
+            .map_err(unreachable)?;
+        socket
+            .set_write_timeout(Some(REQUEST_TIMEOUT))
+            .map_err(unreachable)?;
+        // One write: a listener that reads a single packet sees the whole request.
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        socket.write_all(request.as_bytes()).map_err(unreachable)?;
+        let mut response = Vec::with_capacity(4096);
+        socket
+            .take(MAX_RESPONSE)
+            .read_to_end(&mut response)
+            .map_err(unreachable)?;
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(response.len());
+        let head = String::from_utf8_lossy(&response[..split]);
+        let code = head.split_whitespace().nth(1).unwrap_or("nothing");
+        if !code.starts_with('2') {
+            return Err(StatusError::Status {
+                addr: self.addr,
+                path,
+                code: code.to_owned(),
+            });
+        }
+        Ok(response.get(split + 4..).unwrap_or_default().to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_taken_with_or_without_the_scheme() {
+        let plain = StatusEndpoint::parse("127.0.0.1:9121").unwrap();
+        let url = StatusEndpoint::parse("http://127.0.0.1:9121/").unwrap();
+        assert_eq!(plain.addr, url.addr);
+        assert!(StatusEndpoint::parse("9121").is_err());
+    }
+
+    #[test]
+    fn a_status_without_mode_is_a_migration() {
+        let status: RunStatus = serde_json::from_str(
+            r#"{"phase":"in-sync","source":"a:1","target":"b:2","source_replid":null,"applied_offset":5,"lag_bytes":0}"#,
+        )
+        .unwrap();
+        assert!(!status.is_relay());
+        assert_eq!(status.applied_offset, 5);
+    }
+}

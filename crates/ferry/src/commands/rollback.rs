@@ -1,0 +1,23 @@
+//! `ferry rollback`: the cutover procedure in reverse, for a cutover made with
+//! `--keep-rollback`. Clients are on the cutover's target, which the reverse migration
+//! copies into the old source; rollback pauses writes on the target, waits until the old
+//! source has every one, runs the hook that moves clients back, stops the reverse
+//! migration and unpauses.
+
+use crate::cli::RollbackArgs;
+use crate::commands::cutover::{plan, switch};
+use crate::error::Error;
+use std::io::Write;
+
+pub fn run(args: RollbackArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let source = args
+        .source_connection
+        .settings()
+        .resolve(&args.source, "--source")?;
+    let target = args
+        .target_connection
+        .settings()
+        .resolve(&args.target, "--target")?;
+    let plan = plan("rollback", source, target, &args.switch)?;
+    switch(&plan, args.switch.json, out)
+}

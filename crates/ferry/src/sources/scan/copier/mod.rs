@@ -1,0 +1,366 @@
+//! The copy itself: sessions with the source (subscribe, scan, follow), reads handed to the
+//! apply thread in order, and what ends a session.
+
+mod follow;
+mod progress;
+mod scan;
+
+use super::apply::{self, QuietKeys, Record};
+use super::conn::SourceConn;
+use super::dirty::{DbKey, DirtyKeys};
+use super::fetch::{self, ExpiryRead, Fetched};
+use super::scanner;
+use super::subscriber;
+use super::*;
+use crate::sinks::writer::pipe::Batch;
+use crate::sinks::writer::{TargetSink, WriterCounters};
+use crate::transforms::compat::CompatTransform;
+use progress::Ticks;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+/// Why a session with the source ended.
+enum SessionEnd {
+    /// Shutdown, or a one-shot copy done.
+    Done,
+    /// The source connection (or the subscription) failed: reconnect and rescan.
+    Lost(ClientError),
+    Fatal(Error),
+    /// The apply thread stopped; its result says why.
+    ApplyStopped,
+}
+
+impl From<Error> for SessionEnd {
+    fn from(error: Error) -> Self {
+        SessionEnd::Fatal(error)
+    }
+}
+
+pub(super) struct Copier<'a> {
+    job: &'a ScanJob<'a>,
+    pipe: Pipe,
+    dirty: Arc<DirtyKeys>,
+    quiet: Arc<QuietKeys>,
+    counters: Arc<WriterCounters>,
+    /// DUMP payload bytes read.
+    bytes_read: AtomicU64,
+    /// Keys read from the source (present or gone).
+    keys_read: u64,
+    /// Bytes of values read and not yet written ([`ScanJob::queued_bytes`]).
+    queued: Arc<tokio::sync::Semaphore>,
+    /// FLUSHDB/FLUSHALL/SWAPDB calls last seen (`INFO commandstats`); `None` before the
+    /// first look or when refused.
+    unnotified: Option<u64>,
+    /// INFO commandstats was refused (said once).
+    commandstats_refused: bool,
+    expiry: ExpiryRead,
+    in_sync: bool,
+}
+
+impl<'a> Copier<'a> {
+    pub(super) fn new(job: &'a ScanJob<'a>, pipe: Pipe) -> Self {
+        Self {
+            job,
+            pipe,
+            dirty: Arc::new(DirtyKeys::new(job.dirty_budget_bytes)),
+            quiet: Arc::new(QuietKeys::new(
+                job.target.format.has_builtin_module("vectorset"),
+            )),
+            counters: Arc::new(WriterCounters::default()),
+            bytes_read: AtomicU64::new(0),
+            keys_read: 0,
+            queued: Arc::new(tokio::sync::Semaphore::new(job.queued_bytes)),
+            unnotified: None,
+            commandstats_refused: false,
+            expiry: ExpiryRead::for_source(&job.source.product, job.source.series()),
+            in_sync: false,
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        shutdown: &mut Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), Error> {
+        let job = self.job;
+        if job.flush_target {
+            let mut batch = Batch::default();
+            batch.push(&["FLUSHALL"]);
+            self.pipe
+                .send(batch)
+                .await
+                .map_err(|e| job.target_error(e))?;
+            self.pipe.barrier().await.map_err(|e| job.target_error(e))?;
+            job.events.line("emptied the target (FLUSHALL)");
+        }
+        let compat = CompatTransform::new(job.target.clone(), job.policies.clone(), false)?;
+        let sink = TargetSink::new(
+            self.pipe.clone(),
+            job.target.format,
+            job.write_mode,
+            job.restore_refusal.clone(),
+            job.writer_limits,
+            self.counters.clone(),
+        );
+        let (records, receiver) = mpsc::channel(APPLY_QUEUE);
+        let quiet = self.quiet.clone();
+        let applier =
+            tokio::task::spawn_blocking(move || apply::run(receiver, compat, sink, quiet));
+
+        let mut lost_since: Option<Instant> = None;
+        let mut rescan = false;
+        let end = loop {
+            let end = self
+                .session(&records, rescan, &mut lost_since, shutdown)
+                .await;
+            rescan = true;
+            match end {
+                SessionEnd::Lost(error) => {
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > RECONNECT_FOR {
+                        break SessionEnd::Fatal(job.source_error(error));
+                    }
+                    job.events.reconnecting();
+                    job.events.line(format!(
+                        "lost the source ({error}); reconnecting, then scanning everything again (notifications sent meanwhile are lost)"
+                    ));
+                    tokio::select! {
+                        _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                        _ = shutdown.as_mut() => break SessionEnd::Done,
+                    }
+                }
+                other => break other,
+            }
+        };
+
+        drop(records);
+        let applied = applier
+            .await
+            .map_err(|e| Error::Migration(format!("the scan writer stopped: {e}")))?;
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.pipe.barrier()).await;
+        let report = match (end, applied) {
+            (SessionEnd::Fatal(error), _) => return Err(error),
+            (_, Err(error)) => return Err(error),
+            (SessionEnd::ApplyStopped, Ok(_)) => {
+                return Err(Error::Migration("the scan writer stopped".into()))
+            }
+            (_, Ok(report)) => report,
+        };
+        for line in report {
+            job.events.policy_report(&line);
+        }
+        if let Some(failure) = self.pipe.failure() {
+            return Err(job.target_error(crate::sinks::writer::pipe::PipeError(failure)));
+        }
+        job.events.line(format!(
+            "stopped: {} keys written ({} by RESTORE, {} with plain commands); scan mode keeps no resume position, a new run copies everything again",
+            self.counters.keys.load(Ordering::Relaxed),
+            self.counters.restored.load(Ordering::Relaxed),
+            self.counters.plain.load(Ordering::Relaxed),
+        ));
+        Ok(())
+    }
+
+    /// One connection to the source: subscribe, scan everything, then follow changes.
+    async fn session(
+        &mut self,
+        records: &mpsc::Sender<Record>,
+        rescan: bool,
+        lost_since: &mut Option<Instant>,
+        shutdown: &mut Pin<&mut impl Future<Output = ()>>,
+    ) -> SessionEnd {
+        let job = self.job;
+        // The first connection's failures end the run; later ones are retried.
+        let setup_failed = |error: ClientError| {
+            if lost_since.is_some() {
+                SessionEnd::Lost(error)
+            } else {
+                SessionEnd::Fatal(job.source_error(error))
+            }
+        };
+        let mut follower = None;
+        if job.follow {
+            match subscriber::subscribe(job.source_url, job.connect_timeout).await {
+                Ok(subscription) => {
+                    follower = Some(tokio::spawn(subscription.follow(self.dirty.clone())))
+                }
+                Err(error) => return setup_failed(error),
+            }
+        }
+        let mut conn = match SourceConn::connect(job.source_url, job.connect_timeout).await {
+            Ok(conn) => conn,
+            Err(error) => return setup_failed(error),
+        };
+        *lost_since = None;
+        let abort = follower.as_ref().map(|task| task.abort_handle());
+        let subscription_lost = async {
+            match follower.as_mut() {
+                Some(task) => match task.await {
+                    Ok(error) => error,
+                    Err(join) => ClientError::Protocol(format!("the subscriber stopped: {join}")),
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let end = {
+            tokio::pin!(subscription_lost);
+            tokio::select! {
+                biased;
+                _ = shutdown.as_mut() => SessionEnd::Done,
+                error = &mut subscription_lost => SessionEnd::Lost(error),
+                end = self.copy_and_follow(&mut conn, records, rescan) => end,
+            }
+        };
+        if let Some(task) = abort {
+            task.abort();
+        }
+        if matches!(end, SessionEnd::Done) {
+            // Whatever was read goes out before the pipe is drained.
+            let (done, wait) = oneshot::channel();
+            if records.send(Record::Flush(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        }
+        end
+    }
+
+    /// Scans everything, then (following) copies changed keys as they are notified.
+    async fn copy_and_follow(
+        &mut self,
+        conn: &mut SourceConn,
+        records: &mpsc::Sender<Record>,
+        mut rescan: bool,
+    ) -> SessionEnd {
+        if let Err(end) = self.unseen_changes(conn).await {
+            return end;
+        }
+        loop {
+            if let Err(end) = self.scan_all(conn, records, rescan).await {
+                return end;
+            }
+            match self.unseen_changes(conn).await {
+                Ok(true) if self.job.follow => {
+                    rescan = true;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(end) => return end,
+            }
+            if !self.job.follow {
+                return match self.settle(records).await {
+                    Ok(()) => {
+                        self.job
+                            .events
+                            .line("copy done (--no-follow); later changes are not copied");
+                        SessionEnd::Done
+                    }
+                    Err(end) => end,
+                };
+            }
+            if let Err(end) = self.follow(conn, records).await {
+                return end;
+            }
+            // Changes no notification named: found by scanning again.
+            rescan = true;
+        }
+    }
+
+    /// Whether the source ran FLUSHDB, FLUSHALL or SWAPDB since the last look: they
+    /// notify no keys, so only a rescan (of the target too) finds what they changed.
+    async fn unseen_changes(&mut self, conn: &mut SourceConn) -> Result<bool, SessionEnd> {
+        let calls = scanner::unnotified_calls(conn)
+            .await
+            .map_err(SessionEnd::Lost)?;
+        let Some(calls) = calls else {
+            if !self.commandstats_refused {
+                self.commandstats_refused = true;
+                self.job.events.line(
+                    "INFO commandstats is refused: FLUSHDB, FLUSHALL and SWAPDB on the source will go unnoticed",
+                );
+            }
+            return Ok(false);
+        };
+        let changed = self.unnotified.is_some_and(|before| before != calls);
+        self.unnotified = Some(calls);
+        if changed {
+            self.job.events.line(
+                "the source ran FLUSHDB, FLUSHALL or SWAPDB, which notify no keys; scanning everything again",
+            );
+        }
+        Ok(changed)
+    }
+
+    /// Reads one batch of changed keys, if any.
+    async fn copy_dirty(
+        &mut self,
+        conn: &mut SourceConn,
+        records: &mpsc::Sender<Record>,
+    ) -> Result<(), SessionEnd> {
+        let keys = self.dirty.take(DIRTY_BATCH);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.copy(conn, records, keys).await
+    }
+
+    /// Reads `keys` from the source and hands them to the apply thread.
+    async fn copy(
+        &mut self,
+        conn: &mut SourceConn,
+        records: &mpsc::Sender<Record>,
+        keys: Vec<DbKey>,
+    ) -> Result<(), SessionEnd> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let lost = |error: ClientError| match error {
+            // A refused command is not cured by reconnecting.
+            ClientError::Command { .. } => SessionEnd::Fatal(self.job.source_error(error)),
+            other => SessionEnd::Lost(other),
+        };
+        let mut request = fetch::Request::send(conn, keys, self.expiry)
+            .await
+            .map_err(lost)?;
+        while let Some(record) = request.next(conn).await.map_err(lost)? {
+            self.keys_read += 1;
+            let budget = match &record {
+                Fetched::Value { payload, .. } => {
+                    self.bytes_read
+                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    // Wait while the values on their way to the target use the budget up.
+                    let cost = payload.len().min(self.job.queued_bytes).max(1);
+                    let permit = self
+                        .queued
+                        .clone()
+                        .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+                        .await
+                        .map_err(|_| SessionEnd::ApplyStopped)?;
+                    Some(permit)
+                }
+                Fetched::Gone { .. } => None,
+            };
+            records
+                .send(Record::Key(record, budget))
+                .await
+                .map_err(|_| SessionEnd::ApplyStopped)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until everything read so far is acknowledged by the target.
+    async fn settle(&self, records: &mpsc::Sender<Record>) -> Result<(), SessionEnd> {
+        let (done, wait) = oneshot::channel();
+        records
+            .send(Record::Flush(done))
+            .await
+            .map_err(|_| SessionEnd::ApplyStopped)?;
+        wait.await.map_err(|_| SessionEnd::ApplyStopped)?;
+        self.pipe
+            .barrier()
+            .await
+            .map_err(|e| SessionEnd::Fatal(self.job.target_error(e)))
+    }
+}
+
+fn with_db(db: u64, keys: Vec<bytes::Bytes>) -> Vec<DbKey> {
+    keys.into_iter().map(|key| (db, key)).collect()
+}

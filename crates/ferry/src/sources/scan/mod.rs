@@ -1,0 +1,286 @@
+//! `ferry migrate --mode scan`: for sources that refuse replication (managed services deny
+//! SYNC/PSYNC), the keyspace is read with commands and changes are followed through
+//! keyspace notifications.
+//!
+//! ```text
+//! CONFIG notify-keyspace-events ─▶ PSUBSCRIBE __keyevent@*__:* (confirmed) ─▶ dirty keys
+//!                                                                               │
+//! SCAN (paced) ─▶ keys ─┬──────────────────────────────────────────────────────┘
+//!                       ▼
+//!        DUMP + PEXPIRETIME (pipelined) ─▶ apply thread: DUMP decode ─▶ compat ─▶ writer
+//!                                          (gone: DEL)
+//! ```
+//!
+//! Subscribing before the scan means every change made while or after a key is read is
+//! notified, and the key is read again after it; reads and writes keep one order (one
+//! source connection, one apply thread, one target pipe), so the last read wins. What
+//! notifications cannot tell is handled by rescanning both sides: FLUSHDB, FLUSHALL and
+//! SWAPDB (seen in `INFO commandstats`), a lost subscription, an overflowing changed-key
+//! set. Keys that change silently (streams' consumer groups, vector sets) are re-read.
+//! The limits are in docs/migrate.md.
+//!
+//! Files: `notify` (the setting), `subscriber`, `dirty` (changed keys), `scanner` (SCAN,
+//! pacing, commandstats), `conn` + `fetch` (pipelined DUMP and expiry), `apply` (decode,
+//! compat, writer), `copier/` (sessions, scans, following, progress).
+
+mod apply;
+mod conn;
+mod copier;
+mod dirty;
+mod fetch;
+mod notify;
+mod scanner;
+mod subscriber;
+
+use crate::error::Error;
+use crate::observe::Observer;
+use crate::policy::{Policies, VectorSetPolicy};
+use crate::sinks::writer::client::{Client, ClientError};
+use crate::sinks::writer::pipe::Pipe;
+use crate::sinks::writer::probe::ServerInfo;
+use crate::sinks::writer::{WriteMode, WriterLimits};
+use crate::target::Target;
+use crate::url::ServerUrl;
+use copier::Copier;
+use dirty::DirtyKeys;
+use ferry_repl::ReplError;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Changed keys read per round trip.
+const DIRTY_BATCH: usize = 256;
+/// Records between the fetcher and the apply thread (their bytes are bounded by
+/// [`ScanJob::queued_bytes`]).
+const APPLY_QUEUE: usize = 1024;
+/// How often progress, `/status` and the periodic checks are looked at.
+const TICK: Duration = Duration::from_millis(250);
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Keys that change without notifications (streams with consumer groups, vector sets)
+/// are read again this often.
+const QUIET_EVERY: Duration = Duration::from_secs(2);
+/// Keys examined per step (each tick) of the vector-set walk, at least.
+const SWEEP_MIN: usize = 200;
+/// How often INFO commandstats is read for FLUSHDB/FLUSHALL/SWAPDB.
+const FLUSHES_EVERY: Duration = Duration::from_secs(1);
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// How long a probe key's notification may take.
+const PROBE_WAIT: Duration = Duration::from_secs(3);
+/// How long a lost source is retried.
+const RECONNECT_FOR: Duration = Duration::from_secs(300);
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+/// Longest wait for the target to acknowledge what is in flight when stopping.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything scan mode needs from `migrate`'s setup.
+pub struct ScanJob<'a> {
+    pub source_url: &'a ServerUrl,
+    pub source: &'a ServerInfo,
+    pub target_url: &'a ServerUrl,
+    pub target: Target,
+    pub write_mode: WriteMode,
+    pub restore_refusal: String,
+    pub writer_limits: WriterLimits,
+    /// Key names held as changed-and-not-copied before giving up and rescanning.
+    pub dirty_budget_bytes: usize,
+    /// Bytes of DUMP payloads read and not yet written (one bigger value goes alone).
+    pub queued_bytes: usize,
+    pub policies: Policies,
+    pub connect_timeout: Duration,
+    pub keys_per_sec: u32,
+    /// Follow changes (keyspace notifications); `false` copies once and exits.
+    pub follow: bool,
+    pub flush_target: bool,
+    /// ferry may delete target keys the source lacks (the target was empty or flushed).
+    pub owns_target: bool,
+    /// `--state` was passed (scan mode does not use it).
+    pub state_given: bool,
+    pub events: &'a Observer,
+}
+
+/// The server's words when a replication error means the source refuses to be replicated
+/// (PSYNC or SYNC denied by an ACL or renamed away), so that `migrate` can point at
+/// `--mode scan`.
+pub fn replication_refused(error: &ReplError) -> Option<&str> {
+    let text = match error {
+        ReplError::Auth(text) | ReplError::ServerError(text) => text,
+        _ => return None,
+    };
+    let lower = text.to_ascii_lowercase();
+    let names_command = ["psync", "sync", "replconf"]
+        .iter()
+        .any(|name| lower.contains(name));
+    let refusal = lower.contains("noperm")
+        || lower.contains("no permissions")
+        || lower.contains("unknown command");
+    (names_command && refusal).then_some(text.as_str())
+}
+
+/// Runs scan mode until `shutdown` resolves (or once through with `follow` off).
+pub async fn run(
+    job: ScanJob<'_>,
+    pipe: Pipe,
+    shutdown: &mut Pin<&mut impl Future<Output = ()>>,
+) -> Result<(), Error> {
+    if let VectorSetPolicy::Export(_) = job.policies.vector_set {
+        return Err(Error::Usage(
+            "--vector-set export is not available with --mode scan: a vector set read again \
+             (rescans, renames) would be exported again; use --vector-set skip here and export \
+             from an RDB file with ferry convert"
+                .into(),
+        ));
+    }
+    let restore_to = if job.follow {
+        job.enable_notifications().await?
+    } else {
+        job.events.line(
+            "--no-follow: copying once without following changes; writes made during the copy may be missed",
+        );
+        None
+    };
+    if job.state_given {
+        job.events.line(
+            "scan mode keeps no resume position: --state is not written, and a restart scans everything again",
+        );
+    }
+    let result = Copier::new(&job, pipe).run(shutdown).await;
+    if let Some(original) = restore_to {
+        job.restore_notifications(&original).await;
+    }
+    result
+}
+
+impl ScanJob<'_> {
+    fn source_error(&self, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::Source {
+            url: self.source_url.to_string(),
+            source: Box::new(error),
+        }
+    }
+
+    fn target_error(&self, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::Target {
+            url: self.target_url.to_string(),
+            source: Box::new(error),
+        }
+    }
+
+    /// Turns on the key events ferry follows; the original value, if changed.
+    async fn enable_notifications(&self) -> Result<Option<String>, Error> {
+        let mut client = Client::connect(self.source_url, self.connect_timeout)
+            .await
+            .map_err(|e| self.source_error(e))?;
+        let setting = notify::enable(&mut client)
+            .await
+            .map_err(|e| self.source_error(e))?;
+        match setting {
+            notify::Setting::Changed(was) => {
+                self.events.line(format!(
+                    "set notify-keyspace-events on the source to \"{}\" (was \"{was}\"); it is put back when ferry stops",
+                    notify::with_needed(&was)
+                ));
+                Ok(Some(was))
+            }
+            notify::Setting::AlreadyOn => {
+                self.events.line(
+                    "the source already sends the key events ferry follows (notify-keyspace-events)",
+                );
+                Ok(None)
+            }
+            notify::Setting::Unknown { reason } => {
+                match self.probe_notifications(&mut client).await? {
+                    Ok(()) => {
+                        self.events.line(format!(
+                            "CONFIG is refused ({reason}), but a probe key's changes were notified: notify-keyspace-events is on (ferry cannot check that it has every class it needs: E and A)"
+                        ));
+                        Ok(None)
+                    }
+                    Err(probe) => {
+                        Err(self.source_error(notify::NotifyError::NotObserved { reason, probe }))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes and deletes a probe key (`ferry:notify-probe:…`) and checks that its key
+    /// events arrive: the only check left when CONFIG is refused. `Ok(Err(why))` when
+    /// they did not (or the key could not be written).
+    async fn probe_notifications(&self, client: &mut Client) -> Result<Result<(), String>, Error> {
+        let subscription = subscriber::subscribe(self.source_url, self.connect_timeout)
+            .await
+            .map_err(|e| self.source_error(e))?;
+        let seen = Arc::new(DirtyKeys::new(1 << 20));
+        let follower = tokio::spawn(subscription.follow(seen.clone()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let key = format!("ferry:notify-probe:{}:{nanos}", std::process::id());
+        let written = async {
+            client
+                .call_ok(&["SET", key.as_str(), "1", "PX", "10000"])
+                .await?;
+            client.call_ok(&["DEL", key.as_str()]).await
+        }
+        .await;
+        let arrived = match written {
+            Ok(_) => {
+                let wait = async {
+                    while !seen
+                        .take(usize::MAX)
+                        .iter()
+                        .any(|(_, k)| k.as_ref() == key.as_bytes())
+                    {
+                        seen.changed().await;
+                    }
+                };
+                match tokio::time::timeout(PROBE_WAIT, wait).await {
+                    Ok(()) => Ok(()),
+                    Err(_) => Err("a probe key's changes were not notified".to_owned()),
+                }
+            }
+            Err(error) => Err(format!("the probe key could not be written ({error})")),
+        };
+        follower.abort();
+        Ok(arrived)
+    }
+
+    async fn restore_notifications(&self, original: &str) {
+        let restored = async {
+            let mut client = Client::connect(self.source_url, self.connect_timeout).await?;
+            notify::restore(&mut client, original).await
+        }
+        .await;
+        match restored {
+            Ok(()) => self.events.line(format!(
+                "put notify-keyspace-events back to \"{original}\" on the source"
+            )),
+            Err(error) => self.events.line(format!(
+                "could not put notify-keyspace-events back to \"{original}\" on the source ({error}); set it by hand"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_or_renamed_psync_is_a_refusal_other_errors_are_not() {
+        let denied = ReplError::Auth(
+            "NOPERM User migrator has no permissions to run the 'psync' command".into(),
+        );
+        assert!(replication_refused(&denied).is_some());
+        let renamed = ReplError::ServerError(
+            "ERR unknown command 'PSYNC', with args beginning with: '?' '-1'".into(),
+        );
+        assert!(replication_refused(&renamed).is_some());
+        let password = ReplError::Auth("WRONGPASS invalid username-password pair".into());
+        assert!(replication_refused(&password).is_none());
+        let loading = ReplError::ServerError("LOADING Redis is loading the dataset".into());
+        assert!(replication_refused(&loading).is_none());
+    }
+}

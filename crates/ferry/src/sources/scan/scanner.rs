@@ -1,0 +1,221 @@
+//! Walks a server's keyspace with `SCAN`, a database at a time, paced to a rate.
+//!
+//! SCAN guarantees every key present for the whole walk is returned (some maybe twice);
+//! keys created or changed during it are covered by their notifications instead.
+
+use super::conn::{refused, SourceConn};
+use crate::sinks::writer::client::{parse_info, ClientError};
+use bytes::Bytes;
+use ferry_repl::resp::Frame;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// Keys asked of each SCAN call.
+pub const SCAN_COUNT: usize = 200;
+
+/// Where a walk over every database is.
+#[derive(Debug, Clone)]
+pub struct Walk {
+    dbs: Vec<u64>,
+    /// Index into `dbs` and SCAN cursor there.
+    at: usize,
+    cursor: Bytes,
+    count: usize,
+    /// Only keys of this type (`SCAN … TYPE`).
+    only: Option<&'static str>,
+}
+
+impl Walk {
+    pub fn new(dbs: BTreeSet<u64>) -> Self {
+        Self {
+            dbs: dbs.into_iter().collect(),
+            at: 0,
+            cursor: Bytes::from_static(b"0"),
+            count: SCAN_COUNT,
+            only: None,
+        }
+    }
+
+    /// A walk returning only keys of type `name`, `count` keys examined per step.
+    pub fn of_type(dbs: BTreeSet<u64>, name: &'static str, count: usize) -> Self {
+        Self {
+            count: count.max(1),
+            only: Some(name),
+            ..Self::new(dbs)
+        }
+    }
+
+    pub fn done(&self) -> bool {
+        self.at >= self.dbs.len()
+    }
+
+    /// The next keys of the walk (possibly none while a database has more), with their
+    /// database.
+    pub async fn step(&mut self, conn: &mut SourceConn) -> Result<(u64, Vec<Bytes>), ClientError> {
+        let Some(&db) = self.dbs.get(self.at) else {
+            return Ok((0, Vec::new()));
+        };
+        let selected = conn.select(db);
+        let count = self.count.to_string();
+        let mut args: Vec<&[u8]> = vec![b"SCAN", &self.cursor, b"COUNT", count.as_bytes()];
+        if let Some(name) = self.only {
+            args.extend([b"TYPE".as_slice(), name.as_bytes()]);
+        }
+        conn.push(&args);
+        let mut replies = conn.replies(1 + usize::from(selected)).await?.into_iter();
+        if selected {
+            let reply = replies.next().unwrap_or(Frame::Null);
+            if let Some(error) = refused("SELECT", &reply) {
+                return Err(error);
+            }
+        }
+        let reply = replies.next().unwrap_or(Frame::Null);
+        if let Some(error) = refused("SCAN", &reply) {
+            return Err(error);
+        }
+        let (cursor, keys) = parse_scan(reply)?;
+        if cursor.as_ref() == b"0" {
+            self.at += 1;
+            self.cursor = Bytes::from_static(b"0");
+        } else {
+            self.cursor = cursor;
+        }
+        Ok((db, keys))
+    }
+}
+
+fn parse_scan(reply: Frame) -> Result<(Bytes, Vec<Bytes>), ClientError> {
+    let bad = |what: &str| ClientError::Protocol(format!("SCAN answered {what}"));
+    let Frame::Array(mut parts) = reply else {
+        return Err(bad(&reply.describe()));
+    };
+    if parts.len() != 2 {
+        return Err(bad("an array that is not [cursor, keys]"));
+    }
+    let keys = parts.pop();
+    let cursor = parts.pop();
+    let (Some(Frame::Bulk(cursor)), Some(Frame::Array(keys))) = (cursor, keys) else {
+        return Err(bad("an array that is not [cursor, keys]"));
+    };
+    let keys = keys
+        .into_iter()
+        .map(|k| match k {
+            Frame::Bulk(key) => Ok(key),
+            other => Err(bad(&format!("a key that is {}", other.describe()))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((cursor, keys))
+}
+
+/// The databases `INFO keyspace` lists (those holding keys).
+pub async fn databases(conn: &mut SourceConn) -> Result<BTreeSet<u64>, ClientError> {
+    conn.push(&["INFO", "keyspace"]);
+    let reply = conn.replies(1).await?.pop().unwrap_or(Frame::Null);
+    if let Some(error) = refused("INFO", &reply) {
+        return Err(error);
+    }
+    let text = match reply {
+        Frame::Bulk(text) | Frame::Verbatim { text, .. } => text,
+        other => {
+            return Err(ClientError::Protocol(format!(
+                "INFO answered {}",
+                other.describe()
+            )))
+        }
+    };
+    Ok(parse_info(&text)
+        .into_iter()
+        .filter_map(|(name, _)| name.strip_prefix("db")?.parse().ok())
+        .collect())
+}
+
+/// Paces work to `per_sec` units a second, measured from its start.
+#[derive(Debug)]
+pub struct Pace {
+    per_sec: f64,
+    started: Instant,
+    done: u64,
+}
+
+impl Pace {
+    pub fn new(per_sec: u32) -> Self {
+        Self {
+            per_sec: f64::from(per_sec.max(1)),
+            started: Instant::now(),
+            done: 0,
+        }
+    }
+
+    /// Counts `units` done and waits until the rate allows more.
+    pub async fn take(&mut self, units: u64) {
+        self.done += units;
+        let due = Duration::from_secs_f64(self.done as f64 / self.per_sec);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_reply_is_a_cursor_and_keys() {
+        let reply = Frame::Array(vec![
+            Frame::Bulk(Bytes::from_static(b"17")),
+            Frame::Array(vec![Frame::Bulk(Bytes::from_static(b"a\r\nb"))]),
+        ]);
+        let (cursor, keys) = parse_scan(reply).unwrap();
+        assert_eq!(cursor, "17");
+        assert_eq!(keys, vec![Bytes::from_static(b"a\r\nb")]);
+        assert!(parse_scan(Frame::Array(vec![])).is_err());
+        assert!(parse_scan(Frame::Integer(3)).is_err());
+    }
+}
+
+/// Commands that change keys without naming any in a notification.
+const UNNOTIFIED: [&str; 3] = ["flushdb", "flushall", "swapdb"];
+
+/// How many times the source has run FLUSHDB, FLUSHALL and SWAPDB (`INFO commandstats`,
+/// scripts and transactions included); `None` when INFO commandstats is refused. Any
+/// change since the last look means keys changed unseen.
+pub async fn unnotified_calls(conn: &mut SourceConn) -> Result<Option<u64>, ClientError> {
+    conn.push(&["INFO", "commandstats"]);
+    let reply = conn.replies(1).await?.pop().unwrap_or(Frame::Null);
+    let text = match reply {
+        Frame::Bulk(text) | Frame::Verbatim { text, .. } => text,
+        _ => return Ok(None),
+    };
+    Ok(Some(count_unnotified(&text)))
+}
+
+fn count_unnotified(info: &[u8]) -> u64 {
+    parse_info(info)
+        .into_iter()
+        .filter(|(name, _)| {
+            name.strip_prefix("cmdstat_")
+                .is_some_and(|command| UNNOTIFIED.contains(&command))
+        })
+        .filter_map(|(_, fields)| {
+            fields
+                .split(',')
+                .find_map(|field| field.strip_prefix("calls="))
+                .and_then(|calls| calls.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod commandstats_tests {
+    use super::*;
+
+    #[test]
+    fn flushes_and_swaps_are_counted() {
+        let info = b"# Commandstats\r\ncmdstat_set:calls=90,usec=5\r\n\
+            cmdstat_flushdb:calls=2,usec=10,usec_per_call=5.00,rejected_calls=0,failed_calls=0\r\n\
+            cmdstat_swapdb:calls=3,usec=1\r\ncmdstat_flushall:calls=1,usec=1\r\n";
+        assert_eq!(count_unnotified(info), 6);
+        assert_eq!(count_unnotified(b"cmdstat_get:calls=4,usec=1\r\n"), 0);
+    }
+}
