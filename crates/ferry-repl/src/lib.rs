@@ -20,6 +20,7 @@ pub mod error;
 mod handshake;
 mod link;
 pub mod options;
+pub mod primary;
 mod replica;
 pub mod resp;
 pub mod secret;

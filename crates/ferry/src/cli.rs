@@ -30,6 +30,9 @@ pub enum Command {
     /// copy, then every change, until stopped (Ctrl-C). Resumable with --state. For
     /// sources that refuse replication: --mode scan (SCAN/DUMP, keyspace notifications).
     Migrate(MigrateArgs),
+    /// Stand between a source and Valkey replicas: replicas attach with REPLICAOF to the
+    /// listen address and get a full sync in their own RDB format, then every change.
+    Relay(RelayArgs),
     /// Switch clients from the source to the target while `migrate` runs: pause writes on
     /// the source, wait until the target has every one, check a sample, run the --exec
     /// hook, stop the migration, unpause. Any failure unpauses and changes nothing.
@@ -279,6 +282,46 @@ pub struct RollbackArgs {
     pub source_connection: SourceConnectionArgs,
     #[command(flatten)]
     pub target_connection: TargetConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// The server to follow: redis://[user[:password]@]host:port (or valkey://).
+    #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
+    pub source: String,
+    /// Where replicas connect (REPLICAOF host port), e.g. 0.0.0.0:6390.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: String,
+    /// Keep each history's position here, so that a restarted ferry lets its replicas
+    /// continue (partial resync) where the source allows.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+    /// Replicas must AUTH with the password in this file (their masterauth).
+    #[arg(long, value_name = "FILE")]
+    pub requirepass_file: Option<PathBuf>,
+    /// Serve this format to every replica instead of the one its REPLCONF version
+    /// implies (valkey-8.1, valkey-9.1, ...).
+    #[arg(long, value_name = "PROFILE")]
+    pub replica_format: Option<String>,
+    /// Size of each history's backlog, the stream kept for replicas that reconnect.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub backlog_mb: u64,
+    /// How long a history with no replica attached is kept (and its source followed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub backlog_ttl: u64,
+    /// Seconds to wait for a TCP connection to the source.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: u64,
+    /// Serve GET /metrics (Prometheus) and GET /status (JSON) on this address: the source
+    /// offset the replicas' ACKs cover is `ferry_applied_offset`. `ferry cutover --status`
+    /// reads it (and POST /stop ends the relay). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    // Last: its help heading would otherwise take in the options after it.
+    #[command(flatten)]
+    pub source_connection: SourceConnectionArgs,
 }
 
 /// The clap command with the help texts that depend on the codec's tables.

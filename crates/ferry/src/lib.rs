@@ -39,6 +39,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
         Command::Assess(args) => commands::assess::run(args, out),
         Command::Verify(args) => commands::verify::run(args, out),
         Command::Migrate(args) => commands::migrate::run(args, out),
+        Command::Relay(args) => commands::relay::run(args, out),
         Command::Cutover(args) => commands::cutover::run(args, out),
         Command::Rollback(args) => commands::rollback::run(args, out),
     }?;

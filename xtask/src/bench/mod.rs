@@ -8,6 +8,7 @@ mod cutover;
 pub mod datasets;
 pub mod measure;
 pub mod migrate;
+pub mod relay;
 pub mod table;
 pub mod tools;
 
@@ -21,7 +22,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
-  --only PART  run one part: codec, migrate, cutover
+  --only PART  run one part: codec, migrate, relay, cutover
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -49,7 +50,7 @@ struct Part {
     run: fn(&Context) -> Result<Section>,
 }
 
-/// In the order they run. A later issue adds "relay".
+/// In the order they run.
 const PARTS: &[Part] = &[
     Part {
         name: "codec",
@@ -58,6 +59,10 @@ const PARTS: &[Part] = &[
     Part {
         name: "migrate",
         run: migrate::run,
+    },
+    Part {
+        name: "relay",
+        run: relay::run,
     },
     Part {
         name: "cutover",

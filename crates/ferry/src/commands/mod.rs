@@ -5,5 +5,6 @@ pub mod convert;
 pub mod cutover;
 pub mod inspect;
 pub mod migrate;
+pub mod relay;
 pub mod rollback;
 pub mod verify;

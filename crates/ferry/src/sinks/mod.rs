@@ -2,6 +2,7 @@
 //! take the same [`Item`]s.
 
 pub mod rdb_file;
+pub mod relay;
 pub mod writer;
 
 use crate::error::Error;

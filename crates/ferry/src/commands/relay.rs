@@ -1,0 +1,255 @@
+//! `ferry relay --source URL --listen HOST:PORT`: ferry stands in for the source as a
+//! primary that Valkey replicas attach to with `REPLICAOF`; see `sinks/relay` and
+//! docs/relay.md.
+
+use crate::cli::RelayArgs;
+use crate::error::Error;
+use crate::policy::Policies;
+use crate::sinks::relay::saved::{self, RelayState};
+use crate::sinks::relay::{listener, Relay, RelayConfig};
+use crate::sinks::writer::client::Client;
+use crate::sinks::writer::probe;
+use crate::target::Target;
+use crate::url::ServerUrl;
+use std::io::Write;
+use std::time::Duration;
+
+pub fn run(args: RelayArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let _ = out;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Migration(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(relay(args));
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+async fn relay(args: RelayArgs) -> Result<(), Error> {
+    let source_url = args.source_connection.settings().apply(
+        ServerUrl::parse(&args.source).map_err(|e| Error::Usage(format!("--source: {e}")))?,
+    )?;
+    if source_url.db.is_some_and(|db| db != 0) {
+        return Err(Error::Usage(
+            "--source: a relay carries every database; leave the /db part out of the URL".into(),
+        ));
+    }
+    let password = match &args.requirepass_file {
+        Some(path) => Some(read_password(path)?),
+        None => None,
+    };
+    let replica_format = args
+        .replica_format
+        .as_deref()
+        .map(Target::from_profile)
+        .transpose()?;
+    let connect_timeout = Duration::from_secs(args.connect_timeout);
+    let source_upgrade = crate::tls::TlsConnector::for_url(&source_url, connect_timeout)
+        .map_err(|e| Error::Source {
+            url: source_url.to_string(),
+            source: Box::new(e),
+        })?
+        .map(|tls| std::sync::Arc::new(tls) as std::sync::Arc<dyn ferry_repl::StreamUpgrade>);
+    let source_error = |e: Box<dyn std::error::Error + Send + Sync>| Error::Source {
+        url: source_url.to_string(),
+        source: e,
+    };
+    let mut client = Client::connect(&source_url, connect_timeout)
+        .await
+        .map_err(|e| source_error(Box::new(e)))?;
+    let source_info = probe::server_info(&mut client)
+        .await
+        .map_err(|e| source_error(Box::new(e)))?;
+    drop(client);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| Error::Usage(format!("--listen {}: cannot listen: {e}", args.listen)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Usage(format!("--listen {}: {e}", args.listen)))?;
+    let config = RelayConfig {
+        source_url: source_url.clone(),
+        source_info: source_info.clone(),
+        policies: Policies::from(args.policies.clone()),
+        backlog_bytes: (args.backlog_mb as usize).saturating_mul(1 << 20),
+        backlog_ttl: Duration::from_secs(args.backlog_ttl),
+        password,
+        replica_format,
+        connect_timeout,
+        source_upgrade,
+        chunks: 16,
+    };
+    let relay = Relay::new(config);
+    if let Some(path) = &args.state {
+        if let Some(state) = saved::load(path).map_err(state_error)? {
+            if state.source != source_url.to_string() {
+                return Err(Error::Migration(format!(
+                    "the state file {} belongs to source {}, not {}; use another --state file",
+                    path.display(),
+                    state.source,
+                    source_url
+                )));
+            }
+            relay.log(format!(
+                "{} saved histories in {}: replicas of them can continue",
+                state.histories.len(),
+                path.display()
+            ));
+            relay.set_dormant(state.histories);
+        }
+    }
+    relay.log(format!(
+        "relaying {} ({}); listening on {bound}: point replicas at it with REPLICAOF {} {}",
+        source_url,
+        source_info.name(),
+        bound.ip(),
+        bound.port()
+    ));
+    let mut stats_for_stop = None;
+    if let Some(addr) = args.metrics_addr {
+        let stats = std::sync::Arc::new(crate::observe::Stats::default());
+        stats.set_mode("relay");
+        stats.set_servers(&source_url.address(), &source_info.name(), "", "");
+        let live = relay.clone();
+        stats.set_live_applied(move || live.offsets().0);
+        let served = crate::observe::http::serve(addr, stats.clone())
+            .await
+            .map_err(|e| Error::Usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
+        relay.log(format!("serving /metrics and /status on http://{served}"));
+        tokio::spawn(publish_stats(relay.clone(), stats.clone()));
+        stats_for_stop = Some(stats);
+    }
+    let accept = tokio::spawn(listener::accept(relay.clone(), listener));
+    let saver = args
+        .state
+        .clone()
+        .map(|path| tokio::spawn(save_every_second(relay.clone(), path)));
+    match &stats_for_stop {
+        Some(stats) => {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = stats.stop_requested() => relay.log("stopping: asked to by POST /stop (cutover)"),
+            }
+        }
+        None => shutdown_signal().await,
+    }
+    accept.abort();
+    if let Some(stats) = &stats_for_stop {
+        stats.set_phase(crate::observe::Phase::Stopped);
+    }
+    if let Some(saver) = saver {
+        saver.abort();
+    }
+    if let Some(path) = &args.state {
+        save_state(&relay, path)?;
+    }
+    relay.log("stopped; replicas keep their data and reconnect when ferry is back");
+    Ok(())
+}
+
+fn state_error(error: saved::SavedError) -> Error {
+    Error::Migration(crate::error::one_line(crate::error::chain(&error)))
+}
+
+fn save_state(relay: &Relay, path: &std::path::Path) -> Result<(), Error> {
+    let state = RelayState::new(relay.config.source_url.to_string(), relay.saved_histories());
+    saved::save(path, &state).map_err(state_error)
+}
+
+/// Keeps the state file current; a failed write is logged once per change of message.
+async fn save_every_second(relay: std::sync::Arc<Relay>, path: std::path::PathBuf) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut last_error = String::new();
+    loop {
+        ticker.tick().await;
+        match save_state(&relay, &path) {
+            Ok(()) => last_error.clear(),
+            Err(error) => {
+                let line = crate::error::one_line(crate::error::chain(&error));
+                if line != last_error {
+                    relay.log(&line);
+                    last_error = line;
+                }
+            }
+        }
+    }
+}
+
+/// Keeps `/metrics` and `/status` current: `applied` is the source offset the replicas
+/// ACKed, `source` the newest source offset ferry took in.
+async fn publish_stats(relay: std::sync::Arc<Relay>, stats: std::sync::Arc<crate::observe::Stats>) {
+    use crate::observe::Phase;
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        ticker.tick().await;
+        let (acked, source) = relay.offsets();
+        let phase = match (acked, source) {
+            (Some(acked), Some(source)) if acked >= source => Phase::InSync,
+            (_, Some(_)) => Phase::Streaming,
+            _ => Phase::Starting,
+        };
+        if stats.phase() == Phase::Stopped {
+            return;
+        }
+        stats.set_phase(phase);
+        stats.set_offsets(acked.unwrap_or(0), source.unwrap_or(0));
+        if let Some(history) = relay.histories().last() {
+            stats.set_replid(&history.view().source_replid);
+        }
+        // The target a cutover promotes: the first attached replica (host:port it
+        // listens on).
+        if let Some(replica) = relay.replicas().first() {
+            let target = format!(
+                "{}:{}",
+                replica.address,
+                replica.listening_port.unwrap_or(0)
+            );
+            stats.set_servers(
+                &relay.config.source_url.address(),
+                &relay.config.source_info.name(),
+                &target,
+                "replica",
+            );
+        }
+    }
+}
+
+/// The password, without a trailing newline (as `echo secret > file` writes it).
+fn read_password(path: &std::path::Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let password = text.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        return Err(Error::Usage(format!(
+            "--requirepass-file {}: the file is empty",
+            path.display()
+        )));
+    }
+    Ok(password)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

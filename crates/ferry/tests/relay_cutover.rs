@@ -1,0 +1,74 @@
+//! The whole runbook through `ferry relay`: a Valkey replica of ferry, then `ferry
+//! cutover` against the relay's `/status` (mode `relay`): it waits until the replica
+//! ACKed everything the paused source wrote (ferry's offset map), promotes the replica
+//! (REPLICAOF NO ONE), stops the relay with POST /stop, and the promoted Valkey holds the
+//! source's data.
+
+mod cutover_support;
+mod migrate_support;
+mod relay_support;
+
+use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
+use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::{dataset, Server, ServerKind};
+use relay_support::{info_field, server_info, start_replica, wait_link_up, Relay};
+use std::time::Duration;
+
+#[test]
+fn cutover_promotes_the_relayed_replica_once_it_acked_everything() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    dataset::populate(&source).unwrap();
+    let policy = ["--hash-field-ttl", "persist", "--vector-set", "skip"];
+    let mut args = vec!["--metrics-addr", "127.0.0.1:0"];
+    args.extend_from_slice(&policy);
+    let mut relay = Relay::start(&source, 0, &args);
+    let line = relay.wait_for(
+        "serving /metrics and /status on http://",
+        Duration::from_secs(5),
+    );
+    let status = line.rsplit("http://").next().unwrap().trim().to_string();
+    let replica = start_replica(ServerKind::Valkey81, &relay, &[]);
+    wait_link_up(&replica, &relay);
+    relay_support::simple_writes(&source);
+    // As a person would: the relay says in-sync (the replica ACKed what ferry took in).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = relay_support::http_get(&status, "/status");
+        let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if document["phase"] == "in-sync" && document["target"] != "" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never in sync: {text}\n{}",
+            relay.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let output = cutover_support::ferry(&cutover_support::switch_args(
+        "cutover", &source, &replica, &status, &policy,
+    ));
+    let result = cutover_support::report(&output);
+    assert_eq!(
+        result["ok"],
+        true,
+        "{result}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        relay.output()
+    );
+    assert_eq!(
+        info_field(&server_info(&replica, "replication"), "role").as_deref(),
+        Some("master")
+    );
+    let exit = relay.wait_exit(Duration::from_secs(20));
+    assert!(exit.success(), "{exit}\n{}", relay.output());
+    assert!(relay.output().contains("asked to by POST /stop"));
+
+    let before = Snapshot::capture(&source).expect("capture source");
+    let expected = after_policies(&before, FieldTtl::Persist, VectorSets::Remove).snapshot;
+    let actual = Snapshot::capture(&replica).expect("capture the promoted replica");
+    let differences = expected.diff(&actual, &DiffOptions::new());
+    let shown: Vec<String> = differences.iter().take(20).map(|d| d.to_string()).collect();
+    assert!(differences.is_empty(), "{}", shown.join("\n"));
+}

@@ -1,0 +1,304 @@
+//! Shared by the `relay_*` tests: runs `ferry relay` as a child process, attaches real
+//! Valkey replicas to it with REPLICAOF, and waits on what a person running the
+//! migration would watch (`master_link_status`, offsets in INFO).
+
+#![allow(dead_code)]
+
+use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
+use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::workload::forget_unreplicated_group_state;
+use ferry_testkit::{Server, ServerKind};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const LINK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running `ferry relay`.
+pub struct Relay {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    pub port: u16,
+    /// Sent with AUTH before INFO when the relay requires one.
+    pub password: Option<String>,
+}
+
+impl Relay {
+    /// Starts `ferry relay --source <source> --listen 127.0.0.1:<port> <extra>`; port 0
+    /// picks a free one (read back from the log line).
+    pub fn start(source: &Server, port: u16, extra: &[&str]) -> Relay {
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["relay", "--source", &source.url(), "--listen", &listen])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ferry relay");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("FERRY_TEST_ECHO").is_some() {
+                    eprintln!("[ferry] {line}");
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut relay = Relay {
+            child,
+            lines,
+            port: 0,
+            password: None,
+        };
+        let line = relay.wait_for("listening on", Duration::from_secs(30));
+        relay.port = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split(':').nth(1))
+            .and_then(|port| {
+                port.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        relay
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "ferry exited ({status}) before {needle:?}:\n{}",
+                    self.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} within {timeout:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// ferry's own `INFO`, as any client reads it.
+    pub fn info(&self) -> String {
+        // The password in the URL: the client authenticates before anything else.
+        let auth = match &self.password {
+            Some(password) => format!(":{}@", password.replace(' ', "%20")),
+            None => String::new(),
+        };
+        let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{}", self.port)).unwrap();
+        let mut con = client.get_connection().expect("connect to the relay");
+        redis::cmd("INFO")
+            .query(&mut con)
+            .expect("INFO from the relay")
+    }
+
+    pub fn info_field(&self, name: &str) -> Option<String> {
+        info_field(&self.info(), name)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferry still running:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until every attached replica has ACKed what `source` has written so far,
+    /// mapped back to the source's offsets by ferry.
+    pub fn wait_acked(&self, source: &Server) {
+        let wanted = master_repl_offset(source);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let acked = self
+                .info_field("ferry_acked_source_offset")
+                .and_then(|v| v.parse::<i64>().ok());
+            if acked.is_some_and(|a| a >= wanted) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "source offset {wanted} not acked within 60 s (acked {acked:?}):\n{}\n{}",
+                self.info(),
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.trim().to_owned())
+}
+
+pub fn server_info(server: &Server, section: &str) -> String {
+    let mut con = server.client();
+    redis::cmd("INFO").arg(section).query(&mut con).unwrap()
+}
+
+pub fn master_repl_offset(server: &Server) -> i64 {
+    info_field(&server_info(server, "replication"), "master_repl_offset")
+        .and_then(|v| v.parse().ok())
+        .expect("master_repl_offset")
+}
+
+/// A Valkey server replicating from the relay, configured so that a restart keeps it a
+/// replica (`--replicaof` on its command line).
+pub fn start_replica(kind: ServerKind, relay: &Relay, extra: &[&str]) -> Server {
+    let port = relay.port.to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", port.as_str()];
+    args.extend_from_slice(extra);
+    Server::start_with_args(kind, &args).expect("start the replica")
+}
+
+/// Waits for `master_link_status:up` on `replica`.
+pub fn wait_link_up(replica: &Server, relay: &Relay) {
+    let deadline = Instant::now() + LINK_TIMEOUT;
+    loop {
+        let info = server_info(replica, "replication");
+        if info_field(&info, "master_link_status").as_deref() == Some("up") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never reached master_link_status:up:\n{info}\n{}\nreplica log:\n{}",
+            replica.kind(),
+            relay.output(),
+            replica.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Captures the source, waits until the replicas ACKed everything it wrote up to then
+/// (reading the source makes it expire keys lazily and replicate the DELs), and
+/// compares each replica with what the policies promise.
+pub fn assert_replicas_equal(
+    source: &Server,
+    relay: &Relay,
+    replicas: &[&Server],
+    field_ttl: FieldTtl,
+    ttl_tolerance_ms: u64,
+) {
+    let before = Snapshot::capture(source).expect("capture source");
+    relay.wait_acked(source);
+    for replica in replicas {
+        let vectors = if replica.kind().has_vector_sets() {
+            VectorSets::Keep
+        } else {
+            VectorSets::Remove
+        };
+        let mut expected = after_policies(&before, field_ttl, vectors).snapshot;
+        let mut actual = Snapshot::capture(replica).expect("capture replica");
+        forget_unreplicated_group_state(&mut expected);
+        forget_unreplicated_group_state(&mut actual);
+        let options = DiffOptions::new().ttl_tolerance_ms(ttl_tolerance_ms);
+        let differences = expected.diff(&actual, &options);
+        let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
+        assert!(
+            differences.is_empty(),
+            "{} differences, {} -> {}:\n{}\n{}",
+            differences.len(),
+            source.kind(),
+            replica.kind(),
+            shown.join("\n"),
+            relay.output()
+        );
+        assert!(expected.key_count() > 0);
+    }
+}
+
+/// A few writes of every kind, for the stream.
+pub fn simple_writes(server: &Server) {
+    let mut con = server.client();
+    for i in 0..200 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("w:{i}"))
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg("w:hash")
+            .arg(i)
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+        let _: () = redis::cmd("RPUSH")
+            .arg("w:list")
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+    }
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("w:db3")
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+}
+
+/// `GET path` from ferry's --metrics-addr listener; the body.
+pub fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(address).expect("connect to /metrics");
+    write!(socket, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    socket.read_to_string(&mut text).unwrap();
+    text.split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
