@@ -9,6 +9,7 @@
 //! no plain form: they always go through RESTORE and are held whole (a known limit).
 
 pub mod client;
+pub mod cluster;
 mod halves;
 pub mod marker;
 mod payload;
