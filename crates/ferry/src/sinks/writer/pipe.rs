@@ -17,6 +17,7 @@
 
 use super::client::ClientWriter;
 use super::client::{one_line, ClientError, ReplyReader};
+use super::cluster::ClusterPipe;
 use bytes::{Bytes, BytesMut};
 use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
 use ferry_repl::AckHandle;
@@ -124,9 +125,9 @@ struct InFlight {
     done: Option<oneshot::Sender<()>>,
 }
 
-/// The producers' handle. Clone it freely.
+/// The producers' handle on one connection. Clone it freely.
 #[derive(Clone)]
-pub struct Pipe {
+pub struct NodePipe {
     tx: mpsc::Sender<Op>,
     budget: Arc<Semaphore>,
     budget_bytes: usize,
@@ -138,22 +139,27 @@ pub struct Pipe {
 #[error("{0}")]
 pub struct PipeError(pub String);
 
-impl Pipe {
+impl NodePipe {
     /// Takes over the connection. `budget_bytes` bounds the bytes sent and not yet
-    /// acknowledged.
-    pub fn start(reader: ReplyReader, writer: ClientWriter, budget_bytes: usize) -> Pipe {
+    /// acknowledged; acknowledged replies are counted into `counters`.
+    pub fn start(
+        reader: ReplyReader,
+        writer: ClientWriter,
+        budget_bytes: usize,
+        counters: Arc<PipeCounters>,
+    ) -> NodePipe {
         let budget_bytes = budget_bytes.clamp(64 * 1024, Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
             failure: Mutex::new(None),
             applied: Mutex::new(None),
-            counters: Arc::new(PipeCounters::default()),
+            counters,
             ack: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
         let (flight_tx, flight_rx) = mpsc::channel(IN_FLIGHT_BATCHES);
         tokio::spawn(write_task(rx, writer, flight_tx, shared.clone()));
         tokio::spawn(reply_task(reader, flight_rx, shared.clone()));
-        Pipe {
+        NodePipe {
             tx,
             budget: Arc::new(Semaphore::new(budget_bytes)),
             budget_bytes,
@@ -190,11 +196,6 @@ impl Pipe {
             permit,
         };
         self.tx.send(op).await.map_err(|_| self.stopped())
-    }
-
-    /// [`Pipe::send`] from a blocking thread (the snapshot decoder's).
-    pub fn send_blocking(&self, batch: Batch) -> Result<(), PipeError> {
-        tokio::runtime::Handle::current().block_on(self.send(batch))
     }
 
     /// Waits until everything sent so far is acknowledged.
@@ -327,6 +328,102 @@ async fn reply_task(
         if let Some(done) = batch.done {
             let _ = done.send(());
         }
+    }
+}
+
+/// Where the target's commands go: one connection, or one per primary of a cluster
+/// target ([`ClusterPipe`]). Clone it freely.
+#[derive(Clone)]
+pub struct Pipe(Route);
+
+#[derive(Clone)]
+enum Route {
+    Single(NodePipe),
+    Cluster(Arc<ClusterPipe>),
+}
+
+impl Pipe {
+    /// One connection, taken over. `budget_bytes` bounds the bytes sent and not yet
+    /// acknowledged.
+    pub fn start(reader: ReplyReader, writer: ClientWriter, budget_bytes: usize) -> Pipe {
+        let counters = Arc::new(PipeCounters::default());
+        Pipe(Route::Single(NodePipe::start(
+            reader,
+            writer,
+            budget_bytes,
+            counters,
+        )))
+    }
+
+    /// A cluster target, routed by slot.
+    pub fn cluster(pipe: Arc<ClusterPipe>) -> Pipe {
+        Pipe(Route::Cluster(pipe))
+    }
+
+    /// From now on every applied mark is also reported to `ack` (the source connection's).
+    pub fn report_to(&self, ack: AckHandle) {
+        match &self.0 {
+            Route::Single(pipe) => pipe.report_to(ack),
+            Route::Cluster(pipe) => pipe.report_to(ack),
+        }
+    }
+
+    /// Queues a batch, waiting while the budget is used up.
+    pub async fn send(&self, batch: Batch) -> Result<(), PipeError> {
+        match &self.0 {
+            Route::Single(pipe) => pipe.send(batch).await,
+            Route::Cluster(pipe) => pipe.send(batch).await,
+        }
+    }
+
+    /// [`Pipe::send`] from a blocking thread (the snapshot decoder's).
+    pub fn send_blocking(&self, batch: Batch) -> Result<(), PipeError> {
+        tokio::runtime::Handle::current().block_on(self.send(batch))
+    }
+
+    /// Waits until everything sent so far is acknowledged.
+    pub async fn barrier(&self) -> Result<(), PipeError> {
+        match &self.0 {
+            Route::Single(pipe) => pipe.barrier().await,
+            Route::Cluster(pipe) => pipe.barrier().await,
+        }
+    }
+
+    /// The last mark whose batch and everything before it are acknowledged.
+    pub fn applied(&self) -> Option<Mark> {
+        match &self.0 {
+            Route::Single(pipe) => pipe.applied(),
+            Route::Cluster(pipe) => pipe.applied(),
+        }
+    }
+
+    pub fn counters(&self) -> Arc<PipeCounters> {
+        match &self.0 {
+            Route::Single(pipe) => pipe.counters(),
+            Route::Cluster(pipe) => pipe.counters(),
+        }
+    }
+
+    /// The error that stopped the pipe, if any.
+    pub fn failure(&self) -> Option<String> {
+        match &self.0 {
+            Route::Single(pipe) => pipe.failure(),
+            Route::Cluster(pipe) => pipe.failure(),
+        }
+    }
+
+    /// Source transactions over several cluster slots, run as one transaction per slot
+    /// (0 for a single target).
+    pub fn split_transactions(&self) -> u64 {
+        match &self.0 {
+            Route::Single(_) => 0,
+            Route::Cluster(pipe) => pipe.split_transactions(),
+        }
+    }
+
+    /// Whether commands are routed over a cluster's primaries.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.0, Route::Cluster(_))
     }
 }
 

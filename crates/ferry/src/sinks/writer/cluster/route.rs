@@ -103,6 +103,8 @@ pub fn route(args: &[Bytes]) -> Route {
             }
             keys
         }
+        // XGROUP subcommand key …
+        "XGROUP" => args.iter().skip(2).take(1).collect(),
         "PUBLISH" => return Route::Slot(0),
         _ => match args.get(1) {
             Some(key) => vec![key],
@@ -166,6 +168,10 @@ mod tests {
     #[test]
     fn single_key_commands_go_to_their_slot() {
         assert_eq!(route(&args("SET a 1")), Route::Slot(key_slot(b"a")));
+        assert_eq!(
+            route(&args("XGROUP SETID s g 0-1")),
+            Route::Slot(key_slot(b"s"))
+        );
         assert_eq!(
             route(&args("restore {t}x 0 payload")),
             Route::Slot(key_slot(b"t"))

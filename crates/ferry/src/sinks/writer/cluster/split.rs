@@ -1,8 +1,9 @@
 //! Turns one batch of commands for "the target" into one batch per cluster primary, in
 //! order: each command goes to the primary serving its key's slot, so the commands on one
-//! key keep their order. A source transaction (MULTI … EXEC) goes whole to one primary
-//! when all its keys are there; one spanning primaries is refused, as is anything for a
-//! database other than 0.
+//! key keep their order. A source transaction (MULTI … EXEC) runs as one transaction on
+//! the primary of its keys' slot; one over several slots runs as one transaction per slot
+//! (atomic per slot, not across: a cluster cannot do more). Anything for a database other
+//! than 0 is refused.
 
 use super::route::{route, Route};
 use super::topology::SlotMap;
@@ -14,7 +15,9 @@ pub struct Splitter {
     map: SlotMap,
     /// The commands of an open source transaction, with their primary; `Some` between
     /// MULTI and EXEC (which may arrive in different batches).
-    transaction: Option<Vec<(usize, Vec<Bytes>)>>,
+    transaction: Option<Vec<(usize, u16, Vec<Bytes>)>>,
+    /// Source transactions over several slots, run as one transaction per slot.
+    pub split_transactions: u64,
 }
 
 impl Splitter {
@@ -22,6 +25,7 @@ impl Splitter {
         Self {
             map,
             transaction: None,
+            split_transactions: 0,
         }
     }
 
@@ -68,24 +72,31 @@ impl Splitter {
                     .transaction
                     .take()
                     .ok_or("the source sent EXEC outside a transaction")?;
-                let Some(&(node, _)) = queued.first() else {
-                    return Ok(());
-                };
-                if let Some((_, other)) = queued.iter().find(|(n, _)| *n != node) {
-                    let first = &queued[0].1;
-                    return Err(format!(
-                        "a MULTI/EXEC transaction of the source spans cluster nodes ({} and \
-                         {}): a cluster target cannot run it atomically",
-                        describe(first),
-                        describe(other)
-                    ));
+                // A cluster runs a transaction only when all its keys share one slot. One
+                // over several slots (Redis wraps a command and the deletions of keys it
+                // found expired in one, for instance) runs as one transaction per slot.
+                let mut slots: Vec<u16> = Vec::new();
+                for (_, slot, _) in &queued {
+                    if !slots.contains(slot) {
+                        slots.push(*slot);
+                    }
                 }
-                let batch = out.get_mut(node).ok_or("internal: no such node")?;
-                batch.push(&["MULTI"]);
-                for (_, command) in &queued {
-                    batch.push(command);
+                if slots.len() > 1 {
+                    self.split_transactions += 1;
                 }
-                batch.push(&["EXEC"]);
+                for slot in slots {
+                    let part: Vec<&(usize, u16, Vec<Bytes>)> =
+                        queued.iter().filter(|(_, s, _)| *s == slot).collect();
+                    let Some((node, _, _)) = part.first() else {
+                        continue;
+                    };
+                    let batch = out.get_mut(*node).ok_or("internal: no such node")?;
+                    batch.push(&["MULTI"]);
+                    for (_, _, command) in &part {
+                        batch.push(command);
+                    }
+                    batch.push(&["EXEC"]);
+                }
                 Ok(())
             }
             Route::AllNodes => {
@@ -101,14 +112,10 @@ impl Splitter {
                 }
                 Ok(())
             }
-            Route::Slot(slot) => {
-                let node = self.owner(slot, &args)?;
-                self.send_to(node, args, out)
-            }
+            Route::Slot(slot) => self.send_to(slot, args, out),
             Route::Split(commands) => {
                 for (slot, command) in commands {
-                    let node = self.owner(slot, &command)?;
-                    self.send_to(node, command, out)?;
+                    self.send_to(slot, command, out)?;
                 }
                 Ok(())
             }
@@ -125,9 +132,10 @@ impl Splitter {
         })
     }
 
-    fn send_to(&mut self, node: usize, args: Vec<Bytes>, out: &mut [Batch]) -> Result<(), String> {
+    fn send_to(&mut self, slot: u16, args: Vec<Bytes>, out: &mut [Batch]) -> Result<(), String> {
+        let node = self.owner(slot, &args)?;
         match self.transaction.as_mut() {
-            Some(queued) => queued.push((node, args)),
+            Some(queued) => queued.push((node, slot, args)),
             None => out
                 .get_mut(node)
                 .ok_or("internal: no such node")?
@@ -269,19 +277,46 @@ mod tests {
     }
 
     #[test]
-    fn what_a_cluster_cannot_run_is_refused_with_one_line() {
+    fn a_transaction_over_several_slots_runs_as_one_per_slot() {
         let (a, b) = keys_apart();
+        // Another key on a's node, in another slot: one node, two transactions.
+        let near = (1..)
+            .map(|i| format!("j{i}"))
+            .find(|k| node_of(k) == node_of(&a) && key_slot(k.as_bytes()) != key_slot(a.as_bytes()))
+            .unwrap();
         let mut splitter = Splitter::new(two_nodes());
-        let error = splitter
+        let batches = splitter
             .split(&payload(&[
                 "MULTI",
-                &format!("SET {a} 1"),
+                &format!("DEL {a}"),
                 &format!("SET {b} 1"),
+                &format!("SET {near} 1"),
+                &format!("INCR {a}"),
                 "EXEC",
             ]))
-            .unwrap_err();
-        assert!(error.contains("MULTI/EXEC transaction"), "{error}");
-        assert!(error.contains(&format!("SET \"{b}\"")), "{error}");
+            .unwrap();
+        assert_eq!(
+            commands(&batches[node_of(&a)]),
+            [
+                "MULTI".to_string(),
+                format!("DEL {a}"),
+                format!("INCR {a}"),
+                "EXEC".into(),
+                "MULTI".into(),
+                format!("SET {near} 1"),
+                "EXEC".into(),
+            ]
+        );
+        assert_eq!(
+            commands(&batches[node_of(&b)]),
+            ["MULTI".to_string(), format!("SET {b} 1"), "EXEC".into()]
+        );
+        assert_eq!(splitter.split_transactions, 1);
+    }
+
+    #[test]
+    fn what_a_cluster_cannot_run_is_refused_with_one_line() {
+        let (a, b) = keys_apart();
         let error = Splitter::new(two_nodes())
             .split(&payload(&["SELECT 2", "SET x 1"]))
             .unwrap_err();

@@ -1,6 +1,6 @@
 //! Which primary serves which slot, read from the target with `CLUSTER SLOTS`.
 
-use super::slot::SLOTS;
+use super::slot::{key_slot, SLOTS};
 use crate::sinks::writer::client::{Client, ClientError};
 use ferry_repl::resp::Frame;
 
@@ -9,6 +9,8 @@ use ferry_repl::resp::Frame;
 pub struct Node {
     pub host: String,
     pub port: u16,
+    /// The node ID, when the reply gives it.
+    pub id: Option<String>,
 }
 
 /// Slot → primary.
@@ -23,6 +25,19 @@ impl SlotMap {
     /// The index (in [`SlotMap::nodes`]) of the primary serving `slot`.
     pub fn owner(&self, slot: u16) -> Option<usize> {
         self.owners.get(slot as usize).copied().flatten()
+    }
+
+    /// A hash tag whose slot the node `id` serves: keys carrying it go to that node.
+    pub fn tag_served_by(&self, id: &str) -> Option<String> {
+        let node = self
+            .nodes
+            .iter()
+            .position(|node| node.id.as_deref() == Some(id))?;
+        // Each candidate lands on a given node with its share of the slots: a few
+        // thousand tries find any node serving at least one slot in a thousand.
+        (0..20_000u32)
+            .map(|i| format!("ferry{i}"))
+            .find(|tag| self.owner(key_slot(tag.as_bytes())) == Some(node))
     }
 
     /// The first slot nobody serves, if any.
@@ -90,7 +105,8 @@ fn parse_node(frame: &Frame, asked_host: &str) -> Result<Node, String> {
     };
     match frame {
         Frame::Array(parts) => match parts.as_slice() {
-            [ip, Frame::Integer(port), ..] => {
+            [ip, Frame::Integer(port), rest @ ..] => {
+                let id = rest.first().and_then(text);
                 let ip = text(ip).ok_or_else(|| format!("a node's IP is not text: {ip:?}"))?;
                 let port = u16::try_from(*port).map_err(|_| format!("bad node port {port}"))?;
                 let host = if ip.is_empty() || ip == "?" {
@@ -98,7 +114,7 @@ fn parse_node(frame: &Frame, asked_host: &str) -> Result<Node, String> {
                 } else {
                     ip
                 };
-                Ok(Node { host, port })
+                Ok(Node { host, port, id })
             }
             _ => Err(format!("a node lacks its IP or port: {parts:?}")),
         },
@@ -112,10 +128,11 @@ mod tests {
     use bytes::Bytes;
 
     fn node(ip: &str, port: i64) -> Frame {
+        let id = format!("id{}", port % 1000);
         Frame::Array(vec![
             Frame::Bulk(Bytes::copy_from_slice(ip.as_bytes())),
             Frame::Integer(port),
-            Frame::Bulk(Bytes::from_static(b"id")),
+            Frame::Bulk(Bytes::from(id)),
         ])
     }
 
@@ -148,6 +165,9 @@ mod tests {
         assert_eq!(map.owner(200), Some(0));
         assert_eq!(map.owner(16383), Some(1));
         assert_eq!(map.first_unserved(), None);
+        let tag = map.tag_served_by("id1").unwrap();
+        assert_eq!(map.owner(key_slot(tag.as_bytes())), Some(1));
+        assert_eq!(map.tag_served_by("nobody"), None);
     }
 
     #[test]
