@@ -12,32 +12,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[test]
-fn a_standalone_source_under_load_lands_equal_on_a_three_primary_cluster() {
-    let source = Server::start(ServerKind::Redis80).unwrap();
-    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+/// Migrates `source_kind` (dataset in db 0, write load) into a `primaries`-primary
+/// cluster of `target_kind` and compares key by key with what the policies promise.
+fn migrate_into_cluster(
+    source_kind: ServerKind,
+    target_kind: ServerKind,
+    primaries: usize,
+    policy: &[&str],
+    field_ttl: FieldTtl,
+) {
+    let source = Server::start(source_kind).unwrap();
+    let cluster = Cluster::start(target_kind, primaries).unwrap();
     dataset::populate_db0(&source).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let load = Workload::new(ServerKind::Redis80, 7)
+    let load = Workload::new(source_kind, 7)
         .for_cluster()
         .start(source.url(), stop.clone());
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
     let state_arg = state.display().to_string();
-    let mut ferry = Ferry::start(&[
+    let source_url = source.url();
+    let target_url = cluster.url();
+    let mut args = vec![
         "--source",
-        &source.url(),
+        &source_url,
         "--target",
-        &cluster.url(),
+        &target_url,
         "--state",
         &state_arg,
-        "--hash-field-ttl",
-        "persist",
-        "--vector-set",
-        "skip",
-    ]);
+    ];
+    args.extend(policy);
+    let mut ferry = Ferry::start(&args);
     ferry.wait_for(
-        "target is a cluster of 3 primaries",
+        &format!("target is a cluster of {primaries} primaries"),
         Duration::from_secs(30),
     );
     ferry.wait_in_sync();
@@ -57,14 +64,19 @@ fn a_standalone_source_under_load_lands_equal_on_a_three_primary_cluster() {
         let keys = Snapshot::capture(node).unwrap().key_count();
         assert!(keys > 10, "node {} holds {keys} keys", node.port());
     }
-    let mut expected = after_policies(&before, FieldTtl::Persist, VectorSets::Remove).snapshot;
+    let vectors = if target_kind.has_vector_sets() {
+        VectorSets::Keep
+    } else {
+        VectorSets::Remove
+    };
+    let mut expected = after_policies(&before, field_ttl, vectors).snapshot;
     forget_unreplicated_group_state(&mut expected);
     forget_unreplicated_group_state(&mut actual);
     let differences = expected.diff(&actual, &DiffOptions::new());
     let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
     assert!(
         differences.is_empty(),
-        "{} differences:\n{}\n{}",
+        "{} differences, {source_kind} -> {primaries} x {target_kind}:\n{}\n{}",
         differences.len(),
         shown.join("\n"),
         ferry.output()
@@ -74,6 +86,28 @@ fn a_standalone_source_under_load_lands_equal_on_a_three_primary_cluster() {
     ferry.signal("TERM");
     let status = ferry.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{status}:\n{}", ferry.output());
+}
+
+#[test]
+fn a_standalone_source_under_load_lands_equal_on_a_three_primary_cluster() {
+    migrate_into_cluster(
+        ServerKind::Redis80,
+        ServerKind::Valkey81,
+        3,
+        &["--hash-field-ttl", "persist", "--vector-set", "skip"],
+        FieldTtl::Persist,
+    );
+}
+
+#[test]
+fn a_redis_7_source_lands_equal_on_a_four_primary_valkey_9_cluster() {
+    migrate_into_cluster(
+        ServerKind::Redis70,
+        ServerKind::Valkey91,
+        4,
+        &[],
+        FieldTtl::Keep,
+    );
 }
 
 #[test]
