@@ -129,6 +129,71 @@ impl Cluster {
             .query(&mut con)?)
     }
 
+    /// A node's cluster ID (`CLUSTER MYID`).
+    pub fn node_id(&self, node: usize) -> Result<String> {
+        let mut con = self.nodes[node].try_client()?;
+        Ok(redis::cmd("CLUSTER").arg("MYID").query(&mut con)?)
+    }
+
+    /// Moves `slot` from node `from` to node `to` as a resharding tool does, with the
+    /// writes to it going on: IMPORTING/MIGRATING, MIGRATE its keys in chunks (clients
+    /// meanwhile get `ASK` for keys already moved), then SETSLOT NODE on every node (then
+    /// `MOVED`).
+    pub fn move_slot(&self, slot: u16, from: usize, to: usize) -> Result<()> {
+        let (from_id, to_id) = (self.node_id(from)?, self.node_id(to)?);
+        let mut source = self.nodes[from].try_client()?;
+        let mut target = self.nodes[to].try_client()?;
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("IMPORTING")
+            .arg(&from_id)
+            .query::<()>(&mut target)
+            .context("SETSLOT IMPORTING")?;
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("MIGRATING")
+            .arg(&to_id)
+            .query::<()>(&mut source)
+            .context("SETSLOT MIGRATING")?;
+        loop {
+            let keys: Vec<Vec<u8>> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(20)
+                .query(&mut source)?;
+            if keys.is_empty() {
+                break;
+            }
+            redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(self.nodes[to].port())
+                .arg("")
+                .arg(0)
+                .arg(10_000)
+                .arg("REPLACE")
+                .arg("KEYS")
+                .arg(&keys)
+                .query::<()>(&mut source)
+                .with_context(|| format!("MIGRATE of slot {slot}"))?;
+        }
+        // The new owner first, then the old one, then the others (as redis-cli does).
+        let mut order = vec![to, from];
+        order.extend((0..self.nodes.len()).filter(|n| *n != to && *n != from));
+        for node in order {
+            let mut con = self.nodes[node].try_client()?;
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg("NODE")
+                .arg(&to_id)
+                .query::<()>(&mut con)
+                .with_context(|| format!("SETSLOT {slot} NODE on node {node}"))?;
+        }
+        Ok(())
+    }
+
     /// Everything the cluster holds: the union of the nodes' keys (db 0, the only one a
     /// cluster has). A key found on two nodes is an error, as are nodes whose function
     /// libraries differ (functions live on every node).

@@ -140,3 +140,71 @@ fn a_source_writing_to_another_database_stops_with_one_clear_line() {
         "{output}"
     );
 }
+
+#[test]
+fn slots_moving_on_the_target_mid_stream_are_followed_and_the_cluster_ends_equal() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    dataset::populate_db0(&source).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = Workload::new(ServerKind::Redis70, 11)
+        .for_cluster()
+        .start(source.url(), stop.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let state_arg = state.display().to_string();
+    let (source_url, target_url) = (source.url(), cluster.url());
+    let mut ferry = Ferry::start(&[
+        "--source",
+        &source_url,
+        "--target",
+        &target_url,
+        "--state",
+        &state_arg,
+    ]);
+    ferry.wait_in_sync();
+
+    // The slots of the load's keys on node 0 move to node 1 while the load and the
+    // stream go on.
+    let mut on_first = cluster.nodes()[0].client();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("wl:*").query(&mut on_first).unwrap();
+    let mut slots: Vec<u16> = keys
+        .iter()
+        .map(|key| cluster.keyslot(key.as_bytes()).unwrap())
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots.truncate(40);
+    assert!(slots.len() >= 10, "{} slots", slots.len());
+    for slot in &slots {
+        cluster.move_slot(*slot, 0, 1).unwrap();
+    }
+    // The load keeps writing to the moved slots for a while.
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let stats = load.join().expect("the load ends");
+    assert!(stats.total() > 1000, "{stats:?}");
+    std::thread::sleep(ferry_testkit::workload::SHORT_TTLS_PASSED);
+
+    let before = Snapshot::capture(&source).unwrap();
+    wait_applied(&source, &state, &ferry);
+    let mut actual = cluster.snapshot().unwrap();
+    let mut expected = after_policies(&before, FieldTtl::Keep, VectorSets::Keep).snapshot;
+    forget_unreplicated_group_state(&mut expected);
+    forget_unreplicated_group_state(&mut actual);
+    let differences = expected.diff(&actual, &DiffOptions::new());
+    let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
+    assert!(
+        differences.is_empty(),
+        "{} differences after moving {} slots:\n{}\n{}",
+        differences.len(),
+        slots.len(),
+        shown.join("\n"),
+        ferry.output()
+    );
+
+    ferry.signal("TERM");
+    let status = ferry.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}:\n{}", ferry.output());
+    ferry.wait_for("followed a MOVED/ASK", Duration::from_secs(1));
+}

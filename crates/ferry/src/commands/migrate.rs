@@ -622,6 +622,13 @@ impl Migration {
                  transaction per slot (atomic per slot, not across slots)"
             ));
         }
+        let redirects = pipe.redirects();
+        if redirects > 0 {
+            self.events.line(format!(
+                "{redirects} commands followed a MOVED/ASK of the target cluster to the node \
+                 now serving their slot"
+            ));
+        }
         self.events.end_session();
         for line in applier.report_lines() {
             self.events.policy_report(&line);

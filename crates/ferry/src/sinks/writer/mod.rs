@@ -16,6 +16,7 @@ mod payload;
 pub mod pipe;
 pub mod plain;
 pub mod probe;
+pub mod redirect;
 
 use super::{Sink, SinkStats};
 use crate::error::Error;

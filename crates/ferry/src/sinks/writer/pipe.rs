@@ -18,6 +18,7 @@
 use super::client::ClientWriter;
 use super::client::{one_line, ClientError, ReplyReader};
 use super::cluster::ClusterPipe;
+use super::redirect::{self, Redirect};
 use bytes::{Bytes, BytesMut};
 use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
 use ferry_repl::AckHandle;
@@ -93,6 +94,8 @@ struct Shared {
     counters: Arc<PipeCounters>,
     /// The source connection's ACK handle; replaced on every reconnect.
     ack: Mutex<Option<AckHandle>>,
+    /// Follows `MOVED`/`ASK` replies (a cluster node's pipe); without it they are fatal.
+    redirect: Option<Arc<dyn Redirect>>,
 }
 
 impl Shared {
@@ -147,6 +150,7 @@ impl NodePipe {
         writer: ClientWriter,
         budget_bytes: usize,
         counters: Arc<PipeCounters>,
+        redirect: Option<Arc<dyn Redirect>>,
     ) -> NodePipe {
         let budget_bytes = budget_bytes.clamp(64 * 1024, Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
@@ -154,6 +158,7 @@ impl NodePipe {
             applied: Mutex::new(None),
             counters,
             ack: Mutex::new(None),
+            redirect,
         });
         let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
         let (flight_tx, flight_rx) = mpsc::channel(IN_FLIGHT_BATCHES);
@@ -296,6 +301,9 @@ async fn reply_task(
     shared: Arc<Shared>,
 ) {
     while let Some(batch) = flight.recv().await {
+        // Replies redirected (`MOVED`/`ASK`) and transactions aborted because of them.
+        let mut redirected: Vec<(u32, bool, String)> = Vec::new();
+        let mut aborted: Vec<u32> = Vec::new();
         for index in 0..batch.replies {
             let reply = match reader.read(REPLY_TIMEOUT).await {
                 Ok(reply) => reply,
@@ -304,7 +312,28 @@ async fn reply_task(
                     return;
                 }
             };
+            if shared.redirect.is_some() {
+                if let Some((ask, address)) = redirect::redirection(&reply) {
+                    redirected.push((index, ask, address));
+                    continue;
+                }
+                if !redirected.is_empty() && redirect::is_exec_abort(&reply) {
+                    aborted.push(index);
+                    continue;
+                }
+            }
             if let Some(message) = refusal(&reply, index, |n| nth_command(&batch.payload, n)) {
+                shared.fail(message);
+                return;
+            }
+        }
+        // The batch counts as applied once what it had redirected is applied elsewhere.
+        if let (Some(follower), false) = (&shared.redirect, redirected.is_empty()) {
+            let followed = match redirect::collect(&batch.payload, &redirected, &aborted) {
+                Ok(commands) => follower.follow(commands).await,
+                Err(message) => Err(message),
+            };
+            if let Err(message) = followed {
                 shared.fail(message);
                 return;
             }
@@ -352,6 +381,7 @@ impl Pipe {
             writer,
             budget_bytes,
             counters,
+            None,
         )))
     }
 
@@ -418,6 +448,14 @@ impl Pipe {
         match &self.0 {
             Route::Single(_) => 0,
             Route::Cluster(pipe) => pipe.split_transactions(),
+        }
+    }
+
+    /// Commands a cluster target redirected (`MOVED`/`ASK`) and ferry sent again.
+    pub fn redirects(&self) -> u64 {
+        match &self.0 {
+            Route::Single(_) => 0,
+            Route::Cluster(pipe) => pipe.redirects(),
         }
     }
 

@@ -4,16 +4,26 @@
 //! alone), so a mark counts as applied once the slowest primary has acknowledged it:
 //! [`ClusterPipe::applied`] is the smallest mark over the primaries.
 //!
-//! The slot map is read once, at the start. A `MOVED` or `ASK` reply (the target's slots
-//! moved while ferry writes) stops the pipe with the target's message; following it is not
-//! done yet.
+//! The slot map is read once, at the start. A command a node answers with `MOVED` or
+//! `ASK` (its slot moved, or is moving, while ferry writes) is sent again to the node the
+//! reply names (after `ASKING` for `ASK`), in the order the first node refused them; that
+//! node's batch counts as applied only once they are. The map is not changed meanwhile:
+//! every later command for that slot still goes to the first node and is redirected in
+//! turn, which keeps the commands on a key in order (at the cost of a second round trip).
+//! A transaction with a command redirected by `MOVED` (the node aborts it) runs again
+//! whole on the new node; by `ASK` (its slot half moved) command by command there.
+//! A redirect to a node ferry has no connection to stops ferry.
 
 use super::split::Splitter;
 use super::topology::{discover, SlotMap};
 use crate::sinks::writer::client::{Client, ClientError};
 use crate::sinks::writer::pipe::{Batch, Mark, NodePipe, PipeCounters, PipeError};
+use crate::sinks::writer::redirect::{Redirect, Redirected};
 use crate::url::ServerUrl;
+use bytes::Bytes;
 use ferry_repl::AckHandle;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -23,6 +33,10 @@ const ACK_INTERVAL: Duration = Duration::from_millis(100);
 
 pub struct ClusterPipe {
     nodes: Vec<NodePipe>,
+    /// `host:port` of each node, as `MOVED`/`ASK` name them.
+    addresses: Vec<String>,
+    /// Commands sent again after a `MOVED` or `ASK`.
+    redirects: AtomicU64,
     splitter: tokio::sync::Mutex<Splitter>,
     counters: Arc<PipeCounters>,
     failure: Mutex<Option<String>>,
@@ -59,23 +73,38 @@ impl ClusterPipe {
         }
         let counters = Arc::new(PipeCounters::default());
         let share = budget_bytes / map.nodes.len().max(1);
+        let follower = Arc::new(Follower::default());
         let mut nodes = Vec::with_capacity(map.nodes.len());
+        let mut addresses = Vec::with_capacity(map.nodes.len());
         for node in &map.nodes {
             let mut node_url = url.clone();
             node_url.host = node.host.clone();
             node_url.port = node.port;
             let client = Client::connect(&node_url, connect_timeout).await?;
             let (reader, writer) = client.into_split();
-            nodes.push(NodePipe::start(reader, writer, share, counters.clone()));
+            let redirect: Arc<dyn Redirect> = follower.clone();
+            nodes.push(NodePipe::start(
+                reader,
+                writer,
+                share,
+                counters.clone(),
+                Some(redirect),
+            ));
+            addresses.push(format!("{}:{}", node.host, node.port));
         }
         let pipe = Arc::new(ClusterPipe {
             nodes,
+            addresses,
+            redirects: AtomicU64::new(0),
             splitter: tokio::sync::Mutex::new(Splitter::new(map)),
             counters,
             failure: Mutex::new(None),
             ack: Mutex::new(None),
             split_transactions: AtomicU64::new(0),
         });
+        if let Ok(mut slot) = follower.pipe.lock() {
+            *slot = Arc::downgrade(&pipe);
+        }
         tokio::spawn(report_applied(Arc::downgrade(&pipe)));
         Ok(pipe)
     }
@@ -136,6 +165,67 @@ impl ClusterPipe {
         lowest
     }
 
+    /// Commands sent again to another node after a `MOVED` or `ASK`.
+    pub fn redirects(&self) -> u64 {
+        self.redirects.load(Ordering::Relaxed)
+    }
+
+    /// Sends `commands` where their redirects say and waits until they are applied.
+    async fn follow(&self, commands: Vec<Redirected>) -> Result<(), String> {
+        let mut batches: Vec<Batch> = self.nodes.iter().map(|_| Batch::default()).collect();
+        let mut count = 0;
+        for redirected in &commands {
+            let node = self.node_at(&redirected.address).ok_or_else(|| {
+                format!(
+                    "the target sent {} to {}, a node ferry has no connection to (the \
+                     cluster changed its primaries while ferry wrote)",
+                    describe(redirected.commands.first().map_or(&[][..], |c| &c[..])),
+                    redirected.address
+                )
+            })?;
+            let batch = &mut batches[node];
+            // ASKING holds for the next command only: a transaction refused with ASK (its
+            // slot half moved) runs command by command there.
+            let whole = redirected.transaction && !redirected.ask;
+            if whole {
+                batch.push(&["MULTI"]);
+            }
+            for command in &redirected.commands {
+                if redirected.ask {
+                    batch.push_framing(&["ASKING"]);
+                }
+                batch.push(command);
+                count += 1;
+            }
+            if whole {
+                batch.push(&["EXEC"]);
+            }
+        }
+        self.redirects.fetch_add(count, Ordering::Relaxed);
+        let mut touched = Vec::new();
+        for (index, batch) in batches.into_iter().enumerate() {
+            if !batch.is_empty() {
+                touched.push(index);
+                self.nodes[index].send(batch).await.map_err(|e| e.0)?;
+            }
+        }
+        for index in touched {
+            self.nodes[index].barrier().await.map_err(|e| e.0)?;
+        }
+        Ok(())
+    }
+
+    fn node_at(&self, address: &str) -> Option<usize> {
+        if let Some(index) = self.addresses.iter().position(|a| a == address) {
+            return Some(index);
+        }
+        // A node announcing no IP is named ":port".
+        let port = address.strip_prefix(':')?;
+        self.addresses
+            .iter()
+            .position(|a| a.rsplit(':').next() == Some(port))
+    }
+
     /// Source transactions over several slots, run as one transaction per slot.
     pub fn split_transactions(&self) -> u64 {
         self.split_transactions.load(Ordering::Relaxed)
@@ -150,6 +240,39 @@ impl ClusterPipe {
             return Some(own);
         }
         self.nodes.iter().find_map(NodePipe::failure)
+    }
+}
+
+/// The nodes' way back to their cluster pipe (weak: the pipe owns the nodes).
+#[derive(Debug, Default)]
+struct Follower {
+    pipe: Mutex<Weak<ClusterPipe>>,
+}
+
+impl Redirect for Follower {
+    fn follow(
+        &self,
+        commands: Vec<Redirected>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        let pipe = self.pipe.lock().ok().and_then(|p| p.upgrade());
+        Box::pin(async move {
+            match pipe {
+                Some(pipe) => pipe.follow(commands).await,
+                None => Err("the connection to the target stopped".into()),
+            }
+        })
+    }
+}
+
+/// `NAME "key"` for messages.
+fn describe(args: &[Bytes]) -> String {
+    let name = args
+        .first()
+        .map(|n| String::from_utf8_lossy(n).to_uppercase())
+        .unwrap_or_default();
+    match args.get(1) {
+        Some(key) => format!("{name} {}", crate::sinks::writer::pipe::show_key(key)),
+        None => name,
     }
 }
 
