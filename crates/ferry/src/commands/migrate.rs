@@ -290,6 +290,7 @@ impl Migration {
             )
         });
         state.format = target.format.version.to_string();
+        self.enter_import_mode(&mut target).await?;
         // Scan mode keeps no position (and no marker): it always copies everything.
         if owned && args.mode == MigrateMode::Replication {
             self.resume_from_target(args, &mut target, &mut state)
@@ -688,7 +689,24 @@ impl Migration {
         let commands = probe::command_names(&mut client)
             .await
             .map_err(|e| self.target_error(e))?;
-        let import_mode = match probe::enter_import_mode(&mut client).await {
+        Ok(TargetSetup {
+            import_mode: false,
+            commands,
+            client: Some(client),
+            info,
+            format,
+            mode,
+            restore_refusal,
+        })
+    }
+
+    /// Puts the target in import mode where it has one, once both servers answered: a run
+    /// that cannot start leaves the target as it was.
+    async fn enter_import_mode(&self, target: &mut TargetSetup) -> Result<(), Error> {
+        let client = target.client.as_mut().ok_or_else(|| {
+            Error::Migration("internal: the target connection was taken before import mode".into())
+        })?;
+        target.import_mode = match probe::enter_import_mode(client).await {
             Ok(true) => {
                 self.events.line(
                     "target in import mode: it keeps keys until the source deletes them, as a \
@@ -706,15 +724,7 @@ impl Migration {
                 false
             }
         };
-        Ok(TargetSetup {
-            import_mode,
-            commands,
-            client: Some(client),
-            info,
-            format,
-            mode,
-            restore_refusal,
-        })
+        Ok(())
     }
 
     async fn source_info(&self) -> Result<ServerInfo, Error> {
