@@ -12,6 +12,7 @@
 //! # anyhow::Ok(())
 //! ```
 
+mod closed_port;
 pub mod dataset;
 pub mod expect;
 mod kind;
@@ -22,6 +23,7 @@ pub mod snapshot;
 pub mod tls;
 pub mod workload;
 
+pub use closed_port::ClosedPort;
 pub use kind::ServerKind;
 pub use manifest::{servers_manifest, Manifest, ServerEntry, MANIFEST_ENV};
 pub use server::{Server, DB_FILENAME};
