@@ -108,12 +108,11 @@ async fn acl_users_authenticate_and_need_the_replication_commands() {
 
 #[tokio::test]
 async fn a_closed_port_fails_fast_with_a_connect_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    // Bound but never listening: connections are refused, and the port stays ours (a
+    // port merely freed could be taken by a server another test starts meanwhile).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let address = reserved.local_addr().unwrap().to_string();
     let started = Instant::now();
     let result = ReplicaConnection::connect(&address, ConnectOptions::default()).await;
     assert!(started.elapsed() < Duration::from_secs(2));

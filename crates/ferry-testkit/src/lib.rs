@@ -12,6 +12,7 @@
 //! # anyhow::Ok(())
 //! ```
 
+mod closed_port;
 pub mod cluster;
 pub mod dataset;
 pub mod expect;
@@ -23,6 +24,7 @@ pub mod snapshot;
 pub mod tls;
 pub mod workload;
 
+pub use closed_port::ClosedPort;
 pub use cluster::Cluster;
 pub use kind::ServerKind;
 pub use manifest::{servers_manifest, Manifest, ServerEntry, MANIFEST_ENV};

@@ -75,11 +75,8 @@ fn a_wrong_target_password_is_one_line_without_the_password() {
 #[test]
 fn an_unreachable_target_is_one_line() {
     let source = Server::start(ServerKind::Redis70).unwrap();
-    let closed_port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let target_url = format!("redis://127.0.0.1:{closed_port}");
+    let closed = ferry_testkit::ClosedPort::reserve().unwrap();
+    let target_url = format!("redis://127.0.0.1:{}", closed.port());
     let (code, output) = run_to_exit(&["--source", &source.url(), "--target", &target_url]);
     assert_eq!(code, 1, "{output}");
     assert_one_line(&output, &["target", "cannot connect"]);

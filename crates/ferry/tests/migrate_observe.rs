@@ -334,12 +334,8 @@ fn bars_are_drawn_when_stderr_is_a_terminal() {
 fn a_failed_run_ends_with_an_error_event_matching_stderr() {
     let source = Server::start(ServerKind::Valkey81).unwrap();
     // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let target = format!("redis://127.0.0.1:{closed}");
+    let closed = ferry_testkit::ClosedPort::reserve().unwrap();
+    let target = format!("redis://127.0.0.1:{}", closed.port());
     let source_url = source.url();
     let mut ferry = Ferry::start(&["--source", &source_url, "--target", &target, "--json"]);
     let status = ferry.wait_exit(Duration::from_secs(20));

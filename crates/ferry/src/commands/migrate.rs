@@ -294,6 +294,7 @@ impl Migration {
             )
         });
         state.format = target.format.version.to_string();
+        self.enter_import_mode(&mut target).await?;
         // Scan mode keeps no position (and no marker): it always copies everything.
         // A cluster target carries no marker (see `session`): the state file alone says
         // where to resume.
@@ -748,13 +749,30 @@ impl Migration {
         let commands = probe::command_names(&mut client)
             .await
             .map_err(|e| self.target_error(e))?;
+        Ok(TargetSetup {
+            import_mode: false,
+            cluster,
+            commands,
+            client: Some(client),
+            info,
+            format,
+            mode,
+            restore_refusal,
+        })
+    }
+
+    /// Puts the target in import mode where it has one, once both servers answered: a run
+    /// that cannot start leaves the target as it was.
+    async fn enter_import_mode(&self, target: &mut TargetSetup) -> Result<(), Error> {
         // Import mode is per node and per connection; the cluster's node connections are
         // opened later, so a cluster target holds near expiries instead.
-        let entered = match cluster {
-            true => Ok(false),
-            false => probe::enter_import_mode(&mut client).await,
-        };
-        let import_mode = match entered {
+        if target.cluster {
+            return Ok(());
+        }
+        let client = target.client.as_mut().ok_or_else(|| {
+            Error::Migration("internal: the target connection was taken before import mode".into())
+        })?;
+        target.import_mode = match probe::enter_import_mode(client).await {
             Ok(true) => {
                 self.events.line(
                     "target in import mode: it keeps keys until the source deletes them, as a \
@@ -772,16 +790,7 @@ impl Migration {
                 false
             }
         };
-        Ok(TargetSetup {
-            import_mode,
-            cluster,
-            commands,
-            client: Some(client),
-            info,
-            format,
-            mode,
-            restore_refusal,
-        })
+        Ok(())
     }
 
     async fn source_info(&self) -> Result<ServerInfo, Error> {
