@@ -61,9 +61,9 @@ impl Splitter {
                  writes to database {db}"
             )),
             Route::Multi => {
-                if self.transaction.is_some() {
-                    return Err("the source sent MULTI inside a transaction".into());
-                }
+                // A transaction still open was cut by a lost source connection: nothing
+                // of it was sent, and the source sends it again whole after the partial
+                // resync (which resumes before its MULTI).
                 self.transaction = Some(Vec::new());
                 Ok(())
             }
@@ -312,6 +312,33 @@ mod tests {
             ["MULTI".to_string(), format!("SET {b} 1"), "EXEC".into()]
         );
         assert_eq!(splitter.split_transactions, 1);
+    }
+
+    #[test]
+    fn a_transaction_cut_by_a_reconnect_is_dropped_for_its_resent_copy() {
+        let (a, _) = keys_apart();
+        let mut splitter = Splitter::new(two_nodes());
+        splitter
+            .split(&payload(&["MULTI", &format!("SET {a} 1")]))
+            .unwrap();
+        let again = splitter
+            .split(&payload(&[
+                "SELECT 0",
+                "MULTI",
+                &format!("SET {a} 1"),
+                &format!("INCR {a}"),
+                "EXEC",
+            ]))
+            .unwrap();
+        assert_eq!(
+            commands(&again[node_of(&a)]),
+            [
+                "MULTI".to_string(),
+                format!("SET {a} 1"),
+                format!("INCR {a}"),
+                "EXEC".into()
+            ]
+        );
     }
 
     #[test]
