@@ -13,6 +13,7 @@
 //! ```
 
 mod closed_port;
+pub mod cluster;
 pub mod dataset;
 pub mod expect;
 mod kind;
@@ -24,6 +25,7 @@ pub mod tls;
 pub mod workload;
 
 pub use closed_port::ClosedPort;
+pub use cluster::Cluster;
 pub use kind::ServerKind;
 pub use manifest::{servers_manifest, Manifest, ServerEntry, MANIFEST_ENV};
 pub use server::{Server, DB_FILENAME};

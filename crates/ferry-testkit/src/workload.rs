@@ -292,6 +292,8 @@ pub struct Workload {
     /// Operations per second for a spawned load; `None` runs flat out.
     rate: Option<u32>,
     stats: WorkloadStats,
+    /// Every operation in database 0 (see [`Workload::for_cluster`]).
+    db0_only: bool,
 }
 
 impl Workload {
@@ -310,6 +312,7 @@ impl Workload {
             stream_key: String::new(),
             rate: Some(2_000),
             stats: WorkloadStats::default(),
+            db0_only: false,
         }
     }
 
@@ -330,6 +333,25 @@ impl Workload {
             .retain(|(op, _)| !names.iter().any(|n| n.eq_ignore_ascii_case(op.name())));
         self.total_weight = self.ops.iter().map(|(_, w)| u64::from(*w)).sum();
         self
+    }
+
+    /// The operations a cluster can take, in database 0 only: without those that touch
+    /// other databases (FLUSHDB of db 2, SWAPDB, MOVE, COPY … DB) or keys of several slots
+    /// at once (MULTI/EXEC, EVAL, RENAME). Multi-key DEL and UNLINK stay: their keys may
+    /// be in different slots, which a cluster writer splits per key.
+    pub fn for_cluster(self) -> Workload {
+        let mut load = self.without(&[
+            "FLUSHDB",
+            "SWAPDB",
+            "MOVE",
+            "COPY",
+            "MULTI/EXEC",
+            "EVAL",
+            "RENAME",
+            "RENAMENX",
+        ]);
+        load.db0_only = true;
+        load
     }
 
     pub fn stats(&self) -> &WorkloadStats {
@@ -422,7 +444,11 @@ impl Workload {
 
     /// Database 0 half the time, 1 and 2 the rest.
     fn pick_db(&mut self) -> i64 {
-        match self.rng.below(10) {
+        let drawn = self.rng.below(10);
+        if self.db0_only {
+            return 0;
+        }
+        match drawn {
             0..=4 => 0,
             5..=7 => 1,
             _ => 2,

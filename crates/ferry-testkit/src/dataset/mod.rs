@@ -26,27 +26,10 @@ const SEED: u64 = 0x00fe_5252_da7a_5e7d;
 
 /// Fills `server` with the dataset. The same kind always gets the same data.
 pub fn populate(server: &Server) -> Result<()> {
-    let kind = server.kind();
     let mut con = server.try_client()?;
     let mut rng = Rng::new(SEED);
-
     select(&mut con, 0)?;
-    scalars::strings(&mut con, &mut rng)?;
-    scalars::odd_keys(&mut con, &mut rng)?;
-    collections::lists(&mut con, &mut rng, kind)?;
-    collections::sets(&mut con, &mut rng)?;
-    collections::sorted_sets(&mut con, &mut rng)?;
-    collections::hashes(&mut con, &mut rng)?;
-    streams::streams(&mut con, &mut rng, kind)?;
-    if kind.has_hash_field_ttl() {
-        modern::hash_field_ttls(&mut con, &mut rng)?;
-    }
-    if kind.has_vector_sets() {
-        modern::vector_sets(&mut con, &mut rng)?;
-    }
-    if kind.is_redis7_or_later() {
-        modern::functions(&mut con)?;
-    }
+    database_zero(server, &mut con, &mut rng)?;
 
     select(&mut con, 1)?;
     scalars::small_database(&mut con, &mut rng, "db1")?;
@@ -57,6 +40,36 @@ pub fn populate(server: &Server) -> Result<()> {
     collections::big_list(&mut con)?;
 
     select(&mut con, 0)
+}
+
+/// The database 0 part of [`populate`] only (the same keys and functions): what a
+/// cluster, which has no other database, can be compared with.
+pub fn populate_db0(server: &Server) -> Result<()> {
+    let mut con = server.try_client()?;
+    let mut rng = Rng::new(SEED);
+    select(&mut con, 0)?;
+    database_zero(server, &mut con, &mut rng)
+}
+
+fn database_zero(server: &Server, con: &mut Connection, rng: &mut Rng) -> Result<()> {
+    let kind = server.kind();
+    scalars::strings(con, rng)?;
+    scalars::odd_keys(con, rng)?;
+    collections::lists(con, rng, kind)?;
+    collections::sets(con, rng)?;
+    collections::sorted_sets(con, rng)?;
+    collections::hashes(con, rng)?;
+    streams::streams(con, rng, kind)?;
+    if kind.has_hash_field_ttl() {
+        modern::hash_field_ttls(con, rng)?;
+    }
+    if kind.has_vector_sets() {
+        modern::vector_sets(con, rng)?;
+    }
+    if kind.is_redis7_or_later() {
+        modern::functions(con)?;
+    }
+    Ok(())
 }
 
 fn select(con: &mut Connection, db: u32) -> Result<()> {

@@ -17,6 +17,7 @@ use crate::observe::{Observer, Phase, Rate};
 use crate::pipeline;
 use crate::policy::Policies;
 use crate::sinks::writer::client::Client;
+use crate::sinks::writer::cluster::{self, ClusterPipe};
 use crate::sinks::writer::marker::{self, Applied};
 use crate::sinks::writer::pipe::{Batch, Mark, Pipe};
 use crate::sinks::writer::probe::{self, ServerInfo};
@@ -184,6 +185,9 @@ struct TargetSetup {
     /// The target is in import mode and this connection its import source: it deletes
     /// no key on its own, so expiries are written exactly (see `probe::enter_import_mode`).
     import_mode: bool,
+    /// The target is a cluster: commands are routed by slot over one connection per
+    /// primary (`sinks::writer::cluster`).
+    cluster: bool,
 }
 
 impl TargetSetup {
@@ -292,12 +296,13 @@ impl Migration {
         state.format = target.format.version.to_string();
         self.enter_import_mode(&mut target).await?;
         // Scan mode keeps no position (and no marker): it always copies everything.
-        if owned && args.mode == MigrateMode::Replication {
+        // A cluster target carries no marker (see `session`): the state file alone says
+        // where to resume.
+        if owned && args.mode == MigrateMode::Replication && !target.cluster {
             self.resume_from_target(args, &mut target, &mut state)
                 .await?;
         }
-        let (reader, writer) = target.take_client()?.into_split();
-        let pipe = Pipe::start(reader, writer, self.memory.in_flight_bytes);
+        let pipe = self.target_pipe(&mut target).await?;
         let live = pipe.clone();
         self.events
             .stats()
@@ -600,11 +605,31 @@ impl Migration {
 
         let translator: Box<dyn CommandTransform> = Box::new(self.translator(target));
         let replid = state.replid.clone().unwrap_or_default();
-        let mut applier = StreamApplier::new(pipe.clone(), translator, start).with_marker(replid);
+        let mut applier = StreamApplier::new(pipe.clone(), translator, start);
+        // The marker lives on one node, and a batch's transaction cannot span nodes: on a
+        // cluster target each command goes alone (resume is at-least-once, from the state
+        // file).
+        if !pipe.is_cluster() {
+            applier = applier.with_marker(replid);
+        }
         let result = self
             .stream(&mut repl, &mut applier, pipe, state, shutdown)
             .await;
         self.events.commands_skipped(applier.skipped());
+        let split = pipe.split_transactions();
+        if split > 0 {
+            self.events.line(format!(
+                "{split} source transactions spanned several cluster slots: each ran as one \
+                 transaction per slot (atomic per slot, not across slots)"
+            ));
+        }
+        let redirects = pipe.redirects();
+        if redirects > 0 {
+            self.events.line(format!(
+                "{redirects} commands followed a MOVED/ASK of the target cluster to the node \
+                 now serving their slot"
+            ));
+        }
         self.events.end_session();
         for line in applier.report_lines() {
             self.events.policy_report(&line);
@@ -630,6 +655,30 @@ impl Migration {
 
     fn fatal_target(&self, error: impl std::error::Error + Send + Sync + 'static) -> SessionError {
         SessionError::Fatal(self.target_error(error))
+    }
+
+    /// The pipe to the target: its one connection, or one per primary of a cluster.
+    async fn target_pipe(&self, target: &mut TargetSetup) -> Result<Pipe, Error> {
+        let mut client = target.take_client()?;
+        if !target.cluster {
+            let (reader, writer) = client.into_split();
+            return Ok(Pipe::start(reader, writer, self.memory.in_flight_bytes));
+        }
+        let cluster = ClusterPipe::connect(
+            &self.target_url,
+            &mut client,
+            self.connect_timeout,
+            self.memory.in_flight_bytes,
+        )
+        .await
+        .map_err(|e| self.target_error(e))?;
+        self.events.line(format!(
+            "target is a cluster of {} primaries: keys are routed by slot, database 0 only; \
+             no resume marker (a restart resumes from the state file and may apply the last \
+             second of commands again)",
+            cluster.nodes()
+        ));
+        Ok(Pipe::cluster(cluster))
     }
 
     async fn connect_target(&self, args: &MigrateArgs, owned: bool) -> Result<TargetSetup, Error> {
@@ -658,7 +707,18 @@ impl Migration {
                 per_db.join(", ")
             )));
         }
-        let dump = probe::dump_probe(&mut client)
+        let cluster = probe::is_cluster(&mut client)
+            .await
+            .map_err(|e| self.target_error(e))?;
+        let probe_tag = match cluster {
+            true => Some(
+                cluster::probe_tag(&mut client, &self.target_url.host)
+                    .await
+                    .map_err(|e| self.target_error(e))?,
+            ),
+            false => None,
+        };
+        let dump = probe::dump_probe(&mut client, probe_tag.as_deref())
             .await
             .map_err(|e| self.target_error(e))?;
         let expected = info.expected_format();
@@ -691,6 +751,7 @@ impl Migration {
             .map_err(|e| self.target_error(e))?;
         Ok(TargetSetup {
             import_mode: false,
+            cluster,
             commands,
             client: Some(client),
             info,
@@ -703,6 +764,11 @@ impl Migration {
     /// Puts the target in import mode where it has one, once both servers answered: a run
     /// that cannot start leaves the target as it was.
     async fn enter_import_mode(&self, target: &mut TargetSetup) -> Result<(), Error> {
+        // Import mode is per node and per connection; the cluster's node connections are
+        // opened later, so a cluster target holds near expiries instead.
+        if target.cluster {
+            return Ok(());
+        }
         let client = target.client.as_mut().ok_or_else(|| {
             Error::Migration("internal: the target connection was taken before import mode".into())
         })?;

@@ -9,12 +9,14 @@
 //! no plain form: they always go through RESTORE and are held whole (a known limit).
 
 pub mod client;
+pub mod cluster;
 mod halves;
 pub mod marker;
 mod payload;
 pub mod pipe;
 pub mod plain;
 pub mod probe;
+pub mod redirect;
 
 use super::{Sink, SinkStats};
 use crate::error::Error;

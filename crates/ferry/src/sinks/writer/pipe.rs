@@ -17,6 +17,8 @@
 
 use super::client::ClientWriter;
 use super::client::{one_line, ClientError, ReplyReader};
+use super::cluster::ClusterPipe;
+use super::redirect::{self, Redirect};
 use bytes::{Bytes, BytesMut};
 use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
 use ferry_repl::AckHandle;
@@ -92,6 +94,8 @@ struct Shared {
     counters: Arc<PipeCounters>,
     /// The source connection's ACK handle; replaced on every reconnect.
     ack: Mutex<Option<AckHandle>>,
+    /// Follows `MOVED`/`ASK` replies (a cluster node's pipe); without it they are fatal.
+    redirect: Option<Arc<dyn Redirect>>,
 }
 
 impl Shared {
@@ -124,9 +128,9 @@ struct InFlight {
     done: Option<oneshot::Sender<()>>,
 }
 
-/// The producers' handle. Clone it freely.
+/// The producers' handle on one connection. Clone it freely.
 #[derive(Clone)]
-pub struct Pipe {
+pub struct NodePipe {
     tx: mpsc::Sender<Op>,
     budget: Arc<Semaphore>,
     budget_bytes: usize,
@@ -138,22 +142,29 @@ pub struct Pipe {
 #[error("{0}")]
 pub struct PipeError(pub String);
 
-impl Pipe {
+impl NodePipe {
     /// Takes over the connection. `budget_bytes` bounds the bytes sent and not yet
-    /// acknowledged.
-    pub fn start(reader: ReplyReader, writer: ClientWriter, budget_bytes: usize) -> Pipe {
+    /// acknowledged; acknowledged replies are counted into `counters`.
+    pub fn start(
+        reader: ReplyReader,
+        writer: ClientWriter,
+        budget_bytes: usize,
+        counters: Arc<PipeCounters>,
+        redirect: Option<Arc<dyn Redirect>>,
+    ) -> NodePipe {
         let budget_bytes = budget_bytes.clamp(64 * 1024, Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
             failure: Mutex::new(None),
             applied: Mutex::new(None),
-            counters: Arc::new(PipeCounters::default()),
+            counters,
             ack: Mutex::new(None),
+            redirect,
         });
         let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
         let (flight_tx, flight_rx) = mpsc::channel(IN_FLIGHT_BATCHES);
         tokio::spawn(write_task(rx, writer, flight_tx, shared.clone()));
         tokio::spawn(reply_task(reader, flight_rx, shared.clone()));
-        Pipe {
+        NodePipe {
             tx,
             budget: Arc::new(Semaphore::new(budget_bytes)),
             budget_bytes,
@@ -190,11 +201,6 @@ impl Pipe {
             permit,
         };
         self.tx.send(op).await.map_err(|_| self.stopped())
-    }
-
-    /// [`Pipe::send`] from a blocking thread (the snapshot decoder's).
-    pub fn send_blocking(&self, batch: Batch) -> Result<(), PipeError> {
-        tokio::runtime::Handle::current().block_on(self.send(batch))
     }
 
     /// Waits until everything sent so far is acknowledged.
@@ -295,6 +301,9 @@ async fn reply_task(
     shared: Arc<Shared>,
 ) {
     while let Some(batch) = flight.recv().await {
+        // Replies redirected (`MOVED`/`ASK`) and transactions aborted because of them.
+        let mut redirected: Vec<(u32, bool, String)> = Vec::new();
+        let mut aborted: Vec<u32> = Vec::new();
         for index in 0..batch.replies {
             let reply = match reader.read(REPLY_TIMEOUT).await {
                 Ok(reply) => reply,
@@ -303,7 +312,28 @@ async fn reply_task(
                     return;
                 }
             };
+            if shared.redirect.is_some() {
+                if let Some((ask, address)) = redirect::redirection(&reply) {
+                    redirected.push((index, ask, address));
+                    continue;
+                }
+                if !redirected.is_empty() && redirect::is_exec_abort(&reply) {
+                    aborted.push(index);
+                    continue;
+                }
+            }
             if let Some(message) = refusal(&reply, index, |n| nth_command(&batch.payload, n)) {
+                shared.fail(message);
+                return;
+            }
+        }
+        // The batch counts as applied once what it had redirected is applied elsewhere.
+        if let (Some(follower), false) = (&shared.redirect, redirected.is_empty()) {
+            let followed = match redirect::collect(&batch.payload, &redirected, &aborted) {
+                Ok(commands) => follower.follow(commands).await,
+                Err(message) => Err(message),
+            };
+            if let Err(message) = followed {
                 shared.fail(message);
                 return;
             }
@@ -327,6 +357,111 @@ async fn reply_task(
         if let Some(done) = batch.done {
             let _ = done.send(());
         }
+    }
+}
+
+/// Where the target's commands go: one connection, or one per primary of a cluster
+/// target ([`ClusterPipe`]). Clone it freely.
+#[derive(Clone)]
+pub struct Pipe(Route);
+
+#[derive(Clone)]
+enum Route {
+    Single(NodePipe),
+    Cluster(Arc<ClusterPipe>),
+}
+
+impl Pipe {
+    /// One connection, taken over. `budget_bytes` bounds the bytes sent and not yet
+    /// acknowledged.
+    pub fn start(reader: ReplyReader, writer: ClientWriter, budget_bytes: usize) -> Pipe {
+        let counters = Arc::new(PipeCounters::default());
+        Pipe(Route::Single(NodePipe::start(
+            reader,
+            writer,
+            budget_bytes,
+            counters,
+            None,
+        )))
+    }
+
+    /// A cluster target, routed by slot.
+    pub fn cluster(pipe: Arc<ClusterPipe>) -> Pipe {
+        Pipe(Route::Cluster(pipe))
+    }
+
+    /// From now on every applied mark is also reported to `ack` (the source connection's).
+    pub fn report_to(&self, ack: AckHandle) {
+        match &self.0 {
+            Route::Single(pipe) => pipe.report_to(ack),
+            Route::Cluster(pipe) => pipe.report_to(ack),
+        }
+    }
+
+    /// Queues a batch, waiting while the budget is used up.
+    pub async fn send(&self, batch: Batch) -> Result<(), PipeError> {
+        match &self.0 {
+            Route::Single(pipe) => pipe.send(batch).await,
+            Route::Cluster(pipe) => pipe.send(batch).await,
+        }
+    }
+
+    /// [`Pipe::send`] from a blocking thread (the snapshot decoder's).
+    pub fn send_blocking(&self, batch: Batch) -> Result<(), PipeError> {
+        tokio::runtime::Handle::current().block_on(self.send(batch))
+    }
+
+    /// Waits until everything sent so far is acknowledged.
+    pub async fn barrier(&self) -> Result<(), PipeError> {
+        match &self.0 {
+            Route::Single(pipe) => pipe.barrier().await,
+            Route::Cluster(pipe) => pipe.barrier().await,
+        }
+    }
+
+    /// The last mark whose batch and everything before it are acknowledged.
+    pub fn applied(&self) -> Option<Mark> {
+        match &self.0 {
+            Route::Single(pipe) => pipe.applied(),
+            Route::Cluster(pipe) => pipe.applied(),
+        }
+    }
+
+    pub fn counters(&self) -> Arc<PipeCounters> {
+        match &self.0 {
+            Route::Single(pipe) => pipe.counters(),
+            Route::Cluster(pipe) => pipe.counters(),
+        }
+    }
+
+    /// The error that stopped the pipe, if any.
+    pub fn failure(&self) -> Option<String> {
+        match &self.0 {
+            Route::Single(pipe) => pipe.failure(),
+            Route::Cluster(pipe) => pipe.failure(),
+        }
+    }
+
+    /// Source transactions over several cluster slots, run as one transaction per slot
+    /// (0 for a single target).
+    pub fn split_transactions(&self) -> u64 {
+        match &self.0 {
+            Route::Single(_) => 0,
+            Route::Cluster(pipe) => pipe.split_transactions(),
+        }
+    }
+
+    /// Commands a cluster target redirected (`MOVED`/`ASK`) and ferry sent again.
+    pub fn redirects(&self) -> u64 {
+        match &self.0 {
+            Route::Single(_) => 0,
+            Route::Cluster(pipe) => pipe.redirects(),
+        }
+    }
+
+    /// Whether commands are routed over a cluster's primaries.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.0, Route::Cluster(_))
     }
 }
 

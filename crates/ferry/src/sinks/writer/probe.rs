@@ -99,6 +99,12 @@ pub async fn server_info(client: &mut Client) -> Result<ServerInfo, ClientError>
     })
 }
 
+/// Whether the server runs in cluster mode (`INFO cluster` says `cluster_enabled:1`).
+pub async fn is_cluster(client: &mut Client) -> Result<bool, ClientError> {
+    let cluster = client.info("cluster").await?;
+    Ok(info_value(&cluster, "cluster_enabled") == Some("1"))
+}
+
 /// The names of every command the server has (`COMMAND LIST`); `None` when it cannot
 /// tell (an old server, an ACL without COMMAND).
 pub async fn command_names(client: &mut Client) -> Result<Option<Vec<Bytes>>, ClientError> {
@@ -126,8 +132,9 @@ pub struct DumpProbe {
 }
 
 /// SETs a probe key, DUMPs it, RESTOREs the payload under a second probe key, deletes
-/// both. The keys live in db 0 for a moment only.
-pub async fn dump_probe(client: &mut Client) -> Result<DumpProbe, ClientError> {
+/// both. The keys live in db 0 for a moment only. `tag`, for a cluster node, is a hash
+/// tag of a slot that node serves: both keys carry it.
+pub async fn dump_probe(client: &mut Client, tag: Option<&str>) -> Result<DumpProbe, ClientError> {
     let unique = format!(
         "{}:{}",
         std::process::id(),
@@ -136,8 +143,9 @@ pub async fn dump_probe(client: &mut Client) -> Result<DumpProbe, ClientError> {
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     );
-    let key = format!("ferry:probe:{unique}");
-    let copy = format!("ferry:probe:{unique}:restored");
+    let tag = tag.map(|tag| format!("{{{tag}}}")).unwrap_or_default();
+    let key = format!("ferry:probe:{tag}{unique}");
+    let copy = format!("ferry:probe:{tag}{unique}:restored");
     client.call_ok(&["SELECT", "0"]).await?;
     client.call_ok(&["SET", key.as_str(), "ferry"]).await?;
     let dump = client.call(&["DUMP", key.as_str()]).await;

@@ -1,0 +1,231 @@
+//! Where a command goes on a cluster target: the slot of its keys, every primary, split
+//! into one command per key, or nowhere (refused with a reason).
+//!
+//! Key positions follow the commands' documented syntax for what a source replicates;
+//! a command not listed has its key first (or no key when it has no argument).
+
+use super::slot::key_slot;
+use bytes::Bytes;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To the primary serving this slot.
+    Slot(u16),
+    /// To every primary (FLUSHALL, FUNCTION LOAD, …).
+    AllNodes,
+    /// Each command to its own key's slot (a multi-key DEL or MSET over several slots).
+    Split(Vec<(u16, Vec<Bytes>)>),
+    /// `SELECT n`: only database 0 exists on a cluster.
+    Select(u64),
+    Multi,
+    Exec,
+    /// Cannot be run on a cluster; the reason names the command.
+    Refuse(String),
+}
+
+/// The route of one command.
+pub fn route(args: &[Bytes]) -> Route {
+    let Some(name) = args.first() else {
+        return Route::Refuse("an empty command".into());
+    };
+    let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+    let keys: Vec<&Bytes> = match name.as_str() {
+        "SELECT" => {
+            return match args
+                .get(1)
+                .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+            {
+                Some(db) => Route::Select(db),
+                None => Route::Refuse("SELECT without a database number".into()),
+            }
+        }
+        "MULTI" => return Route::Multi,
+        "EXEC" => return Route::Exec,
+        "FLUSHALL" | "FLUSHDB" | "FUNCTION" | "SCRIPT" => return Route::AllNodes,
+        "SWAPDB" | "MOVE" => {
+            return Route::Refuse(format!(
+                "{name}: a cluster has database 0 only, so {name} cannot be applied"
+            ))
+        }
+        "DEL" | "UNLINK" => {
+            let keys = &args[1..];
+            return same_slot_or(&name, keys.iter().collect(), || {
+                Some(
+                    keys.iter()
+                        .map(|key| (key_slot(key), vec![args[0].clone(), key.clone()]))
+                        .collect(),
+                )
+            });
+        }
+        "MSET" => {
+            let pairs: Vec<&[Bytes]> = args[1..].chunks(2).collect();
+            let keys = pairs.iter().map(|pair| &pair[0]).collect();
+            return same_slot_or(&name, keys, || {
+                let set = Bytes::from_static(b"SET");
+                Some(
+                    pairs
+                        .iter()
+                        .map(|pair| {
+                            let mut command = vec![set.clone()];
+                            command.extend(pair.iter().cloned());
+                            (key_slot(&pair[0]), command)
+                        })
+                        .collect(),
+                )
+            });
+        }
+        "MSETNX" => args[1..].iter().step_by(2).collect(),
+        "TOUCH" | "EXISTS" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" | "PFMERGE"
+        | "PFCOUNT" => args[1..].iter().collect(),
+        "RENAME" | "RENAMENX" | "SMOVE" | "LMOVE" | "BLMOVE" | "RPOPLPUSH" | "BRPOPLPUSH"
+        | "COPY" | "GEOSEARCHSTORE" | "ZRANGESTORE" => args.iter().skip(1).take(2).collect(),
+        "BITOP" => args.iter().skip(2).collect(),
+        // destination numkeys key…
+        "ZUNIONSTORE" | "ZINTERSTORE" | "ZDIFFSTORE" => {
+            let mut keys = vec![];
+            keys.extend(args.get(1));
+            keys.extend(counted_keys(args, 2));
+            keys
+        }
+        // script numkeys key…
+        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" | "LMPOP"
+        | "ZMPOP" | "SINTERCARD" | "ZUNION" | "ZINTER" | "ZDIFF" => {
+            let offset = if name.starts_with("EVAL") || name.starts_with("FCALL") {
+                2
+            } else {
+                1
+            };
+            let keys = counted_keys(args, offset);
+            if keys.is_empty() {
+                return Route::Refuse(format!(
+                    "{name} without keys: a cluster target cannot tell which node it is for"
+                ));
+            }
+            keys
+        }
+        // XGROUP subcommand key …
+        "XGROUP" => args.iter().skip(2).take(1).collect(),
+        "PUBLISH" => return Route::Slot(0),
+        _ => match args.get(1) {
+            Some(key) => vec![key],
+            None => {
+                return Route::Refuse(format!(
+                    "{name}: a command without a key, which a cluster target cannot route"
+                ))
+            }
+        },
+    };
+    same_slot_or(&name, keys, || None)
+}
+
+/// `Slot` when all `keys` share one; otherwise the split `split` offers, or a refusal.
+fn same_slot_or(
+    name: &str,
+    keys: Vec<&Bytes>,
+    split: impl FnOnce() -> Option<Vec<(u16, Vec<Bytes>)>>,
+) -> Route {
+    let Some(first) = keys.first() else {
+        return Route::Refuse(format!("{name} without a key"));
+    };
+    let slot = key_slot(first);
+    if keys.iter().all(|key| key_slot(key) == slot) {
+        return Route::Slot(slot);
+    }
+    match split() {
+        Some(commands) => Route::Split(commands),
+        None => Route::Refuse(format!(
+            "{name} over keys in different cluster slots ({}): a cluster target cannot run \
+             it as one command",
+            keys.iter()
+                .take(4)
+                .map(|key| crate::sinks::writer::pipe::show_key(key))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The keys after a count at `args[at]` (`numkeys key…`).
+fn counted_keys(args: &[Bytes], at: usize) -> Vec<&Bytes> {
+    let count = args
+        .get(at)
+        .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
+        .unwrap_or(0);
+    args.iter().skip(at + 1).take(count).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &str) -> Vec<Bytes> {
+        words
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn single_key_commands_go_to_their_slot() {
+        assert_eq!(route(&args("SET a 1")), Route::Slot(key_slot(b"a")));
+        assert_eq!(
+            route(&args("XGROUP SETID s g 0-1")),
+            Route::Slot(key_slot(b"s"))
+        );
+        assert_eq!(
+            route(&args("restore {t}x 0 payload")),
+            Route::Slot(key_slot(b"t"))
+        );
+    }
+
+    #[test]
+    fn del_and_mset_over_slots_are_split_per_key() {
+        // "a" and "b" are in different slots; "{a}b" shares "a"'s.
+        assert_ne!(key_slot(b"a"), key_slot(b"b"));
+        assert_eq!(route(&args("DEL a {a}b")), Route::Slot(key_slot(b"a")));
+        assert_eq!(
+            route(&args("UNLINK a b")),
+            Route::Split(vec![
+                (key_slot(b"a"), args("UNLINK a")),
+                (key_slot(b"b"), args("UNLINK b")),
+            ])
+        );
+        assert_eq!(
+            route(&args("MSET a 1 b 2")),
+            Route::Split(vec![
+                (key_slot(b"a"), args("SET a 1")),
+                (key_slot(b"b"), args("SET b 2")),
+            ])
+        );
+    }
+
+    #[test]
+    fn commands_that_cannot_be_split_are_refused_by_name() {
+        for command in [
+            "RENAME a b",
+            "MSETNX a 1 b 2",
+            "ZUNIONSTORE d 2 a b",
+            "EVAL s 0",
+        ] {
+            let Route::Refuse(reason) = route(&args(command)) else {
+                panic!("{command} was not refused");
+            };
+            let name = command.split(' ').next().unwrap();
+            assert!(reason.starts_with(name), "{reason}");
+        }
+        assert_eq!(
+            route(&args("RENAME {a}x {a}y")),
+            Route::Slot(key_slot(b"a"))
+        );
+        assert!(matches!(route(&args("SWAPDB 0 1")), Route::Refuse(_)));
+    }
+
+    #[test]
+    fn framing_and_broadcasts() {
+        assert_eq!(route(&args("SELECT 3")), Route::Select(3));
+        assert_eq!(route(&args("MULTI")), Route::Multi);
+        assert_eq!(route(&args("exec")), Route::Exec);
+        assert_eq!(route(&args("FLUSHALL")), Route::AllNodes);
+        assert_eq!(route(&args("FUNCTION LOAD REPLACE code")), Route::AllNodes);
+    }
+}

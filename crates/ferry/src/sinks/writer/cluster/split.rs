@@ -1,0 +1,362 @@
+//! Turns one batch of commands for "the target" into one batch per cluster primary, in
+//! order: each command goes to the primary serving its key's slot, so the commands on one
+//! key keep their order. A source transaction (MULTI … EXEC) runs as one transaction on
+//! the primary of its keys' slot; one over several slots runs as one transaction per slot
+//! (atomic per slot, not across: a cluster cannot do more). Anything for a database other
+//! than 0 is refused.
+
+use super::route::{route, Route};
+use super::topology::SlotMap;
+use crate::sinks::writer::pipe::Batch;
+use bytes::{Bytes, BytesMut};
+use ferry_repl::resp::{FrameDecoder, Limits, Mode};
+
+pub struct Splitter {
+    map: SlotMap,
+    /// The commands of an open source transaction, with their primary; `Some` between
+    /// MULTI and EXEC (which may arrive in different batches).
+    transaction: Option<Vec<(usize, u16, Vec<Bytes>)>>,
+    /// Source transactions over several slots, run as one transaction per slot.
+    pub split_transactions: u64,
+}
+
+impl Splitter {
+    pub fn new(map: SlotMap) -> Self {
+        Self {
+            map,
+            transaction: None,
+            split_transactions: 0,
+        }
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.map.nodes.len()
+    }
+
+    /// One batch per primary (index as in the slot map), possibly empty. The error is one
+    /// line naming the command that cannot be applied to a cluster.
+    pub fn split(&mut self, payload: &[u8]) -> Result<Vec<Batch>, String> {
+        let mut out: Vec<Batch> = (0..self.nodes()).map(|_| Batch::default()).collect();
+        let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
+        let mut buf = BytesMut::from(payload);
+        loop {
+            let frame = match decoder.decode(&mut buf) {
+                Ok(Some((frame, _))) => frame,
+                Ok(None) => break,
+                Err(e) => return Err(format!("internal: a batch does not decode: {}", e.what)),
+            };
+            let args = frame
+                .command_args()
+                .ok_or("internal: a batch holds something that is not a command")?;
+            self.place(args, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn place(&mut self, args: Vec<Bytes>, out: &mut [Batch]) -> Result<(), String> {
+        match route(&args) {
+            Route::Select(0) => Ok(()),
+            Route::Select(db) => Err(format!(
+                "SELECT {db}: the target is a cluster, which has database 0 only; the source \
+                 writes to database {db}"
+            )),
+            Route::Multi => {
+                // A transaction still open was cut by a lost source connection: nothing
+                // of it was sent, and the source sends it again whole after the partial
+                // resync (which resumes before its MULTI).
+                self.transaction = Some(Vec::new());
+                Ok(())
+            }
+            Route::Exec => {
+                let queued = self
+                    .transaction
+                    .take()
+                    .ok_or("the source sent EXEC outside a transaction")?;
+                // A cluster runs a transaction only when all its keys share one slot. One
+                // over several slots (Redis wraps a command and the deletions of keys it
+                // found expired in one, for instance) runs as one transaction per slot.
+                let mut slots: Vec<u16> = Vec::new();
+                for (_, slot, _) in &queued {
+                    if !slots.contains(slot) {
+                        slots.push(*slot);
+                    }
+                }
+                if slots.len() > 1 {
+                    self.split_transactions += 1;
+                }
+                for slot in slots {
+                    let part: Vec<&(usize, u16, Vec<Bytes>)> =
+                        queued.iter().filter(|(_, s, _)| *s == slot).collect();
+                    let Some((node, _, _)) = part.first() else {
+                        continue;
+                    };
+                    let batch = out.get_mut(*node).ok_or("internal: no such node")?;
+                    batch.push(&["MULTI"]);
+                    for (_, _, command) in &part {
+                        batch.push(command);
+                    }
+                    batch.push(&["EXEC"]);
+                }
+                Ok(())
+            }
+            Route::AllNodes => {
+                if self.transaction.is_some() {
+                    return Err(format!(
+                        "{} inside a MULTI/EXEC transaction: on a cluster it runs on every \
+                         node, which no transaction spans",
+                        describe(&args)
+                    ));
+                }
+                for batch in out.iter_mut() {
+                    batch.push(&args);
+                }
+                Ok(())
+            }
+            Route::Slot(slot) => self.send_to(slot, args, out),
+            Route::Split(commands) => {
+                for (slot, command) in commands {
+                    self.send_to(slot, command, out)?;
+                }
+                Ok(())
+            }
+            Route::Refuse(reason) => Err(reason),
+        }
+    }
+
+    fn owner(&self, slot: u16, args: &[Bytes]) -> Result<usize, String> {
+        self.map.owner(slot).ok_or_else(|| {
+            format!(
+                "{}: slot {slot} is served by no primary of the target cluster",
+                describe(args)
+            )
+        })
+    }
+
+    fn send_to(&mut self, slot: u16, args: Vec<Bytes>, out: &mut [Batch]) -> Result<(), String> {
+        let node = self.owner(slot, &args)?;
+        match self.transaction.as_mut() {
+            Some(queued) => queued.push((node, slot, args)),
+            None => out
+                .get_mut(node)
+                .ok_or("internal: no such node")?
+                .push(&args),
+        }
+        Ok(())
+    }
+}
+
+/// `NAME "key"` for messages.
+fn describe(args: &[Bytes]) -> String {
+    let name = args
+        .first()
+        .map(|n| String::from_utf8_lossy(n).to_uppercase())
+        .unwrap_or_default();
+    match args.get(1) {
+        Some(key) => format!("{name} {}", crate::sinks::writer::pipe::show_key(key)),
+        None => name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::slot::key_slot;
+    use super::super::topology::parse_cluster_slots;
+    use super::*;
+    use ferry_repl::resp::Frame;
+
+    /// Two primaries: slots 0-8191 on node 0, the rest on node 1.
+    fn two_nodes() -> SlotMap {
+        let node = |port| {
+            Frame::Array(vec![
+                Frame::Bulk(Bytes::from_static(b"h")),
+                Frame::Integer(port),
+            ])
+        };
+        let range = |first, last, port| {
+            Frame::Array(vec![
+                Frame::Integer(first),
+                Frame::Integer(last),
+                node(port),
+            ])
+        };
+        parse_cluster_slots(
+            &Frame::Array(vec![range(0, 8191, 1), range(8192, 16383, 2)]),
+            "h",
+        )
+        .unwrap()
+    }
+
+    fn node_of(key: &str) -> usize {
+        usize::from(key_slot(key.as_bytes()) >= 8192)
+    }
+
+    /// Two keys on different nodes.
+    fn keys_apart() -> (String, String) {
+        let first = "k0".to_string();
+        let other = (1..)
+            .map(|i| format!("k{i}"))
+            .find(|k| node_of(k) != node_of(&first))
+            .unwrap();
+        (first, other)
+    }
+
+    fn payload(commands: &[&str]) -> Vec<u8> {
+        let mut batch = Batch::default();
+        for command in commands {
+            batch.push(&command.split(' ').collect::<Vec<_>>());
+        }
+        batch.payload.to_vec()
+    }
+
+    fn commands(batch: &Batch) -> Vec<String> {
+        let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
+        let mut buf = batch.payload.clone();
+        let mut out = vec![];
+        while let Ok(Some((frame, _))) = decoder.decode(&mut buf) {
+            let words: Vec<String> = frame
+                .command_args()
+                .unwrap()
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            out.push(words.join(" "));
+        }
+        out
+    }
+
+    #[test]
+    fn commands_go_to_their_keys_node_in_order() {
+        let (a, b) = keys_apart();
+        let mut splitter = Splitter::new(two_nodes());
+        let sent = payload(&[
+            "SELECT 0",
+            &format!("SET {a} 1"),
+            &format!("SET {b} 2"),
+            &format!("DEL {a} {b}"),
+            &format!("INCR {a}"),
+            "FLUSHALL",
+        ]);
+        let batches = splitter.split(&sent).unwrap();
+        let (na, nb) = (node_of(&a), node_of(&b));
+        assert_eq!(
+            commands(&batches[na]),
+            [
+                format!("SET {a} 1"),
+                format!("DEL {a}"),
+                format!("INCR {a}"),
+                "FLUSHALL".into()
+            ]
+        );
+        assert_eq!(
+            commands(&batches[nb]),
+            [format!("SET {b} 2"), format!("DEL {b}"), "FLUSHALL".into()]
+        );
+        assert_eq!(batches[na].replies, 4);
+    }
+
+    #[test]
+    fn a_transaction_goes_whole_to_one_node_even_across_batches() {
+        let (a, _) = keys_apart();
+        let mut splitter = Splitter::new(two_nodes());
+        let first = splitter
+            .split(&payload(&["MULTI", &format!("SET {a} 1")]))
+            .unwrap();
+        assert!(first.iter().all(|b| b.replies == 0));
+        let second = splitter
+            .split(&payload(&[&format!("SET {{{a}}}x 2"), "EXEC"]))
+            .unwrap();
+        assert_eq!(
+            commands(&second[node_of(&a)]),
+            [
+                "MULTI".to_string(),
+                format!("SET {a} 1"),
+                format!("SET {{{a}}}x 2"),
+                "EXEC".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_transaction_over_several_slots_runs_as_one_per_slot() {
+        let (a, b) = keys_apart();
+        // Another key on a's node, in another slot: one node, two transactions.
+        let near = (1..)
+            .map(|i| format!("j{i}"))
+            .find(|k| node_of(k) == node_of(&a) && key_slot(k.as_bytes()) != key_slot(a.as_bytes()))
+            .unwrap();
+        let mut splitter = Splitter::new(two_nodes());
+        let batches = splitter
+            .split(&payload(&[
+                "MULTI",
+                &format!("DEL {a}"),
+                &format!("SET {b} 1"),
+                &format!("SET {near} 1"),
+                &format!("INCR {a}"),
+                "EXEC",
+            ]))
+            .unwrap();
+        assert_eq!(
+            commands(&batches[node_of(&a)]),
+            [
+                "MULTI".to_string(),
+                format!("DEL {a}"),
+                format!("INCR {a}"),
+                "EXEC".into(),
+                "MULTI".into(),
+                format!("SET {near} 1"),
+                "EXEC".into(),
+            ]
+        );
+        assert_eq!(
+            commands(&batches[node_of(&b)]),
+            ["MULTI".to_string(), format!("SET {b} 1"), "EXEC".into()]
+        );
+        assert_eq!(splitter.split_transactions, 1);
+    }
+
+    #[test]
+    fn a_transaction_cut_by_a_reconnect_is_dropped_for_its_resent_copy() {
+        let (a, _) = keys_apart();
+        let mut splitter = Splitter::new(two_nodes());
+        splitter
+            .split(&payload(&["MULTI", &format!("SET {a} 1")]))
+            .unwrap();
+        let again = splitter
+            .split(&payload(&[
+                "SELECT 0",
+                "MULTI",
+                &format!("SET {a} 1"),
+                &format!("INCR {a}"),
+                "EXEC",
+            ]))
+            .unwrap();
+        assert_eq!(
+            commands(&again[node_of(&a)]),
+            [
+                "MULTI".to_string(),
+                format!("SET {a} 1"),
+                format!("INCR {a}"),
+                "EXEC".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn what_a_cluster_cannot_run_is_refused_with_one_line() {
+        let (a, b) = keys_apart();
+        let error = Splitter::new(two_nodes())
+            .split(&payload(&["SELECT 2", "SET x 1"]))
+            .unwrap_err();
+        assert!(
+            error.starts_with("SELECT 2: the target is a cluster"),
+            "{error}"
+        );
+        let error = Splitter::new(two_nodes())
+            .split(&payload(&[&format!("RENAME {a} {b}")]))
+            .unwrap_err();
+        assert!(
+            error.starts_with("RENAME over keys in different"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! `MOVED` and `ASK` replies of a cluster node: which commands of a batch they sent
+//! elsewhere, as units to send again (a whole transaction when one of its commands was
+//! redirected: the node then aborts it with `EXECABORT`).
+
+use bytes::{Bytes, BytesMut};
+use ferry_repl::resp::{Frame, FrameDecoder, Limits, Mode};
+use std::future::Future;
+use std::pin::Pin;
+
+/// Commands a cluster node sent elsewhere: `MOVED` (the slot is served there now) or
+/// `ASK` (the key is being imported there: send `ASKING` first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirected {
+    pub ask: bool,
+    /// `host:port`, as the reply names it.
+    pub address: String,
+    /// One command, or the commands of a transaction (without MULTI and EXEC).
+    pub commands: Vec<Vec<Bytes>>,
+    pub transaction: bool,
+}
+
+/// Takes the commands a node redirected (in the order it refused them) and resolves once
+/// they are applied where they belong, or with the reason they cannot be.
+pub trait Redirect: Send + Sync + std::fmt::Debug {
+    fn follow(
+        &self,
+        commands: Vec<Redirected>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
+
+/// `MOVED <slot> <host:port>` → `(false, address)`, `ASK …` → `(true, address)`.
+pub fn redirection(reply: &Frame) -> Option<(bool, String)> {
+    let Frame::Error(message) = reply else {
+        return None;
+    };
+    let text = std::str::from_utf8(message).ok()?;
+    let mut words = text.split(' ');
+    let ask = match words.next()? {
+        "MOVED" => false,
+        "ASK" => true,
+        _ => return None,
+    };
+    let _slot = words.next()?;
+    Some((ask, words.next()?.to_string()))
+}
+
+pub fn is_exec_abort(reply: &Frame) -> bool {
+    matches!(reply, Frame::Error(message) if message.starts_with(b"EXECABORT"))
+}
+
+/// The units to send again: `redirected` holds (command index, ask, address) for each
+/// redirected reply, `aborted` the index of each EXEC the node aborted after one.
+pub fn collect(
+    payload: &[u8],
+    redirected: &[(u32, bool, String)],
+    aborted: &[u32],
+) -> Result<Vec<Redirected>, String> {
+    let commands = decode_all(payload)?;
+    let mut out: Vec<Redirected> = Vec::new();
+    // The open transaction: MULTI's index and the redirect seen in it, if any.
+    let mut open: Option<(usize, Option<(bool, String)>)> = None;
+    let mut hits = redirected.iter().peekable();
+    for (index, args) in commands.iter().enumerate() {
+        let name = args
+            .first()
+            .map(|n| n.to_ascii_uppercase())
+            .unwrap_or_default();
+        let hit = match hits.peek() {
+            Some((at, ask, address)) if *at as usize == index => {
+                hits.next();
+                Some((*ask, address.clone()))
+            }
+            _ => None,
+        };
+        if name == b"MULTI" {
+            open = Some((index, None));
+            continue;
+        }
+        if name == b"EXEC" {
+            let Some((start, seen)) = open.take() else {
+                continue;
+            };
+            if !aborted.contains(&(index as u32)) {
+                if seen.is_some() {
+                    return Err("internal: a transaction with a redirected command ran".into());
+                }
+                continue;
+            }
+            let Some((ask, address)) = seen else {
+                return Err("the target aborted a transaction (EXECABORT)".into());
+            };
+            out.push(Redirected {
+                ask,
+                address,
+                commands: commands[start + 1..index].to_vec(),
+                transaction: true,
+            });
+            continue;
+        }
+        match (&mut open, hit) {
+            (Some((_, seen)), Some(hit)) => {
+                seen.get_or_insert(hit);
+            }
+            (None, Some((ask, address))) => out.push(Redirected {
+                ask,
+                address,
+                commands: vec![args.clone()],
+                transaction: false,
+            }),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn decode_all(payload: &[u8]) -> Result<Vec<Vec<Bytes>>, String> {
+    let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
+    let mut buf = BytesMut::from(payload);
+    let mut out = Vec::new();
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(Some((frame, _))) => out.push(
+                frame
+                    .command_args()
+                    .ok_or("internal: a batch holds something that is not a command")?,
+            ),
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(format!("internal: a batch does not decode: {}", e.what)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::writer::pipe::Batch;
+
+    fn payload(commands: &[&str]) -> Vec<u8> {
+        let mut batch = Batch::default();
+        for command in commands {
+            batch.push(&command.split(' ').collect::<Vec<_>>());
+        }
+        batch.payload.to_vec()
+    }
+
+    fn args(words: &str) -> Vec<Bytes> {
+        words
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn replies_name_where_to_go() {
+        let moved = Frame::Error(Bytes::from_static(b"MOVED 3999 127.0.0.1:6381"));
+        assert_eq!(redirection(&moved), Some((false, "127.0.0.1:6381".into())));
+        let ask = Frame::Error(Bytes::from_static(b"ASK 3999 h:1"));
+        assert_eq!(redirection(&ask), Some((true, "h:1".into())));
+        assert_eq!(
+            redirection(&Frame::Error(Bytes::from_static(b"ERR no"))),
+            None
+        );
+    }
+
+    #[test]
+    fn single_commands_and_aborted_transactions_are_sent_again_whole() {
+        let sent = payload(&[
+            "SET a 1",   // 0: redirected
+            "SET b 1",   // 1
+            "MULTI",     // 2
+            "DEL c",     // 3: redirected
+            "INCR c",    // 4
+            "EXEC",      // 5: aborted
+            "MULTI",     // 6
+            "SET d 1",   // 7
+            "EXEC",      // 8: ran
+            "LPUSH e x", // 9: redirected
+        ]);
+        let redirected = [
+            (0, false, "n:1".to_string()),
+            (3, false, "n:2".to_string()),
+            (9, true, "n:2".to_string()),
+        ];
+        let units = collect(&sent, &redirected, &[5]).unwrap();
+        assert_eq!(
+            units,
+            [
+                Redirected {
+                    ask: false,
+                    address: "n:1".into(),
+                    commands: vec![args("SET a 1")],
+                    transaction: false,
+                },
+                Redirected {
+                    ask: false,
+                    address: "n:2".into(),
+                    commands: vec![args("DEL c"), args("INCR c")],
+                    transaction: true,
+                },
+                Redirected {
+                    ask: true,
+                    address: "n:2".into(),
+                    commands: vec![args("LPUSH e x")],
+                    transaction: false,
+                },
+            ]
+        );
+    }
+}

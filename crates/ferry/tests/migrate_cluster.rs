@@ -1,0 +1,210 @@
+//! `ferry migrate` into a real cluster target: keys routed by slot to the primaries of a
+//! Valkey cluster, under a write load; the cluster then holds what the source holds.
+
+mod migrate_support;
+
+use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
+use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::workload::{forget_unreplicated_group_state, Workload};
+use ferry_testkit::{dataset, Cluster, Server, ServerKind};
+use migrate_support::{wait_applied, Ferry};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Migrates `source_kind` (dataset in db 0, write load) into a `primaries`-primary
+/// cluster of `target_kind` and compares key by key with what the policies promise.
+fn migrate_into_cluster(
+    source_kind: ServerKind,
+    target_kind: ServerKind,
+    primaries: usize,
+    policy: &[&str],
+    field_ttl: FieldTtl,
+) {
+    let source = Server::start(source_kind).unwrap();
+    let cluster = Cluster::start(target_kind, primaries).unwrap();
+    dataset::populate_db0(&source).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = Workload::new(source_kind, 7)
+        .for_cluster()
+        .start(source.url(), stop.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let state_arg = state.display().to_string();
+    let source_url = source.url();
+    let target_url = cluster.url();
+    let mut args = vec![
+        "--source",
+        &source_url,
+        "--target",
+        &target_url,
+        "--state",
+        &state_arg,
+    ];
+    args.extend(policy);
+    let mut ferry = Ferry::start(&args);
+    ferry.wait_for(
+        &format!("target is a cluster of {primaries} primaries"),
+        Duration::from_secs(30),
+    );
+    ferry.wait_in_sync();
+    // Let the load run through the stream for a while.
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let stats = load.join().expect("the load ends");
+    assert!(stats.total() > 1000, "{stats:?}");
+    assert!(stats.applied("DEL") > 0, "{stats:?}");
+    std::thread::sleep(ferry_testkit::workload::SHORT_TTLS_PASSED);
+
+    let before = Snapshot::capture(&source).unwrap();
+    wait_applied(&source, &state, &ferry);
+    let mut actual = cluster.snapshot().unwrap();
+    // Every primary took a share of the keys.
+    for node in cluster.nodes() {
+        let keys = Snapshot::capture(node).unwrap().key_count();
+        assert!(keys > 10, "node {} holds {keys} keys", node.port());
+    }
+    let vectors = if target_kind.has_vector_sets() {
+        VectorSets::Keep
+    } else {
+        VectorSets::Remove
+    };
+    let mut expected = after_policies(&before, field_ttl, vectors).snapshot;
+    forget_unreplicated_group_state(&mut expected);
+    forget_unreplicated_group_state(&mut actual);
+    let differences = expected.diff(&actual, &DiffOptions::new());
+    let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
+    assert!(
+        differences.is_empty(),
+        "{} differences, {source_kind} -> {primaries} x {target_kind}:\n{}\n{}",
+        differences.len(),
+        shown.join("\n"),
+        ferry.output()
+    );
+    assert!(expected.key_count() > 100, "{}", expected.key_count());
+
+    ferry.signal("TERM");
+    let status = ferry.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}:\n{}", ferry.output());
+}
+
+#[test]
+fn a_standalone_source_under_load_lands_equal_on_a_three_primary_cluster() {
+    migrate_into_cluster(
+        ServerKind::Redis80,
+        ServerKind::Valkey81,
+        3,
+        &["--hash-field-ttl", "persist", "--vector-set", "skip"],
+        FieldTtl::Persist,
+    );
+}
+
+#[test]
+fn a_redis_7_source_lands_equal_on_a_four_primary_valkey_9_cluster() {
+    migrate_into_cluster(
+        ServerKind::Redis70,
+        ServerKind::Valkey91,
+        4,
+        &[],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn a_source_writing_to_another_database_stops_with_one_clear_line() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let mut con = source.client();
+    redis::cmd("SELECT").arg(3).query::<()>(&mut con).unwrap();
+    redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let state_arg = state.display().to_string();
+    let mut ferry = Ferry::start(&[
+        "--source",
+        &source.url(),
+        "--target",
+        &cluster.url(),
+        "--state",
+        &state_arg,
+    ]);
+    let status = ferry.wait_exit(Duration::from_secs(60));
+    assert!(!status.success(), "{}", ferry.output());
+    let output = ferry.output();
+    assert!(
+        output.contains("SELECT 3: the target is a cluster, which has database 0 only"),
+        "{output}"
+    );
+}
+
+#[test]
+fn slots_moving_on_the_target_mid_stream_are_followed_and_the_cluster_ends_equal() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    dataset::populate_db0(&source).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = Workload::new(ServerKind::Redis70, 11)
+        .for_cluster()
+        .start(source.url(), stop.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let state_arg = state.display().to_string();
+    let (source_url, target_url) = (source.url(), cluster.url());
+    let mut ferry = Ferry::start(&[
+        "--source",
+        &source_url,
+        "--target",
+        &target_url,
+        "--state",
+        &state_arg,
+    ]);
+    ferry.wait_in_sync();
+
+    // The slots of the load's keys on node 0 move to node 1 while the load and the
+    // stream go on.
+    let mut on_first = cluster.nodes()[0].client();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("wl:*").query(&mut on_first).unwrap();
+    let mut slots: Vec<u16> = keys
+        .iter()
+        .map(|key| cluster.keyslot(key.as_bytes()).unwrap())
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots.truncate(40);
+    assert!(slots.len() >= 10, "{} slots", slots.len());
+    for slot in &slots {
+        cluster.move_slot(*slot, 0, 1).unwrap();
+    }
+    // The load keeps writing to the moved slots for a while.
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let stats = load.join().expect("the load ends");
+    assert!(stats.total() > 1000, "{stats:?}");
+    std::thread::sleep(ferry_testkit::workload::SHORT_TTLS_PASSED);
+
+    let before = Snapshot::capture(&source).unwrap();
+    wait_applied(&source, &state, &ferry);
+    let mut actual = cluster.snapshot().unwrap();
+    let mut expected = after_policies(&before, FieldTtl::Keep, VectorSets::Keep).snapshot;
+    forget_unreplicated_group_state(&mut expected);
+    forget_unreplicated_group_state(&mut actual);
+    let differences = expected.diff(&actual, &DiffOptions::new());
+    let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
+    assert!(
+        differences.is_empty(),
+        "{} differences after moving {} slots:\n{}\n{}",
+        differences.len(),
+        slots.len(),
+        shown.join("\n"),
+        ferry.output()
+    );
+
+    ferry.signal("TERM");
+    let status = ferry.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}:\n{}", ferry.output());
+    ferry.wait_for("followed a MOVED/ASK", Duration::from_secs(1));
+}
