@@ -150,19 +150,25 @@ pub fn save(path: &Path, state: &MigrationState) -> Result<(), StateError> {
         path: path.to_owned(),
         source,
     };
-    let mut text = serde_json::to_vec_pretty(state).map_err(|e| write_error(e.into()))?;
-    text.push(b'\n');
+    let text = serde_json::to_vec_pretty(state).map_err(|e| write_error(e.into()))?;
+    write_atomically(path, &text).map_err(write_error)
+}
+
+/// Writes `text` and a newline to a temporary file beside `path`, syncs it and renames it
+/// over `path`: a kill at any moment leaves the old file or the new one, never a torn one.
+pub(crate) fn write_atomically(path: &Path, text: &[u8]) -> std::io::Result<()> {
     let temporary = temporary_path(path);
     let result = (|| {
         let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&text)?;
+        file.write_all(text)?;
+        file.write_all(b"\n")?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
-    result.map_err(write_error)
+    result
 }
 
 fn temporary_path(path: &Path) -> PathBuf {

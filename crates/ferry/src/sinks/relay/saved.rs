@@ -8,7 +8,6 @@
 //! Replaced atomically (temporary file, fsync, rename), like `migrate`'s.
 
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const STATE_VERSION: u32 = 1;
@@ -87,29 +86,14 @@ pub fn load(path: &Path) -> Result<Option<RelayState>, SavedError> {
     Ok(Some(state))
 }
 
+/// Replaces the state file atomically.
 pub fn save(path: &Path, state: &RelayState) -> Result<(), SavedError> {
     let write_error = |source| SavedError::Write {
         path: path.to_owned(),
         source,
     };
-    let mut text = serde_json::to_vec_pretty(state).map_err(|e| write_error(e.into()))?;
-    text.push(b'\n');
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "state".into());
-    name.push(".tmp");
-    let temporary = path.with_file_name(name);
-    let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&text)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result.map_err(write_error)
+    let text = serde_json::to_vec_pretty(state).map_err(|e| write_error(e.into()))?;
+    crate::state::write_atomically(path, &text).map_err(write_error)
 }
 
 #[cfg(test)]
