@@ -183,7 +183,7 @@ struct TargetSetup {
     /// Every command the target has, when it says (`COMMAND LIST`).
     commands: Option<Vec<bytes::Bytes>>,
     /// The target is in import mode and this connection its import source: it deletes
-    /// no key on its own, so expiries are written exactly (see `probe::enter_import_mode`).
+    /// no key on its own clock (see `probe::enter_import_mode`).
     import_mode: bool,
     /// The target is a cluster: commands are routed by slot over one connection per
     /// primary (`sinks::writer::cluster`).
@@ -419,7 +419,6 @@ impl Migration {
             flush_target: args.flush_target,
             owns_target: owned || args.flush_target || target.info.total_keys() == 0,
             state_given: self.state_path.is_some(),
-            exact_expiries: target.import_mode,
             events: &self.events,
         }
     }
@@ -643,10 +642,7 @@ impl Migration {
             format: target.format,
             name: target.info.name(),
         };
-        let mut translator = CommandTranslator::new(&self.policies, &compat_target);
-        if target.import_mode {
-            translator = translator.with_exact_expiries();
-        }
+        let translator = CommandTranslator::new(&self.policies, &compat_target);
         match &target.commands {
             Some(names) => translator.with_target_commands(names),
             None => translator,
@@ -857,7 +853,7 @@ impl Migration {
             name: target.info.name(),
         };
         let policies = self.policies.clone();
-        let mut sink = TargetSink::new(
+        let sink = TargetSink::new(
             pipe.clone(),
             target.format,
             target.mode,
@@ -865,9 +861,6 @@ impl Migration {
             self.memory.writer,
             counters.clone(),
         );
-        if target.import_mode {
-            sink = sink.with_exact_expiries();
-        }
         let decoded_for_source = decoded.clone();
         let decode = tokio::task::spawn_blocking(move || -> Result<Vec<String>, Error> {
             let mut source = SnapshotSource::new(reader, total, decoded_for_source);

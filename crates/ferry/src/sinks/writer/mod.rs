@@ -108,9 +108,6 @@ pub struct TargetSink {
     counters: Arc<WriterCounters>,
     stats: SinkStats,
     now_ms: fn() -> i64,
-    /// Whether near expiries are held (see [`TargetSink::start_key`]); not when the target
-    /// is in import mode and leaves expiring to the source's DELs.
-    hold_near_expiries: bool,
 }
 
 impl TargetSink {
@@ -134,16 +131,7 @@ impl TargetSink {
             counters,
             stats: SinkStats::default(),
             now_ms: unix_ms,
-            hold_near_expiries: true,
         }
-    }
-
-    /// Writes every expiry exactly as the source has it: for a target in import mode
-    /// (`probe::enter_import_mode`), which deletes no key on its own, so no source command
-    /// can find a key gone that the source still has.
-    pub fn with_exact_expiries(mut self) -> Self {
-        self.hold_near_expiries = false;
-        self
     }
 
     /// The database the sink left the connection on.
@@ -187,11 +175,7 @@ impl TargetSink {
     /// replicates the DEL, as it does for its own replicas; the target follows.
     fn start_key(&mut self, mut header: KeyHeader) {
         let keep_until = (self.now_ms)().saturating_add(EXPIRY_GRACE_MS);
-        if let Some(at) = header
-            .expire_at_ms
-            .as_mut()
-            .filter(|_| self.hold_near_expiries)
-        {
+        if let Some(at) = header.expire_at_ms.as_mut() {
             if *at < keep_until {
                 *at = keep_until;
                 self.counters.near_expiry.fetch_add(1, Ordering::Relaxed);

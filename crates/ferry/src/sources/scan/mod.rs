@@ -96,8 +96,6 @@ pub struct ScanJob<'a> {
     pub owns_target: bool,
     /// `--state` was passed (scan mode does not use it).
     pub state_given: bool,
-    /// The target is in import mode: expiries are written exactly.
-    pub exact_expiries: bool,
     pub events: &'a Observer,
 }
 

@@ -16,9 +16,11 @@
 //! at least [`EXPIRY_GRACE_MS`] from now; the source's DEL at the real expiry removes the
 //! key in step with the source.
 //!
-//! Valkey 8.1 and later have an import mode that gives a primary the replica's view:
-//! no key is deleted on the target's own clock. ferry turns it on where it can, and then
-//! passes expiries on exactly ([`CommandTranslator::with_exact_expiries`]).
+//! Valkey 8.1 and later have an import mode that gives a primary the replica's view (no
+//! key deleted on its own clock), which ferry turns on where it can. The hold stays: a
+//! restarted target comes back out of import mode and expires keys by its clock until
+//! ferry reconnects. A replica needs no hold ([`CommandTranslator::with_exact_expiries`],
+//! for the relay).
 
 use super::{malformed, CommandTranslator, Translated};
 use crate::error::Error;

@@ -223,8 +223,8 @@ impl CommandTranslator {
     }
 
     /// Passes absolute expiries on exactly (relative ones still become absolute): for a
-    /// replica (relay) or a target in import mode, which delete no key on their own clock
-    /// and wait for the source's DEL.
+    /// replica (relay), which deletes no key on its own clock and waits for its primary's
+    /// DEL.
     pub fn with_exact_expiries(mut self) -> Self {
         self.hold_expiries = false;
         self

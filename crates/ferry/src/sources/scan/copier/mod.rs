@@ -93,7 +93,7 @@ impl<'a> Copier<'a> {
             job.events.line("emptied the target (FLUSHALL)");
         }
         let compat = CompatTransform::new(job.target.clone(), job.policies.clone(), false)?;
-        let mut sink = TargetSink::new(
+        let sink = TargetSink::new(
             self.pipe.clone(),
             job.target.format,
             job.write_mode,
@@ -101,9 +101,6 @@ impl<'a> Copier<'a> {
             job.writer_limits,
             self.counters.clone(),
         );
-        if job.exact_expiries {
-            sink = sink.with_exact_expiries();
-        }
         let (records, receiver) = mpsc::channel(APPLY_QUEUE);
         let quiet = self.quiet.clone();
         let applier =
