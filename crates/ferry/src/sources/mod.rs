@@ -1,5 +1,6 @@
-//! Where items come from. Today an RDB file; later a replication stream or a SCAN walk,
-//! which yield the same [`Item`]s so every transform and sink works with all of them.
+//! Where items come from: an RDB file, a replication stream's snapshot, a SCAN walk's
+//! DUMP payloads. All yield the same [`Item`]s, so every transform and sink works with
+//! all of them.
 
 pub mod file;
 pub mod replication;
