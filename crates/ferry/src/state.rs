@@ -122,9 +122,9 @@ pub enum StateError {
 
 /// Reads the state; `Ok(None)` when the file does not exist (a first run).
 pub fn load(path: &Path) -> Result<Option<MigrationState>, StateError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    let text = match read_if_present(path) {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(None),
         Err(source) => {
             return Err(StateError::Read {
                 path: path.to_owned(),
@@ -152,6 +152,15 @@ pub fn save(path: &Path, state: &MigrationState) -> Result<(), StateError> {
     };
     let text = serde_json::to_vec_pretty(state).map_err(|e| write_error(e.into()))?;
     write_atomically(path, &text).map_err(write_error)
+}
+
+/// The file's text; `None` when it does not exist (a first run).
+pub(crate) fn read_if_present(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes `text` and a newline to a temporary file beside `path`, syncs it and renames it

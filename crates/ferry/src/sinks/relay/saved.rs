@@ -62,9 +62,9 @@ pub enum SavedError {
 
 /// Reads the state; `Ok(None)` on a first run (no file).
 pub fn load(path: &Path) -> Result<Option<RelayState>, SavedError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    let text = match crate::state::read_if_present(path) {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(None),
         Err(source) => {
             return Err(SavedError::Read {
                 path: path.to_owned(),
