@@ -192,7 +192,10 @@ fn slots_moving_on_the_target_mid_stream_are_followed_and_the_cluster_ends_equal
     let mut expected = after_policies(&before, FieldTtl::Keep, VectorSets::Keep).snapshot;
     forget_unreplicated_group_state(&mut expected);
     forget_unreplicated_group_state(&mut actual);
-    let differences = expected.diff(&actual, &DiffOptions::new());
+    // MIGRATE, which moves the slots' keys between target nodes, carries each key's
+    // remaining TTL (relative) and the new node counts it from its own receipt: a moved key
+    // expires a few ms later than on the source. The server's doing, not ferry's.
+    let differences = expected.diff(&actual, &DiffOptions::new().ttl_tolerance_ms(50));
     let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
     assert!(
         differences.is_empty(),
