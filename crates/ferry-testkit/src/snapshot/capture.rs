@@ -56,8 +56,14 @@ pub(super) fn capture(con: &mut Connection) -> Result<Snapshot> {
                 if type_name == "none" {
                     continue; // expired or deleted while we read
                 }
-                let value = read_value(con, key, &type_name, &abilities)
-                    .with_context(|| format!("db {db} key {}: cannot read", show(key)))?;
+                let read = read_value(con, key, &type_name, &abilities);
+                // A key that expired between TYPE and its read was gone before the
+                // capture finished; its partial or failed read is not a value.
+                if !exists(con, key)? {
+                    continue;
+                }
+                let value =
+                    read.with_context(|| format!("db {db} key {}: cannot read", show(key)))?;
                 entries.insert(
                     key.clone(),
                     Entry {
@@ -82,6 +88,11 @@ pub(super) fn capture(con: &mut Connection) -> Result<Snapshot> {
         functions,
         ttl_precision_ms: if abilities.pexpiretime { 0 } else { 2 },
     })
+}
+
+fn exists(con: &mut Connection, key: &[u8]) -> Result<bool> {
+    let count: u64 = redis::cmd("EXISTS").arg(key).query(con)?;
+    Ok(count == 1)
 }
 
 pub(super) fn show(key: &[u8]) -> String {
