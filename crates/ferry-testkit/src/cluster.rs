@@ -19,12 +19,16 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A node whose bus port was taken by someone else is started again this often.
 const START_ATTEMPTS: usize = 4;
 
-/// A running cluster of primaries (no replicas). Dropping it stops every node.
+/// A running cluster of primaries, each with its replicas (none unless started with
+/// [`Cluster::start_with_replicas`]). Dropping it stops every node.
 pub struct Cluster {
     kind: ServerKind,
+    /// The primaries, in the order of their slot ranges.
     nodes: Vec<Server>,
-    /// Each node's cluster bus port, by node index.
+    /// Each primary's cluster bus port, by node index.
     bus_ports: Vec<u16>,
+    /// Each primary's replicas (with their bus ports), by node index.
+    replicas: Vec<Vec<(Server, u16)>>,
 }
 
 impl Cluster {
@@ -65,11 +69,189 @@ impl Cluster {
         }
         let cluster = Cluster {
             kind,
+            replicas: nodes.iter().map(|_| Vec::new()).collect(),
             nodes,
             bus_ports,
         };
         cluster.wait_ready()?;
         Ok(cluster)
+    }
+
+    /// Starts a cluster of `primaries`, each with `replicas` replicas (`CLUSTER REPLICATE`),
+    /// and waits until every replica's link to its primary is up.
+    pub fn start_with_replicas(
+        kind: ServerKind,
+        primaries: usize,
+        replicas: usize,
+    ) -> Result<Cluster> {
+        let mut cluster = Cluster::start(kind, primaries)?;
+        let mut con = cluster.nodes[0].try_client()?;
+        for primary in 0..primaries {
+            let primary_id = cluster.node_id(primary)?;
+            for _ in 0..replicas {
+                let (node, bus) = start_node(kind)?;
+                redis::cmd("CLUSTER")
+                    .arg("MEET")
+                    .arg("127.0.0.1")
+                    .arg(node.port())
+                    .arg(bus)
+                    .query::<()>(&mut con)
+                    .with_context(|| format!("{kind}: CLUSTER MEET {}", node.port()))?;
+                cluster.replicas[primary].push((node, bus));
+            }
+            // A node can only replicate a primary it knows of.
+            for (node, _) in &cluster.replicas[primary] {
+                let deadline = Instant::now() + READY_TIMEOUT;
+                let mut replica = node.try_client()?;
+                loop {
+                    let done = redis::cmd("CLUSTER")
+                        .arg("REPLICATE")
+                        .arg(&primary_id)
+                        .query::<()>(&mut replica);
+                    match done {
+                        Ok(()) => break,
+                        Err(err) if Instant::now() > deadline => {
+                            bail!("{kind}: CLUSTER REPLICATE on {}: {err}", node.port())
+                        }
+                        Err(_) => sleep(Duration::from_millis(50)),
+                    }
+                }
+            }
+        }
+        cluster.wait_ready()?;
+        for group in &cluster.replicas {
+            for (node, _) in group {
+                wait_role(node, "slave", true)?;
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// `CLUSTER FAILOVER` on the first replica of primary `primary`: it becomes that
+    /// slot range's primary (and [`Cluster::nodes`] lists it there), the old primary its
+    /// replica. Returns once both say so and the cluster is ready.
+    pub fn failover(&mut self, primary: usize) -> Result<()> {
+        let group = self
+            .replicas
+            .get_mut(primary)
+            .with_context(|| format!("no primary {primary}"))?;
+        ensure!(!group.is_empty(), "primary {primary} has no replica");
+        let (replica, replica_bus) = group.remove(0);
+        let mut con = replica.try_client()?;
+        redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .query::<()>(&mut con)
+            .with_context(|| format!("CLUSTER FAILOVER on {}", replica.port()))?;
+        wait_role(&replica, "master", false)?;
+        let old = std::mem::replace(&mut self.nodes[primary], replica);
+        let old_bus = std::mem::replace(&mut self.bus_ports[primary], replica_bus);
+        wait_role(&old, "slave", true)?;
+        self.replicas[primary].insert(0, (old, old_bus));
+        self.wait_ready()
+    }
+
+    /// The replicas of primary `primary`.
+    pub fn replicas_of(&self, primary: usize) -> Vec<&Server> {
+        self.replicas
+            .get(primary)
+            .map(|group| group.iter().map(|(node, _)| node).collect())
+            .unwrap_or_default()
+    }
+
+    fn all_nodes(&self) -> impl Iterator<Item = &Server> {
+        self.nodes
+            .iter()
+            .chain(self.replicas.iter().flatten().map(|(node, _)| node))
+    }
+
+    /// A hash tag (`{…}` contents) whose keys land on primary `primary`'s slot range.
+    pub fn tag_for(&self, primary: usize) -> Result<String> {
+        let (first, last) = *slot_ranges(self.nodes.len())
+            .get(primary)
+            .with_context(|| format!("no primary {primary}"))?;
+        for i in 0..10_000 {
+            let tag = format!("t{i}");
+            let slot = self.keyslot(tag.as_bytes())?;
+            if (first..=last).contains(&slot) {
+                return Ok(tag);
+            }
+        }
+        bail!("no tag found for slots {first}-{last}")
+    }
+
+    /// Copies database 0 of `from` (a standalone server of the same kind) into the
+    /// cluster: each key by DUMP / RESTORE … ABSTTL on the primary serving its slot, the
+    /// function libraries on every primary. How a dataset written for one server fills a
+    /// cluster source.
+    pub fn copy_from(&self, from: &Server) -> Result<()> {
+        let mut source = from.try_client()?;
+        let ranges = slot_ranges(self.nodes.len());
+        let mut targets = self
+            .nodes
+            .iter()
+            .map(|node| node.try_client())
+            .collect::<Result<Vec<_>>>()?;
+        let mut slot_con = self.nodes[0].try_client()?;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(500)
+                .query(&mut source)?;
+            if !keys.is_empty() {
+                let mut read = redis::pipe();
+                let mut slots = redis::pipe();
+                for key in &keys {
+                    read.cmd("DUMP").arg(key).cmd("PEXPIRETIME").arg(key);
+                    slots.cmd("CLUSTER").arg("KEYSLOT").arg(key);
+                }
+                let values: Vec<redis::Value> = read.query(&mut source)?;
+                let slots: Vec<u16> = slots.query(&mut slot_con)?;
+                let mut writes: Vec<redis::Pipeline> =
+                    targets.iter().map(|_| redis::pipe()).collect();
+                for ((key, pair), slot) in keys.iter().zip(values.chunks(2)).zip(&slots) {
+                    let [redis::Value::BulkString(payload), expiry] = pair else {
+                        continue; // gone meanwhile
+                    };
+                    let at = match expiry {
+                        redis::Value::Int(at) => *at,
+                        _ => -1,
+                    };
+                    let owner = ranges
+                        .iter()
+                        .position(|(a, b)| (*a..=*b).contains(slot))
+                        .context("a slot outside every range")?;
+                    let write = writes[owner].cmd("RESTORE").arg(key);
+                    match at > 0 {
+                        true => write.arg(at).arg(payload).arg("ABSTTL"),
+                        false => write.arg(0).arg(payload),
+                    }
+                    .arg("REPLACE")
+                    .ignore();
+                }
+                for (write, con) in writes.iter().zip(targets.iter_mut()) {
+                    write.query::<()>(con).context("RESTORE into the cluster")?;
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let functions: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query(&mut source)?;
+        let libraries: Vec<redis::Value> = redis::cmd("FUNCTION").arg("LIST").query(&mut source)?;
+        if !libraries.is_empty() {
+            for con in &mut targets {
+                redis::cmd("FUNCTION")
+                    .arg("RESTORE")
+                    .arg(&functions)
+                    .arg("REPLACE")
+                    .query::<()>(con)
+                    .context("FUNCTION RESTORE")?;
+            }
+        }
+        Ok(())
     }
 
     /// Waits until every node says `cluster_state:ok`, knows every node and sees all slots
@@ -78,10 +260,11 @@ impl Cluster {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let mut waiting_for = None;
-            for node in &self.nodes {
+            let total = self.all_nodes().count();
+            for node in self.all_nodes() {
                 let info = cluster_info(node)?;
                 let ok = info.get("cluster_state").map(String::as_str) == Some("ok")
-                    && info.get("cluster_known_nodes") == Some(&self.nodes.len().to_string())
+                    && info.get("cluster_known_nodes") == Some(&total.to_string())
                     && info.get("cluster_slots_assigned") == Some(&SLOTS.to_string());
                 if !ok {
                     waiting_for = Some((node.port(), info));
@@ -264,6 +447,26 @@ fn start_node(kind: ServerKind) -> Result<(Server, u16)> {
     Err(last_error
         .unwrap_or_else(|| anyhow::anyhow!("no attempt"))
         .context(format!("cannot start a {kind} cluster node")))
+}
+
+/// Waits until `node` reports `role:<role>` (and, with `linked`, `master_link_status:up`).
+fn wait_role(node: &Server, role: &str, linked: bool) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let mut con = node.try_client()?;
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut con)?;
+        let has = |line: &str| info.lines().any(|l| l.trim() == line);
+        if has(&format!("role:{role}")) && (!linked || has("master_link_status:up")) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "node {} not role:{role} within {READY_TIMEOUT:?}:\n{info}",
+                node.port()
+            );
+        }
+        sleep(Duration::from_millis(50));
+    }
 }
 
 fn cluster_info(node: &Server) -> Result<BTreeMap<String, String>> {

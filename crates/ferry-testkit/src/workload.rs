@@ -294,6 +294,8 @@ pub struct Workload {
     stats: WorkloadStats,
     /// Every operation in database 0 (see [`Workload::for_cluster`]).
     db0_only: bool,
+    /// A hash tag in every key name (see [`Workload::with_key_tag`]).
+    key_tag: Option<String>,
 }
 
 impl Workload {
@@ -313,7 +315,15 @@ impl Workload {
             rate: Some(2_000),
             stats: WorkloadStats::default(),
             db0_only: false,
+            key_tag: None,
         }
+    }
+
+    /// Puts `{tag}` in front of every key name: all keys then share one cluster slot, so
+    /// the load can run against the one primary serving it (a cluster source's shard).
+    pub fn with_key_tag(mut self, tag: &str) -> Workload {
+        self.key_tag = Some(format!("{{{tag}}}"));
+        self
     }
 
     /// Paces a spawned load to about `ops_per_second` (default 2,000; `None`: no limit).
@@ -460,7 +470,8 @@ impl Workload {
             KeyType::Stream => STREAMS,
             _ => KEYS_PER_TYPE,
         };
-        format!("{}{}", key_type.prefix(), self.rng.below(count))
+        let tag = self.key_tag.as_deref().unwrap_or("");
+        format!("{tag}{}{}", key_type.prefix(), self.rng.below(count))
     }
 
     fn member(&mut self, prefix: &str) -> String {

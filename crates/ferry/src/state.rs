@@ -33,6 +33,24 @@ pub struct MigrationState {
     pub target: String,
     /// The target's format, e.g. `RDB 11`.
     pub format: String,
+    /// A cluster source: one entry per shard, each followed on its own (the fields above
+    /// then stay unset). Absent for a standalone source, so files of either kind and of
+    /// earlier versions read the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardState>,
+}
+
+/// Where one shard of a cluster source is: its slots, the node last followed, and its
+/// own replication position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardState {
+    /// The shard's slot ranges, `[first, last]` inclusive: what identifies it on restart.
+    pub slots: Vec<[u16; 2]>,
+    /// `host:port` of the node followed (after a failover, the promoted replica).
+    pub node: String,
+    /// `None` until the shard's full sync completed.
+    pub replid: Option<String>,
+    pub offset: i64,
 }
 
 impl MigrationState {
@@ -44,6 +62,7 @@ impl MigrationState {
             db: 0,
             target,
             format,
+            shards: Vec::new(),
         }
     }
 }
@@ -267,6 +286,32 @@ mod tests {
             Reconciled::FullSync
         );
         assert_eq!(state.replid, None);
+    }
+
+    #[test]
+    fn a_standalone_file_without_shards_still_loads_and_shards_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.state");
+        std::fs::write(
+            &path,
+            r#"{"version":1,"replid":"r","offset":7,"db":0,"target":"redis://h:1","format":"RDB 11"}"#,
+        )
+        .unwrap();
+        let old = load(&path).unwrap().unwrap();
+        assert!(old.shards.is_empty());
+        assert_eq!(old.offset, 7);
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(!text.contains("shards"), "{text}");
+
+        let mut state = MigrationState::new("redis://h:1".into(), "RDB 11".into());
+        state.shards.push(ShardState {
+            slots: vec![[0, 5460], [10000, 10001]],
+            node: "127.0.0.1:7000".into(),
+            replid: Some("b".repeat(40)),
+            offset: 42,
+        });
+        save(&path, &state).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(state));
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl Observer {
     }
 
     /// A periodic progress line: left out when a bar shows the same.
-    fn progress_line(&self, text: &str) {
+    pub fn progress_line(&self, text: &str) {
         if !self.bars.active() {
             let _ = writeln!(std::io::stderr(), "ferry: {text}");
         }

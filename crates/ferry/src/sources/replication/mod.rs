@@ -1,6 +1,7 @@
 //! The source as a replica of a live server: its snapshot as an [`Item`] source, and its
 //! command stream applied to the target ([`stream`]).
 
+pub mod cluster;
 pub mod stream;
 pub mod translate;
 

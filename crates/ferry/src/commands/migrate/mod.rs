@@ -42,6 +42,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod shards;
+
 /// How often the state file is rewritten while streaming.
 const STATE_EVERY: Duration = Duration::from_secs(1);
 /// How often a progress line is printed.
@@ -93,8 +95,22 @@ impl MemoryPlan {
             },
         }
     }
+
+    /// This plan split among `readers` running at once (the shards of a cluster source).
+    fn shared_by(self, readers: usize) -> Self {
+        let readers = readers.max(1);
+        Self {
+            in_flight_bytes: (self.in_flight_bytes / readers).max(1 << 20),
+            snapshot_chunks: self.snapshot_chunks,
+            writer: WriterLimits {
+                restore_bytes: (self.writer.restore_bytes / readers).max(1 << 20),
+                batch_bytes: self.writer.batch_bytes,
+            },
+        }
+    }
 }
 
+#[derive(Clone)]
 struct Migration {
     source_url: ServerUrl,
     target_url: ServerUrl,
@@ -102,7 +118,9 @@ struct Migration {
     policies: Policies,
     memory: MemoryPlan,
     connect_timeout: Duration,
-    events: Observer,
+    events: Arc<Observer>,
+    /// Set when this runs one shard of a cluster source ([`shards`]).
+    shard: Option<Arc<shards::ShardContext>>,
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
@@ -121,7 +139,8 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         policies: Policies::from(args.policies.clone()),
         memory: MemoryPlan::new(args.max_memory_mb),
         connect_timeout: Duration::from_secs(args.connect_timeout),
-        events: Observer::new(args.json),
+        events: Arc::new(Observer::new(args.json)),
+        shard: None,
     };
     if let Some(addr) = args.metrics_addr {
         let bound = crate::observe::http::serve(addr, job.events.stats().clone())
@@ -265,10 +284,39 @@ impl Migration {
             }
         }
         // ferry wrote the target's data in an earlier run: it may replace it.
-        let mut owned = saved.is_some();
+        let owned = saved.is_some();
 
         let mut target = self.connect_target(args, owned).await?;
         let source_info = self.source_info().await?;
+        let cluster_source = args.mode == MigrateMode::Replication
+            && self
+                .source_is_cluster()
+                .await
+                .map_err(|e| self.source_error(e))?;
+        if saved
+            .as_ref()
+            .is_some_and(|s| s.shards.is_empty() != !cluster_source)
+        {
+            return Err(Error::Migration(format!(
+                "the state file {} was written for a {} source, and {} is {}; use another \
+                 --state file",
+                self.state_path
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display(),
+                if cluster_source {
+                    "standalone"
+                } else {
+                    "cluster"
+                },
+                self.source_url,
+                if cluster_source {
+                    "a cluster"
+                } else {
+                    "not a cluster"
+                },
+            )));
+        }
         self.events.started(
             &self.source_url.address(),
             &source_info.name(),
@@ -298,6 +346,11 @@ impl Migration {
         // Scan mode keeps no position (and no marker): it always copies everything.
         // A cluster target carries no marker (see `session`): the state file alone says
         // where to resume.
+        if cluster_source {
+            return self
+                .run_cluster_source(args, &source_info, target, state)
+                .await;
+        }
         if owned && args.mode == MigrateMode::Replication && !target.cluster {
             self.resume_from_target(args, &mut target, &mut state)
                 .await?;
@@ -308,36 +361,62 @@ impl Migration {
             .stats()
             .set_live_applied(move || live.applied().map(|mark| mark.offset));
 
-        let shutdown = shutdown_or_stop(self.events.stats().clone(), &self.events);
+        let shutdown = shutdown_or_stop(self.events.stats().clone(), self.events.clone());
         tokio::pin!(shutdown);
         if args.mode == MigrateMode::Scan {
             let job = self.scan_job(args, &source_info, &target, owned);
             return crate::sources::scan::run(job, pipe, &mut shutdown).await;
         }
+        self.clone()
+            .follow(
+                args,
+                &source_info,
+                &target,
+                &pipe,
+                &mut state,
+                owned,
+                &mut shutdown,
+            )
+            .await
+    }
+
+    /// Sessions with the source one after the other: each lost connection is resumed
+    /// (PSYNC) until [`RECONNECT_FOR`] passes without success.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow(
+        mut self,
+        args: &MigrateArgs,
+        source_info: &ServerInfo,
+        target: &TargetSetup,
+        pipe: &Pipe,
+        state: &mut MigrationState,
+        mut owned: bool,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<(), Error> {
         let mut lost_since: Option<Instant> = None;
         loop {
             let session = self
                 .session(
                     args,
-                    &source_info,
-                    &target,
-                    &pipe,
-                    &mut state,
+                    source_info,
+                    target,
+                    pipe,
+                    state,
                     (owned, &mut lost_since),
-                    &mut shutdown,
+                    shutdown,
                 )
                 .await;
             owned = true;
             match session {
                 Ok(Stop::Signal) => {
-                    self.drain(&pipe, &mut state).await;
+                    self.drain(pipe, state).await;
                     match &self.state_path {
-                        Some(path) => self.events.line(format!(
+                        Some(path) => self.say(format!(
                             "stopped at offset {}; resume with --state {}",
                             state.offset,
                             path.display()
                         )),
-                        None => self.events.line(format!(
+                        None => self.say(format!(
                             "stopped at offset {} (without --state the next run copies everything again)",
                             state.offset
                         )),
@@ -350,41 +429,43 @@ impl Migration {
                     return Ok(());
                 }
                 Err(SessionError::SourceLost(error)) => {
-                    self.drain(&pipe, &mut state).await;
+                    self.drain(pipe, state).await;
                     let since = *lost_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > RECONNECT_FOR {
-                        return Err(self.stopped_with(self.source_error(error), &state));
+                        return Err(self.stopped_with(self.source_error(error), state));
                     }
                     self.events.reconnecting();
-                    self.events.line(format!(
+                    self.say(format!(
                         "lost the source ({}); reconnecting",
                         error_line(&error)
                     ));
+                    self.shard_lost().await;
                     tokio::select! {
                         _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
-                        _ = &mut shutdown => {
-                            self.events.line(format!("stopped at offset {}", state.offset));
+                        _ = shutdown.as_mut() => {
+                            self.say(format!("stopped at offset {}", state.offset));
                             return Ok(());
                         }
                     }
                 }
                 Err(SessionError::Reconnect(error)) => {
+                    self.shard_lost().await;
                     let since = *lost_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > RECONNECT_FOR {
-                        return Err(self.stopped_with(error, &state));
+                        return Err(self.stopped_with(error, state));
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
-                        _ = &mut shutdown => {
-                            self.events.line(format!("stopped at offset {}", state.offset));
+                        _ = shutdown.as_mut() => {
+                            self.say(format!("stopped at offset {}", state.offset));
                             return Ok(());
                         }
                     }
                 }
                 Err(SessionError::Fatal(error)) => {
                     // Keep what is applied so that a restart resumes from there.
-                    self.drain(&pipe, &mut state).await;
-                    return Err(self.stopped_with(error, &state));
+                    self.drain(pipe, state).await;
+                    return Err(self.stopped_with(error, state));
                 }
                 Err(SessionError::Setup(error)) => return Err(error),
             }
@@ -493,7 +574,10 @@ impl Migration {
 
     /// An error that ends the migration, with the position to resume from.
     fn stopped_with(&self, error: Error, state: &MigrationState) -> Error {
-        let line = crate::error::one_line(crate::error::chain(&error));
+        let mut line = crate::error::one_line(crate::error::chain(&error));
+        if let Some(shard) = &self.shard {
+            line = format!("{}: {line}", shard.label(&self.source_url));
+        }
         if state.replid.is_none() {
             return Error::Migration(line);
         }
@@ -545,7 +629,7 @@ impl Migration {
         *lost_since = None;
         let start = match outcome {
             PsyncOutcome::Continue { replid } => {
-                self.events.line(format!(
+                self.say(format!(
                     "partial resync accepted (+CONTINUE) at offset {}",
                     state.offset
                 ));
@@ -559,25 +643,32 @@ impl Migration {
             }
             PsyncOutcome::FullResync { replid, offset } => {
                 if let Some((id, from)) = &resume {
-                    self.events.line(format!(
+                    self.say(format!(
                         "partial resync refused by source; full sync (it cannot continue {id} \
                          from offset {from}: its backlog no longer holds it, or it is another \
                          replication)"
                     ));
                 }
-                let flush = args.flush_target || (owned && !args.allow_non_empty);
+                if let Some(shard) = &self.shard {
+                    // The target holds the other shards' keys: never flushed here.
+                    shard.begin_full_sync(resume.is_some())?;
+                }
+                let flush =
+                    self.shard.is_none() && (args.flush_target || (owned && !args.allow_non_empty));
                 let mut batch = Batch::default();
                 if flush {
                     batch.push(&["FLUSHALL"]);
                 }
                 // A marker of an earlier load must not outlive the data it described.
-                marker::push_delete(&mut batch);
+                if self.shard.is_none() {
+                    marker::push_delete(&mut batch);
+                }
                 pipe.send(batch).await.map_err(|e| self.fatal_target(e))?;
                 pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
                 if flush {
-                    self.events.line("emptied the target (FLUSHALL)");
-                } else if owned {
-                    self.events.line(
+                    self.say("emptied the target (FLUSHALL)");
+                } else if owned && self.shard.is_none() {
+                    self.say(
                         "reloading over the target's keys (--allow-non-empty): keys deleted \
                          on the source meanwhile may remain",
                     );
@@ -608,7 +699,7 @@ impl Migration {
         // The marker lives on one node, and a batch's transaction cannot span nodes: on a
         // cluster target each command goes alone (resume is at-least-once, from the state
         // file).
-        if !pipe.is_cluster() {
+        if !pipe.is_cluster() && self.shard.is_none() {
             applier = applier.with_marker(replid);
         }
         let result = self
@@ -617,14 +708,14 @@ impl Migration {
         self.events.commands_skipped(applier.skipped());
         let split = pipe.split_transactions();
         if split > 0 {
-            self.events.line(format!(
+            self.say(format!(
                 "{split} source transactions spanned several cluster slots: each ran as one \
                  transaction per slot (atomic per slot, not across slots)"
             ));
         }
         let redirects = pipe.redirects();
         if redirects > 0 {
-            self.events.line(format!(
+            self.say(format!(
                 "{redirects} commands followed a MOVED/ASK of the target cluster to the node \
                  now serving their slot"
             ));
@@ -655,10 +746,33 @@ impl Migration {
 
     /// The pipe to the target: its one connection, or one per primary of a cluster.
     async fn target_pipe(&self, target: &mut TargetSetup) -> Result<Pipe, Error> {
-        let mut client = target.take_client()?;
-        if !target.cluster {
+        let client = target.take_client()?;
+        let (pipe, nodes) = self.open_pipe(client, target.cluster).await?;
+        let Some(nodes) = nodes else {
+            return Ok(pipe);
+        };
+        self.events.line(format!(
+            "target is a cluster of {} primaries: keys are routed by slot, database 0 only; \
+             no resume marker (a restart resumes from the state file and may apply the last \
+             second of commands again)",
+            nodes
+        ));
+        Ok(pipe)
+    }
+
+    /// A pipe over `client` (the target's connection), and the number of primaries when
+    /// the target is a cluster.
+    async fn open_pipe(
+        &self,
+        mut client: Client,
+        cluster: bool,
+    ) -> Result<(Pipe, Option<usize>), Error> {
+        if !cluster {
             let (reader, writer) = client.into_split();
-            return Ok(Pipe::start(reader, writer, self.memory.in_flight_bytes));
+            return Ok((
+                Pipe::start(reader, writer, self.memory.in_flight_bytes),
+                None,
+            ));
         }
         let cluster = ClusterPipe::connect(
             &self.target_url,
@@ -668,13 +782,8 @@ impl Migration {
         )
         .await
         .map_err(|e| self.target_error(e))?;
-        self.events.line(format!(
-            "target is a cluster of {} primaries: keys are routed by slot, database 0 only; \
-             no resume marker (a restart resumes from the state file and may apply the last \
-             second of commands again)",
-            cluster.nodes()
-        ));
-        Ok(Pipe::cluster(cluster))
+        let nodes = cluster.nodes();
+        Ok((Pipe::cluster(cluster), Some(nodes)))
     }
 
     async fn connect_target(&self, args: &MigrateArgs, owned: bool) -> Result<TargetSetup, Error> {
@@ -721,7 +830,7 @@ impl Migration {
         let format = match dump.dump_version.and_then(probe::format_from_dump) {
             Some(found) => {
                 if found != expected {
-                    self.events.line(format!(
+                    self.say(format!(
                         "target {} dumps {} (expected {} from its version); using {}",
                         info.name(),
                         found.version,
@@ -736,7 +845,7 @@ impl Migration {
         let (mode, restore_refusal) = match dump.restore_refused {
             None => (WriteMode::Restore, String::new()),
             Some(reason) => {
-                self.events.line(format!(
+                self.say(format!(
                     "the target refuses RESTORE ({reason}); writing plain commands (streams cannot be copied)"
                 ));
                 (WriteMode::PlainOnly, reason)
@@ -770,7 +879,7 @@ impl Migration {
         })?;
         target.import_mode = match probe::enter_import_mode(client).await {
             Ok(true) => {
-                self.events.line(
+                self.say(
                     "target in import mode: it keeps keys until the source deletes them, as a \
                      replica does; `ferry cutover` turns it off (or CONFIG SET import-mode no)",
                 );
@@ -778,7 +887,7 @@ impl Migration {
             }
             Ok(false) => false,
             Err(refused) => {
-                self.events.line(format!(
+                self.say(format!(
                     "the target has import mode but refused it ({refused}); expiries due \
                      soon are held {} s for the source's DEL instead",
                     crate::sinks::writer::EXPIRY_GRACE_MS / 1000
@@ -837,7 +946,7 @@ impl Migration {
             SnapshotFraming::Sized(len) => Some(len),
             SnapshotFraming::EndMark => None,
         };
-        self.events.line(match total {
+        self.say(match total {
             Some(len) => format!(
                 "full sync: receiving a {} snapshot",
                 crate::display::size(len)
@@ -894,7 +1003,13 @@ impl Migration {
                     if line {
                         last_line = Instant::now();
                     }
-                    self.events.full_sync_progress(keys, received, keys_per_sec, line);
+                    self.events.full_sync_progress(keys, received, keys_per_sec, line && self.shard.is_none());
+                    if line && self.shard.is_some() {
+                        self.progress(format!(
+                            "full sync: {keys} keys written ({keys_per_sec:.0} keys/s), {} decoded",
+                            crate::display::size(received)
+                        ));
+                    }
                 }
             }
         };
@@ -923,15 +1038,17 @@ impl Migration {
             offset,
             db: 0,
         };
-        done.push_framing(&["SELECT", &marker::DB.to_string()]);
-        marker::push_write(&mut done, &applied, marker::DB, &[]);
+        if self.shard.is_none() {
+            done.push_framing(&["SELECT", &marker::DB.to_string()]);
+            marker::push_write(&mut done, &applied, marker::DB, &[]);
+        }
         pipe.send(done).await.map_err(|e| self.fatal_target(e))?;
         pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
         let seconds = started.elapsed().as_secs_f64();
         let keys = counters.keys.load(Ordering::Relaxed);
         self.events
             .full_sync_progress(keys, decoded.load(Ordering::Relaxed), 0.0, false);
-        self.events.line(format!(
+        self.say(format!(
             "full sync done: {keys} keys ({} by RESTORE, {} with plain commands), {} at or near expiry kept until the source deletes them, {} function libraries, {} in {seconds:.1} s ({:.0} keys/s)",
             counters.restored.load(Ordering::Relaxed),
             counters.plain.load(Ordering::Relaxed),
@@ -991,7 +1108,7 @@ impl Migration {
                     let received = repl.offset();
                     if !in_sync && state.offset >= received {
                         in_sync = true;
-                        self.events.in_sync(state.offset);
+                        self.report_in_sync(state.offset);
                     }
                     if last_save.elapsed() >= STATE_EVERY {
                         self.save_state(state)?;
@@ -1004,7 +1121,15 @@ impl Migration {
                     if line {
                         last_line = Instant::now();
                     }
-                    self.events.stream_progress(state.offset, received, ops_rate.update(replies), line);
+                    let rate = ops_rate.update(replies);
+                    self.events.stream_progress(state.offset, received, rate, line && self.shard.is_none());
+                    if line && self.shard.is_some() {
+                        self.progress(format!(
+                            "streaming: applied offset {}, lag {} bytes, {rate:.0} commands/s",
+                            state.offset,
+                            (received - state.offset).max(0)
+                        ));
+                    }
                 }
             }
         }
@@ -1024,9 +1149,40 @@ impl Migration {
     }
 
     fn save_state(&self, state: &MigrationState) -> Result<(), Error> {
+        if let Some(shard) = &self.shard {
+            return shard.save(state, &self.source_url.address());
+        }
         match &self.state_path {
             Some(path) => save_to(path, state),
             None => Ok(()),
+        }
+    }
+
+    /// A log line, naming the shard when this follows one of a cluster source.
+    fn say(&self, text: impl AsRef<str>) {
+        match &self.shard {
+            Some(shard) => self.events.line(format!(
+                "{}: {}",
+                shard.label(&self.source_url),
+                text.as_ref()
+            )),
+            None => self.events.line(text),
+        }
+    }
+
+    /// A periodic progress line of one shard.
+    fn progress(&self, text: String) {
+        if let Some(shard) = &self.shard {
+            self.events
+                .progress_line(&format!("{}: {text}", shard.label(&self.source_url)));
+        }
+    }
+
+    /// The stream caught up with the source: for a cluster source, once every shard has.
+    fn report_in_sync(&self, offset: i64) {
+        match &self.shard {
+            Some(shard) => shard.in_sync(&self.events, &self.source_url, offset),
+            None => self.events.in_sync(offset),
         }
     }
 }
@@ -1036,7 +1192,7 @@ fn save_to(path: &Path, state: &MigrationState) -> Result<(), Error> {
 }
 
 /// Resolves on Ctrl-C, SIGTERM or `POST /stop` (cutover).
-async fn shutdown_or_stop(stats: Arc<crate::observe::Stats>, events: &Observer) {
+async fn shutdown_or_stop(stats: Arc<crate::observe::Stats>, events: Arc<Observer>) {
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = stats.stop_requested() => events.line("stopping: asked to by POST /stop (cutover)"),

@@ -1,0 +1,398 @@
+//! A cluster source: one replication reader per shard (primary), all running at once and
+//! writing into the same target, each with its own position in the state file.
+//!
+//! ```text
+//! seed node ─ CLUSTER SHARDS ─┬─ shard 0-5460      ─ PSYNC ─ snapshot, stream ─┐
+//!                             ├─ shard 5461-10922  ─ PSYNC ─ snapshot, stream ─┼─▶ target
+//!                             └─ shard 10923-16383 ─ PSYNC ─ snapshot, stream ─┘
+//! ```
+//!
+//! Each shard runs the standalone path ([`Migration::follow`]) with these differences:
+//! the target is emptied once before any shard starts, never by a shard's full sync;
+//! no marker is kept on the target (the state file alone says where each shard resumes,
+//! at least once); a lost shard rediscovers the cluster and follows its slots to the
+//! node now serving them (a failover), resuming there by PSYNC.
+
+use super::{shutdown_or_stop, Migration, TargetSetup};
+use crate::cli::MigrateArgs;
+use crate::error::Error;
+use crate::observe::{Observer, Phase};
+use crate::sinks::writer::client::Client;
+use crate::sinks::writer::pipe::{Batch, Pipe};
+use crate::sinks::writer::probe::{self, ServerInfo};
+use crate::sources::replication::cluster::{self, slots_text, NodeAddr, SourceShard};
+use crate::state::{self, MigrationState, ShardState};
+use crate::url::ServerUrl;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+
+/// What the shards of one run share: the state file and who is in sync.
+struct Board {
+    path: Option<PathBuf>,
+    /// The whole state, one entry per shard in `shards`.
+    state: Mutex<MigrationState>,
+    in_sync: Mutex<Vec<bool>>,
+    all_in_sync: AtomicBool,
+}
+
+impl Board {
+    fn save(&self, state: &MigrationState) -> Result<(), Error> {
+        match &self.path {
+            Some(path) => state::save(path, state).map_err(Error::from),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One shard's identity and its share of the [`Board`].
+pub(super) struct ShardContext {
+    index: usize,
+    slots: Vec<[u16; 2]>,
+    board: Arc<Board>,
+    /// This shard's keys may be on the target (a full sync of it began, in this run or
+    /// an earlier one): another full sync would mix old and new data.
+    loaded: AtomicBool,
+    /// Every node seen (replicas included), asked for the topology after a loss.
+    known: Mutex<Vec<NodeAddr>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking holder cannot leave these values half-written: use them anyway.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ShardContext {
+    /// `shard 0-5460 (127.0.0.1:7000)`: the node, never the URL (no password).
+    pub(super) fn label(&self, node: &ServerUrl) -> String {
+        format!("shard {} ({})", slots_text(&self.slots), node.address())
+    }
+
+    /// Records this shard's position (`state`) in the state file.
+    pub(super) fn save(&self, state: &MigrationState, node: &str) -> Result<(), Error> {
+        let mut whole = lock(&self.board.state);
+        if let Some(entry) = whole.shards.get_mut(self.index) {
+            entry.node = node.to_owned();
+            entry.replid = state.replid.clone();
+            entry.offset = state.offset;
+        }
+        self.board.save(&whole)
+    }
+
+    /// A full sync of this shard is about to load: refused when the target may already
+    /// hold its keys from before (`resumed`: the source refused to continue a saved
+    /// position).
+    pub(super) fn begin_full_sync(&self, resumed: bool) -> Result<(), Error> {
+        if self.loaded.swap(true, Ordering::Relaxed) || resumed {
+            return Err(Error::Migration(
+                "the source offers this shard only a full sync (FULLRESYNC) while the target \
+                 holds its keys from before, and reloading over them would keep keys deleted \
+                 meanwhile; rerun with --flush-target to copy the whole cluster again"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn in_sync(&self, events: &Observer, node: &ServerUrl, offset: i64) {
+        events.line(format!("{}: in sync at offset {offset}", self.label(node)));
+        let all = {
+            let mut flags = lock(&self.board.in_sync);
+            if let Some(flag) = flags.get_mut(self.index) {
+                *flag = true;
+            }
+            flags.iter().all(|f| *f)
+        };
+        if all && !self.board.all_in_sync.swap(true, Ordering::Relaxed) {
+            events.phase(Phase::InSync, None);
+            events.line(format!(
+                "in sync: all {} shards of the source cluster",
+                self.board.state_len()
+            ));
+        }
+    }
+
+    fn out_of_sync(&self) {
+        if let Some(flag) = lock(&self.board.in_sync).get_mut(self.index) {
+            *flag = false;
+        }
+        self.board.all_in_sync.store(false, Ordering::Relaxed);
+    }
+}
+
+impl Board {
+    fn state_len(&self) -> usize {
+        lock(&self.in_sync).len()
+    }
+}
+
+impl Migration {
+    pub(super) async fn source_is_cluster(
+        &self,
+    ) -> Result<bool, crate::sinks::writer::client::ClientError> {
+        let mut client = Client::connect(&self.source_url, self.connect_timeout).await?;
+        probe::is_cluster(&mut client).await
+    }
+
+    /// The run for a cluster source: discover the shards, match them with the state file,
+    /// empty the target once if asked, then follow every shard until a signal or an error.
+    pub(super) async fn run_cluster_source(
+        &self,
+        args: &MigrateArgs,
+        source_info: &ServerInfo,
+        mut target: TargetSetup,
+        mut state: MigrationState,
+    ) -> Result<(), Error> {
+        let mut seed = Client::connect(&self.source_url, self.connect_timeout)
+            .await
+            .map_err(|e| self.source_error(e))?;
+        let shards = cluster::discover(&mut seed, &self.source_url.host)
+            .await
+            .map_err(|e| self.source_error(e))?;
+        drop(seed);
+        let listed: Vec<String> = shards
+            .iter()
+            .map(|s| format!("{} at {}", s.slots_text(), s.primary))
+            .collect();
+        self.events.line(format!(
+            "source is a cluster of {} shards ({}): one replication reader per primary, \
+             database 0 only; no resume marker on the target (a restart resumes each shard \
+             from the state file and may apply its last second of commands again)",
+            shards.len(),
+            listed.join(", ")
+        ));
+        let saved = std::mem::take(&mut state.shards);
+        let resume = !saved.is_empty() && !args.flush_target;
+        state.shards = match resume {
+            true => self.match_saved(&shards, saved)?,
+            false => shards
+                .iter()
+                .map(|shard| ShardState {
+                    slots: shard.slots.clone(),
+                    node: shard.primary.to_string(),
+                    replid: None,
+                    offset: 0,
+                })
+                .collect(),
+        };
+        state.replid = None;
+        state.offset = 0;
+        state.db = 0;
+
+        // The target is emptied here, once: a shard's full sync must keep the others' keys.
+        let pipe = self.target_pipe(&mut target).await?;
+        if args.flush_target {
+            let mut batch = Batch::default();
+            batch.push(&["FLUSHALL"]);
+            pipe.send(batch).await.map_err(|e| self.target_error(e))?;
+            pipe.barrier().await.map_err(|e| self.target_error(e))?;
+            self.events
+                .line("emptied the target (FLUSHALL), once before any shard starts");
+        }
+        drop(pipe);
+
+        let known: Vec<NodeAddr> = shards.iter().flat_map(|s| s.nodes.clone()).collect();
+        let entries = state.shards.clone();
+        let board = Arc::new(Board {
+            path: self.state_path.clone(),
+            in_sync: Mutex::new(vec![false; shards.len()]),
+            all_in_sync: AtomicBool::new(false),
+            state: Mutex::new(state.clone()),
+        });
+        {
+            let whole = lock(&board.state);
+            board.save(&whole)?;
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut runs = Vec::with_capacity(shards.len());
+        for (index, (shard, entry)) in shards.iter().zip(entries).enumerate() {
+            let mut job = self.clone();
+            job.source_url = shard.primary.url(&self.source_url);
+            job.memory = self.memory.shared_by(shards.len());
+            job.shard = Some(Arc::new(ShardContext {
+                index,
+                slots: shard.slots.clone(),
+                board: board.clone(),
+                loaded: AtomicBool::new(resume),
+                known: Mutex::new(known.clone()),
+            }));
+            let pipe = job.shard_pipe(&target).await?;
+            let mut shard_state = state.clone();
+            shard_state.shards.clear();
+            shard_state.replid = entry.replid;
+            shard_state.offset = entry.offset;
+            runs.push(job.run_shard(
+                args,
+                source_info,
+                &target,
+                pipe,
+                shard_state,
+                (stop.clone(), stopped.clone()),
+            ));
+        }
+
+        let all = join_all(runs);
+        tokio::pin!(all);
+        let signal = shutdown_or_stop(self.events.stats().clone(), self.events.clone());
+        tokio::pin!(signal);
+        let results = tokio::select! {
+            results = &mut all => results,
+            _ = &mut signal => {
+                let _ = stop.send(true);
+                all.await
+            }
+        };
+        results.into_iter().collect::<Result<Vec<()>, Error>>()?;
+        Ok(())
+    }
+
+    /// The saved shards in the order of `shards`; the slots must be the same (a restart
+    /// cannot tell where the keys of a slot moved meanwhile went).
+    fn match_saved(
+        &self,
+        shards: &[SourceShard],
+        saved: Vec<ShardState>,
+    ) -> Result<Vec<ShardState>, Error> {
+        let changed = || {
+            let before: Vec<String> = saved.iter().map(|s| slots_text(&s.slots)).collect();
+            let now: Vec<String> = shards.iter().map(|s| s.slots_text()).collect();
+            Error::Migration(format!(
+                "the source cluster's slots moved since the state file was written (then: \
+                 {}; now: {}): the shards cannot resume; rerun with --flush-target",
+                before.join(" "),
+                now.join(" ")
+            ))
+        };
+        if saved.len() != shards.len() {
+            return Err(changed());
+        }
+        shards
+            .iter()
+            .map(|shard| {
+                saved
+                    .iter()
+                    .find(|entry| entry.slots == shard.slots)
+                    .cloned()
+                    .ok_or_else(changed)
+            })
+            .collect()
+    }
+
+    /// This shard's own connection(s) to the target, in import mode when the setup
+    /// connection entered it (it is per connection).
+    async fn shard_pipe(&self, target: &TargetSetup) -> Result<Pipe, Error> {
+        let mut client = Client::connect(&self.target_url, self.connect_timeout)
+            .await
+            .map_err(|e| self.target_error(e))?;
+        if target.import_mode {
+            probe::enter_import_mode(&mut client)
+                .await
+                .map_err(|e| self.target_error(e))?;
+        }
+        Ok(self.open_pipe(client, target.cluster).await?.0)
+    }
+
+    /// Follows one shard; an error stops the other shards too.
+    async fn run_shard(
+        self,
+        args: &MigrateArgs,
+        source_info: &ServerInfo,
+        target: &TargetSetup,
+        pipe: Pipe,
+        mut state: MigrationState,
+        (stop, mut stopped): (
+            tokio::sync::watch::Sender<bool>,
+            tokio::sync::watch::Receiver<bool>,
+        ),
+    ) -> Result<(), Error> {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        tokio::pin!(shutdown);
+        let result = self
+            .follow(
+                args,
+                source_info,
+                target,
+                &pipe,
+                &mut state,
+                true,
+                &mut shutdown,
+            )
+            .await;
+        if result.is_err() {
+            let _ = stop.send(true);
+        }
+        result
+    }
+
+    /// After a lost connection: asks the known nodes for the topology and follows this
+    /// shard's slots to the node serving them now (a failover promoted a replica).
+    pub(super) async fn shard_lost(&mut self) {
+        let Some(shard) = self.shard.clone() else {
+            return;
+        };
+        shard.out_of_sync();
+        let Some(first_slot) = shard.slots.first().map(|[a, _]| *a) else {
+            return;
+        };
+        let mut ask = vec![NodeAddr {
+            host: self.source_url.host.clone(),
+            port: self.source_url.port,
+        }];
+        ask.extend(lock(&shard.known).iter().cloned());
+        let Some(shards) = cluster::rediscover(&ask, &self.source_url, self.connect_timeout).await
+        else {
+            return;
+        };
+        {
+            let mut known = lock(&shard.known);
+            for node in shards.iter().flat_map(|s| s.nodes.iter()) {
+                if !known.contains(node) {
+                    known.push(node.clone());
+                }
+            }
+        }
+        let Some(now) = shards.iter().find(|s| s.serves(first_slot)) else {
+            return;
+        };
+        if now.primary.host == self.source_url.host && now.primary.port == self.source_url.port {
+            return;
+        }
+        let was = shard.label(&self.source_url);
+        self.source_url = now.primary.url(&self.source_url);
+        self.events.line(format!(
+            "{was}: failover followed: the slots are now served by {}; resuming there by \
+             PSYNC",
+            now.primary
+        ));
+    }
+}
+
+/// Runs every future to completion on the current task; the outputs in order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        match pending {
+            true => Poll::Pending,
+            false => Poll::Ready(()),
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}

@@ -1,0 +1,291 @@
+//! `ferry migrate` from a real Redis Cluster source: one replication reader per shard,
+//! into a cluster or a standalone target, under a write load on every shard; through a
+//! failover of a source primary and a restart of ferry.
+
+mod migrate_support;
+
+use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
+use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::workload::{forget_unreplicated_group_state, Workload, WorkloadStats};
+use ferry_testkit::{dataset, Cluster, Server, ServerKind};
+use migrate_support::{master_repl_offset, Ferry, IN_SYNC_TIMEOUT};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const ALL_IN_SYNC: &str = "ferry: in sync: all";
+
+/// A cluster source filled with the database 0 dataset (written to a standalone server of
+/// the same kind, then copied in by DUMP/RESTORE).
+fn source_cluster(kind: ServerKind, primaries: usize, replicas: usize) -> Cluster {
+    let cluster = Cluster::start_with_replicas(kind, primaries, replicas).unwrap();
+    let staging = Server::start(kind).unwrap();
+    dataset::populate_db0(&staging).unwrap();
+    cluster.copy_from(&staging).unwrap();
+    cluster
+}
+
+/// A load on one primary: its keys carry a hash tag of that primary's slots.
+fn load_on(
+    cluster: &Cluster,
+    primary: usize,
+    seed: u64,
+    stop: &Arc<AtomicBool>,
+) -> JoinHandle<WorkloadStats> {
+    Workload::new(cluster.kind(), seed)
+        .for_cluster()
+        .with_key_tag(&cluster.tag_for(primary).unwrap())
+        .with_rate(Some(700))
+        .start(cluster.nodes()[primary].url(), stop.clone())
+}
+
+fn loads(cluster: &Cluster, seed: u64, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<WorkloadStats>> {
+    (0..cluster.nodes().len())
+        .map(|primary| load_on(cluster, primary, seed + primary as u64, stop))
+        .collect()
+}
+
+fn stop_loads(stop: &Arc<AtomicBool>, loads: Vec<JoinHandle<WorkloadStats>>) {
+    stop.store(true, Ordering::Relaxed);
+    for load in loads {
+        let stats = load.join().expect("the load ends");
+        assert!(stats.total() > 100, "{stats:?}");
+    }
+}
+
+/// The offset each shard's entry in the state file says is applied (shards in slot order).
+fn shard_offsets(state: &Path) -> Vec<Option<i64>> {
+    let Ok(text) = std::fs::read_to_string(state) else {
+        return Vec::new();
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    let Some(shards) = value.get("shards").and_then(|s| s.as_array()) else {
+        return Vec::new();
+    };
+    shards
+        .iter()
+        .map(|shard| {
+            shard.get("replid")?.as_str()?;
+            shard.get("offset")?.as_i64()
+        })
+        .collect()
+}
+
+/// Waits until every shard's entry records all its primary has written so far.
+fn wait_shards_applied(source: &Cluster, state: &Path, ferry: &Ferry) {
+    let wanted: Vec<i64> = source.nodes().iter().map(master_repl_offset).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let applied = shard_offsets(state);
+        let done = applied.len() == wanted.len()
+            && applied
+                .iter()
+                .zip(&wanted)
+                .all(|(applied, wanted)| applied.is_some_and(|a| a >= *wanted));
+        if done {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "offsets {wanted:?} not applied within 60 s (state says {applied:?}):\n{}",
+                ferry.output()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Captures the source cluster (which makes it expire due keys and replicate their DELs),
+/// waits until ferry applied all of it, and compares with `target` key by key.
+fn assert_equal(
+    source: &Cluster,
+    target: impl Fn() -> Snapshot,
+    state: &Path,
+    ferry: &Ferry,
+    field_ttl: FieldTtl,
+    vectors: VectorSets,
+) {
+    std::thread::sleep(ferry_testkit::workload::SHORT_TTLS_PASSED);
+    let before = source.snapshot().unwrap();
+    wait_shards_applied(source, state, ferry);
+    let mut actual = target();
+    let mut expected = after_policies(&before, field_ttl, vectors).snapshot;
+    forget_unreplicated_group_state(&mut expected);
+    forget_unreplicated_group_state(&mut actual);
+    let differences = expected.diff(&actual, &DiffOptions::new());
+    let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
+    assert!(
+        differences.is_empty(),
+        "{} differences:\n{}\n{}",
+        differences.len(),
+        shown.join("\n"),
+        ferry.output()
+    );
+    assert!(expected.key_count() > 100, "{}", expected.key_count());
+}
+
+fn start_ferry(source: &Cluster, target_url: &str, state: &Path, extra: &[&str]) -> Ferry {
+    let (source_url, state_arg) = (source.url(), state.display().to_string());
+    let mut args = vec![
+        "--source",
+        &source_url,
+        "--target",
+        target_url,
+        "--state",
+        &state_arg,
+    ];
+    args.extend(extra);
+    Ferry::start(&args)
+}
+
+fn stop_ferry(mut ferry: Ferry) -> String {
+    ferry.signal("TERM");
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status}:\n{}", ferry.output());
+    ferry.output()
+}
+
+fn cluster_into_cluster(
+    source_kind: ServerKind,
+    target_kind: ServerKind,
+    target_primaries: usize,
+    policy: &[&str],
+    field_ttl: FieldTtl,
+) {
+    let source = source_cluster(source_kind, 3, 0);
+    let target = Cluster::start(target_kind, target_primaries).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = loads(&source, 21, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, policy);
+    ferry.wait_for("source is a cluster of 3 shards", Duration::from_secs(30));
+    ferry.wait_for(ALL_IN_SYNC, IN_SYNC_TIMEOUT);
+    // The load goes on through the three streams for a while.
+    std::thread::sleep(Duration::from_secs(2));
+    stop_loads(&stop, running);
+    let vectors = match target_kind.has_vector_sets() {
+        true => VectorSets::Keep,
+        false => VectorSets::Remove,
+    };
+    assert_equal(
+        &source,
+        || target.snapshot().unwrap(),
+        &state,
+        &ferry,
+        field_ttl,
+        vectors,
+    );
+    let output = stop_ferry(ferry);
+    assert_eq!(output.matches("full sync done").count(), 3, "{output}");
+}
+
+#[test]
+fn a_redis_7_cluster_lands_equal_on_a_valkey_8_cluster() {
+    cluster_into_cluster(
+        ServerKind::Redis70,
+        ServerKind::Valkey81,
+        3,
+        &[],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn a_redis_8_cluster_lands_equal_on_a_four_primary_valkey_9_cluster() {
+    cluster_into_cluster(
+        ServerKind::Redis80,
+        ServerKind::Valkey91,
+        4,
+        &["--hash-field-ttl", "persist", "--vector-set", "skip"],
+        FieldTtl::Persist,
+    );
+}
+
+#[test]
+fn a_failover_of_a_source_primary_is_followed_without_a_full_sync() {
+    let mut source = source_cluster(ServerKind::Redis70, 3, 1);
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = loads(&source, 31, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_for(ALL_IN_SYNC, IN_SYNC_TIMEOUT);
+
+    // The load on shard 1 pauses while its replica takes over, then goes on there.
+    let shard_stop = Arc::new(AtomicBool::new(false));
+    let shard_load = load_on(&source, 1, 41, &shard_stop);
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&shard_stop, vec![shard_load]);
+    let old_port = source.nodes()[1].port();
+    source.failover(1).unwrap();
+    let new_port = source.nodes()[1].port();
+    running.push(load_on(&source, 1, 51, &stop));
+    let line = ferry.wait_for("failover followed", Duration::from_secs(60));
+    assert!(line.contains(&format!("127.0.0.1:{old_port}")), "{line}");
+    assert!(line.contains(&format!("127.0.0.1:{new_port}")), "{line}");
+    ferry.wait_for(
+        &format!("(127.0.0.1:{new_port}): partial resync accepted (+CONTINUE)"),
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || Snapshot::capture(&target).unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+    let output = stop_ferry(ferry);
+    assert_eq!(
+        output.matches("full sync: receiving").count(),
+        3,
+        "{output}"
+    );
+}
+
+#[test]
+fn a_restarted_ferry_resumes_every_shard_from_the_state_file() {
+    let source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = loads(&source, 61, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_for(ALL_IN_SYNC, IN_SYNC_TIMEOUT);
+    std::thread::sleep(Duration::from_secs(1));
+    let first = stop_ferry(ferry);
+    assert_eq!(first.matches("resume with --state").count(), 3, "{first}");
+
+    // The load goes on while ferry is down; the second run continues each shard.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_for(ALL_IN_SYNC, IN_SYNC_TIMEOUT);
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || target.snapshot().unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+    let second = stop_ferry(ferry);
+    assert_eq!(
+        second
+            .matches("partial resync accepted (+CONTINUE)")
+            .count(),
+        3,
+        "{second}"
+    );
+    assert!(!second.contains("full sync"), "{second}");
+}
