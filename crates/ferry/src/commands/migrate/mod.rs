@@ -121,6 +121,8 @@ struct Migration {
     events: Arc<Observer>,
     /// Set when this runs one shard of a cluster source ([`shards`]).
     shard: Option<Arc<shards::ShardContext>>,
+    /// The node a failover of this shard moved away from, until a session continued.
+    failover_from: Option<String>,
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
@@ -141,6 +143,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         connect_timeout: Duration::from_secs(args.connect_timeout),
         events: Arc::new(Observer::new(args.json)),
         shard: None,
+        failover_from: None,
     };
     if let Some(addr) = args.metrics_addr {
         let bound = crate::observe::http::serve(addr, job.events.stats().clone())
@@ -407,6 +410,9 @@ impl Migration {
                 )
                 .await;
             owned = true;
+            if session.is_ok() || matches!(session, Err(SessionError::SourceLost(_))) {
+                self.failover_from = None;
+            }
             match session {
                 Ok(Stop::Signal) => {
                     self.drain(pipe, state).await;
@@ -633,6 +639,14 @@ impl Migration {
                     "partial resync accepted (+CONTINUE) at offset {}",
                     state.offset
                 ));
+                if let Some(from) = &self.failover_from {
+                    self.say(format!(
+                        "failover followed from {from} without a full sync: the promoted \
+                         node continued replication ID {} at offset {}",
+                        state.replid.as_deref().unwrap_or_default(),
+                        state.offset
+                    ));
+                }
                 self.events.replid(&replid);
                 self.events.phase(Phase::Streaming, Some(state.offset));
                 state.replid = Some(replid);
@@ -693,7 +707,10 @@ impl Migration {
             }
         };
 
-        let translator: Box<dyn CommandTransform> = Box::new(self.translator(target));
+        let mut translator: Box<dyn CommandTransform> = Box::new(self.translator(target));
+        if let Some(shard) = &self.shard {
+            translator = shard.transform(translator);
+        }
         let replid = state.replid.clone().unwrap_or_default();
         let mut applier = StreamApplier::new(pipe.clone(), translator, start);
         // The marker lives on one node, and a batch's transaction cannot span nodes: on a

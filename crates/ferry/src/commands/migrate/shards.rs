@@ -21,6 +21,8 @@ use crate::sinks::writer::client::Client;
 use crate::sinks::writer::pipe::{Batch, Pipe};
 use crate::sinks::writer::probe::{self, ServerInfo};
 use crate::sources::replication::cluster::{self, slots_text, NodeAddr, SourceShard};
+use crate::sources::replication::moves::{MovedKeys, ShardTransform};
+use crate::sources::replication::translate::CommandTransform;
 use crate::state::{self, MigrationState, ShardState};
 use crate::url::ServerUrl;
 use std::future::Future;
@@ -37,6 +39,8 @@ struct Board {
     state: Mutex<MigrationState>,
     in_sync: Mutex<Vec<bool>>,
     all_in_sync: AtomicBool,
+    /// Keys MIGRATE moved between shards (resharding on the source).
+    moved: Arc<MovedKeys>,
 }
 
 impl Board {
@@ -115,6 +119,16 @@ impl ShardContext {
                 self.board.state_len()
             ));
         }
+    }
+
+    /// The stream transform of this shard: `inner` behind the MIGRATE rule
+    /// ([`crate::sources::replication::moves`]).
+    pub(super) fn transform(&self, inner: Box<dyn CommandTransform>) -> Box<dyn CommandTransform> {
+        Box::new(ShardTransform::new(
+            inner,
+            self.board.moved.clone(),
+            self.index,
+        ))
     }
 
     fn out_of_sync(&self) {
@@ -203,6 +217,7 @@ impl Migration {
             in_sync: Mutex::new(vec![false; shards.len()]),
             all_in_sync: AtomicBool::new(false),
             state: Mutex::new(state.clone()),
+            moved: Arc::new(MovedKeys::default()),
         });
         {
             let whole = lock(&board.state);
@@ -338,9 +353,6 @@ impl Migration {
             return;
         };
         shard.out_of_sync();
-        let Some(first_slot) = shard.slots.first().map(|[a, _]| *a) else {
-            return;
-        };
         let mut ask = vec![NodeAddr {
             host: self.source_url.host.clone(),
             port: self.source_url.port,
@@ -358,17 +370,32 @@ impl Migration {
                 }
             }
         }
-        let Some(now) = shards.iter().find(|s| s.serves(first_slot)) else {
+        // The shard now serving most of this one's slots (all of them after a failover).
+        let overlap = |candidate: &SourceShard| {
+            shard
+                .slots
+                .iter()
+                .flat_map(|[a, b]| *a..=*b)
+                .filter(|slot| candidate.serves(*slot))
+                .count()
+        };
+        let Some(now) = shards
+            .iter()
+            .map(|candidate| (overlap(candidate), candidate))
+            .filter(|(count, _)| *count > 0)
+            .max_by_key(|(count, _)| *count)
+            .map(|(_, candidate)| candidate)
+        else {
             return;
         };
         if now.primary.host == self.source_url.host && now.primary.port == self.source_url.port {
             return;
         }
         let was = shard.label(&self.source_url);
+        self.failover_from = Some(self.source_url.address());
         self.source_url = now.primary.url(&self.source_url);
         self.events.line(format!(
-            "{was}: failover followed: the slots are now served by {}; resuming there by \
-             PSYNC",
+            "{was}: failover: the slots are now served by {}; resuming there by PSYNC",
             now.primary
         ));
     }

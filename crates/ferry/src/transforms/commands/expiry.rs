@@ -32,6 +32,7 @@ const PXAT: Bytes = Bytes::from_static(b"PXAT");
 const PEXPIREAT: Bytes = Bytes::from_static(b"PEXPIREAT");
 const PERSIST: Bytes = Bytes::from_static(b"PERSIST");
 const ABSTTL: Bytes = Bytes::from_static(b"ABSTTL");
+const RESTORE: Bytes = Bytes::from_static(b"RESTORE");
 
 const READ_ONLY: &str = "GETEX without options only reads";
 
@@ -146,6 +147,11 @@ impl CommandTranslator {
     pub(super) fn restore(&self, mut args: Vec<Bytes>) -> Result<Translated, Error> {
         if args.len() < 4 {
             return Err(malformed(&args, "it needs a key, a TTL and a payload").into());
+        }
+        // A cluster source's node propagates the keys MIGRATE brought it as RESTORE-ASKING
+        // (the ASKING is for a slot being imported there); the target needs RESTORE.
+        if args[0].eq_ignore_ascii_case(b"RESTORE-ASKING") {
+            args[0] = RESTORE;
         }
         let absolute = args[4..].iter().any(|a| a.eq_ignore_ascii_case(b"ABSTTL"));
         if number(&args, 2)? != 0 {

@@ -162,6 +162,8 @@ const SPECIAL: &[(&str, Special)] = &[
     ("PEXPIREAT", Special::ExpireAt(Unit::Milliseconds)),
     ("GETEX", Special::GetEx),
     ("RESTORE", Special::Restore),
+    // What a cluster node propagates for a key MIGRATE brought it (see `expiry.rs`).
+    ("RESTORE-ASKING", Special::Restore),
     ("RENAME", Special::Rename(Rename::Always)),
     ("RENAMENX", Special::Rename(Rename::IfAbsent)),
 ];

@@ -377,6 +377,14 @@ fn relative_key_ttls_become_absolute_on_arrival() {
             "RESTORE k 100 payload REPLACE IDLETIME 5",
             "RESTORE k 1005000 payload REPLACE IDLETIME 5 ABSTTL",
         ),
+        (
+            "RESTORE-ASKING k 0 payload REPLACE",
+            "RESTORE k 0 payload REPLACE",
+        ),
+        (
+            "restore-asking k 100 payload",
+            "RESTORE k 1005000 payload ABSTTL",
+        ),
     ] {
         assert_eq!(
             t.translate(0, args(given)).unwrap(),

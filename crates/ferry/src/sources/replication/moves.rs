@@ -1,0 +1,197 @@
+//! Keys moved between the shards of a cluster source by `MIGRATE` (resharding).
+//!
+//! `MIGRATE` makes the destination node run `RESTORE-ASKING key …` (in its stream), then
+//! deletes the key on the origin, which propagates `DEL key …` (in the origin's stream).
+//! ferry follows the two streams on their own, so it would apply the RESTORE, then the DEL,
+//! and lose the key. This seam remembers each key a shard restored that way; a `DEL` or
+//! `UNLINK` of that key from another shard is MIGRATE's own and is left out. When the DEL
+//! arrives first, it is applied and the later RESTORE brings the key back, which is right
+//! as it is.
+
+use super::translate::CommandTransform;
+use crate::error::Error;
+use crate::transforms::commands::Translated;
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Keys remembered at most (a resharding moves keys in chunks; their DELs follow at once).
+const REMEMBERED: usize = 100_000;
+/// A DEL later than this after its RESTORE-ASKING is no longer taken for MIGRATE's.
+const REMEMBERED_FOR: Duration = Duration::from_secs(600);
+
+const SKIPPED: &str = "a DEL of keys MIGRATE moved to another shard of the source cluster";
+
+/// The keys restored by `RESTORE-ASKING`, shared by every shard of one run.
+#[derive(Debug, Default)]
+pub struct MovedKeys {
+    inner: Mutex<Remembered>,
+}
+
+#[derive(Debug, Default)]
+struct Remembered {
+    /// Key → the shard whose stream restored it, and when.
+    by_key: HashMap<Bytes, (usize, Instant)>,
+    order: VecDeque<(Bytes, Instant)>,
+}
+
+impl MovedKeys {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn restored(&self, key: Bytes, shard: usize) {
+        let now = Instant::now();
+        let mut seen = self.lock();
+        seen.by_key.insert(key.clone(), (shard, now));
+        seen.order.push_back((key, now));
+        while let Some((key, at)) = seen.order.front().cloned() {
+            if seen.order.len() <= REMEMBERED && at.elapsed() < REMEMBERED_FOR {
+                break;
+            }
+            seen.order.pop_front();
+            if seen.by_key.get(&key).is_some_and(|(_, when)| *when == at) {
+                seen.by_key.remove(&key);
+            }
+        }
+    }
+
+    /// Whether `shard` deleting `key` is MIGRATE moving it to another shard (forgotten
+    /// once answered: the move is complete).
+    fn moved_away(&self, key: &[u8], shard: usize) -> bool {
+        let mut seen = self.lock();
+        match seen.by_key.get(key) {
+            Some((restorer, at)) if *restorer != shard && at.elapsed() < REMEMBERED_FOR => {
+                seen.by_key.remove(key);
+                true
+            }
+            Some(_) => {
+                // The restoring shard deletes it itself: an ordinary DEL.
+                seen.by_key.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+/// One shard's stream transform: the command translator behind the MIGRATE rule above.
+pub struct ShardTransform {
+    inner: Box<dyn CommandTransform>,
+    moved: Arc<MovedKeys>,
+    shard: usize,
+}
+
+impl ShardTransform {
+    pub fn new(inner: Box<dyn CommandTransform>, moved: Arc<MovedKeys>, shard: usize) -> Self {
+        Self {
+            inner,
+            moved,
+            shard,
+        }
+    }
+}
+
+impl CommandTransform for ShardTransform {
+    fn translate(&mut self, db: u64, mut args: Vec<Bytes>) -> Result<Translated, Error> {
+        let name = args.first().cloned().unwrap_or_default();
+        if name.eq_ignore_ascii_case(b"RESTORE-ASKING") {
+            if let Some(key) = args.get(1) {
+                self.moved.restored(key.clone(), self.shard);
+            }
+        } else if (name.eq_ignore_ascii_case(b"DEL") || name.eq_ignore_ascii_case(b"UNLINK"))
+            && args.len() > 1
+        {
+            let before = args.len();
+            let shard = self.shard;
+            let moved = &self.moved;
+            let mut position = 0;
+            args.retain(|arg| {
+                position += 1;
+                position == 1 || !moved.moved_away(arg, shard)
+            });
+            if args.len() == 1 && before > 1 {
+                return Ok(Translated::Skip { reason: SKIPPED });
+            }
+        }
+        self.inner.translate(db, args)
+    }
+
+    fn report_lines(&self) -> Vec<String> {
+        self.inner.report_lines()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct PassThrough;
+
+    impl CommandTransform for PassThrough {
+        fn translate(&mut self, _db: u64, args: Vec<Bytes>) -> Result<Translated, Error> {
+            Ok(Translated::Apply(vec![args]))
+        }
+    }
+
+    fn args(text: &str) -> Vec<Bytes> {
+        text.split(' ')
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    fn shard(moved: &Arc<MovedKeys>, index: usize) -> ShardTransform {
+        ShardTransform::new(Box::new(PassThrough), moved.clone(), index)
+    }
+
+    #[test]
+    fn the_origins_del_of_a_key_restored_by_another_shard_is_left_out() {
+        let moved = Arc::new(MovedKeys::default());
+        let (mut origin, mut destination) = (shard(&moved, 0), shard(&moved, 1));
+        let restore = destination
+            .translate(0, args("RESTORE-ASKING a 0 payload"))
+            .unwrap();
+        assert_eq!(
+            restore,
+            Translated::Apply(vec![args("RESTORE-ASKING a 0 payload")])
+        );
+        destination
+            .translate(0, args("RESTORE-ASKING b 0 p"))
+            .unwrap();
+        // MIGRATE of a and b propagated as one DEL, with c deleted by a client.
+        assert_eq!(
+            origin.translate(0, args("DEL a c b")).unwrap(),
+            Translated::Apply(vec![args("DEL c")])
+        );
+        // Answered once: a later DEL of a (moved back, deleted) is an ordinary one.
+        assert_eq!(
+            origin.translate(0, args("DEL a")).unwrap(),
+            Translated::Apply(vec![args("DEL a")])
+        );
+        destination
+            .translate(0, args("RESTORE-ASKING d 0 p"))
+            .unwrap();
+        assert!(matches!(
+            origin.translate(0, args("unlink d")).unwrap(),
+            Translated::Skip { .. }
+        ));
+    }
+
+    #[test]
+    fn the_restoring_shard_deleting_the_key_itself_is_applied() {
+        let moved = Arc::new(MovedKeys::default());
+        let (mut origin, mut destination) = (shard(&moved, 0), shard(&moved, 1));
+        destination
+            .translate(0, args("RESTORE-ASKING a 0 p"))
+            .unwrap();
+        assert_eq!(
+            destination.translate(0, args("DEL a")).unwrap(),
+            Translated::Apply(vec![args("DEL a")])
+        );
+        assert_eq!(
+            origin.translate(0, args("DEL a")).unwrap(),
+            Translated::Apply(vec![args("DEL a")])
+        );
+    }
+}
