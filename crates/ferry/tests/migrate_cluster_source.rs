@@ -292,3 +292,59 @@ fn a_restarted_ferry_resumes_every_shard_from_the_state_file() {
     );
     assert!(!second.contains("full sync"), "{second}");
 }
+
+#[test]
+fn slots_moving_between_source_shards_mid_stream_keep_their_keys_on_the_target() {
+    let source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = loads(&source, 71, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_for(ALL_IN_SYNC, IN_SYNC_TIMEOUT);
+
+    // The slot of shard 0's load and slots of the dataset's keys there move to shard 1 by
+    // MIGRATE, with the load going on: shard 1's stream restores each key (RESTORE-ASKING)
+    // just before shard 0's deletes it (DEL).
+    let mut on_first = source.nodes()[0].client();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut on_first).unwrap();
+    let mut slots: Vec<u16> = keys
+        .iter()
+        .map(|key| source.keyslot(key.as_bytes()).unwrap())
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots.truncate(30);
+    let load_slot = source
+        .keyslot(format!("{{{}}}", source.tag_for(0).unwrap()).as_bytes())
+        .unwrap();
+    if !slots.contains(&load_slot) {
+        slots.push(load_slot);
+    }
+    let moved_keys: usize = slots
+        .iter()
+        .map(|slot| {
+            redis::cmd("CLUSTER")
+                .arg("COUNTKEYSINSLOT")
+                .arg(*slot)
+                .query::<usize>(&mut on_first)
+                .unwrap()
+        })
+        .sum();
+    assert!(moved_keys > 50, "{moved_keys} keys to move");
+    for slot in &slots {
+        source.move_slot(*slot, 0, 1).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || target.snapshot().unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+    stop_ferry(ferry);
+}

@@ -1139,7 +1139,13 @@ impl Migration {
                         last_line = Instant::now();
                     }
                     let rate = ops_rate.update(replies);
-                    self.events.stream_progress(state.offset, received, rate, line && self.shard.is_none());
+                    // A cluster source's numbers are the sums over its shards: the lag is
+                    // every shard's together.
+                    let (all_applied, all_received, all_rate) = match &self.shard {
+                        Some(shard) => shard.totals(state.offset, received, rate),
+                        None => (state.offset, received, rate),
+                    };
+                    self.events.stream_progress(all_applied, all_received, all_rate, line && self.shard.is_none());
                     if line && self.shard.is_some() {
                         self.progress(format!(
                             "streaming: applied offset {}, lag {} bytes, {rate:.0} commands/s",

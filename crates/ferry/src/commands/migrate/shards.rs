@@ -41,6 +41,8 @@ struct Board {
     all_in_sync: AtomicBool,
     /// Keys MIGRATE moved between shards (resharding on the source).
     moved: Arc<MovedKeys>,
+    /// Each shard's last applied offset, received offset and commands/s.
+    progress: Mutex<Vec<(i64, i64, f64)>>,
 }
 
 impl Board {
@@ -131,6 +133,18 @@ impl ShardContext {
         ))
     }
 
+    /// Records this shard's progress; returns the sums over every shard (for `/status`
+    /// and `/metrics`, whose lag is then the whole cluster's).
+    pub(super) fn totals(&self, applied: i64, received: i64, rate: f64) -> (i64, i64, f64) {
+        let mut all = lock(&self.board.progress);
+        if let Some(mine) = all.get_mut(self.index) {
+            *mine = (applied, received, rate);
+        }
+        all.iter().fold((0, 0, 0.0), |(a, r, o), (sa, sr, so)| {
+            (a.saturating_add(*sa), r.saturating_add(*sr), o + so)
+        })
+    }
+
     fn out_of_sync(&self) {
         if let Some(flag) = lock(&self.board.in_sync).get_mut(self.index) {
             *flag = false;
@@ -218,6 +232,7 @@ impl Migration {
             all_in_sync: AtomicBool::new(false),
             state: Mutex::new(state.clone()),
             moved: Arc::new(MovedKeys::default()),
+            progress: Mutex::new(vec![(0, 0, 0.0); shards.len()]),
         });
         {
             let whole = lock(&board.state);
