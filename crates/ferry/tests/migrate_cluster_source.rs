@@ -8,14 +8,12 @@ use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
 use ferry_testkit::workload::{forget_unreplicated_group_state, Workload, WorkloadStats};
 use ferry_testkit::{dataset, Cluster, Server, ServerKind};
-use migrate_support::{master_repl_offset, Ferry, IN_SYNC_TIMEOUT};
+use migrate_support::{master_repl_offset, Ferry};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-const ALL_IN_SYNC: &str = "ferry: in sync: all";
 
 /// A cluster source filled with the database 0 dataset (written to a standalone server of
 /// the same kind, then copied in by DUMP/RESTORE).
@@ -164,7 +162,7 @@ fn cluster_into_cluster(
     let state = dir.path().join("ferry.state");
     let mut ferry = start_ferry(&source, &target.url(), &state, policy);
     ferry.wait_for("source is a cluster of 3 shards", Duration::from_secs(30));
-    ferry.wait_for(ALL_IN_SYNC, IN_SYNC_TIMEOUT);
+    ferry.wait_all_shards_in_sync();
     // The load goes on through the three streams for a while.
     std::thread::sleep(Duration::from_secs(2));
     stop_loads(&stop, running);
@@ -216,7 +214,7 @@ fn a_failover_of_a_source_primary_is_followed_without_a_full_sync() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
     let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
-    ferry.wait_for(ALL_IN_SYNC, IN_SYNC_TIMEOUT);
+    ferry.wait_all_shards_in_sync();
 
     // The load on shard 1 pauses while its replica takes over, then goes on there.
     let shard_stop = Arc::new(AtomicBool::new(false));
@@ -263,7 +261,7 @@ fn a_restarted_ferry_resumes_every_shard_from_the_state_file() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
     let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
-    ferry.wait_for(ALL_IN_SYNC, IN_SYNC_TIMEOUT);
+    ferry.wait_all_shards_in_sync();
     std::thread::sleep(Duration::from_secs(1));
     let first = stop_ferry(ferry);
     assert_eq!(first.matches("resume with --state").count(), 3, "{first}");
@@ -271,7 +269,7 @@ fn a_restarted_ferry_resumes_every_shard_from_the_state_file() {
     // The load goes on while ferry is down; the second run continues each shard.
     std::thread::sleep(Duration::from_secs(1));
     let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
-    ferry.wait_for(ALL_IN_SYNC, IN_SYNC_TIMEOUT);
+    ferry.wait_all_shards_in_sync();
     std::thread::sleep(Duration::from_secs(1));
     stop_loads(&stop, running);
     assert_equal(
@@ -302,7 +300,7 @@ fn slots_moving_between_source_shards_mid_stream_keep_their_keys_on_the_target()
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
     let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
-    ferry.wait_for(ALL_IN_SYNC, IN_SYNC_TIMEOUT);
+    ferry.wait_all_shards_in_sync();
 
     // The slot of shard 0's load and slots of the dataset's keys there move to shard 1 by
     // MIGRATE, with the load going on: shard 1's stream restores each key (RESTORE-ASKING)

@@ -137,6 +137,11 @@ impl Ferry {
         self.wait_for("ferry: in sync at offset", IN_SYNC_TIMEOUT);
     }
 
+    /// A cluster source: every shard caught up.
+    pub fn wait_all_shards_in_sync(&mut self) {
+        self.wait_for("ferry: in sync: all", IN_SYNC_TIMEOUT);
+    }
+
     /// Waits for the exit; panics after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;

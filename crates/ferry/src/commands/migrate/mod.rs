@@ -298,7 +298,7 @@ impl Migration {
                 .map_err(|e| self.source_error(e))?;
         if saved
             .as_ref()
-            .is_some_and(|s| s.shards.is_empty() != !cluster_source)
+            .is_some_and(|s| s.shards.is_empty() == cluster_source)
         {
             return Err(Error::Migration(format!(
                 "the state file {} was written for a {} source, and {} is {}; use another \
