@@ -918,13 +918,16 @@ impl Migration {
             mark: Some(Mark { offset, db: 0 }),
             ..Batch::default()
         };
-        let applied = Applied {
-            replid: replid.to_owned(),
-            offset,
-            db: 0,
-        };
-        done.push_framing(&["SELECT", &marker::DB.to_string()]);
-        marker::push_write(&mut done, &applied, marker::DB, &[]);
+        // A cluster target carries no marker (the stream's batches do not move it on).
+        if !pipe.is_cluster() {
+            let applied = Applied {
+                replid: replid.to_owned(),
+                offset,
+                db: 0,
+            };
+            done.push_framing(&["SELECT", &marker::DB.to_string()]);
+            marker::push_write(&mut done, &applied, marker::DB, &[]);
+        }
         pipe.send(done).await.map_err(|e| self.fatal_target(e))?;
         pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
         let seconds = started.elapsed().as_secs_f64();
