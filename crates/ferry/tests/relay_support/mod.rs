@@ -22,15 +22,29 @@ pub struct Relay {
     pub port: u16,
     /// Sent with AUTH before INFO when the relay requires one.
     pub password: Option<String>,
+    /// How INFO reaches a relay that serves TLS.
+    pub tls: Option<ClientTls>,
+}
+
+/// The files a test client presents to a TLS relay.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl Relay {
     /// Starts `ferry relay --source <source> --listen 127.0.0.1:<port> <extra>`; port 0
     /// picks a free one (read back from the log line).
     pub fn start(source: &Server, port: u16, extra: &[&str]) -> Relay {
-        let listen = format!("127.0.0.1:{port}");
+        Relay::start_on(source, &format!("127.0.0.1:{port}"), extra)
+    }
+
+    /// Starts `ferry relay --source <source> --listen <listen> <extra>`.
+    pub fn start_on(source: &Server, listen: &str, extra: &[&str]) -> Relay {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["relay", "--source", &source.url(), "--listen", &listen])
+            .args(["relay", "--source", &source.url(), "--listen", listen])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -54,6 +68,7 @@ impl Relay {
             lines,
             port: 0,
             password: None,
+            tls: None,
         };
         let line = relay.wait_for("listening on", Duration::from_secs(30));
         relay.port = line
@@ -109,7 +124,21 @@ impl Relay {
             Some(password) => format!(":{}@", password.replace(' ', "%20")),
             None => String::new(),
         };
-        let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{}", self.port)).unwrap();
+        let client = match &self.tls {
+            None => redis::Client::open(format!("redis://{auth}127.0.0.1:{}", self.port)).unwrap(),
+            Some(tls) => {
+                let read = |path: &std::path::Path| std::fs::read(path).unwrap();
+                let certificates = redis::TlsCertificates {
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: read(&tls.cert),
+                        client_key: read(&tls.key),
+                    }),
+                    root_cert: Some(read(&tls.ca)),
+                };
+                let url = format!("rediss://{auth}127.0.0.1:{}", self.port);
+                redis::Client::build_with_tls(url, certificates).unwrap()
+            }
+        };
         let mut con = client.get_connection().expect("connect to the relay");
         redis::cmd("INFO")
             .query(&mut con)
