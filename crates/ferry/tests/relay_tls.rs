@@ -4,6 +4,7 @@
 //! have none, or speak plain TCP) are each logged by address while the relay goes on
 //! serving; bad certificate or key files stop ferry with one line that shows no secret.
 
+mod migrate_support;
 mod relay_support;
 
 use ferry_testkit::expect::FieldTtl;
