@@ -38,11 +38,17 @@ fn listen_tls(pki: &TestPki) -> Vec<String> {
 }
 
 /// A Valkey replica of the relay over TLS, presenting `client` as its certificate and
-/// trusting the test CA for the relay's.
-fn tls_replica(pki: &TestPki, relay: &Relay, client: &CertFiles, extra: &[&str]) -> Server {
+/// checking the relay's against `trusted_ca` (its tls-ca-cert-file).
+fn tls_replica(
+    pki: &TestPki,
+    relay: &Relay,
+    client: &CertFiles,
+    trusted_ca: &Path,
+    extra: &[&str],
+) -> Server {
     let own = ServerTls {
         cert: pki.server.clone(),
-        ca: pki.ca.clone(),
+        ca: trusted_ca.to_owned(),
         require_client_cert: false,
     };
     let port = relay.port.to_string();
@@ -78,9 +84,9 @@ fn start_tls_relay(source: &Server, pki: &TestPki, extra: &[String]) -> Relay {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // A bare port: the listener must come up on loopback.
     let mut relay = Relay::start_on(source, "0", &args);
-    let line = relay.wait_for("listening on", Duration::from_secs(1));
+    let line = relay.wait_for("listening on", Duration::from_secs(5));
     assert!(line.contains("listening on 127.0.0.1:"), "{line}");
-    relay.wait_for("replicas connect over TLS", Duration::from_secs(1));
+    relay.wait_for("replicas connect over TLS", Duration::from_secs(5));
     relay.tls = Some(client_tls(pki));
     relay
 }
@@ -125,7 +131,13 @@ fn a_tls_replica_with_a_client_certificate_and_password_syncs_and_follows() {
         &["--requirepass-file".into(), path(&password)],
     );
     relay.password = Some(PASSWORD.into());
-    let replica = tls_replica(&pki, &relay, &pki.client, &["--masterauth", PASSWORD]);
+    let replica = tls_replica(
+        &pki,
+        &relay,
+        &pki.client,
+        &pki.ca,
+        &["--masterauth", PASSWORD],
+    );
     wait_link_up(&replica, &relay);
     relay.wait_for("full sync sent", Duration::from_secs(5));
     // The stream follows over TLS too.
@@ -146,7 +158,7 @@ fn refused_peers_are_logged_by_address_and_others_served() {
     let relay = start_tls_relay(&source, &pki, &[]);
 
     // A replica whose certificate another CA signed: refused at each of its attempts.
-    let foreign = tls_replica(&pki, &relay, &pki.foreign_client, &[]);
+    let foreign = tls_replica(&pki, &relay, &pki.foreign_client, &pki.ca, &[]);
     let refused = wait_for_lines(
         &relay,
         &["TLS refused", "its client certificate is not signed by"],
@@ -174,11 +186,20 @@ fn refused_peers_are_logged_by_address_and_others_served() {
     assert!(attempt.is_err(), "a plaintext PING was answered");
     wait_for_lines(&relay, &["TLS refused", "did not speak TLS"], 1);
 
+    // A replica that does not trust the relay's certificate: it hangs up, ferry says why.
+    let distrustful = tls_replica(&pki, &relay, &pki.client, &pki.other_ca, &[]);
+    wait_for_lines(
+        &relay,
+        &["TLS refused", "refused the relay's certificate"],
+        1,
+    );
+
     // The relay goes on serving a replica it trusts.
-    let trusted = tls_replica(&pki, &relay, &pki.client, &[]);
+    let trusted = tls_replica(&pki, &relay, &pki.client, &pki.ca, &[]);
     wait_link_up(&trusted, &relay);
     assert_replicas_equal(&source, &relay, &[&trusted], FieldTtl::Keep, 0);
     assert_eq!(link_status(&foreign).as_deref(), Some("down"));
+    assert_eq!(link_status(&distrustful).as_deref(), Some("down"));
     assert_eq!(link_status(&trusted).as_deref(), Some("up"));
     let info = relay.info();
     assert!(info.contains("connected_slaves:1"), "{info}");

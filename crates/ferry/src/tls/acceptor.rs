@@ -105,8 +105,8 @@ fn refusal(error: &io::Error, client_ca: Option<&Path>) -> String {
             | AlertDescription::BadCertificate
             | AlertDescription::CertificateUnknown),
         ) => format!(
-            "it refused the relay's certificate (TLS alert: {alert:?}); does its \
-             tls-ca-cert-file hold the CA that signed --listen-tls-cert?"
+            "it refused the relay's certificate (TLS alert: {alert:?}): its \
+             tls-ca-cert-file must hold the CA that signed --listen-tls-cert"
         ),
         E::AlertReceived(alert) => format!("it ended the TLS handshake (alert: {alert:?})"),
         E::InvalidMessage(_) | E::InappropriateMessage { .. } => {
