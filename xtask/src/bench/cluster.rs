@@ -58,14 +58,14 @@ impl Way {
 
 /// The target of one run: a server or a cluster, empty.
 enum Target {
-    Server(Server),
+    Server(Box<Server>),
     Cluster(Cluster),
 }
 
 impl Target {
     fn start(way: Way) -> Result<Target> {
         Ok(match way.target_shards() {
-            1 => Target::Server(Server::start(ServerKind::Valkey81)?),
+            1 => Target::Server(Box::new(Server::start(ServerKind::Valkey81)?)),
             shards => Target::Cluster(Cluster::start(ServerKind::Valkey81, shards)?),
         })
     }
