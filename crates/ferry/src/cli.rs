@@ -289,7 +289,8 @@ pub struct RelayArgs {
     /// The server to follow: redis://[user[:password]@]host:port (or valkey://).
     #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,
-    /// Where replicas connect (REPLICAOF host port), e.g. 0.0.0.0:6390.
+    /// Where replicas connect (REPLICAOF host port): HOST:PORT, or PORT alone for
+    /// loopback only (127.0.0.1:PORT). 0.0.0.0:6390 opens it to every interface.
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: String,
     /// Keep each history's position here, so that a restarted ferry lets its replicas
@@ -319,6 +320,17 @@ pub struct RelayArgs {
     /// reads it (and POST /stop ends the relay). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve replicas over TLS with this certificate (PEM); they connect with
+    /// tls-replication yes and trust its CA (their tls-ca-cert-file).
+    #[arg(long, value_name = "FILE", requires = "listen_tls_key")]
+    pub listen_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --listen-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "listen_tls_cert")]
+    pub listen_tls_key: Option<PathBuf>,
+    /// Replicas must present a client certificate signed by this CA (PEM): their
+    /// tls-client-cert-file, or their tls-cert-file when that is not set.
+    #[arg(long, value_name = "FILE", requires = "listen_tls_cert")]
+    pub listen_tls_ca: Option<PathBuf>,
     // Last: its help heading would otherwise take in the options after it.
     #[command(flatten)]
     pub source_connection: SourceConnectionArgs,

@@ -8,7 +8,8 @@ mod migrate_support;
 use cutover_support::{assert_serving, report, start_migrate, switch_args};
 use ferry_testkit::{Server, ServerKind};
 use migrate_support::{simple_load, wait_applied, Ferry};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 struct Setup {
     source: Server,
@@ -248,6 +249,74 @@ fn a_verify_slower_than_its_limit_unpauses() {
     let result = assert_failed_at(&output, "verify");
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("--verify-timeout-ms"), "{error}");
+    assert_serving(&setup.source);
+    assert_still_migrating(&setup);
+}
+
+#[test]
+fn ctrl_c_during_the_hook_kills_it_and_undoes_the_switch_at_once() {
+    let setup = setup();
+    let hook_started = setup._dir.path().join("hook-started");
+    let undone = setup._dir.path().join("undone");
+    let args = switch_args(
+        "cutover",
+        &setup.source,
+        &setup.target,
+        &setup.status,
+        &[
+            "--verify-sample",
+            "0",
+            "--exec-timeout-ms",
+            "120000",
+            "--exec",
+            &format!("touch '{}'; sleep 60", hook_started.display()),
+            "--exec-undo",
+            &format!("printf %s \"$FERRY_TO\" > '{}'", undone.display()),
+        ],
+    );
+    let mut cutover = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !hook_started.exists() {
+        assert!(Instant::now() < deadline, "the hook never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Writes are paused on the source now, for up to the tests' 60 s pause timeout.
+    let interrupted_at = Instant::now();
+    let sent = Command::new("kill")
+        .arg("-INT")
+        .arg(cutover.id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let exit_deadline = Instant::now() + Duration::from_secs(30);
+    while cutover.try_wait().unwrap().is_none() {
+        if Instant::now() >= exit_deadline {
+            let _ = cutover.kill();
+            panic!("ferry cutover did not end within 30 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Far sooner than the 60 s hook or pause would have taken.
+    assert!(
+        interrupted_at.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        interrupted_at.elapsed()
+    );
+    let output = cutover.wait_with_output().unwrap();
+    let result = assert_failed_at(&output, "hook");
+    let error = result["error"].as_str().unwrap();
+    assert!(error.contains("interrupted"), "{error}");
+    assert!(error.contains("--exec-undo moved clients back"), "{error}");
+    assert!(error.contains("the source is unpaused"), "{error}");
+    assert!(error.contains("the migration keeps running"), "{error}");
+    let back = std::fs::read_to_string(&undone).expect("--exec-undo ran");
+    assert_eq!(back, format!("127.0.0.1:{}", setup.source.port()));
     assert_serving(&setup.source);
     assert_still_migrating(&setup);
 }

@@ -23,6 +23,15 @@ fn cutover_loses_nothing(source_kind: ServerKind, target_kind: ServerKind) {
     let policies = policies(&source);
     let (mut migrate, status) = start_migrate(&source, &target, &state, &policies);
 
+    // A Pub/Sub subscriber of the old server must be sent away too: messages are
+    // published on the target from now on.
+    let mut subscriber = source.client();
+    subscriber
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut subscription = subscriber.as_pubsub();
+    subscription.subscribe("cutover:news").unwrap();
+
     let counters = Counters::start(&source, dir.path());
     let load = Benchmark::start(&source);
     counters.wait_progress(200);
@@ -53,6 +62,15 @@ fn cutover_loses_nothing(source_kind: ServerKind, target_kind: ServerKind) {
         target_kind.name(),
         result["steps"]
     );
+    let closed = subscription
+        .get_message()
+        .expect_err("the subscriber's connection is closed by the cutover");
+    assert!(
+        !closed.is_timeout(),
+        "the subscriber was left connected: {closed}"
+    );
+    drop(subscription);
+
     // The clients now write to the target only.
     counters.wait_progress(200);
     drop(load);

@@ -59,6 +59,15 @@ fn migrate_into_cluster(
     let before = Snapshot::capture(&source).unwrap();
     wait_applied(&source, &state, &ferry);
     let mut actual = cluster.snapshot().unwrap();
+    // A cluster target gets no resume marker: it would never move on from the full sync's.
+    let marker = ferry_testkit::snapshot::FERRY_MARKER_KEY;
+    assert!(
+        actual
+            .databases
+            .get(&0)
+            .is_none_or(|keys| !keys.contains_key(marker)),
+        "ferry's marker was written to the cluster"
+    );
     // Every primary took a share of the keys.
     for node in cluster.nodes() {
         let keys = Snapshot::capture(node).unwrap().key_count();

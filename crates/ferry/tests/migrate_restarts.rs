@@ -14,7 +14,7 @@ use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::workload::{forget_unreplicated_group_state, Workload, WorkloadStats};
 use ferry_testkit::{dataset, Server, ServerKind};
 use migrate_support::{applied_offset, capture_in_step, wait_applied, Ferry};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -67,54 +67,91 @@ fn settle(source: &Server, state: &Path, ferry: &Ferry, load: Load) {
     wait_applied(source, state, ferry);
 }
 
+/// A Redis 7.0 source holding the dataset under the write load, and ferry (with a state
+/// file) in sync with a Valkey 8.1 target started with `target_args`.
+struct Run {
+    source: Server,
+    target: Server,
+    load: Option<Load>,
+    state: PathBuf,
+    ferry: Ferry,
+    _dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn start(target_args: &[&str]) -> Run {
+        let source = Server::start(ServerKind::Redis70).unwrap();
+        let target = Server::start_with_args(ServerKind::Valkey81, target_args).unwrap();
+        dataset::populate(&source).unwrap();
+        let load = Load::start(&source);
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("ferry.state");
+        let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+        ferry.wait_in_sync();
+        Run {
+            source,
+            target,
+            load: Some(load),
+            state,
+            ferry,
+            _dir: dir,
+        }
+    }
+
+    /// A new ferry with the same state file, the previous one having stopped.
+    fn migrate_again(&mut self) {
+        self.ferry = Ferry::migrate(&self.source, &self.target, &self.state, &[]);
+    }
+
+    /// Stops the load and waits until its effects settled on the target.
+    fn settle(&mut self) {
+        let load = self.load.take().expect("the load runs");
+        settle(&self.source, &self.state, &self.ferry, load);
+    }
+
+    fn assert_equal(&self) {
+        assert_equal(&self.source, &self.target, &self.state, &self.ferry);
+    }
+
+    /// SIGTERM ends ferry cleanly.
+    fn stop(&mut self) {
+        self.ferry.signal("TERM");
+        let status = self.ferry.wait_exit(Duration::from_secs(20));
+        assert!(status.success(), "{status}:\n{}", self.ferry.output());
+    }
+}
+
 #[test]
 fn a_restarted_source_is_followed_again() {
-    let mut source = Server::start(ServerKind::Redis70).unwrap();
-    let target = Server::start(ServerKind::Valkey81).unwrap();
-    dataset::populate(&source).unwrap();
-    let load = Load::start(&source);
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("ferry.state");
-
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_in_sync();
+    let mut run = Run::start(&[]);
     std::thread::sleep(Duration::from_secs(2));
-    source.restart().unwrap();
-    ferry.wait_for("lost the source", Duration::from_secs(30));
+    run.source.restart().unwrap();
+    run.ferry
+        .wait_for("lost the source", Duration::from_secs(30));
     // The load reconnects by itself and keeps writing to the restarted source.
     std::thread::sleep(Duration::from_secs(4));
-    wait_applied(&source, &state, &ferry);
-    settle(&source, &state, &ferry, load);
-    assert_equal(&source, &target, &state, &ferry);
-
-    ferry.signal("TERM");
-    let status = ferry.wait_exit(Duration::from_secs(20));
-    assert!(status.success(), "{status}:\n{}", ferry.output());
+    wait_applied(&run.source, &run.state, &run.ferry);
+    run.settle();
+    run.assert_equal();
+    run.stop();
 }
 
 /// The source restarted while the load is stopped: ferry reconnects (partial or full
 /// resync, as the source allows) and the target ends equal.
 #[test]
 fn a_source_restarted_between_writes_is_followed_again() {
-    let mut source = Server::start(ServerKind::Redis70).unwrap();
-    let target = Server::start(ServerKind::Valkey81).unwrap();
-    dataset::populate(&source).unwrap();
-    let load = Load::start(&source);
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("ferry.state");
-
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_in_sync();
+    let mut run = Run::start(&[]);
     std::thread::sleep(Duration::from_secs(2));
-    settle(&source, &state, &ferry, load);
-    source.restart().unwrap();
-    ferry.wait_for("lost the source", Duration::from_secs(30));
-    ferry.wait_for("resync", Duration::from_secs(30));
+    run.settle();
+    run.source.restart().unwrap();
+    run.ferry
+        .wait_for("lost the source", Duration::from_secs(30));
+    run.ferry.wait_for("resync", Duration::from_secs(30));
     // Short TTLs that ran out while the source was down: the restarted source dropped
     // them on load, the target by its own clock.
     std::thread::sleep(Duration::from_secs(2));
-    wait_applied(&source, &state, &ferry);
-    assert_equal(&source, &target, &state, &ferry);
+    wait_applied(&run.source, &run.state, &run.ferry);
+    run.assert_equal();
 }
 
 /// Waits until ferry's state file records `bytes` more of the stream than it did when
@@ -161,39 +198,27 @@ fn assert_stopped_by_the_target(ferry: &mut Ferry) -> String {
 
 #[test]
 fn a_restarted_target_stops_ferry_and_the_same_state_resumes() {
-    let source = Server::start(ServerKind::Redis70).unwrap();
-    let mut target =
-        Server::start_with_args(ServerKind::Valkey81, &["--appendonly", "yes"]).unwrap();
-    dataset::populate(&source).unwrap();
-    let load = Load::start(&source);
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("ferry.state");
-
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_in_sync();
+    let mut run = Run::start(&["--appendonly", "yes"]);
     std::thread::sleep(Duration::from_secs(2));
-    target.restart().unwrap();
+    run.target.restart().unwrap();
     // A lost target is fatal: ferry stops, keeping the last applied offset.
-    let first_run = assert_stopped_by_the_target(&mut ferry);
+    let first_run = assert_stopped_by_the_target(&mut run.ferry);
 
     // The load went on meanwhile; the same state resumes from where the target was.
     std::thread::sleep(Duration::from_secs(1));
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_in_sync();
+    run.migrate_again();
+    run.ferry.wait_in_sync();
     assert!(
-        !ferry.output().contains("full sync"),
+        !run.ferry.output().contains("full sync"),
         "expected a partial resync:\n{}",
-        ferry.output()
+        run.ferry.output()
     );
     std::thread::sleep(Duration::from_secs(2));
-    settle(&source, &state, &ferry, load);
+    run.settle();
     // Shown with a failure, to tell what the stopped run had applied.
     eprintln!("first run:\n{first_run}");
-    assert_equal(&source, &target, &state, &ferry);
-
-    ferry.signal("TERM");
-    let status = ferry.wait_exit(Duration::from_secs(20));
-    assert!(status.success(), "{status}:\n{}", ferry.output());
+    run.assert_equal();
+    run.stop();
 }
 
 /// Freezes ferry (SIGSTOP) at a moment its state file trails ferry's marker on the target
@@ -222,33 +247,21 @@ fn freeze_ferry_behind_the_target(ferry: &Ferry, target: &Server, state: &Path) 
 /// Resuming from the target's marker applies none of those batches twice.
 #[test]
 fn a_target_ahead_of_the_state_file_gets_nothing_twice() {
-    let source = Server::start(ServerKind::Redis70).unwrap();
-    let mut target = Server::start_with_args(
-        ServerKind::Valkey81,
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    )
-    .unwrap();
-    dataset::populate(&source).unwrap();
-    let load = Load::start(&source);
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("ferry.state");
-
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_in_sync();
-    wait_stream_progress(&state, &ferry, 100_000);
-    freeze_ferry_behind_the_target(&ferry, &target, &state);
-    target.crash_and_restart().unwrap();
-    ferry.signal("KILL");
-    ferry.wait_exit(Duration::from_secs(10));
+    let mut run = Run::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    wait_stream_progress(&run.state, &run.ferry, 100_000);
+    freeze_ferry_behind_the_target(&run.ferry, &run.target, &run.state);
+    run.target.crash_and_restart().unwrap();
+    run.ferry.signal("KILL");
+    run.ferry.wait_exit(Duration::from_secs(10));
     // Read again now that both are down: the target may have run batches already on
     // their way when ferry froze.
-    let (_, held) = target_marker(&target).expect("the crashed target kept ferry's marker");
-    let recorded = applied_offset(&state).unwrap();
+    let (_, held) = target_marker(&run.target).expect("the crashed target kept ferry's marker");
+    let recorded = applied_offset(&run.state).unwrap();
     assert!(held > recorded, "{held} vs {recorded}");
 
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_in_sync();
-    let output = ferry.output();
+    run.migrate_again();
+    run.ferry.wait_in_sync();
+    let output = run.ferry.output();
     assert!(
         output.contains(&format!(
             "the target holds offset {held} by its marker, {} bytes past the state file's {recorded}",
@@ -257,13 +270,10 @@ fn a_target_ahead_of_the_state_file_gets_nothing_twice() {
             && !output.contains("full sync"),
         "expected a partial resync from the target's offset {held}:\n{output}"
     );
-    wait_stream_progress(&state, &ferry, 50_000);
-    settle(&source, &state, &ferry, load);
-    assert_equal(&source, &target, &state, &ferry);
-
-    ferry.signal("TERM");
-    let status = ferry.wait_exit(Duration::from_secs(20));
-    assert!(status.success(), "{status}:\n{}", ferry.output());
+    wait_stream_progress(&run.state, &run.ferry, 50_000);
+    run.settle();
+    run.assert_equal();
+    run.stop();
 }
 
 /// The target's append-only file (its commands since the full sync).
@@ -282,24 +292,12 @@ fn incremental_aof(target: &Server) -> std::path::PathBuf {
 /// says where it ends; ferry says how much was lost and applies it again.
 #[test]
 fn a_target_that_lost_its_last_writes_gets_them_again() {
-    let source = Server::start(ServerKind::Redis70).unwrap();
-    let mut target = Server::start_with_args(
-        ServerKind::Valkey81,
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    )
-    .unwrap();
-    dataset::populate(&source).unwrap();
-    let load = Load::start(&source);
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("ferry.state");
-
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_in_sync();
-    wait_stream_progress(&state, &ferry, 50_000);
-    let aof = incremental_aof(&target);
+    let mut run = Run::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    wait_stream_progress(&run.state, &run.ferry, 50_000);
+    let aof = incremental_aof(&run.target);
     let kept = std::fs::metadata(&aof).unwrap().len();
-    wait_stream_progress(&state, &ferry, 100_000);
-    target.kill().unwrap();
+    wait_stream_progress(&run.state, &run.ferry, 100_000);
+    run.target.kill().unwrap();
     let written = std::fs::metadata(&aof).unwrap().len();
     // Somewhere in the writes made after `kept`, not on a command boundary.
     let cut = kept + (written - kept) / 2 + 7;
@@ -309,18 +307,18 @@ fn a_target_that_lost_its_last_writes_gets_them_again() {
         .unwrap()
         .set_len(cut)
         .unwrap();
-    target.start_again().unwrap();
-    assert_stopped_by_the_target(&mut ferry);
-    let recorded = applied_offset(&state).unwrap();
-    let (_, held) = target_marker(&target).expect("the marker survives the cut");
+    run.target.start_again().unwrap();
+    assert_stopped_by_the_target(&mut run.ferry);
+    let recorded = applied_offset(&run.state).unwrap();
+    let (_, held) = target_marker(&run.target).expect("the marker survives the cut");
     assert!(
         held < recorded,
         "the target holds {held}, ferry recorded {recorded}"
     );
 
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_in_sync();
-    let output = ferry.output();
+    run.migrate_again();
+    run.ferry.wait_in_sync();
+    let output = run.ferry.output();
     assert!(
         output.contains(&format!(
             "the target lost its last {} bytes of writes (its marker says offset {held}, the state file {recorded})",
@@ -328,34 +326,28 @@ fn a_target_that_lost_its_last_writes_gets_them_again() {
         )) && !output.contains("full sync"),
         "{output}"
     );
-    settle(&source, &state, &ferry, load);
-    assert_equal(&source, &target, &state, &ferry);
+    run.settle();
+    run.assert_equal();
 }
 
 /// A target without persistence comes back empty after a crash: ferry finds no marker
 /// where the state file says data was applied, says so and copies everything again.
 #[test]
 fn a_target_that_lost_its_data_is_loaded_again() {
-    let source = Server::start(ServerKind::Redis70).unwrap();
-    let mut target = Server::start(ServerKind::Valkey81).unwrap();
-    dataset::populate(&source).unwrap();
-    let load = Load::start(&source);
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("ferry.state");
+    let mut run = Run::start(&[]);
+    wait_stream_progress(&run.state, &run.ferry, 50_000);
+    run.target.crash_and_restart().unwrap();
+    assert_stopped_by_the_target(&mut run.ferry);
+    assert_eq!(target_marker(&run.target), None);
 
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_in_sync();
-    wait_stream_progress(&state, &ferry, 50_000);
-    target.crash_and_restart().unwrap();
-    assert_stopped_by_the_target(&mut ferry);
-    assert_eq!(target_marker(&target), None);
-
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_for("the target lost its data", Duration::from_secs(30));
-    ferry.wait_for("full sync done", Duration::from_secs(60));
-    ferry.wait_in_sync();
-    settle(&source, &state, &ferry, load);
-    assert_equal(&source, &target, &state, &ferry);
+    run.migrate_again();
+    run.ferry
+        .wait_for("the target lost its data", Duration::from_secs(30));
+    run.ferry
+        .wait_for("full sync done", Duration::from_secs(60));
+    run.ferry.wait_in_sync();
+    run.settle();
+    run.assert_equal();
 }
 
 /// Keys on the target but no marker while the state file says data was applied: the
@@ -454,16 +446,8 @@ fn the_marker_stays_alone_in_database_0_through_swaps_and_flushes() {
 /// stream problem from a restart problem.
 #[test]
 fn the_same_load_streamed_as_long_without_a_restart() {
-    let source = Server::start(ServerKind::Redis70).unwrap();
-    let target = Server::start(ServerKind::Valkey81).unwrap();
-    dataset::populate(&source).unwrap();
-    let load = Load::start(&source);
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("ferry.state");
-
-    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
-    ferry.wait_in_sync();
+    let mut run = Run::start(&[]);
     std::thread::sleep(Duration::from_secs(8));
-    settle(&source, &state, &ferry, load);
-    assert_equal(&source, &target, &state, &ferry);
+    run.settle();
+    run.assert_equal();
 }

@@ -40,6 +40,20 @@ fn deny_replication(server: &Server, extra: &str) -> String {
     format!("redis://migrator:s3cret@127.0.0.1:{}", server.port())
 }
 
+/// A Redis 8.0 source holding one key, whose user may not replicate (nor what `extra`
+/// denies), an empty Valkey 8.1 target, and the user's URL.
+fn one_key_denied(extra: &str) -> (Server, Server, String) {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let url = deny_replication(&source, extra);
+    redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query::<()>(&mut source.client())
+        .unwrap();
+    (source, target, url)
+}
+
 fn scan(source_url: &str, target: &Server, extra: &[&str]) -> Ferry {
     scan_paced(source_url, target, "200000", extra)
 }
@@ -58,6 +72,23 @@ fn scan_paced(source_url: &str, target: &Server, keys_per_sec: &str, extra: &[&s
     ];
     args.extend_from_slice(extra);
     Ferry::start(&args)
+}
+
+/// The run ends with exit 1, its last line naming every one of `needles`, and the
+/// password of `deny_replication`'s user printed nowhere. Returns the whole output.
+fn assert_stops_with(ferry: &mut Ferry, needles: &[&str]) -> String {
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    let output = ferry.output();
+    assert_eq!(status.code(), Some(1), "{output}");
+    let last = output.lines().last().unwrap_or_default();
+    for needle in needles {
+        assert!(
+            last.contains(needle),
+            "no {needle:?} in the last line: {output}"
+        );
+    }
+    assert!(!output.contains("s3cret"), "{output}");
+    output
 }
 
 /// Waits until `needle` was printed `count` times.
@@ -425,34 +456,18 @@ fn replication_mode_points_at_scan_mode_when_psync_is_denied() {
     let url = deny_replication(&source, "");
     let target_url = target.url();
     let mut ferry = Ferry::start(&["--source", &url, "--target", &target_url]);
-    let status = ferry.wait_exit(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(1), "{}", ferry.output());
-    let output = ferry.output();
-    let last = output.lines().last().unwrap_or_default();
-    assert!(last.contains("refuses replication"), "{output}");
-    assert!(last.contains("--mode scan"), "{output}");
-    assert!(!output.contains("s3cret"), "{output}");
+    assert_stops_with(&mut ferry, &["refuses replication", "--mode scan"]);
 }
 
 #[test]
 fn refused_config_with_notifications_off_is_one_clear_line() {
-    let source = Server::start(ServerKind::Redis80).unwrap();
-    let target = Server::start(ServerKind::Valkey81).unwrap();
-    let url = deny_replication(&source, "-config");
-    let mut con = source.client();
-    redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query::<()>(&mut con)
-        .unwrap();
+    let (_source, target, url) = one_key_denied("-config");
     let mut ferry = scan(&url, &target, &[]);
-    let status = ferry.wait_exit(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(1), "{}", ferry.output());
-    let output = ferry.output();
-    let last = output.lines().last().unwrap_or_default();
-    assert!(last.contains("notify-keyspace-events"), "{output}");
-    assert!(last.contains("not notified"), "{output}");
-    assert!(last.contains("\"EA\""), "names the flags to set: {output}");
+    // Names the flags to set.
+    assert_stops_with(
+        &mut ferry,
+        &["notify-keyspace-events", "not notified", "\"EA\""],
+    );
     let mut target_con = target.client();
     let keys: u64 = redis::cmd("DBSIZE").query(&mut target_con).unwrap();
     assert_eq!(keys, 0, "nothing copied without following changes");
@@ -482,11 +497,7 @@ fn a_field_ttl_without_a_policy_stops_with_one_line() {
         .arg("f")
         .query::<()>(&mut con)
         .unwrap();
-    let status = ferry.wait_exit(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(1), "{}", ferry.output());
-    let output = ferry.output();
-    let last = output.lines().last().unwrap_or_default();
-    assert!(last.contains("--hash-field-ttl"), "{output}");
+    let output = assert_stops_with(&mut ferry, &["--hash-field-ttl"]);
     assert!(
         output.contains("put notify-keyspace-events back"),
         "{output}"
@@ -497,25 +508,9 @@ fn a_field_ttl_without_a_policy_stops_with_one_line() {
 /// A user that may not DUMP cannot be copied from: one line naming the command.
 #[test]
 fn a_refused_dump_is_one_clear_line() {
-    let source = Server::start(ServerKind::Redis80).unwrap();
-    let target = Server::start(ServerKind::Valkey81).unwrap();
-    let url = deny_replication(&source, "-dump");
-    let mut con = source.client();
-    redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query::<()>(&mut con)
-        .unwrap();
+    let (_source, target, url) = one_key_denied("-dump");
     let mut ferry = scan(&url, &target, &[]);
-    let status = ferry.wait_exit(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(1), "{}", ferry.output());
-    let output = ferry.output();
-    let last = output.lines().last().unwrap_or_default();
-    assert!(
-        last.contains("DUMP failed") && last.contains("NOPERM"),
-        "{output}"
-    );
-    assert!(!output.contains("s3cret"), "{output}");
+    assert_stops_with(&mut ferry, &["DUMP failed", "NOPERM"]);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! follows its Valkey primary, and garbage, an unauthenticated PSYNC or a replica leaving
 //! mid-RDB cost one log line and their own connection, nothing else.
 
+mod migrate_support;
 mod relay_support;
 
 use ferry_testkit::expect::FieldTtl;

@@ -2,6 +2,7 @@
 //! replica follows (the source continues from the saved offset, the relay's stream is
 //! rebuilt byte for byte), the replica reconnects with `+CONTINUE`, and ends equal.
 
+mod migrate_support;
 mod relay_support;
 
 use ferry_testkit::expect::FieldTtl;

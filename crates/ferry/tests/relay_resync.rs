@@ -2,6 +2,7 @@
 //! ferry's backlog (`+CONTINUE`, counted in `sync_partial_ok`) instead of copying
 //! everything again, and ends equal to the source.
 
+mod migrate_support;
 mod relay_support;
 
 use ferry_testkit::expect::FieldTtl;

@@ -2,6 +2,7 @@
 //! dataset by full sync while a write load runs, follow the stream, and end equal to the
 //! source key by key (after the policies, for Valkey 8.1).
 
+mod migrate_support;
 mod relay_support;
 
 use ferry_testkit::expect::FieldTtl;

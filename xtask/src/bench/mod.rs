@@ -3,6 +3,7 @@
 //! same data in the same run and returns a markdown section; all sections go to
 //! build/bench/results.md (results-quick.md for `--quick`).
 
+mod cluster;
 mod codec;
 mod cutover;
 pub mod datasets;
@@ -22,7 +23,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
-  --only PART  run one part: codec, migrate, relay, cutover
+  --only PART  run one part: codec, migrate, relay, cutover, cluster
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -67,6 +68,10 @@ const PARTS: &[Part] = &[
     Part {
         name: "cutover",
         run: cutover::run,
+    },
+    Part {
+        name: "cluster",
+        run: cluster::run,
     },
 ];
 

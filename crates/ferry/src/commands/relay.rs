@@ -51,6 +51,11 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
             source: Box::new(e),
         })?
         .map(|tls| std::sync::Arc::new(tls) as std::sync::Arc<dyn ferry_repl::StreamUpgrade>);
+    // The listener's files are checked before anything connects.
+    let acceptor = listener_tls(&args)?
+        .map(|files| crate::tls::TlsAcceptor::new(&files, connect_timeout))
+        .transpose()
+        .map_err(|e| Error::Usage(format!("cannot serve TLS to replicas: {e}")))?;
     let source_error = |e: Box<dyn std::error::Error + Send + Sync>| Error::Source {
         url: source_url.to_string(),
         source: e,
@@ -62,7 +67,7 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         .await
         .map_err(|e| source_error(Box::new(e)))?;
     drop(client);
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = tokio::net::TcpListener::bind(listen_address(&args.listen))
         .await
         .map_err(|e| Error::Usage(format!("--listen {}: cannot listen: {e}", args.listen)))?;
     let bound = listener
@@ -106,6 +111,14 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         bound.ip(),
         bound.port()
     ));
+    match &args.listen_tls_ca {
+        Some(ca) if acceptor.is_some() => relay.log(format!(
+            "replicas connect over TLS (tls-replication yes) with a client certificate signed by {}",
+            ca.display()
+        )),
+        _ if acceptor.is_some() => relay.log("replicas connect over TLS (tls-replication yes)"),
+        _ => {}
+    }
     let mut stats_for_stop = None;
     if let Some(addr) = args.metrics_addr {
         let stats = std::sync::Arc::new(crate::observe::Stats::default());
@@ -120,7 +133,7 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         tokio::spawn(publish_stats(relay.clone(), stats.clone()));
         stats_for_stop = Some(stats);
     }
-    let accept = tokio::spawn(listener::accept(relay.clone(), listener));
+    let accept = tokio::spawn(listener::accept(relay.clone(), listener, acceptor));
     let saver = args
         .state
         .clone()
@@ -215,6 +228,32 @@ async fn publish_stats(relay: std::sync::Arc<Relay>, stats: std::sync::Arc<crate
     }
 }
 
+/// The TLS files for the listener, when `--listen-tls-cert` is given (clap makes the
+/// certificate and the key go together, and the CA need the certificate).
+fn listener_tls(args: &RelayArgs) -> Result<Option<crate::tls::ListenerTls>, Error> {
+    match (&args.listen_tls_cert, &args.listen_tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(crate::tls::ListenerTls {
+            cert_file: cert.clone(),
+            key_file: key.clone(),
+            client_ca: args.listen_tls_ca.clone(),
+        })),
+        (None, None) => Ok(None),
+        _ => Err(Error::Usage(
+            "--listen-tls-cert and --listen-tls-key go together".into(),
+        )),
+    }
+}
+
+/// `--listen PORT` (or `:PORT`) is loopback only: opening the relay to the network takes
+/// an explicit address.
+fn listen_address(text: &str) -> String {
+    let port = text.strip_prefix(':').unwrap_or(text);
+    match port.parse::<u16>() {
+        Ok(port) => format!("127.0.0.1:{port}"),
+        Err(_) => text.to_owned(),
+    }
+}
+
 /// The password, without a trailing newline (as `echo secret > file` writes it).
 fn read_password(path: &std::path::Path) -> Result<String, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Open {
@@ -251,5 +290,39 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_alone_listens_on_loopback() {
+        assert_eq!(listen_address("6390"), "127.0.0.1:6390");
+        assert_eq!(listen_address(":6390"), "127.0.0.1:6390");
+        assert_eq!(listen_address("0.0.0.0:6390"), "0.0.0.0:6390");
+        assert_eq!(listen_address("[::1]:6390"), "[::1]:6390");
+    }
+
+    #[test]
+    fn the_tls_flags_go_together() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["ferry", "relay", "--source", "redis://h:1", "--listen", "1"];
+            args.extend_from_slice(extra);
+            crate::cli::parse(args)
+        };
+        assert!(parse(&["--listen-tls-cert", "/c"]).is_err());
+        assert!(parse(&["--listen-tls-key", "/k"]).is_err());
+        assert!(parse(&["--listen-tls-ca", "/ca"]).is_err());
+        let Ok(cli) = parse(&["--listen-tls-cert", "/c", "--listen-tls-key", "/k"]) else {
+            panic!("parses");
+        };
+        let crate::cli::Command::Relay(args) = cli.command else {
+            panic!("a relay");
+        };
+        let files = listener_tls(&args).unwrap().expect("TLS on");
+        assert_eq!(files.cert_file, std::path::Path::new("/c"));
+        assert_eq!(files.client_ca, None);
     }
 }

@@ -150,7 +150,14 @@ pub fn server_config(
             certificates("certificate file", cert_file)?,
             private_key(key_file)?,
         )
-        .map_err(|e| TlsError::Config(format!("the certificate and key: {e}")))?;
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => TlsError::Config(format!(
+                "the key file {} is not the key of the certificate file {}",
+                key_file.display(),
+                cert_file.display()
+            )),
+            other => TlsError::Config(format!("the certificate and key: {other}")),
+        })?;
     Ok(Arc::new(config))
 }
 

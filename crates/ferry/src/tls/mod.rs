@@ -8,16 +8,19 @@
 //!
 //! - `config.rs`: files → rustls `ClientConfig` / `ServerConfig` (ring provider)
 //! - `connector.rs`: the async handshake, bounded in time
+//! - `acceptor.rs`: the server side for the relay's listener, and why a peer was refused
 //! - `explain.rs`: rustls errors → what to fix
 //! - `insecure.rs`: the verifier behind `--…-insecure`
 //! - `redis_rs.rs`: redis-rs connections with the same settings
 
+mod acceptor;
 mod config;
 mod connector;
 mod explain;
 mod insecure;
 mod redis_rs;
 
+pub use acceptor::{ListenerTls, TlsAcceptor};
 pub use config::{client_config, server_config};
 pub use connector::TlsConnector;
 pub use explain::{explain, explain_chain, explain_io};

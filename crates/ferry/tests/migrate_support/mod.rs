@@ -1,5 +1,6 @@
-//! Shared by the `migrate_*` tests: runs the built `ferry migrate` as a child process,
-//! watches its stderr, and compares servers.
+//! Shared by the `migrate_*` tests (and by `relay_support`): runs the built `ferry
+//! migrate` (or another command) as a child process, watches its stderr, and compares
+//! servers.
 
 #![allow(dead_code)]
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 pub const IN_SYNC_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// A running `ferry migrate`.
+/// A running `ferry migrate` (or `ferry <command>`, from [`Ferry::start_command`]).
 pub struct Ferry {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
@@ -100,26 +101,14 @@ impl Ferry {
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return line.clone();
+            if let Some(line) = self.find_line(needle) {
+                return line;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 // Let the reader catch the last lines.
                 std::thread::sleep(Duration::from_millis(100));
-                if let Some(line) = self
-                    .lines
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|l| l.contains(needle))
-                {
-                    return line.clone();
+                if let Some(line) = self.find_line(needle) {
+                    return line;
                 }
                 panic!(
                     "ferry exited ({status}) before printing {needle:?}:\n{}",
@@ -131,6 +120,12 @@ impl Ferry {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The first stderr line so far containing `needle`.
+    fn find_line(&self, needle: &str) -> Option<String> {
+        let lines = self.lines.lock().unwrap();
+        lines.iter().find(|l| l.contains(needle)).cloned()
     }
 
     pub fn wait_in_sync(&mut self) {
@@ -163,6 +158,12 @@ impl Ferry {
         }
     }
 
+    /// SIGKILL, and the exit reaped.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
@@ -175,8 +176,7 @@ impl Ferry {
 
 impl Drop for Ferry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -351,15 +351,27 @@ pub fn simple_load(server: &Server, round: u32) {
 pub fn assert_same(source: &Server, target: &Server, options: &DiffOptions) {
     let expected = Snapshot::capture(source).expect("capture source");
     let actual = Snapshot::capture(target).expect("capture target");
-    let differences = expected.diff(&actual, options);
+    let between = format!("between {} and {}", source.kind(), target.kind());
+    assert_snapshots_equal(&expected, &actual, options, &between, "");
+}
+
+/// Asserts `actual` holds what `expected` does (under `options`), and that there was
+/// something to compare. A failure shows the first 40 differences, `between` (which
+/// servers) and `context` (ferry's log, say).
+pub fn assert_snapshots_equal(
+    expected: &Snapshot,
+    actual: &Snapshot,
+    options: &DiffOptions,
+    between: &str,
+    context: &str,
+) {
+    let differences = expected.diff(actual, options);
     let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
     assert!(
         differences.is_empty(),
-        "{} differences between {} and {}:\n{}",
+        "{} differences {between}:\n{}\n{context}",
         differences.len(),
-        source.kind(),
-        target.kind(),
         shown.join("\n")
     );
-    assert!(expected.key_count() > 0);
+    assert!(expected.key_count() > 0, "nothing to compare {between}");
 }

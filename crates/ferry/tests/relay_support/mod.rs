@@ -1,62 +1,67 @@
-//! Shared by the `relay_*` tests: runs `ferry relay` as a child process, attaches real
-//! Valkey replicas to it with REPLICAOF, and waits on what a person running the
-//! migration would watch (`master_link_status`, offsets in INFO).
+//! Shared by the `relay_*` tests: runs `ferry relay` as a child process (the
+//! `migrate_support` runner, so each test file also declares `mod migrate_support;`),
+//! attaches real Valkey replicas to it with REPLICAOF, and waits on what a person running
+//! the migration would watch (`master_link_status`, offsets in INFO).
 
 #![allow(dead_code)]
 
+pub use crate::migrate_support::master_repl_offset;
+use crate::migrate_support::{assert_snapshots_equal, Ferry};
 use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
 use ferry_testkit::workload::forget_unreplicated_group_state;
 use ferry_testkit::{Server, ServerKind};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const LINK_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A running `ferry relay`.
+/// A running `ferry relay`: the process (its log, signals, exit, through `Deref`) and
+/// where replicas reach it.
 pub struct Relay {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    ferry: Ferry,
     pub port: u16,
     /// Sent with AUTH before INFO when the relay requires one.
     pub password: Option<String>,
+    /// How INFO reaches a relay that serves TLS.
+    pub tls: Option<ClientTls>,
+}
+
+/// The files a test client presents to a TLS relay.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl std::ops::Deref for Relay {
+    type Target = Ferry;
+    fn deref(&self) -> &Ferry {
+        &self.ferry
+    }
+}
+
+impl std::ops::DerefMut for Relay {
+    fn deref_mut(&mut self) -> &mut Ferry {
+        &mut self.ferry
+    }
 }
 
 impl Relay {
     /// Starts `ferry relay --source <source> --listen 127.0.0.1:<port> <extra>`; port 0
     /// picks a free one (read back from the log line).
     pub fn start(source: &Server, port: u16, extra: &[&str]) -> Relay {
-        let listen = format!("127.0.0.1:{port}");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["relay", "--source", &source.url(), "--listen", &listen])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ferry relay");
-        let stderr = child.stderr.take().expect("stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if std::env::var_os("FERRY_TEST_ECHO").is_some() {
-                    eprintln!("[ferry] {line}");
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut relay = Relay {
-            child,
-            lines,
-            port: 0,
-            password: None,
-        };
-        let line = relay.wait_for("listening on", Duration::from_secs(30));
-        relay.port = line
+        Relay::start_on(source, &format!("127.0.0.1:{port}"), extra)
+    }
+
+    /// Starts `ferry relay --source <source> --listen <listen> <extra>`.
+    pub fn start_on(source: &Server, listen: &str, extra: &[&str]) -> Relay {
+        let url = source.url();
+        let mut args = vec!["--source", url.as_str(), "--listen", listen];
+        args.extend_from_slice(extra);
+        let mut ferry = Ferry::start_command("relay", &args);
+        let line = ferry.wait_for("listening on", Duration::from_secs(30));
+        let port = line
             .split("listening on ")
             .nth(1)
             .and_then(|rest| rest.split(':').nth(1))
@@ -66,39 +71,11 @@ impl Relay {
                     .ok()
             })
             .unwrap_or_else(|| panic!("no port in {line:?}"));
-        relay
-    }
-
-    pub fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// Waits for a stderr line containing `needle`.
-    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return line.clone();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "ferry exited ({status}) before {needle:?}:\n{}",
-                    self.output()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} within {timeout:?}:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        Relay {
+            ferry,
+            port,
+            password: None,
+            tls: None,
         }
     }
 
@@ -109,7 +86,21 @@ impl Relay {
             Some(password) => format!(":{}@", password.replace(' ', "%20")),
             None => String::new(),
         };
-        let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{}", self.port)).unwrap();
+        let client = match &self.tls {
+            None => redis::Client::open(format!("redis://{auth}127.0.0.1:{}", self.port)).unwrap(),
+            Some(tls) => {
+                let read = |path: &std::path::Path| std::fs::read(path).unwrap();
+                let certificates = redis::TlsCertificates {
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: read(&tls.cert),
+                        client_key: read(&tls.key),
+                    }),
+                    root_cert: Some(read(&tls.ca)),
+                };
+                let url = format!("rediss://{auth}127.0.0.1:{}", self.port);
+                redis::Client::build_with_tls(url, certificates).unwrap()
+            }
+        };
         let mut con = client.get_connection().expect("connect to the relay");
         redis::cmd("INFO")
             .query(&mut con)
@@ -118,35 +109,6 @@ impl Relay {
 
     pub fn info_field(&self, name: &str) -> Option<String> {
         info_field(&self.info(), name)
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ferry still running:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Waits until every attached replica has ACKed what `source` has written so far,
@@ -172,12 +134,6 @@ impl Relay {
     }
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 pub fn info_field(info: &str, name: &str) -> Option<String> {
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}:")))
@@ -187,12 +143,6 @@ pub fn info_field(info: &str, name: &str) -> Option<String> {
 pub fn server_info(server: &Server, section: &str) -> String {
     let mut con = server.client();
     redis::cmd("INFO").arg(section).query(&mut con).unwrap()
-}
-
-pub fn master_repl_offset(server: &Server) -> i64 {
-    info_field(&server_info(server, "replication"), "master_repl_offset")
-        .and_then(|v| v.parse().ok())
-        .expect("master_repl_offset")
 }
 
 /// A Valkey server replicating from the relay, configured so that a restart keeps it a
@@ -246,18 +196,8 @@ pub fn assert_replicas_equal(
         forget_unreplicated_group_state(&mut expected);
         forget_unreplicated_group_state(&mut actual);
         let options = DiffOptions::new().ttl_tolerance_ms(ttl_tolerance_ms);
-        let differences = expected.diff(&actual, &options);
-        let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
-        assert!(
-            differences.is_empty(),
-            "{} differences, {} -> {}:\n{}\n{}",
-            differences.len(),
-            source.kind(),
-            replica.kind(),
-            shown.join("\n"),
-            relay.output()
-        );
-        assert!(expected.key_count() > 0);
+        let between = format!("{} -> {}", source.kind(), replica.kind());
+        assert_snapshots_equal(&expected, &actual, &options, &between, &relay.output());
     }
 }
 

@@ -3,6 +3,7 @@
 //! [`procedure`]; `--keep-rollback` then keeps the old source up to date ([`reverse`]).
 
 pub mod hook;
+pub mod interrupt;
 pub mod procedure;
 pub mod report;
 pub mod reverse;
@@ -71,7 +72,10 @@ pub fn plan(
 
 /// Runs the switch and prints its report; a failure is an error (the report says where).
 pub fn switch(plan: &Plan, json: bool, out: &mut dyn Write) -> Result<(), Error> {
-    let report = procedure::run(plan);
+    let report = {
+        let signals = interrupt::Listener::start(plan.pause_timeout);
+        procedure::run(plan, signals.interrupt())
+    };
     if json {
         report.write_json(out)
     } else {

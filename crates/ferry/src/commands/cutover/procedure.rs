@@ -11,6 +11,7 @@
 //! file resumes it).
 
 use super::hook;
+use super::interrupt::Interrupt;
 use super::report::{StepTime, SwitchReport};
 use super::server::ServerLink;
 use super::status::{RunStatus, StatusEndpoint};
@@ -54,6 +55,9 @@ pub struct Plan {
     pub policies: Policies,
 }
 
+/// Why a step stopped when the operator interrupted the switch.
+const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM)";
+
 /// A failed step: its name and the reason, one line.
 struct Failure {
     step: &'static str,
@@ -67,6 +71,7 @@ fn line(error: &(dyn std::error::Error + 'static)) -> String {
 /// The switch as it goes: what has been done so far, so a failure can be undone.
 struct Switch<'a> {
     plan: &'a Plan,
+    interrupt: &'a Interrupt,
     report: SwitchReport,
     source: Option<ServerLink>,
     target: Option<ServerLink>,
@@ -79,10 +84,12 @@ struct Switch<'a> {
     hook_ran: bool,
 }
 
-/// Runs the switch; the report says how it went (`ok`, the failed step, the pause).
-pub fn run(plan: &Plan) -> SwitchReport {
+/// Runs the switch; the report says how it went (`ok`, the failed step, the pause). An
+/// `interrupt` before the migration is told to stop undoes it like a failure.
+pub fn run(plan: &Plan, interrupt: &Interrupt) -> SwitchReport {
     let mut switch = Switch {
         plan,
+        interrupt,
         report: SwitchReport::new(plan.command, plan.source.address(), plan.target.address()),
         source: None,
         target: None,
@@ -132,6 +139,8 @@ impl Switch<'_> {
         name: &'static str,
         action: impl FnOnce(&mut Self) -> Result<(T, String), String>,
     ) -> Result<T, Failure> {
+        self.not_interrupted()
+            .map_err(|reason| Failure { step: name, reason })?;
         let started = Instant::now();
         let result = action(self);
         let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -146,6 +155,15 @@ impl Switch<'_> {
             }
             Err(reason) => Err(Failure { step: name, reason }),
         }
+    }
+
+    /// Fails once the operator asked to stop, unless the migration was already told to
+    /// stop: from there finishing is quicker and safer than undoing.
+    fn not_interrupted(&self) -> Result<(), String> {
+        if self.interrupt.requested() && !self.stop_sent {
+            return Err(INTERRUPTED.to_owned());
+        }
+        Ok(())
     }
 
     fn source(&mut self) -> Result<&mut ServerLink, String> {
@@ -220,6 +238,7 @@ impl Switch<'_> {
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));
+            self.not_interrupted()?;
             status = plan.status.status().map_err(|e| line(&e))?;
         };
         if plan.promote || status.is_relay() {
@@ -281,6 +300,7 @@ impl Switch<'_> {
                     plan.drain_timeout.as_millis()
                 ));
             }
+            self.not_interrupted()?;
             std::thread::sleep(POLL);
         }
     }
@@ -301,14 +321,18 @@ impl Switch<'_> {
         std::thread::spawn(move || {
             let _ = done.send(verify::run_sampled(&options, sample));
         });
-        let report = match outcome.recv_timeout(plan.verify_timeout) {
-            Ok(result) => result.map_err(|e| line(&e))?,
-            Err(_) => {
-                return Err(format!(
-                    "not done within {} ms (--verify-timeout-ms; a huge key in the sample?): \
-                     lower --verify-sample or raise the limit",
-                    plan.verify_timeout.as_millis()
-                ))
+        let deadline = Instant::now() + plan.verify_timeout;
+        let report = loop {
+            match outcome.recv_timeout(POLL) {
+                Ok(result) => break result.map_err(|e| line(&e))?,
+                Err(_) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "not done within {} ms (--verify-timeout-ms; a huge key in the sample?): \
+                         lower --verify-sample or raise the limit",
+                        plan.verify_timeout.as_millis()
+                    ))
+                }
+                Err(_) => self.not_interrupted()?,
             }
         };
         let compared = report.summary.keys_compared;
@@ -354,11 +378,12 @@ impl Switch<'_> {
         };
         // A hook that fails may have moved some clients already: undo counts from here.
         self.hook_ran = true;
+        let interrupt = self.interrupt;
         hook::run(
             command,
-            &plan.source.address(),
-            &plan.target.address(),
+            (&plan.source.address(), &plan.target.address()),
             plan.exec_timeout,
+            &|| interrupt.requested(),
         )
         .map_err(|e| line(&e))?;
         Ok(((), "--exec exited 0".to_owned()))
@@ -468,11 +493,12 @@ impl Switch<'_> {
             // Clients go back before the source takes writes again.
             let plan = self.plan;
             after.push(match &plan.exec_undo {
+                // Not cancellable: clients must go back before the source takes writes.
                 Some(undo) => match hook::run(
                     undo,
-                    &plan.target.address(),
-                    &plan.source.address(),
+                    (&plan.target.address(), &plan.source.address()),
                     plan.exec_timeout,
+                    &|| false,
                 ) {
                     Ok(()) => "--exec-undo moved clients back".to_owned(),
                     Err(e) => format!(

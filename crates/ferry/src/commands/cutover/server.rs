@@ -65,15 +65,25 @@ impl ServerLink {
             .query(&mut self.connection)
     }
 
-    /// Closes every normal client connection but this one; returns how many.
+    /// Closes every client connection but this one and replicas' (normal clients and
+    /// Pub/Sub subscribers, who would otherwise wait for messages now published on the
+    /// target); returns how many.
     pub fn kill_clients(&mut self) -> Result<u64, redis::RedisError> {
-        redis::cmd("CLIENT")
+        let (normal, subscribers): (u64, u64) = redis::pipe()
+            .cmd("CLIENT")
             .arg("KILL")
             .arg("TYPE")
             .arg("normal")
             .arg("SKIPME")
             .arg("yes")
-            .query(&mut self.connection)
+            .cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .arg("SKIPME")
+            .arg("yes")
+            .query(&mut self.connection)?;
+        Ok(normal + subscribers)
     }
 
     /// Ends what only a migration target needs, now that the migration is stopped:

@@ -1050,12 +1050,14 @@ impl Migration {
             mark: Some(Mark { offset, db: 0 }),
             ..Batch::default()
         };
-        let applied = Applied {
-            replid: replid.to_owned(),
-            offset,
-            db: 0,
-        };
-        if self.shard.is_none() {
+        // A cluster target or a cluster source carries no marker (the stream's batches
+        // do not move it on).
+        if !pipe.is_cluster() && self.shard.is_none() {
+            let applied = Applied {
+                replid: replid.to_owned(),
+                offset,
+                db: 0,
+            };
             done.push_framing(&["SELECT", &marker::DB.to_string()]);
             marker::push_write(&mut done, &applied, marker::DB, &[]);
         }

@@ -19,14 +19,13 @@ use ferry_repl::primary::{
     continue_line, full_resync_line, new_replid, EofMark, ReplConf, Request,
 };
 use ferry_repl::resp::{FrameDecoder, Limits, Mode};
+use ferry_repl::BoxedStream;
 use ferry_repl::{snapshot_channel, PsyncOutcome, SnapshotFraming};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
 /// Stream bytes written to a replica per backlog read.
@@ -36,10 +35,13 @@ const REBUILD_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often a newline keeps a waiting replica's link alive.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
 
-/// Serves one connection to its end; failures are logged, never propagated.
-pub async fn serve(relay: Arc<Relay>, socket: TcpStream, peer: SocketAddr) {
-    let _ = socket.set_nodelay(true);
-    let (reader, writer) = socket.into_split();
+type Reader = ReadHalf<BoxedStream>;
+type Writer = WriteHalf<BoxedStream>;
+
+/// Serves one connection (plain TCP, or TLS once the handshake is done) to its end;
+/// failures are logged, never propagated.
+pub async fn serve(relay: Arc<Relay>, stream: BoxedStream, peer: SocketAddr) {
+    let (reader, writer) = tokio::io::split(stream);
     let id = relay.next_id();
     let mut session = Session {
         relay: relay.clone(),
@@ -73,8 +75,8 @@ struct Session {
     relay: Arc<Relay>,
     id: u64,
     peer: SocketAddr,
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: Reader,
+    writer: Writer,
     buffer: BytesMut,
     decoder: FrameDecoder,
     authenticated: bool,
@@ -165,17 +167,11 @@ impl Session {
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    let _ = self
-                        .writer
-                        .write_all(b"-ERR Protocol error: invalid request\r\n")
-                        .await;
+                    let _ = self.reply("-ERR Protocol error: invalid request\r\n").await;
                     return Err(format!("sent invalid RESP ({error})"));
                 }
             }
-            let read = self
-                .reader
-                .read_buf(&mut self.buffer)
-                .await
+            let read = closed_is_end(self.reader.read_buf(&mut self.buffer).await)
                 .map_err(|e| format!("read failed ({e})"))?;
             if read == 0 {
                 return if self.buffer.is_empty() {
@@ -187,9 +183,9 @@ impl Session {
         }
     }
 
+    /// Writes and flushes: over TLS, bytes may otherwise wait in the session's buffer.
     async fn reply(&mut self, text: impl AsRef<[u8]>) -> Result<(), String> {
-        self.writer
-            .write_all(text.as_ref())
+        write_flushed(&mut self.writer, text.as_ref())
             .await
             .map_err(|e| format!("write failed ({e})"))
     }
@@ -483,7 +479,7 @@ impl Session {
             loop {
                 tokio::select! {
                     stream = &mut snapshot => break stream.map_err(source_error)?,
-                    _ = ticker.tick() => self.writer.write_all(b"\n").await.map_err(|e| format!("write failed ({e})"))?,
+                    _ = ticker.tick() => write_flushed(&mut self.writer, b"\n").await.map_err(|e| format!("write failed ({e})"))?,
                 }
             }
         };
@@ -591,7 +587,7 @@ impl Session {
                     }
                 }
                 read = self.reader.read_buf(&mut self.buffer) => {
-                    match read {
+                    match closed_is_end(read) {
                         Ok(0) => return Err("disconnected".into()),
                         Ok(_) => acked |= self.take_acks(history)?,
                         Err(e) => return Err(format!("read failed ({e})")),
@@ -657,8 +653,8 @@ const ORDER: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
 /// that on a failure the producer sees the replica gone at once. Also watches the
 /// replica's side: one that closes is noticed even while its socket still takes bytes.
 async fn send_rdb(
-    writer: &mut OwnedWriteHalf,
-    (reader, received): (&mut OwnedReadHalf, &mut BytesMut),
+    writer: &mut Writer,
+    (reader, received): (&mut Reader, &mut BytesMut),
     mut chunks: mpsc::Receiver<Bytes>,
     mark: &EofMark,
 ) -> Result<(), std::io::Error> {
@@ -673,13 +669,13 @@ async fn send_rdb(
                         writer.write_all(&mark.header()).await?;
                         started = true;
                     }
-                    writer.write_all(&chunk).await?;
+                    write_flushed(writer, &chunk).await?;
                 }
                 None => break,
             },
-            _ = ticker.tick(), if !started => writer.write_all(b"\n").await?,
+            _ = ticker.tick(), if !started => write_flushed(writer, b"\n").await?,
             read = reader.read_buf(received) => {
-                if read? == 0 {
+                if closed_is_end(read)? == 0 {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::ConnectionReset,
                         "the replica closed the connection",
@@ -697,9 +693,25 @@ async fn send_rdb(
     }
     if !started {
         // An empty snapshot still needs its header before the end mark.
-        writer.write_all(&mark.header()).await?;
+        write_flushed(writer, &mark.header()).await?;
     }
     Ok(())
+}
+
+/// A peer that hangs up without TLS's close_notify (most clients: it carries no data
+/// over RESP) has closed, as over plain TCP, not failed.
+fn closed_is_end(read: std::io::Result<usize>) -> std::io::Result<usize> {
+    match read {
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+        other => other,
+    }
+}
+
+/// A write that reaches the socket: a TLS stream keeps what the socket did not take in
+/// its buffer until flushed (plain TCP has nothing to flush).
+async fn write_flushed(writer: &mut Writer, bytes: &[u8]) -> Result<(), std::io::Error> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
 }
 
 fn command_name(args: &[Bytes]) -> String {

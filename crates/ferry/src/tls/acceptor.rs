@@ -1,0 +1,169 @@
+//! The server side of TLS for ferry's own listener (the relay's): the handshake with a
+//! connecting replica, bounded in time, and why a replica was refused, in one line.
+
+use super::config::server_config;
+use super::TlsError;
+use ferry_repl::BoxedStream;
+use rustls::{AlertDescription, CertificateError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// The files a TLS listener is built from (`--listen-tls-*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Clients must present a certificate signed by this CA.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Wraps accepted sockets in TLS. Cheap to clone.
+#[derive(Clone)]
+pub struct TlsAcceptor {
+    inner: tokio_rustls::TlsAcceptor,
+    /// Bound on the handshake: a peer that never sends its ClientHello is let go.
+    handshake_timeout: Duration,
+    /// Named in messages.
+    client_ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for TlsAcceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsAcceptor(client CA {:?})", self.client_ca)
+    }
+}
+
+impl TlsAcceptor {
+    /// Reads and checks the files now, so that a bad one stops ferry at start.
+    pub fn new(files: &ListenerTls, handshake_timeout: Duration) -> Result<Self, TlsError> {
+        let config = server_config(
+            &files.cert_file,
+            &files.key_file,
+            files.client_ca.as_deref(),
+        )?;
+        Ok(TlsAcceptor {
+            inner: tokio_rustls::TlsAcceptor::from(config),
+            handshake_timeout,
+            client_ca: files.client_ca.clone(),
+        })
+    }
+
+    /// The handshake with a connected peer; the error says why it failed, in one line.
+    pub async fn accept(&self, tcp: TcpStream) -> Result<BoxedStream, String> {
+        match tokio::time::timeout(self.handshake_timeout, self.inner.accept(tcp)).await {
+            Ok(Ok(stream)) => Ok(Box::new(stream)),
+            Ok(Err(error)) => Err(refusal(&error, self.client_ca.as_deref())),
+            Err(_) => Err(format!(
+                "no TLS handshake within {:?} (is it set to tls-replication yes?)",
+                self.handshake_timeout
+            )),
+        }
+    }
+}
+
+/// Why a peer's handshake failed, for the person running the relay.
+fn refusal(error: &io::Error, client_ca: Option<&Path>) -> String {
+    let Some(tls) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return match error.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted => {
+                "closed the connection during the TLS handshake".to_owned()
+            }
+            _ => format!("TLS handshake failed ({error})"),
+        };
+    };
+    let ca = match client_ca {
+        Some(path) => format!("--listen-tls-ca {}", path.display()),
+        None => "--listen-tls-ca".to_owned(),
+    };
+    use rustls::Error as E;
+    match tls {
+        E::NoCertificatesPresented => format!(
+            "presented no client certificate; {ca} requires one (the replica's \
+             tls-client-cert-file, or its tls-cert-file)"
+        ),
+        E::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            format!("its client certificate is not signed by {ca}")
+        }
+        E::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => "its client certificate has expired".to_owned(),
+        E::InvalidCertificate(
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. },
+        ) => "its certificate is not for client authentication (extended key usage \
+              clientAuth); give the replica a client certificate with tls-client-cert-file"
+            .to_owned(),
+        E::InvalidCertificate(other) => format!("its client certificate was refused ({other:?})"),
+        E::AlertReceived(
+            alert @ (AlertDescription::UnknownCA
+            | AlertDescription::BadCertificate
+            | AlertDescription::CertificateUnknown),
+        ) => format!(
+            "it refused the relay's certificate (TLS alert: {alert:?}): its \
+             tls-ca-cert-file must hold the CA that signed --listen-tls-cert"
+        ),
+        E::AlertReceived(alert) => format!("it ended the TLS handshake (alert: {alert:?})"),
+        E::InvalidMessage(_) | E::InappropriateMessage { .. } => {
+            "did not speak TLS (a replica needs tls-replication yes)".to_owned()
+        }
+        other => format!("TLS handshake failed ({other})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(error: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, error)
+    }
+
+    #[test]
+    fn refusals_say_what_the_replica_lacks() {
+        let ca = Some(Path::new("/etc/ferry/ca.pem"));
+        let none = refusal(&io(rustls::Error::NoCertificatesPresented), ca);
+        assert!(none.contains("presented no client certificate"), "{none}");
+        assert!(none.contains("--listen-tls-ca /etc/ferry/ca.pem"), "{none}");
+        let foreign = refusal(
+            &io(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
+            ca,
+        );
+        assert!(
+            foreign.contains("not signed by --listen-tls-ca"),
+            "{foreign}"
+        );
+        let plain = refusal(
+            &io(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType,
+            )),
+            None,
+        );
+        assert!(plain.contains("tls-replication yes"), "{plain}");
+        let eof = refusal(&io::Error::from(io::ErrorKind::UnexpectedEof), None);
+        assert!(eof.contains("closed the connection"), "{eof}");
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_named() {
+        let pki = ferry_testkit::tls::TestPki::generate().unwrap();
+        let files = ListenerTls {
+            cert_file: pki.server.cert.clone(),
+            key_file: pki.client.key.clone(),
+            client_ca: None,
+        };
+        let err = TlsAcceptor::new(&files, Duration::from_secs(1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not the key of"), "{err}");
+        assert!(err.contains(&pki.client.key.display().to_string()), "{err}");
+        assert!(!err.contains("PRIVATE KEY"), "{err}");
+    }
+}

@@ -1,0 +1,279 @@
+//! Part "cluster": `ferry migrate` into a Valkey 8.1 cluster beside the standalone path,
+//! on the same keys in the same run: time to in sync, keys/s, and keys/s per shard of the
+//! cluster. No native path exists between two clusters (a cluster node cannot follow
+//! another cluster), so the reference is ferry's own standalone-to-standalone copy.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use ferry::sinks::writer::cluster::slot::key_slot;
+use ferry_testkit::cluster::slot_ranges;
+use ferry_testkit::{Cluster, Server, ServerKind};
+
+use super::datasets::thousands;
+use super::measure;
+use super::table::Table;
+use super::{Context, Section};
+
+/// ferry's line once the target holds everything the source has sent.
+const IN_SYNC: &str = "ferry: in sync at offset";
+/// A full sync of the full-size dataset takes seconds; this only catches a hang.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(600);
+const POLL: Duration = Duration::from_millis(10);
+/// Primaries of each cluster.
+const SHARDS: usize = 3;
+/// Bytes of each value: `DEBUG POPULATE`'s size in the codec part.
+const VALUE_SIZE: usize = 100;
+/// Commands per pipeline while filling.
+const FILL_BATCH: usize = 1000;
+
+/// Where the keys come from and go to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    StandaloneToStandalone,
+    StandaloneToCluster,
+}
+
+impl Way {
+    fn label(self) -> String {
+        match self {
+            Way::StandaloneToStandalone => "Redis 7.0 → Valkey 8.1".to_owned(),
+            Way::StandaloneToCluster => {
+                format!("Redis 7.0 → Valkey 8.1 cluster of {SHARDS}")
+            }
+        }
+    }
+
+    fn target_shards(self) -> usize {
+        match self {
+            Way::StandaloneToStandalone => 1,
+            Way::StandaloneToCluster => SHARDS,
+        }
+    }
+}
+
+/// The target of one run: a server or a cluster, empty.
+enum Target {
+    Server(Box<Server>),
+    Cluster(Cluster),
+}
+
+impl Target {
+    fn start(way: Way) -> Result<Target> {
+        Ok(match way.target_shards() {
+            1 => Target::Server(Box::new(Server::start(ServerKind::Valkey81)?)),
+            shards => Target::Cluster(Cluster::start(ServerKind::Valkey81, shards)?),
+        })
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Target::Server(server) => server.url(),
+            Target::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    /// Keys held, ferry's marker left out (a cluster target carries none).
+    fn data_keys(&self) -> Result<u64> {
+        match self {
+            Target::Server(server) => {
+                let mut con = server.try_client()?;
+                let size: u64 = redis::cmd("DBSIZE").query(&mut con)?;
+                let marker: u64 = redis::cmd("EXISTS")
+                    .arg("ferry:migrate:applied")
+                    .query(&mut con)?;
+                Ok(size - marker)
+            }
+            Target::Cluster(cluster) => {
+                let mut keys = 0;
+                for node in cluster.nodes() {
+                    keys += redis::cmd("DBSIZE").query::<u64>(&mut node.try_client()?)?;
+                }
+                Ok(keys)
+            }
+        }
+    }
+}
+
+struct Row {
+    way: Way,
+    keys: u64,
+    /// Fastest run.
+    best: Duration,
+    peak_rss: u64,
+}
+
+pub fn run(ctx: &Context) -> Result<Section> {
+    let keys = if ctx.quick { 100_000 } else { 1_000_000 };
+    let out = ctx.dir.join("out");
+    fs::create_dir_all(&out)?;
+    let scratch = out.join("cluster-stderr.txt");
+    let state = out.join("cluster.state");
+
+    println!(
+        "filling Redis 7.0: {} keys of {VALUE_SIZE} B",
+        thousands(keys)
+    );
+    let source = Server::start(ServerKind::Redis70)?;
+    fill(&[&source], keys)?;
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync-delay")
+        .arg("0")
+        .query::<()>(&mut source.try_client()?)?;
+
+    let mut rows = Vec::new();
+    for way in [Way::StandaloneToStandalone, Way::StandaloneToCluster] {
+        let mut best: Option<Duration> = None;
+        let mut peak_rss = 0;
+        for _ in 0..ctx.runs {
+            let target = Target::start(way)?;
+            let (took, rss) = ferry_sync(ctx, &source.url(), &target.url(), &state, &scratch)?;
+            let held = target.data_keys()?;
+            if held != keys {
+                bail!(
+                    "{}: the target holds {} keys of {}",
+                    way.label(),
+                    thousands(held),
+                    thousands(keys)
+                );
+            }
+            println!("{}: {:.2} s", way.label(), took.as_secs_f64());
+            best = Some(best.map_or(took, |b| b.min(took)));
+            peak_rss = peak_rss.max(rss);
+        }
+        rows.push(Row {
+            way,
+            keys,
+            best: best.context("no run")?,
+            peak_rss,
+        });
+    }
+    Ok(Section {
+        title: "Cluster".to_owned(),
+        markdown: render(&rows),
+    })
+}
+
+/// Writes `keys` strings of [`VALUE_SIZE`] bytes, each to the node that owns its slot when
+/// `nodes` are a cluster's primaries (in slot order, as [`slot_ranges`] gives them).
+fn fill(nodes: &[&Server], keys: u64) -> Result<()> {
+    let ranges = slot_ranges(nodes.len());
+    let mut connections = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        connections.push(node.try_client()?);
+    }
+    let mut pipes: Vec<(redis::Pipeline, usize)> =
+        nodes.iter().map(|_| (redis::pipe(), 0)).collect();
+    let value = vec![b'v'; VALUE_SIZE];
+    for i in 0..keys {
+        let key = format!("key:{i}");
+        let owner = if nodes.len() == 1 {
+            0
+        } else {
+            let slot = key_slot(key.as_bytes());
+            ranges
+                .iter()
+                .position(|&(first, last)| (first..=last).contains(&slot))
+                .context("a slot outside every range")?
+        };
+        let (pipe, queued) = &mut pipes[owner];
+        pipe.cmd("SET").arg(&key).arg(&value).ignore();
+        *queued += 1;
+        if *queued == FILL_BATCH {
+            pipe.query::<()>(&mut connections[owner])?;
+            *pipe = redis::pipe();
+            *queued = 0;
+        }
+    }
+    for ((pipe, queued), con) in pipes.iter_mut().zip(&mut connections) {
+        if *queued > 0 {
+            pipe.query::<()>(con)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `ferry migrate` until in sync and stops it: time to in sync, peak RSS.
+fn ferry_sync(
+    ctx: &Context,
+    source: &str,
+    target: &str,
+    state: &Path,
+    scratch: &Path,
+) -> Result<(Duration, u64)> {
+    // A state file from an earlier run would make this one resume.
+    let _ = fs::remove_file(state);
+    let mut command = Command::new(&ctx.ferry);
+    command
+        .arg("migrate")
+        .arg("--source")
+        .arg(source)
+        .arg("--target")
+        .arg(target)
+        .arg("--state")
+        .arg(state);
+    let mut running = measure::spawn(command, scratch)?;
+    let took = loop {
+        if running.stderr().contains(IN_SYNC) {
+            break running.elapsed();
+        }
+        if running.has_exited() {
+            bail!("ferry migrate ended before in sync:\n{}", running.stderr());
+        }
+        if running.elapsed() > SYNC_TIMEOUT {
+            bail!(
+                "ferry migrate not in sync after {SYNC_TIMEOUT:?}:\n{}",
+                running.stderr()
+            );
+        }
+        sleep(POLL);
+    };
+    match running.stop(libc::SIGTERM)? {
+        Ok(sample) => Ok((took, sample.peak_rss)),
+        Err(refusal) => bail!("ferry migrate failed: {}", refusal.reason()),
+    }
+}
+
+fn render(rows: &[Row]) -> String {
+    let reference = rows
+        .iter()
+        .find(|row| row.way == Way::StandaloneToStandalone)
+        .map(|row| row.best.as_secs_f64());
+    let mut table = Table::new(&[
+        "ferry migrate",
+        ">keys",
+        ">time to in sync s",
+        ">keys/s",
+        ">keys/s per target shard",
+        ">time vs standalone",
+        ">peak RSS MB",
+    ]);
+    for row in rows {
+        let seconds = row.best.as_secs_f64();
+        let rate = row.keys as f64 / seconds.max(1e-9);
+        table.row(vec![
+            row.way.label(),
+            thousands(row.keys),
+            format!("{seconds:.2}"),
+            thousands(rate as u64),
+            thousands((rate / row.way.target_shards() as f64) as u64),
+            reference
+                .map(|r| format!("{:.2}×", seconds / r))
+                .unwrap_or_default(),
+            format!("{:.1}", row.peak_rss as f64 / 1e6),
+        ]);
+    }
+    format!(
+        "The same {} keys ({VALUE_SIZE} B strings) from a Redis 7.0 with \
+         `repl-diskless-sync-delay 0` into an empty Valkey 8.1, standalone or a cluster of \
+         {SHARDS} primaries on this machine; fastest run. All servers and ferry share the \
+         machine's cores, so a cluster's shards do not add capacity here.\n\n{}",
+        rows.first().map(|r| thousands(r.keys)).unwrap_or_default(),
+        table.render()
+    )
+}
