@@ -346,3 +346,48 @@ fn slots_moving_between_source_shards_mid_stream_keep_their_keys_on_the_target()
     );
     stop_ferry(ferry);
 }
+
+#[test]
+fn a_shard_offered_only_a_full_sync_on_restart_stops_with_one_line_until_flushed() {
+    let source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+    stop_ferry(ferry);
+
+    // Shard 1's saved replication is one its primary does not know: it offers FULLRESYNC.
+    let text = std::fs::read_to_string(&state).unwrap();
+    let mut saved: serde_json::Value = serde_json::from_str(&text).unwrap();
+    saved["shards"][1]["replid"] = serde_json::Value::String("f".repeat(40));
+    std::fs::write(&state, serde_json::to_string(&saved).unwrap()).unwrap();
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    let status = ferry.wait_exit(Duration::from_secs(60));
+    let output = ferry.output();
+    assert!(!status.success(), "{output}");
+    let last = output.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("shard 5461-10921") && last.contains("rerun with --flush-target"),
+        "{output}"
+    );
+
+    // As asked: the target is emptied once and every shard loads again.
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = loads(&source, 81, &stop);
+    let mut ferry = start_ferry(&source, &target.url(), &state, &["--flush-target"]);
+    ferry.wait_all_shards_in_sync();
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || target.snapshot().unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+    let output = stop_ferry(ferry);
+    assert_eq!(output.matches("emptied the target").count(), 1, "{output}");
+    assert_eq!(output.matches("full sync done").count(), 3, "{output}");
+}

@@ -430,8 +430,16 @@ impl Migration {
                     return Ok(());
                 }
                 Ok(Stop::DuringFullSync) => {
-                    self.events
-                        .line("stopped during the full sync; the next run starts it over");
+                    match self.shard.is_some() {
+                        // The other shards' keys stay: only a flush makes a reload clean.
+                        true => self.say(
+                            "stopped during this shard's full sync; the next run needs \
+                             --flush-target",
+                        ),
+                        false => {
+                            self.say("stopped during the full sync; the next run starts it over")
+                        }
+                    }
                     return Ok(());
                 }
                 Err(SessionError::SourceLost(error)) => {
