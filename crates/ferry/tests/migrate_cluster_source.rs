@@ -391,3 +391,24 @@ fn a_shard_offered_only_a_full_sync_on_restart_stops_with_one_line_until_flushed
     assert_eq!(output.matches("emptied the target").count(), 1, "{output}");
     assert_eq!(output.matches("full sync done").count(), 3, "{output}");
 }
+
+#[test]
+fn scan_mode_refuses_a_cluster_source_rather_than_copy_one_node() {
+    let source = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let mut ferry = Ferry::start(&[
+        "--source",
+        &source.url(),
+        "--target",
+        &target.url(),
+        "--mode",
+        "scan",
+    ]);
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    let output = ferry.output();
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("--mode scan reads one server") && output.contains("a node of a cluster"),
+        "{output}"
+    );
+}

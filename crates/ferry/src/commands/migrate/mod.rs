@@ -291,11 +291,18 @@ impl Migration {
 
         let mut target = self.connect_target(args, owned).await?;
         let source_info = self.source_info().await?;
-        let cluster_source = args.mode == MigrateMode::Replication
-            && self
-                .source_is_cluster()
-                .await
-                .map_err(|e| self.source_error(e))?;
+        let cluster_source = self
+            .source_is_cluster()
+            .await
+            .map_err(|e| self.source_error(e))?;
+        if cluster_source && args.mode == MigrateMode::Scan {
+            // Scan mode reads the one node it is given: a cluster would be copied in part.
+            return Err(Error::Usage(format!(
+                "--mode scan reads one server, and {} is a node of a cluster (it would copy \
+                 only that node's slots); migrate a cluster source in replication mode",
+                self.source_url
+            )));
+        }
         if saved
             .as_ref()
             .is_some_and(|s| s.shards.is_empty() == cluster_source)
