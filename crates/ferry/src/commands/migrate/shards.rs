@@ -417,6 +417,11 @@ impl Migration {
 }
 
 /// Runs every future to completion on the current task; the outputs in order.
+///
+/// The shards share the migration's task rather than each getting its own: `--json`
+/// events are written to stdout, which `main` holds locked on this thread (see
+/// [`crate::observe::JsonLines`]). Their waits overlap; the CPU-heavy part, decoding each
+/// snapshot, runs on its own blocking thread.
 async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
