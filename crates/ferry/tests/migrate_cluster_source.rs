@@ -412,3 +412,28 @@ fn scan_mode_refuses_a_cluster_source_rather_than_copy_one_node() {
         "{output}"
     );
 }
+
+#[test]
+fn a_standalone_state_file_is_refused_for_a_cluster_source() {
+    let source = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let standalone = serde_json::json!({
+        "version": 1,
+        "replid": "a".repeat(40),
+        "offset": 100,
+        "db": 0,
+        "target": target.url(),
+        "format": "RDB 11",
+    });
+    std::fs::write(&state, standalone.to_string()).unwrap();
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    let output = ferry.output();
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("was written for a standalone source") && output.contains("is a cluster"),
+        "{output}"
+    );
+}

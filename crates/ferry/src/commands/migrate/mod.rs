@@ -303,29 +303,8 @@ impl Migration {
                 self.source_url
             )));
         }
-        if saved
-            .as_ref()
-            .is_some_and(|s| s.shards.is_empty() == cluster_source)
-        {
-            return Err(Error::Migration(format!(
-                "the state file {} was written for a {} source, and {} is {}; use another \
-                 --state file",
-                self.state_path
-                    .as_deref()
-                    .unwrap_or(Path::new(""))
-                    .display(),
-                if cluster_source {
-                    "standalone"
-                } else {
-                    "cluster"
-                },
-                self.source_url,
-                if cluster_source {
-                    "a cluster"
-                } else {
-                    "not a cluster"
-                },
-            )));
+        if let Some(saved) = &saved {
+            self.check_state_kind(saved, cluster_source)?;
         }
         self.events.started(
             &self.source_url.address(),
@@ -353,14 +332,14 @@ impl Migration {
         });
         state.format = target.format.version.to_string();
         self.enter_import_mode(&mut target).await?;
-        // Scan mode keeps no position (and no marker): it always copies everything.
-        // A cluster target carries no marker (see `session`): the state file alone says
-        // where to resume.
         if cluster_source {
             return self
                 .run_cluster_source(args, &source_info, target, state)
                 .await;
         }
+        // Scan mode keeps no position (and no marker): it always copies everything.
+        // A cluster target carries no marker (see `session`): the state file alone says
+        // where to resume.
         if owned && args.mode == MigrateMode::Replication && !target.cluster {
             self.resume_from_target(args, &mut target, &mut state)
                 .await?;

@@ -26,7 +26,7 @@ use crate::sources::replication::translate::CommandTransform;
 use crate::state::{self, MigrationState, ShardState};
 use crate::url::ServerUrl;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -279,6 +279,31 @@ impl Migration {
         };
         results.into_iter().collect::<Result<Vec<()>, Error>>()?;
         Ok(())
+    }
+
+    /// A state file of a cluster source has shards, one of a standalone source has none:
+    /// given with the other kind of source it is refused.
+    pub(super) fn check_state_kind(
+        &self,
+        saved: &MigrationState,
+        cluster_source: bool,
+    ) -> Result<(), Error> {
+        if saved.shards.is_empty() != cluster_source {
+            return Ok(());
+        }
+        let (written_for, now) = match cluster_source {
+            true => ("a standalone", "a cluster"),
+            false => ("a cluster", "not a cluster"),
+        };
+        Err(Error::Migration(format!(
+            "the state file {} was written for {written_for} source, and {} is {now}; use \
+             another --state file",
+            self.state_path
+                .as_deref()
+                .unwrap_or(Path::new(""))
+                .display(),
+            self.source_url,
+        )))
     }
 
     /// The saved shards in the order of `shards`; the slots must be the same (a restart
