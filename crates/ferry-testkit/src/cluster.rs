@@ -29,6 +29,8 @@ pub struct Cluster {
     bus_ports: Vec<u16>,
     /// Each primary's replicas (with their bus ports), by node index.
     replicas: Vec<Vec<(Server, u16)>>,
+    /// Primaries killed by [`Cluster::kill_primary`]: the others still know them.
+    dead: Vec<Server>,
 }
 
 impl Cluster {
@@ -70,6 +72,7 @@ impl Cluster {
         let cluster = Cluster {
             kind,
             replicas: nodes.iter().map(|_| Vec::new()).collect(),
+            dead: Vec::new(),
             nodes,
             bus_ports,
         };
@@ -147,6 +150,24 @@ impl Cluster {
         let old_bus = std::mem::replace(&mut self.bus_ports[primary], replica_bus);
         wait_role(&old, "slave", true)?;
         self.replicas[primary].insert(0, (old, old_bus));
+        self.wait_ready()
+    }
+
+    /// Kills primary `primary` (SIGKILL) and waits until the cluster fails over to its
+    /// first replica on its own (after the node timeout); [`Cluster::nodes`] then lists the
+    /// replica there.
+    pub fn kill_primary(&mut self, primary: usize) -> Result<()> {
+        let group = self
+            .replicas
+            .get_mut(primary)
+            .with_context(|| format!("no primary {primary}"))?;
+        ensure!(!group.is_empty(), "primary {primary} has no replica");
+        let (replica, replica_bus) = group.remove(0);
+        self.nodes[primary].kill()?;
+        wait_role(&replica, "master", false)?;
+        let old = std::mem::replace(&mut self.nodes[primary], replica);
+        self.bus_ports[primary] = replica_bus;
+        self.dead.push(old);
         self.wait_ready()
     }
 
@@ -260,7 +281,7 @@ impl Cluster {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let mut waiting_for = None;
-            let total = self.all_nodes().count();
+            let total = self.all_nodes().count() + self.dead.len();
             for node in self.all_nodes() {
                 let info = cluster_info(node)?;
                 let ok = info.get("cluster_state").map(String::as_str) == Some("ok")

@@ -437,3 +437,53 @@ fn a_standalone_state_file_is_refused_for_a_cluster_source() {
         "{output}"
     );
 }
+
+#[test]
+fn a_primary_lost_is_followed_to_the_replica_the_cluster_promotes() {
+    let mut source = source_cluster(ServerKind::Valkey81, 3, 1);
+    let target = Cluster::start(ServerKind::Valkey91, 3).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running: Vec<_> = (0..2)
+        .map(|p| load_on(&source, p, 91 + p as u64, &stop))
+        .collect();
+    let shard_stop = Arc::new(AtomicBool::new(false));
+    let shard_load = load_on(&source, 2, 97, &shard_stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+
+    // Shard 2 is idle and its replica holds all of it (as ferry does) when its primary dies.
+    stop_loads(&shard_stop, vec![shard_load]);
+    let written = master_repl_offset(&source.nodes()[2]);
+    let replica = source.replicas_of(2)[0];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while master_repl_offset(replica) < written {
+        assert!(Instant::now() < deadline, "the replica does not catch up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_shards_applied(&source, &state, &ferry);
+    let old_port = source.nodes()[2].port();
+    source.kill_primary(2).unwrap();
+    let new_port = source.nodes()[2].port();
+    let line = ferry.wait_for(
+        &format!("failover followed from 127.0.0.1:{old_port} without a full sync"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        line.contains(&format!("(127.0.0.1:{new_port}): ")),
+        "{line}"
+    );
+    running.push(load_on(&source, 2, 99, &stop));
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || target.snapshot().unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+    stop_ferry(ferry);
+}
