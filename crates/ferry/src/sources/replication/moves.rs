@@ -4,9 +4,12 @@
 //! deletes the key on the origin, which propagates `DEL key …` (in the origin's stream).
 //! ferry follows the two streams on their own, so it would apply the RESTORE, then the DEL,
 //! and lose the key. This seam remembers each key a shard restored that way; a `DEL` or
-//! `UNLINK` of that key from another shard is MIGRATE's own and is left out. When the DEL
-//! arrives first, it is applied and the later RESTORE brings the key back, which is right
-//! as it is.
+//! `UNLINK` of that key from another shard is MIGRATE's own and is left out. Until that DEL,
+//! the origin's stream can only carry writes to the key made before the MIGRATE (after
+//! it, the key is no longer there): the restored value already holds them, and applying
+//! them again would repeat them (or fail: an `XADD` with an ID the stream passed), so they
+//! are left out too. When the DEL arrives first, it is applied and the later RESTORE brings
+//! the key back, which is right as it is.
 
 use super::translate::CommandTransform;
 use crate::error::Error;
@@ -22,6 +25,8 @@ const REMEMBERED: usize = 100_000;
 const REMEMBERED_FOR: Duration = Duration::from_secs(600);
 
 const SKIPPED: &str = "a DEL of keys MIGRATE moved to another shard of the source cluster";
+const SUPERSEDED: &str =
+    "a write made before MIGRATE moved its key to another shard, which restored it since";
 
 /// The keys restored by `RESTORE-ASKING`, shared by every shard of one run.
 #[derive(Debug, Default)]
@@ -55,6 +60,17 @@ impl MovedKeys {
                 seen.by_key.remove(&key);
             }
         }
+    }
+
+    /// Whether another shard than `shard` restored `key` by RESTORE-ASKING and `shard`'s
+    /// MIGRATE DEL of it has not come yet.
+    fn restored_elsewhere(&self, key: &[u8], shard: usize) -> bool {
+        let seen = self.lock();
+        !seen.by_key.is_empty()
+            && seen
+                .by_key
+                .get(key)
+                .is_some_and(|(restorer, at)| *restorer != shard && at.elapsed() < REMEMBERED_FOR)
     }
 
     /// Whether `shard` deleting `key` is MIGRATE moving it to another shard (forgotten
@@ -114,6 +130,10 @@ impl CommandTransform for ShardTransform {
             if args.len() == 1 && before > 1 {
                 return Ok(Translated::Skip { reason: SKIPPED });
             }
+        } else if let Some(key) = first_key(&args) {
+            if self.moved.restored_elsewhere(key, self.shard) {
+                return Ok(Translated::Skip { reason: SUPERSEDED });
+            }
         }
         self.inner.translate(db, args)
     }
@@ -121,6 +141,17 @@ impl CommandTransform for ShardTransform {
     fn report_lines(&self) -> Vec<String> {
         self.inner.report_lines()
     }
+}
+
+/// The key a replicated command writes first: its first argument, but for `XGROUP`
+/// (`XGROUP subcommand key …`). A cluster runs a multi-key command only when all its keys
+/// are in one slot and none is being moved, so the first key tells.
+fn first_key(args: &[Bytes]) -> Option<&Bytes> {
+    let name = args.first()?;
+    if name.eq_ignore_ascii_case(b"XGROUP") {
+        return args.get(2);
+    }
+    args.get(1)
 }
 
 #[cfg(test)]
@@ -176,6 +207,43 @@ mod tests {
             origin.translate(0, args("unlink d")).unwrap(),
             Translated::Skip { .. }
         ));
+    }
+
+    #[test]
+    fn the_origins_earlier_writes_to_a_restored_key_are_left_out_until_its_del() {
+        let moved = Arc::new(MovedKeys::default());
+        let (mut origin, mut destination) = (shard(&moved, 0), shard(&moved, 1));
+        destination
+            .translate(0, args("RESTORE-ASKING s 0 p"))
+            .unwrap();
+        for text in ["XADD s 5-1 f v", "XGROUP CREATE s g $", "EXPIRE s 10"] {
+            assert!(
+                matches!(
+                    origin.translate(0, args(text)).unwrap(),
+                    Translated::Skip { .. }
+                ),
+                "{text}"
+            );
+        }
+        // Another key, and the destination's own writes, go on.
+        for (from, text) in [
+            (&mut origin, "XADD t 5-1 f v"),
+            (&mut destination, "XADD s 6-1 f v"),
+        ] {
+            assert_eq!(
+                from.translate(0, args(text)).unwrap(),
+                Translated::Apply(vec![args(text)])
+            );
+        }
+        assert!(matches!(
+            origin.translate(0, args("DEL s")).unwrap(),
+            Translated::Skip { .. }
+        ));
+        // The move is complete: the key is the origin's again if it ever comes back.
+        assert_eq!(
+            origin.translate(0, args("SET s 1")).unwrap(),
+            Translated::Apply(vec![args("SET s 1")])
+        );
     }
 
     #[test]
