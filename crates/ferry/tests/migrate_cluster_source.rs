@@ -349,27 +349,15 @@ fn slots_moving_between_source_shards_mid_stream_keep_their_keys_on_the_target()
     std::thread::sleep(Duration::from_secs(1));
     stop_loads(&stop, running);
     // Each key moved shows up as RESTORE-ASKING in shard 1's stream just before the DEL in
-    // shard 0's: without ferry's rule the target loses every one of them. A DEL read
-    // first but written to the target after the RESTORE (two connections) may still lose
-    // one: the limit docs/migrate.md states, seen rarely on a loaded machine.
-    let differences = differences(
+    // shard 0's: without ferry's rules the target loses them, or shard 0's earlier writes
+    // land on the restored keys again.
+    assert_equal(
         &source,
         || target.snapshot().unwrap(),
         &state,
         &ferry,
         FieldTtl::Keep,
         VectorSets::Keep,
-    );
-    let moved_and_lost = differences
-        .iter()
-        .filter(|d| d.ends_with("missing in the other snapshot"))
-        .count();
-    assert!(
-        differences.len() == moved_and_lost && moved_and_lost <= 2,
-        "{} differences after moving {moved_keys} keys:\n{}\n{}",
-        differences.len(),
-        differences.join("\n"),
-        ferry.output()
     );
     stop_ferry(ferry);
 }

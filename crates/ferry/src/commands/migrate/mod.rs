@@ -1107,6 +1107,9 @@ impl Migration {
                             None => break,
                         }
                     }
+                    if let Some(shard) = &self.shard {
+                        shard.settle().await;
+                    }
                     applier.flush().await.map_err(|e| self.fatal_target(e))?;
                 }
                 _ = ticker.tick() => {

@@ -31,6 +31,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
+use std::time::Duration;
 
 /// What the shards of one run share: the state file and who is in sync.
 struct Board {
@@ -43,7 +44,12 @@ struct Board {
     moved: Arc<MovedKeys>,
     /// Each shard's last applied offset, received offset and commands/s.
     progress: Mutex<Vec<(i64, i64, f64)>>,
+    /// Each shard's pipe to the target, for another shard to wait on (see `settle`).
+    pipes: Mutex<Vec<Option<Pipe>>>,
 }
+
+/// Longest wait for another shard's writes before a RESTORE of a key it deleted.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Board {
     fn save(&self, state: &MigrationState) -> Result<(), Error> {
@@ -64,6 +70,9 @@ pub(super) struct ShardContext {
     loaded: AtomicBool,
     /// Every node seen (replicas included), asked for the topology after a loss.
     known: Mutex<Vec<NodeAddr>>,
+    /// Shards whose writes must be acknowledged before this one's next batch
+    /// ([`ShardTransform::take_waits`]).
+    waits: Arc<Mutex<Vec<usize>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -126,11 +135,22 @@ impl ShardContext {
     /// The stream transform of this shard: `inner` behind the MIGRATE rule
     /// ([`crate::sources::replication::moves`]).
     pub(super) fn transform(&self, inner: Box<dyn CommandTransform>) -> Box<dyn CommandTransform> {
-        Box::new(ShardTransform::new(
-            inner,
-            self.board.moved.clone(),
-            self.index,
-        ))
+        Box::new(
+            ShardTransform::new(inner, self.board.moved.clone(), self.index)
+                .sharing_waits(self.waits.clone()),
+        )
+    }
+
+    /// Waits until the shards whose DEL of a key this shard is about to restore have that
+    /// DEL acknowledged: the target then runs the DEL before the RESTORE.
+    pub(super) async fn settle(&self) {
+        for other in ShardTransform::take_waits(&self.waits) {
+            let pipe = lock(&self.board.pipes).get(other).cloned().flatten();
+            if let Some(pipe) = pipe {
+                // A failed pipe stops its own shard, and the run with it.
+                let _ = tokio::time::timeout(SETTLE_TIMEOUT, pipe.barrier()).await;
+            }
+        }
     }
 
     /// Records this shard's progress; returns the sums over every shard (for `/status`
@@ -233,6 +253,7 @@ impl Migration {
             state: Mutex::new(state.clone()),
             moved: Arc::new(MovedKeys::default()),
             progress: Mutex::new(vec![(0, 0, 0.0); shards.len()]),
+            pipes: Mutex::new(vec![None; shards.len()]),
         });
         {
             let whole = lock(&board.state);
@@ -250,8 +271,12 @@ impl Migration {
                 board: board.clone(),
                 loaded: AtomicBool::new(resume),
                 known: Mutex::new(known.clone()),
+                waits: Arc::default(),
             }));
             let pipe = job.shard_pipe(&target).await?;
+            if let Some(slot) = lock(&board.pipes).get_mut(index) {
+                *slot = Some(pipe.clone());
+            }
             let mut shard_state = state.clone();
             shard_state.shards.clear();
             shard_state.replid = entry.replid;

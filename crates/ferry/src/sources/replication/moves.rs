@@ -9,7 +9,9 @@
 //! it, the key is no longer there): the restored value already holds them, and applying
 //! them again would repeat them (or fail: an `XADD` with an ID the stream passed), so they
 //! are left out too. When the DEL arrives first, it is applied and the later RESTORE brings
-//! the key back, which is right as it is.
+//! the key back, provided the target runs them in that order: they go over two shards'
+//! connections, so the RESTORE's shard first waits until the DEL's shard's writes are
+//! acknowledged ([`ShardTransform::take_waits`]).
 
 use super::translate::CommandTransform;
 use crate::error::Error;
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 const REMEMBERED: usize = 100_000;
 /// A DEL later than this after its RESTORE-ASKING is no longer taken for MIGRATE's.
 const REMEMBERED_FOR: Duration = Duration::from_secs(600);
+/// A DEL is taken for one a RESTORE-ASKING of another shard may follow this long.
+const DELETED_FOR: Duration = Duration::from_secs(30);
 
 const SKIPPED: &str = "a DEL of keys MIGRATE moved to another shard of the source cluster";
 const SUPERSEDED: &str =
@@ -39,6 +43,32 @@ struct Remembered {
     /// Key → the shard whose stream restored it, and when.
     by_key: HashMap<Bytes, (usize, Instant)>,
     order: VecDeque<(Bytes, Instant)>,
+    /// Key → the shard whose stream deleted it last, and when (a DEL that may be MIGRATE's,
+    /// read before the other shard's RESTORE-ASKING).
+    deleted: HashMap<Bytes, (usize, Instant)>,
+    deleted_order: VecDeque<(Bytes, Instant)>,
+}
+
+/// Adds `key` to a bounded map of recent keys (`order` lists insertions, oldest first).
+fn remember(
+    map: &mut HashMap<Bytes, (usize, Instant)>,
+    order: &mut VecDeque<(Bytes, Instant)>,
+    key: Bytes,
+    shard: usize,
+    keep: Duration,
+) {
+    let now = Instant::now();
+    map.insert(key.clone(), (shard, now));
+    order.push_back((key, now));
+    while let Some((key, at)) = order.front().cloned() {
+        if order.len() <= REMEMBERED && at.elapsed() < keep {
+            break;
+        }
+        order.pop_front();
+        if map.get(&key).is_some_and(|(_, when)| *when == at) {
+            map.remove(&key);
+        }
+    }
 }
 
 impl MovedKeys {
@@ -46,20 +76,35 @@ impl MovedKeys {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn restored(&self, key: Bytes, shard: usize) {
-        let now = Instant::now();
+    /// `shard` restored `key`; returns the other shard whose DEL of it came first and may
+    /// still be on its way to the target.
+    fn restored(&self, key: Bytes, shard: usize) -> Option<usize> {
         let mut seen = self.lock();
-        seen.by_key.insert(key.clone(), (shard, now));
-        seen.order.push_back((key, now));
-        while let Some((key, at)) = seen.order.front().cloned() {
-            if seen.order.len() <= REMEMBERED && at.elapsed() < REMEMBERED_FOR {
-                break;
-            }
-            seen.order.pop_front();
-            if seen.by_key.get(&key).is_some_and(|(_, when)| *when == at) {
-                seen.by_key.remove(&key);
-            }
-        }
+        let seen = &mut *seen;
+        let deleted_by = match seen.deleted.remove(&key) {
+            Some((by, at)) if by != shard && at.elapsed() < DELETED_FOR => Some(by),
+            _ => None,
+        };
+        remember(
+            &mut seen.by_key,
+            &mut seen.order,
+            key,
+            shard,
+            REMEMBERED_FOR,
+        );
+        deleted_by
+    }
+
+    fn deleted(&self, key: Bytes, shard: usize) {
+        let mut seen = self.lock();
+        let seen = &mut *seen;
+        remember(
+            &mut seen.deleted,
+            &mut seen.deleted_order,
+            key,
+            shard,
+            DELETED_FOR,
+        );
     }
 
     /// Whether another shard than `shard` restored `key` by RESTORE-ASKING and `shard`'s
@@ -97,6 +142,8 @@ pub struct ShardTransform {
     inner: Box<dyn CommandTransform>,
     moved: Arc<MovedKeys>,
     shard: usize,
+    /// Shards whose writes must be acknowledged before this batch goes out.
+    waits: Arc<Mutex<Vec<usize>>>,
 }
 
 impl ShardTransform {
@@ -105,7 +152,29 @@ impl ShardTransform {
             inner,
             moved,
             shard,
+            waits: Arc::default(),
         }
+    }
+
+    /// Records the shards to wait for in `waits` (kept by the shard across sessions).
+    pub fn sharing_waits(mut self, waits: Arc<Mutex<Vec<usize>>>) -> Self {
+        self.waits = waits;
+        self
+    }
+
+    /// The list the shard's loop takes [`ShardTransform::take_waits`] from.
+    pub fn waits(&self) -> Arc<Mutex<Vec<usize>>> {
+        self.waits.clone()
+    }
+
+    /// The shards whose DEL of a key this shard restored since may not have reached the
+    /// target yet: their writes must be acknowledged before this shard's batch is sent.
+    pub fn take_waits(waits: &Mutex<Vec<usize>>) -> Vec<usize> {
+        let mut waits = waits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut taken = std::mem::take(&mut *waits);
+        taken.sort_unstable();
+        taken.dedup();
+        taken
     }
 }
 
@@ -114,7 +183,12 @@ impl CommandTransform for ShardTransform {
         let name = args.first().cloned().unwrap_or_default();
         if name.eq_ignore_ascii_case(b"RESTORE-ASKING") {
             if let Some(key) = args.get(1) {
-                self.moved.restored(key.clone(), self.shard);
+                if let Some(deleter) = self.moved.restored(key.clone(), self.shard) {
+                    self.waits
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(deleter);
+                }
             }
         } else if (name.eq_ignore_ascii_case(b"DEL") || name.eq_ignore_ascii_case(b"UNLINK"))
             && args.len() > 1
@@ -127,6 +201,9 @@ impl CommandTransform for ShardTransform {
                 position += 1;
                 position == 1 || !moved.moved_away(arg, shard)
             });
+            for key in args.iter().skip(1) {
+                self.moved.deleted(key.clone(), shard);
+            }
             if args.len() == 1 && before > 1 {
                 return Ok(Translated::Skip { reason: SKIPPED });
             }
@@ -244,6 +321,23 @@ mod tests {
             origin.translate(0, args("SET s 1")).unwrap(),
             Translated::Apply(vec![args("SET s 1")])
         );
+    }
+
+    #[test]
+    fn a_restore_after_another_shards_del_waits_for_that_shard() {
+        let moved = Arc::new(MovedKeys::default());
+        let (mut origin, mut destination) = (shard(&moved, 0), shard(&moved, 1));
+        let waits = destination.waits();
+        origin.translate(0, args("DEL a")).unwrap();
+        destination
+            .translate(0, args("RESTORE-ASKING b 0 p"))
+            .unwrap();
+        assert!(ShardTransform::take_waits(&waits).is_empty());
+        destination
+            .translate(0, args("RESTORE-ASKING a 0 p"))
+            .unwrap();
+        assert_eq!(ShardTransform::take_waits(&waits), vec![0]);
+        assert!(ShardTransform::take_waits(&waits).is_empty());
     }
 
     #[test]
