@@ -281,3 +281,56 @@ fn keys_of_other_databases_are_listed_as_not_comparable_with_a_cluster() {
         [("in-db3".to_owned(), vec!["extra".to_owned()])]
     );
 }
+
+#[test]
+fn slots_moving_between_primaries_while_verify_runs_leave_no_false_difference() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let source = Server::start(ServerKind::Valkey81).unwrap();
+    dataset::populate_db0(&source).unwrap();
+    let cluster = Arc::new(Cluster::start(ServerKind::Valkey81, 3).unwrap());
+    copy_into(&source, &cluster);
+    // Slots holding keys of the first node: they move to the second and back (MOVED
+    // once done, ASK for keys already moved while a move is under way).
+    let mut first_node = cluster.nodes()[0].client();
+    let mut slots: Vec<u16> = keys_of(&mut first_node)
+        .iter()
+        .map(|key| cluster.keyslot(key).unwrap())
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots.truncate(8);
+    assert!(!slots.is_empty());
+
+    let done = Arc::new(AtomicBool::new(false));
+    let mover = {
+        let (cluster, done) = (cluster.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut moves = 0u32;
+            let mut on_first = true;
+            while !done.load(Ordering::Relaxed) {
+                let (from, to) = if on_first { (0, 1) } else { (1, 0) };
+                for &slot in &slots {
+                    cluster.move_slot(slot, from, to).expect("move slot");
+                    moves += 1;
+                }
+                on_first = !on_first;
+            }
+            moves
+        })
+    };
+    let url = |text: String| ServerUrl::parse(&text).unwrap();
+    // Paced, so that the moves happen while it runs.
+    let options = VerifyOptions {
+        max_ops_per_sec: Some(3000),
+        ..VerifyOptions::new(url(source.url()), url(cluster.url()))
+    };
+    let report = verify::run(&options);
+    done.store(true, Ordering::Relaxed);
+    let moves = mover.join().expect("the mover ends");
+    let report = report.expect("verify");
+    assert!(moves >= 2, "slots moved while verify ran: {moves}");
+    assert!(report.is_clean(), "{:#?}", report.differences);
+    assert!(report.summary.keys_compared > 100, "{:?}", report.summary);
+}
