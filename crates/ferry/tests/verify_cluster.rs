@@ -156,7 +156,10 @@ fn a_standalone_source_migrated_into_a_cluster_verifies_clean() {
     assert_eq!(summary["equal"], source_keys, "{summary}");
     assert_eq!(summary["differing"], 0, "{summary}");
     // migrate's marker, if it left one on the cluster, is not a difference.
-    assert!(json["ferry_markers_skipped"].as_u64() <= Some(1), "{json:#}");
+    assert!(
+        json["ferry_markers_skipped"].as_u64() <= Some(1),
+        "{json:#}"
+    );
 }
 
 #[test]

@@ -38,8 +38,9 @@ impl Endpoint {
         let map = match shards {
             Ok(reply) => parse_cluster_shards(&frame(&reply), &asked_host, tls)
                 .map_err(|_| self.reply_error("CLUSTER SHARDS"))?,
-            // Before Redis 7.0: no CLUSTER SHARDS.
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::ResponseError) => {
+            // Before Redis 7.0 there is no CLUSTER SHARDS (an error reply, not a broken
+            // connection); an ACL may also allow only CLUSTER SLOTS.
+            Err(e) if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
                 let reply: Value = self.node_query(address, redis::cmd("CLUSTER").arg("SLOTS"))?;
                 parse_cluster_slots(&frame(&reply), &asked_host)
                     .map_err(|_| self.reply_error("CLUSTER SLOTS"))?

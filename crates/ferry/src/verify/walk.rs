@@ -1,5 +1,6 @@
 //! Which keys get compared: every key of every database in both directions (SCAN on the
-//! source, then SCAN on the target for keys the source lacks), or a random sample.
+//! source, then SCAN on the target for keys the source lacks; every primary of a cluster),
+//! or a random sample.
 
 use super::compare::{compare_keys, Pair, CHUNK};
 use super::endpoint::Endpoint;
