@@ -275,6 +275,16 @@ fn keys_of_other_databases_are_listed_as_not_comparable_with_a_cluster() {
         .unwrap();
     assert!(detail.contains("cluster"), "{detail}");
     assert_eq!(json["summary"]["equal"], 20, "{json:#}");
+    // The sample finds it as well.
+    let url = |text: String| ServerUrl::parse(&text).unwrap();
+    let options = VerifyOptions::new(url(source.url()), url(cluster.url()));
+    let sampled = verify::run_sampled(&options, 100).expect("sampled verify");
+    let found: Vec<(u32, &str, Vec<DiffKind>)> = sampled
+        .differences
+        .iter()
+        .map(|d| (d.db, d.key.as_str(), d.kinds()))
+        .collect();
+    assert_eq!(found, [(3, "in-db3", vec![DiffKind::Missing])]);
 
     // The other way round: the cluster as the source, the standalone server as target.
     let (code, json, _) = ferry_verify(&cluster.url(), &source.url());
@@ -336,4 +346,29 @@ fn slots_moving_between_primaries_while_verify_runs_leave_no_false_difference() 
     assert!(moves >= 2, "slots moved while verify ran: {moves}");
     assert!(report.is_clean(), "{:#?}", report.differences);
     assert!(report.summary.keys_compared > 100, "{:?}", report.summary);
+}
+
+#[test]
+fn a_primary_that_refuses_the_login_is_named_without_the_password() {
+    let source = Server::start(ServerKind::Valkey81).unwrap();
+    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    // The URL's password opens the first two primaries; the third wants another one.
+    for (node, password) in cluster.nodes().iter().zip(["pw-one", "pw-one", "pw-other"]) {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg(password)
+            .query::<()>(&mut node.client())
+            .unwrap();
+    }
+    let target = format!("redis://:pw-one@127.0.0.1:{}", cluster.nodes()[0].port());
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["verify", "--source", &source.url(), "--target", &target])
+        .output()
+        .expect("run ferry");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let third = format!("127.0.0.1:{}", cluster.nodes()[2].port());
+    assert!(stderr.contains(&third), "names the node: {stderr}");
+    assert!(!stderr.contains("pw-one"), "{stderr}");
 }
