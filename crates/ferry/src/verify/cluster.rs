@@ -116,25 +116,17 @@ impl Endpoint {
         for (index, cmd) in commands.iter().enumerate() {
             by_node.entry(self.owner(cmd)?).or_default().push(index);
         }
-        let mut replies = vec![Value::Nil; commands.len()];
-        for (address, indexes) in by_node {
-            let mut part = redis::pipe();
-            // Error replies come back as values: a redirect is followed per command.
-            part.ignore_errors();
-            for &index in &indexes {
-                part.add_command(commands[index].clone());
+        let involved: Vec<String> = by_node.keys().cloned().collect();
+        let mut replies = match self.exchange(&commands, by_node, what) {
+            Ok(replies) => replies,
+            Err(error) => {
+                // Replies may be left unread: those connections start afresh on next use.
+                for address in involved {
+                    self.connections.remove(&address);
+                }
+                return Err(error);
             }
-            let values: Vec<Value> = self
-                .connection(&address)?
-                .pipeline(&part)
-                .map_err(|source| self.command_error(what.to_owned(), source))?;
-            if values.len() != indexes.len() {
-                return Err(self.reply_error(what));
-            }
-            for (index, value) in indexes.into_iter().zip(values) {
-                replies[index] = value;
-            }
-        }
+        };
         for (index, reply) in replies.iter_mut().enumerate() {
             let Value::ServerError(error) = reply else {
                 continue;
@@ -144,6 +136,38 @@ impl Endpoint {
                 return Err(self.command_error(what.to_owned(), error));
             }
             *reply = self.routed(commands[index])?;
+        }
+        Ok(replies)
+    }
+
+    /// Sends each primary its part of a pipeline, all parts before reading any, so the
+    /// primaries work on them at the same time (a server reads on while its replies wait
+    /// in its output buffer); returns the replies in the pipeline's order, error replies
+    /// as values.
+    fn exchange(
+        &mut self,
+        commands: &[&Cmd],
+        by_node: BTreeMap<String, Vec<usize>>,
+        what: &str,
+    ) -> Result<Vec<Value>, VerifyError> {
+        for (address, indexes) in &by_node {
+            let mut part = redis::pipe();
+            for &index in indexes {
+                part.add_command(commands[index].clone());
+            }
+            let node = self.connection(address)?;
+            node.send(&part)
+                .map_err(|source| self.command_error(what.to_owned(), source))?;
+        }
+        let mut replies = vec![Value::Nil; commands.len()];
+        for (address, indexes) in &by_node {
+            let values = self
+                .connection(address)?
+                .receive(indexes.len())
+                .map_err(|source| self.command_error(what.to_owned(), source))?;
+            for (&index, value) in indexes.iter().zip(values) {
+                replies[index] = value;
+            }
         }
         Ok(replies)
     }

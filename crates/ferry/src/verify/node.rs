@@ -3,7 +3,7 @@
 use super::error::{Role, VerifyError};
 use crate::tls;
 use crate::url::ServerUrl;
-use redis::{Cmd, Connection, FromRedisValue, Pipeline, RedisResult};
+use redis::{Cmd, Connection, FromRedisValue, Pipeline, RedisResult, Value};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +36,20 @@ impl Node {
 
     pub fn pipeline<T: FromRedisValue>(&mut self, pipe: &Pipeline) -> RedisResult<T> {
         pipe.query(&mut self.connection)
+    }
+
+    /// Writes a pipeline without reading its replies (see [`Node::receive`]): the parts
+    /// of a pipeline split over a cluster's primaries are all sent before any is read.
+    pub fn send(&mut self, pipe: &Pipeline) -> RedisResult<()> {
+        self.connection
+            .send_packed_command(&pipe.get_packed_pipeline())
+    }
+
+    /// Reads `count` replies of what [`Node::send`] sent; error replies are values.
+    pub fn receive(&mut self, count: usize) -> RedisResult<Vec<Value>> {
+        (0..count)
+            .map(|_| self.connection.recv_response())
+            .collect()
     }
 
     /// Whether `db` needs a SELECT first (remembered once sent).
