@@ -250,4 +250,21 @@ mod tests {
         );
         assert_eq!(routing_key(&redis::cmd("RANDOMKEY")), None);
     }
+
+    #[test]
+    fn replies_become_frames_for_the_shared_parsers() {
+        let reply = Value::Array(vec![Value::Map(vec![(
+            Value::SimpleString("slots".into()),
+            Value::Array(vec![Value::Int(0), Value::Int(5)]),
+        )])]);
+        let expected = Frame::Array(vec![Frame::Map(vec![(
+            Frame::Simple(Bytes::from_static(b"slots")),
+            Frame::Array(vec![Frame::Integer(0), Frame::Integer(5)]),
+        )])]);
+        assert_eq!(frame(&reply), expected);
+        assert_eq!(
+            frame(&Value::BulkString(b"x".to_vec())),
+            Frame::Bulk(Bytes::from_static(b"x"))
+        );
+    }
 }

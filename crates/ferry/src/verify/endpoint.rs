@@ -159,30 +159,13 @@ impl Endpoint {
     pub(super) fn connection(&mut self, address: &str) -> Result<&mut Node, VerifyError> {
         self.last_node = address.to_owned();
         if !self.connections.contains_key(address) {
-            let node = Node::connect(self.role, &self.node_url(address)?)?;
+            let url = node_url(&self.url, address)
+                .ok_or_else(|| self.reply_error("cluster node address"))?;
+            let node = Node::connect(self.role, &url)?;
             self.connections.insert(address.to_owned(), node);
         }
         let error = self.reply_error("connect");
         self.connections.get_mut(address).ok_or(error)
-    }
-
-    /// The URL of another node: this side's credentials and TLS, its host and port.
-    fn node_url(&self, address: &str) -> Result<ServerUrl, VerifyError> {
-        let (host, port) = address
-            .rsplit_once(':')
-            .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
-            .ok_or_else(|| self.reply_error("cluster node address"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        Ok(ServerUrl {
-            host: if host.is_empty() {
-                self.url.host.clone()
-            } else {
-                host.to_owned()
-            },
-            port,
-            db: None,
-            ..self.url.clone()
-        })
     }
 
     /// Selects `db` on every connection (a cluster only has database 0).
@@ -237,6 +220,24 @@ impl Endpoint {
     }
 }
 
+/// The URL of another node of `base`'s cluster at `address` (host:port; an empty host
+/// is `base`'s): the same credentials and TLS, no database.
+fn node_url(base: &ServerUrl, address: &str) -> Option<ServerUrl> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some(ServerUrl {
+        host: if host.is_empty() {
+            base.host.clone()
+        } else {
+            host.to_owned()
+        },
+        port,
+        db: None,
+        ..base.clone()
+    })
+}
+
 /// host:port of a cluster node (IPv6 hosts in brackets).
 pub fn node_address(node: &crate::sinks::writer::cluster::topology::Node) -> String {
     if node.host.contains(':') {
@@ -255,4 +256,25 @@ pub fn cmd_name(cmd: &Cmd) -> String {
             _ => None,
         })
         .unwrap_or_else(|| "command".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_nodes_keep_the_credentials_and_drop_the_database() {
+        let base = ServerUrl::parse("rediss://user:pw@seed:7000/3").unwrap();
+        let url = node_url(&base, "10.0.0.2:7001").unwrap();
+        assert_eq!(
+            (url.host.as_str(), url.port, url.db),
+            ("10.0.0.2", 7001, None)
+        );
+        assert_eq!(url.username.as_deref(), Some("user"));
+        assert_eq!(url.password, base.password);
+        assert!(url.tls.is_some());
+        assert_eq!(node_url(&base, "[::1]:7002").unwrap().host, "::1");
+        assert_eq!(node_url(&base, ":7003").unwrap().host, "seed");
+        assert!(node_url(&base, "no-port").is_none());
+    }
 }
