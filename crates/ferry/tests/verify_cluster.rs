@@ -193,6 +193,31 @@ fn differences_made_on_the_cluster_nodes_are_each_found() {
     expected.sort();
     assert_eq!(differences(&json), expected, "{json:#}");
     assert_eq!(json["summary"]["differing"], 3, "{json:#}");
+
+    // The text names the nodes compared and each differing key.
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "verify",
+            "--source",
+            &source.url(),
+            "--target",
+            &cluster.url(),
+        ])
+        .output()
+        .expect("run ferry");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let first = format!("127.0.0.1:{}", cluster.nodes()[0].port());
+    assert!(
+        text.contains(&format!("source: standalone 127.0.0.1:{}", source.port())),
+        "{text}"
+    );
+    assert!(text.contains("target: cluster of 3 primaries ("), "{text}");
+    assert!(text.contains(&first), "{text}");
+    assert!(
+        text.contains(&format!("db0 {:?} [extra]", name(&extra))),
+        "{text}"
+    );
 }
 
 #[test]
