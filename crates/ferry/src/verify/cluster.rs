@@ -135,6 +135,8 @@ impl Endpoint {
             if redirect(&error).is_none() {
                 return Err(self.command_error(what.to_owned(), error));
             }
+            // Sent again: it counts again against --max-ops-per-sec.
+            self.limiter.take(1);
             *reply = self.routed(commands[index])?;
         }
         Ok(replies)

@@ -29,7 +29,7 @@ pub struct Endpoint {
     /// The URL's host:port, safe to print.
     pub server: String,
     pub abilities: Abilities,
-    limiter: Limiter,
+    pub(super) limiter: Limiter,
     /// Credentials and TLS for connecting to the other nodes of a cluster.
     pub(super) url: ServerUrl,
     /// Open connections by host:port: the one server, or the cluster nodes used so far.
@@ -157,15 +157,23 @@ impl Endpoint {
 
     /// The connection to `address`, opened on first use; later errors name this node.
     pub(super) fn connection(&mut self, address: &str) -> Result<&mut Node, VerifyError> {
-        self.last_node = address.to_owned();
+        if self.last_node != address {
+            address.clone_into(&mut self.last_node);
+        }
         if !self.connections.contains_key(address) {
             let url = node_url(&self.url, address)
                 .ok_or_else(|| self.reply_error("cluster node address"))?;
             let node = Node::connect(self.role, &url)?;
             self.connections.insert(address.to_owned(), node);
         }
-        let error = self.reply_error("connect");
-        self.connections.get_mut(address).ok_or(error)
+        match self.connections.get_mut(address) {
+            Some(node) => Ok(node),
+            None => Err(VerifyError::Reply {
+                role: self.role,
+                server: address.to_owned(),
+                command: "connect".to_owned(),
+            }),
+        }
     }
 
     /// Selects `db` on every connection (a cluster only has database 0).
