@@ -450,3 +450,41 @@ fn measure_throughput() {
         );
     }
 }
+
+#[test]
+fn without_cluster_shards_the_slot_map_comes_from_cluster_slots() {
+    let source = Server::start(ServerKind::Valkey81).unwrap();
+    dataset::populate_db0(&source).unwrap();
+    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    copy_into(&source, &cluster);
+    // An ACL user that may not run CLUSTER SHARDS (as on servers before 7.0, which lack
+    // it); its name and password must reach every primary.
+    for node in cluster.nodes() {
+        redis::cmd("ACL")
+            .arg(&[
+                "SETUSER",
+                "checker",
+                "on",
+                ">pw",
+                "~*",
+                "+@all",
+                "-cluster|shards",
+            ])
+            .query::<()>(&mut node.client())
+            .unwrap();
+    }
+    let target = format!("redis://checker:pw@127.0.0.1:{}", cluster.nodes()[0].port());
+    let mut as_checker = redis::Client::open(target.as_str())
+        .and_then(|client| client.get_connection())
+        .unwrap();
+    let refused = redis::cmd("CLUSTER")
+        .arg("SHARDS")
+        .query::<redis::Value>(&mut as_checker);
+    assert!(refused.is_err(), "{refused:?}");
+    let (code, json, stderr) = ferry_verify(&source.url(), &target);
+    assert_eq!(code, 0, "{json:#}\n{stderr}");
+    assert_eq!(
+        json["summary"]["keys_compared"],
+        dbsize(&mut source.client())
+    );
+}
