@@ -488,3 +488,71 @@ fn without_cluster_shards_the_slot_map_comes_from_cluster_slots() {
         dbsize(&mut source.client())
     );
 }
+
+#[test]
+fn keys_of_a_slot_half_moved_are_followed_with_asking() {
+    let source = Server::start(ServerKind::Valkey81).unwrap();
+    dataset::populate_db0(&source).unwrap();
+    let keys: Vec<String> = (0..10).map(|i| format!("{{moving}}k{i}")).collect();
+    for key in &keys {
+        redis::cmd("SET")
+            .arg(key)
+            .arg("v")
+            .query::<()>(&mut source.client())
+            .unwrap();
+    }
+    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    copy_into(&source, &cluster);
+    // The slot is left mid-move: half its keys on the importing node, where the old owner
+    // answers ASK for them.
+    let slot = cluster.keyslot(b"moving").unwrap();
+    let owner = node_for(&cluster, b"moving");
+    let from = cluster
+        .nodes()
+        .iter()
+        .position(|node| node.port() == owner.port())
+        .unwrap();
+    let to = (from + 1) % 3;
+    let setslot = |node: usize, state: &str, peer: usize| {
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .arg(cluster.node_id(peer).unwrap())
+            .query::<()>(&mut cluster.nodes()[node].client())
+            .unwrap();
+    };
+    setslot(to, "IMPORTING", from);
+    setslot(from, "MIGRATING", to);
+    redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(cluster.nodes()[to].port())
+        .arg("")
+        .arg(0)
+        .arg(10_000)
+        .arg("KEYS")
+        .arg(&keys[..5])
+        .query::<()>(&mut cluster.nodes()[from].client())
+        .unwrap();
+    let asked = redis::cmd("TYPE")
+        .arg(&keys[0])
+        .query::<String>(&mut cluster.nodes()[from].client());
+    let error = asked.expect_err("the old owner redirects a moved key");
+    assert_eq!(error.code(), Some("ASK"), "{error}");
+
+    let url = |text: String| ServerUrl::parse(&text).unwrap();
+    let (source_url, cluster_url) = (url(source.url()), url(cluster.url()));
+    let keys_on_source = dbsize(&mut source.client());
+    for (from_side, to_side) in [
+        (source_url.clone(), cluster_url.clone()),
+        (cluster_url, source_url),
+    ] {
+        let options = VerifyOptions {
+            rounds: 1,
+            ..VerifyOptions::new(from_side, to_side)
+        };
+        let report = verify::run(&options).expect("verify");
+        assert!(report.is_clean(), "{:#?}", report.differences);
+        assert_eq!(report.summary.keys_compared, keys_on_source);
+    }
+}

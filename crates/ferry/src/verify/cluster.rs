@@ -37,13 +37,13 @@ impl Endpoint {
             .query::<Value>(redis::cmd("CLUSTER").arg("SHARDS"));
         let map = match shards {
             Ok(reply) => parse_cluster_shards(&frame(&reply), &asked_host, tls)
-                .map_err(|_| self.reply_error("CLUSTER SHARDS"))?,
+                .map_err(|why| self.reply_error(&format!("CLUSTER SHARDS ({why})")))?,
             // Before Redis 7.0 there is no CLUSTER SHARDS (an error reply, not a broken
             // connection); an ACL may also allow only CLUSTER SLOTS.
             Err(e) if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
                 let reply: Value = self.node_query(address, redis::cmd("CLUSTER").arg("SLOTS"))?;
                 parse_cluster_slots(&frame(&reply), &asked_host)
-                    .map_err(|_| self.reply_error("CLUSTER SLOTS"))?
+                    .map_err(|why| self.reply_error(&format!("CLUSTER SLOTS ({why})")))?
             }
             Err(e) => return Err(self.command_error("CLUSTER SHARDS".into(), e)),
         };
@@ -76,10 +76,17 @@ impl Endpoint {
         for _ in 0..MAX_REDIRECTS {
             let node = self.connection(&address)?;
             let result = if asking {
+                // The reply as a value: a pipeline's error would hide the redirect's node.
                 let mut pipe = redis::pipe();
-                pipe.cmd("ASKING").ignore().add_command(cmd.clone());
+                pipe.ignore_errors()
+                    .cmd("ASKING")
+                    .ignore()
+                    .add_command(cmd.clone());
                 node.pipeline::<Vec<Value>>(&pipe)
-                    .map(|mut replies| replies.pop().unwrap_or(Value::Nil))
+                    .and_then(|mut replies| match replies.pop() {
+                        Some(Value::ServerError(error)) => Err(error.into()),
+                        reply => Ok(reply.unwrap_or(Value::Nil)),
+                    })
             } else {
                 node.query::<Value>(cmd)
             };
