@@ -155,11 +155,8 @@ fn a_standalone_source_migrated_into_a_cluster_verifies_clean() {
     assert_eq!(summary["keys_compared"], source_keys, "{summary}");
     assert_eq!(summary["equal"], source_keys, "{summary}");
     assert_eq!(summary["differing"], 0, "{summary}");
-    // migrate's marker, if it left one on the cluster, is not a difference.
-    assert!(
-        json["ferry_markers_skipped"].as_u64() <= Some(1),
-        "{json:#}"
-    );
+    // migrate leaves no marker on a cluster target.
+    assert_eq!(json["ferry_markers_skipped"], 0, "{json:#}");
 }
 
 #[test]
@@ -398,57 +395,6 @@ fn a_primary_that_refuses_the_login_is_named_without_the_password() {
     let third = format!("127.0.0.1:{}", cluster.nodes()[2].port());
     assert!(stderr.contains(&third), "names the node: {stderr}");
     assert!(!stderr.contains("pw-one"), "{stderr}");
-}
-
-/// Throughput of verify into a standalone target and into a 3-primary cluster holding
-/// the same 200,000 small strings (run with `--release -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn measure_throughput() {
-    use ferry::sinks::writer::cluster::slot::key_slot;
-    use std::time::Instant;
-
-    const KEYS: usize = 200_000;
-    let source = Server::start(ServerKind::Valkey81).unwrap();
-    let standalone = Server::start(ServerKind::Valkey81).unwrap();
-    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
-    let ranges = slot_ranges(3);
-    let mut nodes: Vec<Connection> = cluster.nodes().iter().map(Server::client).collect();
-    for batch in (0..KEYS).collect::<Vec<_>>().chunks(5000) {
-        let mut whole = redis::pipe();
-        let mut per_node: Vec<redis::Pipeline> = (0..3).map(|_| redis::pipe()).collect();
-        for i in batch {
-            let (key, value) = (format!("k:{i}"), format!("value:{i}"));
-            whole.cmd("SET").arg(&key).arg(&value).ignore();
-            let slot = key_slot(key.as_bytes());
-            let node = ranges
-                .iter()
-                .position(|(first, last)| (*first..=*last).contains(&slot))
-                .unwrap();
-            per_node[node].cmd("SET").arg(&key).arg(&value).ignore();
-        }
-        whole.query::<()>(&mut source.client()).unwrap();
-        whole.query::<()>(&mut standalone.client()).unwrap();
-        for (pipe, con) in per_node.iter().zip(&mut nodes) {
-            pipe.query::<()>(con).unwrap();
-        }
-    }
-    let url = |text: String| ServerUrl::parse(&text).unwrap();
-    for (name, target) in [("standalone", standalone.url()), ("cluster", cluster.url())] {
-        let options = VerifyOptions {
-            rounds: 1,
-            ..VerifyOptions::new(url(source.url()), url(target))
-        };
-        let start = Instant::now();
-        let report = verify::run(&options).expect("verify");
-        let seconds = start.elapsed().as_secs_f64();
-        assert!(report.is_clean(), "{:?}", report.summary);
-        let keys = report.summary.keys_compared;
-        eprintln!(
-            "MEASURE {name}: {keys} keys in {seconds:.2} s: {:.0} keys/s",
-            keys as f64 / seconds
-        );
-    }
 }
 
 #[test]
