@@ -21,6 +21,18 @@ fn err(at: usize, problem: impl Into<String>) -> FormatError {
 
 /// Decompresses `input`, which must expand to exactly `expected_len` bytes.
 pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatError> {
+    let mut out = Vec::new();
+    decompress_into(input, expected_len, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`decompress`], into `out`, which is cleared first: a caller decompressing many
+/// short strings reuses one buffer instead of allocating one per string.
+pub fn decompress_into(
+    input: &[u8],
+    expected_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), FormatError> {
     // Refuse impossible lengths before allocating, so a corrupt length cannot make us
     // reserve gigabytes.
     if expected_len > input.len().saturating_mul(MAX_EXPANSION) {
@@ -29,7 +41,8 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatEr
             format!("{} bytes cannot expand to {expected_len}", input.len()),
         ));
     }
-    let mut out: Vec<u8> = Vec::with_capacity(expected_len);
+    out.clear();
+    out.reserve(expected_len);
     let mut ip = 0;
     while ip < input.len() {
         let at = ip;
@@ -81,7 +94,7 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatEr
                     format!("output exceeds the expected {expected_len} bytes"),
                 ));
             }
-            copy_back(&mut out, distance, len);
+            copy_back(out, distance, len);
         }
     }
     if out.len() != expected_len {
@@ -90,7 +103,7 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatEr
             format!("expands to {} bytes, expected {expected_len}", out.len()),
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Appends `len` bytes copied from `distance` bytes back (`distance <= out.len()`).

@@ -127,6 +127,40 @@ impl<R: Read> Decoder<R> {
         self.reader.into_parts()
     }
 
+    /// Skips what is left of the current key's value: after a `KeyStart`, the next item is
+    /// the key's `KeyEnd`. The skipped bytes are still read, checked (a string's LZF data
+    /// is still decompressed, into a reused buffer) and checksummed; the value is just not
+    /// materialized. Does nothing outside a key.
+    pub fn skip_value(&mut self) -> Result<(), DecodeError> {
+        if self.phase != Phase::Running {
+            return Ok(());
+        }
+        if self.ready.len() > 0 {
+            self.ready = Vec::new().into_iter();
+        }
+        // The common case, a string, without moving the state around.
+        if matches!(self.value, Some(ValueState::PendingString)) {
+            self.value = None;
+            let skipped = self.reader.skip_string("a string value");
+            if skipped.is_err() {
+                self.phase = Phase::Failed;
+            }
+            return skipped;
+        }
+        while let Some(state) = self.value.take() {
+            let skipped = match state {
+                ValueState::PendingString => self.reader.skip_string("a string value"),
+                state => value::continue_value(&mut self.reader, state, &self.limits)
+                    .map(|(_, next)| self.value = next),
+            };
+            if let Err(err) = skipped {
+                self.phase = Phase::Failed;
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
     /// The next item; `Ok(None)` after [`Item::End`] or after an error.
     pub fn next_item(&mut self) -> Result<Option<Item>, DecodeError> {
         if self.phase != Phase::Running {
