@@ -34,7 +34,15 @@ pub fn run(
         // move of an item through a batch costs (an item is over 100 bytes).
         match transforms.split_first_mut() {
             Some((first, rest)) => {
-                first.apply(item, &mut batch)?;
+                if first.passes_unchanged(&item)? {
+                    if rest.is_empty() {
+                        sink.push(item)?;
+                    } else {
+                        batch.push(item);
+                    }
+                } else {
+                    first.apply(item, &mut batch)?;
+                }
                 apply_all(rest, &mut batch, &mut scratch)?;
                 for item in batch.drain(..) {
                     sink.push(item)?;
@@ -75,7 +83,11 @@ fn apply_all(
     for transform in transforms.iter_mut() {
         scratch.clear();
         for item in batch.drain(..) {
-            transform.apply(item, scratch)?;
+            if transform.passes_unchanged(&item)? {
+                scratch.push(item);
+            } else {
+                transform.apply(item, scratch)?;
+            }
         }
         std::mem::swap(batch, scratch);
     }

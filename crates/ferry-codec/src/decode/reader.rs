@@ -333,39 +333,33 @@ impl<R: Read> Reader<R> {
         Ok((compressed_len, original_len, start))
     }
 
-    /// Decompresses an LZF string's data (its lengths already read) into `self.scratch`.
+    /// Decompresses an LZF string's data (its lengths already read) into `self.scratch`;
+    /// returns the compressed data.
     fn lzf_to_scratch(
         &mut self,
         compressed_len: u64,
         original_len: usize,
         start: u64,
         context: &'static str,
-    ) -> Result<(), DecodeError> {
+    ) -> Result<Bytes, DecodeError> {
+        let data = self.read_bytes(compressed_len, context)?;
         let mut scratch = std::mem::take(&mut self.scratch);
-        let result = if compressed_len <= (self.end - self.pos) as u64 {
-            let n = compressed_len as usize;
-            let data = &self.buf[self.pos..self.pos + n];
-            self.pos += n;
-            crate::lzf::decompress_into(data, original_len, &mut scratch)
-        } else {
-            let data = self.read_bytes(compressed_len, context)?;
-            crate::lzf::decompress_into(&data, original_len, &mut scratch)
-        };
+        let result = crate::lzf::decompress_into(&data, original_len, &mut scratch);
         self.scratch = scratch;
         result.map_err(|source| DecodeError::Structure {
             offset: start,
             source,
-        })
+        })?;
+        Ok(data)
     }
 
     fn skip_lzf(&mut self, context: &'static str) -> Result<(), DecodeError> {
         let (compressed_len, original_len, start) = self.lzf_header(context)?;
-        let result = self.lzf_to_scratch(compressed_len, original_len, start, context);
-        // One huge value must not keep its size in memory for the rest of the file.
-        if self.scratch.capacity() > PREALLOC_LIMIT {
-            self.scratch = Vec::new();
-        }
-        result
+        let data = self.read_bytes(compressed_len, context)?;
+        crate::lzf::check(&data, original_len).map_err(|source| DecodeError::Structure {
+            offset: start,
+            source,
+        })
     }
 
     fn read_lzf(&mut self, context: &'static str) -> Result<Bytes, DecodeError> {
@@ -373,10 +367,11 @@ impl<R: Read> Reader<R> {
         if original_len <= ARENA_STRING_MAX {
             // The common short value: decompressed into a reused buffer, then into the
             // arena, which costs a copy of a few bytes instead of an allocation.
-            self.lzf_to_scratch(compressed_len, original_len, start, context)?;
+            let compressed = self.lzf_to_scratch(compressed_len, original_len, start, context)?;
             let scratch = std::mem::take(&mut self.scratch);
             let out = self.in_arena(&scratch);
             self.scratch = scratch;
+            crate::lzf_memo::remember(&out, compressed);
             return Ok(out);
         }
         let data = self.read_bytes(compressed_len, context)?;
@@ -387,7 +382,9 @@ impl<R: Read> Reader<R> {
                 source,
             }
         })?;
-        Ok(Bytes::from(out))
+        let out = Bytes::from(out);
+        crate::lzf_memo::remember(&out, data);
+        Ok(out)
     }
 
     /// A copy of `data` in the arena: shares a chunk with its neighbours.
