@@ -184,6 +184,12 @@ impl<R: Read> Decoder<R> {
         if let Some(part) = self.ready.next() {
             return Ok(Some(Item::Part(part)));
         }
+        // The most common part, read without moving the value state around.
+        if matches!(self.value, Some(ValueState::PendingString)) {
+            self.value = None;
+            let value = self.reader.read_string("a string value")?;
+            return Ok(Some(Item::Part(ValuePart::String(value))));
+        }
         if let Some(state) = self.value.take() {
             let (part, next) = value::continue_value(&mut self.reader, state, &self.limits)?;
             self.value = next;
@@ -333,7 +339,9 @@ impl<R: Read> Decoder<R> {
             encoding: type_byte,
             len: start.len,
         };
-        self.ready = start.parts.into_iter();
+        if !start.parts.is_empty() || self.ready.len() > 0 {
+            self.ready = start.parts.into_iter();
+        }
         self.value = start.state;
         self.key_open = true;
         Ok(Item::KeyStart(header))
