@@ -162,6 +162,7 @@ impl<R: Read> Decoder<R> {
     }
 
     /// The next item; `Ok(None)` after [`Item::End`] or after an error.
+    #[inline]
     pub fn next_item(&mut self) -> Result<Option<Item>, DecodeError> {
         if self.phase != Phase::Running {
             return Ok(None);
@@ -180,6 +181,7 @@ impl<R: Read> Decoder<R> {
         }
     }
 
+    #[inline]
     fn step(&mut self) -> Result<Option<Item>, DecodeError> {
         if let Some(part) = self.ready.next() {
             return Ok(Some(Item::Part(part)));

@@ -355,8 +355,16 @@ impl<R: Read> Reader<R> {
 
     fn skip_lzf(&mut self, context: &'static str) -> Result<(), DecodeError> {
         let (compressed_len, original_len, start) = self.lzf_header(context)?;
-        let data = self.read_bytes(compressed_len, context)?;
-        crate::lzf::check(&data, original_len).map_err(|source| DecodeError::Structure {
+        let checked = if compressed_len <= (self.end - self.pos) as u64 {
+            let n = compressed_len as usize;
+            let data = &self.buf[self.pos..self.pos + n];
+            self.pos += n;
+            crate::lzf::check(data, original_len)
+        } else {
+            let data = self.read_bytes(compressed_len, context)?;
+            crate::lzf::check(&data, original_len)
+        };
+        checked.map_err(|source| DecodeError::Structure {
             offset: start,
             source,
         })

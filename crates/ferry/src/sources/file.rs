@@ -87,6 +87,7 @@ impl RdbFileSource {
 }
 
 impl Source for RdbFileSource {
+    #[inline]
     fn next_item(&mut self) -> Result<Option<Item>, Error> {
         if self.ended {
             return Ok(None);
