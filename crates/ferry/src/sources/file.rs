@@ -57,18 +57,22 @@ impl RdbFileSource {
     /// the next item is its `KeyEnd`.
     pub fn visit_all(&mut self, mut visit: impl FnMut(&Item, u64) -> Visit) -> Result<(), Error> {
         while !self.ended {
-            match self.decoder.next_item() {
-                Ok(Some(item)) => {
-                    self.ended = matches!(item, Item::End { .. });
-                    let answer = visit(&item, self.decoder.bytes_read());
-                    if answer == Visit::SkipValue && matches!(item, Item::KeyStart(_)) {
-                        drop(item);
-                        self.decoder.skip_value().map_err(|source| Error::Decode {
-                            path: self.path.clone(),
-                            source,
-                        })?;
-                    }
+            // Looked at inside the result rather than moved out of it: a move costs
+            // measurably at millions of items.
+            let next = self.decoder.next_item();
+            if let Ok(Some(item)) = &next {
+                self.ended = matches!(item, Item::End { .. });
+                let answer = visit(item, self.decoder.bytes_read());
+                if answer == Visit::SkipValue && matches!(item, Item::KeyStart(_)) {
+                    self.decoder.skip_value().map_err(|source| Error::Decode {
+                        path: self.path.clone(),
+                        source,
+                    })?;
                 }
+                continue;
+            }
+            match next {
+                Ok(Some(_)) => {}
                 Ok(None) => {
                     return Err(Error::NoEnd {
                         path: self.path.clone(),
