@@ -13,6 +13,7 @@ pub mod intset;
 pub mod length;
 pub mod listpack;
 pub mod lzf;
+mod lzf_memo;
 pub mod model;
 pub mod target;
 pub mod types;

@@ -21,6 +21,18 @@ fn err(at: usize, problem: impl Into<String>) -> FormatError {
 
 /// Decompresses `input`, which must expand to exactly `expected_len` bytes.
 pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatError> {
+    let mut out = Vec::new();
+    decompress_into(input, expected_len, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`decompress`], into `out`, which is cleared first: a caller decompressing many
+/// short strings reuses one buffer instead of allocating one per string.
+pub fn decompress_into(
+    input: &[u8],
+    expected_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), FormatError> {
     // Refuse impossible lengths before allocating, so a corrupt length cannot make us
     // reserve gigabytes.
     if expected_len > input.len().saturating_mul(MAX_EXPANSION) {
@@ -29,7 +41,8 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatEr
             format!("{} bytes cannot expand to {expected_len}", input.len()),
         ));
     }
-    let mut out: Vec<u8> = Vec::with_capacity(expected_len);
+    out.clear();
+    out.reserve(expected_len);
     let mut ip = 0;
     while ip < input.len() {
         let at = ip;
@@ -81,7 +94,7 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatEr
                     format!("output exceeds the expected {expected_len} bytes"),
                 ));
             }
-            copy_back(&mut out, distance, len);
+            copy_back(out, distance, len);
         }
     }
     if out.len() != expected_len {
@@ -90,7 +103,72 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatEr
             format!("expands to {} bytes, expected {expected_len}", out.len()),
         ));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Checks, without expanding it, that `input` is LZF data that expands to exactly
+/// `expected_len` bytes: it fails exactly where [`decompress`] would, with the same
+/// problem. For a reader that skips a string but must still notice a corrupt one.
+pub fn check(input: &[u8], expected_len: usize) -> Result<(), FormatError> {
+    if expected_len > input.len().saturating_mul(MAX_EXPANSION) {
+        return Err(err(
+            0,
+            format!("{} bytes cannot expand to {expected_len}", input.len()),
+        ));
+    }
+    let mut produced = 0usize;
+    let mut ip = 0;
+    while ip < input.len() {
+        let at = ip;
+        let ctrl = usize::from(input[ip]);
+        ip += 1;
+        let len = if ctrl < 32 {
+            let run = ctrl + 1;
+            if input.len() - ip < run {
+                return Err(err(at, "literal run past the end of the input"));
+            }
+            ip += run;
+            run
+        } else {
+            let mut len = ctrl >> 5;
+            if len == 7 {
+                len += usize::from(
+                    *input
+                        .get(ip)
+                        .ok_or_else(|| err(at, "truncated back-reference"))?,
+                );
+                ip += 1;
+            }
+            let low = usize::from(
+                *input
+                    .get(ip)
+                    .ok_or_else(|| err(at, "truncated back-reference"))?,
+            );
+            ip += 1;
+            let distance = ((ctrl & 0x1F) << 8) + low + 1;
+            if distance > produced {
+                return Err(err(
+                    at,
+                    format!("back-reference {distance} bytes back, only {produced} written"),
+                ));
+            }
+            len + 2
+        };
+        if produced + len > expected_len {
+            return Err(err(
+                at,
+                format!("output exceeds the expected {expected_len} bytes"),
+            ));
+        }
+        produced += len;
+    }
+    if produced != expected_len {
+        return Err(err(
+            input.len(),
+            format!("expands to {produced} bytes, expected {expected_len}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Appends `len` bytes copied from `distance` bytes back (`distance <= out.len()`).
@@ -335,6 +413,22 @@ mod tests {
                 prop_assert_eq!(decompress(&c, data.len()).unwrap(), data);
             } else {
                 prop_assert!(data.len() < 40, "repetitive data of {} bytes not compressed", data.len());
+            }
+        }
+
+        #[test]
+        fn check_agrees_with_decompress(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            len in 0usize..1000,
+        ) {
+            prop_assert_eq!(check(&data, len), decompress(&data, len).map(drop));
+        }
+
+        #[test]
+        fn check_accepts_what_compress_writes(data in proptest::collection::vec(0u8..4, 0..3000)) {
+            if let Some(c) = compress(&data) {
+                prop_assert_eq!(check(&c, data.len()), Ok(()));
+                prop_assert!(check(&c, data.len() + 1).is_err());
             }
         }
 

@@ -332,12 +332,23 @@ fn a_live_source_shows_no_false_differences_after_rounds() {
     cmd(&mut target.client(), &["REPLICAOF", "127.0.0.1", &port]);
     wait_for_sync(&target);
 
+    // The load runs through the first pass and stops during the later rounds: a hot key
+    // may differ at every look while writes go on, but must settle once they stop.
     let options = VerifyOptions {
-        rounds: 5,
+        rounds: 6,
+        round_pause: std::time::Duration::from_secs(1),
         ..VerifyOptions::new(url(&source), url(&target))
+    };
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(2500));
+            stop.store(true, Ordering::Relaxed);
+        })
     };
     let report = verify::run(&options);
     stop.store(true, Ordering::Relaxed);
+    stopper.join().unwrap();
     let stats = load.join().expect("workload");
     let report = report.expect("verify");
     assert!(stats.total() > 100, "the load ran: {stats:?}");
@@ -428,54 +439,6 @@ fn connection_errors_exit_2_without_the_password() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("--source"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
-}
-
-/// Throughput on 200,000 small strings and 100,000 small collections (run with
-/// `--ignored --nocapture`).
-#[test]
-#[ignore]
-fn measure_throughput() {
-    let source = Server::start(ServerKind::Valkey81).expect("start source");
-    let mut con = source.client();
-    cmd(&mut con, &["DEBUG", "POPULATE", "200000", "k", "16"]);
-    // And 100,000 small collections: hashes, sets, lists, sorted sets.
-    for batch in 0..100 {
-        let mut pipe = redis::pipe();
-        for i in batch * 250..(batch + 1) * 250 {
-            pipe.cmd("HSET")
-                .arg(format!("h{i}"))
-                .arg(&["a", "1", "b", "2"])
-                .ignore();
-            pipe.cmd("SADD")
-                .arg(format!("s{i}"))
-                .arg(&["a", "b", "c"])
-                .ignore();
-            pipe.cmd("RPUSH")
-                .arg(format!("l{i}"))
-                .arg(&["a", "b", "c"])
-                .ignore();
-            pipe.cmd("ZADD")
-                .arg(format!("z{i}"))
-                .arg(&["1", "a", "2", "b"])
-                .ignore();
-        }
-        pipe.query::<()>(&mut con).unwrap();
-    }
-    let saved = source.save().expect("save");
-    let target = Server::start_with_rdb(ServerKind::Valkey81, &saved).expect("start target");
-    let options = VerifyOptions {
-        rounds: 1,
-        ..VerifyOptions::new(url(&source), url(&target))
-    };
-    let start = Instant::now();
-    let report = verify::run(&options).expect("verify");
-    let seconds = start.elapsed().as_secs_f64();
-    assert!(report.is_clean());
-    let keys = report.summary.keys_compared;
-    eprintln!(
-        "MEASURE {keys} keys in {seconds:.2} s: {:.0} keys/s",
-        keys as f64 / seconds
-    );
 }
 
 /// Across releases: a Redis 6.0 dataset converted for Valkey 8.0 verifies clean (expiry

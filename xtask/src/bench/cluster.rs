@@ -1,6 +1,6 @@
 //! Part "cluster": `ferry migrate` into a Valkey 8.1 cluster beside the standalone path,
 //! on the same keys in the same run: time to in sync, keys/s, and keys/s per shard of the
-//! cluster. No native path exists between two clusters (a cluster node cannot follow
+//! cluster; then `ferry verify` of the copy, which routes its reads by slot the same way. No native path exists between two clusters (a cluster node cannot follow
 //! another cluster), so the reference is ferry's own standalone-to-standalone copy.
 
 use std::fs;
@@ -105,6 +105,8 @@ struct Row {
     /// Fastest run.
     best: Duration,
     peak_rss: u64,
+    /// `ferry verify` of the copy, fastest run.
+    verify: Duration,
 }
 
 pub fn run(ctx: &Context) -> Result<Section> {
@@ -129,6 +131,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
     let mut rows = Vec::new();
     for way in [Way::StandaloneToStandalone, Way::StandaloneToCluster] {
         let mut best: Option<Duration> = None;
+        let mut best_verify: Option<Duration> = None;
         let mut peak_rss = 0;
         for _ in 0..ctx.runs {
             let target = Target::start(way)?;
@@ -142,8 +145,15 @@ pub fn run(ctx: &Context) -> Result<Section> {
                     thousands(keys)
                 );
             }
-            println!("{}: {:.2} s", way.label(), took.as_secs_f64());
+            let verified = verify(ctx, &source.url(), &target.url(), &scratch)?;
+            println!(
+                "{}: in sync in {:.2} s, verified in {:.2} s",
+                way.label(),
+                took.as_secs_f64(),
+                verified.as_secs_f64()
+            );
             best = Some(best.map_or(took, |b| b.min(took)));
+            best_verify = Some(best_verify.map_or(verified, |b| b.min(verified)));
             peak_rss = peak_rss.max(rss);
         }
         rows.push(Row {
@@ -151,6 +161,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
             keys,
             best: best.context("no run")?,
             peak_rss,
+            verify: best_verify.context("no run")?,
         });
     }
     Ok(Section {
@@ -239,6 +250,23 @@ fn ferry_sync(
     }
 }
 
+/// One `ferry verify` round of the whole copy; it must find both sides equal.
+fn verify(ctx: &Context, source: &str, target: &str, scratch: &Path) -> Result<Duration> {
+    let mut command = Command::new(&ctx.ferry);
+    command
+        .arg("verify")
+        .arg("--source")
+        .arg(source)
+        .arg("--target")
+        .arg(target)
+        .arg("--rounds")
+        .arg("1");
+    match measure::run_once(&mut command, scratch)? {
+        Ok(sample) => Ok(sample.wall),
+        Err(refusal) => bail!("ferry verify failed: {}", refusal.reason()),
+    }
+}
+
 fn render(rows: &[Row]) -> String {
     let reference = rows
         .iter()
@@ -252,6 +280,8 @@ fn render(rows: &[Row]) -> String {
         ">keys/s per target shard",
         ">time vs standalone",
         ">peak RSS MB",
+        ">verify s",
+        ">verify keys/s",
     ]);
     for row in rows {
         let seconds = row.best.as_secs_f64();
@@ -266,6 +296,8 @@ fn render(rows: &[Row]) -> String {
                 .map(|r| format!("{:.2}×", seconds / r))
                 .unwrap_or_default(),
             format!("{:.1}", row.peak_rss as f64 / 1e6),
+            format!("{:.2}", row.verify.as_secs_f64()),
+            thousands((row.keys as f64 / row.verify.as_secs_f64().max(1e-9)) as u64),
         ]);
     }
     format!(

@@ -127,7 +127,42 @@ impl<R: Read> Decoder<R> {
         self.reader.into_parts()
     }
 
+    /// Skips what is left of the current key's value: after a `KeyStart`, the next item is
+    /// the key's `KeyEnd`. The skipped bytes are still read, checked (a string's LZF data
+    /// is still decompressed, into a reused buffer) and checksummed; the value is just not
+    /// materialized. Does nothing outside a key.
+    pub fn skip_value(&mut self) -> Result<(), DecodeError> {
+        if self.phase != Phase::Running {
+            return Ok(());
+        }
+        if self.ready.len() > 0 {
+            self.ready = Vec::new().into_iter();
+        }
+        // The common case, a string, without moving the state around.
+        if matches!(self.value, Some(ValueState::PendingString)) {
+            self.value = None;
+            let skipped = self.reader.skip_string("a string value");
+            if skipped.is_err() {
+                self.phase = Phase::Failed;
+            }
+            return skipped;
+        }
+        while let Some(state) = self.value.take() {
+            let skipped = match state {
+                ValueState::PendingString => self.reader.skip_string("a string value"),
+                state => value::continue_value(&mut self.reader, state, &self.limits)
+                    .map(|(_, next)| self.value = next),
+            };
+            if let Err(err) = skipped {
+                self.phase = Phase::Failed;
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
     /// The next item; `Ok(None)` after [`Item::End`] or after an error.
+    #[inline]
     pub fn next_item(&mut self) -> Result<Option<Item>, DecodeError> {
         if self.phase != Phase::Running {
             return Ok(None);
@@ -146,9 +181,16 @@ impl<R: Read> Decoder<R> {
         }
     }
 
+    #[inline]
     fn step(&mut self) -> Result<Option<Item>, DecodeError> {
         if let Some(part) = self.ready.next() {
             return Ok(Some(Item::Part(part)));
+        }
+        // The most common part, read without moving the value state around.
+        if matches!(self.value, Some(ValueState::PendingString)) {
+            self.value = None;
+            let value = self.reader.read_string("a string value")?;
+            return Ok(Some(Item::Part(ValuePart::String(value))));
         }
         if let Some(state) = self.value.take() {
             let (part, next) = value::continue_value(&mut self.reader, state, &self.limits)?;
@@ -299,7 +341,9 @@ impl<R: Read> Decoder<R> {
             encoding: type_byte,
             len: start.len,
         };
-        self.ready = start.parts.into_iter();
+        if !start.parts.is_empty() || self.ready.len() > 0 {
+            self.ready = start.parts.into_iter();
+        }
         self.value = start.state;
         self.key_open = true;
         Ok(Item::KeyStart(header))

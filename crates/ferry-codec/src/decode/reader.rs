@@ -6,13 +6,18 @@
 
 use std::io::{ErrorKind, Read};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use crc::{Digest, Table};
 
 use crate::error::DecodeError;
 
 /// Size of the read-ahead buffer. Every fixed-size read must fit in it.
 const BUFFER_SIZE: usize = 64 * 1024;
+/// Least room a refill asks the source for (a socket may deliver less at a time).
+const MIN_READ: usize = 4 * 1024;
+/// Decompressed strings up to this size share arena chunks instead of owning allocations.
+const ARENA_STRING_MAX: usize = 4 * 1024;
+const ARENA_CHUNK: usize = 64 * 1024;
 /// Most we allocate up front for a string whose length comes from the input: a corrupt
 /// length must not make us allocate gigabytes before the data proves to be there.
 const PREALLOC_LIMIT: usize = 1 << 20;
@@ -34,13 +39,22 @@ const ENC_INT16: u8 = 1;
 const ENC_INT32: u8 = 2;
 const ENC_LZF: u8 = 3;
 
+/// The read-ahead buffer is a refcounted chunk that is never written once filled: strings
+/// read from it are slices of it (no allocation or copy per string), and a refill starts a
+/// new chunk, so the old one lives exactly as long as some string from it does.
 pub(crate) struct Reader<R> {
     inner: R,
-    buf: Box<[u8]>,
+    buf: Bytes,
     /// Next unread byte in `buf`.
     pos: usize,
-    /// End of valid data in `buf`.
+    /// End of valid data in `buf` (its length).
     end: usize,
+    /// How much the next refill asks for: a full buffer unless the source delivers less.
+    read_size: usize,
+    /// Where short decompressed strings are put; each is split off as its own `Bytes`.
+    arena: BytesMut,
+    /// Reused output buffer of LZF decompression.
+    scratch: Vec<u8>,
     /// `buf[crc_from..pos]` was consumed but not yet fed to the checksum.
     crc_from: usize,
     /// Absolute stream offset of `buf[0]`.
@@ -52,9 +66,12 @@ impl<R: Read> Reader<R> {
     pub fn new(inner: R) -> Self {
         Self {
             inner,
-            buf: vec![0u8; BUFFER_SIZE].into_boxed_slice(),
+            buf: Bytes::new(),
             pos: 0,
             end: 0,
+            read_size: BUFFER_SIZE,
+            arena: BytesMut::new(),
+            scratch: Vec::new(),
             crc_from: 0,
             base: 0,
             digest: Some(crate::crc64::digest()),
@@ -80,7 +97,7 @@ impl<R: Read> Reader<R> {
 
     /// The underlying reader and the bytes read ahead from it but not consumed.
     pub fn into_parts(self) -> (R, Bytes) {
-        let rest = Bytes::copy_from_slice(&self.buf[self.pos..self.end]);
+        let rest = self.buf.slice(self.pos..self.end);
         (self.inner, rest)
     }
 
@@ -100,24 +117,34 @@ impl<R: Read> Reader<R> {
         self.crc_from = self.pos;
     }
 
-    /// Reads more data into the buffer, keeping unread bytes. Returns false at end of input.
+    /// Reads more data into a new chunk that starts with the unread bytes. Returns false at
+    /// end of input.
     fn fill(&mut self) -> Result<bool, DecodeError> {
         self.flush_crc();
-        if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.base += self.pos as u64;
-            self.end -= self.pos;
-            self.pos = 0;
-            self.crc_from = 0;
-        }
-        if self.end == self.buf.len() {
+        let unread = self.end - self.pos;
+        if unread >= BUFFER_SIZE {
             return Ok(true);
         }
+        let room = self.read_size.max(MIN_READ);
+        let mut next = BytesMut::zeroed(unread + room);
+        next[..unread].copy_from_slice(&self.buf[self.pos..self.end]);
         loop {
-            match self.inner.read(&mut self.buf[self.end..]) {
+            match self.inner.read(&mut next[unread..]) {
                 Ok(0) => return Ok(false),
                 Ok(n) => {
-                    self.end += n;
+                    // Ask for about what the source gives: zeroing a full buffer for each
+                    // small socket read would cost more than the read.
+                    self.read_size = if n == room {
+                        (room * 2).min(BUFFER_SIZE)
+                    } else {
+                        (n * 2).clamp(MIN_READ, BUFFER_SIZE)
+                    };
+                    next.truncate(unread + n);
+                    self.base += self.pos as u64;
+                    self.buf = next.freeze();
+                    self.pos = 0;
+                    self.end = self.buf.len();
+                    self.crc_from = 0;
                     return Ok(true);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -230,7 +257,7 @@ impl<R: Read> Reader<R> {
         if let Some(&first) = self.buf[..self.end].get(self.pos) {
             let n = usize::from(first);
             if n < 0x40 && self.end - self.pos > n {
-                let out = Bytes::copy_from_slice(&self.buf[self.pos + 1..self.pos + 1 + n]);
+                let out = self.buf.slice(self.pos + 1..self.pos + 1 + n);
                 self.pos += 1 + n;
                 return Ok(out);
             }
@@ -239,15 +266,15 @@ impl<R: Read> Reader<R> {
             Len::Plain(n) => self.read_bytes(n, context),
             Len::Encoded(ENC_INT8) => {
                 let v = self.read_u8(context)? as i8;
-                Ok(decimal(i64::from(v)))
+                Ok(self.decimal(i64::from(v)))
             }
             Len::Encoded(ENC_INT16) => {
                 let v = i16::from_le_bytes(self.read_array(context)?);
-                Ok(decimal(i64::from(v)))
+                Ok(self.decimal(i64::from(v)))
             }
             Len::Encoded(ENC_INT32) => {
                 let v = i32::from_le_bytes(self.read_array(context)?);
-                Ok(decimal(i64::from(v)))
+                Ok(self.decimal(i64::from(v)))
             }
             Len::Encoded(ENC_LZF) => self.read_lzf(context),
             Len::Encoded(other) => {
@@ -256,7 +283,36 @@ impl<R: Read> Reader<R> {
         }
     }
 
-    fn read_lzf(&mut self, context: &'static str) -> Result<Bytes, DecodeError> {
+    /// Reads past an RDB string without keeping it. LZF data is still decompressed (into a
+    /// reused buffer) so that a corrupt string is reported as `read_string` would.
+    pub fn skip_string(&mut self, context: &'static str) -> Result<(), DecodeError> {
+        match self.read_len_or_encoding(context)? {
+            Len::Plain(n) => self.skip(n, context),
+            Len::Encoded(ENC_INT8) => self.skip(1, context),
+            Len::Encoded(ENC_INT16) => self.skip(2, context),
+            Len::Encoded(ENC_INT32) => self.skip(4, context),
+            Len::Encoded(ENC_LZF) => self.skip_lzf(context),
+            Len::Encoded(other) => {
+                Err(self.invalid_at(1, format!("unknown string encoding {other} in {context}")))
+            }
+        }
+    }
+
+    /// Consumes `n` bytes.
+    fn skip(&mut self, mut n: u64, context: &'static str) -> Result<(), DecodeError> {
+        while n > 0 {
+            if self.pos == self.end {
+                self.ensure(1, context)?;
+            }
+            let take = n.min((self.end - self.pos) as u64) as usize;
+            self.pos += take;
+            n -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// An LZF string's two lengths, checked; and the offset of its data.
+    fn lzf_header(&mut self, context: &'static str) -> Result<(u64, usize, u64), DecodeError> {
         let compressed_len = self.read_len(context)?;
         let original_len = self.read_len(context)?;
         let start = self.offset();
@@ -274,22 +330,85 @@ impl<R: Read> Reader<R> {
                 "LZF string in {context} too large for this machine"
             ))
         })?;
-        let decompress = |data: &[u8]| {
-            crate::lzf::decompress(data, original_len).map_err(|source| DecodeError::Structure {
-                offset: start,
-                source,
-            })
-        };
-        let out = if compressed_len <= (self.end - self.pos) as u64 {
+        Ok((compressed_len, original_len, start))
+    }
+
+    /// Decompresses an LZF string's data (its lengths already read) into `self.scratch`;
+    /// returns the compressed data.
+    fn lzf_to_scratch(
+        &mut self,
+        compressed_len: u64,
+        original_len: usize,
+        start: u64,
+        context: &'static str,
+    ) -> Result<Bytes, DecodeError> {
+        let data = self.read_bytes(compressed_len, context)?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = crate::lzf::decompress_into(&data, original_len, &mut scratch);
+        self.scratch = scratch;
+        result.map_err(|source| DecodeError::Structure {
+            offset: start,
+            source,
+        })?;
+        Ok(data)
+    }
+
+    fn skip_lzf(&mut self, context: &'static str) -> Result<(), DecodeError> {
+        let (compressed_len, original_len, start) = self.lzf_header(context)?;
+        let checked = if compressed_len <= (self.end - self.pos) as u64 {
             let n = compressed_len as usize;
-            let out = decompress(&self.buf[self.pos..self.pos + n])?;
+            let data = &self.buf[self.pos..self.pos + n];
             self.pos += n;
-            out
+            crate::lzf::check(data, original_len)
         } else {
             let data = self.read_bytes(compressed_len, context)?;
-            decompress(&data)?
+            crate::lzf::check(&data, original_len)
         };
-        Ok(Bytes::from(out))
+        checked.map_err(|source| DecodeError::Structure {
+            offset: start,
+            source,
+        })
+    }
+
+    fn read_lzf(&mut self, context: &'static str) -> Result<Bytes, DecodeError> {
+        let (compressed_len, original_len, start) = self.lzf_header(context)?;
+        if original_len <= ARENA_STRING_MAX {
+            // The common short value: decompressed into a reused buffer, then into the
+            // arena, which costs a copy of a few bytes instead of an allocation.
+            let compressed = self.lzf_to_scratch(compressed_len, original_len, start, context)?;
+            let scratch = std::mem::take(&mut self.scratch);
+            let out = self.in_arena(&scratch);
+            self.scratch = scratch;
+            crate::lzf_memo::remember(&out, compressed);
+            return Ok(out);
+        }
+        let data = self.read_bytes(compressed_len, context)?;
+        let mut out = Vec::new();
+        crate::lzf::decompress_into(&data, original_len, &mut out).map_err(|source| {
+            DecodeError::Structure {
+                offset: start,
+                source,
+            }
+        })?;
+        let out = Bytes::from(out);
+        crate::lzf_memo::remember(&out, data);
+        Ok(out)
+    }
+
+    /// A copy of `data` in the arena: shares a chunk with its neighbours.
+    fn in_arena(&mut self, data: &[u8]) -> Bytes {
+        if self.arena.capacity() - self.arena.len() < data.len() {
+            self.arena = BytesMut::with_capacity(ARENA_CHUNK.max(data.len()));
+        }
+        self.arena.extend_from_slice(data);
+        self.arena.split().freeze()
+    }
+
+    /// The decimal text of an integer-encoded string.
+    fn decimal(&mut self, value: i64) -> Bytes {
+        let mut digits = [0u8; 20];
+        let text = crate::listpack::format_i64(value, &mut digits);
+        self.in_arena(text)
     }
 
     /// Exactly `n` bytes. Large reads go straight from the source into the result.
@@ -297,7 +416,7 @@ impl<R: Read> Reader<R> {
         let available = self.end - self.pos;
         if n <= available as u64 {
             let n = n as usize;
-            let out = Bytes::copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            let out = self.buf.slice(self.pos..self.pos + n);
             self.pos += n;
             return Ok(out);
         }

@@ -391,6 +391,86 @@ fn strings_in_every_encoding() {
         .all(|(h, _)| h.encoding == types::STRING && h.len.is_none()));
 }
 
+/// Decodes `bytes`, skipping the value of every key whose name starts with `skip`.
+fn decode_skipping(bytes: &[u8], skip: &str) -> Result<(Vec<Item>, u64), DecodeError> {
+    let mut decoder = Decoder::new(bytes);
+    let mut items = Vec::new();
+    while let Some(item) = decoder.next_item()? {
+        if let Item::KeyStart(header) = &item {
+            if header.key.starts_with(skip.as_bytes()) {
+                decoder.skip_value()?;
+            }
+        }
+        items.push(item);
+    }
+    Ok((items, decoder.bytes_read()))
+}
+
+#[test]
+fn skipped_values_leave_out_their_parts_and_nothing_else() {
+    let long = "x".repeat(500);
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 97) as u8 + 20).collect();
+    let mut rdb = Rdb::redis(11);
+    rdb.key(types::STRING, "skip-int").string(b"-12345");
+    rdb.key(types::STRING, "skip-lzf").string(long.as_bytes());
+    rdb.key(types::STRING, "keep-lzf").string(long.as_bytes());
+    rdb.key(types::STRING, "skip-big").raw(&[]);
+    write_len(&mut rdb.out, big.len() as u64);
+    rdb.raw(&big);
+    rdb.key(types::LIST, "skip-list")
+        .len(3)
+        .string(b"a")
+        .string(b"42")
+        .string(b"c");
+    rdb.key(types::SET_LISTPACK, "skip-set")
+        .string(&listpack(&["m1", "m2"]));
+    rdb.key(types::STRING, "keep-plain").string(b"hello");
+    let bytes = rdb.finish();
+
+    let all = decode_all(&bytes).unwrap();
+    let (skipped, read) = decode_skipping(&bytes, "skip-").unwrap();
+    assert_eq!(read, bytes.len() as u64);
+    let expected: Vec<(KeyHeader, Vec<ValuePart>)> = keys(&all)
+        .into_iter()
+        .map(|(header, parts)| {
+            let parts = if header.key.starts_with(b"skip-") {
+                Vec::new()
+            } else {
+                parts
+            };
+            (header, parts)
+        })
+        .collect();
+    assert_eq!(keys(&skipped), expected);
+    assert!(matches!(
+        skipped.last(),
+        Some(Item::End { checksum: Some(_) })
+    ));
+}
+
+#[test]
+fn a_skipped_string_is_still_checked() {
+    let long = "y".repeat(300);
+    let mut rdb = Rdb::redis(11);
+    rdb.key(types::STRING, "skip-lzf").string(long.as_bytes());
+    let mut bytes = rdb.finish();
+    // Claim one byte more than the LZF data expands to.
+    let marker = bytes.iter().position(|&b| b == 0xc3).unwrap();
+    let (compressed, used) = crate::length::read_len(&bytes[marker + 1..]).unwrap();
+    assert!(matches!(compressed, crate::length::Length::Len(_)));
+    let original_at = marker + 1 + used;
+    assert_eq!(bytes[original_at], 0x41, "300 is a 14-bit length");
+    bytes[original_at + 1] += 1;
+    let err = decode_skipping(&bytes, "skip-").unwrap_err();
+    assert!(matches!(err, DecodeError::Structure { .. }), "{err}");
+    // And a truncated skipped string is reported as truncated.
+    let mut rdb = Rdb::redis(11);
+    rdb.key(types::STRING, "skip-plain").len(100).raw(b"short");
+    let truncated = rdb.out.clone();
+    let err = decode_skipping(&truncated, "skip-").unwrap_err();
+    assert!(matches!(err, DecodeError::Truncated { .. }), "{err}");
+}
+
 #[test]
 fn large_string_values_cross_buffer_boundaries() {
     let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 97) as u8 + 20).collect();

@@ -41,9 +41,12 @@ pub(crate) enum ValueState {
         with_containers: bool,
     },
     Stream(stream::StreamState),
-    /// A value read whole at its start (a string, a module value), not yet handed out.
+    /// A value read whole at its start (a module value), not yet handed out.
     /// Kept here rather than in a one-element `Vec` to spare an allocation per key.
     Decoded(ValuePart),
+    /// A string value, not read yet: read when its part is asked for, so that a consumer
+    /// that skips the value never materializes it.
+    PendingString,
 }
 
 /// What reading a value's beginning produced.
@@ -123,10 +126,12 @@ pub(crate) fn start_value<R: Read>(
             ))
         };
     match type_byte {
-        types::STRING => {
-            let value = reader.read_string("a string value")?;
-            Ok(ValueStart::single(Kind::String, ValuePart::String(value)))
-        }
+        types::STRING => Ok(ValueStart {
+            kind: Kind::String,
+            len: None,
+            parts: Vec::new(),
+            state: Some(ValueState::PendingString),
+        }),
         types::LIST => elements(reader, Kind::List, Shape::List),
         types::SET => elements(reader, Kind::Set, Shape::Set),
         types::ZSET => elements(reader, Kind::SortedSet, Shape::SortedSetTextScores),
@@ -250,5 +255,9 @@ pub(crate) fn continue_value<R: Read>(
             Ok((part, next.map(ValueState::Stream)))
         }
         ValueState::Decoded(part) => Ok((part, None)),
+        ValueState::PendingString => {
+            let value = reader.read_string("a string value")?;
+            Ok((ValuePart::String(value), None))
+        }
     }
 }

@@ -257,6 +257,9 @@ impl<W: Write> Encoder<W> {
     }
 
     fn key_part(&mut self, part: &ValuePart) -> Result<(), EncodeError> {
+        if let Some(written) = self.string_part_fast(part) {
+            return written;
+        }
         let State::Key(mut key) = std::mem::replace(&mut self.state, State::TopLevel) else {
             unreachable!("key_part is only called inside a key")
         };
@@ -320,6 +323,34 @@ impl<W: Write> Encoder<W> {
                 Ok(self.out.flush_if_full()?)
             }
         }
+    }
+
+    /// The common case of [`Self::key_part`], a string key's value, written without moving
+    /// the key's state out and back (it is over 100 bytes). `None` for any other case.
+    fn string_part_fast(&mut self, part: &ValuePart) -> Option<Result<(), EncodeError>> {
+        let State::Key(KeyState {
+            header,
+            mode: KeyMode::Direct { written },
+        }) = &mut self.state
+        else {
+            return None;
+        };
+        let ValuePart::String(value) = part else {
+            return None;
+        };
+        if *written || header.kind != Kind::String {
+            return None;
+        }
+        *written = true;
+        let out = self.out.pending();
+        if header.db != self.db {
+            header::write_select_db(out, header.db);
+            self.db = header.db;
+        }
+        header::write_key_prelude(out, header, types::STRING, self.options.compress);
+        let result = string::write_long_string(&mut self.out, value, self.options.compress)
+            .and_then(|()| self.out.flush_if_full());
+        Some(result.map_err(EncodeError::from))
     }
 
     fn write_direct(&mut self, header: &KeyHeader, part: &ValuePart) -> Result<(), EncodeError> {
@@ -393,6 +424,15 @@ impl<W: Write> Encoder<W> {
     }
 
     fn key_end(&mut self) -> Result<(), EncodeError> {
+        // A string or module key whose value is out: nothing was buffered, nothing to do.
+        if let State::Key(KeyState {
+            mode: KeyMode::Direct { written: true },
+            ..
+        }) = self.state
+        {
+            self.state = State::TopLevel;
+            return Ok(self.out.flush_if_full()?);
+        }
         let State::Key(key) = std::mem::replace(&mut self.state, State::TopLevel) else {
             unreachable!("key_end is only called inside a key")
         };

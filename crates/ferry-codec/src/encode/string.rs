@@ -13,6 +13,20 @@ pub(super) fn write_long_string<W: Write>(
     value: &[u8],
     compress: bool,
 ) -> std::io::Result<()> {
+    if compress {
+        // A string just read from LZF data: that data, as it was (see `lzf_memo`).
+        if let Some(packed) = crate::lzf_memo::take_compressed(value) {
+            let header = out.pending();
+            header.push(LZF_STRING);
+            write_len(header, packed.len() as u64);
+            write_len(header, value.len() as u64);
+            if packed.len() < DIRECT_WRITE_FROM {
+                out.pending().extend_from_slice(&packed);
+                return Ok(());
+            }
+            return out.write_direct(&packed);
+        }
+    }
     if value.len() < DIRECT_WRITE_FROM {
         write_string(out.pending(), value, compress);
         return Ok(());

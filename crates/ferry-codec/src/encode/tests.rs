@@ -1342,3 +1342,56 @@ fn without_ttls(value: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+/// A file holding one string key whose LZF form is not the one our compressor would write.
+fn file_with_foreign_lzf(stream: &[u8], expanded_len: u8) -> Vec<u8> {
+    let mut file = RdbVersion::redis(11).magic().to_vec();
+    file.extend_from_slice(&[
+        types::STRING,
+        1,
+        b'k',
+        0xC3,
+        stream.len() as u8,
+        expanded_len,
+    ]);
+    file.extend_from_slice(stream);
+    file.push(types::OP_EOF);
+    let crc = crc64::checksum(&file);
+    file.extend_from_slice(&crc.to_le_bytes());
+    file
+}
+
+#[test]
+fn a_decoded_lzf_string_is_written_with_its_own_compressed_data() {
+    // 'a', then two 29-byte back-references one byte back: 59 bytes of 'a'. Our compressor
+    // would use one long back-reference instead.
+    let stream = [0, b'a', 7 << 5, 20, 0, 7 << 5, 20, 0];
+    let file = file_with_foreign_lzf(&stream, 59);
+    let items: Vec<Item> = Decoder::new(&file[..]).collect::<Result<_, _>>().unwrap();
+    let mut lzf_string = vec![0xC3, stream.len() as u8, 59];
+    lzf_string.extend_from_slice(&stream);
+    let contains = |out: &[u8]| out.windows(lzf_string.len()).any(|w| w == lzf_string);
+
+    let mut encoder = Encoder::new(Vec::new(), format(11), EncodeOptions::default());
+    for item in items.iter().cloned() {
+        encoder.write_owned(item).unwrap();
+    }
+    let out = encoder.finish().unwrap();
+    assert!(contains(&out), "the source's LZF data passes through");
+    let (_, keys) = decode(&out);
+    assert_eq!(keys[0].value, Value::String(Bytes::from(vec![b'a'; 59])));
+
+    // Not a memo of equal bytes elsewhere: the same items again (the memo was used up)
+    // and uncompressed output get the encoder's own forms.
+    let again = encode(format(11), EncodeOptions::default(), &items).unwrap();
+    assert!(!contains(&again));
+    assert_eq!(decode(&again).1[0].value, keys[0].value);
+    let items: Vec<Item> = Decoder::new(&file[..]).collect::<Result<_, _>>().unwrap();
+    let plain = EncodeOptions {
+        compress: false,
+        ..EncodeOptions::default()
+    };
+    let raw = encode(format(11), plain, &items).unwrap();
+    assert!(!raw.contains(&0xC3), "no LZF when compression is off");
+    assert_eq!(decode(&raw).1[0].value, keys[0].value);
+}

@@ -13,6 +13,16 @@ pub trait Sink {
     /// Takes the next item. Items arrive in stream order: a key is `KeyStart`, its parts,
     /// `KeyEnd`.
     fn push(&mut self, item: Item) -> Result<(), Error>;
+    /// Like [`Sink::push`], for an item the caller keeps: a sink that only reads items
+    /// spares the caller moving each one out of where it was decoded. Callers use it only
+    /// when [`Sink::takes_refs`] says so; by default it costs a clone.
+    fn push_ref(&mut self, item: &Item) -> Result<(), Error> {
+        self.push(item.clone())
+    }
+    /// True when [`Sink::push_ref`] is as cheap as `push`.
+    fn takes_refs(&self) -> bool {
+        false
+    }
     /// Completes the output (flush, checksum, rename, ...) and says what was written. A sink
     /// dropped without `finish` must leave nothing half-written behind.
     fn finish(&mut self) -> Result<SinkStats, Error>;

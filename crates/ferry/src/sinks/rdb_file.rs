@@ -43,24 +43,58 @@ impl RdbFileSink {
     }
 }
 
-impl Sink for RdbFileSink {
-    fn push(&mut self, item: Item) -> Result<(), Error> {
+impl RdbFileSink {
+    fn write(&mut self, item: ItemRef<'_>) -> Result<(), Error> {
         let Some(encoder) = self.encoder.as_mut() else {
             return Err(self.encode_error(ferry_codec::EncodeError::Sequence(
                 "item after the output was finished".into(),
             )));
         };
-        let key_db = match &item {
+        let key_db = match item.get() {
             Item::KeyStart(header) => Some(header.db),
             _ => None,
         };
-        if let Err(source) = encoder.write_owned(item) {
+        let written = match item {
+            ItemRef::Owned(item) => encoder.write_owned(item),
+            ItemRef::Borrowed(item) => encoder.write_item(item),
+        };
+        if let Err(source) = written {
             return Err(self.encode_error(source));
         }
         if let Some(db) = key_db {
             *self.stats.keys_per_db.entry(db).or_default() += 1;
         }
         Ok(())
+    }
+}
+
+enum ItemRef<'a> {
+    Owned(Item),
+    Borrowed(&'a Item),
+}
+
+impl ItemRef<'_> {
+    fn get(&self) -> &Item {
+        match self {
+            ItemRef::Owned(item) => item,
+            ItemRef::Borrowed(item) => item,
+        }
+    }
+}
+
+impl Sink for RdbFileSink {
+    fn push(&mut self, item: Item) -> Result<(), Error> {
+        self.write(ItemRef::Owned(item))
+    }
+
+    fn push_ref(&mut self, item: &Item) -> Result<(), Error> {
+        self.write(ItemRef::Borrowed(item))
+    }
+
+    fn takes_refs(&self) -> bool {
+        // The encoder reads items; a key's header is copied, which costs no allocation
+        // (the name is a slice of shared memory).
+        true
     }
 
     fn finish(&mut self) -> Result<SinkStats, Error> {

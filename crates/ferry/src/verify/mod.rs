@@ -6,10 +6,12 @@
 //! [`run`] is the entry point for the CLI and for cutover, which uses a sample
 //! ([`run_sampled`]).
 
+mod cluster;
 mod compare;
 mod endpoint;
 pub mod error;
 mod limiter;
+mod node;
 mod policy;
 mod reply;
 pub mod report;
@@ -79,6 +81,12 @@ pub fn run(options: &VerifyOptions) -> Result<VerifyReport, Error> {
         sampled: options.sample,
         ..VerifyReport::default()
     };
+    if pair.source.is_cluster() || pair.target.is_cluster() {
+        report.sides = vec![
+            format!("source: {}", pair.source.describe()),
+            format!("target: {}", pair.target.describe()),
+        ];
+    }
     match options.sample {
         Some(n) => walk::sample(&mut pair, n, &mut report)?,
         None => walk::everything(&mut pair, &mut report)?,

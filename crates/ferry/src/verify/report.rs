@@ -116,6 +116,10 @@ pub struct VerifyReport {
     /// Copies of ferry's marker key (`ferry:migrate:applied`, migrate's record of what it
     /// applied) left out of the comparison: ferry's bookkeeping, not the application's data.
     pub ferry_markers_skipped: u64,
+    /// What each side was ("source: cluster of 3 primaries (…)"), shown in the text when
+    /// a side is a cluster; not part of the JSON.
+    #[serde(skip)]
+    pub sides: Vec<String>,
 }
 
 impl VerifyReport {
@@ -197,6 +201,9 @@ impl VerifyReport {
             s.differing,
             s.policy_excused
         )?;
+        for side in &self.sides {
+            writeln!(out, "{side}")?;
+        }
         if s.differing > 0 {
             writeln!(
                 out,

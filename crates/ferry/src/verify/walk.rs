@@ -1,29 +1,46 @@
 //! Which keys get compared: every key of every database in both directions (SCAN on the
-//! source, then SCAN on the target for keys the source lacks), or a random sample.
+//! source, then SCAN on the target for keys the source lacks; every primary of a cluster),
+//! or a random sample.
 
 use super::compare::{compare_keys, Pair, CHUNK};
 use super::endpoint::Endpoint;
-use super::error::VerifyError;
-use super::report::VerifyReport;
+use super::error::{Role, VerifyError};
+use super::report::{DiffKind, Finding, KeyOutcome, VerifyReport};
 use crate::sinks::writer::marker;
 use std::collections::BTreeSet;
 
-/// Compares every key of every database that holds keys on either side.
+/// Compares every key of every database that holds keys on either side. A cluster side
+/// is scanned node by node (every primary).
 pub fn everything(pair: &mut Pair, report: &mut VerifyReport) -> Result<(), VerifyError> {
     for db in databases(pair)? {
+        if !paired(pair, db) {
+            // Only the standalone side can hold it: its keys are listed as not comparable.
+            let side = standalone_side(pair);
+            side.select(db)?;
+            let mut keys = Scan::default();
+            let node = side.server.clone();
+            while let Some(batch) = keys.next(standalone_side(pair), &node)? {
+                compare_batch(pair, db, &batch, report)?;
+            }
+            continue;
+        }
         pair.source.select(db)?;
         pair.target.select(db)?;
-        let mut source_keys = Scan::default();
-        while let Some(batch) = source_keys.next(&mut pair.source)? {
-            compare_batch(pair, db, &batch, report)?;
+        for node in pair.source.nodes() {
+            let mut source_keys = Scan::default();
+            while let Some(batch) = source_keys.next(&mut pair.source, &node)? {
+                compare_batch(pair, db, &batch, report)?;
+            }
         }
         // Keys only the target has; those on both sides were compared above.
-        let mut target_keys = Scan::default();
         let mut only_on_target = Vec::new();
-        while let Some(batch) = target_keys.next(&mut pair.target)? {
-            only_on_target.extend(missing_on(&mut pair.source, &batch)?);
-            if only_on_target.len() >= CHUNK {
-                compare_batch(pair, db, &std::mem::take(&mut only_on_target), report)?;
+        for node in pair.target.nodes() {
+            let mut target_keys = Scan::default();
+            while let Some(batch) = target_keys.next(&mut pair.target, &node)? {
+                only_on_target.extend(missing_on(&mut pair.source, &batch)?);
+                if only_on_target.len() >= CHUNK {
+                    compare_batch(pair, db, &std::mem::take(&mut only_on_target), report)?;
+                }
             }
         }
         compare_batch(pair, db, &only_on_target, report)?;
@@ -31,28 +48,47 @@ pub fn everything(pair: &mut Pair, report: &mut VerifyReport) -> Result<(), Veri
     Ok(())
 }
 
-/// Compares about `n` random source keys (spread over databases by size), and a tenth as
-/// many random target keys checked for being extra.
+/// Compares about `n` random source keys (spread over databases and primaries by their
+/// size), and about a tenth as many random target keys checked for being extra.
 pub fn sample(pair: &mut Pair, n: u64, report: &mut VerifyReport) -> Result<(), VerifyError> {
     let dbs = databases(pair)?;
-    let mut sizes = Vec::new();
-    for &db in &dbs {
-        pair.source.select(db)?;
-        let size: u64 = pair.source.query(&redis::cmd("DBSIZE"))?;
-        sizes.push(size);
-    }
-    let total: u64 = sizes.iter().sum::<u64>().max(1);
-    for (&db, &size) in dbs.iter().zip(&sizes) {
-        pair.source.select(db)?;
-        pair.target.select(db)?;
+    let source_parts = sizes(&mut pair.source, &dbs)?;
+    let total: u64 = source_parts.iter().map(|part| part.2).sum::<u64>().max(1);
+    for (db, node, size) in source_parts {
         let share = (n * size).div_ceil(total).min(size) as usize;
-        let keys = random_keys(&mut pair.source, share)?;
+        pair.source.select(db)?;
+        let keys = random_keys(&mut pair.source, &node, share)?;
         compare_batch(pair, db, &keys, report)?;
-        let target_keys = random_keys(&mut pair.target, share.div_ceil(10))?;
-        let extra = missing_on(&mut pair.source, &target_keys)?;
+    }
+    let target_parts = sizes(&mut pair.target, &dbs)?;
+    let total: u64 = target_parts.iter().map(|part| part.2).sum::<u64>().max(1);
+    for (db, node, size) in target_parts {
+        let share = (n * size).div_ceil(total).min(size).div_ceil(10) as usize;
+        pair.target.select(db)?;
+        let keys = random_keys(&mut pair.target, &node, share)?;
+        let extra = if paired(pair, db) {
+            pair.source.select(db)?;
+            missing_on(&mut pair.source, &keys)?
+        } else {
+            keys
+        };
         compare_batch(pair, db, &extra, report)?;
     }
     Ok(())
+}
+
+/// Whether `db` exists on both sides: a cluster has only database 0.
+fn paired(pair: &Pair, db: u32) -> bool {
+    db == 0 || !(pair.source.is_cluster() || pair.target.is_cluster())
+}
+
+/// The side that is not a cluster, when the other one is.
+fn standalone_side(pair: &mut Pair) -> &mut Endpoint {
+    if pair.source.is_cluster() {
+        &mut pair.target
+    } else {
+        &mut pair.source
+    }
 }
 
 fn databases(pair: &mut Pair) -> Result<Vec<u32>, VerifyError> {
@@ -61,8 +97,31 @@ fn databases(pair: &mut Pair) -> Result<Vec<u32>, VerifyError> {
     Ok(dbs.into_iter().collect())
 }
 
-/// Up to `count` distinct random keys of the selected database.
-fn random_keys(endpoint: &mut Endpoint, count: usize) -> Result<Vec<Vec<u8>>, VerifyError> {
+/// DBSIZE of each database in `dbs` on each node of `endpoint` holding keys:
+/// `(db, node, size)`.
+fn sizes(endpoint: &mut Endpoint, dbs: &[u32]) -> Result<Vec<(u32, String, u64)>, VerifyError> {
+    let mut parts = Vec::new();
+    for &db in dbs {
+        if db != 0 && endpoint.is_cluster() {
+            continue;
+        }
+        endpoint.select(db)?;
+        for node in endpoint.nodes() {
+            let size: u64 = endpoint.node_query(&node, &redis::cmd("DBSIZE"))?;
+            if size > 0 {
+                parts.push((db, node, size));
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// Up to `count` distinct random keys of the selected database on `node`.
+fn random_keys(
+    endpoint: &mut Endpoint,
+    node: &str,
+    count: usize,
+) -> Result<Vec<Vec<u8>>, VerifyError> {
     let mut keys = BTreeSet::new();
     let mut left = count;
     // Repeats are likely in small databases: a few extra draws, then settle for fewer.
@@ -75,14 +134,15 @@ fn random_keys(endpoint: &mut Endpoint, count: usize) -> Result<Vec<Vec<u8>>, Ve
         for _ in 0..draws {
             pipe.cmd("RANDOMKEY");
         }
-        let drawn: Vec<Option<Vec<u8>>> = endpoint.pipeline(&pipe, draws, "RANDOMKEY")?;
+        let drawn: Vec<Option<Vec<u8>>> =
+            endpoint.node_pipeline(node, &pipe, draws, "RANDOMKEY")?;
         keys.extend(drawn.into_iter().flatten());
         left = count.saturating_sub(keys.len());
     }
     Ok(keys.into_iter().collect())
 }
 
-/// SCAN of the selected database, a batch at a time.
+/// SCAN of the selected database on one node, a batch at a time.
 #[derive(Default)]
 struct Scan {
     cursor: u64,
@@ -90,10 +150,16 @@ struct Scan {
 }
 
 impl Scan {
-    fn next(&mut self, endpoint: &mut Endpoint) -> Result<Option<Vec<Vec<u8>>>, VerifyError> {
+    fn next(
+        &mut self,
+        endpoint: &mut Endpoint,
+        node: &str,
+    ) -> Result<Option<Vec<Vec<u8>>>, VerifyError> {
         while !self.done {
-            let (next, keys): (u64, Vec<Vec<u8>>) =
-                endpoint.query(redis::cmd("SCAN").arg(self.cursor).arg("COUNT").arg(CHUNK))?;
+            let (next, keys): (u64, Vec<Vec<u8>>) = endpoint.node_query(
+                node,
+                redis::cmd("SCAN").arg(self.cursor).arg("COUNT").arg(CHUNK),
+            )?;
             self.cursor = next;
             self.done = next == 0;
             if !keys.is_empty() {
@@ -145,10 +211,47 @@ pub fn compare_batch(
             .collect::<Vec<_>>();
         owned.as_slice()
     };
+    if !paired(pair, db) {
+        return record_unpaired(pair, db, keys, report);
+    }
     for chunk in keys.chunks(CHUNK) {
         pair.source.select(db)?;
         pair.target.select(db)?;
         for (key, outcome) in chunk.iter().zip(compare_keys(pair, chunk)?) {
+            report.record(db, key, outcome);
+        }
+    }
+    Ok(())
+}
+
+/// Keys of a database other than 0 on the standalone side of a pair with a cluster: not
+/// comparable, so listed as missing (source) or extra (target) with the reason.
+fn record_unpaired(
+    pair: &mut Pair,
+    db: u32,
+    keys: &[Vec<u8>],
+    report: &mut VerifyReport,
+) -> Result<(), VerifyError> {
+    let side = standalone_side(pair);
+    let (kind, detail) = match side.role {
+        Role::Source => (
+            DiffKind::Missing,
+            format!("in db{db} of the source; the target is a cluster, which has only db0"),
+        ),
+        Role::Target => (
+            DiffKind::Extra,
+            format!("in db{db} of the target; the source is a cluster, which has only db0"),
+        ),
+    };
+    for chunk in keys.chunks(CHUNK) {
+        side.select(db)?;
+        let absent = missing_on(side, chunk)?;
+        for key in chunk {
+            let outcome = if absent.contains(key) {
+                KeyOutcome::Gone
+            } else {
+                KeyOutcome::Differs(vec![Finding::new(kind, detail.clone())])
+            };
             report.record(db, key, outcome);
         }
     }

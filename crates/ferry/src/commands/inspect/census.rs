@@ -69,7 +69,9 @@ struct CurrentKey {
 
 impl Census {
     /// Takes one item; `before` and `after` are the source's byte positions around it.
-    pub fn observe(&mut self, item: &Item, before: u64, after: u64) {
+    /// Answers whether it wants to see the parts of the key a `KeyStart` begins: only a
+    /// hash's fields count (for field TTLs); other values may be skipped.
+    pub fn observe(&mut self, item: &Item, before: u64, after: u64) -> bool {
         match item {
             Item::Header(version) => self.version = Some(*version),
             Item::Aux { key, value } => self.aux.push((key.clone(), value.clone())),
@@ -102,6 +104,7 @@ impl Census {
                     started_at: before,
                     ttl_fields: 0,
                 });
+                return header.kind == Kind::Hash;
             }
             Item::Part(ValuePart::HashFields(fields)) => {
                 if let Some(key) = &mut self.current_key {
@@ -123,6 +126,7 @@ impl Census {
             }
             Item::End { checksum } => self.end = Some(*checksum),
         }
+        true
     }
 
     fn tally_index(&mut self, kind: Kind, type_byte: u8) -> usize {

@@ -12,7 +12,7 @@ use crate::cli::InspectArgs;
 use crate::display::json_bytes;
 use crate::error::Error;
 use crate::progress::InputProgress;
-use crate::sources::file::RdbFileSource;
+use crate::sources::file::{RdbFileSource, Visit};
 use crate::sources::Source;
 use crate::target::valkey_targets;
 use serde::Serialize;
@@ -137,12 +137,17 @@ fn take_census(source: &mut RdbFileSource, progress: &InputProgress) -> Result<C
     let mut before = 0;
     let mut items = 0u32;
     source.visit_all(|item, after| {
-        census.observe(item, before, after);
+        let visit = if census.observe(item, before, after) {
+            Visit::Continue
+        } else {
+            Visit::SkipValue
+        };
         before = after;
         items = items.wrapping_add(1);
         if items & 1023 == 0 {
             progress.set(after);
         }
+        visit
     })?;
     Ok(census)
 }

@@ -254,6 +254,28 @@ impl Transform for CompatTransform {
         Ok(())
     }
 
+    fn passes_unchanged(&mut self, item: &Item) -> Result<bool, Error> {
+        // Exactly the cases `apply` passes on unchanged inside and around a plain key.
+        let passes = match (item, &self.state) {
+            (Item::KeyStart(header), KeyState::Between) => match header.kind {
+                Kind::Hash => self.target.format.has_hash_field_ttl(),
+                Kind::Module(_) => false,
+                _ => true,
+            },
+            (Item::Part(_) | Item::KeyEnd, KeyState::Pass) => true,
+            _ => false,
+        };
+        if !passes {
+            return Ok(false);
+        }
+        self.refuse_functions()?;
+        self.state = match item {
+            Item::KeyEnd => KeyState::Between,
+            _ => KeyState::Pass,
+        };
+        Ok(true)
+    }
+
     fn finish(&mut self, _out: &mut Vec<Item>) -> Result<(), Error> {
         self.refuse_functions()
     }

@@ -94,13 +94,58 @@ fn stream(body: Vec<Item>) -> Vec<Item> {
     items
 }
 
+/// Runs the items through the transform as the pipeline does (fast path first).
 fn run(transform: &mut CompatTransform, items: Vec<Item>) -> Result<Vec<Item>, Error> {
+    let mut out = Vec::new();
+    for item in items {
+        if transform.passes_unchanged(&item)? {
+            out.push(item);
+        } else {
+            transform.apply(item, &mut out)?;
+        }
+    }
+    transform.finish(&mut out)?;
+    Ok(out)
+}
+
+/// Runs the items through `apply` alone.
+fn run_applying(transform: &mut CompatTransform, items: Vec<Item>) -> Result<Vec<Item>, Error> {
     let mut out = Vec::new();
     for item in items {
         transform.apply(item, &mut out)?;
     }
     transform.finish(&mut out)?;
     Ok(out)
+}
+
+#[test]
+fn the_fast_path_changes_nothing_apply_would_do() {
+    let mut body = string_key("s");
+    body.extend(ttl_hash("h", &[&[field("a", Some(10)), field("b", None)]]));
+    body.extend(module_key("v", "vectorset"));
+    body.extend(string_key("t"));
+    body.extend(ttl_hash("plain", &[&[field("c", None)]]));
+    let input = stream(body);
+    for profile in ["valkey-8.1", "redis-8.0"] {
+        let make = || {
+            CompatTransform::new(
+                target(profile),
+                policies(
+                    HashFieldTtlPolicy::DropField,
+                    VectorSetPolicy::Skip,
+                    ModulePolicy::Skip,
+                ),
+                false,
+            )
+            .unwrap()
+        };
+        let (mut fast, mut slow) = (make(), make());
+        let fast_out = run(&mut fast, input.clone()).unwrap();
+        let slow_out = run_applying(&mut slow, input.clone()).unwrap();
+        assert_eq!(fast_out, slow_out, "{profile}");
+        assert_eq!(fast.report(), slow.report(), "{profile}");
+        assert!(keys_in(&fast_out).contains(&"s".to_string()), "{profile}");
+    }
 }
 
 fn keys_in(items: &[Item]) -> Vec<String> {

@@ -1,4 +1,5 @@
-//! Which primary serves which slot, read from the target with `CLUSTER SLOTS`.
+//! Which primary serves which slot, read from a node with `CLUSTER SLOTS` (migrate's
+//! writer) or `CLUSTER SHARDS` (verify, falling back to `CLUSTER SLOTS` before 7.0).
 
 use super::slot::{key_slot, SLOTS};
 use crate::sinks::writer::client::{Client, ClientError};
@@ -98,6 +99,111 @@ pub fn parse_cluster_slots(reply: &Frame, asked_host: &str) -> Result<SlotMap, S
     Ok(map)
 }
 
+/// `CLUSTER SHARDS` (Redis 7.0+, Valkey): one entry per shard, each a map (RESP3) or a
+/// flat name/value array (RESP2) with `slots` (`[first, last, first, last, …]`) and
+/// `nodes` (maps with `id`, `endpoint`, `ip`, `port`, `tls-port`, `role`). A shard
+/// without slots is left out; `tls` picks the `tls-port` when the node has one.
+pub fn parse_cluster_shards(reply: &Frame, asked_host: &str, tls: bool) -> Result<SlotMap, String> {
+    let Frame::Array(shards) = reply else {
+        return Err(format!("expected an array, got {}", reply.describe()));
+    };
+    let mut map = SlotMap {
+        nodes: Vec::new(),
+        owners: vec![None; SLOTS as usize],
+    };
+    for shard in shards {
+        let shard = named_fields(shard).ok_or("a shard is not a map")?;
+        let slots = match field(&shard, "slots") {
+            Some(Frame::Array(bounds)) => bounds,
+            _ => return Err("a shard lacks its slots".into()),
+        };
+        if slots.is_empty() {
+            continue;
+        }
+        let nodes = match field(&shard, "nodes") {
+            Some(Frame::Array(nodes)) => nodes,
+            _ => return Err("a shard lacks its nodes".into()),
+        };
+        let primary = nodes
+            .iter()
+            .filter_map(named_fields)
+            .find(|node| field(node, "role").and_then(frame_text).as_deref() == Some("master"))
+            .ok_or("a shard with slots has no primary")?;
+        let node = shard_node(&primary, asked_host, tls)?;
+        let index = match map.nodes.iter().position(|known| *known == node) {
+            Some(index) => index,
+            None => {
+                map.nodes.push(node);
+                map.nodes.len() - 1
+            }
+        };
+        for range in slots.chunks(2) {
+            let (first, last) = match range {
+                [Frame::Integer(first), Frame::Integer(last)] => (*first, *last),
+                _ => return Err(format!("odd slot bounds in a shard: {range:?}")),
+            };
+            if !(0..SLOTS as i64).contains(&first) || !(first..SLOTS as i64).contains(&last) {
+                return Err(format!("slot range {first}-{last} is out of bounds"));
+            }
+            for slot in first..=last {
+                map.owners[slot as usize] = Some(index);
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// A primary of `CLUSTER SHARDS`: its preferred `endpoint`, else its `ip`, else the host
+/// that was asked (`?` or empty mean "unknown").
+fn shard_node(fields: &[(String, &Frame)], asked_host: &str, tls: bool) -> Result<Node, String> {
+    let known = |name: &str| {
+        field(fields, name)
+            .and_then(frame_text)
+            .filter(|text| !text.is_empty() && text != "?")
+    };
+    let host = known("endpoint")
+        .or_else(|| known("ip"))
+        .unwrap_or_else(|| asked_host.to_owned());
+    let port = |name: &str| match field(fields, name) {
+        Some(Frame::Integer(port)) => u16::try_from(*port).ok().filter(|p| *p != 0),
+        _ => None,
+    };
+    let port = (if tls { port("tls-port") } else { None })
+        .or_else(|| port("port"))
+        .ok_or_else(|| format!("the primary at {host} has no port"))?;
+    Ok(Node {
+        host,
+        port,
+        id: known("id"),
+    })
+}
+
+/// The name/value pairs of a RESP3 map or a RESP2 flat array.
+fn named_fields(frame: &Frame) -> Option<Vec<(String, &Frame)>> {
+    match frame {
+        Frame::Map(pairs) => pairs
+            .iter()
+            .map(|(name, value)| Some((frame_text(name)?, value)))
+            .collect(),
+        Frame::Array(items) if items.len() % 2 == 0 => items
+            .chunks(2)
+            .map(|pair| Some((frame_text(&pair[0])?, &pair[1])))
+            .collect(),
+        _ => None,
+    }
+}
+
+fn field<'a>(fields: &[(String, &'a Frame)], name: &str) -> Option<&'a Frame> {
+    fields.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+}
+
+fn frame_text(frame: &Frame) -> Option<String> {
+    match frame {
+        Frame::Bulk(b) | Frame::Simple(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
 fn parse_node(frame: &Frame, asked_host: &str) -> Result<Node, String> {
     let text = |frame: &Frame| match frame {
         Frame::Bulk(b) | Frame::Simple(b) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -168,6 +274,88 @@ mod tests {
         let tag = map.tag_served_by("id1").unwrap();
         assert_eq!(map.owner(key_slot(tag.as_bytes())), Some(1));
         assert_eq!(map.tag_served_by("nobody"), None);
+    }
+
+    fn bulk(text: &str) -> Frame {
+        Frame::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    fn shard_node(ip: &str, port: i64, role: &str) -> Frame {
+        Frame::Array(vec![
+            bulk("id"),
+            bulk(&format!("id{port}")),
+            bulk("port"),
+            Frame::Integer(port),
+            bulk("tls-port"),
+            Frame::Integer(port + 1000),
+            bulk("ip"),
+            bulk(ip),
+            bulk("endpoint"),
+            bulk(ip),
+            bulk("role"),
+            bulk(role),
+        ])
+    }
+
+    #[test]
+    fn shards_give_each_slot_the_primary_of_its_shard() {
+        let slots =
+            |bounds: &[i64]| Frame::Array(bounds.iter().map(|b| Frame::Integer(*b)).collect());
+        let reply = Frame::Array(vec![
+            // RESP2: flat name/value arrays; the replica is listed first.
+            Frame::Array(vec![
+                bulk("slots"),
+                slots(&[0, 99, 200, 200]),
+                bulk("nodes"),
+                Frame::Array(vec![
+                    shard_node("10.0.0.9", 7009, "replica"),
+                    shard_node("10.0.0.1", 7000, "master"),
+                ]),
+            ]),
+            // RESP3: a map; the primary announces no address.
+            Frame::Map(vec![
+                (bulk("slots"), slots(&[100, 199, 201, 16383])),
+                (
+                    bulk("nodes"),
+                    Frame::Array(vec![shard_node("?", 7001, "master")]),
+                ),
+            ]),
+            // A shard without slots (a new node) is no owner.
+            Frame::Map(vec![
+                (bulk("slots"), slots(&[])),
+                (
+                    bulk("nodes"),
+                    Frame::Array(vec![shard_node("10.0.0.5", 7005, "master")]),
+                ),
+            ]),
+        ]);
+        let map = parse_cluster_shards(&reply, "asked", false).unwrap();
+        assert_eq!(map.nodes.len(), 2);
+        assert_eq!(
+            (map.nodes[0].host.as_str(), map.nodes[0].port),
+            ("10.0.0.1", 7000)
+        );
+        assert_eq!(
+            (map.nodes[1].host.as_str(), map.nodes[1].port),
+            ("asked", 7001)
+        );
+        assert_eq!(map.nodes[1].id.as_deref(), Some("id7001"));
+        assert_eq!(map.owner(0), Some(0));
+        assert_eq!(map.owner(150), Some(1));
+        assert_eq!(map.owner(200), Some(0));
+        assert_eq!(map.owner(16383), Some(1));
+        assert_eq!(map.first_unserved(), None);
+        let over_tls = parse_cluster_shards(&reply, "asked", true).unwrap();
+        assert_eq!(over_tls.nodes[0].port, 8000);
+        assert!(parse_cluster_shards(&Frame::Integer(1), "h", false).is_err());
+        let odd = Frame::Array(vec![Frame::Map(vec![
+            (bulk("slots"), slots(&[0])),
+            (
+                bulk("nodes"),
+                Frame::Array(vec![shard_node("h", 1, "master")]),
+            ),
+        ])]);
+        assert!(parse_cluster_shards(&odd, "h", false).is_err());
     }
 
     #[test]
