@@ -301,9 +301,12 @@ fn peer_notes(rows: &[Row], files: &Files) -> Vec<String> {
     });
     if mixed_ok {
         notes.push(format!(
-            "On {}.rdb the peer walks stream and module (vector set) values without decoding \
-             them (its `read_type` skips them), while ferry decodes every value; the plain \
-             file has strings only, so there both do the same work.",
+            "What each decode does: the peer builds every value except streams and module \
+             (vector set) values, which its `read_type` skips. `ferry inspect` reads and \
+             checksums every byte and checks each compressed string's LZF data, but builds \
+             only what its report needs (hashes, for field TTLs); other values are walked \
+             without being expanded. `ferry convert` builds every value. So on {}.rdb \
+             inspect does less work per value than the peer, and convert more.",
             files.mixed.name
         ));
     }
