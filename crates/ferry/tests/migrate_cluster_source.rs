@@ -172,7 +172,8 @@ fn cluster_into_cluster(
     let running = loads(&source, 21, &stop);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
-    let mut ferry = start_ferry(&source, &target.url(), &state, policy);
+    let (source_url, target_url) = (source.url(), target.url());
+    let mut ferry = start_ferry(&source, &target_url, &state, policy);
     ferry.wait_for("source is a cluster of 3 shards", Duration::from_secs(30));
     ferry.wait_all_shards_in_sync();
     // The load goes on through the three streams for a while.
@@ -190,6 +191,30 @@ fn cluster_into_cluster(
         field_ttl,
         vectors,
     );
+    // What a user runs to close the migration: verify compares the two clusters key by
+    // key, reading each side's keys from the primary serving their slot.
+    let mut verify_args = vec![
+        "verify",
+        "--source",
+        &source_url,
+        "--target",
+        &target_url,
+        "--json",
+    ];
+    verify_args.extend(policy);
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(&verify_args)
+        .output()
+        .expect("run ferry verify");
+    assert!(
+        verified.status.success(),
+        "ferry verify found differences:\n{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let compared = report["summary"]["keys_compared"].as_u64().unwrap_or(0);
+    assert!(compared > 100, "verify compared {compared} keys: {report}");
     let output = stop_ferry(ferry);
     assert_eq!(output.matches("full sync done").count(), 3, "{output}");
 }
