@@ -191,6 +191,23 @@ impl Switch<'_> {
         let source_address = plan.source.address();
         let mut source = ServerLink::connect(&plan.source)
             .map_err(|e| format!("source {source_address} is unreachable: {}", line(&*e)))?;
+        // One pause and one offset stand for the whole source: a cluster has one per
+        // primary, which this procedure does not coordinate.
+        for (role, link, address) in [
+            ("source", &mut source, &source_address),
+            ("target", &mut target, &target_address),
+        ] {
+            if link
+                .is_cluster()
+                .map_err(|e| format!("{role} {address}: {}", line(&e)))?
+            {
+                return Err(format!(
+                    "{role} {address} is a cluster node: cutover pauses and checks one \
+                     server, not a cluster (not supported yet); switch clients by hand after \
+                     `ferry verify`"
+                ));
+            }
+        }
         let replication = source
             .replication()
             .map_err(|e| format!("source {source_address}: {}", line(&e)))?;

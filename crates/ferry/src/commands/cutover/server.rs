@@ -38,6 +38,14 @@ impl ServerLink {
         redis::cmd("PING").query(&mut self.connection)
     }
 
+    /// Whether the server runs in cluster mode (`cluster_enabled:1`).
+    pub fn is_cluster(&mut self) -> Result<bool, redis::RedisError> {
+        let text: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query(&mut self.connection)?;
+        Ok(text.lines().any(|line| line.trim() == "cluster_enabled:1"))
+    }
+
     pub fn replication(&mut self) -> Result<Replication, redis::RedisError> {
         let text: String = redis::cmd("INFO")
             .arg("replication")
