@@ -117,6 +117,18 @@ fn assert_equal(
     );
 }
 
+/// [`assert_equal`] into a cluster target, for a source whose types it all holds.
+fn assert_same_as_cluster(source: &Cluster, target: &Cluster, state: &Path, ferry: &Ferry) {
+    assert_equal(
+        source,
+        || target.snapshot().unwrap(),
+        state,
+        ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+}
+
 /// What [`assert_equal`] compares, as lines (at most 40).
 fn differences(
     source: &Cluster,
@@ -309,14 +321,7 @@ fn a_restarted_ferry_resumes_every_shard_from_the_state_file() {
     ferry.wait_all_shards_in_sync();
     std::thread::sleep(Duration::from_secs(1));
     stop_loads(&stop, running);
-    assert_equal(
-        &source,
-        || target.snapshot().unwrap(),
-        &state,
-        &ferry,
-        FieldTtl::Keep,
-        VectorSets::Keep,
-    );
+    assert_same_as_cluster(&source, &target, &state, &ferry);
     let second = stop_ferry(ferry);
     assert_eq!(
         second
@@ -376,14 +381,7 @@ fn slots_moving_between_source_shards_mid_stream_keep_their_keys_on_the_target()
     // Each key moved shows up as RESTORE-ASKING in shard 1's stream just before the DEL in
     // shard 0's: without ferry's rules the target loses them, or shard 0's earlier writes
     // land on the restored keys again.
-    assert_equal(
-        &source,
-        || target.snapshot().unwrap(),
-        &state,
-        &ferry,
-        FieldTtl::Keep,
-        VectorSets::Keep,
-    );
+    assert_same_as_cluster(&source, &target, &state, &ferry);
     stop_ferry(ferry);
 }
 
@@ -419,14 +417,7 @@ fn a_shard_offered_only_a_full_sync_on_restart_stops_with_one_line_until_flushed
     ferry.wait_all_shards_in_sync();
     std::thread::sleep(Duration::from_secs(1));
     stop_loads(&stop, running);
-    assert_equal(
-        &source,
-        || target.snapshot().unwrap(),
-        &state,
-        &ferry,
-        FieldTtl::Keep,
-        VectorSets::Keep,
-    );
+    assert_same_as_cluster(&source, &target, &state, &ferry);
     let output = stop_ferry(ferry);
     assert_eq!(output.matches("emptied the target").count(), 1, "{output}");
     assert_eq!(output.matches("full sync done").count(), 3, "{output}");
@@ -444,12 +435,9 @@ fn scan_mode_refuses_a_cluster_source_rather_than_copy_one_node() {
         "--mode",
         "scan",
     ]);
-    let status = ferry.wait_exit(Duration::from_secs(30));
-    let output = ferry.output();
-    assert!(!status.success(), "{output}");
-    assert!(
-        output.contains("--mode scan reads one server") && output.contains("a node of a cluster"),
-        "{output}"
+    assert_refused(
+        &mut ferry,
+        &["--mode scan reads one server", "a node of a cluster"],
     );
 }
 
@@ -469,13 +457,20 @@ fn a_standalone_state_file_is_refused_for_a_cluster_source() {
     });
     std::fs::write(&state, standalone.to_string()).unwrap();
     let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    assert_refused(
+        &mut ferry,
+        &["was written for a standalone source", "is a cluster"],
+    );
+}
+
+/// The run fails, saying every one of `needles`.
+fn assert_refused(ferry: &mut Ferry, needles: &[&str]) {
     let status = ferry.wait_exit(Duration::from_secs(30));
     let output = ferry.output();
     assert!(!status.success(), "{output}");
-    assert!(
-        output.contains("was written for a standalone source") && output.contains("is a cluster"),
-        "{output}"
-    );
+    for needle in needles {
+        assert!(output.contains(needle), "no {needle:?} in: {output}");
+    }
 }
 
 #[test]
@@ -517,13 +512,6 @@ fn a_primary_lost_is_followed_to_the_replica_the_cluster_promotes() {
     running.push(load_on(&source, 2, 99, &stop));
     std::thread::sleep(Duration::from_secs(1));
     stop_loads(&stop, running);
-    assert_equal(
-        &source,
-        || target.snapshot().unwrap(),
-        &state,
-        &ferry,
-        FieldTtl::Keep,
-        VectorSets::Keep,
-    );
+    assert_same_as_cluster(&source, &target, &state, &ferry);
     stop_ferry(ferry);
 }

@@ -7,7 +7,6 @@
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::thread::sleep;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
@@ -26,7 +25,6 @@ const IN_SYNC: &str = "ferry: in sync at offset";
 const ALL_SHARDS_IN_SYNC: &str = "ferry: in sync: all";
 /// A full sync of the full-size dataset takes seconds; this only catches a hang.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(600);
-const POLL: Duration = Duration::from_millis(10);
 /// Primaries of each cluster.
 const SHARDS: usize = 3;
 /// Bytes of each value: `DEBUG POPULATE`'s size in the codec part.
@@ -256,21 +254,7 @@ fn ferry_sync(
         .arg("--state")
         .arg(state);
     let mut running = measure::spawn(command, scratch)?;
-    let took = loop {
-        if running.stderr().contains(way.in_sync_line()) {
-            break running.elapsed();
-        }
-        if running.has_exited() {
-            bail!("ferry migrate ended before in sync:\n{}", running.stderr());
-        }
-        if running.elapsed() > SYNC_TIMEOUT {
-            bail!(
-                "ferry migrate not in sync after {SYNC_TIMEOUT:?}:\n{}",
-                running.stderr()
-            );
-        }
-        sleep(POLL);
-    };
+    let took = running.wait_for_line(way.in_sync_line(), SYNC_TIMEOUT)?;
     match running.stop(libc::SIGTERM)? {
         Ok(sample) => Ok((took, sample.peak_rss)),
         Err(refusal) => bail!("ferry migrate failed: {}", refusal.reason()),

@@ -191,6 +191,27 @@ impl Running {
         String::from_utf8_lossy(&fs::read(&self.scratch).unwrap_or_default()).into_owned()
     }
 
+    /// Waits until the process prints `line` on stderr; the time since its start.
+    /// `within` only catches a hang; an exit before the line is an error.
+    pub fn wait_for_line(&mut self, line: &str, within: Duration) -> Result<Duration> {
+        loop {
+            let stderr = self.stderr();
+            if stderr.contains(line) {
+                return Ok(self.elapsed());
+            }
+            if self.has_exited() {
+                bail!(
+                    "{:?} ended before {line:?}:\n{stderr}",
+                    self.command.get_program()
+                );
+            }
+            if self.elapsed() > within {
+                bail!("no {line:?} after {within:?}:\n{stderr}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Whether the process (and so the helper) has ended.
     pub fn has_exited(&mut self) -> bool {
         !matches!(self.helper.try_wait(), Ok(None))

@@ -257,21 +257,7 @@ fn ferry_sync(
         .arg(state)
         .args(policy);
     let mut running = measure::spawn(command, scratch)?;
-    let took = loop {
-        if running.stderr().contains(IN_SYNC) {
-            break running.elapsed();
-        }
-        if running.has_exited() {
-            bail!("ferry migrate ended before in sync:\n{}", running.stderr());
-        }
-        if running.elapsed() > SYNC_TIMEOUT {
-            bail!(
-                "ferry migrate not in sync after {SYNC_TIMEOUT:?}:\n{}",
-                running.stderr()
-            );
-        }
-        sleep(POLL);
-    };
+    let took = running.wait_for_line(IN_SYNC, SYNC_TIMEOUT)?;
     let lag = if measure_lag {
         Some(measure_lag_under_load(ctx, source, state)?)
     } else {
