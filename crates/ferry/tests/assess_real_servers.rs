@@ -437,3 +437,59 @@ fn unreachable_or_refused_logins_end_in_one_line() {
         assert!(!stderr.contains("wrong"), "{stderr}");
     }
 }
+
+/// A cluster source is assessed whole: every primary is read, so keys, field TTLs and
+/// vector sets on other shards than the URL's node are all counted.
+#[test]
+fn a_cluster_source_is_read_on_every_primary() {
+    let cluster = ferry_testkit::Cluster::start(ServerKind::Redis80, 3).unwrap();
+    let mut total = 0;
+    for (index, node) in cluster.nodes().iter().enumerate() {
+        let tag = cluster.tag_for(index).unwrap();
+        let mut con = node.client();
+        for i in 0..20 {
+            redis::cmd("SET")
+                .arg(format!("{{{tag}}}:s:{i}"))
+                .arg(i)
+                .query::<()>(&mut con)
+                .unwrap();
+        }
+        total += 20;
+        if index == 1 {
+            let hash = format!("{{{tag}}}:h");
+            redis::cmd("HSET")
+                .arg(&hash)
+                .arg(&["f", "v", "g", "w"])
+                .query::<()>(&mut con)
+                .unwrap();
+            redis::cmd("HEXPIRE")
+                .arg(&hash)
+                .arg(600)
+                .arg(&["FIELDS", "1", "f"])
+                .query::<()>(&mut con)
+                .unwrap();
+            total += 1;
+        }
+        if index == 2 {
+            redis::cmd("VADD")
+                .arg(format!("{{{tag}}}:v"))
+                .arg(&["VALUES", "2", "0.5", "0.25", "item"])
+                .query::<()>(&mut con)
+                .unwrap();
+            total += 1;
+        }
+    }
+    let report = assess(&["--source", &cluster.url(), "--to", "valkey-8.1"]);
+    assert_eq!(report["source"]["keys"], total, "{report:#}");
+    assert_eq!(report["source"]["cluster_primaries"], 3, "{report:#}");
+    assert_eq!(count(&report, "hash-field-ttl"), 1);
+    assert_eq!(count(&report, "vector-set"), 1);
+    let cluster_finding = finding(&report, "cluster").expect("a cluster finding");
+    assert!(
+        cluster_finding["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cluster of 3 primaries"),
+        "{cluster_finding}"
+    );
+}

@@ -6,10 +6,9 @@
 
 use super::endpoint::{cmd_name, node_address, Endpoint};
 use super::error::VerifyError;
+use crate::sinks::writer::cluster::blocking::frame;
 use crate::sinks::writer::cluster::slot::key_slot;
 use crate::sinks::writer::cluster::topology::{parse_cluster_shards, parse_cluster_slots, SlotMap};
-use bytes::Bytes;
-use ferry_repl::resp::Frame;
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 use std::collections::BTreeMap;
 
@@ -224,28 +223,6 @@ pub fn routing_key(cmd: &Cmd) -> Option<&[u8]> {
     args.next()
 }
 
-/// A redis-rs reply as the RESP frame the shared topology parsers read.
-fn frame(value: &Value) -> Frame {
-    let text = |text: &str| Bytes::copy_from_slice(text.as_bytes());
-    match value {
-        Value::Nil => Frame::Null,
-        Value::Int(n) => Frame::Integer(*n),
-        Value::BulkString(bytes) => Frame::Bulk(Bytes::copy_from_slice(bytes)),
-        Value::SimpleString(s) => Frame::Simple(text(s)),
-        Value::Okay => Frame::Simple(text("OK")),
-        Value::VerbatimString { text: s, .. } => Frame::Bulk(text(s)),
-        Value::Array(items) | Value::Set(items) | Value::Push { data: items, .. } => {
-            Frame::Array(items.iter().map(frame).collect())
-        }
-        Value::Map(pairs) => Frame::Map(pairs.iter().map(|(k, v)| (frame(k), frame(v))).collect()),
-        Value::Double(d) => Frame::Double(text(&d.to_string())),
-        Value::Boolean(b) => Frame::Boolean(*b),
-        Value::Attribute { data, .. } => frame(data),
-        Value::ServerError(error) => Frame::Error(text(&error.to_string())),
-        _ => Frame::Null,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,22 +235,5 @@ mod tests {
             Some(&b"s"[..])
         );
         assert_eq!(routing_key(&redis::cmd("RANDOMKEY")), None);
-    }
-
-    #[test]
-    fn replies_become_frames_for_the_shared_parsers() {
-        let reply = Value::Array(vec![Value::Map(vec![(
-            Value::SimpleString("slots".into()),
-            Value::Array(vec![Value::Int(0), Value::Int(5)]),
-        )])]);
-        let expected = Frame::Array(vec![Frame::Map(vec![(
-            Frame::Simple(Bytes::from_static(b"slots")),
-            Frame::Array(vec![Frame::Integer(0), Frame::Integer(5)]),
-        )])]);
-        assert_eq!(frame(&reply), expected);
-        assert_eq!(
-            frame(&Value::BulkString(b"x".to_vec())),
-            Frame::Bulk(Bytes::from_static(b"x"))
-        );
     }
 }

@@ -426,9 +426,15 @@ fn server(source: &SourceFacts, found: &mut Vec<Finding>) {
             severity: Severity::Info,
             unit: "keys",
             count: source.keys,
-            summary: "the source runs in cluster mode".into(),
+            summary: match source.cluster_primaries {
+                Some(n) => format!("the source is a cluster of {n} primaries (all read)"),
+                None => "the source runs in cluster mode".into(),
+            },
             examples: Vec::new(),
-            advice: "create a target cluster with the same slot layout before moving".into(),
+            advice: "ferry migrate reads every primary and writes a Valkey cluster of any \
+                     shard count (or one server); ferry cutover does not switch clusters: \
+                     verify, then move clients by hand"
+                .into(),
         });
     }
     if let Some(role) = source.role.as_deref().filter(|r| *r != "master") {

@@ -6,6 +6,7 @@ use super::client::{self, connect, items, pairs, query, text};
 use super::rdb::library_name;
 use super::source::SourceFacts;
 use crate::error::Error;
+use crate::sinks::writer::cluster::blocking;
 use crate::url::ServerUrl;
 use ferry_codec::ValuePart;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,7 +18,50 @@ use std::time::{Duration, Instant};
 /// Keys asked for per SCAN call.
 const SCAN_COUNT: usize = 1000;
 
+/// What the server at `url` holds and uses; for a cluster node, what the whole cluster
+/// does: every primary is read in turn (with the URL's credentials and TLS) and the facts
+/// summed, so that keys and commands on other shards are not missed.
 pub fn probe(url: &ServerUrl, max_ops_per_sec: u32) -> Result<SourceFacts, Error> {
+    let entry = probe_node(url, max_ops_per_sec)?;
+    if entry.cluster_enabled != Some(true) {
+        return Ok(entry);
+    }
+    let mut con = connect(url)?;
+    let map = blocking::primaries(&mut con, &url.host, url.tls.is_some()).map_err(|why| {
+        Error::Connect {
+            url: url.to_string(),
+            source: why.into(),
+        }
+    })?;
+    let mut entry = Some(entry);
+    let mut whole: Option<SourceFacts> = None;
+    for node in &map.nodes {
+        let mut node_url = url.clone();
+        node_url.host = node.host.clone();
+        node_url.port = node.port;
+        let address = node_url.address();
+        // The node named in the URL was read already, when it is a primary.
+        let facts = match entry
+            .take_if(|e| e.role.as_deref() == Some("master") && address == url.address())
+        {
+            Some(facts) => facts,
+            None => probe_node(&node_url, max_ops_per_sec)?,
+        };
+        match whole.as_mut() {
+            None => whole = Some(facts),
+            Some(whole) => whole.add_primary(facts, &address),
+        }
+    }
+    let mut whole = whole.ok_or_else(|| Error::Connect {
+        url: url.to_string(),
+        source: "the cluster has no primary".into(),
+    })?;
+    whole.origin = url.to_string();
+    whole.cluster_primaries = Some(map.nodes.len());
+    Ok(whole)
+}
+
+fn probe_node(url: &ServerUrl, max_ops_per_sec: u32) -> Result<SourceFacts, Error> {
     let mut con = connect(url)?;
     let mut facts = SourceFacts {
         origin: url.to_string(),

@@ -45,6 +45,9 @@ pub struct SourceFacts {
     /// `master` or `slave`.
     pub role: Option<String>,
     pub cluster_enabled: Option<bool>,
+    /// A cluster source: how many primaries were read (every one, their facts summed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_primaries: Option<usize>,
     pub aof_enabled: Option<bool>,
     /// The `save` setting (RDB snapshots).
     pub rdb_save: Option<String>,
@@ -67,7 +70,73 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+impl SourceFacts {
+    /// Adds what another primary of the same cluster holds and uses: counts are summed,
+    /// lists joined without repeats; the server, its version and settings stay the first
+    /// primary's. `node` names the primary in its refused checks.
+    pub fn add_primary(&mut self, other: SourceFacts, node: &str) {
+        self.server = self.server.take().or(other.server);
+        self.rdb_version = self.rdb_version.or(other.rdb_version);
+        self.used_memory = match (self.used_memory, other.used_memory) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self.keys += other.keys;
+        sum_into(&mut self.databases, other.databases);
+        sum_into(&mut self.types, other.types);
+        self.field_ttl.absorb(other.field_ttl);
+        self.vector_sets.absorb(other.vector_sets);
+        for (name, tally) in other.module_types {
+            self.module_types.entry(name).or_default().absorb(tally);
+        }
+        // Functions are loaded on every primary: the same library is counted once.
+        for (name, code) in other.functions {
+            if !self.functions.iter().any(|(known, _)| *known == name) {
+                self.functions.push((name, code));
+            }
+        }
+        self.function_libraries = self.function_libraries.max(self.functions.len() as u64);
+        sum_into(&mut self.command_calls, other.command_calls);
+        for rule in other.acl_rules {
+            if !self.acl_rules.contains(&rule) {
+                self.acl_rules.push(rule);
+            }
+        }
+        for module in other.modules {
+            if !self.modules.contains(&module) {
+                self.modules.push(module);
+            }
+        }
+        sum_into(&mut self.client_libs, other.client_libs);
+        if self.config.is_empty() {
+            self.config = other.config;
+        }
+        self.role = self.role.take().or(other.role);
+        self.aof_enabled = self.aof_enabled.or(other.aof_enabled);
+        self.rdb_save = self.rdb_save.take().or(other.rdb_save);
+        self.unchecked.extend(
+            other
+                .unchecked
+                .into_iter()
+                .map(|(what, answer)| (format!("{what} on {node}"), answer)),
+        );
+    }
+}
+
+fn sum_into<K: Ord>(into: &mut BTreeMap<K, u64>, from: BTreeMap<K, u64>) {
+    for (key, n) in from {
+        *into.entry(key).or_default() += n;
+    }
+}
+
 impl Tally {
+    fn absorb(&mut self, other: Tally) {
+        self.keys += other.keys;
+        self.fields += other.fields;
+        let room = MAX_EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(other.examples.into_iter().take(room));
+    }
+
     pub fn add(&mut self, key: &str, fields: u64) {
         self.keys += 1;
         self.fields += fields;

@@ -1,6 +1,7 @@
 //! Writing into a cluster target: each command to the primary serving its key's slot,
 //! over one pipelined connection per primary ([`ClusterPipe`]).
 
+pub mod blocking;
 mod pipe;
 pub mod route;
 pub mod slot;
