@@ -35,12 +35,7 @@ pub fn decompress_into(
 ) -> Result<(), FormatError> {
     // Refuse impossible lengths before allocating, so a corrupt length cannot make us
     // reserve gigabytes.
-    if expected_len > input.len().saturating_mul(MAX_EXPANSION) {
-        return Err(err(
-            0,
-            format!("{} bytes cannot expand to {expected_len}", input.len()),
-        ));
-    }
+    refuse_impossible_length(input, expected_len)?;
     out.clear();
     out.reserve(expected_len);
     let mut ip = 0;
@@ -62,23 +57,7 @@ pub fn decompress_into(
             out.extend_from_slice(lit);
             ip += run;
         } else {
-            let mut len = ctrl >> 5;
-            if len == 7 {
-                len += usize::from(
-                    *input
-                        .get(ip)
-                        .ok_or_else(|| err(at, "truncated back-reference"))?,
-                );
-                ip += 1;
-            }
-            let low = usize::from(
-                *input
-                    .get(ip)
-                    .ok_or_else(|| err(at, "truncated back-reference"))?,
-            );
-            ip += 1;
-            let distance = ((ctrl & 0x1F) << 8) + low + 1;
-            let len = len + 2;
+            let (len, distance) = back_reference(input, &mut ip, ctrl, at)?;
             if distance > out.len() {
                 return Err(err(
                     at,
@@ -110,12 +89,7 @@ pub fn decompress_into(
 /// `expected_len` bytes: it fails exactly where [`decompress`] would, with the same
 /// problem. For a reader that skips a string but must still notice a corrupt one.
 pub fn check(input: &[u8], expected_len: usize) -> Result<(), FormatError> {
-    if expected_len > input.len().saturating_mul(MAX_EXPANSION) {
-        return Err(err(
-            0,
-            format!("{} bytes cannot expand to {expected_len}", input.len()),
-        ));
-    }
+    refuse_impossible_length(input, expected_len)?;
     let mut produced = 0usize;
     let mut ip = 0;
     while ip < input.len() {
@@ -130,29 +104,14 @@ pub fn check(input: &[u8], expected_len: usize) -> Result<(), FormatError> {
             ip += run;
             run
         } else {
-            let mut len = ctrl >> 5;
-            if len == 7 {
-                len += usize::from(
-                    *input
-                        .get(ip)
-                        .ok_or_else(|| err(at, "truncated back-reference"))?,
-                );
-                ip += 1;
-            }
-            let low = usize::from(
-                *input
-                    .get(ip)
-                    .ok_or_else(|| err(at, "truncated back-reference"))?,
-            );
-            ip += 1;
-            let distance = ((ctrl & 0x1F) << 8) + low + 1;
+            let (len, distance) = back_reference(input, &mut ip, ctrl, at)?;
             if distance > produced {
                 return Err(err(
                     at,
                     format!("back-reference {distance} bytes back, only {produced} written"),
                 ));
             }
-            len + 2
+            len
         };
         if produced + len > expected_len {
             return Err(err(
@@ -169,6 +128,41 @@ pub fn check(input: &[u8], expected_len: usize) -> Result<(), FormatError> {
         ));
     }
     Ok(())
+}
+
+/// Fails when `input` could not expand to `expected_len` bytes even at LZF's best ratio.
+fn refuse_impossible_length(input: &[u8], expected_len: usize) -> Result<(), FormatError> {
+    if expected_len > input.len().saturating_mul(MAX_EXPANSION) {
+        return Err(err(
+            0,
+            format!("{} bytes cannot expand to {expected_len}", input.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the back-reference whose control byte `ctrl`, at `at`, was just consumed, moving
+/// `ip` past it: how many bytes it copies, and from how far back.
+#[inline]
+fn back_reference(
+    input: &[u8],
+    ip: &mut usize,
+    ctrl: usize,
+    at: usize,
+) -> Result<(usize, usize), FormatError> {
+    let mut next = || -> Result<usize, FormatError> {
+        let byte = *input
+            .get(*ip)
+            .ok_or_else(|| err(at, "truncated back-reference"))?;
+        *ip += 1;
+        Ok(usize::from(byte))
+    };
+    let mut len = ctrl >> 5;
+    if len == 7 {
+        len += next()?;
+    }
+    let distance = ((ctrl & 0x1F) << 8) + next()? + 1;
+    Ok((len + 2, distance))
 }
 
 /// Appends `len` bytes copied from `distance` bytes back (`distance <= out.len()`).
