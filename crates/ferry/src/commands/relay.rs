@@ -16,14 +16,7 @@ use std::time::Duration;
 
 pub fn run(args: RelayArgs, out: &mut dyn Write) -> Result<(), Error> {
     let _ = out;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Migration(format!("cannot start the async runtime: {e}")))?;
-    let result = runtime.block_on(relay(args));
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    result
+    super::run_async(relay(args))
 }
 
 async fn relay(args: RelayArgs) -> Result<(), Error> {

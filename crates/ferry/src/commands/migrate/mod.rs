@@ -61,15 +61,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run(args: MigrateArgs, out: &mut dyn Write) -> Result<(), Error> {
     let _ = out;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Migration(format!("cannot start the async runtime: {e}")))?;
-    let result = runtime.block_on(migrate(args));
-    // Tasks still running (ACKs, an abandoned pipe) must not hold the exit up.
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    result
+    super::run_async(migrate(args))
 }
 
 /// The settings derived from `--max-memory-mb`.
