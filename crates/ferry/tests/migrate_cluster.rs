@@ -30,19 +30,7 @@ fn migrate_into_cluster(
         .start(source.url(), stop.clone());
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
-    let state_arg = state.display().to_string();
-    let source_url = source.url();
-    let target_url = cluster.url();
-    let mut args = vec![
-        "--source",
-        &source_url,
-        "--target",
-        &target_url,
-        "--state",
-        &state_arg,
-    ];
-    args.extend(policy);
-    let mut ferry = Ferry::start(&args);
+    let mut ferry = Ferry::migrate_between(&source.url(), &cluster.url(), &state, policy);
     ferry.wait_for(
         &format!("target is a cluster of {primaries} primaries"),
         Duration::from_secs(30),
@@ -132,15 +120,7 @@ fn a_source_writing_to_another_database_stops_with_one_clear_line() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
-    let state_arg = state.display().to_string();
-    let mut ferry = Ferry::start(&[
-        "--source",
-        &source.url(),
-        "--target",
-        &cluster.url(),
-        "--state",
-        &state_arg,
-    ]);
+    let mut ferry = Ferry::migrate_between(&source.url(), &cluster.url(), &state, &[]);
     let status = ferry.wait_exit(Duration::from_secs(60));
     assert!(!status.success(), "{}", ferry.output());
     let output = ferry.output();
@@ -161,16 +141,7 @@ fn slots_moving_on_the_target_mid_stream_are_followed_and_the_cluster_ends_equal
         .start(source.url(), stop.clone());
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
-    let state_arg = state.display().to_string();
-    let (source_url, target_url) = (source.url(), cluster.url());
-    let mut ferry = Ferry::start(&[
-        "--source",
-        &source_url,
-        "--target",
-        &target_url,
-        "--state",
-        &state_arg,
-    ]);
+    let mut ferry = Ferry::migrate_between(&source.url(), &cluster.url(), &state, &[]);
     ferry.wait_in_sync();
 
     // The slots of the load's keys on node 0 move to node 1 while the load and the

@@ -151,17 +151,7 @@ fn differences(
 }
 
 fn start_ferry(source: &Cluster, target_url: &str, state: &Path, extra: &[&str]) -> Ferry {
-    let (source_url, state_arg) = (source.url(), state.display().to_string());
-    let mut args = vec![
-        "--source",
-        &source_url,
-        "--target",
-        target_url,
-        "--state",
-        &state_arg,
-    ];
-    args.extend(extra);
-    Ferry::start(&args)
+    Ferry::migrate_between(&source.url(), target_url, state, extra)
 }
 
 fn stop_ferry(mut ferry: Ferry) -> String {

@@ -126,16 +126,7 @@ fn migrated() -> (Server, Cluster) {
     dataset::populate_db0(&source).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
-    let (source_url, target_url, state_arg) =
-        (source.url(), cluster.url(), state.display().to_string());
-    let mut ferry = Ferry::start(&[
-        "--source",
-        &source_url,
-        "--target",
-        &target_url,
-        "--state",
-        &state_arg,
-    ]);
+    let mut ferry = Ferry::migrate_between(&source.url(), &cluster.url(), &state, &[]);
     ferry.wait_in_sync();
     wait_applied(&source, &state, &ferry);
     ferry.signal("TERM");

@@ -70,16 +70,14 @@ impl Ferry {
     }
 
     pub fn migrate(source: &Server, target: &Server, state: &Path, extra: &[&str]) -> Ferry {
-        let mut args = vec![
-            "--source".to_string(),
-            source.url(),
-            "--target".to_string(),
-            target.url(),
-            "--state".to_string(),
-            state.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Ferry::migrate_between(&source.url(), &target.url(), state, extra)
+    }
+
+    /// [`Ferry::migrate`] between URLs (a cluster's, say).
+    pub fn migrate_between(source: &str, target: &str, state: &Path, extra: &[&str]) -> Ferry {
+        let state = state.display().to_string();
+        let mut args = vec!["--source", source, "--target", target, "--state", &state];
+        args.extend_from_slice(extra);
         Ferry::start(&args)
     }
 
