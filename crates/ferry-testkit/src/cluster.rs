@@ -31,6 +31,9 @@ pub struct Cluster {
     replicas: Vec<Vec<(Server, u16)>>,
     /// Primaries killed by [`Cluster::kill_primary`]: the others still know them.
     dead: Vec<Server>,
+    /// The primaries the slots were first split over (slot moves aside, primary `i`
+    /// serves the `i`-th of [`slot_ranges`] of this many).
+    started_with: usize,
 }
 
 impl Cluster {
@@ -60,19 +63,13 @@ impl Cluster {
         let first = nodes.first().context("no node")?;
         let mut con = first.try_client()?;
         for (other, bus) in nodes.iter().zip(&bus_ports).skip(1) {
-            // The bus port is not port + 10000 here: it goes with the MEET.
-            redis::cmd("CLUSTER")
-                .arg("MEET")
-                .arg("127.0.0.1")
-                .arg(other.port())
-                .arg(bus)
-                .query::<()>(&mut con)
-                .with_context(|| format!("{kind}: CLUSTER MEET {}", other.port()))?;
+            meet(&mut con, other, *bus)?;
         }
         let cluster = Cluster {
             kind,
             replicas: nodes.iter().map(|_| Vec::new()).collect(),
             dead: Vec::new(),
+            started_with: nodes.len(),
             nodes,
             bus_ports,
         };
@@ -93,13 +90,7 @@ impl Cluster {
             let primary_id = cluster.node_id(primary)?;
             for _ in 0..replicas {
                 let (node, bus) = start_node(kind)?;
-                redis::cmd("CLUSTER")
-                    .arg("MEET")
-                    .arg("127.0.0.1")
-                    .arg(node.port())
-                    .arg(bus)
-                    .query::<()>(&mut con)
-                    .with_context(|| format!("{kind}: CLUSTER MEET {}", node.port()))?;
+                meet(&mut con, &node, bus)?;
                 cluster.replicas[primary].push((node, bus));
             }
             // A node can only replicate a primary it knows of.
@@ -128,6 +119,27 @@ impl Cluster {
             }
         }
         Ok(cluster)
+    }
+
+    /// Starts one more primary, serving no slot until some are moved to it
+    /// ([`Cluster::move_slot`]), and waits until every node knows it. Like
+    /// `redis-cli --cluster add-node`, copies the first node's function libraries to it.
+    /// Returns its index in [`Cluster::nodes`].
+    pub fn add_primary(&mut self) -> Result<usize> {
+        let (node, bus) = start_node(self.kind)?;
+        let mut con = self.nodes[0].try_client()?;
+        let functions: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query(&mut con)?;
+        redis::cmd("FUNCTION")
+            .arg("RESTORE")
+            .arg(&functions)
+            .query::<()>(&mut node.try_client()?)
+            .context("FUNCTION RESTORE on the new primary")?;
+        meet(&mut con, &node, bus)?;
+        self.nodes.push(node);
+        self.bus_ports.push(bus);
+        self.replicas.push(Vec::new());
+        self.wait_ready()?;
+        Ok(self.nodes.len() - 1)
     }
 
     /// `CLUSTER FAILOVER` on the first replica of primary `primary`: it becomes that
@@ -187,7 +199,7 @@ impl Cluster {
 
     /// A hash tag (`{…}` contents) whose keys land on primary `primary`'s slot range.
     pub fn tag_for(&self, primary: usize) -> Result<String> {
-        let (first, last) = *slot_ranges(self.nodes.len())
+        let (first, last) = *slot_ranges(self.started_with)
             .get(primary)
             .with_context(|| format!("no primary {primary}"))?;
         for i in 0..10_000 {
@@ -206,7 +218,7 @@ impl Cluster {
     /// cluster source.
     pub fn copy_from(&self, from: &Server) -> Result<()> {
         let mut source = from.try_client()?;
-        let ranges = slot_ranges(self.nodes.len());
+        let ranges = slot_ranges(self.started_with);
         let mut targets = self
             .nodes
             .iter()
@@ -468,6 +480,18 @@ fn start_node(kind: ServerKind) -> Result<(Server, u16)> {
     Err(last_error
         .unwrap_or_else(|| anyhow::anyhow!("no attempt"))
         .context(format!("cannot start a {kind} cluster node")))
+}
+
+/// Introduces `node` (cluster bus port `bus`) to the cluster of the node behind `con`.
+fn meet(con: &mut redis::Connection, node: &Server, bus: u16) -> Result<()> {
+    // The bus port is not port + 10000 here: it goes with the MEET.
+    redis::cmd("CLUSTER")
+        .arg("MEET")
+        .arg("127.0.0.1")
+        .arg(node.port())
+        .arg(bus)
+        .query::<()>(con)
+        .with_context(|| format!("{}: CLUSTER MEET {}", node.kind(), node.port()))
 }
 
 /// Waits until `node` reports `role:<role>` (and, with `linked`, `master_link_status:up`).

@@ -130,10 +130,14 @@ fn a_source_writing_to_another_database_stops_with_one_clear_line() {
     );
 }
 
-#[test]
-fn slots_moving_on_the_target_mid_stream_are_followed_and_the_cluster_ends_equal() {
+/// Migrates a Redis 7.0 source (dataset, write load) into `cluster`, runs `change` on the
+/// cluster once ferry is in sync, lets the load go on, and checks the cluster ends equal to
+/// the source. Returns ferry's output after it stopped cleanly.
+fn ends_equal_after_target_change(
+    mut cluster: Cluster,
+    change: impl FnOnce(&mut Cluster),
+) -> String {
     let source = Server::start(ServerKind::Redis70).unwrap();
-    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
     dataset::populate_db0(&source).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let load = Workload::new(ServerKind::Redis70, 11)
@@ -143,23 +147,8 @@ fn slots_moving_on_the_target_mid_stream_are_followed_and_the_cluster_ends_equal
     let state = dir.path().join("ferry.state");
     let mut ferry = Ferry::migrate_between(&source.url(), &cluster.url(), &state, &[]);
     ferry.wait_in_sync();
-
-    // The slots of the load's keys on node 0 move to node 1 while the load and the
-    // stream go on.
-    let mut on_first = cluster.nodes()[0].client();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("wl:*").query(&mut on_first).unwrap();
-    let mut slots: Vec<u16> = keys
-        .iter()
-        .map(|key| cluster.keyslot(key.as_bytes()).unwrap())
-        .collect();
-    slots.sort_unstable();
-    slots.dedup();
-    slots.truncate(40);
-    assert!(slots.len() >= 10, "{} slots", slots.len());
-    for slot in &slots {
-        cluster.move_slot(*slot, 0, 1).unwrap();
-    }
-    // The load keeps writing to the moved slots for a while.
+    change(&mut cluster);
+    // The load keeps writing to the changed slots for a while.
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);
     let stats = load.join().expect("the load ends");
@@ -179,15 +168,72 @@ fn slots_moving_on_the_target_mid_stream_are_followed_and_the_cluster_ends_equal
     let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
     assert!(
         differences.is_empty(),
-        "{} differences after moving {} slots:\n{}\n{}",
+        "{} differences:\n{}\n{}",
         differences.len(),
-        slots.len(),
         shown.join("\n"),
         ferry.output()
     );
+    assert!(expected.key_count() > 100, "{}", expected.key_count());
 
     ferry.signal("TERM");
     let status = ferry.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{status}:\n{}", ferry.output());
-    ferry.wait_for("followed a MOVED/ASK", Duration::from_secs(1));
+    ferry.output()
+}
+
+/// Up to `most` slots holding the load's keys on node `node`.
+fn load_slots_on(cluster: &Cluster, node: usize, most: usize) -> Vec<u16> {
+    let mut con = cluster.nodes()[node].client();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("wl:*").query(&mut con).unwrap();
+    let mut slots: Vec<u16> = keys
+        .iter()
+        .map(|key| cluster.keyslot(key.as_bytes()).unwrap())
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots.truncate(most);
+    assert!(slots.len() >= 10, "{} slots", slots.len());
+    slots
+}
+
+#[test]
+fn slots_moving_on_the_target_mid_stream_are_followed_and_the_cluster_ends_equal() {
+    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let output = ends_equal_after_target_change(cluster, |cluster| {
+        for slot in load_slots_on(cluster, 0, 40) {
+            cluster.move_slot(slot, 0, 1).unwrap();
+        }
+    });
+    assert!(output.contains("followed a MOVED/ASK"), "{output}");
+}
+
+#[test]
+fn a_primary_added_to_the_target_mid_stream_gets_its_slots_and_the_cluster_ends_equal() {
+    let cluster = Cluster::start(ServerKind::Valkey91, 3).unwrap();
+    let mut added = String::new();
+    let output = ends_equal_after_target_change(cluster, |cluster| {
+        let new = cluster.add_primary().unwrap();
+        added = format!("127.0.0.1:{}", cluster.nodes()[new].port());
+        for slot in load_slots_on(cluster, 0, 40) {
+            cluster.move_slot(slot, 0, new).unwrap();
+        }
+    });
+    assert!(
+        output.contains(&format!("primaries while ferry wrote ({added})")),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_failover_of_a_target_primary_mid_stream_is_followed_and_the_cluster_ends_equal() {
+    let cluster = Cluster::start_with_replicas(ServerKind::Valkey81, 3, 1).unwrap();
+    let mut promoted = String::new();
+    let output = ends_equal_after_target_change(cluster, |cluster| {
+        cluster.failover(1).unwrap();
+        promoted = format!("127.0.0.1:{}", cluster.nodes()[1].port());
+    });
+    assert!(
+        output.contains(&format!("primaries while ferry wrote ({promoted})")),
+        "{output}"
+    );
 }

@@ -723,6 +723,15 @@ impl Migration {
                  now serving their slot"
             ));
         }
+        let joined = pipe.joined_primaries();
+        if !joined.is_empty() {
+            self.say(format!(
+                "the target cluster gained {} primaries while ferry wrote ({}): ferry \
+                 connected to them and sent their slots' commands there",
+                joined.len(),
+                joined.join(", ")
+            ));
+        }
         self.events.end_session();
         for line in applier.report_lines() {
             self.events.policy_report(&line);

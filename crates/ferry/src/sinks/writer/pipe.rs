@@ -302,7 +302,7 @@ async fn reply_task(
 ) {
     while let Some(batch) = flight.recv().await {
         // Replies redirected (`MOVED`/`ASK`) and transactions aborted because of them.
-        let mut redirected: Vec<(u32, bool, String)> = Vec::new();
+        let mut redirected: Vec<(u32, redirect::Redirection)> = Vec::new();
         let mut aborted: Vec<u32> = Vec::new();
         for index in 0..batch.replies {
             let reply = match reader.read(REPLY_TIMEOUT).await {
@@ -313,8 +313,8 @@ async fn reply_task(
                 }
             };
             if shared.redirect.is_some() {
-                if let Some((ask, address)) = redirect::redirection(&reply) {
-                    redirected.push((index, ask, address));
+                if let Some(redirection) = redirect::redirection(&reply) {
+                    redirected.push((index, redirection));
                     continue;
                 }
                 if !redirected.is_empty() && redirect::is_exec_abort(&reply) {
@@ -456,6 +456,15 @@ impl Pipe {
         match &self.0 {
             Route::Single(_) => 0,
             Route::Cluster(pipe) => pipe.redirects(),
+        }
+    }
+
+    /// `host:port` of the primaries a cluster target gained while ferry wrote (named by
+    /// a redirect, connected to then).
+    pub fn joined_primaries(&self) -> Vec<String> {
+        match &self.0 {
+            Route::Single(_) => Vec::new(),
+            Route::Cluster(pipe) => pipe.joined(),
         }
     }
 

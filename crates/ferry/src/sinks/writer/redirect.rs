@@ -12,6 +12,8 @@ use std::pin::Pin;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redirected {
     pub ask: bool,
+    /// The slot the reply names (of the unit's commands: a transaction has one slot).
+    pub slot: u16,
     /// `host:port`, as the reply names it.
     pub address: String,
     /// One command, or the commands of a transaction (without MULTI and EXEC).
@@ -28,8 +30,16 @@ pub trait Redirect: Send + Sync + std::fmt::Debug {
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
 }
 
-/// `MOVED <slot> <host:port>` → `(false, address)`, `ASK …` → `(true, address)`.
-pub fn redirection(reply: &Frame) -> Option<(bool, String)> {
+/// One `MOVED <slot> <host:port>` or `ASK <slot> <host:port>` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirection {
+    pub ask: bool,
+    pub slot: u16,
+    pub address: String,
+}
+
+/// The redirection a reply is, if it is one.
+pub fn redirection(reply: &Frame) -> Option<Redirection> {
     let Frame::Error(message) = reply else {
         return None;
     };
@@ -40,25 +50,29 @@ pub fn redirection(reply: &Frame) -> Option<(bool, String)> {
         "ASK" => true,
         _ => return None,
     };
-    let _slot = words.next()?;
-    Some((ask, words.next()?.to_string()))
+    let slot = words.next()?.parse().ok()?;
+    Some(Redirection {
+        ask,
+        slot,
+        address: words.next()?.to_string(),
+    })
 }
 
 pub fn is_exec_abort(reply: &Frame) -> bool {
     matches!(reply, Frame::Error(message) if message.starts_with(b"EXECABORT"))
 }
 
-/// The units to send again: `redirected` holds (command index, ask, address) for each
+/// The units to send again: `redirected` holds (command index, redirection) for each
 /// redirected reply, `aborted` the index of each EXEC the node aborted after one.
 pub fn collect(
     payload: &[u8],
-    redirected: &[(u32, bool, String)],
+    redirected: &[(u32, Redirection)],
     aborted: &[u32],
 ) -> Result<Vec<Redirected>, String> {
     let commands = decode_all(payload)?;
     let mut out: Vec<Redirected> = Vec::new();
     // The open transaction: MULTI's index and the redirect seen in it, if any.
-    let mut open: Option<(usize, Option<(bool, String)>)> = None;
+    let mut open: Option<(usize, Option<Redirection>)> = None;
     let mut hits = redirected.iter().peekable();
     for (index, args) in commands.iter().enumerate() {
         let name = args
@@ -66,9 +80,9 @@ pub fn collect(
             .map(|n| n.to_ascii_uppercase())
             .unwrap_or_default();
         let hit = match hits.peek() {
-            Some((at, ask, address)) if *at as usize == index => {
+            Some((at, redirection)) if *at as usize == index => {
                 hits.next();
-                Some((*ask, address.clone()))
+                Some(redirection.clone())
             }
             _ => None,
         };
@@ -86,11 +100,12 @@ pub fn collect(
                 }
                 continue;
             }
-            let Some((ask, address)) = seen else {
+            let Some(Redirection { ask, slot, address }) = seen else {
                 return Err("the target aborted a transaction (EXECABORT)".into());
             };
             out.push(Redirected {
                 ask,
+                slot,
                 address,
                 commands: commands[start + 1..index].to_vec(),
                 transaction: true,
@@ -101,8 +116,9 @@ pub fn collect(
             (Some((_, seen)), Some(hit)) => {
                 seen.get_or_insert(hit);
             }
-            (None, Some((ask, address))) => out.push(Redirected {
+            (None, Some(Redirection { ask, slot, address })) => out.push(Redirected {
                 ask,
+                slot,
                 address,
                 commands: vec![args.clone()],
                 transaction: false,
@@ -150,12 +166,20 @@ mod tests {
             .collect()
     }
 
+    fn to(ask: bool, slot: u16, address: &str) -> Redirection {
+        Redirection {
+            ask,
+            slot,
+            address: address.into(),
+        }
+    }
+
     #[test]
     fn replies_name_where_to_go() {
         let moved = Frame::Error(Bytes::from_static(b"MOVED 3999 127.0.0.1:6381"));
-        assert_eq!(redirection(&moved), Some((false, "127.0.0.1:6381".into())));
-        let ask = Frame::Error(Bytes::from_static(b"ASK 3999 h:1"));
-        assert_eq!(redirection(&ask), Some((true, "h:1".into())));
+        assert_eq!(redirection(&moved), Some(to(false, 3999, "127.0.0.1:6381")));
+        let ask = Frame::Error(Bytes::from_static(b"ASK 12 h:1"));
+        assert_eq!(redirection(&ask), Some(to(true, 12, "h:1")));
         assert_eq!(
             redirection(&Frame::Error(Bytes::from_static(b"ERR no"))),
             None
@@ -177,9 +201,9 @@ mod tests {
             "LPUSH e x", // 9: redirected
         ]);
         let redirected = [
-            (0, false, "n:1".to_string()),
-            (3, false, "n:2".to_string()),
-            (9, true, "n:2".to_string()),
+            (0, to(false, 7, "n:1")),
+            (3, to(false, 8, "n:2")),
+            (9, to(true, 9, "n:2")),
         ];
         let units = collect(&sent, &redirected, &[5]).unwrap();
         assert_eq!(
@@ -187,18 +211,21 @@ mod tests {
             [
                 Redirected {
                     ask: false,
+                    slot: 7,
                     address: "n:1".into(),
                     commands: vec![args("SET a 1")],
                     transaction: false,
                 },
                 Redirected {
                     ask: false,
+                    slot: 8,
                     address: "n:2".into(),
                     commands: vec![args("DEL c"), args("INCR c")],
                     transaction: true,
                 },
                 Redirected {
                     ask: true,
+                    slot: 9,
                     address: "n:2".into(),
                     commands: vec![args("LPUSH e x")],
                     transaction: false,

@@ -4,18 +4,22 @@
 //! alone), so a mark counts as applied once the slowest primary has acknowledged it:
 //! [`ClusterPipe::applied`] is the smallest mark over the primaries.
 //!
-//! The slot map is read once, at the start. A command a node answers with `MOVED` or
-//! `ASK` (its slot moved, or is moving, while ferry writes) is sent again to the node the
-//! reply names (after `ASKING` for `ASK`), in the order the first node refused them; that
-//! node's batch counts as applied only once they are. The map is not changed meanwhile:
-//! every later command for that slot still goes to the first node and is redirected in
-//! turn, which keeps the commands on a key in order (at the cost of a second round trip).
-//! A transaction with a command redirected by `MOVED` (the node aborts it) runs again
-//! whole on the new node; by `ASK` (its slot half moved) command by command there.
-//! A redirect to a node ferry has no connection to stops ferry.
+//! The slot map is read at the start and then follows the target's own redirects. A
+//! command a node answers with `MOVED` or `ASK` (its slot moved, or is moving, while
+//! ferry writes) is sent again to the node the reply names (after `ASKING` for `ASK`), in
+//! the order the first node refused them; that node's batch counts as applied only once
+//! they are. A node ferry has no connection to yet (a primary added to the cluster, or a
+//! replica promoted by `CLUSTER FAILOVER`) is connected to then, with the target URL's
+//! credentials and TLS. A transaction with a command redirected by `MOVED` (the node
+//! aborts it) runs again whole on the new node; by `ASK` (its slot half moved) command by
+//! command there.
+//!
+//! A `MOVED` also changes the slot map, but only at the next batch, and only once
+//! everything sent before is applied: a later command on a key then never overtakes an
+//! earlier one still on its way round through the old node.
 
 use super::split::Splitter;
-use super::topology::{discover, SlotMap};
+use super::topology::{discover, Node, SlotMap};
 use crate::sinks::writer::client::{Client, ClientError};
 use crate::sinks::writer::pipe::{Batch, Mark, NodePipe, PipeCounters, PipeError};
 use crate::sinks::writer::redirect::{Redirect, Redirected};
@@ -32,9 +36,16 @@ use std::time::Duration;
 const ACK_INTERVAL: Duration = Duration::from_millis(100);
 
 pub struct ClusterPipe {
-    nodes: Vec<NodePipe>,
-    /// `host:port` of each node, as `MOVED`/`ASK` name them.
-    addresses: Vec<String>,
+    /// The primaries written to; only ever appended to, so an index stays its node's.
+    primaries: Mutex<Primaries>,
+    /// How to reach a primary ferry learns of from a redirect.
+    dial: Dial,
+    /// Serialises connecting to new primaries (two nodes may name the same one at once).
+    connecting: tokio::sync::Mutex<()>,
+    /// `(slot, node index)` of each `MOVED` not yet in the splitter's slot map.
+    moved: Mutex<Vec<(u16, usize)>>,
+    /// The mark of the last batch handed out: a primary connected later starts from it.
+    last_mark: Mutex<Option<Mark>>,
     /// Commands sent again after a `MOVED` or `ASK`.
     redirects: AtomicU64,
     splitter: tokio::sync::Mutex<Splitter>,
@@ -43,6 +54,23 @@ pub struct ClusterPipe {
     ack: Mutex<Option<AckHandle>>,
     /// The splitter's count, readable without its lock.
     split_transactions: AtomicU64,
+}
+
+#[derive(Default)]
+struct Primaries {
+    pipes: Vec<NodePipe>,
+    /// `host:port` of each node, as `MOVED`/`ASK` name them.
+    addresses: Vec<String>,
+    /// `host:port` of the primaries connected to after the start.
+    joined: Vec<String>,
+}
+
+struct Dial {
+    url: ServerUrl,
+    connect_timeout: Duration,
+    /// Each primary's share of the in-flight byte budget.
+    share: usize,
+    follower: Arc<Follower>,
 }
 
 impl ClusterPipe {
@@ -72,29 +100,24 @@ impl ClusterPipe {
             });
         }
         let counters = Arc::new(PipeCounters::default());
-        let share = budget_bytes / map.nodes.len().max(1);
-        let follower = Arc::new(Follower::default());
-        let mut nodes = Vec::with_capacity(map.nodes.len());
-        let mut addresses = Vec::with_capacity(map.nodes.len());
+        let dial = Dial {
+            url: url.clone(),
+            connect_timeout,
+            share: budget_bytes / map.nodes.len().max(1),
+            follower: Arc::new(Follower::default()),
+        };
+        let mut primaries = Primaries::default();
         for node in &map.nodes {
-            let mut node_url = url.clone();
-            node_url.host = node.host.clone();
-            node_url.port = node.port;
-            let client = Client::connect(&node_url, connect_timeout).await?;
-            let (reader, writer) = client.into_split();
-            let redirect: Arc<dyn Redirect> = follower.clone();
-            nodes.push(NodePipe::start(
-                reader,
-                writer,
-                share,
-                counters.clone(),
-                Some(redirect),
-            ));
-            addresses.push(format!("{}:{}", node.host, node.port));
+            primaries.pipes.push(dial.open(node, &counters).await?);
+            primaries.addresses.push(address_of(node));
         }
+        let follower = dial.follower.clone();
         let pipe = Arc::new(ClusterPipe {
-            nodes,
-            addresses,
+            primaries: Mutex::new(primaries),
+            dial,
+            connecting: tokio::sync::Mutex::new(()),
+            moved: Mutex::new(Vec::new()),
+            last_mark: Mutex::new(None),
             redirects: AtomicU64::new(0),
             splitter: tokio::sync::Mutex::new(Splitter::new(map)),
             counters,
@@ -111,7 +134,22 @@ impl ClusterPipe {
 
     /// The primaries written to.
     pub fn nodes(&self) -> usize {
-        self.nodes.len()
+        self.pipes().len()
+    }
+
+    /// `host:port` of the primaries connected to after the start, in order.
+    pub fn joined(&self) -> Vec<String> {
+        self.primaries
+            .lock()
+            .map(|p| p.joined.clone())
+            .unwrap_or_default()
+    }
+
+    fn pipes(&self) -> Vec<NodePipe> {
+        self.primaries
+            .lock()
+            .map(|p| p.pipes.clone())
+            .unwrap_or_default()
     }
 
     pub fn report_to(&self, ack: AckHandle) {
@@ -128,6 +166,7 @@ impl ClusterPipe {
             return Err(PipeError(message));
         }
         let mut splitter = self.splitter.lock().await;
+        let pipes = self.catch_up(&mut splitter).await?;
         let parts = match splitter.split(&batch.payload) {
             Ok(parts) => parts,
             Err(message) => {
@@ -139,15 +178,51 @@ impl ClusterPipe {
         };
         self.split_transactions
             .store(splitter.split_transactions, Ordering::Relaxed);
-        for (node, mut part) in self.nodes.iter().zip(parts) {
+        if batch.mark.is_some() {
+            if let Ok(mut last) = self.last_mark.lock() {
+                *last = batch.mark;
+            }
+        }
+        for (node, mut part) in pipes.iter().zip(parts) {
             part.mark = batch.mark;
             node.send(part).await?;
         }
         Ok(())
     }
 
+    /// Brings the splitter's slot map up to date: the primaries connected to since, and
+    /// the slots `MOVED` replies said are elsewhere now (once all sent before is applied).
+    /// Returns the primaries, one per node of the map.
+    async fn catch_up(&self, splitter: &mut Splitter) -> Result<Vec<NodePipe>, PipeError> {
+        // Taken before the node list: a node a `MOVED` names is listed before it is queued.
+        let moved = self
+            .moved
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
+        let (pipes, addresses) = self
+            .primaries
+            .lock()
+            .map(|p| (p.pipes.clone(), p.addresses.clone()))
+            .unwrap_or_default();
+        for address in addresses.iter().skip(splitter.nodes()) {
+            splitter
+                .map_mut()
+                .add_node(node_at_address(address, &self.dial.url.host));
+        }
+        if !moved.is_empty() {
+            for pipe in &pipes {
+                pipe.barrier().await?;
+            }
+            for (slot, node) in moved {
+                splitter.map_mut().assign(slot, node);
+            }
+        }
+        Ok(pipes)
+    }
+
     pub async fn barrier(&self) -> Result<(), PipeError> {
-        for node in &self.nodes {
+        for node in self.pipes() {
             node.barrier().await?;
         }
         Ok(())
@@ -156,7 +231,7 @@ impl ClusterPipe {
     /// The smallest mark the primaries have applied: every primary got every mark.
     pub fn applied(&self) -> Option<Mark> {
         let mut lowest: Option<Mark> = None;
-        for node in &self.nodes {
+        for node in self.pipes() {
             let mark = node.applied()?;
             if lowest.is_none_or(|low| mark.offset < low.offset) {
                 lowest = Some(mark);
@@ -172,18 +247,30 @@ impl ClusterPipe {
 
     /// Sends `commands` where their redirects say and waits until they are applied.
     async fn follow(&self, commands: Vec<Redirected>) -> Result<(), String> {
-        let mut batches: Vec<Batch> = self.nodes.iter().map(|_| Batch::default()).collect();
+        // One batch per node named, in the order the nodes were first named.
+        let mut batches: Vec<(usize, NodePipe, Batch)> = Vec::new();
         let mut count = 0;
         for redirected in &commands {
-            let node = self.node_at(&redirected.address).ok_or_else(|| {
+            let (index, node) = self.node_for(&redirected.address).await.map_err(|e| {
                 format!(
-                    "the target sent {} to {}, a node ferry has no connection to (the \
-                     cluster changed its primaries while ferry wrote)",
+                    "the target sent {} to {}, which ferry cannot reach: {e}",
                     describe(redirected.commands.first().map_or(&[][..], |c| &c[..])),
                     redirected.address
                 )
             })?;
-            let batch = &mut batches[node];
+            if !redirected.ask {
+                if let Ok(mut moved) = self.moved.lock() {
+                    moved.push((redirected.slot, index));
+                }
+            }
+            let at = match batches.iter().position(|(known, _, _)| *known == index) {
+                Some(at) => at,
+                None => {
+                    batches.push((index, node, Batch::default()));
+                    batches.len() - 1
+                }
+            };
+            let batch = &mut batches[at].2;
             // ASKING holds for the next command only: a transaction refused with ASK (its
             // slot half moved) runs command by command there.
             let whole = redirected.transaction && !redirected.ask;
@@ -202,28 +289,54 @@ impl ClusterPipe {
             }
         }
         self.redirects.fetch_add(count, Ordering::Relaxed);
-        let mut touched = Vec::new();
-        for (index, batch) in batches.into_iter().enumerate() {
-            if !batch.is_empty() {
-                touched.push(index);
-                self.nodes[index].send(batch).await.map_err(|e| e.0)?;
-            }
+        let mut touched = Vec::with_capacity(batches.len());
+        for (_, node, batch) in batches {
+            node.send(batch).await.map_err(|e| e.0)?;
+            touched.push(node);
         }
-        for index in touched {
-            self.nodes[index].barrier().await.map_err(|e| e.0)?;
+        for node in touched {
+            node.barrier().await.map_err(|e| e.0)?;
         }
         Ok(())
     }
 
-    fn node_at(&self, address: &str) -> Option<usize> {
-        if let Some(index) = self.addresses.iter().position(|a| a == address) {
-            return Some(index);
+    /// The node at `address` (as a redirect names it), connected to now if it is new.
+    async fn node_for(&self, address: &str) -> Result<(usize, NodePipe), ClientError> {
+        if let Some(found) = self.known(address) {
+            return Ok(found);
         }
-        // A node announcing no IP is named ":port".
-        let port = address.strip_prefix(':')?;
-        self.addresses
-            .iter()
-            .position(|a| a.rsplit(':').next() == Some(port))
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(found) = self.known(address) {
+            return Ok(found);
+        }
+        let node = node_at_address(address, &self.dial.url.host);
+        let pipe = self.dial.open(&node, &self.counters).await?;
+        // It holds nothing of the batches handed out so far but commands redirected to
+        // it, which count with their first node's batch: it has applied up to there.
+        let last_mark = self.last_mark.lock().ok().and_then(|m| *m);
+        if let Some(mark) = last_mark {
+            let start = Batch {
+                mark: Some(mark),
+                ..Batch::default()
+            };
+            pipe.send(start)
+                .await
+                .map_err(|e| ClientError::Protocol(e.0))?;
+        }
+        let mut primaries = self
+            .primaries
+            .lock()
+            .map_err(|_| ClientError::Protocol("internal: the node list is poisoned".into()))?;
+        primaries.pipes.push(pipe.clone());
+        primaries.addresses.push(address_of(&node));
+        primaries.joined.push(address_of(&node));
+        Ok((primaries.pipes.len() - 1, pipe))
+    }
+
+    fn known(&self, address: &str) -> Option<(usize, NodePipe)> {
+        let primaries = self.primaries.lock().ok()?;
+        let index = node_index(&primaries.addresses, address)?;
+        Some((index, primaries.pipes.get(index)?.clone()))
     }
 
     /// Source transactions over several slots, run as one transaction per slot.
@@ -239,8 +352,70 @@ impl ClusterPipe {
         if let Some(own) = self.failure.lock().ok().and_then(|f| f.clone()) {
             return Some(own);
         }
-        self.nodes.iter().find_map(NodePipe::failure)
+        // Which primary failed matters to whoever has to look at the cluster.
+        let primaries = self.primaries.lock().ok()?;
+        primaries
+            .pipes
+            .iter()
+            .zip(&primaries.addresses)
+            .find_map(|(pipe, address)| Some(format!("primary {address}: {}", pipe.failure()?)))
     }
+}
+
+impl Dial {
+    /// A pipe to `node`, with the target URL's credentials and TLS.
+    async fn open(
+        &self,
+        node: &Node,
+        counters: &Arc<PipeCounters>,
+    ) -> Result<NodePipe, ClientError> {
+        let mut url = self.url.clone();
+        url.host = node.host.clone();
+        url.port = node.port;
+        let client = Client::connect(&url, self.connect_timeout).await?;
+        let (reader, writer) = client.into_split();
+        let redirect: Arc<dyn Redirect> = self.follower.clone();
+        Ok(NodePipe::start(
+            reader,
+            writer,
+            self.share,
+            counters.clone(),
+            Some(redirect),
+        ))
+    }
+}
+
+fn address_of(node: &Node) -> String {
+    format!("{}:{}", node.host, node.port)
+}
+
+/// The node a redirect's `host:port` names; an empty host (a node announcing no IP) is
+/// the target URL's.
+fn node_at_address(address: &str, url_host: &str) -> Node {
+    let (host, port) = address.rsplit_once(':').unwrap_or((address, ""));
+    Node {
+        host: match host {
+            "" | "?" => url_host.to_owned(),
+            host => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        },
+        port: port.parse().unwrap_or(0),
+        id: None,
+    }
+}
+
+/// The index of the node `address` names among `addresses`.
+fn node_index(addresses: &[String], address: &str) -> Option<usize> {
+    if let Some(index) = addresses.iter().position(|a| a == address) {
+        return Some(index);
+    }
+    // A node announcing no IP is named ":port".
+    let port = address.strip_prefix(':')?;
+    addresses
+        .iter()
+        .position(|a| a.rsplit(':').next() == Some(port))
 }
 
 /// The nodes' way back to their cluster pipe (weak: the pipe owns the nodes).
@@ -288,5 +463,30 @@ async fn report_applied(pipe: Weak<ClusterPipe>) {
         if let (Some(ack), Some(mark)) = (ack, pipe.applied()) {
             ack.set_applied(mark.offset);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_addresses_name_nodes() {
+        let node = node_at_address("10.0.0.7:7001", "seed");
+        assert_eq!((node.host.as_str(), node.port), ("10.0.0.7", 7001));
+        // A node announcing no IP: the host ferry was given.
+        let node = node_at_address(":7002", "seed");
+        assert_eq!((node.host.as_str(), node.port), ("seed", 7002));
+        let node = node_at_address("::1:7003", "seed");
+        assert_eq!((node.host.as_str(), node.port), ("::1", 7003));
+    }
+
+    #[test]
+    fn known_nodes_are_found_by_address_or_bare_port() {
+        let known = ["10.0.0.1:7000".to_string(), "seed:7001".to_string()];
+        assert_eq!(node_index(&known, "10.0.0.1:7000"), Some(0));
+        assert_eq!(node_index(&known, ":7001"), Some(1));
+        assert_eq!(node_index(&known, "10.0.0.1:7001"), None);
+        assert_eq!(node_index(&known, ":7009"), None);
     }
 }

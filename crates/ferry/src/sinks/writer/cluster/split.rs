@@ -13,9 +13,9 @@ use ferry_repl::resp::{FrameDecoder, Limits, Mode};
 
 pub struct Splitter {
     map: SlotMap,
-    /// The commands of an open source transaction, with their primary; `Some` between
+    /// The commands of an open source transaction, with their slot; `Some` between
     /// MULTI and EXEC (which may arrive in different batches).
-    transaction: Option<Vec<(usize, u16, Vec<Bytes>)>>,
+    transaction: Option<Vec<(u16, Vec<Bytes>)>>,
     /// Source transactions over several slots, run as one transaction per slot.
     pub split_transactions: u64,
 }
@@ -31,6 +31,11 @@ impl Splitter {
 
     pub fn nodes(&self) -> usize {
         self.map.nodes.len()
+    }
+
+    /// The slot map, to change as the target's topology does.
+    pub fn map_mut(&mut self) -> &mut SlotMap {
+        &mut self.map
     }
 
     /// One batch per primary (index as in the slot map), possibly empty. The error is one
@@ -76,7 +81,7 @@ impl Splitter {
                 // over several slots (Redis wraps a command and the deletions of keys it
                 // found expired in one, for instance) runs as one transaction per slot.
                 let mut slots: Vec<u16> = Vec::new();
-                for (_, slot, _) in &queued {
+                for (slot, _) in &queued {
                     if !slots.contains(slot) {
                         slots.push(*slot);
                     }
@@ -85,14 +90,16 @@ impl Splitter {
                     self.split_transactions += 1;
                 }
                 for slot in slots {
-                    let part: Vec<&(usize, u16, Vec<Bytes>)> =
-                        queued.iter().filter(|(_, s, _)| *s == slot).collect();
-                    let Some((node, _, _)) = part.first() else {
+                    let part: Vec<&(u16, Vec<Bytes>)> =
+                        queued.iter().filter(|(s, _)| *s == slot).collect();
+                    let Some((_, first)) = part.first() else {
                         continue;
                     };
-                    let batch = out.get_mut(*node).ok_or("internal: no such node")?;
+                    // The owner now: the slot map may have changed since MULTI.
+                    let node = self.owner(slot, first)?;
+                    let batch = out.get_mut(node).ok_or("internal: no such node")?;
                     batch.push(&["MULTI"]);
-                    for (_, _, command) in &part {
+                    for (_, command) in &part {
                         batch.push(command);
                     }
                     batch.push(&["EXEC"]);
@@ -135,7 +142,7 @@ impl Splitter {
     fn send_to(&mut self, slot: u16, args: Vec<Bytes>, out: &mut [Batch]) -> Result<(), String> {
         let node = self.owner(slot, &args)?;
         match self.transaction.as_mut() {
-            Some(queued) => queued.push((node, slot, args)),
+            Some(queued) => queued.push((slot, args)),
             None => out
                 .get_mut(node)
                 .ok_or("internal: no such node")?

@@ -41,6 +41,20 @@ impl SlotMap {
             .find(|tag| self.owner(key_slot(tag.as_bytes())) == Some(node))
     }
 
+    /// Adds a primary serving no slot yet (one a redirect named); returns its index.
+    pub fn add_node(&mut self, node: Node) -> usize {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// `slot` is served by node `index` from now on (a `MOVED` said so).
+    pub fn assign(&mut self, slot: u16, index: usize) {
+        if let (Some(owner), true) = (self.owners.get_mut(slot as usize), index < self.nodes.len())
+        {
+            *owner = Some(index);
+        }
+    }
+
     /// The first slot nobody serves, if any.
     pub fn first_unserved(&self) -> Option<u16> {
         self.owners
