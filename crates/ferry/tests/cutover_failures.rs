@@ -320,31 +320,3 @@ fn ctrl_c_during_the_hook_kills_it_and_undoes_the_switch_at_once() {
     assert_serving(&setup.source);
     assert_still_migrating(&setup);
 }
-
-/// One pause and one offset cannot stand for a cluster's primaries: refused before
-/// anything is paused.
-#[test]
-fn a_cluster_source_is_refused_before_pausing() {
-    let source = ferry_testkit::Cluster::start(ServerKind::Redis70, 3).unwrap();
-    let target = Server::start(ServerKind::Valkey81).unwrap();
-    let output = cutover_support::ferry(&switch_args(
-        "cutover",
-        &source.nodes()[0],
-        &target,
-        "127.0.0.1:1",
-        &[],
-    ));
-    let result = assert_failed_at(&output, "preflight");
-    let error = result["error"].as_str().unwrap();
-    assert!(error.contains("is a cluster node"), "{error}");
-    assert!(error.contains("the source was not paused"), "{error}");
-    // The node still takes writes for its slots.
-    let key = format!("{{{}}}:probe", source.tag_for(0).unwrap());
-    let mut con = source.nodes()[0].client();
-    con.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    redis::cmd("SET")
-        .arg(&key)
-        .arg("written")
-        .query::<()>(&mut con)
-        .expect("the source node takes a write");
-}

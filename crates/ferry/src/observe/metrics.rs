@@ -43,6 +43,30 @@ pub struct Stats {
     /// tick's copy is up to 100 ms old, and cutover waits on this number while writes
     /// are paused.
     live_applied: std::sync::OnceLock<LiveOffset>,
+    /// Each shard's position, for a cluster source (read at the request, as above).
+    shards: std::sync::OnceLock<ShardsReader>,
+}
+
+/// Where one shard of a cluster source is, in `/status`: cutover drains and checks each
+/// shard against its own primary's offset.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ShardStatus {
+    /// `0-5460`, or `0-99,200-300`.
+    pub slots: String,
+    /// host:port of the primary followed.
+    pub node: String,
+    pub replid: Option<String>,
+    pub applied_offset: i64,
+    pub source_offset: i64,
+}
+
+/// A reader of the shards' positions.
+pub struct ShardsReader(pub Box<dyn Fn() -> Vec<ShardStatus> + Send + Sync>);
+
+impl std::fmt::Debug for ShardsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShardsReader")
+    }
 }
 
 /// A reader of the run's applied offset.
@@ -206,6 +230,11 @@ impl Stats {
         let _ = self.live_applied.set(LiveOffset(Box::new(reader)));
     }
 
+    /// Lets `/status` list a cluster source's shards (set once).
+    pub fn set_shards_reader(&self, reader: impl Fn() -> Vec<ShardStatus> + Send + Sync + 'static) {
+        let _ = self.shards.set(ShardsReader(Box::new(reader)));
+    }
+
     pub fn applied_offset(&self) -> i64 {
         let ticked = self.applied_offset.load(Ordering::Relaxed);
         // Outside streaming the live reader may still hold an earlier history's offset.
@@ -245,6 +274,11 @@ impl Stats {
             target: details.target,
             target_server: details.target_server,
             source_replid: details.replid,
+            shards: self
+                .shards
+                .get()
+                .map(|reader| (reader.0)())
+                .unwrap_or_default(),
             applied_offset: self.applied_offset(),
             source_offset: self.source_offset.load(Ordering::Relaxed),
             lag_bytes: self.lag_bytes(),
@@ -409,6 +443,9 @@ pub struct Status {
     pub target: String,
     pub target_server: String,
     pub source_replid: Option<String>,
+    /// A cluster source's shards (absent for one server): the offsets above are their sums.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardStatus>,
     pub applied_offset: i64,
     pub source_offset: i64,
     pub lag_bytes: i64,

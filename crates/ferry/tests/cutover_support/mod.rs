@@ -61,12 +61,23 @@ pub fn switch_args(
     status: &str,
     extra: &[&str],
 ) -> Vec<String> {
+    switch_args_between(command, &source.url(), &target.url(), status, extra)
+}
+
+/// [`switch_args`] between URLs (a cluster is given by any of its nodes).
+pub fn switch_args_between(
+    command: &str,
+    source: &str,
+    target: &str,
+    status: &str,
+    extra: &[&str],
+) -> Vec<String> {
     let mut args: Vec<String> = [
         command,
         "--source",
-        &source.url(),
+        source,
         "--target",
-        &target.url(),
+        target,
         "--status",
         status,
         "--pause-timeout-ms",
@@ -199,6 +210,16 @@ fn count_on(key: &str, route: &Path, stop: &AtomicBool, acked: &AtomicU64) {
             Ok(_) => {
                 acked.fetch_add(1, Ordering::SeqCst);
             }
+            // A cluster node sends the client to the node serving the key's slot, as a
+            // cluster client follows it (the route keeps naming the cluster).
+            Err(error) if error.redirect_node().is_some() => {
+                let moved = error
+                    .redirect_node()
+                    .map(|(address, _slot)| address.to_owned());
+                current = moved
+                    .and_then(|addr| connect(&addr))
+                    .map(|con| (wanted.to_owned(), con));
+            }
             // Not acknowledged: not counted. Reconnect (to wherever the route says).
             Err(_) => current = None,
         }
@@ -213,6 +234,27 @@ fn connect(addr: &str) -> Option<redis::Connection> {
     // Longer than any pause, so that a write held by the pause waits for its outcome.
     con.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     Some(con)
+}
+
+/// The counters' values on a cluster: each read from the primary serving it.
+pub fn cluster_counter_values(cluster: &ferry_testkit::Cluster) -> Vec<u64> {
+    (0..COUNTERS)
+        .map(|i| {
+            let key = counter_key(i);
+            cluster
+                .nodes()
+                .iter()
+                .find_map(|node| {
+                    // Every other primary answers MOVED.
+                    redis::cmd("GET")
+                        .arg(&key)
+                        .query::<Option<u64>>(&mut node.client())
+                        .ok()
+                })
+                .expect("a primary serves the counter")
+                .unwrap_or(0)
+        })
+        .collect()
 }
 
 /// The counters' values on `server`.

@@ -4,6 +4,7 @@
 
 pub mod hook;
 pub mod interrupt;
+pub mod primaries;
 pub mod procedure;
 pub mod report;
 pub mod reverse;

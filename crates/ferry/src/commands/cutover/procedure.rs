@@ -9,12 +9,16 @@
 //! Once the source is paused every failure unpauses it; a promotion is undone; the
 //! migration keeps running unless the failure came after it was stopped (then its state
 //! file resumes it).
+//!
+//! A cluster source is paused, read, drained and checked primary by primary
+//! ([`Primaries`]), each against its own shard of the run's `/status`.
 
 use super::hook;
 use super::interrupt::Interrupt;
+use super::primaries::Primaries;
 use super::report::{StepTime, SwitchReport};
 use super::server::ServerLink;
-use super::status::{RunStatus, StatusEndpoint};
+use super::status::{RunStatus, ShardRun, StatusEndpoint};
 use crate::error::{chain, one_line};
 use crate::policy::Policies;
 use crate::url::ServerUrl;
@@ -73,10 +77,13 @@ struct Switch<'a> {
     plan: &'a Plan,
     interrupt: &'a Interrupt,
     report: SwitchReport,
-    source: Option<ServerLink>,
+    source: Option<Primaries>,
     target: Option<ServerLink>,
+    /// Whether the target is a cluster: no marker, no import mode, nothing to promote.
+    target_cluster: bool,
     paused_at: Option<Instant>,
-    paused_offset: i64,
+    /// Each source primary's offset once paused, in the order of [`Primaries::list`].
+    paused_offsets: Vec<i64>,
     /// The target's primary before promotion, to go back to.
     promoted_from: Option<(String, u16)>,
     run_stopped: bool,
@@ -93,8 +100,9 @@ pub fn run(plan: &Plan, interrupt: &Interrupt) -> SwitchReport {
         report: SwitchReport::new(plan.command, plan.source.address(), plan.target.address()),
         source: None,
         target: None,
+        target_cluster: false,
         paused_at: None,
-        paused_offset: 0,
+        paused_offsets: Vec::new(),
         promoted_from: None,
         run_stopped: false,
         stop_sent: false,
@@ -166,7 +174,7 @@ impl Switch<'_> {
         Ok(())
     }
 
-    fn source(&mut self) -> Result<&mut ServerLink, String> {
+    fn source(&mut self) -> Result<&mut Primaries, String> {
         self.source
             .as_mut()
             .ok_or_else(|| "internal: no source connection".to_owned())
@@ -188,35 +196,12 @@ impl Switch<'_> {
         target
             .ping()
             .map_err(|e| format!("target {target_address} does not answer: {}", line(&e)))?;
+        self.target_cluster = target
+            .is_cluster()
+            .map_err(|e| format!("target {target_address}: {}", line(&e)))?;
         let source_address = plan.source.address();
-        let mut source = ServerLink::connect(&plan.source)
-            .map_err(|e| format!("source {source_address} is unreachable: {}", line(&*e)))?;
-        // One pause and one offset stand for the whole source: a cluster has one per
-        // primary, which this procedure does not coordinate.
-        for (role, link, address) in [
-            ("source", &mut source, &source_address),
-            ("target", &mut target, &target_address),
-        ] {
-            if link
-                .is_cluster()
-                .map_err(|e| format!("{role} {address}: {}", line(&e)))?
-            {
-                return Err(format!(
-                    "{role} {address} is a cluster node: cutover pauses and checks one \
-                     server, not a cluster (not supported yet); switch clients by hand after \
-                     `ferry verify`"
-                ));
-            }
-        }
-        let replication = source
-            .replication()
-            .map_err(|e| format!("source {source_address}: {}", line(&e)))?;
-        if replication.role != "master" {
-            return Err(format!(
-                "source {source_address} is a replica (role:{}); pause its primary instead",
-                replication.role
-            ));
-        }
+        let mut source = Primaries::connect(&plan.source)?;
+        let replication = source.replication()?;
         self.source = Some(source);
         self.target = Some(target);
         let mut status = plan.status.status().map_err(|e| line(&e))?;
@@ -226,13 +211,17 @@ impl Switch<'_> {
                 plan.status.addr, status.source, status.target
             ));
         }
-        if status.source_replid.as_deref() != Some(replication.replid.as_str()) {
-            return Err(format!(
-                "the run at {} follows replication ID {}, the source has {}",
-                plan.status.addr,
-                status.source_replid.as_deref().unwrap_or("none yet"),
-                replication.replid
-            ));
+        for (index, replication) in replication.iter().enumerate() {
+            let followed = self.followed_replid(&status, index)?;
+            if followed != Some(replication.replid.as_str()) {
+                return Err(format!(
+                    "the run at {} follows replication ID {} for {}, which has {}",
+                    plan.status.addr,
+                    followed.unwrap_or("none yet"),
+                    self.source()?.list[index].link.address,
+                    replication.replid
+                ));
+            }
         }
         let deadline = Instant::now() + LAG_WAIT;
         let lag = loop {
@@ -242,8 +231,12 @@ impl Switch<'_> {
                     plan.status.addr, status.phase
                 ));
             }
-            let offset = self.source()?.replication().map_err(|e| line(&e))?.offset;
-            let lag = offset.saturating_sub(status.applied_offset).max(0) as u64;
+            let offsets = self.source()?.replication()?;
+            let mut lag = 0u64;
+            for (index, now) in offsets.iter().enumerate() {
+                let applied = self.applied_for(&status, index)?;
+                lag += now.offset.saturating_sub(applied).max(0) as u64;
+            }
             if lag <= plan.max_lag_bytes {
                 break lag;
             }
@@ -259,6 +252,11 @@ impl Switch<'_> {
             status = plan.status.status().map_err(|e| line(&e))?;
         };
         if plan.promote || status.is_relay() {
+            if self.target_cluster {
+                return Err(format!(
+                    "target {target_address} is a cluster node: there is no replica to promote"
+                ));
+            }
             let role = self.target()?.replication().map_err(|e| line(&e))?;
             if role.primary.is_none() {
                 return Err(format!(
@@ -267,53 +265,145 @@ impl Switch<'_> {
                 ));
             }
         }
+        let primaries = self.source()?.list.len();
         let detail = format!(
-            "{} run in phase {}, lag {lag} bytes",
+            "{} run in phase {}, lag {lag} bytes{}",
             status.mode.as_deref().unwrap_or("migrate"),
-            status.phase
+            status.phase,
+            match primaries {
+                1 => String::new(),
+                n => format!(" over {n} source primaries"),
+            }
         );
         Ok((status, detail))
+    }
+
+    /// The shard of the run that follows source primary `index`: for a cluster source, the
+    /// one `/status` lists at its address.
+    fn shard_of<'s>(
+        &self,
+        status: &'s RunStatus,
+        index: usize,
+    ) -> Result<Option<&'s ShardRun>, String> {
+        let source = self
+            .source
+            .as_ref()
+            .ok_or_else(|| "internal: no source connection".to_owned())?;
+        let address = &source.list[index].link.address;
+        match (source.cluster, status.shards.is_empty()) {
+            (false, true) => Ok(None),
+            (false, false) => Err(format!(
+                "the run at {} reads a cluster source, and {address} is not a cluster node",
+                self.plan.status.addr
+            )),
+            (true, true) => Err(format!(
+                "the run at {} reads one server, and {address} is a cluster node (an older \
+                 ferry, or another run)",
+                self.plan.status.addr
+            )),
+            (true, false) => status
+                .shards
+                .iter()
+                .find(|shard| shard.node == *address)
+                .map(Some)
+                .ok_or_else(|| {
+                    let followed: Vec<&str> =
+                        status.shards.iter().map(|s| s.node.as_str()).collect();
+                    format!(
+                        "the run at {} follows no shard at {address} (it follows {}): the \
+                         source's primaries changed since it started; wait for it to follow \
+                         them",
+                        self.plan.status.addr,
+                        followed.join(", ")
+                    )
+                }),
+        }
+    }
+
+    fn followed_replid<'s>(
+        &self,
+        status: &'s RunStatus,
+        index: usize,
+    ) -> Result<Option<&'s str>, String> {
+        Ok(match self.shard_of(status, index)? {
+            Some(shard) => shard.replid.as_deref(),
+            None => status.source_replid.as_deref(),
+        })
+    }
+
+    /// The offset the run has applied of source primary `index`'s stream.
+    fn applied_for(&self, status: &RunStatus, index: usize) -> Result<i64, String> {
+        Ok(match self.shard_of(status, index)? {
+            Some(shard) => shard.applied_offset,
+            None => status.applied_offset,
+        })
     }
 
     fn pause(&mut self) -> Result<((), String), String> {
         let timeout = self.plan.pause_timeout;
         // The window counts from the moment the command leaves: writes may already wait.
         self.paused_at = Some(Instant::now());
-        if let Err(error) = self.source()?.pause_writes(timeout) {
-            // A lost connection may have left the pause in force: unpause to be sure.
-            if !(error.is_io_error() || error.is_timeout()) {
+        if let Err((reason, maybe_paused)) = self.source()?.pause_writes(timeout) {
+            if !maybe_paused {
                 self.paused_at = None;
             }
-            return Err(format!(
-                "CLIENT PAUSE WRITE failed (it needs Redis 6.2+ or Valkey): {}",
-                line(&error)
-            ));
+            return Err(reason);
         }
-        Ok(((), format!("CLIENT PAUSE {} WRITE", timeout.as_millis())))
+        let primaries = self.source()?.list.len();
+        Ok((
+            (),
+            match primaries {
+                1 => format!("CLIENT PAUSE {} WRITE", timeout.as_millis()),
+                n => format!(
+                    "CLIENT PAUSE {} WRITE on {n} primaries",
+                    timeout.as_millis()
+                ),
+            },
+        ))
     }
 
     /// Every write the source accepted before the pause is at or below its offset now.
     fn offset(&mut self) -> Result<((), String), String> {
-        let replication = self.source()?.replication().map_err(|e| line(&e))?;
-        self.paused_offset = replication.offset;
-        self.report.paused_offset = Some(replication.offset);
-        Ok(((), format!("source offset {}", replication.offset)))
+        let source = self.source()?;
+        let offsets: Vec<i64> = source.replication()?.iter().map(|r| r.offset).collect();
+        let detail = describe_offsets(&source.addresses(), &offsets);
+        if source.cluster {
+            self.report.paused_offsets = source
+                .addresses()
+                .into_iter()
+                .zip(offsets.iter().copied())
+                .collect();
+        } else {
+            self.report.paused_offset = offsets.first().copied();
+        }
+        self.paused_offsets = offsets;
+        Ok(((), format!("source offset {detail}")))
     }
 
-    /// Waits until the run reports that offset applied on the target.
+    /// Waits until the run reports each primary's offset applied on the target.
     fn drain(&mut self) -> Result<((), String), String> {
         let plan = self.plan;
-        let wanted = self.paused_offset;
+        let wanted = self.paused_offsets.clone();
         let deadline = Instant::now() + plan.drain_timeout;
         loop {
             let status = plan.status.status().map_err(|e| line(&e))?;
-            if status.applied_offset >= wanted {
-                return Ok(((), format!("applied offset {}", status.applied_offset)));
+            let mut applied = Vec::with_capacity(wanted.len());
+            for index in 0..wanted.len() {
+                applied.push(self.applied_for(&status, index)?);
+            }
+            if applied.iter().zip(&wanted).all(|(have, want)| have >= want) {
+                let addresses = self.source()?.addresses();
+                return Ok((
+                    (),
+                    format!("applied offset {}", describe_offsets(&addresses, &applied)),
+                ));
             }
             if Instant::now() >= deadline {
+                let addresses = self.source()?.addresses();
                 return Err(format!(
-                    "the target applied offset {} of {wanted} within {} ms (--drain-timeout-ms)",
-                    status.applied_offset,
+                    "the target applied offset {} of {} within {} ms (--drain-timeout-ms)",
+                    describe_offsets(&addresses, &applied),
+                    describe_offsets(&addresses, &wanted),
                     plan.drain_timeout.as_millis()
                 ));
             }
@@ -433,25 +523,35 @@ impl Switch<'_> {
         Ok(((), format!("the run at {} stopped", endpoint.addr)))
     }
 
-    /// Proof that no write reached the source since its offset was read: the pause was
-    /// still in force (the server's timer started after ours), and the offset moved by
-    /// replication PINGs at most (a primary keeps sending them while paused).
+    /// Proof that no write reached the source since its offsets were read: the pause was
+    /// still in force (the server's timer started after ours), and each primary's offset
+    /// moved by replication PINGs at most (a primary keeps sending them while paused).
     fn check(&mut self) -> Result<((), String), String> {
-        let wanted = self.paused_offset;
+        let wanted = self.paused_offsets.clone();
         self.pause_in_force(
             "while the migration stopped; writes made since may be missing on the target",
         )?;
-        let now = self.source()?.replication().map_err(|e| line(&e))?.offset;
-        let moved = now - wanted;
-        if moved < 0 || moved % PING_BYTES != 0 {
-            return Err(format!(
-                "the source's offset moved from {wanted} to {now} while paused, by more \
-                 than replication PINGs; those writes may be missing on the target"
-            ));
+        let source = self.source()?;
+        let now: Vec<i64> = source.replication()?.iter().map(|r| r.offset).collect();
+        let addresses = source.addresses();
+        let mut moved_total = 0;
+        for ((address, before), after) in addresses.iter().zip(&wanted).zip(&now) {
+            let moved = after - before;
+            if moved < 0 || moved % PING_BYTES != 0 {
+                return Err(format!(
+                    "the source's offset moved from {before} to {after} while paused (on \
+                     {address}), by more than replication PINGs; those writes may be missing \
+                     on the target"
+                ));
+            }
+            moved_total += moved;
         }
         Ok((
             (),
-            format!("pause held; source offset {now} (+{moved} bytes of PINGs)"),
+            format!(
+                "pause held; source offset {} (+{moved_total} bytes of PINGs)",
+                describe_offsets(&addresses, &now)
+            ),
         ))
     }
 
@@ -459,6 +559,13 @@ impl Switch<'_> {
     /// a reason to undo the switch (the data is complete); a refusal is reported for the
     /// operator to finish by hand.
     fn release_target(&mut self) -> Result<((), String), String> {
+        if self.target_cluster {
+            return Ok((
+                (),
+                "a cluster target holds no marker and no import mode: nothing to release"
+                    .to_owned(),
+            ));
+        }
         let detail = match self.target()?.leave_migration() {
             Ok(done) if done.is_empty() => "nothing to release".to_owned(),
             Ok(done) => done.join(", "),
@@ -487,12 +594,12 @@ impl Switch<'_> {
     }
 
     fn kill_clients(&mut self) -> Result<((), String), String> {
-        let killed = self.source()?.kill_clients().map_err(|e| line(&e))?;
+        let killed = self.source()?.kill_clients()?;
         Ok(((), format!("closed {killed} client connections")))
     }
 
     fn unpause(&mut self) -> Result<((), String), String> {
-        self.source()?.unpause().map_err(|e| line(&e))?;
+        self.source()?.unpause()?;
         self.record_window();
         Ok(((), "CLIENT UNPAUSE".to_owned()))
     }
@@ -575,14 +682,24 @@ impl Switch<'_> {
         ));
     }
 
-    /// CLIENT UNPAUSE, on a new connection if the old one broke.
+    /// CLIENT UNPAUSE on every source primary, on new connections if needed.
     fn unpause_anyway(&mut self) -> Result<(), String> {
-        if let Some(source) = self.source.as_mut() {
-            if source.unpause().is_ok() {
-                return Ok(());
-            }
+        match self.source.as_mut() {
+            Some(source) => source.unpause(),
+            None => Primaries::connect(&self.plan.source)?.unpause(),
         }
-        let mut fresh = ServerLink::connect(&self.plan.source).map_err(|e| line(&*e))?;
-        fresh.unpause().map_err(|e| line(&e))
+    }
+}
+
+/// `1234`, or `127.0.0.1:7000 1234, 127.0.0.1:7001 99` for several primaries.
+fn describe_offsets(addresses: &[String], offsets: &[i64]) -> String {
+    match offsets {
+        [one] => one.to_string(),
+        _ => addresses
+            .iter()
+            .zip(offsets)
+            .map(|(address, offset)| format!("{address} {offset}"))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }

@@ -28,6 +28,9 @@ pub struct SwitchReport {
     pub pause_window_ms: Option<f64>,
     /// The source's replication offset once paused: every write it accepted before.
     pub paused_offset: Option<i64>,
+    /// The same for each primary of a cluster source (then `paused_offset` is unset).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub paused_offsets: std::collections::BTreeMap<String, i64>,
     pub steps: Vec<StepTime>,
 }
 
@@ -42,6 +45,7 @@ impl SwitchReport {
             error: None,
             pause_window_ms: None,
             paused_offset: None,
+            paused_offsets: Default::default(),
             steps: Vec::new(),
         }
     }

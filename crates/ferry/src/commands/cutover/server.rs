@@ -46,6 +46,15 @@ impl ServerLink {
         Ok(text.lines().any(|line| line.trim() == "cluster_enabled:1"))
     }
 
+    /// The primaries of this node's cluster, as it sees them.
+    pub fn slot_map(
+        &mut self,
+        asked_host: &str,
+        tls: bool,
+    ) -> Result<crate::sinks::writer::cluster::topology::SlotMap, String> {
+        crate::sinks::writer::cluster::blocking::primaries(&mut self.connection, asked_host, tls)
+    }
+
     pub fn replication(&mut self) -> Result<Replication, redis::RedisError> {
         let text: String = redis::cmd("INFO")
             .arg("replication")

@@ -25,6 +25,18 @@ pub struct RunStatus {
     pub source_replid: Option<String>,
     /// Every write of the source's replication stream up to this offset is on the target.
     pub applied_offset: i64,
+    /// A cluster source's shards, each followed on its own; empty for one server.
+    #[serde(default)]
+    pub shards: Vec<ShardRun>,
+}
+
+/// One shard of a cluster source in `/status`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShardRun {
+    /// host:port of the primary the run follows for these slots.
+    pub node: String,
+    pub replid: Option<String>,
+    pub applied_offset: i64,
 }
 
 impl RunStatus {

@@ -326,7 +326,7 @@ impl Migration {
         self.enter_import_mode(&mut target).await?;
         if cluster_source {
             return self
-                .run_cluster_source(args, &source_info, target, state)
+                .run_cluster_source(args, &source_info, target, state, owned)
                 .await;
         }
         // Scan mode keeps no position (and no marker): it always copies everything.

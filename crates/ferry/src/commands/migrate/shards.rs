@@ -16,6 +16,7 @@
 use super::{shutdown_or_stop, Migration, TargetSetup};
 use crate::cli::MigrateArgs;
 use crate::error::Error;
+use crate::observe::metrics::ShardStatus;
 use crate::observe::{Observer, Phase};
 use crate::sinks::writer::client::Client;
 use crate::sinks::writer::pipe::{Batch, Pipe};
@@ -177,6 +178,33 @@ impl Board {
     fn state_len(&self) -> usize {
         lock(&self.in_sync).len()
     }
+
+    /// Each shard's position for `/status`: the applied offset read live from its pipe
+    /// (the progress copy is up to a tick old; cutover waits on it with writes paused).
+    fn shard_status(&self) -> Vec<ShardStatus> {
+        let state = lock(&self.state);
+        let progress = lock(&self.progress);
+        let pipes = lock(&self.pipes);
+        state
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(index, shard)| {
+                let (ticked, received, _) = progress.get(index).copied().unwrap_or_default();
+                let live = pipes
+                    .get(index)
+                    .and_then(|pipe| pipe.as_ref()?.applied())
+                    .map_or(ticked, |mark| mark.offset);
+                ShardStatus {
+                    slots: slots_text(&shard.slots),
+                    node: shard.node.clone(),
+                    replid: shard.replid.clone(),
+                    applied_offset: live.max(ticked),
+                    source_offset: received,
+                }
+            })
+            .collect()
+    }
 }
 
 impl Migration {
@@ -195,6 +223,7 @@ impl Migration {
         source_info: &ServerInfo,
         mut target: TargetSetup,
         mut state: MigrationState,
+        owned: bool,
     ) -> Result<(), Error> {
         let mut seed = Client::connect(&self.source_url, self.connect_timeout)
             .await
@@ -233,8 +262,10 @@ impl Migration {
         state.db = 0;
 
         // The target is emptied here, once: a shard's full sync must keep the others' keys.
+        // A target ferry owns without a position to resume from (cutover's reverse run)
+        // is replaced whole, as a standalone source's full sync replaces it.
         let pipe = self.target_pipe(&mut target).await?;
-        if args.flush_target {
+        if args.flush_target || (owned && !resume && !args.allow_non_empty) {
             let mut batch = Batch::default();
             batch.push(&["FLUSHALL"]);
             pipe.send(batch).await.map_err(|e| self.target_error(e))?;
@@ -259,6 +290,10 @@ impl Migration {
             let whole = lock(&board.state);
             board.save(&whole)?;
         }
+        let reader = board.clone();
+        self.events
+            .stats()
+            .set_shards_reader(move || reader.shard_status());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut runs = Vec::with_capacity(shards.len());
         for (index, (shard, entry)) in shards.iter().zip(entries).enumerate() {
@@ -307,13 +342,15 @@ impl Migration {
     }
 
     /// A state file of a cluster source has shards, one of a standalone source has none:
-    /// given with the other kind of source it is refused.
+    /// given with the other kind of source it is refused. One without any position (only
+    /// naming a target ferry owns, as cutover writes for its reverse run) fits either.
     pub(super) fn check_state_kind(
         &self,
         saved: &MigrationState,
         cluster_source: bool,
     ) -> Result<(), Error> {
-        if saved.shards.is_empty() != cluster_source {
+        let no_position = saved.replid.is_none() && saved.shards.is_empty();
+        if no_position || saved.shards.is_empty() != cluster_source {
             return Ok(());
         }
         let (written_for, now) = match cluster_source {

@@ -222,12 +222,9 @@ mod tests {
     use super::*;
     use crate::sinks::writer::client::Client;
     use crate::url::ServerUrl;
-    use bytes::BytesMut;
-    use ferry_repl::resp::{FrameDecoder, Limits, Mode};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use ferry_testkit::{Server, ServerKind};
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::{Duration, Instant};
 
     struct PassThrough;
 
@@ -237,50 +234,43 @@ mod tests {
         }
     }
 
-    /// A target that records every command it receives and answers as a server would
-    /// (QUEUED inside MULTI, EXEC with one reply per queued command).
-    async fn fake_target() -> (ServerUrl, Arc<Mutex<Vec<String>>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = ServerUrl::parse(&format!("redis://{}", listener.local_addr().unwrap())).unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
-            let mut buf = BytesMut::new();
-            let mut queued: Option<usize> = None;
-            loop {
-                while let Ok(Some((frame, _))) = decoder.decode(&mut buf) {
-                    let args = frame.command_args().unwrap();
-                    let words: Vec<String> = args
-                        .iter()
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect();
-                    let name = words[0].to_uppercase();
-                    let reply = match (name.as_str(), queued) {
-                        ("MULTI", _) => {
-                            queued = Some(0);
-                            "+OK\r\n".to_string()
-                        }
-                        ("EXEC", Some(n)) => {
-                            queued = None;
-                            format!("*{n}\r\n{}", "+OK\r\n".repeat(n))
-                        }
-                        (_, Some(n)) => {
-                            queued = Some(n + 1);
-                            "+QUEUED\r\n".to_string()
-                        }
-                        _ => "+OK\r\n".to_string(),
-                    };
-                    log.lock().unwrap().push(words.join(" "));
-                    socket.write_all(reply.as_bytes()).await.unwrap();
-                }
-                if socket.read_buf(&mut buf).await.unwrap_or(0) == 0 {
-                    return;
+    /// Every command the server runs from now on, as `MONITOR` shows it (a transaction's
+    /// commands at EXEC, between MULTI and EXEC), words joined by spaces.
+    struct Monitor(BufReader<std::net::TcpStream>);
+
+    impl Monitor {
+        fn start(server: &Server) -> Monitor {
+            let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            socket.write_all(b"MONITOR\r\n").unwrap();
+            let mut reader = BufReader::new(socket);
+            let mut ok = String::new();
+            reader.read_line(&mut ok).unwrap();
+            assert_eq!(ok.trim(), "+OK");
+            Monitor(reader)
+        }
+
+        /// Commands up to and including `last`.
+        fn until(&mut self, last: &str) -> Vec<String> {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut seen = Vec::new();
+            while Instant::now() < deadline {
+                let mut line = String::new();
+                self.0.read_line(&mut line).unwrap();
+                // +1795714228.624269 [0 127.0.0.1:59304] "SET" "a" "1"
+                let Some((_, quoted)) = line.trim_end().split_once("] ") else {
+                    continue;
+                };
+                let words: Vec<&str> = quoted.split('"').filter(|w| !w.trim().is_empty()).collect();
+                seen.push(words.join(" "));
+                if seen.last().is_some_and(|c| c == last) {
+                    return seen;
                 }
             }
-        });
-        (url, seen)
+            panic!("{last:?} never ran: {seen:?}");
+        }
     }
 
     fn command(words: &str, offset_after: i64) -> ReplCommand {
@@ -295,7 +285,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_is_one_transaction_ending_with_the_marker() {
-        let (url, seen) = fake_target().await;
+        let server = Server::start(ServerKind::Valkey81).unwrap();
+        let mut monitor = Monitor::start(&server);
+        let url = ServerUrl::parse(&server.url()).unwrap();
         let client = Client::connect(&url, Duration::from_secs(5)).await.unwrap();
         let (reader, writer) = client.into_split();
         let pipe = Pipe::start(reader, writer, 1 << 20);
@@ -317,12 +309,16 @@ mod tests {
         applier.flush().await.unwrap();
         pipe.barrier().await.unwrap();
 
-        let seen = seen.lock().unwrap().clone();
         let marker = |offset: u32, db: u32| {
             format!("HSET ferry:migrate:applied replid r1 offset {offset} db {db}")
         };
+        let ran = monitor.until(&marker(170, 3));
+        let first = ran
+            .iter()
+            .position(|c| c == "SELECT 0")
+            .expect("SELECT 0 ran");
         assert_eq!(
-            seen[1..],
+            ran[first..],
             [
                 "SELECT 0",
                 "MULTI",
@@ -338,9 +334,8 @@ mod tests {
                 "EXEC",
                 "SELECT 0",
                 &marker(170, 3),
-                "SELECT 3",
             ],
-            "{seen:?}"
+            "{ran:?}"
         );
         assert_eq!(pipe.applied(), Some(Mark { offset: 170, db: 3 }));
         // Data commands only: the transaction and the marker are framing.
@@ -350,5 +345,34 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             4
         );
+        // What the server holds: the data swapped into database 3, one marker in 0.
+        let mut con = server.client();
+        let (a, b): (String, i64) = redis::pipe()
+            .cmd("SELECT")
+            .arg(3)
+            .ignore()
+            .cmd("GET")
+            .arg("a")
+            .cmd("GET")
+            .arg("b")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!((a.as_str(), b), ("1", 1));
+        let stale: bool = redis::cmd("EXISTS")
+            .arg("ferry:migrate:applied")
+            .query(&mut con)
+            .unwrap();
+        assert!(!stale, "the marker SWAPDB carried into db 3 is left");
+        let offset: String = redis::pipe()
+            .cmd("SELECT")
+            .arg(0)
+            .ignore()
+            .cmd("HGET")
+            .arg("ferry:migrate:applied")
+            .arg("offset")
+            .query::<(String,)>(&mut con)
+            .unwrap()
+            .0;
+        assert_eq!(offset, "170");
     }
 }
