@@ -5,7 +5,7 @@
 mod cutover_support;
 mod migrate_support;
 
-use cutover_support::{assert_serving, report, start_migrate, switch_args};
+use cutover_support::{assert_serving, report, start_migrate, switch_args, switch_args_between};
 use ferry_testkit::{Server, ServerKind};
 use migrate_support::{simple_load, wait_applied, Ferry};
 use std::process::{Command, Output, Stdio};
@@ -157,16 +157,13 @@ fn an_unreachable_target_fails_before_pausing() {
         target,
         Server::start(ServerKind::Valkey81).unwrap(),
     ));
-    let output = cutover_support::ferry(&[
-        "cutover".into(),
-        "--source".into(),
-        setup.source.url(),
-        "--target".into(),
-        target_url,
-        "--status".into(),
-        setup.status.clone(),
-        "--json".into(),
-    ]);
+    let output = cutover_support::ferry(&switch_args_between(
+        "cutover",
+        &setup.source.url(),
+        &target_url,
+        &setup.status,
+        &[],
+    ));
     let result = assert_failed_at(&output, "preflight");
     let error = result["error"].as_str().unwrap();
     assert!(
@@ -182,24 +179,23 @@ fn an_unreachable_target_fails_before_pausing() {
 fn a_pause_that_runs_out_during_the_hook_fails_before_stopping_the_migration() {
     let setup = setup();
     let undone = setup._dir.path().join("undone");
-    let output = cutover_support::ferry(&[
-        "cutover".into(),
-        "--source".into(),
-        setup.source.url(),
-        "--target".into(),
-        setup.target.url(),
-        "--status".into(),
-        setup.status.clone(),
-        "--json".into(),
-        "--pause-timeout-ms".into(),
-        "300".into(),
-        "--verify-sample".into(),
-        "0".into(),
-        "--exec".into(),
-        "sleep 0.6".into(),
-        "--exec-undo".into(),
-        format!("printf %s \"$FERRY_TO\" > '{}'", undone.display()),
-    ]);
+    let undo = format!("printf %s \"$FERRY_TO\" > '{}'", undone.display());
+    let output = cutover_support::ferry(&switch_args(
+        "cutover",
+        &setup.source,
+        &setup.target,
+        &setup.status,
+        &[
+            "--pause-timeout-ms",
+            "300",
+            "--verify-sample",
+            "0",
+            "--exec",
+            "sleep 0.6",
+            "--exec-undo",
+            &undo,
+        ],
+    ));
     let result = assert_failed_at(&output, "stop");
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("ran out"), "{error}");
@@ -234,18 +230,13 @@ fn a_source_without_write_pauses_fails_at_the_pause_and_is_not_left_paused() {
 #[test]
 fn a_verify_slower_than_its_limit_unpauses() {
     let setup = setup();
-    let output = cutover_support::ferry(&[
-        "cutover".into(),
-        "--source".into(),
-        setup.source.url(),
-        "--target".into(),
-        setup.target.url(),
-        "--status".into(),
-        setup.status.clone(),
-        "--json".into(),
-        "--verify-timeout-ms".into(),
-        "1".into(),
-    ]);
+    let output = cutover_support::ferry(&switch_args(
+        "cutover",
+        &setup.source,
+        &setup.target,
+        &setup.status,
+        &["--verify-timeout-ms", "1"],
+    ));
     let result = assert_failed_at(&output, "verify");
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("--verify-timeout-ms"), "{error}");

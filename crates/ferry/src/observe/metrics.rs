@@ -470,6 +470,9 @@ pub struct FullSyncStatus {
     pub eta_seconds: Option<f64>,
 }
 
+/// The window the runs measure their rates (keys/s, commands/s) over.
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
+
 /// A per-second rate of a growing count, measured over at least `window`.
 #[derive(Debug)]
 pub struct Rate {

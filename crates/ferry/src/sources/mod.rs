@@ -8,6 +8,12 @@ pub mod scan;
 
 use crate::error::Error;
 use ferry_codec::Item;
+use std::time::Duration;
+
+/// How long a lost live source (replication or scan, migrate or relay) is retried before
+/// the run gives up, and the pause between attempts.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(300);
+pub const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 pub trait Source {
     /// The next item, or `None` once the source is exhausted (after [`Item::End`]).

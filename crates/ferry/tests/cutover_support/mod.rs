@@ -53,7 +53,7 @@ pub fn ferry(args: &[String]) -> Output {
 }
 
 /// The arguments of a cutover (or rollback) from `source` to `target` against the run at
-/// `status`, with a long pause timeout so a pause left behind would show.
+/// `status`, with long pause and verify timeouts unless `extra` sets them.
 pub fn switch_args(
     command: &str,
     source: &Server,
@@ -64,7 +64,8 @@ pub fn switch_args(
     switch_args_between(command, &source.url(), &target.url(), status, extra)
 }
 
-/// [`switch_args`] between URLs (a cluster is given by any of its nodes).
+/// [`switch_args`] between URLs (a cluster is given by any of its nodes). The long
+/// timeouts give way to those `extra` sets.
 pub fn switch_args_between(
     command: &str,
     source: &str,
@@ -72,27 +73,21 @@ pub fn switch_args_between(
     status: &str,
     extra: &[&str],
 ) -> Vec<String> {
-    let mut args: Vec<String> = [
-        command,
-        "--source",
-        source,
-        "--target",
-        target,
-        "--status",
-        status,
-        "--pause-timeout-ms",
-        "60000",
-        // A debug build comparing big keys on a busy machine is slow; the limit is not
-        // what these tests check.
-        "--verify-timeout-ms",
-        "60000",
-        "--json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    let mut args: Vec<&str> = vec![
+        command, "--source", source, "--target", target, "--status", status, "--json",
+    ];
+    // A long pause timeout, so a pause left behind would show; and a debug build
+    // comparing big keys on a busy machine is slow, which is not what these tests check.
+    for (flag, value) in [
+        ("--pause-timeout-ms", "60000"),
+        ("--verify-timeout-ms", "60000"),
+    ] {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
+    args.extend_from_slice(extra);
+    args.iter().map(|s| s.to_string()).collect()
 }
 
 /// The JSON report a cutover printed.

@@ -13,6 +13,7 @@
 
 use crate::cli::{MigrateArgs, MigrateMode};
 use crate::error::Error;
+use crate::observe::metrics::RATE_WINDOW;
 use crate::observe::{Observer, Phase, Rate};
 use crate::pipeline;
 use crate::policy::Policies;
@@ -21,10 +22,12 @@ use crate::sinks::writer::cluster::{self, ClusterPipe};
 use crate::sinks::writer::marker::{self, Applied};
 use crate::sinks::writer::pipe::{Batch, Mark, Pipe};
 use crate::sinks::writer::probe::{self, ServerInfo};
+use crate::sinks::writer::DRAIN_TIMEOUT;
 use crate::sinks::writer::{TargetSink, WriteMode, WriterCounters, WriterLimits};
 use crate::sources::replication::stream::StreamApplier;
 use crate::sources::replication::translate::CommandTransform;
 use crate::sources::replication::SnapshotSource;
+use crate::sources::{RECONNECT_FOR, RECONNECT_PAUSE};
 use crate::state::{self, MigrationState, Reconciled};
 use crate::target::Target;
 use crate::tls::TlsConnector;
@@ -50,14 +53,6 @@ const STATE_EVERY: Duration = Duration::from_secs(1);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// How often the numbers behind bars, `/metrics` and `/status` are refreshed.
 const STATS_EVERY: Duration = Duration::from_millis(250);
-/// The window rates (keys/s, commands/s) are measured over.
-const RATE_WINDOW: Duration = Duration::from_secs(1);
-/// How long a lost source is retried before giving up.
-const RECONNECT_FOR: Duration = Duration::from_secs(300);
-/// Pause between reconnection attempts.
-const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
-/// Longest wait for the target to acknowledge what is in flight when stopping.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run(args: MigrateArgs, out: &mut dyn Write) -> Result<(), Error> {
     let _ = out;

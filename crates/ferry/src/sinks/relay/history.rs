@@ -5,6 +5,7 @@ use super::offsets::{OffsetMap, OffsetPair};
 use super::saved::SavedHistory;
 use super::stream::StreamTranslator;
 use super::{lock, Relay, RelayConfig};
+use crate::sources::{RECONNECT_FOR, RECONNECT_PAUSE};
 use crate::target::Target;
 use bytes::{Bytes, BytesMut};
 use ferry_repl::primary::Backlog;
@@ -18,9 +19,6 @@ use tokio::sync::watch;
 
 /// Bytes of translated commands gathered before they go to the backlog at once.
 const BATCH_BYTES: usize = 64 << 10;
-/// How long a lost source is retried before the history ends.
-const RECONNECT_FOR: Duration = Duration::from_secs(300);
-const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 pub struct History {
     /// The relay's replication ID for this stream.

@@ -29,6 +29,8 @@ use std::sync::Arc;
 
 /// How long a key at or near its expiry is kept on the target for the source's DEL.
 pub const EXPIRY_GRACE_MS: i64 = 5_000;
+/// Longest wait for the target to acknowledge what is in flight when a run stops.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterLimits {

@@ -235,13 +235,7 @@ fn first_key(args: &[Bytes]) -> Option<&Bytes> {
 mod tests {
     use super::*;
 
-    struct PassThrough;
-
-    impl CommandTransform for PassThrough {
-        fn translate(&mut self, _db: u64, args: Vec<Bytes>) -> Result<Translated, Error> {
-            Ok(Translated::Apply(vec![args]))
-        }
-    }
+    use crate::sources::replication::translate::PassThrough;
 
     fn args(text: &str) -> Vec<Bytes> {
         text.split(' ')

@@ -226,13 +226,7 @@ mod tests {
     use std::io::{BufRead, BufReader, Write};
     use std::time::{Duration, Instant};
 
-    struct PassThrough;
-
-    impl CommandTransform for PassThrough {
-        fn translate(&mut self, _db: u64, args: Vec<Bytes>) -> Result<Translated, Error> {
-            Ok(Translated::Apply(vec![args]))
-        }
-    }
+    use crate::sources::replication::translate::PassThrough;
 
     /// Every command the server runs from now on, as `MONITOR` shows it (a transaction's
     /// commands at EXEC, between MULTI and EXEC), words joined by spaces.

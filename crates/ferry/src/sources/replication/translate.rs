@@ -25,3 +25,14 @@ impl CommandTransform for CommandTranslator {
         self.report().lines()
     }
 }
+
+/// Applies every command as it came: for tests of what surrounds the rules.
+#[cfg(test)]
+pub struct PassThrough;
+
+#[cfg(test)]
+impl CommandTransform for PassThrough {
+    fn translate(&mut self, _db: u64, args: Vec<Bytes>) -> Result<Translated, Error> {
+        Ok(Translated::Apply(vec![args]))
+    }
+}

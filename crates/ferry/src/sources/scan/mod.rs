@@ -33,12 +33,15 @@ mod scanner;
 mod subscriber;
 
 use crate::error::Error;
+use crate::observe::metrics::RATE_WINDOW;
 use crate::observe::Observer;
 use crate::policy::{Policies, VectorSetPolicy};
 use crate::sinks::writer::client::{Client, ClientError};
 use crate::sinks::writer::pipe::Pipe;
 use crate::sinks::writer::probe::ServerInfo;
+use crate::sinks::writer::DRAIN_TIMEOUT;
 use crate::sinks::writer::{WriteMode, WriterLimits};
+use crate::sources::{RECONNECT_FOR, RECONNECT_PAUSE};
 use crate::target::Target;
 use crate::url::ServerUrl;
 use copier::Copier;
@@ -64,14 +67,8 @@ const QUIET_EVERY: Duration = Duration::from_secs(2);
 const SWEEP_MIN: usize = 200;
 /// How often INFO commandstats is read for FLUSHDB/FLUSHALL/SWAPDB.
 const FLUSHES_EVERY: Duration = Duration::from_secs(1);
-const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// How long a probe key's notification may take.
 const PROBE_WAIT: Duration = Duration::from_secs(3);
-/// How long a lost source is retried.
-const RECONNECT_FOR: Duration = Duration::from_secs(300);
-const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
-/// Longest wait for the target to acknowledge what is in flight when stopping.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything scan mode needs from `migrate`'s setup.
 pub struct ScanJob<'a> {
