@@ -237,3 +237,33 @@ fn a_failover_of_a_target_primary_mid_stream_is_followed_and_the_cluster_ends_eq
         "{output}"
     );
 }
+
+#[test]
+fn a_target_primary_lost_mid_stream_stops_ferry_with_one_line_naming_it() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let mut cluster = Cluster::start_with_replicas(ServerKind::Valkey81, 3, 1).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = Workload::new(ServerKind::Redis70, 13)
+        .for_cluster()
+        .start(source.url(), stop.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = Ferry::migrate_between(&source.url(), &cluster.url(), &state, &[]);
+    ferry.wait_in_sync();
+    let lost = format!("127.0.0.1:{}", cluster.nodes()[2].port());
+    cluster.kill_primary(2).unwrap();
+    let status = ferry.wait_exit(Duration::from_secs(60));
+    stop.store(true, Ordering::Relaxed);
+    load.join().expect("the load ends");
+    assert!(!status.success(), "{}", ferry.output());
+    let output = ferry.output();
+    let naming: Vec<&str> = output
+        .lines()
+        .filter(|line| line.contains("lost the connection"))
+        .collect();
+    assert_eq!(naming.len(), 1, "{output}");
+    assert!(
+        naming[0].contains(&format!("primary {lost}: lost the connection")),
+        "{output}"
+    );
+}
