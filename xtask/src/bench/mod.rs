@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod relay;
 pub mod table;
 pub mod tools;
+mod writer;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -23,7 +24,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
-  --only PART  run one part: codec, migrate, relay, cutover, cluster
+  --only PART  run one part: codec, migrate, relay, cutover, cluster, writer
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -72,6 +73,10 @@ const PARTS: &[Part] = &[
     Part {
         name: "cluster",
         run: cluster::run,
+    },
+    Part {
+        name: "writer",
+        run: writer::run,
     },
 ];
 

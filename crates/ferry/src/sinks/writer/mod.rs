@@ -17,6 +17,7 @@ pub mod pipe;
 pub mod plain;
 pub mod probe;
 pub mod redirect;
+pub mod walk;
 
 use super::{Sink, SinkStats};
 use crate::error::Error;

@@ -63,6 +63,12 @@ impl Batch {
         self.replies += 1;
     }
 
+    /// A command already encoded (a whole RESP array of bulk strings), as it is.
+    pub fn push_wire(&mut self, wire: &[u8]) {
+        self.payload.extend_from_slice(wire);
+        self.replies += 1;
+    }
+
     /// Like [`Batch::push`], for a command of ferry's own (see [`Batch::framing`]).
     pub fn push_framing<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         self.push(args);

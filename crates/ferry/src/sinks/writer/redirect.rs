@@ -2,8 +2,8 @@
 //! elsewhere, as units to send again (a whole transaction when one of its commands was
 //! redirected: the node then aborts it with `EXECABORT`).
 
-use bytes::{Bytes, BytesMut};
-use ferry_repl::resp::{Frame, FrameDecoder, Limits, Mode};
+use bytes::Bytes;
+use ferry_repl::resp::Frame;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -130,20 +130,10 @@ pub fn collect(
 }
 
 fn decode_all(payload: &[u8]) -> Result<Vec<Vec<Bytes>>, String> {
-    let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
-    let mut buf = BytesMut::from(payload);
-    let mut out = Vec::new();
-    loop {
-        match decoder.decode(&mut buf) {
-            Ok(Some((frame, _))) => out.push(
-                frame
-                    .command_args()
-                    .ok_or("internal: a batch holds something that is not a command")?,
-            ),
-            Ok(None) => return Ok(out),
-            Err(e) => return Err(format!("internal: a batch does not decode: {}", e.what)),
-        }
-    }
+    let payload = Bytes::copy_from_slice(payload);
+    super::walk::commands(&payload)
+        .map(|command| command.map(|c| c.args))
+        .collect()
 }
 
 #[cfg(test)]

@@ -167,7 +167,7 @@ impl ClusterPipe {
         }
         let mut splitter = self.splitter.lock().await;
         let pipes = self.catch_up(&mut splitter).await?;
-        let parts = match splitter.split(&batch.payload) {
+        let parts = match splitter.split(batch.payload) {
             Ok(parts) => parts,
             Err(message) => {
                 if let Ok(mut slot) = self.failure.lock() {

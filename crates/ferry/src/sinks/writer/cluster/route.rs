@@ -28,8 +28,10 @@ pub fn route(args: &[Bytes]) -> Route {
     let Some(name) = args.first() else {
         return Route::Refuse("an empty command".into());
     };
-    let name = String::from_utf8_lossy(name).to_ascii_uppercase();
-    let keys: Vec<&Bytes> = match name.as_str() {
+    let mut buffer = [0u8; NAME_BUFFER];
+    let name = upper_name(name, &mut buffer);
+    let name: &str = &name;
+    let keys: Vec<&Bytes> = match name {
         "SELECT" => {
             return match args
                 .get(1)
@@ -49,7 +51,7 @@ pub fn route(args: &[Bytes]) -> Route {
         }
         "DEL" | "UNLINK" => {
             let keys = &args[1..];
-            return same_slot_or(&name, keys.iter().collect(), || {
+            return same_slot_or(name, keys.iter().collect(), || {
                 Some(
                     keys.iter()
                         .map(|key| (key_slot(key), vec![args[0].clone(), key.clone()]))
@@ -60,7 +62,7 @@ pub fn route(args: &[Bytes]) -> Route {
         "MSET" => {
             let pairs: Vec<&[Bytes]> = args[1..].chunks(2).collect();
             let keys = pairs.iter().map(|pair| &pair[0]).collect();
-            return same_slot_or(&name, keys, || {
+            return same_slot_or(name, keys, || {
                 let set = Bytes::from_static(b"SET");
                 Some(
                     pairs
@@ -115,7 +117,23 @@ pub fn route(args: &[Bytes]) -> Route {
             }
         },
     };
-    same_slot_or(&name, keys, || None)
+    same_slot_or(name, keys, || None)
+}
+
+/// Longer than any command name routed here: names fit without an allocation.
+const NAME_BUFFER: usize = 32;
+
+/// `name` in capitals, in `buffer` when it fits (every command of a stream, once per
+/// command: no allocation on that path).
+fn upper_name<'a>(name: &[u8], buffer: &'a mut [u8; NAME_BUFFER]) -> std::borrow::Cow<'a, str> {
+    if let Some(room) = buffer.get_mut(..name.len()) {
+        room.copy_from_slice(name);
+        room.make_ascii_uppercase();
+        if let Ok(text) = std::str::from_utf8(room) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(name).to_ascii_uppercase())
 }
 
 /// `Slot` when all `keys` share one; otherwise the split `split` offers, or a refusal.

@@ -8,8 +8,8 @@
 use super::route::{route, Route};
 use super::topology::SlotMap;
 use crate::sinks::writer::pipe::Batch;
+use crate::sinks::writer::walk;
 use bytes::{Bytes, BytesMut};
-use ferry_repl::resp::{FrameDecoder, Limits, Mode};
 
 pub struct Splitter {
     map: SlotMap,
@@ -40,25 +40,18 @@ impl Splitter {
 
     /// One batch per primary (index as in the slot map), possibly empty. The error is one
     /// line naming the command that cannot be applied to a cluster.
-    pub fn split(&mut self, payload: &[u8]) -> Result<Vec<Batch>, String> {
+    pub fn split(&mut self, payload: BytesMut) -> Result<Vec<Batch>, String> {
         let mut out: Vec<Batch> = (0..self.nodes()).map(|_| Batch::default()).collect();
-        let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
-        let mut buf = BytesMut::from(payload);
-        loop {
-            let frame = match decoder.decode(&mut buf) {
-                Ok(Some((frame, _))) => frame,
-                Ok(None) => break,
-                Err(e) => return Err(format!("internal: a batch does not decode: {}", e.what)),
-            };
-            let args = frame
-                .command_args()
-                .ok_or("internal: a batch holds something that is not a command")?;
-            self.place(args, &mut out)?;
+        let payload = payload.freeze();
+        for command in walk::commands(&payload) {
+            let command = command?;
+            self.place(command.args, &payload[command.wire], &mut out)?;
         }
         Ok(out)
     }
 
-    fn place(&mut self, args: Vec<Bytes>, out: &mut [Batch]) -> Result<(), String> {
+    /// Places one command; `wire` is its encoding, passed on as it is where it goes whole.
+    fn place(&mut self, args: Vec<Bytes>, wire: &[u8], out: &mut [Batch]) -> Result<(), String> {
         match route(&args) {
             Route::Select(0) => Ok(()),
             Route::Select(db) => Err(format!(
@@ -115,14 +108,14 @@ impl Splitter {
                     ));
                 }
                 for batch in out.iter_mut() {
-                    batch.push(&args);
+                    batch.push_wire(wire);
                 }
                 Ok(())
             }
-            Route::Slot(slot) => self.send_to(slot, args, out),
+            Route::Slot(slot) => self.send_to(slot, args, Some(wire), out),
             Route::Split(commands) => {
                 for (slot, command) in commands {
-                    self.send_to(slot, command, out)?;
+                    self.send_to(slot, command, None, out)?;
                 }
                 Ok(())
             }
@@ -139,14 +132,24 @@ impl Splitter {
         })
     }
 
-    fn send_to(&mut self, slot: u16, args: Vec<Bytes>, out: &mut [Batch]) -> Result<(), String> {
+    /// Sends `args` (encoded as `wire` when given) to the owner of `slot`, or queues it in
+    /// the open transaction.
+    fn send_to(
+        &mut self,
+        slot: u16,
+        args: Vec<Bytes>,
+        wire: Option<&[u8]>,
+        out: &mut [Batch],
+    ) -> Result<(), String> {
         let node = self.owner(slot, &args)?;
-        match self.transaction.as_mut() {
-            Some(queued) => queued.push((slot, args)),
-            None => out
-                .get_mut(node)
-                .ok_or("internal: no such node")?
-                .push(&args),
+        if let Some(queued) = self.transaction.as_mut() {
+            queued.push((slot, args));
+            return Ok(());
+        }
+        let batch = out.get_mut(node).ok_or("internal: no such node")?;
+        match wire {
+            Some(wire) => batch.push_wire(wire),
+            None => batch.push(&args),
         }
         Ok(())
     }
@@ -207,28 +210,27 @@ mod tests {
         (first, other)
     }
 
-    fn payload(commands: &[&str]) -> Vec<u8> {
+    fn payload(commands: &[&str]) -> BytesMut {
         let mut batch = Batch::default();
         for command in commands {
             batch.push(&command.split(' ').collect::<Vec<_>>());
         }
-        batch.payload.to_vec()
+        batch.payload
     }
 
     fn commands(batch: &Batch) -> Vec<String> {
-        let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
-        let mut buf = batch.payload.clone();
-        let mut out = vec![];
-        while let Ok(Some((frame, _))) = decoder.decode(&mut buf) {
-            let words: Vec<String> = frame
-                .command_args()
-                .unwrap()
-                .iter()
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            out.push(words.join(" "));
-        }
-        out
+        let payload = batch.payload.clone().freeze();
+        walk::commands(&payload)
+            .map(|command| {
+                let words: Vec<String> = command
+                    .unwrap()
+                    .args
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                words.join(" ")
+            })
+            .collect()
     }
 
     #[test]
@@ -243,7 +245,7 @@ mod tests {
             &format!("INCR {a}"),
             "FLUSHALL",
         ]);
-        let batches = splitter.split(&sent).unwrap();
+        let batches = splitter.split(sent).unwrap();
         let (na, nb) = (node_of(&a), node_of(&b));
         assert_eq!(
             commands(&batches[na]),
@@ -266,11 +268,11 @@ mod tests {
         let (a, _) = keys_apart();
         let mut splitter = Splitter::new(two_nodes());
         let first = splitter
-            .split(&payload(&["MULTI", &format!("SET {a} 1")]))
+            .split(payload(&["MULTI", &format!("SET {a} 1")]))
             .unwrap();
         assert!(first.iter().all(|b| b.replies == 0));
         let second = splitter
-            .split(&payload(&[&format!("SET {{{a}}}x 2"), "EXEC"]))
+            .split(payload(&[&format!("SET {{{a}}}x 2"), "EXEC"]))
             .unwrap();
         assert_eq!(
             commands(&second[node_of(&a)]),
@@ -293,7 +295,7 @@ mod tests {
             .unwrap();
         let mut splitter = Splitter::new(two_nodes());
         let batches = splitter
-            .split(&payload(&[
+            .split(payload(&[
                 "MULTI",
                 &format!("DEL {a}"),
                 &format!("SET {b} 1"),
@@ -326,10 +328,10 @@ mod tests {
         let (a, _) = keys_apart();
         let mut splitter = Splitter::new(two_nodes());
         splitter
-            .split(&payload(&["MULTI", &format!("SET {a} 1")]))
+            .split(payload(&["MULTI", &format!("SET {a} 1")]))
             .unwrap();
         let again = splitter
-            .split(&payload(&[
+            .split(payload(&[
                 "SELECT 0",
                 "MULTI",
                 &format!("SET {a} 1"),
@@ -352,14 +354,14 @@ mod tests {
     fn what_a_cluster_cannot_run_is_refused_with_one_line() {
         let (a, b) = keys_apart();
         let error = Splitter::new(two_nodes())
-            .split(&payload(&["SELECT 2", "SET x 1"]))
+            .split(payload(&["SELECT 2", "SET x 1"]))
             .unwrap_err();
         assert!(
             error.starts_with("SELECT 2: the target is a cluster"),
             "{error}"
         );
         let error = Splitter::new(two_nodes())
-            .split(&payload(&[&format!("RENAME {a} {b}")]))
+            .split(payload(&[&format!("RENAME {a} {b}")]))
             .unwrap_err();
         assert!(
             error.starts_with("RENAME over keys in different"),
