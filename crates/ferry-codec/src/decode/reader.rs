@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use crc::{Digest, Table};
 
 use crate::error::DecodeError;
+use crate::raw_string::{RawForm, RawString};
 
 /// Size of the read-ahead buffer. Every fixed-size read must fit in it.
 const BUFFER_SIZE: usize = 64 * 1024;
@@ -316,6 +317,17 @@ impl<R: Read> Reader<R> {
         let compressed_len = self.read_len(context)?;
         let original_len = self.read_len(context)?;
         let start = self.offset();
+        let original_len = self.check_lzf_lengths(compressed_len, original_len, context)?;
+        Ok((compressed_len, original_len, start))
+    }
+
+    /// Refuses an LZF string's claimed size that its data cannot hold or this machine cannot.
+    fn check_lzf_lengths(
+        &self,
+        compressed_len: u64,
+        original_len: u64,
+        context: &'static str,
+    ) -> Result<usize, DecodeError> {
         if original_len
             > compressed_len
                 .saturating_mul(LZF_MAX_RATIO)
@@ -325,12 +337,11 @@ impl<R: Read> Reader<R> {
                 "LZF string in {context} claims {original_len} bytes from {compressed_len} compressed"
             )));
         }
-        let original_len = usize::try_from(original_len).map_err(|_| {
+        usize::try_from(original_len).map_err(|_| {
             self.invalid(format!(
                 "LZF string in {context} too large for this machine"
             ))
-        })?;
-        Ok((compressed_len, original_len, start))
+        })
     }
 
     /// Decompresses an LZF string's data (its lengths already read) into `self.scratch`;
@@ -395,6 +406,127 @@ impl<R: Read> Reader<R> {
         Ok(out)
     }
 
+    /// An RDB string as stored, prefix and data, without expanding it: a slice of the read
+    /// chunk unless it is longer than a chunk. LZF data is checked as [`Self::read_string`]
+    /// would check it.
+    pub fn read_raw_string(&mut self, context: &'static str) -> Result<RawString, DecodeError> {
+        let (width, len) = self.peek_len(0, context)?;
+        let (head, data_len, form) = match len {
+            Len::Plain(n) => (width, n, RawForm::Plain),
+            Len::Encoded(ENC_INT8) => {
+                let v = self.peek_at(1, 1, context)?[0] as i8;
+                (1, 1, RawForm::Int(i64::from(v)))
+            }
+            Len::Encoded(ENC_INT16) => {
+                let b = self.peek_at(1, 2, context)?;
+                (
+                    1,
+                    2,
+                    RawForm::Int(i64::from(i16::from_le_bytes([b[0], b[1]]))),
+                )
+            }
+            Len::Encoded(ENC_INT32) => {
+                let b = self.peek_at(1, 4, context)?;
+                let v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                (1, 4, RawForm::Int(i64::from(v)))
+            }
+            Len::Encoded(ENC_LZF) => {
+                let (first, compressed_len) = self.peek_plain_len(1, context)?;
+                let (second, original_len) = self.peek_plain_len(1 + first, context)?;
+                let head = 1 + first + second;
+                let original_len = self.check_lzf_lengths(compressed_len, original_len, context)?;
+                (head, compressed_len, RawForm::Lzf { original_len })
+            }
+            Len::Encoded(other) => {
+                return Err(self.invalid(format!("unknown string encoding {other} in {context}")))
+            }
+        };
+        let stored = match usize::try_from(head as u64 + data_len) {
+            Ok(total) if total <= BUFFER_SIZE => {
+                self.ensure(total, context)?;
+                let stored = self.buf.slice(self.pos..self.pos + total);
+                self.pos += total;
+                stored
+            }
+            _ => {
+                let mut stored = Vec::new();
+                self.copy_into(head, &mut stored, context)?;
+                self.read_bytes_into(data_len, &mut stored, context)?;
+                Bytes::from(stored)
+            }
+        };
+        if let RawForm::Lzf { original_len } = form {
+            let data = &stored[head..];
+            let start = self.offset() - data.len() as u64;
+            crate::lzf::check(data, original_len).map_err(|source| DecodeError::Structure {
+                offset: start,
+                source,
+            })?;
+        }
+        Ok(RawString { stored, head, form })
+    }
+
+    /// `n` bytes starting `at` bytes after the next unread one, not consumed (`at + n` must
+    /// fit the buffer).
+    fn peek_at(
+        &mut self,
+        at: usize,
+        n: usize,
+        context: &'static str,
+    ) -> Result<&[u8], DecodeError> {
+        self.ensure(at + n, context)?;
+        Ok(&self.buf[self.pos + at..self.pos + at + n])
+    }
+
+    /// The length field `at` bytes ahead, not consumed: its width and value.
+    fn peek_len(&mut self, at: usize, context: &'static str) -> Result<(usize, Len), DecodeError> {
+        let first = self.peek_at(at, 1, context)?[0];
+        let parsed = match first >> 6 {
+            0 => (1, Len::Plain(u64::from(first & 0x3f))),
+            1 => {
+                let second = self.peek_at(at + 1, 1, context)?[0];
+                (
+                    2,
+                    Len::Plain((u64::from(first & 0x3f) << 8) | u64::from(second)),
+                )
+            }
+            2 if first == 0x80 => {
+                let b = self.peek_at(at + 1, 4, context)?;
+                (
+                    5,
+                    Len::Plain(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+                )
+            }
+            2 if first == 0x81 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(self.peek_at(at + 1, 8, context)?);
+                (9, Len::Plain(u64::from_be_bytes(b)))
+            }
+            2 => {
+                return Err(DecodeError::Invalid {
+                    offset: self.offset() + at as u64,
+                    problem: format!("bad length byte 0x{first:02x} in {context}"),
+                })
+            }
+            _ => (1, Len::Encoded(first & 0x3f)),
+        };
+        Ok(parsed)
+    }
+
+    fn peek_plain_len(
+        &mut self,
+        at: usize,
+        context: &'static str,
+    ) -> Result<(usize, u64), DecodeError> {
+        match self.peek_len(at, context)? {
+            (width, Len::Plain(n)) => Ok((width, n)),
+            (_, Len::Encoded(_)) => Err(DecodeError::Invalid {
+                offset: self.offset() + at as u64,
+                problem: format!("expected a length in {context}, found a string encoding"),
+            }),
+        }
+    }
+
     /// A copy of `data` in the arena: shares a chunk with its neighbours.
     fn in_arena(&mut self, data: &[u8]) -> Bytes {
         if self.arena.capacity() - self.arena.len() < data.len() {
@@ -420,18 +552,30 @@ impl<R: Read> Reader<R> {
             self.pos += n;
             return Ok(out);
         }
+        let mut out = Vec::new();
+        self.read_bytes_into(n, &mut out, context)?;
+        Ok(Bytes::from(out))
+    }
+
+    /// Appends exactly `n` bytes to `out`; large reads go straight from the source.
+    fn read_bytes_into(
+        &mut self,
+        n: u64,
+        out: &mut Vec<u8>,
+        context: &'static str,
+    ) -> Result<(), DecodeError> {
         let n = usize::try_from(n)
             .map_err(|_| self.invalid(format!("{context} of {n} bytes is too large")))?;
-        let mut out = Vec::with_capacity(n.min(PREALLOC_LIMIT));
-        out.extend_from_slice(&self.buf[self.pos..self.end]);
-        self.pos = self.end;
-        let rest = n - out.len();
+        out.reserve(n.min(PREALLOC_LIMIT));
+        let available = (self.end - self.pos).min(n);
+        out.extend_from_slice(&self.buf[self.pos..self.pos + available]);
+        self.pos += available;
+        let rest = n - available;
         if rest < BUFFER_SIZE / 2 {
-            self.copy_into(rest, &mut out, context)?;
+            self.copy_into(rest, out, context)
         } else {
-            self.read_direct(rest, &mut out, context)?;
+            self.read_direct(rest, out, context)
         }
-        Ok(Bytes::from(out))
     }
 
     /// Reads `n` bytes from the source into `out`, bypassing the (empty) buffer.
