@@ -287,6 +287,16 @@ impl<R: Read> Reader<R> {
     /// Reads past an RDB string without keeping it. LZF data is still decompressed (into a
     /// reused buffer) so that a corrupt string is reported as `read_string` would.
     pub fn skip_string(&mut self, context: &'static str) -> Result<(), DecodeError> {
+        if let Some((head, data_len, form)) = self.buffered_string() {
+            let start = self.pos + head;
+            self.pos = start + data_len;
+            if let RawForm::Lzf { original_len } = form {
+                let offset = self.offset() - data_len as u64;
+                crate::lzf::check(&self.buf[start..self.pos], original_len)
+                    .map_err(|source| DecodeError::Structure { offset, source })?;
+            }
+            return Ok(());
+        }
         match self.read_len_or_encoding(context)? {
             Len::Plain(n) => self.skip(n, context),
             Len::Encoded(ENC_INT8) => self.skip(1, context),
@@ -409,7 +419,56 @@ impl<R: Read> Reader<R> {
     /// An RDB string as stored, prefix and data, without expanding it: a slice of the read
     /// chunk unless it is longer than a chunk. LZF data is checked as [`Self::read_string`]
     /// would check it.
+    #[inline]
     pub fn read_raw_string(&mut self, context: &'static str) -> Result<RawString, DecodeError> {
+        match self.raw_string_in_buffer() {
+            Some(raw) => raw,
+            None => self.read_raw_string_slow(context),
+        }
+    }
+
+    /// [`Self::read_raw_string`] for the common case, a plain or LZF string with short
+    /// length fields that is already buffered whole; `None` for anything else, left to
+    /// the general path (which also reports what is wrong).
+    #[inline]
+    fn raw_string_in_buffer(&mut self) -> Option<Result<RawString, DecodeError>> {
+        let (head, data_len, form) = self.buffered_string()?;
+        let total = head + data_len;
+        let stored = self.buf.slice(self.pos..self.pos + total);
+        self.pos += total;
+        if let RawForm::Lzf { original_len } = form {
+            if let Err(source) = crate::lzf::check(&stored[head..], original_len) {
+                let offset = self.offset() - data_len as u64;
+                return Some(Err(DecodeError::Structure { offset, source }));
+            }
+        }
+        Some(Ok(RawString { stored, head, form }))
+    }
+
+    /// The next string's prefix length, data length and form, when it is a plain or LZF
+    /// string with short length fields, already buffered whole, and its claimed size is
+    /// plausible; `None` otherwise.
+    #[inline]
+    fn buffered_string(&self) -> Option<(usize, usize, RawForm)> {
+        let rest = self.buf.get(self.pos..self.end)?;
+        let first = *rest.first()?;
+        let (head, data_len, form) = if first < 0x40 {
+            (1, usize::from(first), RawForm::Plain)
+        } else if first == 0xC0 | ENC_LZF {
+            let (first_width, compressed_len) = short_len(rest.get(1..)?)?;
+            let (second_width, original_len) = short_len(rest.get(1 + first_width..)?)?;
+            if original_len as u64 > (compressed_len as u64) * LZF_MAX_RATIO + 64 {
+                return None;
+            }
+            let head = 1 + first_width + second_width;
+            (head, compressed_len, RawForm::Lzf { original_len })
+        } else {
+            return None;
+        };
+        (head + data_len <= rest.len()).then_some((head, data_len, form))
+    }
+
+    fn read_raw_string_slow(&mut self, context: &'static str) -> Result<RawString, DecodeError> {
         let (width, len) = self.peek_len(0, context)?;
         let (head, data_len, form) = match len {
             Len::Plain(n) => (width, n, RawForm::Plain),
@@ -718,6 +777,21 @@ impl<R: Read> Reader<R> {
             offset: self.offset().saturating_sub(back),
             problem,
         }
+    }
+}
+
+/// A 6- or 14-bit length field at the start of `bytes`: its width and value; `None` for
+/// other forms or too few bytes.
+#[inline]
+fn short_len(bytes: &[u8]) -> Option<(usize, usize)> {
+    let first = *bytes.first()?;
+    match first >> 6 {
+        0 => Some((1, usize::from(first))),
+        1 => Some((
+            2,
+            usize::from(first & 0x3f) << 8 | usize::from(*bytes.get(1)?),
+        )),
+        _ => None,
     }
 }
 

@@ -491,6 +491,7 @@ fn a_skipped_string_is_still_checked() {
     bytes[original_at + 1] += 1;
     let err = decode_skipping(&bytes, "skip-").unwrap_err();
     assert!(matches!(err, DecodeError::Structure { .. }), "{err}");
+    assert_eq!(err.to_string(), decode_all(&bytes).unwrap_err().to_string());
     // And a truncated skipped string is reported as truncated.
     let mut rdb = Rdb::redis(11);
     rdb.key(types::STRING, "skip-plain").len(100).raw(b"short");

@@ -189,6 +189,24 @@ fn corrupt_lzf_data_is_refused_where_it_starts() {
 }
 
 #[test]
+fn corrupt_lzf_data_is_refused_as_when_read() {
+    for stored in [Stored::Canonical { compress: true }, Stored::WideLzf] {
+        let mut input = file(&[(b"xyz".repeat(40), stored)]);
+        // The first LZF control byte becomes a back-reference with nothing before it.
+        let data_at = input.len() - 9 - lzf::compress(&b"xyz".repeat(40)).unwrap().len();
+        input[data_at] = 0xE0;
+        let read = Decoder::new(&input[..])
+            .find_map(Result::err)
+            .expect("reading fails");
+        let mut decoder = Decoder::new(&input[..]);
+        while !matches!(decoder.next_item().unwrap(), Some(Item::KeyStart(_))) {}
+        let taken = decoder.take_raw_string().unwrap_err();
+        assert_eq!(taken.to_string(), read.to_string(), "{stored:?}");
+        assert_eq!(taken.offset(), Some(data_at as u64));
+    }
+}
+
+#[test]
 fn only_a_string_value_can_be_taken_stored() {
     let input = file(&[(b"v".to_vec(), Stored::WideLength)]);
     let mut decoder = Decoder::new(&input[..]);
