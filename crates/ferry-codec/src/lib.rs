@@ -15,6 +15,7 @@ pub mod listpack;
 pub mod lzf;
 mod lzf_memo;
 pub mod model;
+pub mod raw_string;
 pub mod target;
 pub mod types;
 pub mod vectorset;

@@ -34,11 +34,26 @@ pub fn run<S: Source + ?Sized, K: Sink + ?Sized>(
     let mut scratch = Vec::new();
     let mut since_progress = 0u64;
     let by_ref = sink.takes_refs();
+    let raw_strings = by_ref && source.gives_raw_strings() && sink.takes_raw_strings();
     loop {
         // The common item that the only transform passes unchanged is handed to the sink
         // from inside the source's result, not moved out of it first.
         let next = source.next_item();
         if let (true, Ok(Some(item)), [only]) = (by_ref, &next, &mut *transforms) {
+            // A string key the transform passes whole goes to the sink with its value as
+            // stored: not expanded, not shown as items, copied by the encoder.
+            if let (true, Item::KeyStart(header)) = (raw_strings, item) {
+                if header.encoding == ferry_codec::types::STRING && only.passes_whole_key(header)? {
+                    let value = source.take_raw_string()?;
+                    sink.push_raw_string(header, &value)?;
+                    since_progress += 1;
+                    if since_progress == PROGRESS_EVERY {
+                        since_progress = 0;
+                        progress(source.bytes_read());
+                    }
+                    continue;
+                }
+            }
             if only.passes_unchanged(item)? {
                 sink.push_ref(item)?;
                 since_progress += 1;

@@ -40,6 +40,24 @@ pub(crate) fn read_quicklist_node<R: Read>(
     reader: &mut Reader<R>,
     with_containers: bool,
 ) -> Result<ValuePart, DecodeError> {
+    quicklist_node(reader, with_containers, true).map(ValuePart::ListElements)
+}
+
+/// Reads and checks one quicklist node as [`read_quicklist_node`] does, without building
+/// its elements.
+pub(crate) fn skip_quicklist_node<R: Read>(
+    reader: &mut Reader<R>,
+    with_containers: bool,
+) -> Result<(), DecodeError> {
+    quicklist_node(reader, with_containers, false).map(drop)
+}
+
+/// A quicklist node's elements, or none but with every entry checked when `!keep`.
+fn quicklist_node<R: Read>(
+    reader: &mut Reader<R>,
+    with_containers: bool,
+    keep: bool,
+) -> Result<Vec<Bytes>, DecodeError> {
     let container = if with_containers {
         reader.read_len("a quicklist node container")?
     } else {
@@ -59,17 +77,23 @@ pub(crate) fn read_quicklist_node<R: Read>(
     }
     if container == CONTAINER_PLAIN {
         // A plain node is one large element stored as it is.
-        return Ok(ValuePart::ListElements(vec![blob.data]));
+        return Ok(if keep { vec![blob.data] } else { Vec::new() });
     }
     let mut elements: Vec<Bytes> = Vec::new();
     if with_containers {
         for entry in listpack::iter(&blob.data).map_err(|e| blob.error(e))? {
-            elements.push(blob.entry_bytes(entry.map_err(|e| blob.error(e))?));
+            let entry = entry.map_err(|e| blob.error(e))?;
+            if keep {
+                elements.push(blob.entry_bytes(entry));
+            }
         }
     } else {
         for entry in ziplist::iter(&blob.data).map_err(|e| blob.error(e))? {
-            elements.push(blob.entry_bytes(entry.map_err(|e| blob.error(e))?));
+            let entry = entry.map_err(|e| blob.error(e))?;
+            if keep {
+                elements.push(blob.entry_bytes(entry));
+            }
         }
     }
-    Ok(ValuePart::ListElements(elements))
+    Ok(elements)
 }

@@ -28,11 +28,12 @@ use bytes::Bytes;
 
 use crate::error::DecodeError;
 use crate::model::{Item, KeyHeader, ModuleId, RdbVersion, ValuePart};
+use crate::raw_string::RawString;
 use crate::types;
 
 use parts::Limits;
 use reader::Reader;
-use value::ValueState;
+use value::{Shape, ValueState};
 
 /// Tuning of a [`Decoder`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +151,27 @@ impl<R: Read> Decoder<R> {
         while let Some(state) = self.value.take() {
             let skipped = match state {
                 ValueState::PendingString => self.reader.skip_string("a string value"),
+                // Checked as when read, without building the elements.
+                ValueState::Elements {
+                    shape: shape @ (Shape::List | Shape::Set),
+                    remaining,
+                } => {
+                    let what = if shape == Shape::List {
+                        "a list element"
+                    } else {
+                        "a set member"
+                    };
+                    (0..remaining).try_for_each(|_| self.reader.skip_string(what))
+                }
+                ValueState::Quicklist {
+                    remaining,
+                    with_containers,
+                } => list::skip_quicklist_node(&mut self.reader, with_containers).map(|()| {
+                    self.value = (remaining > 1).then_some(ValueState::Quicklist {
+                        remaining: remaining - 1,
+                        with_containers,
+                    })
+                }),
                 state => value::continue_value(&mut self.reader, state, &self.limits)
                     .map(|(_, next)| self.value = next),
             };
@@ -159,6 +181,34 @@ impl<R: Read> Decoder<R> {
             }
         }
         Ok(())
+    }
+
+    /// After the `KeyStart` of a string key, reads its value as stored, not expanded, and
+    /// ends the key: the next item is the next record, not a `Part` nor the `KeyEnd`. The
+    /// value is checked and checksummed as [`Decoder::next_item`] would; a conversion copies
+    /// it when the target stores it the same way (see [`RawString`]). An error when the
+    /// decoder is not at a string value.
+    pub fn take_raw_string(&mut self) -> Result<RawString, DecodeError> {
+        if self.phase != Phase::Running
+            || self.ready.len() > 0
+            || !matches!(self.value, Some(ValueState::PendingString))
+        {
+            return Err(DecodeError::Invalid {
+                offset: self.reader.offset(),
+                problem: "asked for a string value where none comes next".into(),
+            });
+        }
+        self.value = None;
+        match self.reader.read_raw_string("a string value") {
+            Ok(raw) => {
+                self.key_open = false;
+                Ok(raw)
+            }
+            Err(err) => {
+                self.phase = Phase::Failed;
+                Err(err)
+            }
+        }
     }
 
     /// The next item; `Ok(None)` after [`Item::End`] or after an error.

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use crc::{Digest, Table};
 
 use crate::error::DecodeError;
+use crate::raw_string::{RawForm, RawString};
 
 /// Size of the read-ahead buffer. Every fixed-size read must fit in it.
 const BUFFER_SIZE: usize = 64 * 1024;
@@ -286,6 +287,16 @@ impl<R: Read> Reader<R> {
     /// Reads past an RDB string without keeping it. LZF data is still decompressed (into a
     /// reused buffer) so that a corrupt string is reported as `read_string` would.
     pub fn skip_string(&mut self, context: &'static str) -> Result<(), DecodeError> {
+        if let Some((head, data_len, form)) = self.buffered_string() {
+            let start = self.pos + head;
+            self.pos = start + data_len;
+            if let RawForm::Lzf { original_len } = form {
+                let offset = self.offset() - data_len as u64;
+                crate::lzf::check(&self.buf[start..self.pos], original_len)
+                    .map_err(|source| DecodeError::Structure { offset, source })?;
+            }
+            return Ok(());
+        }
         match self.read_len_or_encoding(context)? {
             Len::Plain(n) => self.skip(n, context),
             Len::Encoded(ENC_INT8) => self.skip(1, context),
@@ -316,6 +327,17 @@ impl<R: Read> Reader<R> {
         let compressed_len = self.read_len(context)?;
         let original_len = self.read_len(context)?;
         let start = self.offset();
+        let original_len = self.check_lzf_lengths(compressed_len, original_len, context)?;
+        Ok((compressed_len, original_len, start))
+    }
+
+    /// Refuses an LZF string's claimed size that its data cannot hold or this machine cannot.
+    fn check_lzf_lengths(
+        &self,
+        compressed_len: u64,
+        original_len: u64,
+        context: &'static str,
+    ) -> Result<usize, DecodeError> {
         if original_len
             > compressed_len
                 .saturating_mul(LZF_MAX_RATIO)
@@ -325,12 +347,11 @@ impl<R: Read> Reader<R> {
                 "LZF string in {context} claims {original_len} bytes from {compressed_len} compressed"
             )));
         }
-        let original_len = usize::try_from(original_len).map_err(|_| {
+        usize::try_from(original_len).map_err(|_| {
             self.invalid(format!(
                 "LZF string in {context} too large for this machine"
             ))
-        })?;
-        Ok((compressed_len, original_len, start))
+        })
     }
 
     /// Decompresses an LZF string's data (its lengths already read) into `self.scratch`;
@@ -395,6 +416,176 @@ impl<R: Read> Reader<R> {
         Ok(out)
     }
 
+    /// An RDB string as stored, prefix and data, without expanding it: a slice of the read
+    /// chunk unless it is longer than a chunk. LZF data is checked as [`Self::read_string`]
+    /// would check it.
+    #[inline]
+    pub fn read_raw_string(&mut self, context: &'static str) -> Result<RawString, DecodeError> {
+        match self.raw_string_in_buffer() {
+            Some(raw) => raw,
+            None => self.read_raw_string_slow(context),
+        }
+    }
+
+    /// [`Self::read_raw_string`] for the common case, a plain or LZF string with short
+    /// length fields that is already buffered whole; `None` for anything else, left to
+    /// the general path (which also reports what is wrong).
+    #[inline]
+    fn raw_string_in_buffer(&mut self) -> Option<Result<RawString, DecodeError>> {
+        let (head, data_len, form) = self.buffered_string()?;
+        let total = head + data_len;
+        let stored = self.buf.slice(self.pos..self.pos + total);
+        self.pos += total;
+        if let RawForm::Lzf { original_len } = form {
+            if let Err(source) = crate::lzf::check(&stored[head..], original_len) {
+                let offset = self.offset() - data_len as u64;
+                return Some(Err(DecodeError::Structure { offset, source }));
+            }
+        }
+        Some(Ok(RawString { stored, head, form }))
+    }
+
+    /// The next string's prefix length, data length and form, when it is a plain or LZF
+    /// string with short length fields, already buffered whole, and its claimed size is
+    /// plausible; `None` otherwise.
+    #[inline]
+    fn buffered_string(&self) -> Option<(usize, usize, RawForm)> {
+        let rest = self.buf.get(self.pos..self.end)?;
+        let first = *rest.first()?;
+        let (head, data_len, form) = if first < 0x40 {
+            (1, usize::from(first), RawForm::Plain)
+        } else if first == 0xC0 | ENC_LZF {
+            let (first_width, compressed_len) = short_len(rest.get(1..)?)?;
+            let (second_width, original_len) = short_len(rest.get(1 + first_width..)?)?;
+            if original_len as u64 > (compressed_len as u64) * LZF_MAX_RATIO + 64 {
+                return None;
+            }
+            let head = 1 + first_width + second_width;
+            (head, compressed_len, RawForm::Lzf { original_len })
+        } else {
+            return None;
+        };
+        (head + data_len <= rest.len()).then_some((head, data_len, form))
+    }
+
+    fn read_raw_string_slow(&mut self, context: &'static str) -> Result<RawString, DecodeError> {
+        let (width, len) = self.peek_len(0, context)?;
+        let (head, data_len, form) = match len {
+            Len::Plain(n) => (width, n, RawForm::Plain),
+            Len::Encoded(ENC_INT8) => {
+                let v = self.peek_at(1, 1, context)?[0] as i8;
+                (1, 1, RawForm::Int(i64::from(v)))
+            }
+            Len::Encoded(ENC_INT16) => {
+                let b = self.peek_at(1, 2, context)?;
+                (
+                    1,
+                    2,
+                    RawForm::Int(i64::from(i16::from_le_bytes([b[0], b[1]]))),
+                )
+            }
+            Len::Encoded(ENC_INT32) => {
+                let b = self.peek_at(1, 4, context)?;
+                let v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                (1, 4, RawForm::Int(i64::from(v)))
+            }
+            Len::Encoded(ENC_LZF) => {
+                let (first, compressed_len) = self.peek_plain_len(1, context)?;
+                let (second, original_len) = self.peek_plain_len(1 + first, context)?;
+                let head = 1 + first + second;
+                let original_len = self.check_lzf_lengths(compressed_len, original_len, context)?;
+                (head, compressed_len, RawForm::Lzf { original_len })
+            }
+            Len::Encoded(other) => {
+                return Err(self.invalid(format!("unknown string encoding {other} in {context}")))
+            }
+        };
+        let stored = match usize::try_from(head as u64 + data_len) {
+            Ok(total) if total <= BUFFER_SIZE => {
+                self.ensure(total, context)?;
+                let stored = self.buf.slice(self.pos..self.pos + total);
+                self.pos += total;
+                stored
+            }
+            _ => {
+                let mut stored = Vec::new();
+                self.copy_into(head, &mut stored, context)?;
+                self.read_bytes_into(data_len, &mut stored, context)?;
+                Bytes::from(stored)
+            }
+        };
+        if let RawForm::Lzf { original_len } = form {
+            let data = &stored[head..];
+            let start = self.offset() - data.len() as u64;
+            crate::lzf::check(data, original_len).map_err(|source| DecodeError::Structure {
+                offset: start,
+                source,
+            })?;
+        }
+        Ok(RawString { stored, head, form })
+    }
+
+    /// `n` bytes starting `at` bytes after the next unread one, not consumed (`at + n` must
+    /// fit the buffer).
+    fn peek_at(
+        &mut self,
+        at: usize,
+        n: usize,
+        context: &'static str,
+    ) -> Result<&[u8], DecodeError> {
+        self.ensure(at + n, context)?;
+        Ok(&self.buf[self.pos + at..self.pos + at + n])
+    }
+
+    /// The length field `at` bytes ahead, not consumed: its width and value.
+    fn peek_len(&mut self, at: usize, context: &'static str) -> Result<(usize, Len), DecodeError> {
+        let first = self.peek_at(at, 1, context)?[0];
+        let parsed = match first >> 6 {
+            0 => (1, Len::Plain(u64::from(first & 0x3f))),
+            1 => {
+                let second = self.peek_at(at + 1, 1, context)?[0];
+                (
+                    2,
+                    Len::Plain((u64::from(first & 0x3f) << 8) | u64::from(second)),
+                )
+            }
+            2 if first == 0x80 => {
+                let b = self.peek_at(at + 1, 4, context)?;
+                (
+                    5,
+                    Len::Plain(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+                )
+            }
+            2 if first == 0x81 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(self.peek_at(at + 1, 8, context)?);
+                (9, Len::Plain(u64::from_be_bytes(b)))
+            }
+            2 => {
+                return Err(DecodeError::Invalid {
+                    offset: self.offset() + at as u64,
+                    problem: format!("bad length byte 0x{first:02x} in {context}"),
+                })
+            }
+            _ => (1, Len::Encoded(first & 0x3f)),
+        };
+        Ok(parsed)
+    }
+
+    fn peek_plain_len(
+        &mut self,
+        at: usize,
+        context: &'static str,
+    ) -> Result<(usize, u64), DecodeError> {
+        match self.peek_len(at, context)? {
+            (width, Len::Plain(n)) => Ok((width, n)),
+            (_, Len::Encoded(_)) => Err(DecodeError::Invalid {
+                offset: self.offset() + at as u64,
+                problem: format!("expected a length in {context}, found a string encoding"),
+            }),
+        }
+    }
+
     /// A copy of `data` in the arena: shares a chunk with its neighbours.
     fn in_arena(&mut self, data: &[u8]) -> Bytes {
         if self.arena.capacity() - self.arena.len() < data.len() {
@@ -420,18 +611,30 @@ impl<R: Read> Reader<R> {
             self.pos += n;
             return Ok(out);
         }
+        let mut out = Vec::new();
+        self.read_bytes_into(n, &mut out, context)?;
+        Ok(Bytes::from(out))
+    }
+
+    /// Appends exactly `n` bytes to `out`; large reads go straight from the source.
+    fn read_bytes_into(
+        &mut self,
+        n: u64,
+        out: &mut Vec<u8>,
+        context: &'static str,
+    ) -> Result<(), DecodeError> {
         let n = usize::try_from(n)
             .map_err(|_| self.invalid(format!("{context} of {n} bytes is too large")))?;
-        let mut out = Vec::with_capacity(n.min(PREALLOC_LIMIT));
-        out.extend_from_slice(&self.buf[self.pos..self.end]);
-        self.pos = self.end;
-        let rest = n - out.len();
+        out.reserve(n.min(PREALLOC_LIMIT));
+        let available = (self.end - self.pos).min(n);
+        out.extend_from_slice(&self.buf[self.pos..self.pos + available]);
+        self.pos += available;
+        let rest = n - available;
         if rest < BUFFER_SIZE / 2 {
-            self.copy_into(rest, &mut out, context)?;
+            self.copy_into(rest, out, context)
         } else {
-            self.read_direct(rest, &mut out, context)?;
+            self.read_direct(rest, out, context)
         }
-        Ok(Bytes::from(out))
     }
 
     /// Reads `n` bytes from the source into `out`, bypassing the (empty) buffer.
@@ -574,6 +777,21 @@ impl<R: Read> Reader<R> {
             offset: self.offset().saturating_sub(back),
             problem,
         }
+    }
+}
+
+/// A 6- or 14-bit length field at the start of `bytes`: its width and value; `None` for
+/// other forms or too few bytes.
+#[inline]
+fn short_len(bytes: &[u8]) -> Option<(usize, usize)> {
+    let first = *bytes.first()?;
+    match first >> 6 {
+        0 => Some((1, usize::from(first))),
+        1 => Some((
+            2,
+            usize::from(first & 0x3f) << 8 | usize::from(*bytes.get(1)?),
+        )),
+        _ => None,
     }
 }
 

@@ -424,6 +424,17 @@ fn skipped_values_leave_out_their_parts_and_nothing_else() {
         .string(b"c");
     rdb.key(types::SET_LISTPACK, "skip-set")
         .string(&listpack(&["m1", "m2"]));
+    rdb.key(types::SET, "skip-plain-set")
+        .len(2)
+        .string(b"x")
+        .string(b"7");
+    // Two nodes: a packed one (container 2) and a plain one (container 1).
+    rdb.key(types::LIST_QUICKLIST_2, "skip-quicklist")
+        .len(2)
+        .len(2)
+        .string(&listpack(&["q1", "7"]))
+        .len(1)
+        .string(b"plain node");
     rdb.key(types::STRING, "keep-plain").string(b"hello");
     let bytes = rdb.finish();
 
@@ -449,6 +460,23 @@ fn skipped_values_leave_out_their_parts_and_nothing_else() {
 }
 
 #[test]
+fn a_skipped_list_is_still_checked() {
+    let mut packed = listpack(&["q1", "q2"]);
+    // The second entry's encoding byte becomes one no listpack entry starts with.
+    let second = packed.len() - 1 - 4;
+    packed[second] = 0xF5;
+    let mut rdb = Rdb::redis(11);
+    rdb.key(types::LIST_QUICKLIST_2, "skip-quicklist")
+        .len(1)
+        .len(2)
+        .string(&packed);
+    let bytes = rdb.finish();
+    let read = decode_all(&bytes).unwrap_err();
+    let skipped = decode_skipping(&bytes, "skip-").unwrap_err();
+    assert_eq!(skipped.to_string(), read.to_string());
+}
+
+#[test]
 fn a_skipped_string_is_still_checked() {
     let long = "y".repeat(300);
     let mut rdb = Rdb::redis(11);
@@ -463,6 +491,7 @@ fn a_skipped_string_is_still_checked() {
     bytes[original_at + 1] += 1;
     let err = decode_skipping(&bytes, "skip-").unwrap_err();
     assert!(matches!(err, DecodeError::Structure { .. }), "{err}");
+    assert_eq!(err.to_string(), decode_all(&bytes).unwrap_err().to_string());
     // And a truncated skipped string is reported as truncated.
     let mut rdb = Rdb::redis(11);
     rdb.key(types::STRING, "skip-plain").len(100).raw(b"short");

@@ -37,8 +37,9 @@ use streamed::{Streamed, StreamedForm};
 use writer::Output;
 
 use crate::error::EncodeError;
-use crate::length::write_u64_le;
+use crate::length::{write_len, write_u64_le};
 use crate::model::{Item, KeyHeader, Kind, ValuePart};
+use crate::raw_string::RawString;
 use crate::target::Format;
 use crate::types;
 
@@ -145,6 +146,72 @@ impl<W: Write> Encoder<W> {
             }
             (_, item) => self.write_item(&item),
         }
+    }
+
+    /// A whole string key: its header and its value as the input stored it (from
+    /// [`crate::decode::Decoder::take_raw_string`]), in place of `KeyStart`, the value's
+    /// `Part` and `KeyEnd`. The output is the same as theirs; the stored bytes are copied
+    /// when they are what the encoder would write for the value anyway, which spares
+    /// expanding and encoding it again. (An LZF string over 1 MiB is copied too, where the
+    /// items would have it compressed anew.)
+    pub fn write_raw_string_key(
+        &mut self,
+        header: &KeyHeader,
+        value: &RawString,
+    ) -> Result<(), EncodeError> {
+        let result = self.raw_string_key(header, value);
+        if matches!(result, Err(EncodeError::Io(_))) {
+            self.state = State::Failed;
+        }
+        result
+    }
+
+    fn raw_string_key(&mut self, header: &KeyHeader, value: &RawString) -> Result<(), EncodeError> {
+        match self.state {
+            State::TopLevel if header.kind == Kind::String => {}
+            State::TopLevel => {
+                return Err(EncodeError::Sequence(format!(
+                    "key {:?}: a string value for a {} key",
+                    key_name(header),
+                    header.kind.type_name()
+                )))
+            }
+            // The same answers as for its KeyStart item.
+            _ => return self.apply(&Item::KeyStart(header.clone())),
+        }
+        let compress = self.options.compress;
+        if value.is_what_encoder_writes(compress) {
+            self.write_prelude(header, types::STRING);
+            let stored = value.stored();
+            if stored.len() < writer::DIRECT_WRITE_FROM {
+                self.out.pending().extend_from_slice(stored);
+            } else {
+                self.out.write_direct(stored)?;
+            }
+        } else if let (true, Some((data, original_len))) = (compress, value.lzf()) {
+            // LZF data with wider length fields than needed: the data is kept, as the
+            // encoder keeps that of a string it saw expanded, under the usual lengths.
+            self.write_prelude(header, types::STRING);
+            let out = self.out.pending();
+            out.push(string::LZF_STRING);
+            write_len(out, data.len() as u64);
+            write_len(out, original_len as u64);
+            if data.len() < writer::DIRECT_WRITE_FROM {
+                self.out.pending().extend_from_slice(data);
+            } else {
+                self.out.write_direct(data)?;
+            }
+        } else {
+            // Checked by the decoder, so expanding cannot fail on good input; a caller's
+            // value that does is refused before any byte of the key is out.
+            let expanded = value.value().map_err(|err| EncodeError::Unrepresentable {
+                key: key_name(header),
+                problem: format!("its stored string does not expand: {err}"),
+            })?;
+            self.write_prelude(header, types::STRING);
+            string::write_long_string(&mut self.out, &expanded, compress)?;
+        }
+        Ok(self.out.flush_if_full()?)
     }
 
     fn apply(&mut self, item: &Item) -> Result<(), EncodeError> {
@@ -523,5 +590,7 @@ fn check_stream_order(
     )))
 }
 
+#[cfg(test)]
+mod raw_string_tests;
 #[cfg(test)]
 mod tests;

@@ -46,7 +46,7 @@ pub(super) fn write_long_string<W: Write>(
 }
 
 /// The special string encoding byte that announces an LZF-compressed string.
-const LZF_STRING: u8 = 0xC3;
+pub(super) const LZF_STRING: u8 = 0xC3;
 
 #[cfg(test)]
 mod tests {

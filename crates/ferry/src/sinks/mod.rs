@@ -6,7 +6,8 @@ pub mod relay;
 pub mod writer;
 
 use crate::error::Error;
-use ferry_codec::Item;
+use ferry_codec::raw_string::RawString;
+use ferry_codec::{Item, KeyHeader, ValuePart};
 use std::collections::BTreeMap;
 
 pub trait Sink {
@@ -21,6 +22,24 @@ pub trait Sink {
     }
     /// True when [`Sink::push_ref`] is as cheap as `push`.
     fn takes_refs(&self) -> bool {
+        false
+    }
+    /// A whole string key, its value as the source stored it (see
+    /// [`crate::sources::Source::take_raw_string`]): the same as pushing its `KeyStart`, the
+    /// value's `Part` and `KeyEnd`, which is what it does by default. Callers use it only
+    /// when [`Sink::takes_raw_strings`] says so.
+    fn push_raw_string(&mut self, header: &KeyHeader, value: &RawString) -> Result<(), Error> {
+        let expanded = value.value().map_err(|source| {
+            Error::Migration(format!(
+                "internal: a stored string that does not expand: {source}"
+            ))
+        })?;
+        self.push(Item::KeyStart(header.clone()))?;
+        self.push(Item::Part(ValuePart::String(expanded)))?;
+        self.push(Item::KeyEnd)
+    }
+    /// True when [`Sink::push_raw_string`] is cheaper than pushing the key's items.
+    fn takes_raw_strings(&self) -> bool {
         false
     }
     /// Completes the output (flush, checksum, rename, ...) and says what was written. A sink

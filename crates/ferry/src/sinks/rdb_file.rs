@@ -3,17 +3,17 @@
 use super::{Sink, SinkStats};
 use crate::codec::encode::{EncodeOptions, Encoder};
 use crate::error::Error;
-use crate::output_file::OutputFile;
+use crate::output_file::{OutputFile, WritebackFile};
+use ferry_codec::raw_string::RawString;
 use ferry_codec::target::Format;
-use ferry_codec::Item;
-use std::fs::File;
+use ferry_codec::{Item, KeyHeader};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 pub struct RdbFileSink {
     output: Option<OutputFile>,
     path: PathBuf,
-    encoder: Option<Encoder<BufWriter<File>>>,
+    encoder: Option<Encoder<BufWriter<WritebackFile>>>,
     stats: SinkStats,
 }
 
@@ -26,7 +26,7 @@ impl RdbFileSink {
         force: bool,
     ) -> Result<Self, Error> {
         let (output, file) = OutputFile::create(path, force)?;
-        let writer = BufWriter::with_capacity(1 << 16, file);
+        let writer = BufWriter::with_capacity(1 << 16, WritebackFile::new(file));
         Ok(Self {
             output: Some(output),
             path: path.to_owned(),
@@ -50,13 +50,16 @@ impl RdbFileSink {
                 "item after the output was finished".into(),
             )));
         };
-        let key_db = match item.get() {
-            Item::KeyStart(header) => Some(header.db),
+        let key_db = match &item {
+            ItemRef::Owned(Item::KeyStart(header)) => Some(header.db),
+            ItemRef::Borrowed(Item::KeyStart(header)) => Some(header.db),
+            ItemRef::RawString(header, _) => Some(header.db),
             _ => None,
         };
         let written = match item {
             ItemRef::Owned(item) => encoder.write_owned(item),
             ItemRef::Borrowed(item) => encoder.write_item(item),
+            ItemRef::RawString(header, value) => encoder.write_raw_string_key(header, value),
         };
         if let Err(source) = written {
             return Err(self.encode_error(source));
@@ -71,15 +74,8 @@ impl RdbFileSink {
 enum ItemRef<'a> {
     Owned(Item),
     Borrowed(&'a Item),
-}
-
-impl ItemRef<'_> {
-    fn get(&self) -> &Item {
-        match self {
-            ItemRef::Owned(item) => item,
-            ItemRef::Borrowed(item) => item,
-        }
-    }
+    /// A whole string key with its value as stored.
+    RawString(&'a KeyHeader, &'a RawString),
 }
 
 impl Sink for RdbFileSink {
@@ -89,6 +85,15 @@ impl Sink for RdbFileSink {
 
     fn push_ref(&mut self, item: &Item) -> Result<(), Error> {
         self.write(ItemRef::Borrowed(item))
+    }
+
+    fn push_raw_string(&mut self, header: &KeyHeader, value: &RawString) -> Result<(), Error> {
+        self.write(ItemRef::RawString(header, value))
+    }
+
+    fn takes_raw_strings(&self) -> bool {
+        // The encoder copies a stored string it would write the same way.
+        true
     }
 
     fn takes_refs(&self) -> bool {
@@ -104,10 +109,13 @@ impl Sink for RdbFileSink {
         let writer = encoder
             .finish()
             .map_err(|source| self.encode_error(source))?;
-        let file = writer.into_inner().map_err(|e| Error::Write {
-            path: self.path.clone(),
-            source: e.into_error(),
-        })?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::Write {
+                path: self.path.clone(),
+                source: e.into_error(),
+            })?
+            .into_file();
         // The file's size, not the encoder's count, so the trailer is included.
         let written = file.metadata().map_err(|source| Error::Write {
             path: self.path.clone(),

@@ -3,6 +3,7 @@
 use super::Source;
 use crate::codec::decode::Decoder;
 use crate::error::Error;
+use ferry_codec::raw_string::RawString;
 use ferry_codec::Item;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -120,5 +121,18 @@ impl Source for RdbFileSource {
 
     fn total_bytes(&self) -> Option<u64> {
         Some(self.size)
+    }
+
+    fn gives_raw_strings(&self) -> bool {
+        true
+    }
+
+    fn take_raw_string(&mut self) -> Result<RawString, Error> {
+        self.decoder
+            .take_raw_string()
+            .map_err(|source| Error::Decode {
+                path: self.path.clone(),
+                source,
+            })
     }
 }

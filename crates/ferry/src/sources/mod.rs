@@ -7,6 +7,7 @@ pub mod replication;
 pub mod scan;
 
 use crate::error::Error;
+use ferry_codec::raw_string::RawString;
 use ferry_codec::Item;
 use std::time::Duration;
 
@@ -23,4 +24,16 @@ pub trait Source {
     /// The whole input's size when it is known in advance (a file, a snapshot with a
     /// length prefix); `None` for open-ended streams.
     fn total_bytes(&self) -> Option<u64>;
+    /// True when [`Source::take_raw_string`] can answer after a string key's `KeyStart`.
+    fn gives_raw_strings(&self) -> bool {
+        false
+    }
+    /// Right after the `KeyStart` of a string key (type byte 0): its value as stored,
+    /// which also ends the key (no `Part` or `KeyEnd` follows). Only called when
+    /// [`Source::gives_raw_strings`] says so.
+    fn take_raw_string(&mut self) -> Result<RawString, Error> {
+        Err(Error::Migration(
+            "internal: this source does not give stored strings".into(),
+        ))
+    }
 }

@@ -4,7 +4,7 @@ pub mod commands;
 pub mod compat;
 
 use crate::error::Error;
-use ferry_codec::Item;
+use ferry_codec::{Item, KeyHeader};
 
 /// One step of the pipeline: each item in becomes zero or more items out.
 ///
@@ -20,6 +20,14 @@ pub trait Transform {
     /// item through `out` (an item is over 100 bytes and most items just pass).
     fn passes_unchanged(&mut self, item: &Item) -> Result<bool, Error> {
         let _ = item;
+        Ok(false)
+    }
+    /// Like [`Transform::passes_unchanged`] for a key's `KeyStart`, for the whole key: true
+    /// means the key's start, every part and its end pass unchanged, and the transform's
+    /// state is as after its `KeyEnd` (the caller hands the key on without showing its
+    /// parts to the transform); false must leave the transform as it was.
+    fn passes_whole_key(&mut self, header: &KeyHeader) -> Result<bool, Error> {
+        let _ = header;
         Ok(false)
     }
     /// Called once after the last item; appends anything still held back.

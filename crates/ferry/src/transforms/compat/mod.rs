@@ -276,6 +276,15 @@ impl Transform for CompatTransform {
         Ok(true)
     }
 
+    fn passes_whole_key(&mut self, header: &KeyHeader) -> Result<bool, Error> {
+        // A string key: nothing in it depends on the target.
+        if !matches!(self.state, KeyState::Between) || header.kind != Kind::String {
+            return Ok(false);
+        }
+        self.refuse_functions()?;
+        Ok(true)
+    }
+
     fn finish(&mut self, _out: &mut Vec<Item>) -> Result<(), Error> {
         self.refuse_functions()
     }
