@@ -146,12 +146,7 @@ impl Cluster {
     /// slot range's primary (and [`Cluster::nodes`] lists it there), the old primary its
     /// replica. Returns once both say so and the cluster is ready.
     pub fn failover(&mut self, primary: usize) -> Result<()> {
-        let group = self
-            .replicas
-            .get_mut(primary)
-            .with_context(|| format!("no primary {primary}"))?;
-        ensure!(!group.is_empty(), "primary {primary} has no replica");
-        let (replica, replica_bus) = group.remove(0);
+        let (replica, replica_bus) = self.take_first_replica(primary)?;
         let mut con = replica.try_client()?;
         redis::cmd("CLUSTER")
             .arg("FAILOVER")
@@ -169,18 +164,23 @@ impl Cluster {
     /// first replica on its own (after the node timeout); [`Cluster::nodes`] then lists the
     /// replica there.
     pub fn kill_primary(&mut self, primary: usize) -> Result<()> {
-        let group = self
-            .replicas
-            .get_mut(primary)
-            .with_context(|| format!("no primary {primary}"))?;
-        ensure!(!group.is_empty(), "primary {primary} has no replica");
-        let (replica, replica_bus) = group.remove(0);
+        let (replica, replica_bus) = self.take_first_replica(primary)?;
         self.nodes[primary].kill()?;
         wait_role(&replica, "master", false)?;
         let old = std::mem::replace(&mut self.nodes[primary], replica);
         self.bus_ports[primary] = replica_bus;
         self.dead.push(old);
         self.wait_ready()
+    }
+
+    /// Primary `primary`'s first replica (and its bus port), about to take its place.
+    fn take_first_replica(&mut self, primary: usize) -> Result<(Server, u16)> {
+        let group = self
+            .replicas
+            .get_mut(primary)
+            .with_context(|| format!("no primary {primary}"))?;
+        ensure!(!group.is_empty(), "primary {primary} has no replica");
+        Ok(group.remove(0))
     }
 
     /// The replicas of primary `primary`.

@@ -7,8 +7,8 @@ mod cutover_support;
 mod migrate_support;
 
 use cutover_support::{
-    cluster_counter_values, counter_key, report, status_addr, switch_args_between, Counters,
-    COUNTERS,
+    cluster_counter_values, counter_key, first_stdout_line, report, status_addr,
+    switch_args_between, Counters, COUNTERS,
 };
 use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::{dataset, Cluster, Server, ServerKind};
@@ -54,18 +54,6 @@ fn migrating() -> Setup {
 /// The hook that points the counter clients at `$FERRY_TO`.
 fn route_hook(route: &Path) -> String {
     format!("printf %s \"$FERRY_TO\" > '{}'", route.display())
-}
-
-/// The first stdout line (the cutover's JSON report), once printed.
-fn first_stdout_line(ferry: &Ferry) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(line) = ferry.stdout_lines().first() {
-            return serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        }
-        assert!(Instant::now() < deadline, "no report:\n{}", ferry.output());
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Every primary of `cluster` takes writes within 5 s (none is left paused). The probe key

@@ -8,25 +8,13 @@ mod cutover_support;
 mod migrate_support;
 
 use cutover_support::{
-    counter_key, counter_values, policies, report, start_migrate, status_addr, switch_args,
-    Benchmark, Counters, COUNTERS,
+    counter_key, counter_values, first_stdout_line, policies, report, start_migrate, status_addr,
+    switch_args, Benchmark, Counters, COUNTERS,
 };
 use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::{dataset, Server, ServerKind};
 use migrate_support::{assert_same, Ferry};
-use std::time::{Duration, Instant};
-
-/// The first stdout line (the cutover's JSON report), once printed.
-fn first_stdout_line(ferry: &Ferry) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(line) = ferry.stdout_lines().first() {
-            return serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        }
-        assert!(Instant::now() < deadline, "no report:\n{}", ferry.output());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use std::time::Duration;
 
 fn cutover_and_back(redis_kind: ServerKind, valkey_kind: ServerKind) {
     let redis = Server::start(redis_kind).unwrap();

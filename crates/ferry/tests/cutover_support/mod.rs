@@ -102,6 +102,18 @@ pub fn report(output: &Output) -> serde_json::Value {
     })
 }
 
+/// The first stdout line (the cutover's JSON report), once printed.
+pub fn first_stdout_line(ferry: &Ferry) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(line) = ferry.stdout_lines().first() {
+            return serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        }
+        assert!(Instant::now() < deadline, "no report:\n{}", ferry.output());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Asserts the server takes a write within 5 s (not held by a pause).
 pub fn assert_serving(server: &Server) {
     let mut con = server.client();

@@ -61,8 +61,8 @@ struct Primaries {
     pipes: Vec<NodePipe>,
     /// `host:port` of each node, as `MOVED`/`ASK` name them.
     addresses: Vec<String>,
-    /// `host:port` of the primaries connected to after the start.
-    joined: Vec<String>,
+    /// How many primaries the slot map listed at the start: the rest joined later.
+    at_start: usize,
 }
 
 struct Dial {
@@ -111,6 +111,7 @@ impl ClusterPipe {
             primaries.pipes.push(dial.open(node, &counters).await?);
             primaries.addresses.push(address_of(node));
         }
+        primaries.at_start = map.nodes.len();
         let follower = dial.follower.clone();
         let pipe = Arc::new(ClusterPipe {
             primaries: Mutex::new(primaries),
@@ -141,7 +142,7 @@ impl ClusterPipe {
     pub fn joined(&self) -> Vec<String> {
         self.primaries
             .lock()
-            .map(|p| p.joined.clone())
+            .map(|p| p.addresses[p.at_start..].to_vec())
             .unwrap_or_default()
     }
 
@@ -200,12 +201,16 @@ impl ClusterPipe {
             .lock()
             .map(|mut m| std::mem::take(&mut *m))
             .unwrap_or_default();
-        let (pipes, addresses) = self
+        // Only the addresses the map lacks are copied out: none, but after a node joined.
+        let (pipes, joined) = self
             .primaries
             .lock()
-            .map(|p| (p.pipes.clone(), p.addresses.clone()))
+            .map(|p| {
+                let new = p.addresses.get(splitter.nodes()..).unwrap_or_default();
+                (p.pipes.clone(), new.to_vec())
+            })
             .unwrap_or_default();
-        for address in addresses.iter().skip(splitter.nodes()) {
+        for address in &joined {
             splitter
                 .map_mut()
                 .add_node(node_at_address(address, &self.dial.url.host));
@@ -329,7 +334,6 @@ impl ClusterPipe {
             .map_err(|_| ClientError::Protocol("internal: the node list is poisoned".into()))?;
         primaries.pipes.push(pipe.clone());
         primaries.addresses.push(address_of(&node));
-        primaries.joined.push(address_of(&node));
         Ok((primaries.pipes.len() - 1, pipe))
     }
 
