@@ -9,9 +9,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// Where every suite comes from. The archive itself is the package registry we use.
-const ARCHIVE: &str = "http://deb.debian.org/debian";
-const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+use super::archive::Archive;
 
 pub struct Apt {
     root: PathBuf,
@@ -38,18 +36,29 @@ impl Apt {
         Apt { root }
     }
 
-    /// Writes our sources list (one line per suite) and the directories apt expects.
-    pub fn prepare(&self, suites: &[&str]) -> Result<()> {
+    /// Writes our sources list (one line per suite, all from `archive`) and the directories
+    /// apt expects.
+    pub fn prepare(&self, archive: &Archive, suites: &[&str]) -> Result<()> {
         for dir in ["lists/partial", "cache/archives/partial", "debs"] {
             fs::create_dir_all(self.root.join(dir))
                 .with_context(|| format!("cannot create {}", self.root.join(dir).display()))?;
         }
-        if !Path::new(KEYRING).exists() {
-            bail!("{KEYRING} is missing (install the debian-archive-keyring package)");
+        let keyring = archive.keyring();
+        if !keyring.exists() {
+            bail!(
+                "{} is missing (install the debian-archive-keyring package)",
+                keyring.display()
+            );
         }
         let sources: String = suites
             .iter()
-            .map(|suite| format!("deb [signed-by={KEYRING}] {ARCHIVE} {suite} main\n"))
+            .map(|suite| {
+                format!(
+                    "deb [signed-by={}] {} {suite} main\n",
+                    keyring.display(),
+                    archive.uri
+                )
+            })
             .collect();
         write_if_changed(&self.root.join("sources.list"), &sources)?;
         // An empty package status: the host's installed packages must not influence anything.

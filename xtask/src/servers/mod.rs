@@ -3,6 +3,7 @@
 //! how to start them. A second run with everything present touches no network.
 
 mod apt;
+mod archive;
 mod closure;
 mod install;
 mod spec;
@@ -98,9 +99,14 @@ pub fn ensure(repo_root: &Path) -> Result<PathBuf> {
 
 fn install_missing(dir: &Path, missing: &[Spec]) -> Result<()> {
     let names: Vec<&str> = missing.iter().map(|spec| spec.name).collect();
-    eprintln!("installing {} from Debian's archive", names.join(", "));
+    let archive = archive::discover()?;
+    eprintln!(
+        "installing {} from Debian's archive at {} (from apt's sources)",
+        names.join(", "),
+        archive.uri
+    );
     let apt = Apt::new(dir.join(".apt"));
-    apt.prepare(&spec::suites())?;
+    apt.prepare(&archive, &spec::suites())?;
     let warnings = apt.update()?;
     let plans = closure::resolve(&apt, missing).map_err(|err| match warnings.first() {
         Some(warning) => anyhow::anyhow!("{err:#} (apt-get update warned: {warning})"),
