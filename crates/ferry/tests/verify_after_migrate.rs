@@ -81,3 +81,94 @@ fn redis_8_0_to_valkey_8_1_under_load_with_policies() {
         policies,
     );
 }
+
+/// Redis before 7.4 replicates XREADGROUP as XCLAIMs that do not carry the group's
+/// entries-read, and after XDEL or XTRIM its own replicas lose the counter (a native
+/// Redis 7.0 replica shows the same). verify must not call that a difference: the data is
+/// equal, and the counter is named in a note.
+#[test]
+fn stream_group_counters_redis_7_0_does_not_replicate_are_a_note() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let mut con = source.client();
+    let run = |con: &mut redis::Connection, args: &[&str]| {
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        command.query::<redis::Value>(con).unwrap();
+    };
+    // The full sync carries the group's counter as it is (4) ...
+    run(
+        &mut con,
+        &["XGROUP", "CREATE", "jobs", "g1", "$", "MKSTREAM"],
+    );
+    for i in 1..=20 {
+        run(
+            &mut con,
+            &["XADD", "jobs", &format!("{i}-0"), "n", &i.to_string()],
+        );
+    }
+    let read = [
+        "XREADGROUP",
+        "GROUP",
+        "g1",
+        "c1",
+        "COUNT",
+        "4",
+        "STREAMS",
+        "jobs",
+        ">",
+    ];
+    run(&mut con, &read);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
+    ferry.wait_in_sync();
+
+    // ... and the reads after it reach the target as XCLAIMs, which leave it behind.
+    for _ in 0..3 {
+        run(&mut con, &read);
+    }
+    run(&mut con, &["XADD", "jobs", "21-0", "n", "21"]);
+    run(&mut con, &read);
+    migrate_support::wait_applied(&source, &state, &ferry);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "verify",
+            "--source",
+            &source.url(),
+            "--target",
+            &target.url(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["differing"], 0, "{report:#}");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("entries-read"), "{report:#}");
+
+    // The text report says the same in one line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "verify",
+            "--source",
+            &source.url(),
+            "--target",
+            &target.url(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("note:") && l.contains("entries-read")),
+        "{text}"
+    );
+    ferry.signal("TERM");
+    ferry.wait_exit(Duration::from_secs(20));
+}

@@ -122,6 +122,12 @@ fn each_injected_difference_is_reported_with_its_key_and_kind() {
             con,
             &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "v:stream", ">"],
         );
+        cmd(con, &["XADD", "v:counter", "1-1", "f", "a"]);
+        cmd(con, &["XGROUP", "CREATE", "v:counter", "g", "0"]);
+        cmd(
+            con,
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "v:counter", ">"],
+        );
         cmd(con, &["HSET", "v:fieldttl", "a", "1", "b", "2"]);
         cmd(
             con,
@@ -150,6 +156,19 @@ fn each_injected_difference_is_reported_with_its_key_and_kind() {
     cmd(&mut con, &["LSET", "v:biglist", "2500", "changed"]);
     cmd(&mut con, &["PEXPIREAT", "v:ttl", "4102448400000"]);
     cmd(&mut con, &["XACK", "v:stream", "g", "1-2"]);
+    // Valkey replicates a group's entries-read: on this source a changed one differs.
+    cmd(
+        &mut con,
+        &[
+            "XGROUP",
+            "SETID",
+            "v:counter",
+            "g",
+            "1-1",
+            "ENTRIESREAD",
+            "5",
+        ],
+    );
     cmd(
         &mut con,
         &[
@@ -164,7 +183,7 @@ fn each_injected_difference_is_reported_with_its_key_and_kind() {
 
     let (code, report) = verify_json(&source, &target, &["--rounds", "2"]);
     assert_eq!(code, 1, "{report:#}");
-    assert_eq!(report["summary"]["differing"], 6, "{report:#}");
+    assert_eq!(report["summary"]["differing"], 7, "{report:#}");
     assert_eq!(
         report["rounds"], 2,
         "differences persist into the second round"
@@ -175,6 +194,7 @@ fn each_injected_difference_is_reported_with_its_key_and_kind() {
         ("v:biglist", "value"),
         ("v:ttl", "ttl"),
         ("v:stream", "value"),
+        ("v:counter", "value"),
         ("v:fieldttl", "ttl"),
     ] {
         let found = difference(&report, key);
@@ -199,7 +219,7 @@ fn each_injected_difference_is_reported_with_its_key_and_kind() {
     let out = ferry(&["verify", "--source", &s, "--target", &t, "--rounds", "1"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("6 differing"), "{text}");
+    assert!(text.contains("7 differing"), "{text}");
     assert!(text.contains("db0 \"v:biglist\" [value]"), "{text}");
 }
 

@@ -8,6 +8,7 @@ use super::error::{Role, VerifyError};
 use super::limiter::Limiter;
 use super::node::Node;
 use super::reply;
+use crate::sinks::writer::client::{info_value, parse_info};
 use crate::sinks::writer::cluster::topology::SlotMap;
 use crate::url::ServerUrl;
 use redis::{Cmd, FromRedisValue, Pipeline, Value};
@@ -22,6 +23,10 @@ pub struct Abilities {
     pub hash_field_ttl: bool,
     /// Built-in vector sets (Redis 8).
     pub vector_sets: bool,
+    /// Whether XREADGROUP's effect on a consumer group's entries-read reaches replicas.
+    /// Redis before 7.4 propagates reads as XCLAIMs without it (fixed by redis/redis#12898,
+    /// which Valkey has from its fork); its replicas keep a stale or unknown counter.
+    pub group_counters_replicated: bool,
 }
 
 pub struct Endpoint {
@@ -63,8 +68,24 @@ impl Endpoint {
             pexpiretime: endpoint.has_command("PEXPIRETIME")?,
             hash_field_ttl: endpoint.has_command("HPEXPIRETIME")?,
             vector_sets: endpoint.has_command("VCARD")?,
+            group_counters_replicated: endpoint.replicates_group_counters()?,
         };
         Ok(endpoint)
+    }
+
+    fn replicates_group_counters(&mut self) -> Result<bool, VerifyError> {
+        let server = self.server.clone();
+        let info: String = self.node_query(&server, redis::cmd("INFO").arg("server"))?;
+        let info = parse_info(info.as_bytes());
+        Ok(match info_value(&info, "valkey_version") {
+            Some(_) => true,
+            None => {
+                let version = info_value(&info, "redis_version").unwrap_or("0");
+                let mut numbers = version.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+                let series = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+                series >= (7, 4)
+            }
+        })
     }
 
     fn has_command(&mut self, name: &str) -> Result<bool, VerifyError> {

@@ -58,6 +58,9 @@ pub enum KeyOutcome {
     /// Different only in ways a migration policy asked for; the reason names the policy.
     Excused(&'static str),
     Differs(Vec<Finding>),
+    /// Equal in its data; a counter the source does not replicate differs (the note says
+    /// which), so a replica of the source would differ the same way.
+    Noted(&'static str),
     /// On neither side any more (expired or deleted while verify ran).
     Gone,
 }
@@ -113,6 +116,8 @@ pub struct VerifyReport {
     pub unlisted_differences: u64,
     /// Policy-excused keys per reason.
     pub excused: BTreeMap<String, u64>,
+    /// Equal keys with a counter the source does not replicate, per note.
+    pub notes: BTreeMap<String, u64>,
     /// Copies of ferry's marker key (`ferry:migrate:applied`, migrate's record of what it
     /// applied) left out of the comparison: ferry's bookkeeping, not the application's data.
     pub ferry_markers_skipped: u64,
@@ -137,6 +142,10 @@ impl VerifyReport {
             KeyOutcome::TypeOnly => {
                 summary.equal += 1;
                 summary.type_only += 1;
+            }
+            KeyOutcome::Noted(note) => {
+                summary.equal += 1;
+                *self.notes.entry(note.to_owned()).or_default() += 1;
             }
             KeyOutcome::Excused(reason) => {
                 summary.policy_excused += 1;
@@ -220,6 +229,9 @@ impl VerifyReport {
         }
         for (reason, count) in &self.excused {
             writeln!(out, "policy-excused: {count} ({reason})")?;
+        }
+        for (note, count) in &self.notes {
+            writeln!(out, "note: {count} key(s): {note}")?;
         }
         if s.type_only > 0 {
             writeln!(

@@ -52,6 +52,8 @@ pub struct Findings {
     pub list: Vec<Finding>,
     /// Set when a policy explains a difference that was then not counted.
     pub excuse: Option<&'static str>,
+    /// Set when a counter the source does not replicate differs (not counted).
+    pub note: Option<&'static str>,
     pub type_only: bool,
 }
 
@@ -194,6 +196,8 @@ fn compare_key(
         KeyOutcome::Differs(findings.list)
     } else if let Some(reason) = findings.excuse {
         KeyOutcome::Excused(reason)
+    } else if let Some(note) = findings.note {
+        KeyOutcome::Noted(note)
     } else if findings.type_only {
         KeyOutcome::TypeOnly
     } else {
