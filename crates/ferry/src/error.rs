@@ -84,6 +84,9 @@ pub enum Error {
     /// `ferry verify` could not compare, or found differences.
     #[error(transparent)]
     Verify(#[from] crate::verify::VerifyError),
+    /// A failed run and what it left on the target that the operator must act on.
+    #[error("{}; {note}", one_line(chain(&**.failure)))]
+    LeftBehind { failure: Box<Error>, note: String },
     /// Writing the command's report failed (e.g. stdout closed by `| head`).
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),
@@ -96,6 +99,7 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::Verify(err) => err.exit_code(),
+            Error::LeftBehind { failure, .. } => failure.exit_code(),
             _ => 1,
         }
     }

@@ -179,6 +179,11 @@ impl Stats {
         store_f64(&self.snapshot_bytes_per_sec, 0.0);
     }
 
+    /// Full syncs begun in this process (each one empties and reloads the target).
+    pub fn full_syncs(&self) -> u64 {
+        self.full_syncs.load(Ordering::Relaxed)
+    }
+
     pub fn set_full_sync(&self, keys: u64, bytes: u64) {
         self.snapshot_keys.store(keys, Ordering::Relaxed);
         self.snapshot_bytes.store(bytes, Ordering::Relaxed);

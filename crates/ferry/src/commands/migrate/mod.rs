@@ -21,7 +21,7 @@ use crate::sinks::writer::client::Client;
 use crate::sinks::writer::cluster::{self, ClusterPipe};
 use crate::sinks::writer::marker::{self, Applied};
 use crate::sinks::writer::pipe::{Batch, Mark, Pipe};
-use crate::sinks::writer::probe::{self, ServerInfo};
+use crate::sinks::writer::probe::{self, ImportMode, ServerInfo};
 use crate::sinks::writer::DRAIN_TIMEOUT;
 use crate::sinks::writer::{TargetSink, WriteMode, WriterCounters, WriterLimits};
 use crate::sources::replication::stream::StreamApplier;
@@ -45,6 +45,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod import_mode;
 mod shards;
 
 /// How often the state file is rewritten while streaming.
@@ -191,9 +192,9 @@ struct TargetSetup {
     restore_refusal: String,
     /// Every command the target has, when it says (`COMMAND LIST`).
     commands: Option<Vec<bytes::Bytes>>,
-    /// The target is in import mode and this connection its import source: it deletes
-    /// no key on its own clock (see `probe::enter_import_mode`).
-    import_mode: bool,
+    /// Whether the target is in import mode and this connection its import source: it
+    /// deletes no key on its own clock (see `probe::enter_import_mode`).
+    import_mode: ImportMode,
     /// The target is a cluster: commands are routed by slot over one connection per
     /// primary (`sinks::writer::cluster`).
     cluster: bool,
@@ -319,6 +320,26 @@ impl Migration {
         });
         state.format = target.format.version.to_string();
         self.enter_import_mode(&mut target).await?;
+        let entered = target.import_mode;
+        match self
+            .run_entered(args, &source_info, cluster_source, target, state, owned)
+            .await
+        {
+            Err(failure) => Err(self.settle_import_mode(entered, owned, failure).await),
+            done => done,
+        }
+    }
+
+    /// The run once both servers answered and the target's import mode is set.
+    async fn run_entered(
+        &self,
+        args: &MigrateArgs,
+        source_info: &ServerInfo,
+        cluster_source: bool,
+        mut target: TargetSetup,
+        mut state: MigrationState,
+        owned: bool,
+    ) -> Result<(), Error> {
         if cluster_source {
             return self
                 .run_cluster_source(args, &source_info, target, state, owned)
@@ -340,13 +361,13 @@ impl Migration {
         let shutdown = shutdown_or_stop(self.events.stats().clone(), self.events.clone());
         tokio::pin!(shutdown);
         if args.mode == MigrateMode::Scan {
-            let job = self.scan_job(args, &source_info, &target, owned);
+            let job = self.scan_job(args, source_info, &target, owned);
             return crate::sources::scan::run(job, pipe, &mut shutdown).await;
         }
         self.clone()
             .follow(
                 args,
-                &source_info,
+                source_info,
                 &target,
                 &pipe,
                 &mut state,
@@ -862,7 +883,7 @@ impl Migration {
             .await
             .map_err(|e| self.target_error(e))?;
         Ok(TargetSetup {
-            import_mode: false,
+            import_mode: ImportMode::Absent,
             cluster,
             commands,
             client: Some(client),
@@ -871,38 +892,6 @@ impl Migration {
             mode,
             restore_refusal,
         })
-    }
-
-    /// Puts the target in import mode where it has one, once both servers answered: a run
-    /// that cannot start leaves the target as it was.
-    async fn enter_import_mode(&self, target: &mut TargetSetup) -> Result<(), Error> {
-        // Import mode is per node and per connection; the cluster's node connections are
-        // opened later, so a cluster target holds near expiries instead.
-        if target.cluster {
-            return Ok(());
-        }
-        let client = target.client.as_mut().ok_or_else(|| {
-            Error::Migration("internal: the target connection was taken before import mode".into())
-        })?;
-        target.import_mode = match probe::enter_import_mode(client).await {
-            Ok(true) => {
-                self.say(
-                    "target in import mode: it keeps keys until the source deletes them, as a \
-                     replica does; `ferry cutover` turns it off (or CONFIG SET import-mode no)",
-                );
-                true
-            }
-            Ok(false) => false,
-            Err(refused) => {
-                self.say(format!(
-                    "the target has import mode but refused it ({refused}); expiries due \
-                     soon are held {} s for the source's DEL instead",
-                    crate::sinks::writer::EXPIRY_GRACE_MS / 1000
-                ));
-                false
-            }
-        };
-        Ok(())
     }
 
     async fn source_info(&self) -> Result<ServerInfo, Error> {

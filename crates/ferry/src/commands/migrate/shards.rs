@@ -20,7 +20,7 @@ use crate::observe::metrics::ShardStatus;
 use crate::observe::{Observer, Phase};
 use crate::sinks::writer::client::Client;
 use crate::sinks::writer::pipe::{Batch, Pipe};
-use crate::sinks::writer::probe::{self, ServerInfo};
+use crate::sinks::writer::probe::{self, ImportMode, ServerInfo};
 use crate::sources::replication::cluster::{self, slots_text, NodeAddr, SourceShard};
 use crate::sources::replication::moves::{MovedKeys, ShardTransform};
 use crate::sources::replication::translate::CommandTransform;
@@ -406,7 +406,7 @@ impl Migration {
         let mut client = Client::connect(&self.target_url, self.connect_timeout)
             .await
             .map_err(|e| self.target_error(e))?;
-        if target.import_mode {
+        if target.import_mode != ImportMode::Absent {
             probe::enter_import_mode(&mut client)
                 .await
                 .map_err(|e| self.target_error(e))?;

@@ -251,26 +251,37 @@ mod tests {
     }
 }
 
-/// Whether the target is now in import mode (Valkey 8.1+ `import-mode`): it keeps keys
-/// past their expiry, deletes none on its own and evicts none, and the connection marked
+/// What [`enter_import_mode`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// The target has no import mode (before Valkey 8.1, Redis).
+    Absent,
+    /// Now on; `was_on` tells whether it already was (an earlier run's, or set by hand).
+    Entered { was_on: bool },
+}
+
+/// Puts the target in import mode (Valkey 8.1+ `import-mode`): it keeps keys past their
+/// expiry, deletes none on its own and evicts none, and the connection marked
 /// `CLIENT IMPORT-SOURCE ON` sees such keys as live — a replica's view of expiry, on a
-/// primary. Turns it on when the target has it; `Err` with the server's reason when it
-/// has it but refuses (e.g. an ACL without CONFIG); `Ok(false)` when it lacks it.
-pub async fn enter_import_mode(client: &mut Client) -> Result<bool, ImportModeRefused> {
+/// primary. `Err` with the server's reason when it has it but refuses (e.g. an ACL
+/// without CONFIG).
+pub async fn enter_import_mode(client: &mut Client) -> Result<ImportMode, ImportModeRefused> {
     let refused = |step: &str, message: String| ImportModeRefused {
         step: step.to_string(),
         message,
     };
-    match client.call(&["CONFIG", "GET", "import-mode"]).await {
+    let was_on = match client.call(&["CONFIG", "GET", "import-mode"]).await {
         // Servers without the setting answer an empty list.
-        Ok(Frame::Array(items)) if items.is_empty() => return Ok(false),
-        Ok(Frame::Array(_)) => {}
+        Ok(Frame::Array(items)) if items.is_empty() => return Ok(ImportMode::Absent),
+        Ok(Frame::Array(items)) => {
+            matches!(items.get(1), Some(Frame::Bulk(value)) if value.eq_ignore_ascii_case(b"yes"))
+        }
         Ok(Frame::Error(message) | Frame::BulkError(message)) => {
             return Err(refused("CONFIG GET import-mode", one_line(&message)))
         }
         Ok(other) => return Err(refused("CONFIG GET import-mode", other.describe())),
         Err(error) => return Err(refused("CONFIG GET import-mode", error.to_string())),
-    }
+    };
     for step in [
         &["CONFIG", "SET", "import-mode", "yes"][..],
         &["CLIENT", "IMPORT-SOURCE", "ON"][..],
@@ -284,7 +295,7 @@ pub async fn enter_import_mode(client: &mut Client) -> Result<bool, ImportModeRe
             Err(error) => return Err(refused(&step.join(" "), error.to_string())),
         }
     }
-    Ok(true)
+    Ok(ImportMode::Entered { was_on })
 }
 
 /// The target has import mode but would not enter it.
