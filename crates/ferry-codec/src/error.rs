@@ -72,6 +72,12 @@ pub enum EncodeError {
     /// The value cannot be represented in the target format (e.g. field TTLs on RDB 11).
     #[error("key {key:?}: {problem}")]
     Unrepresentable { key: String, problem: String },
+    /// The items select a database the loading server does not have.
+    #[error(
+        "the file selects db {db}, and a server with `databases {databases}` refuses it \
+         (raise `databases` on the target)"
+    )]
+    Database { db: u64, databases: u64 },
     /// The items came in an order the format cannot express.
     #[error("{0}")]
     Sequence(String),

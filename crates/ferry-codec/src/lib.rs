@@ -14,6 +14,7 @@ pub mod length;
 pub mod listpack;
 pub mod lzf;
 mod lzf_memo;
+pub mod members;
 pub mod model;
 pub mod raw_string;
 pub mod target;

@@ -71,6 +71,11 @@ pub struct ConvertArgs {
     /// Write strings uncompressed (no LZF).
     #[arg(long)]
     pub no_compress: bool,
+    /// The target's `databases` setting: a file with a database at or past it is one the
+    /// target refuses, so convert refuses to write it.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub databases: u64,
     /// Replace OUTPUT (and an export file) if it exists.
     #[arg(long)]
     pub force: bool,

@@ -141,6 +141,10 @@ fn choose_set(
         }
         return Ok(Encoding::SetListpack);
     }
+    // The loader adds each member of the plain form to a dictionary and refuses a repeat.
+    if let Some(dup) = value.first_duplicate(Kind::Set) {
+        return Err(duplicate(header, "member", dup));
+    }
     Ok(Encoding::SetPlain)
 }
 
@@ -152,14 +156,16 @@ fn choose_zset(
     if let Some(m) = value.scored().find(|m| m.score.is_nan()) {
         return Err(nan_score(header, m.member));
     }
+    // Packed or plain, a loader refuses a member stored twice (the plain form through its
+    // dictionary, the packed one when it converts the value).
+    if let Some(dup) = value.first_duplicate(Kind::SortedSet) {
+        return Err(duplicate(header, "member", dup));
+    }
     if count <= ZSET_MAX_PACKED_ENTRIES
         && value
             .scored()
             .all(|m| m.member.len() <= ZSET_MAX_PACKED_VALUE)
     {
-        if let Some(dup) = value.first_duplicate(Kind::SortedSet) {
-            return Err(duplicate(header, "member", dup));
-        }
         return Ok(Encoding::ZsetPacked);
     }
     Ok(Encoding::ZsetPlain)
@@ -187,11 +193,9 @@ fn choose_hash(
     };
     // Up to that many fields, loaders start with a listpack and only look for duplicate
     // fields under deep sanitization, whatever the type byte; a duplicate there makes the
-    // server panic when it later converts the hash.
-    if count <= HASH_MAX_PACKED_ENTRIES {
-        if let Some(dup) = value.first_duplicate(Kind::Hash) {
-            return Err(duplicate(header, "field", dup));
-        }
+    // server panic when it later converts the hash. Past it, the dictionary refuses one.
+    if let Some(dup) = value.first_duplicate(Kind::Hash) {
+        return Err(duplicate(header, "field", dup));
     }
     Ok(encoding)
 }

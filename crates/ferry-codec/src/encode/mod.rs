@@ -31,6 +31,7 @@ mod zset;
 
 use std::io::Write;
 
+use crate::members::DuplicateFinder;
 use buffer::{part_fits, part_name, ValueBuffer};
 use choose::{choose, key_name};
 use streamed::{Streamed, StreamedForm};
@@ -50,6 +51,9 @@ pub struct EncodeOptions {
     /// Bytes of one key's value held to choose its encoding; larger values are streamed in
     /// their plain form.
     pub buffer_limit: usize,
+    /// The loading server's `databases` setting, when known: a file that selects a
+    /// database at or past it is refused whole by the server, so the encoder refuses it.
+    pub databases: Option<u64>,
 }
 
 impl Default for EncodeOptions {
@@ -57,6 +61,7 @@ impl Default for EncodeOptions {
         Self {
             compress: true,
             buffer_limit: 8 << 20,
+            databases: None,
         }
     }
 }
@@ -270,6 +275,9 @@ impl<W: Write> Encoder<W> {
                 header::write_function(out, code, compress);
             }
             Item::SelectDb(db) => {
+                if let Some(databases) = self.options.databases.filter(|n| db >= n) {
+                    return Err(EncodeError::Database { db: *db, databases });
+                }
                 header::write_select_db(out, *db);
                 self.db = *db;
             }
@@ -450,6 +458,7 @@ impl<W: Write> Encoder<W> {
             form,
             expected,
             written: 0,
+            members: DuplicateFinder::new(),
         };
         self.write_prelude(header, form.type_byte(&self.format));
         let compress = self.options.compress;
@@ -510,8 +519,8 @@ impl<W: Write> Encoder<W> {
                 key_name(&key.header)
             ))),
             KeyMode::Buffering => self.write_buffered(&key.header),
-            KeyMode::Streaming(streamed) => {
-                let finished = self.finish_streamed(&key.header, &streamed);
+            KeyMode::Streaming(mut streamed) => {
+                let finished = self.finish_streamed(&key.header, &mut streamed);
                 if finished.is_err() {
                     self.state = State::Failed;
                 }
@@ -546,7 +555,7 @@ impl<W: Write> Encoder<W> {
     fn finish_streamed(
         &mut self,
         header: &KeyHeader,
-        streamed: &Streamed,
+        streamed: &mut Streamed,
     ) -> Result<(), EncodeError> {
         streamed.check_complete(header)?;
         if streamed.form == StreamedForm::Stream {

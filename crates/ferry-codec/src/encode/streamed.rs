@@ -6,6 +6,7 @@ use super::choose::{field_ttl_unsupported, key_name, nan_score, unrepresentable}
 use super::{hash, list, stream, zset};
 use crate::error::EncodeError;
 use crate::length::{write_len, write_string};
+use crate::members::DuplicateFinder;
 use crate::model::{KeyHeader, Kind, ValuePart};
 use crate::target::{Format, HashTtlForm};
 use crate::types;
@@ -15,6 +16,9 @@ pub(super) struct Streamed {
     /// Elements (or nodes) the written count announced, and how many were written so far.
     pub(super) expected: u64,
     pub(super) written: u64,
+    /// Fingerprints of a set's members or a hash's fields: too many to hold, and a repeat
+    /// makes the server refuse the file.
+    pub(super) members: DuplicateFinder,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,8 +121,19 @@ pub(super) fn write_count(form: StreamedForm, expected: u64, out: &mut Vec<u8>) 
 }
 
 impl Streamed {
-    /// At `KeyEnd`: the value must have had exactly the announced count.
-    pub(super) fn check_complete(&self, header: &KeyHeader) -> Result<(), EncodeError> {
+    /// At `KeyEnd`: the value must have had exactly the announced count, and no member
+    /// (or field) twice.
+    pub(super) fn check_complete(&mut self, header: &KeyHeader) -> Result<(), EncodeError> {
+        if self.members.finish() {
+            let what = match self.form {
+                StreamedForm::Set | StreamedForm::Zset => "a member",
+                _ => "a field",
+            };
+            return Err(unrepresentable(
+                header,
+                format!("{what} appears twice; servers refuse such values"),
+            ));
+        }
         if self.written == self.expected {
             return Ok(());
         }
@@ -149,21 +164,29 @@ pub(super) fn write_part(
             list::write_quicklist_node(format, elements.iter().map(|e| e.as_ref()), out, compress);
             1
         }
-        (StreamedForm::ListElements, ValuePart::ListElements(members))
-        | (StreamedForm::Set, ValuePart::SetMembers(members)) => {
+        (StreamedForm::ListElements, ValuePart::ListElements(members)) => {
             for m in members {
+                write_string(out, m, compress);
+            }
+            members.len() as u64
+        }
+        (StreamedForm::Set, ValuePart::SetMembers(members)) => {
+            for m in members {
+                streamed.members.add(m);
                 write_string(out, m, compress);
             }
             members.len() as u64
         }
         (StreamedForm::Zset, ValuePart::SortedSetMembers(members)) => {
             for m in members {
+                streamed.members.add(&m.member);
                 write_zset_member(header, Scored::from(m), out, compress)?;
             }
             members.len() as u64
         }
         (form, ValuePart::HashFields(fields)) => {
             for f in fields {
+                streamed.members.add(&f.field);
                 write_hash_field(format, header, form, Field::from(f), out, compress)?;
             }
             fields.len() as u64
@@ -252,19 +275,25 @@ pub(super) fn replay(
             }
         }
         StreamedForm::ListElements | StreamedForm::Set => {
+            let set = streamed.form == StreamedForm::Set;
             for element in value.elements() {
+                if set {
+                    streamed.members.add(element);
+                }
                 write_string(out, element, compress);
             }
             count_streamed(header, streamed, value.elements().len() as u64)?;
         }
         StreamedForm::Zset => {
             for m in value.scored() {
+                streamed.members.add(m.member);
                 write_zset_member(header, m, out, compress)?;
             }
             count_streamed(header, streamed, value.scored().len() as u64)?;
         }
         StreamedForm::Hash | StreamedForm::HashValkeyTtl | StreamedForm::HashRedisMetadata => {
             for f in value.fields() {
+                streamed.members.add(f.field);
                 write_hash_field(format, header, streamed.form, f, out, compress)?;
             }
             count_streamed(header, streamed, value.fields().len() as u64)?;

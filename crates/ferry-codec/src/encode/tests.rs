@@ -1037,6 +1037,7 @@ fn values_over_the_buffer_limit_stream_in_plain_form() {
     let options = EncodeOptions {
         compress: true,
         buffer_limit: 1024,
+        ..EncodeOptions::default()
     };
     let with_len = |key: &str, kind, encoding, len: usize| KeyHeader {
         encoding,
@@ -1165,6 +1166,7 @@ fn big_streams_stream_their_nodes() {
     let options = EncodeOptions {
         compress: false,
         buffer_limit: 1024,
+        ..EncodeOptions::default()
     };
     for number in FORMATS {
         let bytes = encode(
@@ -1183,6 +1185,7 @@ fn a_streamed_value_without_a_count_is_refused_before_anything_is_written() {
     let options = EncodeOptions {
         compress: true,
         buffer_limit: 1024,
+        ..EncodeOptions::default()
     };
     let keys = [
         (
@@ -1212,6 +1215,7 @@ fn a_streamed_value_shorter_than_announced_stops_the_encoder() {
     let options = EncodeOptions {
         compress: true,
         buffer_limit: 1024,
+        ..EncodeOptions::default()
     };
     let h = KeyHeader {
         len: Some(600),
@@ -1320,7 +1324,7 @@ proptest! {
                     (h, v)
                 })
                 .collect();
-            let options = EncodeOptions { compress: true, buffer_limit };
+            let options = EncodeOptions { compress: true, buffer_limit, ..EncodeOptions::default() };
             let bytes = encode(format(number), options, &items_for(&keys, per_part)).unwrap();
             let (_, decoded) = decode(&bytes);
             prop_assert_eq!(decoded.len(), keys.len());
@@ -1394,4 +1398,86 @@ fn a_decoded_lzf_string_is_written_with_its_own_compressed_data() {
     let raw = encode(format(11), plain, &items).unwrap();
     assert!(!raw.contains(&0xC3), "no LZF when compression is off");
     assert_eq!(decode(&raw).1[0].value, keys[0].value);
+}
+
+#[test]
+fn a_member_or_field_stored_twice_is_refused_in_every_form() {
+    let streamed = EncodeOptions {
+        buffer_limit: 1024,
+        ..EncodeOptions::default()
+    };
+    // Small enough to pack, big enough for the plain form, and over the buffer limit.
+    for n in [10, 300, 2000] {
+        let names = |i: usize| b(&format!("member {}", if i == n - 1 { 1 } else { i }));
+        let parts = |kind| -> Vec<ValuePart> {
+            (0..n)
+                .collect::<Vec<_>>()
+                .chunks(100)
+                .map(|chunk| match kind {
+                    Kind::Set => ValuePart::SetMembers(chunk.iter().map(|&i| names(i)).collect()),
+                    Kind::SortedSet => ValuePart::SortedSetMembers(
+                        chunk
+                            .iter()
+                            .map(|&i| ScoredMember {
+                                member: names(i),
+                                score: i as f64,
+                            })
+                            .collect(),
+                    ),
+                    _ => ValuePart::HashFields(
+                        chunk
+                            .iter()
+                            .map(|&i| HashField {
+                                field: names(i),
+                                value: b("v"),
+                                expire_at_ms: None,
+                            })
+                            .collect(),
+                    ),
+                })
+                .collect()
+        };
+        for kind in [Kind::Set, Kind::SortedSet, Kind::Hash] {
+            let header = KeyHeader {
+                len: Some(n as u64),
+                ..header("dup", kind)
+            };
+            let mut items = vec![Item::Header(format(11).version), Item::KeyStart(header)];
+            items.extend(parts(kind).into_iter().map(Item::Part));
+            items.extend([Item::KeyEnd, Item::End { checksum: None }]);
+            for options in [EncodeOptions::default(), streamed.clone()] {
+                let err = encode(format(11), options, &items).unwrap_err();
+                assert!(
+                    matches!(&err, EncodeError::Unrepresentable { key, problem } if key == "dup" && problem.contains("twice")),
+                    "{kind:?} of {n}: {err}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_database_the_loader_lacks_is_refused() {
+    let options = EncodeOptions {
+        databases: Some(16),
+        ..EncodeOptions::default()
+    };
+    let items = [Item::Header(format(11).version), Item::SelectDb(16)];
+    let err = encode(format(11), options.clone(), &items).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EncodeError::Database {
+                db: 16,
+                databases: 16
+            }
+        ),
+        "{err}"
+    );
+    let items = [
+        Item::Header(format(11).version),
+        Item::SelectDb(15),
+        Item::End { checksum: None },
+    ];
+    assert!(encode(format(11), options, &items).is_ok());
 }

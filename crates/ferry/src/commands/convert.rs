@@ -21,6 +21,7 @@ pub fn run(args: ConvertArgs, out: &mut dyn Write) -> Result<(), Error> {
     let mut compat = CompatTransform::new(target.clone(), policies, args.force)?;
     let options = EncodeOptions {
         compress: !args.no_compress,
+        databases: Some(args.databases),
         ..EncodeOptions::default()
     };
     let mut sink = RdbFileSink::create(&args.output, target.format, options, args.force)?;

@@ -337,6 +337,7 @@ mod tests {
             KeyOutcome::Differs(vec![Finding::new(DiffKind::Ttl, "d")]),
         );
         report.record(0, b"h", KeyOutcome::Excused("why"));
+        report.record(0, b"s", KeyOutcome::Noted("counter"));
         let json = report.to_json();
         let names = |value: &serde_json::Value| {
             let mut names: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
@@ -349,6 +350,7 @@ mod tests {
                 "differences",
                 "excused",
                 "ferry_markers_skipped",
+                "notes",
                 "rounds",
                 "sampled",
                 "settled",

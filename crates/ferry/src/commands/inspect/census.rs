@@ -1,7 +1,9 @@
-//! Counts what an item stream holds, one item at a time (bounded memory: counters only).
+//! Counts what an item stream holds, one item at a time (bounded memory: counters, and the
+//! fingerprints of one set, sorted set or hash at a time, for duplicate members).
 
 use crate::encoding::encoding_name;
 use bytes::Bytes;
+use ferry_codec::members::DuplicateFinder;
 use ferry_codec::{Flavor, Item, Kind, RdbVersion, ValuePart};
 use std::collections::BTreeMap;
 
@@ -48,8 +50,30 @@ pub struct Census {
     pub slot_info_records: u64,
     /// `Some` once the end marker was read; inside, the stored checksum if any.
     pub end: Option<Option<u64>>,
+    /// The highest database number the file selects (a server has 16 unless configured).
+    pub highest_db: u64,
+    /// Sets, sorted sets and hashes that store a member (field) twice.
+    pub duplicate_members: Damaged,
+    /// Sorted sets with a NaN score.
+    pub nan_scores: Damaged,
     current_db: u64,
     current_key: Option<CurrentKey>,
+    members: DuplicateFinder,
+}
+
+/// Keys whose value no server loads, which only a file without a checksum can carry.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    pub keys: u64,
+    /// The first such key's name.
+    pub example: Option<Bytes>,
+}
+
+impl Damaged {
+    fn add(&mut self, key: &Bytes) {
+        self.keys += 1;
+        self.example.get_or_insert_with(|| key.clone());
+    }
 }
 
 #[derive(Debug)]
@@ -65,12 +89,15 @@ struct CurrentKey {
     tally: usize,
     started_at: u64,
     ttl_fields: u64,
+    name: Bytes,
+    nan_score: bool,
 }
 
 impl Census {
     /// Takes one item; `before` and `after` are the source's byte positions around it.
-    /// Answers whether it wants to see the parts of the key a `KeyStart` begins: only a
-    /// hash's fields count (for field TTLs); other values may be skipped.
+    /// Answers whether it wants to see the parts of the key a `KeyStart` begins: a hash's
+    /// fields (for field TTLs), and the members of sets, sorted sets and hashes (a member
+    /// stored twice, a NaN score); other values may be skipped.
     pub fn observe(&mut self, item: &Item, before: u64, after: u64) -> bool {
         match item {
             Item::Header(version) => self.version = Some(*version),
@@ -79,7 +106,10 @@ impl Census {
                 *self.module_aux.entry(module.name()).or_default() += 1
             }
             Item::Function { .. } => self.functions += 1,
-            Item::SelectDb(db) => self.current_db = *db,
+            Item::SelectDb(db) => {
+                self.current_db = *db;
+                self.highest_db = self.highest_db.max(*db);
+            }
             Item::ResizeDb { keys, expires } => {
                 self.databases
                     .entry(self.current_db)
@@ -103,13 +133,27 @@ impl Census {
                     tally,
                     started_at: before,
                     ttl_fields: 0,
+                    name: header.key.clone(),
+                    nan_score: false,
                 });
-                return header.kind == Kind::Hash;
+                return matches!(header.kind, Kind::Hash | Kind::Set | Kind::SortedSet);
             }
             Item::Part(ValuePart::HashFields(fields)) => {
                 if let Some(key) = &mut self.current_key {
                     key.ttl_fields +=
                         fields.iter().filter(|f| f.expire_at_ms.is_some()).count() as u64;
+                }
+                fields.iter().for_each(|f| self.members.add(&f.field));
+            }
+            Item::Part(ValuePart::SetMembers(members)) => {
+                members.iter().for_each(|m| self.members.add(m));
+            }
+            Item::Part(ValuePart::SortedSetMembers(members)) => {
+                for m in members {
+                    self.members.add(&m.member);
+                }
+                if let Some(key) = &mut self.current_key {
+                    key.nan_score |= members.iter().any(|m| m.score.is_nan());
                 }
             }
             Item::Part(_) => {}
@@ -121,6 +165,12 @@ impl Census {
                     if key.ttl_fields > 0 {
                         self.field_ttl_keys += 1;
                         self.field_ttl_fields += key.ttl_fields;
+                    }
+                    if self.members.finish() {
+                        self.duplicate_members.add(&key.name);
+                    }
+                    if key.nan_score {
+                        self.nan_scores.add(&key.name);
                     }
                 }
             }

@@ -35,6 +35,9 @@ pub struct Blocker {
     pub handled_by: Option<String>,
 }
 
+/// The `databases` setting a server starts with.
+pub const DEFAULT_DATABASES: u64 = 16;
+
 pub fn check(census: &Census, target: &Target) -> TargetCheck {
     let format = target.format;
     let mut cannot_load = Vec::new();
@@ -82,6 +85,51 @@ pub fn check(census: &Census, target: &Target) -> TargetCheck {
             count: keys,
             description: format!("{} of module '{name}'", count(keys, "key", "keys")),
             handled_by: Some("--module skip".into()),
+        });
+    }
+    // Damage no server loads: every target refuses these, whatever its format.
+    for (feature, damaged, what) in [
+        (
+            "duplicate-member",
+            &census.duplicate_members,
+            "storing a member or field twice",
+        ),
+        ("nan-score", &census.nan_scores, "with a NaN score"),
+    ] {
+        if damaged.keys > 0 {
+            let example = damaged.example.as_deref().unwrap_or_default();
+            cannot_load.push(Blocker {
+                feature,
+                module: None,
+                count: damaged.keys,
+                description: format!(
+                    "{} {what} (first: {}); the file is damaged",
+                    count(damaged.keys, "key", "keys"),
+                    crate::display::quoted(example)
+                ),
+                handled_by: None,
+            });
+        }
+    }
+    if census.highest_db >= DEFAULT_DATABASES {
+        cannot_load.push(Blocker {
+            feature: "databases",
+            module: None,
+            count: census
+                .databases
+                .keys()
+                .filter(|db| **db >= DEFAULT_DATABASES)
+                .count() as u64,
+            description: format!(
+                "db {}: a server has databases 0-{} unless its `databases` setting is raised",
+                census.highest_db,
+                DEFAULT_DATABASES - 1
+            ),
+            handled_by: Some(format!(
+                "`databases {}` on the target and convert --databases {}",
+                census.highest_db.saturating_add(1),
+                census.highest_db.saturating_add(1)
+            )),
         });
     }
     if census.functions > 0 && !format.has_functions() {

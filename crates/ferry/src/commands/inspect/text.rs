@@ -132,10 +132,11 @@ fn write_target(out: &mut String, check: &TargetCheck) -> std::fmt::Result {
         .max()
         .unwrap_or(0);
     for blocker in &check.cannot_load {
-        let remedy = blocker
-            .handled_by
-            .as_deref()
-            .unwrap_or("no flag: choose a newer target");
+        let remedy = match (blocker.handled_by.as_deref(), blocker.feature) {
+            (Some(flags), _) => flags,
+            (None, "duplicate-member" | "nan-score") => "no flag: no server loads it",
+            (None, _) => "no flag: choose a newer target",
+        };
         writeln!(out, "    {:<width$}  {remedy}", blocker.description)?;
     }
     Ok(())
