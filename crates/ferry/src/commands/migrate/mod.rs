@@ -32,7 +32,7 @@ use crate::state::{self, MigrationState, Reconciled};
 use crate::target::Target;
 use crate::tls::TlsConnector;
 use crate::transforms::commands::CommandTranslator;
-use crate::transforms::compat::CompatTransform;
+use crate::transforms::compat::{CompatTransform, ExportedKeys};
 use crate::url::ServerUrl;
 use ferry_codec::target::Format;
 use ferry_repl::{
@@ -47,6 +47,7 @@ use std::time::{Duration, Instant};
 
 mod import_mode;
 mod shards;
+mod vector_export;
 
 /// How often the state file is rewritten while streaming.
 const STATE_EVERY: Duration = Duration::from_secs(1);
@@ -111,6 +112,8 @@ struct Migration {
     shard: Option<Arc<shards::ShardContext>>,
     /// The node a failover of this shard moved away from, until a session continued.
     failover_from: Option<String>,
+    /// Under `--vector-set export`: the vector sets the export covers (`vector_export`).
+    exported_keys: ExportedKeys,
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
@@ -132,6 +135,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         events: Arc::new(Observer::new(args.json)),
         shard: None,
         failover_from: None,
+        exported_keys: ExportedKeys::default(),
     };
     if let Some(addr) = args.metrics_addr {
         let bound = crate::observe::http::serve(addr, job.events.stats().clone())
@@ -410,6 +414,10 @@ impl Migration {
             match session {
                 Ok(Stop::Signal) => {
                     self.drain(pipe, state).await;
+                    // Only a standalone source's stream notes the sets it changes.
+                    if self.shard.is_none() {
+                        self.refresh_vector_export().await?;
+                    }
                     match &self.state_path {
                         Some(path) => self.say(format!(
                             "stopped at offset {}; resume with --state {}",
@@ -761,7 +769,12 @@ impl Migration {
             format: target.format,
             name: target.info.name(),
         };
-        let translator = CommandTranslator::new(&self.policies, &compat_target);
+        let mut translator = CommandTranslator::new(&self.policies, &compat_target);
+        // A cluster source's export stays as of the full sync: reading the sets again
+        // would need every shard's node (not done yet).
+        if self.shard.is_none() {
+            translator = translator.with_exported_keys(self.exported_keys.clone());
+        }
         match &target.commands {
             Some(names) => translator.with_target_commands(names),
             None => translator,
@@ -958,6 +971,7 @@ impl Migration {
             name: target.info.name(),
         };
         let policies = self.policies.clone();
+        let exported_keys = self.exported_keys.clone();
         let sink = TargetSink::new(
             pipe.clone(),
             target.format,
@@ -969,7 +983,8 @@ impl Migration {
         let decoded_for_source = decoded.clone();
         let decode = tokio::task::spawn_blocking(move || -> Result<Vec<String>, Error> {
             let mut source = SnapshotSource::new(reader, total, decoded_for_source);
-            let mut compat = CompatTransform::new(compat_target, policies, reload)?;
+            let mut compat = CompatTransform::new(compat_target, policies, reload)?
+                .with_exported_keys(exported_keys);
             let mut sink = sink;
             pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut |_| {})?;
             Ok(compat.complete()?.lines())

@@ -38,8 +38,9 @@
 //! on the target too; the source's `HDEL` at expiry removes it again.
 //!
 //! Vector-set commands on a target without vector sets: `fail` stops, `skip` and
-//! `export=PATH` skip them. The export file is written from the full sync, so it holds
-//! the vector sets as of that moment, not the changes streamed after it.
+//! `export=PATH` skip them. The export file is written from the full sync; under
+//! `export`, the keys these commands (and renames) change are noted, and `migrate` reads
+//! them again from the source when it stops, so the file is current at the stop.
 //!
 //! A key these policies left out of the target (a vector set; under `drop-field` a hash
 //! whose every field has a TTL) cannot be renamed there; RENAME and RENAMENX become a
@@ -192,6 +193,9 @@ pub struct CommandTranslator {
     clock: fn() -> i64,
     /// Whether expiries due within the grace period are held (see `expiry.rs`).
     hold_expiries: bool,
+    /// Under `--vector-set export`: where the vector sets the stream changes are noted, so
+    /// that the run can bring the export up to date when it ends.
+    exported_keys: Option<crate::transforms::compat::ExportedKeys>,
     report: CommandReport,
 }
 
@@ -205,8 +209,16 @@ impl CommandTranslator {
             target_commands: None,
             clock: unix_time_ms,
             hold_expiries: true,
+            exported_keys: None,
             report: CommandReport::new(policies),
         }
+    }
+
+    /// Notes in `keys` every key a vector-set command, or a rename onto it, changes.
+    pub fn with_exported_keys(mut self, keys: crate::transforms::compat::ExportedKeys) -> Self {
+        self.exported_keys = Some(keys);
+        self.report.export_refreshed_at_stop = true;
+        self
     }
 
     /// Also refuses, by name, any command the target does not have: pass the names from
@@ -265,7 +277,13 @@ impl CommandTranslator {
             Some((_, Special::ExpireAt(unit))) => self.expire_at(args, unit),
             Some((_, Special::GetEx)) => self.getex(args),
             Some((_, Special::Restore)) => self.restore(args),
-            Some((_, Special::Rename(kind))) => Ok(self.rename(args, kind)),
+            Some((_, Special::Rename(kind))) => {
+                // The destination may now be a vector set: the export looks at it again.
+                if let (Some(keys), Some(destination)) = (&self.exported_keys, args.get(2)) {
+                    keys.note(db, destination);
+                }
+                Ok(self.rename(args, kind))
+            }
             None => {
                 self.check_target_has(name)?;
                 Ok(Translated::Apply(vec![args]))

@@ -14,6 +14,10 @@ pub struct CommandReport {
     pub policies: Policies,
     pub hash_field_ttl: HashTtlCommandCounts,
     pub vector_sets: VectorCommandCounts,
+    /// The run reads the vector sets these commands changed again when it stops, so the
+    /// export file is current then (migrate), rather than as of the full sync (relay).
+    #[serde(skip)]
+    pub export_refreshed_at_stop: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -106,7 +110,11 @@ impl CommandReport {
                 by_name.join(", ")
             );
             if let VectorSetPolicy::Export(_) = self.policies.vector_set {
-                line.push_str("; the export file holds the vector sets as of the full sync");
+                line.push_str(if self.export_refreshed_at_stop {
+                    "; the export file is brought up to date from the source when the run stops"
+                } else {
+                    "; the export file holds the vector sets as of the full sync"
+                });
             }
             lines.push(line);
         }

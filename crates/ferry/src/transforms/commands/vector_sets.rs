@@ -7,8 +7,8 @@ use crate::policy::VectorSetPolicy;
 use bytes::Bytes;
 
 const SKIPPED: &str = "the target has no vector sets and --vector-set skip leaves them out";
-const EXPORTED: &str = "the target has no vector sets; --vector-set export wrote them at the \
-                        full sync and leaves them out";
+const EXPORTED: &str = "the target has no vector sets; --vector-set export leaves them out \
+                        and brings the export file up to date when the run stops";
 
 impl CommandTranslator {
     /// `name` is the command's canonical (upper-case) name.
@@ -32,7 +32,12 @@ impl CommandTranslator {
                 .into())
             }
             VectorSetPolicy::Skip => SKIPPED,
-            VectorSetPolicy::Export(_) => EXPORTED,
+            VectorSetPolicy::Export(_) => {
+                if let (Some(keys), Some(key)) = (&self.exported_keys, args.get(1)) {
+                    keys.note(db, key);
+                }
+                EXPORTED
+            }
         };
         self.report.vector_command_skipped(name);
         Ok(Translated::Skip { reason })

@@ -12,13 +12,35 @@ use crate::codec::vectorset::{self, Quantization, VectorSet};
 use crate::display::{json_bytes, quoted};
 use crate::error::Error;
 use crate::output_file::{check_writable, OutputFile};
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-pub(super) struct VectorExporter {
+/// The vector sets an export covers, by (db, key): those the full sync exported and those
+/// the stream changed after it. Shared by the full sync's [`super::CompatTransform`], the
+/// stream's command translator and the run that brings the export up to date at its end
+/// (`commands/migrate/vector_export.rs`). One entry per vector set: bounded by their count.
+#[derive(Debug, Clone, Default)]
+pub struct ExportedKeys(Arc<Mutex<BTreeSet<(u64, Bytes)>>>);
+
+impl ExportedKeys {
+    pub fn note(&self, db: u64, key: &Bytes) {
+        if let Ok(mut keys) = self.0.lock() {
+            keys.insert((db, key.clone()));
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeSet<(u64, Bytes)> {
+        self.0.lock().map(|keys| keys.clone()).unwrap_or_default()
+    }
+}
+
+pub struct VectorExporter {
     path: PathBuf,
     force: bool,
     /// Opened at the first export, so a refused or failed run leaves nothing behind.
@@ -36,7 +58,7 @@ struct ElementLine<'a> {
 
 impl VectorExporter {
     /// Checks now that `path` may be written, so the run fails before any work.
-    pub(super) fn new(path: &Path, force: bool) -> Result<Self, Error> {
+    pub fn new(path: &Path, force: bool) -> Result<Self, Error> {
         check_writable(path, force)?;
         Ok(Self {
             path: path.to_owned(),
@@ -46,7 +68,7 @@ impl VectorExporter {
     }
 
     /// Writes the elements of one vector set value; returns how many.
-    pub(super) fn export(&mut self, key: &[u8], body: &[u8]) -> Result<u64, Error> {
+    pub fn export(&mut self, key: &[u8], body: &[u8]) -> Result<u64, Error> {
         let set = vectorset::parse(body).map_err(|source| PolicyError::VectorSetBody {
             key: quoted(key),
             source,
@@ -86,7 +108,7 @@ impl VectorExporter {
 
     /// Puts the file in place; an export that found nothing still leaves an empty file, so
     /// the user can tell "nothing to export" from "not run".
-    pub(super) fn commit(mut self) -> Result<(), Error> {
+    pub fn commit(mut self) -> Result<(), Error> {
         self.writer()?;
         let Some((output, writer)) = self.open.take() else {
             return Ok(());

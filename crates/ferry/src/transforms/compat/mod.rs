@@ -9,6 +9,7 @@ mod report;
 #[cfg(test)]
 mod tests;
 
+pub use export::{ExportedKeys, VectorExporter};
 pub use report::{HashFieldTtlCounts, ModuleCounts, PolicyReport, VectorSetCounts};
 
 use super::Transform;
@@ -16,7 +17,6 @@ use crate::display::count;
 use crate::error::Error;
 use crate::policy::{Policies, VectorSetPolicy};
 use crate::target::Target;
-use export::VectorExporter;
 use ferry_codec::{Flavor, FormatError, Item, KeyHeader, Kind, ValuePart};
 use hash_ttl::HashTtlFilter;
 use modules::Action;
@@ -92,6 +92,8 @@ pub struct CompatTransform {
     /// Function libraries seen for a target without functions; reported together.
     refused_functions: u64,
     exporter: Option<VectorExporter>,
+    /// Where the exported keys are noted, for a run that keeps the export current.
+    exported_keys: Option<ExportedKeys>,
     report: PolicyReport,
 }
 
@@ -113,7 +115,14 @@ impl CompatTransform {
             state: KeyState::Between,
             refused_functions: 0,
             exporter,
+            exported_keys: None,
         })
+    }
+
+    /// Notes each exported vector set in `keys`.
+    pub fn with_exported_keys(mut self, keys: ExportedKeys) -> Self {
+        self.exported_keys = Some(keys);
+        self
     }
 
     pub fn report(&self) -> &PolicyReport {
@@ -167,10 +176,15 @@ impl CompatTransform {
                         }
                         KeyState::Drop
                     }
-                    Action::Export => KeyState::Export {
-                        key: header.key,
-                        body: Vec::new(),
-                    },
+                    Action::Export => {
+                        if let Some(keys) = &self.exported_keys {
+                            keys.note(header.db, &header.key);
+                        }
+                        KeyState::Export {
+                            key: header.key,
+                            body: Vec::new(),
+                        }
+                    }
                 }
             }
             _ => {
