@@ -131,8 +131,8 @@ impl StopRefusal {
             }
             StopRefusal::ForeignOrigin => "POST /stop refused: cross-origin request",
             StopRefusal::BadToken => {
-                "POST /stop needs the run's control token (Authorization: Bearer, as cutover \
-                 sends it with --control-token-file or --control-token-env)"
+                "POST /stop refused: not the run's control token (cutover and rollback send \
+                 it as Authorization: Bearer from --control-token-file or --control-token-env)"
             }
         }
     }

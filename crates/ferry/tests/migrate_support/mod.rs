@@ -36,10 +36,16 @@ impl Ferry {
 
     /// Runs `ferry <command> <args>` (a cutover that goes on as the reverse migration).
     pub fn start_command(command: &str, args: &[&str]) -> Ferry {
+        Ferry::start_command_with_env(command, args, &[])
+    }
+
+    /// [`Ferry::start_command`] with more environment variables (passwords by `-env`).
+    pub fn start_command_with_env(command: &str, args: &[&str], env: &[(&str, &str)]) -> Ferry {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .arg(command)
             .args(args)
             .env(CONTROL_TOKEN_ENV, CONTROL_TOKEN)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
