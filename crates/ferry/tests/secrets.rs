@@ -328,6 +328,14 @@ fn no_password_or_control_token_shows_in_any_output() {
     )
     .unwrap();
     wait_for_link(&replica, &relay);
+    // What the relay tells any client that AUTHs: its INFO (it names the source).
+    let relay_client =
+        redis::Client::open(format!("redis://:{RELAY_PASSWORD}@127.0.0.1:{relay_port}")).unwrap();
+    let info: String = redis::cmd("INFO")
+        .query(&mut relay_client.get_connection().unwrap())
+        .unwrap();
+    assert!(info.contains("role:master"), "{info}");
+    seen.add("relay INFO", info);
     relay.wait_for("wrong password", Duration::from_secs(30));
     let status = fetch_both(&mut seen, "relay", &relay_addr);
     assert!(status.contains("relay"), "{status}");
@@ -340,6 +348,23 @@ fn no_password_or_control_token_shows_in_any_output() {
     wait_exit_ok(&mut relay, "relay");
     seen.run("relay", &relay);
     drop((replica, impostor));
+
+    // migrate --mode scan (SCAN + DUMP), once, into another target with its password.
+    let scan_target = start(ServerKind::Valkey81);
+    require_password(&scan_target, TARGET_PASSWORD);
+    let scan_target_url = scan_target.url();
+    let args = [
+        &["migrate", "--mode", "scan", "--no-follow", "--json"][..],
+        &source_flags,
+        &["--target", &scan_target_url, "--target-password-env"],
+        &[TARGET_PASSWORD_ENV],
+        &POLICIES,
+    ]
+    .concat();
+    let output = ferry(&args, &target_env);
+    assert!(output.status.success(), "migrate --mode scan: {output:?}");
+    seen.output("migrate --mode scan --json", &output);
+    drop(scan_target);
 
     // Error paths, while the migration runs.
     let closed = ClosedPort::reserve().unwrap();
