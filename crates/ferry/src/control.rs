@@ -25,7 +25,8 @@ pub const MIN_TOKEN_LEN: usize = 16;
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Control (POST /stop on the run's --metrics-addr)")]
 pub struct ControlTokenArgs {
-    /// Read the control token from FILE (one line, at least 16 characters). A run
+    /// Read the control token from FILE (one line, at least 16 visible ASCII characters,
+    /// e.g. from `openssl rand -hex 32`). A run
     /// started without one refuses POST /stop; cutover and rollback send it.
     #[arg(long, value_name = "FILE", conflicts_with = "control_token_env")]
     pub control_token_file: Option<PathBuf>,
@@ -95,7 +96,7 @@ impl ControlTokenArgs {
                     path: path.clone(),
                     why,
                 })?;
-            return check_length(line)
+            return check_token(line)
                 .map(Some)
                 .map_err(|why| ControlTokenError::File {
                     path: path.clone(),
@@ -113,14 +114,18 @@ impl ControlTokenArgs {
                     std::env::VarError::NotUnicode(_) => "the value is not UTF-8",
                 })
             })?;
-            return check_length(&text).map(Some).map_err(env_error);
+            return check_token(&text).map(Some).map_err(env_error);
         }
         Ok(None)
     }
 }
 
-fn check_length(token: &str) -> Result<ControlToken, &'static str> {
-    if token.trim().len() < MIN_TOKEN_LEN {
+/// A token goes into an HTTP header: visible ASCII only, long enough not to be guessed.
+fn check_token(token: &str) -> Result<ControlToken, &'static str> {
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the token holds a space, a control or a non-ASCII character");
+    }
+    if token.len() < MIN_TOKEN_LEN {
         return Err("the token is shorter than 16 characters");
     }
     Ok(ControlToken(Secret::new(token)))

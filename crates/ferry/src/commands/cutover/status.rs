@@ -160,16 +160,20 @@ impl StatusEndpoint {
                 addr: self.addr,
                 path,
                 code: code.to_owned(),
-                reason: refusal_reason(body),
+                reason: refusal_reason(body, self.token.as_ref()),
             });
         }
         Ok(response.get(split + 4..).unwrap_or_default().to_vec())
     }
 }
 
-/// ` (first line of the body)` for an error, printable and short; empty if none.
-fn refusal_reason(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+/// ` (first line of the body)` for an error, printable and short; empty if none. Something
+/// else at --status may echo the request back: the token never shows.
+fn refusal_reason(body: &[u8], token: Option<&ControlToken>) -> String {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    if let Some(token) = token {
+        text = text.replace(token.expose(), "***");
+    }
     let line: String = text
         .lines()
         .next()
@@ -196,6 +200,27 @@ mod tests {
         let url = StatusEndpoint::parse("http://127.0.0.1:9121/").unwrap();
         assert_eq!(plain.addr, url.addr);
         assert!(StatusEndpoint::parse("9121").is_err());
+    }
+
+    #[test]
+    fn a_refusal_reason_is_one_short_line_without_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "a-long-enough-control-token").unwrap();
+        let args = crate::control::ControlTokenArgs {
+            control_token_file: Some(file),
+            control_token_env: None,
+        };
+        let token = args.token().unwrap().unwrap();
+        let echo = b"POST /stop HTTP/1.1 Authorization: Bearer a-long-enough-control-token\r\nmore";
+        let reason = refusal_reason(echo, Some(&token));
+        assert!(!reason.contains("a-long-enough"), "{reason}");
+        assert!(
+            reason.contains("Bearer ***") && !reason.contains("more"),
+            "{reason}"
+        );
+        assert_eq!(refusal_reason(b"", Some(&token)), "");
+        assert!(refusal_reason(&[b'x'; 1000], None).len() < 210);
     }
 
     #[test]
