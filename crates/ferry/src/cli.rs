@@ -1,6 +1,7 @@
 //! The command line.
 
 use crate::connection::{SourceConnectionArgs, TargetConnectionArgs};
+use crate::control::ControlTokenArgs;
 use crate::policy::PolicyArgs;
 use crate::target::profile_names;
 use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -152,7 +153,8 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub json: bool,
     /// Serve GET /metrics (Prometheus) and GET /status (JSON) on this address, e.g.
-    /// 127.0.0.1:9121 (port 0 picks a free port; the address is logged). Off by default.
+    /// 127.0.0.1:9121 (port 0 picks a free port; the address is logged), and POST /stop
+    /// for cutover when a control token is given. Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// How to read the source: `replication` (as a replica: PSYNC) or `scan` (SCAN + DUMP
@@ -170,6 +172,8 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub no_follow: bool,
     // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub control: ControlTokenArgs,
     #[command(flatten)]
     pub source_connection: SourceConnectionArgs,
     #[command(flatten)]
@@ -264,7 +268,10 @@ pub struct CutoverArgs {
     /// The reverse migration's --metrics-addr, for `ferry rollback --status`.
     #[arg(long, value_name = "ADDR")]
     pub rollback_metrics_addr: Option<std::net::SocketAddr>,
-    // Last: their help headings would otherwise take in the options after them.
+    // Last: their help headings would otherwise take in the options after them. The
+    // token stops the run (POST /stop) and guards the reverse migration's own listener.
+    #[command(flatten)]
+    pub control: ControlTokenArgs,
     #[command(flatten)]
     pub source_connection: SourceConnectionArgs,
     #[command(flatten)]
@@ -283,6 +290,8 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub switch: SwitchArgs,
     // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub control: ControlTokenArgs,
     #[command(flatten)]
     pub source_connection: SourceConnectionArgs,
     #[command(flatten)]
@@ -322,7 +331,7 @@ pub struct RelayArgs {
     pub connect_timeout: u64,
     /// Serve GET /metrics (Prometheus) and GET /status (JSON) on this address: the source
     /// offset the replicas' ACKs cover is `ferry_applied_offset`. `ferry cutover --status`
-    /// reads it (and POST /stop ends the relay). Off by default.
+    /// reads it (and POST /stop ends the relay, given the control token). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Serve replicas over TLS with this certificate (PEM); they connect with
@@ -336,7 +345,9 @@ pub struct RelayArgs {
     /// tls-client-cert-file, or their tls-cert-file when that is not set.
     #[arg(long, value_name = "FILE", requires = "listen_tls_cert")]
     pub listen_tls_ca: Option<PathBuf>,
-    // Last: its help heading would otherwise take in the options after it.
+    // Last: their help headings would otherwise take in the options after them.
+    #[command(flatten)]
+    pub control: ControlTokenArgs,
     #[command(flatten)]
     pub source_connection: SourceConnectionArgs,
 }

@@ -197,7 +197,7 @@ impl ConnectionSettings {
 }
 
 /// A password file's one line, without its line ending. The reasons never quote the file.
-fn password_line(text: &str) -> Result<&str, &'static str> {
+pub(crate) fn password_line(text: &str) -> Result<&str, &'static str> {
     let line = text
         .strip_suffix('\n')
         .map(|t| t.strip_suffix('\r').unwrap_or(t))

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod codec;
 pub mod commands;
 pub mod connection;
+pub mod control;
 pub mod display;
 pub mod encoding;
 pub mod error;

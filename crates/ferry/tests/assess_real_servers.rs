@@ -493,3 +493,137 @@ fn a_cluster_source_is_read_on_every_primary() {
         "{cluster_finding}"
     );
 }
+
+/// Secret settings as a server reports them in `CONFIG GET *`, each with its own value so
+/// that a leak names the setting. `primaryauth` and `primaryuser` are Valkey's names of
+/// `masterauth` and `masteruser` (one value under both names).
+const SECRET_SETTINGS: [(&str, &str); 5] = [
+    ("requirepass", "canary-requirepass-81f2"),
+    ("primaryauth", "canary-primaryauth-3c9d"),
+    ("primaryuser", "canary-primaryuser-6a0e"),
+    ("tls-key-file-pass", "canary-tls-key-file-pass-d41b"),
+    (
+        "tls-client-key-file-pass",
+        "canary-tls-client-key-pass-7e55",
+    ),
+];
+
+/// Sets every secret setting on `server` (the password last: the connection is already
+/// authenticated as `default`).
+fn set_secrets(server: &Server) {
+    let mut con = server.client();
+    for (name, value) in SECRET_SETTINGS {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query::<()>(&mut con)
+            .unwrap_or_else(|e| panic!("CONFIG SET {name} on {}: {e}", server.kind()));
+    }
+}
+
+/// Every format of `ferry assess <args>`, to stdout and to `--out`: the texts printed and
+/// written.
+fn every_format(args: &[&str], dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut outputs = Vec::new();
+    for format in ["text", "markdown", "json"] {
+        let mut all = vec!["assess", "--format", format, "--max-ops-per-sec", "100000"];
+        all.extend_from_slice(args);
+        let out = ferry(&all);
+        assert!(
+            out.status.success(),
+            "ferry {all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push((
+            format!("{format} stdout"),
+            String::from_utf8(out.stdout).unwrap(),
+        ));
+        outputs.push((
+            format!("{format} stderr"),
+            String::from_utf8(out.stderr).unwrap(),
+        ));
+        let file = dir.join(format!("report.{format}"));
+        all.extend(["--out", file.to_str().unwrap()]);
+        let out = ferry(&all);
+        assert!(out.status.success());
+        outputs.push((
+            format!("{format} --out file"),
+            std::fs::read_to_string(&file).unwrap(),
+        ));
+    }
+    outputs
+}
+
+#[test]
+fn secret_settings_show_in_no_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, SECRET_SETTINGS[0].1).unwrap();
+    let password_file = password_file.to_str().unwrap();
+    // A Valkey with every secret setting: the target of one assessment (its whole
+    // CONFIG GET * is in the JSON report), the source of another, against Redis 7.0,
+    // which lacks `primaryauth`: a finding names the setting with its value.
+    let valkey = Server::start(ServerKind::Valkey81).expect("start valkey");
+    let source = Server::start(ServerKind::Redis70).expect("start source");
+    dataset::populate(&source).expect("populate");
+    set_secrets(&valkey);
+    let url = valkey.url();
+
+    let as_target = every_format(
+        &[
+            "--source",
+            &source.url(),
+            "--target",
+            &url,
+            "--target-password-file",
+            password_file,
+        ],
+        dir.path(),
+    );
+    let as_source = every_format(
+        &[
+            "--source",
+            &url,
+            "--source-password-file",
+            password_file,
+            "--to",
+            "redis-7.0",
+        ],
+        dir.path(),
+    );
+    for (what, text) in as_target.iter().chain(&as_source) {
+        for (name, value) in SECRET_SETTINGS {
+            assert!(!text.contains(value), "{what} shows {name}:\n{text}");
+        }
+    }
+
+    // Hidden by redaction, not by leaving the settings out: the names are there.
+    let json = &as_target
+        .iter()
+        .find(|(w, _)| w == "json stdout")
+        .unwrap()
+        .1;
+    let report: Value = serde_json::from_str(json).unwrap();
+    for name in [
+        "requirepass",
+        "masterauth",
+        "primaryauth",
+        "tls-key-file-pass",
+    ] {
+        assert_eq!(report["target"]["config"][name], "(redacted)", "{name}");
+    }
+    assert_eq!(report["target"]["config"]["maxmemory-policy"], "noeviction");
+    let json = &as_source
+        .iter()
+        .find(|(w, _)| w == "json stdout")
+        .unwrap()
+        .1;
+    let report: Value = serde_json::from_str(json).unwrap();
+    let unknown = finding(&report, "config:primaryauth")
+        .unwrap_or_else(|| panic!("no config:primaryauth finding in {report:#}"));
+    assert!(
+        unknown["summary"].as_str().unwrap().contains("(redacted)"),
+        "{unknown}"
+    );
+}

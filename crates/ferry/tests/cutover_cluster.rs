@@ -12,7 +12,7 @@ use cutover_support::{
 };
 use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::{dataset, Cluster, Server, ServerKind};
-use migrate_support::Ferry;
+use migrate_support::{Ferry, CONTROL_FLAGS};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,12 @@ fn migrating() -> Setup {
         &source.url(),
         &target.url(),
         &state,
-        &["--metrics-addr", "127.0.0.1:0"],
+        &[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            CONTROL_FLAGS[0],
+            CONTROL_FLAGS[1],
+        ],
     );
     let status = status_addr(&mut migrate);
     migrate.wait_all_shards_in_sync();

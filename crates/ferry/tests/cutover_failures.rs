@@ -7,7 +7,7 @@ mod migrate_support;
 
 use cutover_support::{assert_serving, report, start_migrate, switch_args, switch_args_between};
 use ferry_testkit::{Server, ServerKind};
-use migrate_support::{simple_load, wait_applied, Ferry};
+use migrate_support::{simple_load, wait_applied, Ferry, CONTROL_TOKEN, CONTROL_TOKEN_ENV};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -267,6 +267,7 @@ fn ctrl_c_during_the_hook_kills_it_and_undoes_the_switch_at_once() {
     );
     let mut cutover = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(&args)
+        .env(CONTROL_TOKEN_ENV, CONTROL_TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -9,7 +9,7 @@ mod migrate_support;
 use cutover_support::{report, status_addr};
 use ferry_testkit::tls::{ServerTls, TestPki};
 use ferry_testkit::{Server, ServerKind};
-use migrate_support::{simple_load, Ferry};
+use migrate_support::{simple_load, Ferry, CONTROL_FLAGS, CONTROL_TOKEN};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -88,6 +88,8 @@ fn cutover_and_rollback_over_tls_with_password_files() {
             &path(&dir.path().join("m.state")),
             "--metrics-addr",
             "127.0.0.1:0",
+            CONTROL_FLAGS[0],
+            CONTROL_FLAGS[1],
         ]
         .map(String::from),
     );
@@ -109,6 +111,8 @@ fn cutover_and_rollback_over_tls_with_password_files() {
             &path(&dir.path().join("r.state")),
             "--rollback-metrics-addr",
             "127.0.0.1:0",
+            CONTROL_FLAGS[0],
+            CONTROL_FLAGS[1],
         ]
         .map(String::from),
     );
@@ -140,6 +144,8 @@ fn cutover_and_rollback_over_tls_with_password_files() {
             "--json",
             "--verify-timeout-ms",
             "60000",
+            CONTROL_FLAGS[0],
+            CONTROL_FLAGS[1],
         ]
         .map(String::from),
     );
@@ -160,5 +166,9 @@ fn cutover_and_rollback_over_tls_with_password_files() {
     assert!(
         !printed.contains(PASSWORD),
         "a password was printed:\n{printed}"
+    );
+    assert!(
+        !printed.contains(CONTROL_TOKEN),
+        "the control token was printed:\n{printed}"
     );
 }

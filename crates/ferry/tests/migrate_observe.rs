@@ -5,7 +5,10 @@
 mod migrate_support;
 
 use ferry_testkit::{dataset, Server, ServerKind};
-use migrate_support::{master_repl_offset, simple_load, wait_applied, Ferry};
+use migrate_support::{
+    http_post, master_repl_offset, refused_stops, simple_load, wait_applied, Ferry, CONTROL_FLAGS,
+    CONTROL_TOKEN,
+};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -356,4 +359,63 @@ fn a_failed_run_ends_with_an_error_event_matching_stderr() {
             .map(|m| format!("ferry: {m}"))
             .as_deref()
     );
+}
+
+/// Asserts the run goes on after `what`: the process lives and `/status` is not stopped.
+fn assert_still_running(ferry: &mut Ferry, addr: &str, what: &str) {
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        ferry.is_running(),
+        "{what} stopped the run:\n{}",
+        ferry.output()
+    );
+    let phase = status(addr)["phase"].clone();
+    assert_ne!(phase, "stopped", "{what} stopped the run");
+    assert!(!ferry.output().contains("asked to by POST /stop"), "{what}");
+}
+
+#[test]
+fn post_stop_needs_the_control_token_and_the_listeners_own_origin() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    simple_load(&source, 1);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Without a token the run cannot be stopped over HTTP at all.
+    let state = dir.path().join("open.state");
+    let mut ferry = Ferry::migrate(&source, &target, &state, &["--metrics-addr", "127.0.0.1:0"]);
+    let addr = metrics_addr(&mut ferry);
+    ferry.wait_in_sync();
+    let bearer = format!("Bearer {CONTROL_TOKEN}");
+    let (code, body) = http_post(&addr, "/stop", &[("Authorization", &bearer)]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("--control-token-file"), "{body}");
+    assert_still_running(&mut ferry, &addr, "a POST /stop to a run without a token");
+    let (code, _) = http_get(&addr, "/metrics");
+    assert_eq!(code, 200, "reads stay open");
+    ferry.kill();
+
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let state = dir.path().join("guarded.state");
+    let mut args = vec!["--metrics-addr", "127.0.0.1:0"];
+    args.extend_from_slice(&CONTROL_FLAGS);
+    let mut ferry = Ferry::migrate(&source, &target, &state, &args);
+    let addr = metrics_addr(&mut ferry);
+    ferry.wait_in_sync();
+    for (what, code, body) in refused_stops(&addr) {
+        assert!(code == 401 || code == 403, "{what}: {code} {body}");
+        assert!(!body.contains(CONTROL_TOKEN), "{what}: {body}");
+        assert_still_running(&mut ferry, &addr, what);
+    }
+    // The right token, with or without the listener's own origin, stops it.
+    let own_origin = format!("http://{addr}");
+    let (code, body) = http_post(
+        &addr,
+        "/stop",
+        &[("Authorization", &bearer), ("Origin", &own_origin)],
+    );
+    assert_eq!(code, 202, "{body}");
+    assert!(ferry.wait_exit(Duration::from_secs(20)).success());
+    assert!(ferry.output().contains("asked to by POST /stop"));
+    assert!(!ferry.output().contains(CONTROL_TOKEN));
 }

@@ -254,6 +254,11 @@ fn switch_of(report: &Value) -> Result<Switch> {
     Ok(Switch { pause_ms, longest })
 }
 
+/// The runs' control token (POST /stop), passed in the environment as an operator would.
+const CONTROL_TOKEN_VAR: &str = "FERRY_BENCH_CONTROL_TOKEN";
+const CONTROL_TOKEN: &str = "bench-control-token-0123456789";
+const CONTROL_TOKEN_FLAG: [&str; 2] = ["--control-token-env", CONTROL_TOKEN_VAR];
+
 fn one_run(
     ctx: &Context,
     kind: ServerKind,
@@ -276,6 +281,8 @@ fn one_run(
         .arg("--state")
         .arg(&state)
         .args(["--metrics-addr", "127.0.0.1:0"])
+        .args(CONTROL_TOKEN_FLAG)
+        .env(CONTROL_TOKEN_VAR, CONTROL_TOKEN)
         .args(policy);
     let mut migrate = Proc::spawn(migrate, out, "migrate")?;
     let status = migrate.wait_for(SERVING)?;
@@ -291,6 +298,8 @@ fn one_run(
         .arg("--rollback-state")
         .arg(&rollback_state)
         .args(["--rollback-metrics-addr", "127.0.0.1:0"])
+        .args(CONTROL_TOKEN_FLAG)
+        .env(CONTROL_TOKEN_VAR, CONTROL_TOKEN)
         .args(policy);
     let mut cutover = Proc::spawn(cutover, out, "cutover")?;
     let forward = switch_of(&cutover.report()?)?;
@@ -305,6 +314,8 @@ fn one_run(
         .arg("rollback")
         .args(["--source", &target.url(), "--target", &source.url()])
         .args(["--status", &reverse_status, "--json"])
+        .args(CONTROL_TOKEN_FLAG)
+        .env(CONTROL_TOKEN_VAR, CONTROL_TOKEN)
         .output()
         .context("cannot run ferry rollback")?;
     let text = String::from_utf8_lossy(&output.stdout);

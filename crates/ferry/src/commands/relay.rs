@@ -32,6 +32,7 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         Some(path) => Some(read_password(path)?),
         None => None,
     };
+    let control = args.control.token()?;
     let replica_format = args
         .replica_format
         .as_deref()
@@ -119,10 +120,12 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         stats.set_servers(&source_url.address(), &source_info.name(), "", "");
         let live = relay.clone();
         stats.set_live_applied(move || live.offsets().0);
-        let served = crate::observe::http::serve(addr, stats.clone())
+        let stoppable = control.is_some();
+        let served = crate::observe::http::serve(addr, stats.clone(), control)
             .await
             .map_err(|e| Error::Usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
         relay.log(format!("serving /metrics and /status on http://{served}"));
+        relay.log(crate::commands::migrate::stop_endpoint_line(stoppable));
         tokio::spawn(publish_stats(relay.clone(), stats.clone()));
         stats_for_stop = Some(stats);
     }

@@ -5,7 +5,7 @@
 //! migration and unpauses.
 
 use crate::cli::RollbackArgs;
-use crate::commands::cutover::{plan, switch};
+use crate::commands::cutover::{control_token, plan, switch};
 use crate::error::Error;
 use std::io::Write;
 
@@ -18,6 +18,7 @@ pub fn run(args: RollbackArgs, out: &mut dyn Write) -> Result<(), Error> {
         .target_connection
         .settings()
         .resolve(&args.target, "--target")?;
-    let plan = plan("rollback", source, target, &args.switch)?;
+    let token = control_token(&args.control)?;
+    let plan = plan("rollback", source, target, &args.switch, token)?;
     switch(&plan, args.switch.json, out)
 }

@@ -2,8 +2,14 @@
 //! `POST /stop` (what `ferry cutover` uses to end the run once the target is live: the
 //! run drains and exits as on SIGTERM); anything else is 404. One request per connection,
 //! then close.
+//!
+//! The reads are open. `POST /stop` changes the migration, so it needs the run's control
+//! token (`Authorization: Bearer …`, [`crate::control`]) and is refused from a browser
+//! page of another origin (its `Origin` header is not this listener's). A run without a
+//! token refuses it altogether.
 
 use super::metrics::Stats;
+use crate::control::ControlToken;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +21,16 @@ const MAX_REQUEST: usize = 8 << 10;
 /// A client that does not finish its request in this time is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Binds `addr` (port 0 picks a free port) and serves in the background.
-pub async fn serve(addr: SocketAddr, stats: Arc<Stats>) -> std::io::Result<SocketAddr> {
+/// Binds `addr` (port 0 picks a free port) and serves in the background. `control` is
+/// the token `POST /stop` needs; `None` refuses it.
+pub async fn serve(
+    addr: SocketAddr,
+    stats: Arc<Stats>,
+    control: Option<ControlToken>,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let control = Arc::new(control);
     tokio::spawn(async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else {
@@ -27,15 +39,21 @@ pub async fn serve(addr: SocketAddr, stats: Arc<Stats>) -> std::io::Result<Socke
                 continue;
             };
             let stats = stats.clone();
+            let control = control.clone();
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(socket, &stats)).await;
+                let answered = answer(socket, &stats, control.as_ref().as_ref());
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, answered).await;
             });
         }
     });
     Ok(bound)
 }
 
-async fn answer(mut socket: TcpStream, stats: &Stats) -> std::io::Result<()> {
+async fn answer(
+    mut socket: TcpStream,
+    stats: &Stats,
+    control: Option<&ControlToken>,
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -70,12 +88,110 @@ async fn answer(mut socket: TcpStream, stats: &Stats) -> std::io::Result<()> {
             respond(&mut socket, "200 OK", "application/json", &body).await
         }
         ("POST", "/stop") => {
-            stats.request_stop();
-            respond(&mut socket, "202 Accepted", "text/plain", "stopping\n").await
+            let own = socket.local_addr()?;
+            match authorize_stop(&head, own, control) {
+                Ok(()) => {
+                    stats.request_stop();
+                    respond(&mut socket, "202 Accepted", "text/plain", "stopping\n").await
+                }
+                Err(refusal) => {
+                    let body = format!("{}\n", refusal.reason());
+                    respond(&mut socket, refusal.status(), "text/plain", &body).await
+                }
+            }
         }
         ("GET", _) => respond(&mut socket, "404 Not Found", "text/plain", "not found\n").await,
         _ => respond(&mut socket, "405 Method Not Allowed", "text/plain", "").await,
     }
+}
+
+/// Why a `POST /stop` was refused. The reasons name the flags, never a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopRefusal {
+    /// The run has no control token: nobody may stop it over HTTP.
+    NoTokenConfigured,
+    /// An `Origin` other than this listener's: a page of another site posting.
+    ForeignOrigin,
+    /// No `Authorization: Bearer …`, or not the run's token.
+    BadToken,
+}
+
+impl StopRefusal {
+    fn status(self) -> &'static str {
+        match self {
+            StopRefusal::NoTokenConfigured | StopRefusal::ForeignOrigin => "403 Forbidden",
+            StopRefusal::BadToken => "401 Unauthorized",
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            StopRefusal::NoTokenConfigured => {
+                "POST /stop is off: start the run with --control-token-file or --control-token-env"
+            }
+            StopRefusal::ForeignOrigin => "POST /stop refused: cross-origin request",
+            StopRefusal::BadToken => {
+                "POST /stop refused: not the run's control token (cutover and rollback send \
+                 it as Authorization: Bearer from --control-token-file or --control-token-env)"
+            }
+        }
+    }
+}
+
+/// Checks a `POST /stop` request head: origin first (a browser's cross-site post is
+/// refused whatever it carries), then the token.
+fn authorize_stop(
+    head: &[u8],
+    own: SocketAddr,
+    control: Option<&ControlToken>,
+) -> Result<(), StopRefusal> {
+    if let Some(origin) = header(head, "origin") {
+        if !is_own_origin(origin, own) {
+            return Err(StopRefusal::ForeignOrigin);
+        }
+    }
+    let Some(token) = control else {
+        return Err(StopRefusal::NoTokenConfigured);
+    };
+    let presented = header(head, "authorization")
+        .and_then(|value| strip_prefix_ignore_case(value, b"bearer "))
+        .map(|value| value.trim_ascii())
+        .unwrap_or_default();
+    if token.matches(presented) {
+        Ok(())
+    } else {
+        Err(StopRefusal::BadToken)
+    }
+}
+
+/// `http://` and the address the request came in on. Compared with the socket's own
+/// address, not with the `Host` header, which a DNS-rebinding page controls.
+fn is_own_origin(origin: &[u8], own: SocketAddr) -> bool {
+    let origin = String::from_utf8_lossy(origin);
+    let origin = origin.trim().trim_end_matches('/');
+    let mut allowed = vec![format!("http://{own}")];
+    if own.ip().is_loopback() {
+        allowed.push(format!("http://localhost:{}", own.port()));
+    }
+    allowed.iter().any(|a| origin.eq_ignore_ascii_case(a))
+}
+
+/// The value of the first header named `name` (lower case), without surrounding spaces.
+fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    head.split(|b| *b == b'\n').skip(1).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|b| *b == b':')?;
+        let (field, value) = line.split_at(colon);
+        field
+            .eq_ignore_ascii_case(name.as_bytes())
+            .then(|| value[1..].trim_ascii())
+    })
+}
+
+fn strip_prefix_ignore_case<'a>(value: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let head = value.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &value[prefix.len()..])
 }
 
 async fn respond(
@@ -91,4 +207,75 @@ async fn respond(
     socket.write_all(head.as_bytes()).await?;
     socket.write_all(body.as_bytes()).await?;
     socket.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "a-long-enough-control-token";
+
+    fn token() -> ControlToken {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, TOKEN).unwrap();
+        crate::control::ControlTokenArgs {
+            control_token_file: Some(path),
+            control_token_env: None,
+        }
+        .token()
+        .unwrap()
+        .unwrap()
+    }
+
+    fn check(head: &str, control: Option<&ControlToken>) -> Result<(), StopRefusal> {
+        let own: SocketAddr = "127.0.0.1:9121".parse().unwrap();
+        authorize_stop(head.as_bytes(), own, control)
+    }
+
+    #[test]
+    fn stop_needs_the_token_and_this_origin() {
+        let token = token();
+        let good = format!("POST /stop HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+        assert_eq!(check(&good, Some(&token)), Ok(()));
+        let lower = format!("POST /stop HTTP/1.1\r\nauthorization: bearer {TOKEN}\r\n\r\n");
+        assert_eq!(check(&lower, Some(&token)), Ok(()));
+        assert_eq!(check(&good, None), Err(StopRefusal::NoTokenConfigured));
+        let none = "POST /stop HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(check(none, Some(&token)), Err(StopRefusal::BadToken));
+        let wrong =
+            "POST /stop HTTP/1.1\r\nAuthorization: Bearer a-long-enough-control-tokeN\r\n\r\n";
+        assert_eq!(check(wrong, Some(&token)), Err(StopRefusal::BadToken));
+        for origin in ["http://127.0.0.1:9121", "http://localhost:9121/"] {
+            let same = format!(
+                "POST /stop HTTP/1.1\r\nOrigin: {origin}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+            );
+            assert_eq!(check(&same, Some(&token)), Ok(()), "{origin}");
+        }
+        for origin in ["http://evil.example", "null", "http://127.0.0.1:9122"] {
+            let foreign = format!(
+                "POST /stop HTTP/1.1\r\nOrigin: {origin}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+            );
+            assert_eq!(
+                check(&foreign, Some(&token)),
+                Err(StopRefusal::ForeignOrigin),
+                "{origin}"
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_flags_not_the_token() {
+        for refusal in [
+            StopRefusal::NoTokenConfigured,
+            StopRefusal::ForeignOrigin,
+            StopRefusal::BadToken,
+        ] {
+            assert!(!refusal.reason().contains(TOKEN));
+            assert!(refusal.status().starts_with('4'));
+        }
+        assert!(StopRefusal::NoTokenConfigured
+            .reason()
+            .contains("--control-token-file"));
+    }
 }

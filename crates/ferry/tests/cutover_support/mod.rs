@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use crate::migrate_support::Ferry;
+use crate::migrate_support::{Ferry, CONTROL_FLAGS, CONTROL_TOKEN, CONTROL_TOKEN_ENV};
 use ferry_testkit::{Server, ServerKind};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -30,6 +30,7 @@ pub fn start_migrate(
     extra: &[&str],
 ) -> (Ferry, String) {
     let mut args = vec!["--metrics-addr", "127.0.0.1:0"];
+    args.extend_from_slice(&CONTROL_FLAGS);
     args.extend_from_slice(extra);
     let mut ferry = Ferry::migrate(source, target, state, &args);
     let addr = status_addr(&mut ferry);
@@ -47,13 +48,15 @@ pub fn status_addr(ferry: &mut Ferry) -> String {
 pub fn ferry(args: &[String]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(args)
+        .env(CONTROL_TOKEN_ENV, CONTROL_TOKEN)
         .stdin(Stdio::null())
         .output()
         .expect("run ferry")
 }
 
 /// The arguments of a cutover (or rollback) from `source` to `target` against the run at
-/// `status`, with long pause and verify timeouts unless `extra` sets them.
+/// `status`, with the control token and long pause and verify timeouts unless `extra`
+/// sets them.
 pub fn switch_args(
     command: &str,
     source: &Server,
@@ -76,6 +79,7 @@ pub fn switch_args_between(
     let mut args: Vec<&str> = vec![
         command, "--source", source, "--target", target, "--status", status, "--json",
     ];
+    args.extend_from_slice(&CONTROL_FLAGS);
     // A long pause timeout, so a pause left behind would show; and a debug build
     // comparing big keys on a busy machine is slow, which is not what these tests check.
     for (flag, value) in [

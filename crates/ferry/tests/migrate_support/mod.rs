@@ -14,6 +14,12 @@ use std::time::{Duration, Instant};
 
 pub const IN_SYNC_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// The variable every ferry the tests start finds the runs' control token in (POST /stop):
+/// runs started with [`CONTROL_FLAGS`] take it, and cutover and rollback send it.
+pub const CONTROL_TOKEN_ENV: &str = "FERRY_TEST_CONTROL_TOKEN";
+pub const CONTROL_TOKEN: &str = "test-control-token-5f0c9e2a71b4";
+pub const CONTROL_FLAGS: [&str; 2] = ["--control-token-env", CONTROL_TOKEN_ENV];
+
 /// A running `ferry migrate` (or `ferry <command>`, from [`Ferry::start_command`]).
 pub struct Ferry {
     child: Child,
@@ -30,9 +36,16 @@ impl Ferry {
 
     /// Runs `ferry <command> <args>` (a cutover that goes on as the reverse migration).
     pub fn start_command(command: &str, args: &[&str]) -> Ferry {
+        Ferry::start_command_with_env(command, args, &[])
+    }
+
+    /// [`Ferry::start_command`] with more environment variables (passwords by `-env`).
+    pub fn start_command_with_env(command: &str, args: &[&str], env: &[(&str, &str)]) -> Ferry {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .arg(command)
             .args(args)
+            .env(CONTROL_TOKEN_ENV, CONTROL_TOKEN)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -83,6 +96,11 @@ impl Ferry {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The lines ferry printed on stdout so far.
@@ -372,4 +390,62 @@ pub fn assert_snapshots_equal(
         shown.join("\n")
     );
     assert!(expected.key_count() > 0, "nothing to compare {between}");
+}
+
+/// A `POST path` with `headers` (name, value) to a run's --metrics-addr listener: the
+/// status code and the body.
+pub fn http_post(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr).expect("connect to --metrics-addr");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut request = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Content-Length: 0\r\n\r\n");
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, body.to_owned())
+}
+
+/// The ways a `POST /stop` that must be refused arrives, each with what ferry answers:
+/// no token, a wrong one, and the right one from a browser page of another site (a
+/// cross-site form post, which carries that site's `Origin`).
+pub fn refused_stops(addr: &str) -> Vec<(&'static str, u16, String)> {
+    let bearer = format!("Bearer {CONTROL_TOKEN}");
+    let wrong = format!("Bearer {}x", &CONTROL_TOKEN[..CONTROL_TOKEN.len() - 1]);
+    let attempts: [(&str, Vec<(&str, &str)>); 4] = [
+        ("no token", vec![]),
+        ("a wrong token", vec![("Authorization", wrong.as_str())]),
+        (
+            "a cross-site form post",
+            vec![
+                ("Origin", "http://attacker.example"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+        ),
+        (
+            "the right token from another origin",
+            vec![
+                ("Origin", "http://attacker.example"),
+                ("Authorization", bearer.as_str()),
+            ],
+        ),
+    ];
+    attempts
+        .into_iter()
+        .map(|(what, headers)| {
+            let (code, body) = http_post(addr, "/stop", &headers);
+            (what, code, body)
+        })
+        .collect()
 }

@@ -24,7 +24,8 @@ pub struct Capabilities {
     pub commands: BTreeSet<String>,
     /// Loaded modules from `MODULE LIST`.
     pub modules: BTreeSet<String>,
-    /// Every setting from `CONFIG GET *`, with the value the server reported.
+    /// Every setting from `CONFIG GET *`, with the value the server reported; secret ones
+    /// (`requirepass`, …) read `(redacted)` ([`super::redact`]).
     pub config: BTreeMap<String, String>,
     /// Hash fields with their own TTL (HPEXPIRE in the command table).
     pub hash_field_ttl: bool,
@@ -155,10 +156,14 @@ pub fn probe(con: &mut Connection, name: &str) -> Capabilities {
         }
     };
     let config = match query(con, &["CONFIG", "GET", "*"]) {
-        Ok(reply) => pairs(&reply)
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), text(v).unwrap_or_default()))
-            .collect(),
+        Ok(reply) => {
+            let mut config = pairs(&reply)
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), text(v).unwrap_or_default()))
+                .collect();
+            super::redact::redact(&mut config);
+            config
+        }
         Err(err) => {
             note("CONFIG GET", err);
             BTreeMap::new()

@@ -168,6 +168,8 @@ fn read_config(con: &mut Connection, facts: &mut SourceFacts) {
                 .into_iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), text(v).unwrap_or_default()))
                 .collect();
+            // Findings quote settings the target lacks (`primaryauth` for a Redis target).
+            super::redact::redact(&mut facts.config);
             facts.rdb_save = facts.config.get("save").cloned();
         }
         Err(err) => facts.unchecked.push(("CONFIG GET".into(), err)),

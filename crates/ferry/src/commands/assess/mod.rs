@@ -7,6 +7,7 @@ mod findings;
 mod live;
 pub mod profiles;
 mod rdb;
+pub mod redact;
 mod render;
 mod source;
 mod verdict;

@@ -12,6 +12,7 @@ pub mod server;
 pub mod status;
 
 use crate::cli::{CutoverArgs, SwitchArgs};
+use crate::control::{ControlToken, ControlTokenArgs};
 use crate::error::Error;
 use crate::policy::Policies;
 use crate::url::ServerUrl;
@@ -32,7 +33,14 @@ pub fn run(args: CutoverArgs, out: &mut dyn Write) -> Result<(), Error> {
     if let Some(path) = &args.rollback_state {
         reverse::check_state_path(path)?;
     }
-    let plan = plan("cutover", source.clone(), target.clone(), &args.switch)?;
+    let token = control_token(&args.control)?;
+    let plan = plan(
+        "cutover",
+        source.clone(),
+        target.clone(),
+        &args.switch,
+        token,
+    )?;
     switch(&plan, args.switch.json, out)?;
     if args.keep_rollback {
         if let Some(state) = &args.rollback_state {
@@ -43,15 +51,29 @@ pub fn run(args: CutoverArgs, out: &mut dyn Write) -> Result<(), Error> {
     Ok(())
 }
 
+/// The run's control token, which the switch needs to stop it: asked for before anything
+/// is paused, so that a switch cannot fail at its last step for want of it.
+pub fn control_token(args: &ControlTokenArgs) -> Result<ControlToken, Error> {
+    args.token()?.ok_or_else(|| {
+        Error::Usage(
+            "give the run's control token with --control-token-file or --control-token-env: \
+             the switch stops the run with it (POST /stop)"
+                .into(),
+        )
+    })
+}
+
 /// The plan for either direction, from the shared flags.
 pub fn plan(
     command: &'static str,
     source: ServerUrl,
     target: ServerUrl,
     args: &SwitchArgs,
+    token: ControlToken,
 ) -> Result<Plan, Error> {
-    let status =
+    let mut status =
         StatusEndpoint::parse(&args.status).map_err(|e| Error::Usage(format!("--status: {e}")))?;
+    status.token = Some(token);
     Ok(Plan {
         command,
         source,
@@ -130,13 +152,26 @@ mod tests {
     }
 
     #[test]
-    fn defaults_kill_clients_and_verify_a_sample() {
+    fn a_switch_without_the_control_token_is_a_usage_error() {
         let args = cutover(&[]).unwrap();
+        let err = super::control_token(&args.control).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--control-token-file"), "{err}");
+    }
+
+    #[test]
+    fn defaults_kill_clients_and_verify_a_sample() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "a-long-enough-control-token").unwrap();
+        let args = cutover(&["--control-token-file", token_file.to_str().unwrap()]).unwrap();
+        let token = super::control_token(&args.control).unwrap();
         let plan = super::plan(
             "cutover",
             super::parse_url("redis://a:1", "--source").unwrap(),
             super::parse_url("redis://b:2", "--target").unwrap(),
             &args.switch,
+            token,
         )
         .unwrap();
         assert!(plan.kill_clients && !plan.promote);

@@ -501,7 +501,7 @@ impl Switch<'_> {
     fn stop_run(&mut self) -> Result<((), String), String> {
         // Past the pause, writes reach the source again: the run must go on carrying them.
         self.pause_in_force("before the migration was stopped")?;
-        let endpoint = self.plan.status;
+        let endpoint = &self.plan.status;
         endpoint.stop().map_err(|e| line(&e))?;
         self.stop_sent = true;
         let deadline = Instant::now() + STOP_TIMEOUT;

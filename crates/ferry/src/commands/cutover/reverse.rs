@@ -101,6 +101,8 @@ pub fn run(
         mode: crate::cli::MigrateMode::Replication,
         scan_keys_per_sec: crate::cli::DEFAULT_SCAN_KEYS_PER_SEC,
         no_follow: false,
+        // The same token guards the reverse run: `ferry rollback` stops it with it.
+        control: args.control.clone(),
         source_connection: swap_to_source(&args.target_connection),
         target_connection: swap_to_target(&args.source_connection),
     };

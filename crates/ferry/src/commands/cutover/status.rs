@@ -1,7 +1,8 @@
 //! The running migration, seen through its `--metrics-addr` listener: `GET /status` for
-//! its applied offset, `POST /stop` to end it. Plain HTTP/1.1 over a blocking socket: two
-//! fixed requests do not need an HTTP client library.
+//! its applied offset, `POST /stop` to end it (with the run's control token). Plain
+//! HTTP/1.1 over a blocking socket: two fixed requests do not need an HTTP client library.
 
+use crate::control::ControlToken;
 use serde::Deserialize;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -55,11 +56,13 @@ pub enum StatusError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{addr}{path} answered {code}")]
+    #[error("{addr}{path} answered {code}{reason}")]
     Status {
         addr: SocketAddr,
         path: &'static str,
         code: String,
+        /// ` (the body's first line)` when the listener said why, else empty.
+        reason: String,
     },
     #[error("{addr}/status is not a ferry status document")]
     Malformed {
@@ -77,14 +80,19 @@ impl StatusError {
     }
 }
 
+/// The longest reason from a refusal's body that an error repeats.
+const MAX_REASON: usize = 200;
+
 /// The migration's listener.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StatusEndpoint {
     pub addr: SocketAddr,
+    /// Sent with `POST /stop` as `Authorization: Bearer …`.
+    pub token: Option<ControlToken>,
 }
 
 impl StatusEndpoint {
-    /// `host:port`, optionally written as `http://host:port/`.
+    /// `host:port`, optionally written as `http://host:port/`; no token yet.
     pub fn parse(text: &str) -> Result<Self, StatusError> {
         let bare = text
             .strip_prefix("http://")
@@ -95,7 +103,7 @@ impl StatusEndpoint {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| StatusError::Address(text.to_owned()))?;
-        Ok(Self { addr })
+        Ok(Self { addr, token: None })
     }
 
     pub fn status(&self) -> Result<RunStatus, StatusError> {
@@ -124,9 +132,14 @@ impl StatusEndpoint {
         socket
             .set_write_timeout(Some(REQUEST_TIMEOUT))
             .map_err(unreachable)?;
+        // Only the control request carries the token: reads need none.
+        let authorization = match (&self.token, method) {
+            (Some(token), "POST") => format!("Authorization: Bearer {}\r\n", token.expose()),
+            _ => String::new(),
+        };
         // One write: a listener that reads a single packet sees the whole request.
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n",
             self.addr
         );
         socket.write_all(request.as_bytes()).map_err(unreachable)?;
@@ -142,13 +155,38 @@ impl StatusEndpoint {
         let head = String::from_utf8_lossy(&response[..split]);
         let code = head.split_whitespace().nth(1).unwrap_or("nothing");
         if !code.starts_with('2') {
+            let body = response.get(split + 4..).unwrap_or_default();
             return Err(StatusError::Status {
                 addr: self.addr,
                 path,
                 code: code.to_owned(),
+                reason: refusal_reason(body, self.token.as_ref()),
             });
         }
         Ok(response.get(split + 4..).unwrap_or_default().to_vec())
+    }
+}
+
+/// ` (first line of the body)` for an error, printable and short; empty if none. Something
+/// else at --status may echo the request back: the token never shows.
+fn refusal_reason(body: &[u8], token: Option<&ControlToken>) -> String {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    if let Some(token) = token {
+        text = text.replace(token.expose(), "***");
+    }
+    let line: String = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_REASON)
+        .collect();
+    let line = line.trim();
+    if line.is_empty() {
+        String::new()
+    } else {
+        format!(" ({line})")
     }
 }
 
@@ -162,6 +200,27 @@ mod tests {
         let url = StatusEndpoint::parse("http://127.0.0.1:9121/").unwrap();
         assert_eq!(plain.addr, url.addr);
         assert!(StatusEndpoint::parse("9121").is_err());
+    }
+
+    #[test]
+    fn a_refusal_reason_is_one_short_line_without_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "a-long-enough-control-token").unwrap();
+        let args = crate::control::ControlTokenArgs {
+            control_token_file: Some(file),
+            control_token_env: None,
+        };
+        let token = args.token().unwrap().unwrap();
+        let echo = b"POST /stop HTTP/1.1 Authorization: Bearer a-long-enough-control-token\r\nmore";
+        let reason = refusal_reason(echo, Some(&token));
+        assert!(!reason.contains("a-long-enough"), "{reason}");
+        assert!(
+            reason.contains("Bearer ***") && !reason.contains("more"),
+            "{reason}"
+        );
+        assert_eq!(refusal_reason(b"", Some(&token)), "");
+        assert!(refusal_reason(&[b'x'; 1000], None).len() < 210);
     }
 
     #[test]

@@ -137,12 +137,15 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         failover_from: None,
         exported_keys: ExportedKeys::default(),
     };
+    let control = args.control.token()?;
     if let Some(addr) = args.metrics_addr {
-        let bound = crate::observe::http::serve(addr, job.events.stats().clone())
+        let stoppable = control.is_some();
+        let bound = crate::observe::http::serve(addr, job.events.stats().clone(), control)
             .await
             .map_err(|e| Error::Usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
         job.events
             .line(format!("serving /metrics and /status on http://{bound}"));
+        job.events.line(stop_endpoint_line(stoppable));
     }
     let result = job.run(&args).await;
     job.events.stopped(None);
@@ -1211,6 +1214,15 @@ impl Migration {
 
 fn save_to(path: &Path, state: &MigrationState) -> Result<(), Error> {
     state::save(path, state).map_err(Error::from)
+}
+
+/// Says whether `POST /stop` (cutover) can end this run.
+pub fn stop_endpoint_line(stoppable: bool) -> &'static str {
+    if stoppable {
+        "POST /stop (cutover) needs the control token"
+    } else {
+        "POST /stop is off: no --control-token-file or --control-token-env, so cutover cannot stop this run"
+    }
 }
 
 /// Resolves on Ctrl-C, SIGTERM or `POST /stop` (cutover).
