@@ -146,7 +146,10 @@ fn parse_one_line(text: &str) -> Vec<Source> {
     let mut sources = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
-        let Some(rest) = line.strip_prefix("deb ").or_else(|| line.strip_prefix("deb\t")) else {
+        let Some(rest) = line
+            .strip_prefix("deb ")
+            .or_else(|| line.strip_prefix("deb\t"))
+        else {
             continue;
         };
         let rest = rest.trim_start();
@@ -242,7 +245,10 @@ mod tests {
                     Signed-By: /etc/apt/keyrings/corp.gpg\n";
         let archive = pick(&parse_deb822(text)).unwrap();
         assert_eq!(archive.uri, "https://mirror.corp.example/debian");
-        assert_eq!(archive.keyring(), PathBuf::from("/etc/apt/keyrings/corp.gpg"));
+        assert_eq!(
+            archive.keyring(),
+            PathBuf::from("/etc/apt/keyrings/corp.gpg")
+        );
     }
 
     #[test]

@@ -349,7 +349,7 @@ impl Migration {
     ) -> Result<(), Error> {
         if cluster_source {
             return self
-                .run_cluster_source(args, &source_info, target, state, owned)
+                .run_cluster_source(args, source_info, target, state, owned)
                 .await;
         }
         // Scan mode keeps no position (and no marker): it always copies everything.
