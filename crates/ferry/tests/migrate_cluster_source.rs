@@ -505,3 +505,163 @@ fn a_primary_lost_is_followed_to_the_replica_the_cluster_promotes() {
     assert_same_as_cluster(&source, &target, &state, &ferry);
     stop_ferry(ferry);
 }
+
+/// A hash tag whose slot is below `below`: among the first slots `redis-cli --cluster
+/// reshard` takes from shard 0 (it moves a source's slots in ascending order).
+fn tag_below(cluster: &Cluster, below: u16) -> String {
+    (0..100_000)
+        .map(|i| format!("r{i}"))
+        .find(|tag| cluster.keyslot(tag.as_bytes()).unwrap() < below)
+        .expect("a tag in the first slots")
+}
+
+/// A load on primary `primary` whose keys carry `{tag}`.
+fn load_tagged(
+    cluster: &Cluster,
+    primary: usize,
+    tag: &str,
+    seed: u64,
+    stop: &Arc<AtomicBool>,
+) -> JoinHandle<WorkloadStats> {
+    Workload::new(cluster.kind(), seed)
+        .for_cluster()
+        .with_key_tag(tag)
+        .with_rate(Some(700))
+        .start(cluster.nodes()[primary].url(), stop.clone())
+}
+
+/// The source's primaries 1 and 2 under load, and primary 0 under a load whose keys are
+/// in its first slots (`tag`), the ones a reshard of shard 0 moves first.
+fn loads_with_moving_slot(
+    cluster: &Cluster,
+    tag: &str,
+    seed: u64,
+    stop: &Arc<AtomicBool>,
+) -> Vec<JoinHandle<WorkloadStats>> {
+    vec![
+        load_tagged(cluster, 0, tag, seed, stop),
+        load_on(cluster, 1, seed + 1, stop),
+        load_on(cluster, 2, seed + 2, stop),
+    ]
+}
+
+/// 400 slots of shard 0 (the load's among them) move to shard 1 with `redis-cli --cluster
+/// reshard`'s defaults, under the load; the load then goes on at the slot's new owner.
+fn reshard_by_cli_into_cluster(source_kind: ServerKind, policy: &[&str], field_ttl: FieldTtl) {
+    let source = source_cluster(source_kind, 3, 0);
+    let target = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let tag = tag_below(&source, 400);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = loads_with_moving_slot(&source, &tag, 111, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, policy);
+    ferry.wait_all_shards_in_sync();
+    std::thread::sleep(Duration::from_secs(1));
+
+    // MIGRATE … KEYS without REPLACE: shard 1's stream restores each key (RESTORE-ASKING)
+    // that the target already holds through shard 0's.
+    let tool = source.cli_reshard(0, 1, 400).unwrap();
+    assert_eq!(source.slot_count(1).unwrap(), 5461 + 400, "{tool}");
+    running.push(load_tagged(&source, 1, &tag, 121, &stop));
+    std::thread::sleep(Duration::from_secs(2));
+    stop_loads(&stop, running);
+    let vectors = match policy.contains(&"skip") {
+        true => VectorSets::Remove,
+        false => VectorSets::Keep,
+    };
+    assert_equal(
+        &source,
+        || target.snapshot().unwrap(),
+        &state,
+        &ferry,
+        field_ttl,
+        vectors,
+    );
+    let output = stop_ferry(ferry);
+    assert_eq!(output.matches("full sync done").count(), 3, "{output}");
+}
+
+#[test]
+fn a_redis_7_source_resharded_by_redis_cli_lands_equal() {
+    reshard_by_cli_into_cluster(ServerKind::Redis70, &[], FieldTtl::Keep);
+}
+
+#[test]
+fn a_redis_8_source_resharded_by_redis_cli_lands_equal() {
+    reshard_by_cli_into_cluster(
+        ServerKind::Redis80,
+        &["--hash-field-ttl", "persist", "--vector-set", "skip"],
+        FieldTtl::Persist,
+    );
+}
+
+#[test]
+fn a_source_rebalanced_by_redis_cli_lands_equal() {
+    let source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = loads(&source, 131, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+
+    // Primary 2 weighs twice the others: rebalance moves slots to it from both.
+    let tool = source.cli_rebalance(2, 2).unwrap();
+    let counts: Vec<usize> = (0..3).map(|p| source.slot_count(p).unwrap()).collect();
+    assert!(counts[2] > 8000 && counts[0] < 5000, "{counts:?}\n{tool}");
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || Snapshot::capture(&target).unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+    stop_ferry(ferry);
+}
+
+#[test]
+fn a_run_stopped_after_a_reshard_resumes_every_shard() {
+    let source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let tag = tag_below(&source, 300);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = loads_with_moving_slot(&source, &tag, 141, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+    source.cli_reshard(0, 1, 300).unwrap();
+    running.push(load_tagged(&source, 1, &tag, 151, &stop));
+    std::thread::sleep(Duration::from_secs(1));
+    stop_ferry(ferry);
+
+    // While ferry is down the same slots move on to shard 2, under the load.
+    source.cli_reshard(1, 2, 300).unwrap();
+    running.push(load_tagged(&source, 2, &tag, 161, &stop));
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || Snapshot::capture(&target).unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+    let second = stop_ferry(ferry);
+    assert_eq!(
+        second
+            .matches("partial resync accepted (+CONTINUE)")
+            .count(),
+        3,
+        "{second}"
+    );
+    assert!(!second.contains("full sync"), "{second}");
+}

@@ -33,6 +33,7 @@ const PEXPIREAT: Bytes = Bytes::from_static(b"PEXPIREAT");
 const PERSIST: Bytes = Bytes::from_static(b"PERSIST");
 const ABSTTL: Bytes = Bytes::from_static(b"ABSTTL");
 const RESTORE: Bytes = Bytes::from_static(b"RESTORE");
+const REPLACE: Bytes = Bytes::from_static(b"REPLACE");
 
 const READ_ONLY: &str = "GETEX without options only reads";
 
@@ -143,7 +144,8 @@ impl CommandTranslator {
         Ok(Translated::Apply(vec![args]))
     }
 
-    /// `RESTORE key ttl payload [options]`: a relative TTL becomes absolute, with `ABSTTL`.
+    /// `RESTORE key ttl payload [options]`: always `REPLACE`; a relative TTL becomes
+    /// absolute, with `ABSTTL`.
     pub(super) fn restore(&self, mut args: Vec<Bytes>) -> Result<Translated, Error> {
         if args.len() < 4 {
             return Err(malformed(&args, "it needs a key, a TTL and a payload").into());
@@ -152,6 +154,12 @@ impl CommandTranslator {
         // (the ASKING is for a slot being imported there); the target needs RESTORE.
         if args[0].eq_ignore_ascii_case(b"RESTORE-ASKING") {
             args[0] = RESTORE;
+        }
+        // The source ran it, so it held no such key: a copy on the target is stale (the
+        // origin shard's before MIGRATE moved the key, `redis-cli --cluster reshard` sends
+        // no REPLACE; or this RESTORE applied already before a resume) and gives way.
+        if !args[4..].iter().any(|a| a.eq_ignore_ascii_case(b"REPLACE")) {
+            args.insert(4, REPLACE);
         }
         let absolute = args[4..].iter().any(|a| a.eq_ignore_ascii_case(b"ABSTTL"));
         if number(&args, 2)? != 0 {

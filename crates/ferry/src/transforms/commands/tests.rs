@@ -371,8 +371,8 @@ fn relative_key_ttls_become_absolute_on_arrival() {
         ("GETEX k EXAT 2000", "PEXPIREAT k 2000000"),
         ("GETEX k PXAT 5", "PEXPIREAT k 1005000"),
         ("GETEX k PERSIST", "PERSIST k"),
-        ("RESTORE k 100 payload", "RESTORE k 1005000 payload ABSTTL"),
-        ("RESTORE k 9000 payload", "RESTORE k 1009000 payload ABSTTL"),
+        ("RESTORE k 100 payload", "RESTORE k 1005000 payload REPLACE ABSTTL"),
+        ("RESTORE k 9000 payload", "RESTORE k 1009000 payload REPLACE ABSTTL"),
         (
             "RESTORE k 100 payload REPLACE IDLETIME 5",
             "RESTORE k 1005000 payload REPLACE IDLETIME 5 ABSTTL",
@@ -383,7 +383,7 @@ fn relative_key_ttls_become_absolute_on_arrival() {
         ),
         (
             "restore-asking k 100 payload",
-            "RESTORE k 1005000 payload ABSTTL",
+            "RESTORE k 1005000 payload REPLACE ABSTTL",
         ),
     ] {
         assert_eq!(
@@ -405,11 +405,11 @@ fn absolute_ttls_due_soon_are_held_for_the_sources_del() {
         ("SET k v PXAT 2000000", "SET k v PXAT 2000000"),
         (
             "RESTORE k 5000 payload ABSTTL",
-            "RESTORE k 1005000 payload ABSTTL",
+            "RESTORE k 1005000 payload REPLACE ABSTTL",
         ),
         (
             "RESTORE k 3000000 payload ABSTTL",
-            "RESTORE k 3000000 payload ABSTTL",
+            "RESTORE k 3000000 payload REPLACE ABSTTL",
         ),
         ("EXPIREAT k 5", "PEXPIREAT k 1005000"),
         ("EXPIREAT k 3000", "PEXPIREAT k 3000000"),
@@ -433,7 +433,7 @@ fn missing_ttls_are_left_alone() {
         "SET k v KEEPTTL",
         // A comparison value that looks like an option is a value.
         "SET k v IFEQ EX",
-        "RESTORE k 0 payload",
+        "RESTORE k 0 payload REPLACE",
     ] {
         assert_eq!(
             t.translate(0, args(text)).unwrap(),
