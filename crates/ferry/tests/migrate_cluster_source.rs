@@ -53,8 +53,9 @@ fn stop_loads(stop: &Arc<AtomicBool>, loads: Vec<JoinHandle<WorkloadStats>>) {
     }
 }
 
-/// The offset each shard's entry in the state file says is applied (shards in slot order).
-fn shard_offsets(state: &Path) -> Vec<Option<i64>> {
+/// The offset each shard's entry in the state file says is applied, by the node it follows
+/// (`127.0.0.1:port`; the entries are in slot order, which a resharding changes).
+fn shard_offsets(state: &Path) -> Vec<(String, Option<i64>)> {
     let Ok(text) = std::fs::read_to_string(state) else {
         return Vec::new();
     };
@@ -67,23 +68,37 @@ fn shard_offsets(state: &Path) -> Vec<Option<i64>> {
     shards
         .iter()
         .map(|shard| {
-            shard.get("replid")?.as_str()?;
-            shard.get("offset")?.as_i64()
+            let node = shard.get("node").and_then(|n| n.as_str()).unwrap_or("");
+            let offset = shard
+                .get("replid")
+                .and_then(|r| r.as_str())
+                .and_then(|_| shard.get("offset")?.as_i64());
+            (node.to_string(), offset)
         })
         .collect()
 }
 
 /// Waits until every shard's entry records all its primary has written so far.
 fn wait_shards_applied(source: &Cluster, state: &Path, ferry: &Ferry) {
-    let wanted: Vec<i64> = source.nodes().iter().map(master_repl_offset).collect();
+    let wanted: Vec<(String, i64)> = source
+        .nodes()
+        .iter()
+        .map(|node| {
+            (
+                format!("127.0.0.1:{}", node.port()),
+                master_repl_offset(node),
+            )
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let applied = shard_offsets(state);
         let done = applied.len() == wanted.len()
-            && applied
-                .iter()
-                .zip(&wanted)
-                .all(|(applied, wanted)| applied.is_some_and(|a| a >= *wanted));
+            && wanted.iter().all(|(node, wanted)| {
+                applied
+                    .iter()
+                    .any(|(at, offset)| at == node && offset.is_some_and(|a| a >= *wanted))
+            });
         if done {
             return;
         }

@@ -29,7 +29,7 @@ use crate::url::ServerUrl;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -47,10 +47,17 @@ struct Board {
     progress: Mutex<Vec<(i64, i64, f64)>>,
     /// Each shard's pipe to the target, for another shard to wait on (see `settle`).
     pipes: Mutex<Vec<Option<Pipe>>>,
+    /// Each shard's stream offset read and handed to its writer so far (`i64::MIN`:
+    /// nothing yet), for another shard to wait on (see `settle`).
+    read_up_to: Vec<AtomicI64>,
+    /// Which shards are waiting in `settle`.
+    settling: Vec<AtomicBool>,
 }
 
-/// Longest wait for another shard's writes before a RESTORE of a key it deleted.
+/// Longest wait for the other shards' writes before restoring a moved key.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often `settle` looks at the other shards' applied offsets.
+const SETTLE_POLL: Duration = Duration::from_millis(2);
 
 impl Board {
     fn save(&self, state: &MigrationState) -> Result<(), Error> {
@@ -71,9 +78,8 @@ pub(super) struct ShardContext {
     loaded: AtomicBool,
     /// Every node seen (replicas included), asked for the topology after a loss.
     known: Mutex<Vec<NodeAddr>>,
-    /// Shards whose writes must be acknowledged before this one's next batch
-    /// ([`ShardTransform::take_waits`]).
-    waits: Arc<Mutex<Vec<usize>>>,
+    /// Raised when this shard read a RESTORE-ASKING ([`ShardTransform::take_restoring`]).
+    restoring: Arc<AtomicBool>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -138,20 +144,59 @@ impl ShardContext {
     pub(super) fn transform(&self, inner: Box<dyn CommandTransform>) -> Box<dyn CommandTransform> {
         Box::new(
             ShardTransform::new(inner, self.board.moved.clone(), self.index)
-                .sharing_waits(self.waits.clone()),
+                .sharing_restoring(self.restoring.clone()),
         )
     }
 
-    /// Waits until the shards whose DEL of a key this shard is about to restore have that
-    /// DEL acknowledged: the target then runs the DEL before the RESTORE.
-    pub(super) async fn settle(&self) {
-        for other in ShardTransform::take_waits(&self.waits) {
-            let pipe = lock(&self.board.pipes).get(other).cloned().flatten();
-            if let Some(pipe) = pipe {
-                // A failed pipe stops its own shard, and the run with it.
-                let _ = tokio::time::timeout(SETTLE_TIMEOUT, pipe.barrier()).await;
-            }
+    /// This shard has read its stream up to `offset` and handed what it read to its
+    /// writer (sent, or waiting to be): what a RESTORE-ASKING of another shard waits for.
+    pub(super) fn read_up_to(&self, offset: i64) {
+        if let Some(read) = self.board.read_up_to.get(self.index) {
+            read.store(offset, Ordering::Relaxed);
         }
+    }
+
+    /// Before a batch that restores keys MIGRATE moved to this shard: waits until every
+    /// other shard applied what it had read so far, so the origin's DEL and its earlier
+    /// writes to those keys reach the target before the RESTORE (the rules in
+    /// [`crate::sources::replication::moves`] decided in reading order). Two shards both
+    /// restoring wait in index order, the lower one first, rather than for each other.
+    pub(super) async fn settle(&self) {
+        if !ShardTransform::take_restoring(&self.restoring) {
+            return;
+        }
+        let board = &self.board;
+        let wanted: Vec<(usize, i64, Pipe)> = {
+            let pipes = lock(&board.pipes);
+            board
+                .read_up_to
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != self.index)
+                .filter_map(|(other, read)| {
+                    let read = read.load(Ordering::Relaxed);
+                    let pipe = pipes.get(other)?.clone()?;
+                    (read != i64::MIN).then_some((other, read, pipe))
+                })
+                .collect()
+        };
+        let mine = &board.settling[self.index];
+        mine.store(true, Ordering::Relaxed);
+        let applied = |other: usize, read: i64, pipe: &Pipe| {
+            pipe.applied().is_some_and(|mark| mark.offset >= read)
+                || (other > self.index && board.settling[other].load(Ordering::Relaxed))
+                || pipe.failure().is_some()
+        };
+        let all = async {
+            for (other, read, pipe) in &wanted {
+                while !applied(*other, *read, pipe) {
+                    tokio::time::sleep(SETTLE_POLL).await;
+                }
+            }
+        };
+        // A shard that cannot apply stops the run on its own; the wait is bounded anyway.
+        let _ = tokio::time::timeout(SETTLE_TIMEOUT, all).await;
+        mine.store(false, Ordering::Relaxed);
     }
 
     /// Records this shard's progress; returns the sums over every shard (for `/status`
@@ -285,6 +330,8 @@ impl Migration {
             moved: Arc::new(MovedKeys::default()),
             progress: Mutex::new(vec![(0, 0, 0.0); shards.len()]),
             pipes: Mutex::new(vec![None; shards.len()]),
+            read_up_to: shards.iter().map(|_| AtomicI64::new(i64::MIN)).collect(),
+            settling: shards.iter().map(|_| AtomicBool::new(false)).collect(),
         });
         {
             let whole = lock(&board.state);
@@ -306,7 +353,7 @@ impl Migration {
                 board: board.clone(),
                 loaded: AtomicBool::new(resume),
                 known: Mutex::new(known.clone()),
-                waits: Arc::default(),
+                restoring: Arc::default(),
             }));
             let pipe = job.shard_pipe(&target).await?;
             if let Some(slot) = lock(&board.pipes).get_mut(index) {
@@ -368,36 +415,54 @@ impl Migration {
         )))
     }
 
-    /// The saved shards in the order of `shards`; the slots must be the same (a restart
-    /// cannot tell where the keys of a slot moved meanwhile went).
+    /// The saved shards in the order of `shards`, each with the slots it serves now.
+    ///
+    /// A shard is its primary's replication history, not its slots: after a resharding
+    /// each primary's stream goes on where the state file left it, and the keys moved
+    /// meanwhile are in those streams (`RESTORE-ASKING` in one, `DEL` in the other, paired
+    /// as during a run). So a saved shard is found by the node it followed, or, when that
+    /// node no longer leads a shard (a failover while ferry was stopped), by its slots.
+    /// A primary the state file does not know (it joined since), or a saved position no
+    /// shard continues, would lose writes: refused.
     fn match_saved(
         &self,
         shards: &[SourceShard],
         saved: Vec<ShardState>,
     ) -> Result<Vec<ShardState>, Error> {
-        let changed = || {
-            let before: Vec<String> = saved.iter().map(|s| slots_text(&s.slots)).collect();
-            let now: Vec<String> = shards.iter().map(|s| s.slots_text()).collect();
-            Error::Migration(format!(
-                "the source cluster's slots moved since the state file was written (then: \
-                 {}; now: {}): the shards cannot resume; rerun with --flush-target",
-                before.join(" "),
-                now.join(" ")
-            ))
+        let mut unclaimed: Vec<Option<ShardState>> = saved.into_iter().map(Some).collect();
+        let mut claim = |found: &dyn Fn(&ShardState) -> bool| {
+            let at = unclaimed
+                .iter()
+                .position(|e| e.as_ref().is_some_and(found))?;
+            unclaimed[at].take()
         };
-        if saved.len() != shards.len() {
-            return Err(changed());
-        }
-        shards
+        let by_node: Vec<Option<ShardState>> = shards
             .iter()
-            .map(|shard| {
-                saved
-                    .iter()
-                    .find(|entry| entry.slots == shard.slots)
-                    .cloned()
-                    .ok_or_else(changed)
-            })
-            .collect()
+            .map(|shard| claim(&|entry| entry.node == shard.primary.to_string()))
+            .collect();
+        let mut matched = Vec::with_capacity(shards.len());
+        for (shard, entry) in shards.iter().zip(by_node) {
+            let entry = entry.or_else(|| claim(&|entry| entry.slots == shard.slots));
+            let Some(entry) = entry else {
+                return Err(Error::Migration(format!(
+                    "the source's shard {} at {} is not in the state file (a primary that                      joined the cluster since, or one that took over while slots moved):                      its keys cannot be resumed; rerun with --flush-target",
+                    shard.slots_text(),
+                    shard.primary
+                )));
+            };
+            matched.push(ShardState {
+                slots: shard.slots.clone(),
+                ..entry
+            });
+        }
+        if let Some(left) = unclaimed.into_iter().flatten().next() {
+            return Err(Error::Migration(format!(
+                "the state file's shard {} at {} is no longer a primary of the source                  cluster: the writes it had not passed on yet cannot be read; rerun with                  --flush-target",
+                slots_text(&left.slots),
+                left.node
+            )));
+        }
+        Ok(matched)
     }
 
     /// This shard's own connection(s) to the target, in import mode when the setup

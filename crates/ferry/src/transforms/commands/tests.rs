@@ -371,8 +371,14 @@ fn relative_key_ttls_become_absolute_on_arrival() {
         ("GETEX k EXAT 2000", "PEXPIREAT k 2000000"),
         ("GETEX k PXAT 5", "PEXPIREAT k 1005000"),
         ("GETEX k PERSIST", "PERSIST k"),
-        ("RESTORE k 100 payload", "RESTORE k 1005000 payload REPLACE ABSTTL"),
-        ("RESTORE k 9000 payload", "RESTORE k 1009000 payload REPLACE ABSTTL"),
+        (
+            "RESTORE k 100 payload",
+            "RESTORE k 1005000 payload REPLACE ABSTTL",
+        ),
+        (
+            "RESTORE k 9000 payload",
+            "RESTORE k 1009000 payload REPLACE ABSTTL",
+        ),
         (
             "RESTORE k 100 payload REPLACE IDLETIME 5",
             "RESTORE k 1005000 payload REPLACE IDLETIME 5 ABSTTL",
