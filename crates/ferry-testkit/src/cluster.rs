@@ -443,6 +443,42 @@ impl Cluster {
         ])
     }
 
+    /// Moves slots `first..=last` from primary `from` to primary `to` by Valkey 9's atomic
+    /// slot migration (`CLUSTER MIGRATESLOTS … NODE …` on `from`), and waits until `to`
+    /// serves them and the cluster is ready again.
+    pub fn migrate_slots_atomically(
+        &self,
+        from: usize,
+        to: usize,
+        first: u16,
+        last: u16,
+    ) -> Result<()> {
+        let to_id = self.node_id(to)?;
+        let before = self.slot_count(to)?;
+        let mut con = self.nodes[from].try_client()?;
+        redis::cmd("CLUSTER")
+            .arg("MIGRATESLOTS")
+            .arg("SLOTSRANGE")
+            .arg(first)
+            .arg(last)
+            .arg("NODE")
+            .arg(&to_id)
+            .query::<()>(&mut con)
+            .with_context(|| format!("{}: CLUSTER MIGRATESLOTS {first}-{last}", self.kind))?;
+        let wanted = before + usize::from(last - first) + 1;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while self.slot_count(to)? < wanted {
+            if Instant::now() > deadline {
+                let jobs: redis::Value = redis::cmd("CLUSTER")
+                    .arg("GETSLOTMIGRATIONS")
+                    .query(&mut con)?;
+                bail!("slots {first}-{last} not moved within {READY_TIMEOUT:?}: {jobs:?}");
+            }
+            sleep(Duration::from_millis(50));
+        }
+        self.wait_ready()
+    }
+
     fn seed_address(&self) -> String {
         format!("127.0.0.1:{}", self.nodes[0].port())
     }

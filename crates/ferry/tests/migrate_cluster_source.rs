@@ -680,3 +680,27 @@ fn a_run_stopped_after_a_reshard_resumes_every_shard() {
     );
     assert!(!second.contains("full sync"), "{second}");
 }
+
+#[test]
+fn a_valkey_9_source_resharded_by_atomic_slot_migration_lands_equal() {
+    let source = source_cluster(ServerKind::Valkey91, 3, 0);
+    let target = Cluster::start(ServerKind::Valkey91, 3).unwrap();
+    let tag = tag_below(&source, 400);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = loads_with_moving_slot(&source, &tag, 171, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Shard 1's stream rebuilds the slots' keys as commands (RPUSH, HMSET, …) the target
+    // already holds through shard 0's, which then UNLINKs them.
+    source.migrate_slots_atomically(0, 1, 0, 399).unwrap();
+    running.push(load_tagged(&source, 1, &tag, 181, &stop));
+    std::thread::sleep(Duration::from_secs(2));
+    stop_loads(&stop, running);
+    assert_same_as_cluster(&source, &target, &state, &ferry);
+    let output = stop_ferry(ferry);
+    assert_eq!(output.matches("full sync done").count(), 3, "{output}");
+}

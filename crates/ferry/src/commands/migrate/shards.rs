@@ -22,6 +22,7 @@ use crate::sinks::writer::client::Client;
 use crate::sinks::writer::pipe::{Batch, Pipe};
 use crate::sinks::writer::probe::{self, ServerInfo};
 use crate::sources::replication::cluster::{self, slots_text, NodeAddr, SourceShard};
+use crate::sources::replication::imports::SlotImports;
 use crate::sources::replication::moves::{MovedKeys, ShardTransform};
 use crate::sources::replication::translate::CommandTransform;
 use crate::state::{self, MigrationState, ShardState};
@@ -80,6 +81,8 @@ pub(super) struct ShardContext {
     known: Mutex<Vec<NodeAddr>>,
     /// Raised when this shard read a RESTORE-ASKING ([`ShardTransform::take_restoring`]).
     restoring: Arc<AtomicBool>,
+    /// Valkey 9's atomic slot imports running in this shard's stream.
+    imports: Arc<Mutex<SlotImports>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -144,7 +147,8 @@ impl ShardContext {
     pub(super) fn transform(&self, inner: Box<dyn CommandTransform>) -> Box<dyn CommandTransform> {
         Box::new(
             ShardTransform::new(inner, self.board.moved.clone(), self.index)
-                .sharing_restoring(self.restoring.clone()),
+                .sharing_restoring(self.restoring.clone())
+                .sharing_imports(self.imports.clone()),
         )
     }
 
@@ -354,6 +358,7 @@ impl Migration {
                 loaded: AtomicBool::new(resume),
                 known: Mutex::new(known.clone()),
                 restoring: Arc::default(),
+                imports: Arc::default(),
             }));
             let pipe = job.shard_pipe(&target).await?;
             if let Some(slot) = lock(&board.pipes).get_mut(index) {

@@ -20,6 +20,7 @@
 //! applied ([`ShardTransform::take_restoring`]): the origin's DEL, or its earlier writes
 //! to the key, cannot land on the restored value.
 
+use super::imports::{self, SlotImports};
 use super::translate::CommandTransform;
 use crate::error::Error;
 use crate::sinks::writer::cluster::slot::key_slot;
@@ -39,6 +40,8 @@ const REMEMBERED_FOR: Duration = Duration::from_secs(600);
 const SKIPPED: &str = "a DEL of keys MIGRATE moved to another shard of the source cluster";
 const SUPERSEDED: &str =
     "a write made before MIGRATE moved its key to another shard, which restored it since";
+const SLOT_MIGRATION: &str = "a control command of an atomic slot migration (not data)";
+const DEL: Bytes = Bytes::from_static(b"DEL");
 
 /// The keys restored by `RESTORE-ASKING`, shared by every shard of one run.
 #[derive(Debug, Default)]
@@ -129,6 +132,8 @@ pub struct ShardTransform {
     shard: usize,
     /// A RESTORE-ASKING was read since the shard's loop last asked.
     restoring: Arc<AtomicBool>,
+    /// Valkey 9's atomic slot imports into this shard ([`imports`]).
+    imports: Arc<Mutex<SlotImports>>,
 }
 
 impl ShardTransform {
@@ -138,7 +143,14 @@ impl ShardTransform {
             moved,
             shard,
             restoring: Arc::default(),
+            imports: Arc::default(),
         }
+    }
+
+    /// Follows atomic slot imports in `imports` (kept by the shard across sessions).
+    pub fn sharing_imports(mut self, imports: Arc<Mutex<SlotImports>>) -> Self {
+        self.imports = imports;
+        self
     }
 
     /// Raises `restoring` (kept by the shard across sessions) on a RESTORE-ASKING.
@@ -160,7 +172,46 @@ impl ShardTransform {
 }
 
 impl CommandTransform for ShardTransform {
-    fn translate(&mut self, db: u64, mut args: Vec<Bytes>) -> Result<Translated, Error> {
+    fn translate(&mut self, db: u64, args: Vec<Bytes>) -> Result<Translated, Error> {
+        let mut imports = self.imports.lock().unwrap_or_else(|p| p.into_inner());
+        if imports::is_control(&args) {
+            imports.control(&args)?;
+            return Ok(Translated::Skip {
+                reason: SLOT_MIGRATION,
+            });
+        }
+        // The first write of a key an atomic slot import brings: like a RESTORE-ASKING,
+        // but the key arrives as commands, which the target's copy must not receive.
+        let replaced = first_key(&args)
+            .filter(|key| imports.first_write(key))
+            .cloned();
+        drop(imports);
+        if let Some(key) = &replaced {
+            self.moved.restored(key.clone(), self.shard);
+            self.restoring.store(true, Ordering::Relaxed);
+        }
+        let translated = self.translate_moves(db, args)?;
+        let Some(key) = replaced else {
+            return Ok(translated);
+        };
+        let delete = vec![DEL, key];
+        Ok(match translated {
+            Translated::Apply(mut commands) => {
+                commands.insert(0, delete);
+                Translated::Apply(commands)
+            }
+            Translated::Skip { .. } => Translated::Apply(vec![delete]),
+        })
+    }
+
+    fn report_lines(&self) -> Vec<String> {
+        self.inner.report_lines()
+    }
+}
+
+impl ShardTransform {
+    /// The MIGRATE rules of the module docs, then the inner translator.
+    fn translate_moves(&mut self, db: u64, mut args: Vec<Bytes>) -> Result<Translated, Error> {
         let name = args.first().cloned().unwrap_or_default();
         if name.eq_ignore_ascii_case(b"RESTORE-ASKING") {
             if let Some(key) = args.get(1) {
@@ -188,17 +239,34 @@ impl CommandTransform for ShardTransform {
         }
         self.inner.translate(db, args)
     }
-
-    fn report_lines(&self) -> Vec<String> {
-        self.inner.report_lines()
-    }
 }
 
 /// The key a replicated command writes first: its first argument, but for `XGROUP`
-/// (`XGROUP subcommand key …`). A cluster runs a multi-key command only when all its keys
-/// are in one slot and none is being moved, so the first key tells.
+/// (`XGROUP subcommand key …`), and none for the commands without keys a stream carries.
+/// A cluster runs a multi-key command only when all its keys are in one slot and none is
+/// being moved, so the first key tells.
 fn first_key(args: &[Bytes]) -> Option<&Bytes> {
+    const KEYLESS: &[&[u8]] = &[
+        b"SELECT",
+        b"PING",
+        b"MULTI",
+        b"EXEC",
+        b"FLUSHALL",
+        b"FLUSHDB",
+        b"FUNCTION",
+        b"SCRIPT",
+        b"SWAPDB",
+        b"CLUSTER",
+        b"PUBLISH",
+        b"REPLCONF",
+    ];
     let name = args.first()?;
+    if KEYLESS
+        .iter()
+        .any(|keyless| name.eq_ignore_ascii_case(keyless))
+    {
+        return None;
+    }
     if name.eq_ignore_ascii_case(b"XGROUP") {
         return args.get(2);
     }
@@ -215,6 +283,10 @@ mod tests {
         text.split(' ')
             .map(|s| Bytes::copy_from_slice(s.as_bytes()))
             .collect()
+    }
+
+    fn apply(texts: &[&str]) -> Translated {
+        Translated::Apply(texts.iter().map(|t| args(t)).collect())
     }
 
     fn shard(moved: &Arc<MovedKeys>, index: usize) -> ShardTransform {
@@ -328,6 +400,52 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn keys_an_atomic_slot_import_rebuilds_replace_the_targets_copy() {
+        // As Valkey 9.1 propagates `CLUSTER MIGRATESLOTS` of the slot of {a} from 0 to 1.
+        let moved = Arc::new(MovedKeys::default());
+        let (mut origin, mut destination) = (shard(&moved, 0), shard(&moved, 1));
+        let slot = key_slot(b"{a}l");
+        let restoring = destination.restoring();
+        let establish =
+            format!("CLUSTER SYNCSLOTS ESTABLISH SOURCE x NAME j SLOTSRANGE {slot} {slot}");
+        for control in [&establish[..], "CLUSTER SYNCSLOTS ACK"] {
+            assert!(matches!(
+                destination.translate(0, args(control)).unwrap(),
+                Translated::Skip { .. }
+            ));
+        }
+        assert_eq!(
+            destination.translate(0, args("RPUSH {a}l x y")).unwrap(),
+            apply(&["DEL {a}l", "RPUSH {a}l x y"])
+        );
+        assert!(ShardTransform::take_restoring(&restoring));
+        // Its next writes, and keys of other slots, are ordinary.
+        for text in ["PEXPIREAT {a}l 99999999999999", "SET b 1", "SELECT 0"] {
+            assert_eq!(
+                destination.translate(0, args(text)).unwrap(),
+                apply(&[text])
+            );
+        }
+        // The exporting shard's older writes and its final UNLINK are left out.
+        for text in ["RPUSH {a}l z", "UNLINK {a}l"] {
+            assert!(matches!(
+                origin.translate(0, args(text)).unwrap(),
+                Translated::Skip { .. }
+            ));
+        }
+        destination
+            .translate(
+                0,
+                args("CLUSTER SYNCSLOTS FINISH STATE SUCCESS NAME j MESSAGE x"),
+            )
+            .unwrap();
+        assert_eq!(
+            destination.translate(0, args("RPUSH {a}new x")).unwrap(),
+            apply(&["RPUSH {a}new x"])
+        );
     }
 
     #[test]
