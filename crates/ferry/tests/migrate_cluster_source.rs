@@ -704,3 +704,37 @@ fn a_valkey_9_source_resharded_by_atomic_slot_migration_lands_equal() {
     let output = stop_ferry(ferry);
     assert_eq!(output.matches("full sync done").count(), 3, "{output}");
 }
+
+#[test]
+fn a_run_stopped_in_the_middle_of_a_reshard_resumes_every_shard() {
+    let source = Arc::new(source_cluster(ServerKind::Redis70, 3, 0));
+    let target = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let tag = tag_below(&source, 600);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = loads_with_moving_slot(&source, &tag, 191, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+
+    // ferry stops while redis-cli is moving keys: some restored, their DELs not read yet.
+    let resharding = {
+        let source = source.clone();
+        std::thread::spawn(move || source.cli_reshard(0, 1, 600))
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let first = stop_ferry(ferry);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let remembered = saved["moved_keys"].as_array().map_or(0, Vec::len);
+    assert!(remembered > 0, "no moved keys in the state file: {saved}");
+    resharding.join().unwrap().unwrap();
+    running.push(load_tagged(&source, 1, &tag, 201, &stop));
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_same_as_cluster(&source, &target, &state, &ferry);
+    let second = stop_ferry(ferry);
+    assert!(!second.contains("full sync"), "{first}\n{second}");
+}

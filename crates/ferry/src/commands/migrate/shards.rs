@@ -25,8 +25,9 @@ use crate::sources::replication::cluster::{self, slots_text, NodeAddr, SourceSha
 use crate::sources::replication::imports::SlotImports;
 use crate::sources::replication::moves::{MovedKeys, ShardTransform};
 use crate::sources::replication::translate::CommandTransform;
-use crate::state::{self, MigrationState, ShardState};
+use crate::state::{self, MigrationState, MovedKeyState, ShardState};
 use crate::url::ServerUrl;
+use bytes::Bytes;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -60,7 +61,51 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often `settle` looks at the other shards' applied offsets.
 const SETTLE_POLL: Duration = Duration::from_millis(2);
 
+/// The keys an earlier run remembered as moved ([`Board::save_moves`]), by the index of
+/// the shard now following the node that restored each (dropped with `--flush-target`).
+fn recalled_moves(shards: &[ShardState], saved: Vec<MovedKeyState>, resume: bool) -> MovedKeys {
+    let moved = MovedKeys::default();
+    if resume {
+        moved.recall(saved.into_iter().filter_map(|entry| {
+            let shard = shards.iter().position(|s| s.node == entry.restored_by)?;
+            let key = hex_decode(&entry.key)?;
+            Some((Bytes::from(key), shard))
+        }));
+    }
+    moved
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
+}
+
 impl Board {
+    /// Once every shard stopped: the keys still remembered as moved go into the state
+    /// file, for a restart to leave out the older writes a lagging shard reads then.
+    fn save_moves(&self) -> Result<(), Error> {
+        let mut whole = lock(&self.state);
+        let nodes: Vec<String> = whole.shards.iter().map(|s| s.node.clone()).collect();
+        whole.moved_keys = self
+            .moved
+            .remembered()
+            .into_iter()
+            .filter_map(|(key, shard)| {
+                Some(MovedKeyState {
+                    key: key.iter().map(|b| format!("{b:02x}")).collect(),
+                    restored_by: nodes.get(shard)?.clone(),
+                })
+            })
+            .collect();
+        self.save(&whole)
+    }
+
     fn save(&self, state: &MigrationState) -> Result<(), Error> {
         match &self.path {
             Some(path) => state::save(path, state).map_err(Error::from),
@@ -293,6 +338,7 @@ impl Migration {
             listed.join(", ")
         ));
         let saved = std::mem::take(&mut state.shards);
+        let saved_moves = std::mem::take(&mut state.moved_keys);
         let resume = !saved.is_empty() && !args.flush_target;
         state.shards = match resume {
             true => self.match_saved(&shards, saved)?,
@@ -331,7 +377,7 @@ impl Migration {
             in_sync: Mutex::new(vec![false; shards.len()]),
             all_in_sync: AtomicBool::new(false),
             state: Mutex::new(state.clone()),
-            moved: Arc::new(MovedKeys::default()),
+            moved: Arc::new(recalled_moves(&state.shards, saved_moves, resume)),
             progress: Mutex::new(vec![(0, 0, 0.0); shards.len()]),
             pipes: Mutex::new(vec![None; shards.len()]),
             read_up_to: shards.iter().map(|_| AtomicI64::new(i64::MIN)).collect(),
@@ -389,6 +435,7 @@ impl Migration {
                 all.await
             }
         };
+        board.save_moves()?;
         results.into_iter().collect::<Result<Vec<()>, Error>>()?;
         Ok(())
     }

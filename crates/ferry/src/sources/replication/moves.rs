@@ -101,6 +101,27 @@ impl MovedKeys {
         }
     }
 
+    /// The keys remembered now, oldest first, with the shard that restored each: what a
+    /// restarted run needs to go on leaving the other shards' older writes out.
+    pub fn remembered(&self) -> Vec<(Bytes, usize)> {
+        let seen = self.lock();
+        seen.order
+            .iter()
+            .filter_map(|(key, seq)| {
+                let restore = seen.by_key.get(key)?;
+                let young = restore.seq == *seq && restore.at.elapsed() < REMEMBERED_FOR;
+                young.then(|| (key.clone(), restore.shard))
+            })
+            .collect()
+    }
+
+    /// Remembers keys an earlier run saved ([`MovedKeys::remembered`]), as restored now.
+    pub fn recall(&self, keys: impl IntoIterator<Item = (Bytes, usize)>) {
+        for (key, shard) in keys {
+            self.restored(key, shard);
+        }
+    }
+
     /// Whether `shard` writing (or deleting) `key` was done before MIGRATE moved the key to
     /// the shard that restored it last: then the restored value holds it already.
     ///
@@ -446,6 +467,25 @@ mod tests {
             destination.translate(0, args("RPUSH {a}new x")).unwrap(),
             apply(&["RPUSH {a}new x"])
         );
+    }
+
+    #[test]
+    fn moves_remembered_by_a_stopped_run_still_leave_older_writes_out() {
+        let before = Arc::new(MovedKeys::default());
+        shard(&before, 1)
+            .translate(0, args("RESTORE-ASKING a 0 p"))
+            .unwrap();
+        let saved = before.remembered();
+        assert_eq!(saved, vec![(Bytes::from("a"), 1)]);
+
+        let after = Arc::new(MovedKeys::default());
+        after.recall(saved);
+        for text in ["SET a 1", "DEL a"] {
+            assert!(matches!(
+                shard(&after, 0).translate(0, args(text)).unwrap(),
+                Translated::Skip { .. }
+            ));
+        }
     }
 
     #[test]
