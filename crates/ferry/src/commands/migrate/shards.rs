@@ -77,7 +77,7 @@ fn recalled_moves(shards: &[ShardState], saved: Vec<MovedKeyState>, resume: bool
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
     let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     digits
