@@ -562,9 +562,14 @@ fn loads_with_moving_slot(
 
 /// 400 slots of shard 0 (the load's among them) move to shard 1 with `redis-cli --cluster
 /// reshard`'s defaults, under the load; the load then goes on at the slot's new owner.
-fn reshard_by_cli_into_cluster(source_kind: ServerKind, policy: &[&str], field_ttl: FieldTtl) {
+fn reshard_by_cli_into_cluster(
+    source_kind: ServerKind,
+    target_kind: ServerKind,
+    policy: &[&str],
+    field_ttl: FieldTtl,
+) {
     let source = source_cluster(source_kind, 3, 0);
-    let target = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let target = Cluster::start(target_kind, 3).unwrap();
     let tag = tag_below(&source, 400);
     let stop = Arc::new(AtomicBool::new(false));
     let mut running = loads_with_moving_slot(&source, &tag, 111, &stop);
@@ -599,13 +604,39 @@ fn reshard_by_cli_into_cluster(source_kind: ServerKind, policy: &[&str], field_t
 
 #[test]
 fn a_redis_7_source_resharded_by_redis_cli_lands_equal() {
-    reshard_by_cli_into_cluster(ServerKind::Redis70, &[], FieldTtl::Keep);
+    reshard_by_cli_into_cluster(
+        ServerKind::Redis70,
+        ServerKind::Valkey81,
+        &[],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn a_valkey_8_source_resharded_by_valkey_cli_lands_equal() {
+    reshard_by_cli_into_cluster(
+        ServerKind::Valkey81,
+        ServerKind::Valkey81,
+        &[],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn a_valkey_9_source_resharded_by_valkey_cli_lands_equal() {
+    reshard_by_cli_into_cluster(
+        ServerKind::Valkey91,
+        ServerKind::Valkey91,
+        &[],
+        FieldTtl::Keep,
+    );
 }
 
 #[test]
 fn a_redis_8_source_resharded_by_redis_cli_lands_equal() {
     reshard_by_cli_into_cluster(
         ServerKind::Redis80,
+        ServerKind::Valkey81,
         &["--hash-field-ttl", "persist", "--vector-set", "skip"],
         FieldTtl::Persist,
     );
