@@ -8,7 +8,7 @@ use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
 use ferry_testkit::workload::{forget_unreplicated_group_state, Workload, WorkloadStats};
 use ferry_testkit::{dataset, Cluster, Server, ServerKind};
-use migrate_support::{master_repl_offset, Ferry};
+use migrate_support::{master_repl_offset, Ferry, IN_SYNC_TIMEOUT};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -768,4 +768,51 @@ fn a_run_stopped_in_the_middle_of_a_reshard_resumes_every_shard() {
     assert_same_as_cluster(&source, &target, &state, &ferry);
     let second = stop_ferry(ferry);
     assert!(!second.contains("full sync"), "{first}\n{second}");
+}
+
+#[test]
+fn a_primary_joining_the_source_stops_the_run_until_flushed() {
+    let mut source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+
+    // A fourth primary takes slots ferry follows in shard 0's stream only: the keys
+    // restored there are in a stream ferry does not read.
+    let added = source.add_primary().unwrap();
+    source.cli_reshard(0, added, 300).unwrap();
+    let status = ferry.wait_exit(Duration::from_secs(60));
+    let output = ferry.output();
+    assert!(!status.success(), "{output}");
+    let last = output.lines().last().unwrap_or_default();
+    let port = source.nodes()[added].port();
+    assert!(
+        last.starts_with("ferry: ")
+            && last.contains(&format!("0-299 are served by 127.0.0.1:{port}"))
+            && last.contains("--flush-target"),
+        "{output}"
+    );
+
+    // The same state file is refused (a primary it does not know), until flushed.
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    assert_refused(&mut ferry, &["is not in the state file", "--flush-target"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let running: Vec<_> = (0..3)
+        .map(|p| load_on(&source, p, 211 + p as u64, &stop))
+        .collect();
+    let mut ferry = start_ferry(&source, &target.url(), &state, &["--flush-target"]);
+    ferry.wait_for("in sync: all 4 shards", IN_SYNC_TIMEOUT);
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || Snapshot::capture(&target).unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+    stop_ferry(ferry);
 }

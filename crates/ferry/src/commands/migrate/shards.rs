@@ -58,6 +58,11 @@ struct Board {
 
 /// Longest wait for the other shards' writes before restoring a moved key.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the source's topology is read for primaries no shard follows.
+const TOPOLOGY_EVERY: Duration = Duration::from_secs(2);
+/// How long a primary may serve slots unfollowed before the run stops (a failover's
+/// promoted replica is followed sooner).
+const UNFOLLOWED_FOR: Duration = Duration::from_secs(10);
 /// How often `settle` looks at the other shards' applied offsets.
 const SETTLE_POLL: Duration = Duration::from_millis(2);
 
@@ -428,16 +433,71 @@ impl Migration {
         tokio::pin!(all);
         let signal = shutdown_or_stop(self.events.stats().clone(), self.events.clone());
         tokio::pin!(signal);
-        let results = tokio::select! {
-            results = &mut all => results,
+        let unfollowed = self.watch_for_unfollowed_primaries(&board, known);
+        tokio::pin!(unfollowed);
+        let (results, stopped_by) = tokio::select! {
+            results = &mut all => (results, None),
             _ = &mut signal => {
                 let _ = stop.send(true);
-                all.await
+                (all.await, None)
+            }
+            error = &mut unfollowed => {
+                let _ = stop.send(true);
+                (all.await, Some(error))
             }
         };
         board.save_moves()?;
         results.into_iter().collect::<Result<Vec<()>, Error>>()?;
-        Ok(())
+        match stopped_by {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves once slots of the source are served, for [`UNFOLLOWED_FOR`], by a primary
+    /// no shard follows and that was not among the nodes at start (`known`): a primary
+    /// added since. The keys resharding moves to it appear only in its stream, which ferry
+    /// does not read, while their origin's DELs are applied: the target would lose them.
+    /// A promoted replica is followed by its shard within that time.
+    async fn watch_for_unfollowed_primaries(&self, board: &Board, known: Vec<NodeAddr>) -> Error {
+        let mut since: Option<(tokio::time::Instant, NodeAddr)> = None;
+        loop {
+            tokio::time::sleep(TOPOLOGY_EVERY).await;
+            let Some(shards) =
+                cluster::rediscover(&known, &self.source_url, self.connect_timeout).await
+            else {
+                continue;
+            };
+            let followed: Vec<String> = lock(&board.state)
+                .shards
+                .iter()
+                .map(|s| s.node.clone())
+                .collect();
+            let stranger = shards.iter().find(|shard| {
+                !shard.slots.is_empty()
+                    && !known.contains(&shard.primary)
+                    && !followed.contains(&shard.primary.to_string())
+            });
+            let Some(stranger) = stranger else {
+                since = None;
+                continue;
+            };
+            match &since {
+                Some((first, was)) if *was == stranger.primary => {
+                    if first.elapsed() >= UNFOLLOWED_FOR {
+                        return Error::Migration(format!(
+                            "the source's slots {} are served by {}, a primary that joined \
+                             the cluster after ferry started and whose stream ferry does not \
+                             read (keys moved there would be lost on the target); restart \
+                             ferry with --flush-target to follow every primary",
+                            stranger.slots_text(),
+                            stranger.primary
+                        ));
+                    }
+                }
+                _ => since = Some((tokio::time::Instant::now(), stranger.primary.clone())),
+            }
+        }
     }
 
     /// A state file of a cluster source has shards, one of a standalone source has none:
