@@ -510,7 +510,7 @@ impl Cluster {
         Ok(text)
     }
 
-    /// The slots primary `index` serves now (`CLUSTER SHARDS`/`SLOTS` of that node).
+    /// How many slots primary `index` serves now, by its own `CLUSTER SLOTS`.
     pub fn slot_count(&self, index: usize) -> Result<usize> {
         let mut con = self.nodes[index].try_client()?;
         let myself = self.node_id(index)?;

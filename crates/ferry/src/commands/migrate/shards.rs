@@ -11,7 +11,10 @@
 //! the target is emptied once before any shard starts, never by a shard's full sync;
 //! no marker is kept on the target (the state file alone says where each shard resumes,
 //! at least once); a lost shard rediscovers the cluster and follows its slots to the
-//! node now serving them (a failover), resuming there by PSYNC.
+//! node now serving them (a failover), resuming there by PSYNC. Keys resharded between
+//! shards are paired across their streams by `sources/replication/moves.rs`; a restart
+//! finds each saved shard by its node, so a resharding in between resumes; a primary that
+//! joins the source (whose stream no shard reads) stops the run.
 
 use super::{shutdown_or_stop, Migration, TargetSetup};
 use crate::cli::MigrateArgs;
