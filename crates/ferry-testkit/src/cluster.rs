@@ -410,6 +410,134 @@ impl Cluster {
         Ok(())
     }
 
+    /// Moves `slots` slots from primary `from` to primary `to` with the real
+    /// `redis-cli`/`valkey-cli` of the cluster's package: `--cluster reshard … --cluster-yes`
+    /// with its default options (MIGRATE without REPLACE, 10 keys at a time). Returns the
+    /// tool's output.
+    pub fn cli_reshard(&self, from: usize, to: usize, slots: u32) -> Result<String> {
+        let (from_id, to_id) = (self.node_id(from)?, self.node_id(to)?);
+        let slots = slots.to_string();
+        self.run_cluster_tool(&[
+            "reshard",
+            &self.seed_address(),
+            "--cluster-from",
+            &from_id,
+            "--cluster-to",
+            &to_id,
+            "--cluster-slots",
+            &slots,
+            "--cluster-yes",
+        ])
+    }
+
+    /// Rebalances the slots with the real `redis-cli`/`valkey-cli --cluster rebalance`,
+    /// weighing primary `index` by `weight` (the others 1), so that slots really move.
+    /// Returns the tool's output.
+    pub fn cli_rebalance(&self, index: usize, weight: u32) -> Result<String> {
+        let weighed = format!("{}={weight}", self.node_id(index)?);
+        self.run_cluster_tool(&[
+            "rebalance",
+            &self.seed_address(),
+            "--cluster-weight",
+            &weighed,
+        ])
+    }
+
+    /// Moves slots `first..=last` from primary `from` to primary `to` by Valkey 9's atomic
+    /// slot migration (`CLUSTER MIGRATESLOTS … NODE …` on `from`), and waits until `to`
+    /// serves them and the cluster is ready again.
+    pub fn migrate_slots_atomically(
+        &self,
+        from: usize,
+        to: usize,
+        first: u16,
+        last: u16,
+    ) -> Result<()> {
+        let to_id = self.node_id(to)?;
+        let before = self.slot_count(to)?;
+        let mut con = self.nodes[from].try_client()?;
+        redis::cmd("CLUSTER")
+            .arg("MIGRATESLOTS")
+            .arg("SLOTSRANGE")
+            .arg(first)
+            .arg(last)
+            .arg("NODE")
+            .arg(&to_id)
+            .query::<()>(&mut con)
+            .with_context(|| format!("{}: CLUSTER MIGRATESLOTS {first}-{last}", self.kind))?;
+        let wanted = before + usize::from(last - first) + 1;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while self.slot_count(to)? < wanted {
+            if Instant::now() > deadline {
+                let jobs: redis::Value = redis::cmd("CLUSTER")
+                    .arg("GETSLOTMIGRATIONS")
+                    .query(&mut con)?;
+                bail!("slots {first}-{last} not moved within {READY_TIMEOUT:?}: {jobs:?}");
+            }
+            sleep(Duration::from_millis(50));
+        }
+        self.wait_ready()
+    }
+
+    fn seed_address(&self) -> String {
+        format!("127.0.0.1:{}", self.nodes[0].port())
+    }
+
+    /// `cli --cluster <args>`, failing with its output unless it exits 0 and the cluster
+    /// is ready again afterwards.
+    fn run_cluster_tool(&self, args: &[&str]) -> Result<String> {
+        let cli = &self.nodes[0].entry().cli;
+        let output = std::process::Command::new(&cli[0])
+            .args(&cli[1..])
+            .arg("--cluster")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {}", cli[cli.len() - 1]))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        ensure!(
+            output.status.success(),
+            "{} --cluster {}: {}\n{text}",
+            self.kind,
+            args.join(" "),
+            output.status
+        );
+        self.wait_ready()?;
+        Ok(text)
+    }
+
+    /// How many slots primary `index` serves now, by its own `CLUSTER SLOTS`.
+    pub fn slot_count(&self, index: usize) -> Result<usize> {
+        let mut con = self.nodes[index].try_client()?;
+        let myself = self.node_id(index)?;
+        let slots: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut con)?;
+        let mut count = 0;
+        for range in slots {
+            let redis::Value::Array(parts) = range else {
+                continue;
+            };
+            let (Some(redis::Value::Int(first)), Some(redis::Value::Int(last))) =
+                (parts.first(), parts.get(1))
+            else {
+                continue;
+            };
+            let serves = match parts.get(2) {
+                Some(redis::Value::Array(primary)) => primary.iter().any(
+                    |field| matches!(field, redis::Value::BulkString(id) if id == myself.as_bytes()),
+                ),
+                _ => false,
+            };
+            if serves {
+                count += (last - first + 1) as usize;
+            }
+        }
+        Ok(count)
+    }
+
     /// Everything the cluster holds: the union of the nodes' keys (db 0, the only one a
     /// cluster has). A key found on two nodes is an error, as are nodes whose function
     /// libraries differ (functions live on every node).

@@ -38,6 +38,20 @@ pub struct MigrationState {
     /// earlier versions read the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardState>,
+    /// A cluster source stopped during a resharding: keys a shard restored from another
+    /// (`sources::replication::moves`), so that the other's older writes and DEL, read
+    /// after the restart, are still left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved_keys: Vec<MovedKeyState>,
+}
+
+/// A key moved to another shard of a cluster source, as the state file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedKeyState {
+    /// The key's bytes in hex (a key may be any bytes).
+    pub key: String,
+    /// `host:port` of the node whose stream restored it (a shard's `node`).
+    pub restored_by: String,
 }
 
 /// Where one shard of a cluster source is: its slots, the node last followed, and its
@@ -63,6 +77,7 @@ impl MigrationState {
             target,
             format,
             shards: Vec::new(),
+            moved_keys: Vec::new(),
         }
     }
 }

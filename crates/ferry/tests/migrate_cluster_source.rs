@@ -8,7 +8,7 @@ use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
 use ferry_testkit::workload::{forget_unreplicated_group_state, Workload, WorkloadStats};
 use ferry_testkit::{dataset, Cluster, Server, ServerKind};
-use migrate_support::{master_repl_offset, Ferry};
+use migrate_support::{master_repl_offset, Ferry, IN_SYNC_TIMEOUT};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,8 +53,9 @@ fn stop_loads(stop: &Arc<AtomicBool>, loads: Vec<JoinHandle<WorkloadStats>>) {
     }
 }
 
-/// The offset each shard's entry in the state file says is applied (shards in slot order).
-fn shard_offsets(state: &Path) -> Vec<Option<i64>> {
+/// The offset each shard's entry in the state file says is applied, by the node it follows
+/// (`127.0.0.1:port`; the entries are in slot order, which a resharding changes).
+fn shard_offsets(state: &Path) -> Vec<(String, Option<i64>)> {
     let Ok(text) = std::fs::read_to_string(state) else {
         return Vec::new();
     };
@@ -67,23 +68,37 @@ fn shard_offsets(state: &Path) -> Vec<Option<i64>> {
     shards
         .iter()
         .map(|shard| {
-            shard.get("replid")?.as_str()?;
-            shard.get("offset")?.as_i64()
+            let node = shard.get("node").and_then(|n| n.as_str()).unwrap_or("");
+            let offset = shard
+                .get("replid")
+                .and_then(|r| r.as_str())
+                .and_then(|_| shard.get("offset")?.as_i64());
+            (node.to_string(), offset)
         })
         .collect()
 }
 
 /// Waits until every shard's entry records all its primary has written so far.
 fn wait_shards_applied(source: &Cluster, state: &Path, ferry: &Ferry) {
-    let wanted: Vec<i64> = source.nodes().iter().map(master_repl_offset).collect();
+    let wanted: Vec<(String, i64)> = source
+        .nodes()
+        .iter()
+        .map(|node| {
+            (
+                format!("127.0.0.1:{}", node.port()),
+                master_repl_offset(node),
+            )
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let applied = shard_offsets(state);
         let done = applied.len() == wanted.len()
-            && applied
-                .iter()
-                .zip(&wanted)
-                .all(|(applied, wanted)| applied.is_some_and(|a| a >= *wanted));
+            && wanted.iter().all(|(node, wanted)| {
+                applied
+                    .iter()
+                    .any(|(at, offset)| at == node && offset.is_some_and(|a| a >= *wanted))
+            });
         if done {
             return;
         }
@@ -503,5 +518,301 @@ fn a_primary_lost_is_followed_to_the_replica_the_cluster_promotes() {
     std::thread::sleep(Duration::from_secs(1));
     stop_loads(&stop, running);
     assert_same_as_cluster(&source, &target, &state, &ferry);
+    stop_ferry(ferry);
+}
+
+/// A hash tag whose slot is below `below`: among the first slots `redis-cli --cluster
+/// reshard` takes from shard 0 (it moves a source's slots in ascending order).
+fn tag_below(cluster: &Cluster, below: u16) -> String {
+    (0..100_000)
+        .map(|i| format!("r{i}"))
+        .find(|tag| cluster.keyslot(tag.as_bytes()).unwrap() < below)
+        .expect("a tag in the first slots")
+}
+
+/// A load on primary `primary` whose keys carry `{tag}`.
+fn load_tagged(
+    cluster: &Cluster,
+    primary: usize,
+    tag: &str,
+    seed: u64,
+    stop: &Arc<AtomicBool>,
+) -> JoinHandle<WorkloadStats> {
+    Workload::new(cluster.kind(), seed)
+        .for_cluster()
+        .with_key_tag(tag)
+        .with_rate(Some(700))
+        .start(cluster.nodes()[primary].url(), stop.clone())
+}
+
+/// The source's primaries 1 and 2 under load, and primary 0 under a load whose keys are
+/// in its first slots (`tag`), the ones a reshard of shard 0 moves first.
+fn loads_with_moving_slot(
+    cluster: &Cluster,
+    tag: &str,
+    seed: u64,
+    stop: &Arc<AtomicBool>,
+) -> Vec<JoinHandle<WorkloadStats>> {
+    vec![
+        load_tagged(cluster, 0, tag, seed, stop),
+        load_on(cluster, 1, seed + 1, stop),
+        load_on(cluster, 2, seed + 2, stop),
+    ]
+}
+
+/// 400 slots of shard 0 (the load's among them) move to shard 1 with `redis-cli --cluster
+/// reshard`'s defaults, under the load; the load then goes on at the slot's new owner.
+fn reshard_by_cli_into_cluster(
+    source_kind: ServerKind,
+    target_kind: ServerKind,
+    policy: &[&str],
+    field_ttl: FieldTtl,
+) {
+    let source = source_cluster(source_kind, 3, 0);
+    let target = Cluster::start(target_kind, 3).unwrap();
+    let tag = tag_below(&source, 400);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = loads_with_moving_slot(&source, &tag, 111, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, policy);
+    ferry.wait_all_shards_in_sync();
+    std::thread::sleep(Duration::from_secs(1));
+
+    // MIGRATE … KEYS without REPLACE: shard 1's stream restores each key (RESTORE-ASKING)
+    // that the target already holds through shard 0's.
+    let tool = source.cli_reshard(0, 1, 400).unwrap();
+    assert_eq!(source.slot_count(1).unwrap(), 5461 + 400, "{tool}");
+    running.push(load_tagged(&source, 1, &tag, 121, &stop));
+    std::thread::sleep(Duration::from_secs(2));
+    stop_loads(&stop, running);
+    let vectors = match policy.contains(&"skip") {
+        true => VectorSets::Remove,
+        false => VectorSets::Keep,
+    };
+    assert_equal(
+        &source,
+        || target.snapshot().unwrap(),
+        &state,
+        &ferry,
+        field_ttl,
+        vectors,
+    );
+    let output = stop_ferry(ferry);
+    assert_eq!(output.matches("full sync done").count(), 3, "{output}");
+}
+
+#[test]
+fn a_redis_7_source_resharded_by_redis_cli_lands_equal() {
+    reshard_by_cli_into_cluster(
+        ServerKind::Redis70,
+        ServerKind::Valkey81,
+        &[],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn a_valkey_8_source_resharded_by_valkey_cli_lands_equal() {
+    reshard_by_cli_into_cluster(
+        ServerKind::Valkey81,
+        ServerKind::Valkey81,
+        &[],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn a_valkey_9_source_resharded_by_valkey_cli_lands_equal() {
+    reshard_by_cli_into_cluster(
+        ServerKind::Valkey91,
+        ServerKind::Valkey91,
+        &[],
+        FieldTtl::Keep,
+    );
+}
+
+#[test]
+fn a_redis_8_source_resharded_by_redis_cli_lands_equal() {
+    reshard_by_cli_into_cluster(
+        ServerKind::Redis80,
+        ServerKind::Valkey81,
+        &["--hash-field-ttl", "persist", "--vector-set", "skip"],
+        FieldTtl::Persist,
+    );
+}
+
+#[test]
+fn a_source_rebalanced_by_redis_cli_lands_equal() {
+    let source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = loads(&source, 131, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+
+    // Primary 2 weighs twice the others: rebalance moves slots to it from both.
+    let tool = source.cli_rebalance(2, 2).unwrap();
+    let counts: Vec<usize> = (0..3).map(|p| source.slot_count(p).unwrap()).collect();
+    assert!(counts[2] > 8000 && counts[0] < 5000, "{counts:?}\n{tool}");
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || Snapshot::capture(&target).unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+    stop_ferry(ferry);
+}
+
+#[test]
+fn a_run_stopped_after_a_reshard_resumes_every_shard() {
+    let source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let tag = tag_below(&source, 300);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = loads_with_moving_slot(&source, &tag, 141, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+    source.cli_reshard(0, 1, 300).unwrap();
+    running.push(load_tagged(&source, 1, &tag, 151, &stop));
+    std::thread::sleep(Duration::from_secs(1));
+    stop_ferry(ferry);
+
+    // While ferry is down the same slots move on to shard 2, under the load.
+    source.cli_reshard(1, 2, 300).unwrap();
+    running.push(load_tagged(&source, 2, &tag, 161, &stop));
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || Snapshot::capture(&target).unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+    let second = stop_ferry(ferry);
+    assert_eq!(
+        second
+            .matches("partial resync accepted (+CONTINUE)")
+            .count(),
+        3,
+        "{second}"
+    );
+    assert!(!second.contains("full sync"), "{second}");
+}
+
+#[test]
+fn a_valkey_9_source_resharded_by_atomic_slot_migration_lands_equal() {
+    let source = source_cluster(ServerKind::Valkey91, 3, 0);
+    let target = Cluster::start(ServerKind::Valkey91, 3).unwrap();
+    let tag = tag_below(&source, 400);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = loads_with_moving_slot(&source, &tag, 171, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Shard 1's stream rebuilds the slots' keys as commands (RPUSH, HMSET, …) the target
+    // already holds through shard 0's, which then UNLINKs them.
+    source.migrate_slots_atomically(0, 1, 0, 399).unwrap();
+    running.push(load_tagged(&source, 1, &tag, 181, &stop));
+    std::thread::sleep(Duration::from_secs(2));
+    stop_loads(&stop, running);
+    assert_same_as_cluster(&source, &target, &state, &ferry);
+    let output = stop_ferry(ferry);
+    assert_eq!(output.matches("full sync done").count(), 3, "{output}");
+}
+
+#[test]
+fn a_run_stopped_in_the_middle_of_a_reshard_resumes_every_shard() {
+    let source = Arc::new(source_cluster(ServerKind::Redis70, 3, 0));
+    let target = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let tag = tag_below(&source, 600);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = loads_with_moving_slot(&source, &tag, 191, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+
+    // ferry stops while redis-cli is moving keys: some restored, their DELs not read yet.
+    let resharding = {
+        let source = source.clone();
+        std::thread::spawn(move || source.cli_reshard(0, 1, 600))
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let first = stop_ferry(ferry);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let remembered = saved["moved_keys"].as_array().map_or(0, Vec::len);
+    assert!(remembered > 0, "no moved keys in the state file: {saved}");
+    resharding.join().unwrap().unwrap();
+    running.push(load_tagged(&source, 1, &tag, 201, &stop));
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_same_as_cluster(&source, &target, &state, &ferry);
+    let second = stop_ferry(ferry);
+    assert!(!second.contains("full sync"), "{first}\n{second}");
+}
+
+#[test]
+fn a_primary_joining_the_source_stops_the_run_until_flushed() {
+    let mut source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    ferry.wait_all_shards_in_sync();
+
+    // A fourth primary takes slots ferry follows in shard 0's stream only: the keys
+    // restored there are in a stream ferry does not read.
+    let added = source.add_primary().unwrap();
+    source.cli_reshard(0, added, 300).unwrap();
+    let status = ferry.wait_exit(Duration::from_secs(60));
+    let output = ferry.output();
+    assert!(!status.success(), "{output}");
+    let last = output.lines().last().unwrap_or_default();
+    let port = source.nodes()[added].port();
+    assert!(
+        last.starts_with("ferry: ")
+            && last.contains(&format!("0-299 are served by 127.0.0.1:{port}"))
+            && last.contains("--flush-target"),
+        "{output}"
+    );
+
+    // The same state file is refused (a primary it does not know), until flushed.
+    let mut ferry = start_ferry(&source, &target.url(), &state, &[]);
+    assert_refused(&mut ferry, &["is not in the state file", "--flush-target"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let running: Vec<_> = (0..3)
+        .map(|p| load_on(&source, p, 211 + p as u64, &stop))
+        .collect();
+    let mut ferry = start_ferry(&source, &target.url(), &state, &["--flush-target"]);
+    ferry.wait_for("in sync: all 4 shards", IN_SYNC_TIMEOUT);
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    assert_equal(
+        &source,
+        || Snapshot::capture(&target).unwrap(),
+        &state,
+        &ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
     stop_ferry(ferry);
 }

@@ -1111,6 +1111,7 @@ impl Migration {
                         }
                     }
                     if let Some(shard) = &self.shard {
+                        shard.read_up_to(applier.position().offset);
                         shard.settle().await;
                     }
                     applier.flush().await.map_err(|e| self.fatal_target(e))?;

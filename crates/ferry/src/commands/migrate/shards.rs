@@ -11,7 +11,10 @@
 //! the target is emptied once before any shard starts, never by a shard's full sync;
 //! no marker is kept on the target (the state file alone says where each shard resumes,
 //! at least once); a lost shard rediscovers the cluster and follows its slots to the
-//! node now serving them (a failover), resuming there by PSYNC.
+//! node now serving them (a failover), resuming there by PSYNC. Keys resharded between
+//! shards are paired across their streams by `sources/replication/moves.rs`; a restart
+//! finds each saved shard by its node, so a resharding in between resumes; a primary that
+//! joins the source (whose stream no shard reads) stops the run.
 
 use super::{shutdown_or_stop, Migration, TargetSetup};
 use crate::cli::MigrateArgs;
@@ -22,14 +25,16 @@ use crate::sinks::writer::client::Client;
 use crate::sinks::writer::pipe::{Batch, Pipe};
 use crate::sinks::writer::probe::{self, ImportMode, ServerInfo};
 use crate::sources::replication::cluster::{self, slots_text, NodeAddr, SourceShard};
+use crate::sources::replication::imports::SlotImports;
 use crate::sources::replication::moves::{MovedKeys, ShardTransform};
 use crate::sources::replication::translate::CommandTransform;
-use crate::state::{self, MigrationState, ShardState};
+use crate::state::{self, MigrationState, MovedKeyState, ShardState};
 use crate::url::ServerUrl;
+use bytes::Bytes;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -47,12 +52,68 @@ struct Board {
     progress: Mutex<Vec<(i64, i64, f64)>>,
     /// Each shard's pipe to the target, for another shard to wait on (see `settle`).
     pipes: Mutex<Vec<Option<Pipe>>>,
+    /// Each shard's stream offset read and handed to its writer so far (`i64::MIN`:
+    /// nothing yet), for another shard to wait on (see `settle`).
+    read_up_to: Vec<AtomicI64>,
+    /// Which shards are waiting in `settle`.
+    settling: Vec<AtomicBool>,
 }
 
-/// Longest wait for another shard's writes before a RESTORE of a key it deleted.
+/// Longest wait for the other shards' writes before restoring a moved key.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the source's topology is read for primaries no shard follows.
+const TOPOLOGY_EVERY: Duration = Duration::from_secs(2);
+/// How long a primary may serve slots unfollowed before the run stops (a failover's
+/// promoted replica is followed sooner).
+const UNFOLLOWED_FOR: Duration = Duration::from_secs(10);
+/// How often `settle` looks at the other shards' applied offsets.
+const SETTLE_POLL: Duration = Duration::from_millis(2);
+
+/// The keys an earlier run remembered as moved ([`Board::save_moves`]), by the index of
+/// the shard now following the node that restored each (dropped with `--flush-target`).
+fn recalled_moves(shards: &[ShardState], saved: Vec<MovedKeyState>, resume: bool) -> MovedKeys {
+    let moved = MovedKeys::default();
+    if resume {
+        moved.recall(saved.into_iter().filter_map(|entry| {
+            let shard = shards.iter().position(|s| s.node == entry.restored_by)?;
+            let key = hex_decode(&entry.key)?;
+            Some((Bytes::from(key), shard))
+        }));
+    }
+    moved
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
+}
 
 impl Board {
+    /// Once every shard stopped: the keys still remembered as moved go into the state
+    /// file, for a restart to leave out the older writes a lagging shard reads then.
+    fn save_moves(&self) -> Result<(), Error> {
+        let mut whole = lock(&self.state);
+        let nodes: Vec<String> = whole.shards.iter().map(|s| s.node.clone()).collect();
+        whole.moved_keys = self
+            .moved
+            .remembered()
+            .into_iter()
+            .filter_map(|(key, shard)| {
+                Some(MovedKeyState {
+                    key: key.iter().map(|b| format!("{b:02x}")).collect(),
+                    restored_by: nodes.get(shard)?.clone(),
+                })
+            })
+            .collect();
+        self.save(&whole)
+    }
+
     fn save(&self, state: &MigrationState) -> Result<(), Error> {
         match &self.path {
             Some(path) => state::save(path, state).map_err(Error::from),
@@ -71,9 +132,10 @@ pub(super) struct ShardContext {
     loaded: AtomicBool,
     /// Every node seen (replicas included), asked for the topology after a loss.
     known: Mutex<Vec<NodeAddr>>,
-    /// Shards whose writes must be acknowledged before this one's next batch
-    /// ([`ShardTransform::take_waits`]).
-    waits: Arc<Mutex<Vec<usize>>>,
+    /// Raised when this shard read a RESTORE-ASKING ([`ShardTransform::take_restoring`]).
+    restoring: Arc<AtomicBool>,
+    /// Valkey 9's atomic slot imports running in this shard's stream.
+    imports: Arc<Mutex<SlotImports>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -138,20 +200,60 @@ impl ShardContext {
     pub(super) fn transform(&self, inner: Box<dyn CommandTransform>) -> Box<dyn CommandTransform> {
         Box::new(
             ShardTransform::new(inner, self.board.moved.clone(), self.index)
-                .sharing_waits(self.waits.clone()),
+                .sharing_restoring(self.restoring.clone())
+                .sharing_imports(self.imports.clone()),
         )
     }
 
-    /// Waits until the shards whose DEL of a key this shard is about to restore have that
-    /// DEL acknowledged: the target then runs the DEL before the RESTORE.
-    pub(super) async fn settle(&self) {
-        for other in ShardTransform::take_waits(&self.waits) {
-            let pipe = lock(&self.board.pipes).get(other).cloned().flatten();
-            if let Some(pipe) = pipe {
-                // A failed pipe stops its own shard, and the run with it.
-                let _ = tokio::time::timeout(SETTLE_TIMEOUT, pipe.barrier()).await;
-            }
+    /// This shard has read its stream up to `offset` and handed what it read to its
+    /// writer (sent, or waiting to be): what a RESTORE-ASKING of another shard waits for.
+    pub(super) fn read_up_to(&self, offset: i64) {
+        if let Some(read) = self.board.read_up_to.get(self.index) {
+            read.store(offset, Ordering::Relaxed);
         }
+    }
+
+    /// Before a batch that restores keys MIGRATE moved to this shard: waits until every
+    /// other shard applied what it had read so far, so the origin's DEL and its earlier
+    /// writes to those keys reach the target before the RESTORE (the rules in
+    /// [`crate::sources::replication::moves`] decided in reading order). Two shards both
+    /// restoring wait in index order, the lower one first, rather than for each other.
+    pub(super) async fn settle(&self) {
+        if !ShardTransform::take_restoring(&self.restoring) {
+            return;
+        }
+        let board = &self.board;
+        let wanted: Vec<(usize, i64, Pipe)> = {
+            let pipes = lock(&board.pipes);
+            board
+                .read_up_to
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != self.index)
+                .filter_map(|(other, read)| {
+                    let read = read.load(Ordering::Relaxed);
+                    let pipe = pipes.get(other)?.clone()?;
+                    (read != i64::MIN).then_some((other, read, pipe))
+                })
+                .collect()
+        };
+        let mine = &board.settling[self.index];
+        mine.store(true, Ordering::Relaxed);
+        let applied = |other: usize, read: i64, pipe: &Pipe| {
+            pipe.applied().is_some_and(|mark| mark.offset >= read)
+                || (other > self.index && board.settling[other].load(Ordering::Relaxed))
+                || pipe.failure().is_some()
+        };
+        let all = async {
+            for (other, read, pipe) in &wanted {
+                while !applied(*other, *read, pipe) {
+                    tokio::time::sleep(SETTLE_POLL).await;
+                }
+            }
+        };
+        // A shard that cannot apply stops the run on its own; the wait is bounded anyway.
+        let _ = tokio::time::timeout(SETTLE_TIMEOUT, all).await;
+        mine.store(false, Ordering::Relaxed);
     }
 
     /// Records this shard's progress; returns the sums over every shard (for `/status`
@@ -244,6 +346,7 @@ impl Migration {
             listed.join(", ")
         ));
         let saved = std::mem::take(&mut state.shards);
+        let saved_moves = std::mem::take(&mut state.moved_keys);
         let resume = !saved.is_empty() && !args.flush_target;
         state.shards = match resume {
             true => self.match_saved(&shards, saved)?,
@@ -282,9 +385,11 @@ impl Migration {
             in_sync: Mutex::new(vec![false; shards.len()]),
             all_in_sync: AtomicBool::new(false),
             state: Mutex::new(state.clone()),
-            moved: Arc::new(MovedKeys::default()),
+            moved: Arc::new(recalled_moves(&state.shards, saved_moves, resume)),
             progress: Mutex::new(vec![(0, 0, 0.0); shards.len()]),
             pipes: Mutex::new(vec![None; shards.len()]),
+            read_up_to: shards.iter().map(|_| AtomicI64::new(i64::MIN)).collect(),
+            settling: shards.iter().map(|_| AtomicBool::new(false)).collect(),
         });
         {
             let whole = lock(&board.state);
@@ -306,7 +411,8 @@ impl Migration {
                 board: board.clone(),
                 loaded: AtomicBool::new(resume),
                 known: Mutex::new(known.clone()),
-                waits: Arc::default(),
+                restoring: Arc::default(),
+                imports: Arc::default(),
             }));
             let pipe = job.shard_pipe(&target).await?;
             if let Some(slot) = lock(&board.pipes).get_mut(index) {
@@ -330,15 +436,71 @@ impl Migration {
         tokio::pin!(all);
         let signal = shutdown_or_stop(self.events.stats().clone(), self.events.clone());
         tokio::pin!(signal);
-        let results = tokio::select! {
-            results = &mut all => results,
+        let unfollowed = self.watch_for_unfollowed_primaries(&board, known);
+        tokio::pin!(unfollowed);
+        let (results, stopped_by) = tokio::select! {
+            results = &mut all => (results, None),
             _ = &mut signal => {
                 let _ = stop.send(true);
-                all.await
+                (all.await, None)
+            }
+            error = &mut unfollowed => {
+                let _ = stop.send(true);
+                (all.await, Some(error))
             }
         };
+        board.save_moves()?;
         results.into_iter().collect::<Result<Vec<()>, Error>>()?;
-        Ok(())
+        match stopped_by {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves once slots of the source are served, for [`UNFOLLOWED_FOR`], by a primary
+    /// no shard follows and that was not among the nodes at start (`known`): a primary
+    /// added since. The keys resharding moves to it appear only in its stream, which ferry
+    /// does not read, while their origin's DELs are applied: the target would lose them.
+    /// A promoted replica is followed by its shard within that time.
+    async fn watch_for_unfollowed_primaries(&self, board: &Board, known: Vec<NodeAddr>) -> Error {
+        let mut since: Option<(tokio::time::Instant, NodeAddr)> = None;
+        loop {
+            tokio::time::sleep(TOPOLOGY_EVERY).await;
+            let Some(shards) =
+                cluster::rediscover(&known, &self.source_url, self.connect_timeout).await
+            else {
+                continue;
+            };
+            let followed: Vec<String> = lock(&board.state)
+                .shards
+                .iter()
+                .map(|s| s.node.clone())
+                .collect();
+            let stranger = shards.iter().find(|shard| {
+                !shard.slots.is_empty()
+                    && !known.contains(&shard.primary)
+                    && !followed.contains(&shard.primary.to_string())
+            });
+            let Some(stranger) = stranger else {
+                since = None;
+                continue;
+            };
+            match &since {
+                Some((first, was)) if *was == stranger.primary => {
+                    if first.elapsed() >= UNFOLLOWED_FOR {
+                        return Error::Migration(format!(
+                            "the source's slots {} are served by {}, a primary that joined \
+                             the cluster after ferry started and whose stream ferry does not \
+                             read (keys moved there would be lost on the target); restart \
+                             ferry with --flush-target to follow every primary",
+                            stranger.slots_text(),
+                            stranger.primary
+                        ));
+                    }
+                }
+                _ => since = Some((tokio::time::Instant::now(), stranger.primary.clone())),
+            }
+        }
     }
 
     /// A state file of a cluster source has shards, one of a standalone source has none:
@@ -368,36 +530,54 @@ impl Migration {
         )))
     }
 
-    /// The saved shards in the order of `shards`; the slots must be the same (a restart
-    /// cannot tell where the keys of a slot moved meanwhile went).
+    /// The saved shards in the order of `shards`, each with the slots it serves now.
+    ///
+    /// A shard is its primary's replication history, not its slots: after a resharding
+    /// each primary's stream goes on where the state file left it, and the keys moved
+    /// meanwhile are in those streams (`RESTORE-ASKING` in one, `DEL` in the other, paired
+    /// as during a run). So a saved shard is found by the node it followed, or, when that
+    /// node no longer leads a shard (a failover while ferry was stopped), by its slots.
+    /// A primary the state file does not know (it joined since), or a saved position no
+    /// shard continues, would lose writes: refused.
     fn match_saved(
         &self,
         shards: &[SourceShard],
         saved: Vec<ShardState>,
     ) -> Result<Vec<ShardState>, Error> {
-        let changed = || {
-            let before: Vec<String> = saved.iter().map(|s| slots_text(&s.slots)).collect();
-            let now: Vec<String> = shards.iter().map(|s| s.slots_text()).collect();
-            Error::Migration(format!(
-                "the source cluster's slots moved since the state file was written (then: \
-                 {}; now: {}): the shards cannot resume; rerun with --flush-target",
-                before.join(" "),
-                now.join(" ")
-            ))
+        let mut unclaimed: Vec<Option<ShardState>> = saved.into_iter().map(Some).collect();
+        let mut claim = |found: &dyn Fn(&ShardState) -> bool| {
+            let at = unclaimed
+                .iter()
+                .position(|e| e.as_ref().is_some_and(found))?;
+            unclaimed[at].take()
         };
-        if saved.len() != shards.len() {
-            return Err(changed());
-        }
-        shards
+        let by_node: Vec<Option<ShardState>> = shards
             .iter()
-            .map(|shard| {
-                saved
-                    .iter()
-                    .find(|entry| entry.slots == shard.slots)
-                    .cloned()
-                    .ok_or_else(changed)
-            })
-            .collect()
+            .map(|shard| claim(&|entry| entry.node == shard.primary.to_string()))
+            .collect();
+        let mut matched = Vec::with_capacity(shards.len());
+        for (shard, entry) in shards.iter().zip(by_node) {
+            let entry = entry.or_else(|| claim(&|entry| entry.slots == shard.slots));
+            let Some(entry) = entry else {
+                return Err(Error::Migration(format!(
+                    "the source's shard {} at {} is not in the state file (a primary that                      joined the cluster since, or one that took over while slots moved):                      its keys cannot be resumed; rerun with --flush-target",
+                    shard.slots_text(),
+                    shard.primary
+                )));
+            };
+            matched.push(ShardState {
+                slots: shard.slots.clone(),
+                ..entry
+            });
+        }
+        if let Some(left) = unclaimed.into_iter().flatten().next() {
+            return Err(Error::Migration(format!(
+                "the state file's shard {} at {} is no longer a primary of the source                  cluster: the writes it had not passed on yet cannot be read; rerun with                  --flush-target",
+                slots_text(&left.slots),
+                left.node
+            )));
+        }
+        Ok(matched)
     }
 
     /// This shard's own connection(s) to the target, in import mode when the setup

@@ -70,7 +70,7 @@ impl StreamTranslator {
     }
 
     pub fn report_lines(&self) -> Vec<String> {
-        self.translator.report().lines()
+        self.translator.report_lines()
     }
 }
 

@@ -4,33 +4,44 @@
 //! deletes the key on the origin, which propagates `DEL key …` (in the origin's stream).
 //! ferry follows the two streams on their own, so it would apply the RESTORE, then the DEL,
 //! and lose the key. This seam remembers each key a shard restored that way; a `DEL` or
-//! `UNLINK` of that key from another shard is MIGRATE's own and is left out. Until that DEL,
-//! the origin's stream can only carry writes to the key made before the MIGRATE (after
-//! it, the key is no longer there): the restored value already holds them, and applying
-//! them again would repeat them (or fail: an `XADD` with an ID the stream passed), so they
-//! are left out too. When the DEL arrives first, it is applied and the later RESTORE brings
-//! the key back, provided the target runs them in that order: they go over two shards'
-//! connections, so the RESTORE's shard first waits until the DEL's shard's writes are
-//! acknowledged ([`ShardTransform::take_waits`]).
+//! `UNLINK` of that key from another shard is MIGRATE's own and is left out. The origin's
+//! stream can only carry writes to the key made before the MIGRATE (after it, the key is
+//! no longer there, until the slot comes back): the restored value already holds them,
+//! and applying them again would repeat them (or fail: an `XADD` with an ID the stream
+//! passed), so they are left out too, a client's DEL and the writes that re-created the
+//! key before the move included (a lagging or resuming origin reads them after the
+//! RESTORE), and so is a client's DEL on the destination after the move, which must not
+//! let them through. The key is the origin's again once its slot comes back to it, which
+//! it shows by restoring a key of that slot itself.
+//!
+//! Those rules decide as each command is read; the target must also apply them in that
+//! order, and the shards write over their own connections. So a batch carrying a
+//! `RESTORE-ASKING` goes out only once every other shard's writes read before it are
+//! applied ([`ShardTransform::take_restoring`]): the origin's DEL, or its earlier writes
+//! to the key, cannot land on the restored value.
 
+use super::imports::{self, SlotImports};
 use super::translate::CommandTransform;
 use crate::error::Error;
+use crate::sinks::writer::cluster::slot::key_slot;
 use crate::transforms::commands::Translated;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Keys remembered at most (a resharding moves keys in chunks; their DELs follow at once).
 const REMEMBERED: usize = 100_000;
-/// A DEL later than this after its RESTORE-ASKING is no longer taken for MIGRATE's.
+/// A write later than this after its key's RESTORE-ASKING is no longer taken for one made
+/// before the move.
 const REMEMBERED_FOR: Duration = Duration::from_secs(600);
-/// A DEL is taken for one a RESTORE-ASKING of another shard may follow this long.
-const DELETED_FOR: Duration = Duration::from_secs(30);
 
 const SKIPPED: &str = "a DEL of keys MIGRATE moved to another shard of the source cluster";
 const SUPERSEDED: &str =
     "a write made before MIGRATE moved its key to another shard, which restored it since";
+const SLOT_MIGRATION: &str = "a control command of an atomic slot migration (not data)";
+const DEL: Bytes = Bytes::from_static(b"DEL");
 
 /// The keys restored by `RESTORE-ASKING`, shared by every shard of one run.
 #[derive(Debug, Default)]
@@ -38,37 +49,23 @@ pub struct MovedKeys {
     inner: Mutex<Remembered>,
 }
 
-#[derive(Debug, Default)]
-struct Remembered {
-    /// Key → the shard whose stream restored it, and when.
-    by_key: HashMap<Bytes, (usize, Instant)>,
-    order: VecDeque<(Bytes, Instant)>,
-    /// Key → the shard whose stream deleted it last, and when (a DEL that may be MIGRATE's,
-    /// read before the other shard's RESTORE-ASKING).
-    deleted: HashMap<Bytes, (usize, Instant)>,
-    deleted_order: VecDeque<(Bytes, Instant)>,
+/// One RESTORE-ASKING read: by which shard, in which order, when.
+#[derive(Debug, Clone, Copy)]
+struct Restore {
+    shard: usize,
+    seq: u64,
+    at: Instant,
 }
 
-/// Adds `key` to a bounded map of recent keys (`order` lists insertions, oldest first).
-fn remember(
-    map: &mut HashMap<Bytes, (usize, Instant)>,
-    order: &mut VecDeque<(Bytes, Instant)>,
-    key: Bytes,
-    shard: usize,
-    keep: Duration,
-) {
-    let now = Instant::now();
-    map.insert(key.clone(), (shard, now));
-    order.push_back((key, now));
-    while let Some((key, at)) = order.front().cloned() {
-        if order.len() <= REMEMBERED && at.elapsed() < keep {
-            break;
-        }
-        order.pop_front();
-        if map.get(&key).is_some_and(|(_, when)| *when == at) {
-            map.remove(&key);
-        }
-    }
+#[derive(Debug, Default)]
+struct Remembered {
+    /// Key → its last RESTORE-ASKING.
+    by_key: HashMap<Bytes, Restore>,
+    /// Insertions into `by_key`, oldest first.
+    order: VecDeque<(Bytes, u64)>,
+    /// Slot → the last RESTORE-ASKING of a key in it: the slot is that shard's since.
+    by_slot: HashMap<u16, Restore>,
+    next_seq: u64,
 }
 
 impl MovedKeys {
@@ -76,64 +73,76 @@ impl MovedKeys {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `shard` restored `key`; returns the other shard whose DEL of it came first and may
-    /// still be on its way to the target.
-    fn restored(&self, key: Bytes, shard: usize) -> Option<usize> {
+    /// `shard` restored `key`.
+    fn restored(&self, key: Bytes, shard: usize) {
         let mut seen = self.lock();
         let seen = &mut *seen;
-        let deleted_by = match seen.deleted.remove(&key) {
-            Some((by, at)) if by != shard && at.elapsed() < DELETED_FOR => Some(by),
-            _ => None,
+        seen.next_seq += 1;
+        let restore = Restore {
+            shard,
+            seq: seen.next_seq,
+            at: Instant::now(),
         };
-        remember(
-            &mut seen.by_key,
-            &mut seen.order,
-            key,
-            shard,
-            REMEMBERED_FOR,
-        );
-        deleted_by
-    }
-
-    fn deleted(&self, key: Bytes, shard: usize) {
-        let mut seen = self.lock();
-        let seen = &mut *seen;
-        remember(
-            &mut seen.deleted,
-            &mut seen.deleted_order,
-            key,
-            shard,
-            DELETED_FOR,
-        );
-    }
-
-    /// Whether another shard than `shard` restored `key` by RESTORE-ASKING and `shard`'s
-    /// MIGRATE DEL of it has not come yet.
-    fn restored_elsewhere(&self, key: &[u8], shard: usize) -> bool {
-        let seen = self.lock();
-        !seen.by_key.is_empty()
-            && seen
+        seen.by_slot.insert(key_slot(&key), restore);
+        seen.by_key.insert(key.clone(), restore);
+        seen.order.push_back((key, restore.seq));
+        while let Some((key, seq)) = seen.order.front().cloned() {
+            let young = seen
                 .by_key
-                .get(key)
-                .is_some_and(|(restorer, at)| *restorer != shard && at.elapsed() < REMEMBERED_FOR)
+                .get(&key)
+                .is_some_and(|r| r.seq != seq || r.at.elapsed() < REMEMBERED_FOR);
+            if seen.order.len() <= REMEMBERED && young {
+                break;
+            }
+            seen.order.pop_front();
+            if seen.by_key.get(&key).is_some_and(|r| r.seq == seq) {
+                seen.by_key.remove(&key);
+            }
+        }
     }
 
-    /// Whether `shard` deleting `key` is MIGRATE moving it to another shard (forgotten
-    /// once answered: the move is complete).
-    fn moved_away(&self, key: &[u8], shard: usize) -> bool {
-        let mut seen = self.lock();
-        match seen.by_key.get(key) {
-            Some((restorer, at)) if *restorer != shard && at.elapsed() < REMEMBERED_FOR => {
-                seen.by_key.remove(key);
-                true
-            }
-            Some(_) => {
-                // The restoring shard deletes it itself: an ordinary DEL.
-                seen.by_key.remove(key);
-                false
-            }
-            None => false,
+    /// The keys remembered now, oldest first, with the shard that restored each: what a
+    /// restarted run needs to go on leaving the other shards' older writes out.
+    pub fn remembered(&self) -> Vec<(Bytes, usize)> {
+        let seen = self.lock();
+        seen.order
+            .iter()
+            .filter_map(|(key, seq)| {
+                let restore = seen.by_key.get(key)?;
+                let young = restore.seq == *seq && restore.at.elapsed() < REMEMBERED_FOR;
+                young.then(|| (key.clone(), restore.shard))
+            })
+            .collect()
+    }
+
+    /// Remembers keys an earlier run saved ([`MovedKeys::remembered`]), as restored now.
+    pub fn recall(&self, keys: impl IntoIterator<Item = (Bytes, usize)>) {
+        for (key, shard) in keys {
+            self.restored(key, shard);
         }
+    }
+
+    /// Whether `shard` writing (or deleting) `key` was done before MIGRATE moved the key to
+    /// the shard that restored it last: then the restored value holds it already.
+    ///
+    /// After the move, `shard` could write the key again only once the slot came back to
+    /// it, and it knows that slot then by a RESTORE-ASKING of its own (of this key or
+    /// another of the slot). Until then every write of `shard` to the key is older than
+    /// the move, however late its stream brings it (a lagging or resuming shard), and
+    /// whatever the restoring shard did with the key since (deleted it, say).
+    fn before_move(&self, key: &[u8], shard: usize) -> bool {
+        let seen = self.lock();
+        let Some(restore) = seen.by_key.get(key) else {
+            return false;
+        };
+        if restore.shard == shard || restore.at.elapsed() >= REMEMBERED_FOR {
+            return false;
+        }
+        let came_back = seen
+            .by_slot
+            .get(&key_slot(key))
+            .is_some_and(|slot| slot.shard == shard && slot.seq > restore.seq);
+        !came_back
     }
 }
 
@@ -142,8 +151,10 @@ pub struct ShardTransform {
     inner: Box<dyn CommandTransform>,
     moved: Arc<MovedKeys>,
     shard: usize,
-    /// Shards whose writes must be acknowledged before this batch goes out.
-    waits: Arc<Mutex<Vec<usize>>>,
+    /// A RESTORE-ASKING was read since the shard's loop last asked.
+    restoring: Arc<AtomicBool>,
+    /// Valkey 9's atomic slot imports into this shard ([`imports`]).
+    imports: Arc<Mutex<SlotImports>>,
 }
 
 impl ShardTransform {
@@ -152,43 +163,81 @@ impl ShardTransform {
             inner,
             moved,
             shard,
-            waits: Arc::default(),
+            restoring: Arc::default(),
+            imports: Arc::default(),
         }
     }
 
-    /// Records the shards to wait for in `waits` (kept by the shard across sessions).
-    pub fn sharing_waits(mut self, waits: Arc<Mutex<Vec<usize>>>) -> Self {
-        self.waits = waits;
+    /// Follows atomic slot imports in `imports` (kept by the shard across sessions).
+    pub fn sharing_imports(mut self, imports: Arc<Mutex<SlotImports>>) -> Self {
+        self.imports = imports;
         self
     }
 
-    /// The list the shard's loop takes [`ShardTransform::take_waits`] from.
-    pub fn waits(&self) -> Arc<Mutex<Vec<usize>>> {
-        self.waits.clone()
+    /// Raises `restoring` (kept by the shard across sessions) on a RESTORE-ASKING.
+    pub fn sharing_restoring(mut self, restoring: Arc<AtomicBool>) -> Self {
+        self.restoring = restoring;
+        self
     }
 
-    /// The shards whose DEL of a key this shard restored since may not have reached the
-    /// target yet: their writes must be acknowledged before this shard's batch is sent.
-    pub fn take_waits(waits: &Mutex<Vec<usize>>) -> Vec<usize> {
-        let mut waits = waits.lock().unwrap_or_else(|p| p.into_inner());
-        let mut taken = std::mem::take(&mut *waits);
-        taken.sort_unstable();
-        taken.dedup();
-        taken
+    /// The flag the shard's loop takes [`ShardTransform::take_restoring`] from.
+    pub fn restoring(&self) -> Arc<AtomicBool> {
+        self.restoring.clone()
+    }
+
+    /// Whether the commands read since the last call restore keys MIGRATE moved here:
+    /// then every other shard's writes read so far must be applied before they go out.
+    pub fn take_restoring(restoring: &AtomicBool) -> bool {
+        restoring.swap(false, Ordering::Relaxed)
     }
 }
 
 impl CommandTransform for ShardTransform {
-    fn translate(&mut self, db: u64, mut args: Vec<Bytes>) -> Result<Translated, Error> {
+    fn translate(&mut self, db: u64, args: Vec<Bytes>) -> Result<Translated, Error> {
+        let mut imports = self.imports.lock().unwrap_or_else(|p| p.into_inner());
+        if imports::is_control(&args) {
+            imports.control(&args)?;
+            return Ok(Translated::Skip {
+                reason: SLOT_MIGRATION,
+            });
+        }
+        // The first write of a key an atomic slot import brings: like a RESTORE-ASKING,
+        // but the key arrives as commands, which the target's copy must not receive.
+        let replaced = first_key(&args)
+            .filter(|key| imports.first_write(key))
+            .cloned();
+        drop(imports);
+        if let Some(key) = &replaced {
+            self.moved.restored(key.clone(), self.shard);
+            self.restoring.store(true, Ordering::Relaxed);
+        }
+        let translated = self.translate_moves(db, args)?;
+        let Some(key) = replaced else {
+            return Ok(translated);
+        };
+        let delete = vec![DEL, key];
+        Ok(match translated {
+            Translated::Apply(mut commands) => {
+                commands.insert(0, delete);
+                Translated::Apply(commands)
+            }
+            Translated::Skip { .. } => Translated::Apply(vec![delete]),
+        })
+    }
+
+    fn report_lines(&self) -> Vec<String> {
+        self.inner.report_lines()
+    }
+}
+
+impl ShardTransform {
+    /// The MIGRATE rules of the module docs, then the inner translator.
+    fn translate_moves(&mut self, db: u64, mut args: Vec<Bytes>) -> Result<Translated, Error> {
         let name = args.first().cloned().unwrap_or_default();
         if name.eq_ignore_ascii_case(b"RESTORE-ASKING") {
             if let Some(key) = args.get(1) {
-                if let Some(deleter) = self.moved.restored(key.clone(), self.shard) {
-                    self.waits
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(deleter);
-                }
+                self.moved.restored(key.clone(), self.shard);
+                self.restoring.store(true, Ordering::Relaxed);
             }
         } else if (name.eq_ignore_ascii_case(b"DEL") || name.eq_ignore_ascii_case(b"UNLINK"))
             && args.len() > 1
@@ -199,32 +248,46 @@ impl CommandTransform for ShardTransform {
             let mut position = 0;
             args.retain(|arg| {
                 position += 1;
-                position == 1 || !moved.moved_away(arg, shard)
+                position == 1 || !moved.before_move(arg, shard)
             });
-            for key in args.iter().skip(1) {
-                self.moved.deleted(key.clone(), shard);
-            }
             if args.len() == 1 && before > 1 {
                 return Ok(Translated::Skip { reason: SKIPPED });
             }
         } else if let Some(key) = first_key(&args) {
-            if self.moved.restored_elsewhere(key, self.shard) {
+            if self.moved.before_move(key, self.shard) {
                 return Ok(Translated::Skip { reason: SUPERSEDED });
             }
         }
         self.inner.translate(db, args)
     }
-
-    fn report_lines(&self) -> Vec<String> {
-        self.inner.report_lines()
-    }
 }
 
 /// The key a replicated command writes first: its first argument, but for `XGROUP`
-/// (`XGROUP subcommand key …`). A cluster runs a multi-key command only when all its keys
-/// are in one slot and none is being moved, so the first key tells.
+/// (`XGROUP subcommand key …`), and none for the commands without keys a stream carries.
+/// A cluster runs a multi-key command only when all its keys are in one slot and none is
+/// being moved, so the first key tells.
 fn first_key(args: &[Bytes]) -> Option<&Bytes> {
+    const KEYLESS: &[&[u8]] = &[
+        b"SELECT",
+        b"PING",
+        b"MULTI",
+        b"EXEC",
+        b"FLUSHALL",
+        b"FLUSHDB",
+        b"FUNCTION",
+        b"SCRIPT",
+        b"SWAPDB",
+        b"CLUSTER",
+        b"PUBLISH",
+        b"REPLCONF",
+    ];
     let name = args.first()?;
+    if KEYLESS
+        .iter()
+        .any(|keyless| name.eq_ignore_ascii_case(keyless))
+    {
+        return None;
+    }
     if name.eq_ignore_ascii_case(b"XGROUP") {
         return args.get(2);
     }
@@ -241,6 +304,10 @@ mod tests {
         text.split(' ')
             .map(|s| Bytes::copy_from_slice(s.as_bytes()))
             .collect()
+    }
+
+    fn apply(texts: &[&str]) -> Translated {
+        Translated::Apply(texts.iter().map(|t| args(t)).collect())
     }
 
     fn shard(moved: &Arc<MovedKeys>, index: usize) -> ShardTransform {
@@ -266,7 +333,13 @@ mod tests {
             origin.translate(0, args("DEL a c b")).unwrap(),
             Translated::Apply(vec![args("DEL c")])
         );
-        // Answered once: a later DEL of a (moved back, deleted) is an ordinary one.
+        // Still before the move in the origin's history (the slot has not come back).
+        assert!(matches!(
+            origin.translate(0, args("DEL a")).unwrap(),
+            Translated::Skip { .. }
+        ));
+        // Moved back by MIGRATE: the origin's writes are its own again.
+        origin.translate(0, args("RESTORE-ASKING a 0 p")).unwrap();
         assert_eq!(
             origin.translate(0, args("DEL a")).unwrap(),
             Translated::Apply(vec![args("DEL a")])
@@ -281,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn the_origins_earlier_writes_to_a_restored_key_are_left_out_until_its_del() {
+    fn the_origins_writes_to_a_restored_key_are_left_out_until_it_is_the_origins_again() {
         let moved = Arc::new(MovedKeys::default());
         let (mut origin, mut destination) = (shard(&moved, 0), shard(&moved, 1));
         destination
@@ -310,7 +383,20 @@ mod tests {
             origin.translate(0, args("DEL s")).unwrap(),
             Translated::Skip { .. }
         ));
-        // The move is complete: the key is the origin's again if it ever comes back.
+        // Deleted where it lives now: the origin's writes are still older than the move.
+        assert_eq!(
+            destination.translate(0, args("DEL s")).unwrap(),
+            Translated::Apply(vec![args("DEL s")])
+        );
+        assert!(matches!(
+            origin.translate(0, args("SET s 1")).unwrap(),
+            Translated::Skip { .. }
+        ));
+        // The slot came back to the origin (another key of it restored there): its writes
+        // to the key are new.
+        origin
+            .translate(0, args("RESTORE-ASKING {s}other 0 p"))
+            .unwrap();
         assert_eq!(
             origin.translate(0, args("SET s 1")).unwrap(),
             Translated::Apply(vec![args("SET s 1")])
@@ -318,20 +404,103 @@ mod tests {
     }
 
     #[test]
-    fn a_restore_after_another_shards_del_waits_for_that_shard() {
+    fn a_lagging_origins_deletes_and_rewrites_before_the_move_are_left_out() {
+        // The origin's stream is read far behind the destination's (a resume catching up):
+        // a client deleted and re-created the key on the origin before MIGRATE moved it.
         let moved = Arc::new(MovedKeys::default());
         let (mut origin, mut destination) = (shard(&moved, 0), shard(&moved, 1));
-        let waits = destination.waits();
-        origin.translate(0, args("DEL a")).unwrap();
         destination
-            .translate(0, args("RESTORE-ASKING b 0 p"))
+            .translate(0, args("RESTORE-ASKING s 0 p"))
             .unwrap();
-        assert!(ShardTransform::take_waits(&waits).is_empty());
+        for text in ["DEL s", "XADD s 1-1 f v", "XGROUP CREATE s g $", "DEL s"] {
+            assert!(
+                matches!(
+                    origin.translate(0, args(text)).unwrap(),
+                    Translated::Skip { .. }
+                ),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_an_atomic_slot_import_rebuilds_replace_the_targets_copy() {
+        // As Valkey 9.1 propagates `CLUSTER MIGRATESLOTS` of the slot of {a} from 0 to 1.
+        let moved = Arc::new(MovedKeys::default());
+        let (mut origin, mut destination) = (shard(&moved, 0), shard(&moved, 1));
+        let slot = key_slot(b"{a}l");
+        let restoring = destination.restoring();
+        let establish =
+            format!("CLUSTER SYNCSLOTS ESTABLISH SOURCE x NAME j SLOTSRANGE {slot} {slot}");
+        for control in [&establish[..], "CLUSTER SYNCSLOTS ACK"] {
+            assert!(matches!(
+                destination.translate(0, args(control)).unwrap(),
+                Translated::Skip { .. }
+            ));
+        }
+        assert_eq!(
+            destination.translate(0, args("RPUSH {a}l x y")).unwrap(),
+            apply(&["DEL {a}l", "RPUSH {a}l x y"])
+        );
+        assert!(ShardTransform::take_restoring(&restoring));
+        // Its next writes, and keys of other slots, are ordinary.
+        for text in ["PEXPIREAT {a}l 99999999999999", "SET b 1", "SELECT 0"] {
+            assert_eq!(
+                destination.translate(0, args(text)).unwrap(),
+                apply(&[text])
+            );
+        }
+        // The exporting shard's older writes and its final UNLINK are left out.
+        for text in ["RPUSH {a}l z", "UNLINK {a}l"] {
+            assert!(matches!(
+                origin.translate(0, args(text)).unwrap(),
+                Translated::Skip { .. }
+            ));
+        }
+        destination
+            .translate(
+                0,
+                args("CLUSTER SYNCSLOTS FINISH STATE SUCCESS NAME j MESSAGE x"),
+            )
+            .unwrap();
+        assert_eq!(
+            destination.translate(0, args("RPUSH {a}new x")).unwrap(),
+            apply(&["RPUSH {a}new x"])
+        );
+    }
+
+    #[test]
+    fn moves_remembered_by_a_stopped_run_still_leave_older_writes_out() {
+        let before = Arc::new(MovedKeys::default());
+        shard(&before, 1)
+            .translate(0, args("RESTORE-ASKING a 0 p"))
+            .unwrap();
+        let saved = before.remembered();
+        assert_eq!(saved, vec![(Bytes::from("a"), 1)]);
+
+        let after = Arc::new(MovedKeys::default());
+        after.recall(saved);
+        for text in ["SET a 1", "DEL a"] {
+            assert!(matches!(
+                shard(&after, 0).translate(0, args(text)).unwrap(),
+                Translated::Skip { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn a_batch_with_a_restore_asks_for_the_other_shards_writes_first() {
+        let moved = Arc::new(MovedKeys::default());
+        let (mut origin, mut destination) = (shard(&moved, 0), shard(&moved, 1));
+        let restoring = destination.restoring();
+        origin.translate(0, args("DEL a")).unwrap();
+        destination.translate(0, args("SET b 1")).unwrap();
+        assert!(!ShardTransform::take_restoring(&restoring));
         destination
             .translate(0, args("RESTORE-ASKING a 0 p"))
             .unwrap();
-        assert_eq!(ShardTransform::take_waits(&waits), vec![0]);
-        assert!(ShardTransform::take_waits(&waits).is_empty());
+        assert!(ShardTransform::take_restoring(&restoring));
+        assert!(!ShardTransform::take_restoring(&restoring));
     }
 
     #[test]
@@ -345,9 +514,10 @@ mod tests {
             destination.translate(0, args("DEL a")).unwrap(),
             Translated::Apply(vec![args("DEL a")])
         );
-        assert_eq!(
+        // The origin's DEL is MIGRATE's (or older): the key is gone either way.
+        assert!(matches!(
             origin.translate(0, args("DEL a")).unwrap(),
-            Translated::Apply(vec![args("DEL a")])
-        );
+            Translated::Skip { .. }
+        ));
     }
 }

@@ -22,7 +22,7 @@ impl CommandTransform for CommandTranslator {
     }
 
     fn report_lines(&self) -> Vec<String> {
-        self.report().lines()
+        CommandTranslator::report_lines(self)
     }
 }
 

@@ -22,6 +22,7 @@
 //! ferry reconnects. A replica needs no hold ([`CommandTranslator::with_exact_expiries`],
 //! for the relay).
 
+use super::payload::Recoded;
 use super::{malformed, CommandTranslator, Translated};
 use crate::error::Error;
 use crate::sinks::writer::EXPIRY_GRACE_MS;
@@ -33,6 +34,8 @@ const PEXPIREAT: Bytes = Bytes::from_static(b"PEXPIREAT");
 const PERSIST: Bytes = Bytes::from_static(b"PERSIST");
 const ABSTTL: Bytes = Bytes::from_static(b"ABSTTL");
 const RESTORE: Bytes = Bytes::from_static(b"RESTORE");
+const REPLACE: Bytes = Bytes::from_static(b"REPLACE");
+const DEL: Bytes = Bytes::from_static(b"DEL");
 
 const READ_ONLY: &str = "GETEX without options only reads";
 
@@ -143,8 +146,10 @@ impl CommandTranslator {
         Ok(Translated::Apply(vec![args]))
     }
 
-    /// `RESTORE key ttl payload [options]`: a relative TTL becomes absolute, with `ABSTTL`.
-    pub(super) fn restore(&self, mut args: Vec<Bytes>) -> Result<Translated, Error> {
+    /// `RESTORE key ttl payload [options]`: always `REPLACE`; a relative TTL becomes
+    /// absolute, with `ABSTTL`; a payload the target cannot load is re-encoded for it
+    /// (`payload.rs`), or the key deleted when the policies leave it out.
+    pub(super) fn restore(&mut self, mut args: Vec<Bytes>) -> Result<Translated, Error> {
         if args.len() < 4 {
             return Err(malformed(&args, "it needs a key, a TTL and a payload").into());
         }
@@ -152,6 +157,19 @@ impl CommandTranslator {
         // (the ASKING is for a slot being imported there); the target needs RESTORE.
         if args[0].eq_ignore_ascii_case(b"RESTORE-ASKING") {
             args[0] = RESTORE;
+        }
+        // The source ran it, so it held no such key: a copy on the target is stale (the
+        // origin shard's before MIGRATE moved the key, `redis-cli --cluster reshard` sends
+        // no REPLACE; or this RESTORE applied already before a resume) and gives way.
+        if !args[4..].iter().any(|a| a.eq_ignore_ascii_case(b"REPLACE")) {
+            args.insert(4, REPLACE);
+        }
+        match self.payloads.recode(&args[1], &args[3])? {
+            None => {}
+            Some(Recoded::Payload(payload)) => args[3] = payload,
+            Some(Recoded::LeftOut) => {
+                return Ok(Translated::Apply(vec![vec![DEL, args[1].clone()]]));
+            }
         }
         let absolute = args[4..].iter().any(|a| a.eq_ignore_ascii_case(b"ABSTTL"));
         if number(&args, 2)? != 0 {

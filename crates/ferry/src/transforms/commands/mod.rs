@@ -49,6 +49,7 @@
 
 mod expiry;
 mod hash_ttl;
+mod payload;
 mod renames;
 mod report;
 mod syntax;
@@ -64,6 +65,7 @@ use crate::policy::Policies;
 use crate::target::Target;
 use bytes::Bytes;
 use expiry::Unit;
+use payload::PayloadRecoder;
 use renames::Rename;
 use std::collections::HashSet;
 
@@ -102,6 +104,11 @@ pub enum CommandError {
     },
     #[error("source sent {command}, which {target} lacks")]
     Unsupported { command: String, target: String },
+    #[error(
+        "source sent RESTORE of key {key} with a payload ferry cannot convert for the \
+         target: {reason}"
+    )]
+    Payload { key: String, reason: String },
     #[error("source sent {command} in a form ferry cannot read: {reason}")]
     Malformed {
         command: String,
@@ -197,6 +204,8 @@ pub struct CommandTranslator {
     /// that the run can bring the export up to date when it ends.
     exported_keys: Option<crate::transforms::compat::ExportedKeys>,
     report: CommandReport,
+    /// RESTORE payloads the target cannot load as they are (see `payload.rs`).
+    payloads: PayloadRecoder,
 }
 
 impl CommandTranslator {
@@ -211,6 +220,7 @@ impl CommandTranslator {
             hold_expiries: true,
             exported_keys: None,
             report: CommandReport::new(policies),
+            payloads: PayloadRecoder::new(target.clone(), policies),
         }
     }
 
@@ -252,6 +262,13 @@ impl CommandTranslator {
 
     pub fn report(&self) -> &CommandReport {
         &self.report
+    }
+
+    /// The report's lines, with the policies' decisions on re-encoded RESTORE payloads.
+    pub fn report_lines(&self) -> Vec<String> {
+        let mut lines = self.report.lines();
+        lines.extend(self.payloads.report_lines());
+        lines
     }
 
     /// One replicated command (`args[0]` is the name, any case) in db `db`, as the
@@ -327,5 +344,14 @@ fn malformed(args: &[Bytes], reason: &'static str) -> CommandError {
     CommandError::Malformed {
         command: command_name(args.first().map(|a| &a[..]).unwrap_or_default()),
         reason,
+    }
+}
+
+impl CommandError {
+    fn payload(key: &[u8], reason: String) -> Self {
+        CommandError::Payload {
+            key: quoted(key),
+            reason,
+        }
     }
 }

@@ -371,8 +371,14 @@ fn relative_key_ttls_become_absolute_on_arrival() {
         ("GETEX k EXAT 2000", "PEXPIREAT k 2000000"),
         ("GETEX k PXAT 5", "PEXPIREAT k 1005000"),
         ("GETEX k PERSIST", "PERSIST k"),
-        ("RESTORE k 100 payload", "RESTORE k 1005000 payload ABSTTL"),
-        ("RESTORE k 9000 payload", "RESTORE k 1009000 payload ABSTTL"),
+        (
+            "RESTORE k 100 payload",
+            "RESTORE k 1005000 payload REPLACE ABSTTL",
+        ),
+        (
+            "RESTORE k 9000 payload",
+            "RESTORE k 1009000 payload REPLACE ABSTTL",
+        ),
         (
             "RESTORE k 100 payload REPLACE IDLETIME 5",
             "RESTORE k 1005000 payload REPLACE IDLETIME 5 ABSTTL",
@@ -383,7 +389,7 @@ fn relative_key_ttls_become_absolute_on_arrival() {
         ),
         (
             "restore-asking k 100 payload",
-            "RESTORE k 1005000 payload ABSTTL",
+            "RESTORE k 1005000 payload REPLACE ABSTTL",
         ),
     ] {
         assert_eq!(
@@ -405,11 +411,11 @@ fn absolute_ttls_due_soon_are_held_for_the_sources_del() {
         ("SET k v PXAT 2000000", "SET k v PXAT 2000000"),
         (
             "RESTORE k 5000 payload ABSTTL",
-            "RESTORE k 1005000 payload ABSTTL",
+            "RESTORE k 1005000 payload REPLACE ABSTTL",
         ),
         (
             "RESTORE k 3000000 payload ABSTTL",
-            "RESTORE k 3000000 payload ABSTTL",
+            "RESTORE k 3000000 payload REPLACE ABSTTL",
         ),
         ("EXPIREAT k 5", "PEXPIREAT k 1005000"),
         ("EXPIREAT k 3000", "PEXPIREAT k 3000000"),
@@ -433,7 +439,7 @@ fn missing_ttls_are_left_alone() {
         "SET k v KEEPTTL",
         // A comparison value that looks like an option is a value.
         "SET k v IFEQ EX",
-        "RESTORE k 0 payload",
+        "RESTORE k 0 payload REPLACE",
     ] {
         assert_eq!(
             t.translate(0, args(text)).unwrap(),
@@ -504,4 +510,99 @@ fn renames_check_on_the_target_only_when_a_policy_leaves_keys_out() {
             assert!(script.contains(&format!("'{name}'")), "{script}");
         }
     }
+}
+
+/// A DUMP payload of hash `h` as Redis 8.0 writes it, with field `a` expiring at `ttl_ms`
+/// (and `b` without TTL unless `all_volatile`).
+fn redis8_hash_payload(all_volatile: bool) -> Bytes {
+    use ferry_codec::{HashField, KeyHeader, Kind, ValuePart};
+    let field = |name: &str, ttl: Option<i64>| HashField {
+        field: Bytes::copy_from_slice(name.as_bytes()),
+        value: Bytes::from_static(b"v"),
+        expire_at_ms: ttl,
+    };
+    let header = KeyHeader {
+        db: 0,
+        key: Bytes::from_static(b"h"),
+        expire_at_ms: None,
+        idle_secs: None,
+        freq: None,
+        kind: Kind::Hash,
+        encoding: 25,
+        len: Some(2),
+    };
+    let second = all_volatile.then_some(4_000_000_000_000);
+    let parts = vec![ValuePart::HashFields(vec![
+        field("a", Some(4_000_000_000_000)),
+        field("b", second),
+    ])];
+    let format = ferry_codec::target::Format::from_profile("redis-8.0").unwrap();
+    Bytes::from(ferry_codec::dump::encode(format, &header, &parts).unwrap())
+}
+
+fn restore_asking(payload: &Bytes) -> Vec<Bytes> {
+    let mut command = args("RESTORE-ASKING h 0");
+    command.push(payload.clone());
+    command
+}
+
+#[test]
+fn a_restore_payload_the_target_cannot_load_is_encoded_again_under_the_policies() {
+    let payload = redis8_hash_payload(false);
+    assert_eq!(
+        ferry_codec::dump::split_payload(&payload).unwrap().version,
+        12
+    );
+
+    let mut persist = hash("valkey-8.1", HashFieldTtlPolicy::Persist);
+    let Translated::Apply(sent) = persist.translate(0, restore_asking(&payload)).unwrap() else {
+        panic!("not applied");
+    };
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0][0], "RESTORE");
+    assert_eq!(sent[0][4], "REPLACE");
+    let recoded = &sent[0][3];
+    assert_eq!(
+        ferry_codec::dump::split_payload(recoded).unwrap().version,
+        11
+    );
+    let (header, parts) = ferry_codec::dump::decode(Bytes::from_static(b"h"), recoded).unwrap();
+    assert_eq!(header.kind, ferry_codec::Kind::Hash);
+    let fields: Vec<(Bytes, Option<i64>)> = parts
+        .into_iter()
+        .flat_map(|part| match part {
+            ferry_codec::ValuePart::HashFields(fields) => fields,
+            other => panic!("{other:?}"),
+        })
+        .map(|f| (f.field, f.expire_at_ms))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![(Bytes::from("a"), None), (Bytes::from("b"), None)]
+    );
+    assert!(
+        persist.report_lines().iter().any(|l| l.contains("persist")),
+        "{:?}",
+        persist.report_lines()
+    );
+
+    // Every field volatile and dropped: the key is left out, and an older copy deleted.
+    let mut drop = hash("valkey-8.1", HashFieldTtlPolicy::DropField);
+    assert_eq!(
+        drop.translate(0, restore_asking(&redis8_hash_payload(true)))
+            .unwrap(),
+        apply(&["DEL h"])
+    );
+
+    // The default policy refuses, in one line naming the key.
+    let mut fail = hash("valkey-8.1", HashFieldTtlPolicy::Fail);
+    let line = error_line(fail.translate(0, restore_asking(&payload)));
+    assert!(line.contains("--hash-field-ttl"), "{line}");
+
+    // A target that loads it takes it as it is.
+    let mut same = hash("redis-8.0", HashFieldTtlPolicy::Fail);
+    let Translated::Apply(sent) = same.translate(0, restore_asking(&payload)).unwrap() else {
+        panic!("not applied");
+    };
+    assert_eq!(sent[0][3], payload);
 }
