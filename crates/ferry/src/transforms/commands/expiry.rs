@@ -149,7 +149,7 @@ impl CommandTranslator {
     /// `RESTORE key ttl payload [options]`: always `REPLACE`; a relative TTL becomes
     /// absolute, with `ABSTTL`; a payload the target cannot load is re-encoded for it
     /// (`payload.rs`), or the key deleted when the policies leave it out.
-    pub(super) fn restore(&mut self, mut args: Vec<Bytes>) -> Result<Translated, Error> {
+    pub(super) fn restore(&mut self, db: u64, mut args: Vec<Bytes>) -> Result<Translated, Error> {
         if args.len() < 4 {
             return Err(malformed(&args, "it needs a key, a TTL and a payload").into());
         }
@@ -168,6 +168,10 @@ impl CommandTranslator {
             None => {}
             Some(Recoded::Payload(payload)) => args[3] = payload,
             Some(Recoded::LeftOut) => {
+                // A vector set restored here is one the export must read again.
+                if let Some(keys) = &self.exported_keys {
+                    keys.note(db, &args[1]);
+                }
                 return Ok(Translated::Apply(vec![vec![DEL, args[1].clone()]]));
             }
         }

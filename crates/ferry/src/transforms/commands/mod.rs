@@ -293,7 +293,7 @@ impl CommandTranslator {
             Some((_, Special::Expire(unit))) => self.expire(args, unit),
             Some((_, Special::ExpireAt(unit))) => self.expire_at(args, unit),
             Some((_, Special::GetEx)) => self.getex(args),
-            Some((_, Special::Restore)) => self.restore(args),
+            Some((_, Special::Restore)) => self.restore(db, args),
             Some((_, Special::Rename(kind))) => {
                 // The destination may now be a vector set: the export looks at it again.
                 if let (Some(keys), Some(destination)) = (&self.exported_keys, args.get(2)) {
