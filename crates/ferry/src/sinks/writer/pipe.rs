@@ -32,7 +32,8 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 const QUEUED_BATCHES: usize = 64;
 /// Batches written and waiting for their replies.
 const IN_FLIGHT_BATCHES: usize = 4096;
-/// A target that has replies owed and sends nothing for this long is considered gone.
+/// A target that has replies owed and sends nothing for this long, or that takes none of
+/// the bytes written to it for this long, is considered gone.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A point of the replication stream: everything up to `offset` is applied and the stream
@@ -102,6 +103,9 @@ struct Shared {
     ack: Mutex<Option<AckHandle>>,
     /// Follows `MOVED`/`ASK` replies (a cluster node's pipe); without it they are fatal.
     redirect: Option<Arc<dyn Redirect>>,
+    /// Wakes the writer task when the pipe fails, so that it stops waiting on a socket
+    /// the target no longer reads (and drops the barriers queued behind it).
+    failed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -109,6 +113,8 @@ impl Shared {
         if let Ok(mut slot) = self.failure.lock() {
             slot.get_or_insert(message);
         }
+        // Kept as a permit when the writer is not waiting yet.
+        self.failed.notify_one();
     }
 }
 
@@ -165,6 +171,7 @@ impl NodePipe {
             counters,
             ack: Mutex::new(None),
             redirect,
+            failed: tokio::sync::Notify::new(),
         });
         let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
         let (flight_tx, flight_rx) = mpsc::channel(IN_FLIGHT_BATCHES);
@@ -265,8 +272,8 @@ async fn write_task(
                 mark,
                 permit,
             } => {
-                if let Err(e) = out.write_all(&payload).await {
-                    shared.fail(format!("cannot write to the target: {e}"));
+                if let Err(message) = write_or_fail(&mut out, &payload, &shared).await {
+                    shared.fail(message);
                     return;
                 }
                 InFlight {
@@ -289,8 +296,8 @@ async fn write_task(
         };
         // Whatever waits for replies must be on the wire before we can wait for room.
         if rx.is_empty() || flight.capacity() == 0 || in_flight.done.is_some() {
-            if let Err(e) = out.flush().await {
-                shared.fail(format!("cannot write to the target: {e}"));
+            if let Err(message) = flush_or_fail(&mut out, &shared).await {
+                shared.fail(message);
                 return;
             }
         }
@@ -299,6 +306,57 @@ async fn write_task(
         }
     }
     let _ = out.flush().await;
+}
+
+/// Writes all of `bytes`; an error when the target takes none of them for
+/// [`REPLY_TIMEOUT`], or when the pipe fails meanwhile (the reply task gave up).
+async fn write_or_fail(
+    out: &mut BufWriter<ClientWriter>,
+    mut bytes: &[u8],
+    shared: &Shared,
+) -> Result<(), String> {
+    while !bytes.is_empty() {
+        let written = tokio::select! {
+            written = tokio::time::timeout(REPLY_TIMEOUT, out.write(bytes)) => written,
+            _ = shared.failed.notified() => return Err(stopped_writing(shared)),
+        };
+        match written {
+            Ok(Ok(0)) => return Err("cannot write to the target: connection closed".into()),
+            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Err(e)) => return Err(format!("cannot write to the target: {e}")),
+            Err(_) => return Err(took_nothing()),
+        }
+    }
+    Ok(())
+}
+
+/// [`write_or_fail`] for what the buffer holds (at most its capacity, 256 KiB).
+async fn flush_or_fail(out: &mut BufWriter<ClientWriter>, shared: &Shared) -> Result<(), String> {
+    tokio::select! {
+        flushed = tokio::time::timeout(REPLY_TIMEOUT, out.flush()) => match flushed {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot write to the target: {e}")),
+            Err(_) => Err(took_nothing()),
+        },
+        _ = shared.failed.notified() => Err(stopped_writing(shared)),
+    }
+}
+
+fn took_nothing() -> String {
+    format!(
+        "lost the connection to the target: it took no bytes for {}s",
+        REPLY_TIMEOUT.as_secs()
+    )
+}
+
+/// The failure already recorded (the first one is kept either way).
+fn stopped_writing(shared: &Shared) -> String {
+    shared
+        .failure
+        .lock()
+        .ok()
+        .and_then(|f| f.clone())
+        .unwrap_or_else(|| "the connection to the target stopped".into())
 }
 
 async fn reply_task(
