@@ -454,3 +454,83 @@ async fn getack_is_answered_at_once_with_the_applied_offset() {
     acks.set_applied(5);
     assert_eq!(acks.applied(), 100 + ping_len);
 }
+
+/// Answers the handshake, then PSYNC with `reply`; returns the PSYNC the replica sent.
+async fn primary_answering_psync_with(listener: TcpListener, reply: String) -> Vec<String> {
+    let mut fake = Fake::accept(&listener).await;
+    let psync = fake.handshake().await;
+    fake.write(reply.as_bytes()).await;
+    // Keep the connection open until the replica gives up on it.
+    while fake.read_command().await.is_some() {}
+    psync
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_to_a_request_for_a_full_copy_is_refused() {
+    // With no state there is nothing to continue: a primary that says +CONTINUE to
+    // `PSYNC ? -1` would leave the replica "in sync" at an offset it never received.
+    for reply in [
+        format!("+CONTINUE {REPLID}\r\n"),
+        "+CONTINUE\r\n".to_owned(),
+    ] {
+        let (listener, address) = Fake::listen().await;
+        let primary = tokio::spawn(primary_answering_psync_with(listener, reply.clone()));
+        let mut conn = ReplicaConnection::connect(&address, quick_options())
+            .await
+            .unwrap();
+        match conn.psync(None, -1).await {
+            Err(error @ ReplError::Protocol { .. }) => {
+                let text = error.to_string();
+                assert!(
+                    text.contains("+CONTINUE") && text.contains("PSYNC ? -1"),
+                    "{reply:?}: {text}"
+                );
+            }
+            other => panic!("{reply:?}: {other:?}"),
+        }
+        drop(conn);
+        assert_eq!(primary.await.unwrap(), ["PSYNC", "?", "-1"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_with_a_malformed_replication_id_is_refused() {
+    // A replid of the wrong length or with other characters is not an ID we can resume
+    // from later; the stream that follows belongs to no known history.
+    for bad in [
+        "short",
+        "8f1c2b3a4d5e6f708192a3b4c5d6e7f809a1b2c3x",
+        "8f1c2b3a4d5e6f708192a3b4c5d6e7f809a1b2c!",
+    ] {
+        let (listener, address) = Fake::listen().await;
+        tokio::spawn(primary_answering_psync_with(
+            listener,
+            format!("+CONTINUE {bad}\r\n"),
+        ));
+        let mut conn = ReplicaConnection::connect(&address, quick_options())
+            .await
+            .unwrap();
+        let result = conn.psync(Some(REPLID), 10).await;
+        assert!(
+            matches!(result, Err(ReplError::Protocol { .. })),
+            "{bad}: {result:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_after_a_failover_takes_the_new_replication_id() {
+    // A promoted replica continues the old ID and announces its own (+CONTINUE <new>).
+    const NEW: &str = "0000000000111111111122222222223333333333";
+    let (listener, address) = Fake::listen().await;
+    tokio::spawn(primary_answering_psync_with(
+        listener,
+        format!("+CONTINUE {NEW}\r\n"),
+    ));
+    let mut conn = ReplicaConnection::connect(&address, quick_options())
+        .await
+        .unwrap();
+    let outcome = conn.psync(Some(REPLID), 10).await.unwrap();
+    assert_eq!(outcome, PsyncOutcome::Continue { replid: NEW.into() });
+    assert_eq!(conn.offset(), 10);
+}
