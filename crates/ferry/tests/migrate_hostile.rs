@@ -1,7 +1,7 @@
 //! `ferry migrate` against peers that lie or misbehave, played by a loopback proxy in
 //! front of a real server that tampers with one exchange: a source answering `+CONTINUE`
-//! to a request for a full copy, a target failing `MULTI`, closing mid-batch, or never
-//! answering. Each ends in one `ferry: …` line and a non-zero exit, within seconds.
+//! to a request for a full copy, a target failing `MULTI` or closing mid-batch. Each
+//! ends in one `ferry: …` line and a non-zero exit, within seconds.
 
 mod migrate_support;
 
@@ -22,8 +22,6 @@ enum Tamper {
     FailMulti,
     /// Closes both sides mid-batch.
     CloseOnMulti,
-    /// Forwards nothing more either way, connections held open.
-    FreezeOnMulti,
 }
 
 impl Tamper {
@@ -138,10 +136,6 @@ impl Pump {
                             let _ = self.from.shutdown(Shutdown::Both);
                             return;
                         }
-                        Tamper::FreezeOnMulti => {
-                            self.frozen.store(true, Ordering::SeqCst);
-                            continue;
-                        }
                     }
                 }
             }
@@ -227,4 +221,51 @@ fn a_source_that_continues_a_full_copy_request_is_refused() {
     assert!(!output.contains("in sync"), "{output}");
     // Nothing claims the empty target holds the source's data.
     assert_eq!(keys(&target), Vec::<String>::new(), "{output}");
+}
+
+/// Migrates from a real source into `target` through a proxy that tampers with the first
+/// stream batch (`MULTI`); ferry must stop with one line within `limit`.
+fn stream_into_tampered_target(tamper: Tamper, limit: Duration) -> (i32, String) {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let proxy = TamperProxy::start(target.port(), tamper);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json").display().to_string();
+    let mut ferry = Ferry::start(&[
+        "--source",
+        &source.url(),
+        "--target",
+        &proxy.url(),
+        "--state",
+        &state,
+    ]);
+    ferry.wait_in_sync();
+    let mut con = source.client();
+    for i in 0..50 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+    }
+    let started = Instant::now();
+    let status = ferry.wait_exit(limit);
+    let output = ferry.output();
+    assert!(proxy.fired(), "no MULTI reached the proxy:\n{output}");
+    assert!(started.elapsed() < limit, "{output}");
+    (status.code().unwrap_or(-1), output)
+}
+
+#[test]
+fn a_target_failing_multi_stops_the_run_in_one_line() {
+    let (code, output) = stream_into_tampered_target(Tamper::FailMulti, Duration::from_secs(20));
+    assert_eq!(code, 1, "{output}");
+    assert_one_error_line(&output, &["target", "MULTX"]);
+}
+
+#[test]
+fn a_target_closing_mid_batch_stops_the_run_in_one_line() {
+    let (code, output) = stream_into_tampered_target(Tamper::CloseOnMulti, Duration::from_secs(20));
+    assert_eq!(code, 1, "{output}");
+    assert_one_error_line(&output, &["target"]);
 }
