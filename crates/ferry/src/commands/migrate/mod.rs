@@ -148,7 +148,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
 }
 
 /// A refused client certificate shows on the first read after a TLS 1.3 handshake; a
-/// TLS-only port hangs up on a plaintext PING.
+/// TLS-only port hangs up on a plaintext PING (silence is no sign of TLS).
 fn explain_replica_setup(error: ReplError, url: &ServerUrl) -> ReplError {
     let address = url.address();
     match (&error, &url.tls) {
@@ -161,7 +161,7 @@ fn explain_replica_setup(error: ReplError, url: &ServerUrl) -> ReplError {
                 None => error,
             }
         }
-        (ReplError::Closed(_) | ReplError::Timeout { .. }, None) => ReplError::Connect {
+        (ReplError::Closed(_), None) => ReplError::Connect {
             address,
             cause: std::io::Error::other(format!(
                 "{error}: is the server expecting TLS? use rediss:// (or valkeys://)"

@@ -35,6 +35,9 @@ pub enum ClientError {
     Io(#[from] io::Error),
     #[error("the server sent something that is not RESP: {0}")]
     Protocol(String),
+    /// What a TLS server sends a plaintext client: an alert or handshake record.
+    #[error("the server answered with a TLS record, not RESP")]
+    TlsRecord,
     #[error("{command} failed: {message}")]
     Command { command: String, message: String },
 }
@@ -53,6 +56,7 @@ impl ReplyReader {
             match self.decoder.decode(&mut self.buf) {
                 Ok(Some((frame, _))) => return Ok(frame),
                 Ok(None) => {}
+                Err(_) if is_tls_record(&self.buf) => return Err(ClientError::TlsRecord),
                 Err(e) => return Err(ClientError::Protocol(e.what)),
             }
             if self.buf.capacity() - self.buf.len() < 16 * 1024 {
@@ -68,6 +72,11 @@ impl ReplyReader {
     }
 }
 
+/// A TLS record header: content type alert (21) or handshake (22), then major version 3.
+fn is_tls_record(bytes: &[u8]) -> bool {
+    matches!(bytes, [21 | 22, 3, ..])
+}
+
 pub struct Client {
     reader: ReplyReader,
     write: ClientWriter,
@@ -75,10 +84,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects within `connect_timeout` and authenticates with the URL's credentials.
+    /// Connects, completes TLS and authenticates, all within `connect_timeout` (the
+    /// flag's promise: a silent port fails in that time, not in a reply timeout).
     /// A server that wants a password we did not give is an authentication error too.
     pub async fn connect(url: &ServerUrl, connect_timeout: Duration) -> Result<Self, ClientError> {
         let tls = TlsConnector::for_url(url, connect_timeout)?;
+        let deadline = tokio::time::Instant::now() + connect_timeout;
         let address = url.address();
         let attempt = async {
             let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
@@ -90,18 +101,24 @@ impl Client {
             }
             Err(last)
         };
-        let stream = tokio::time::timeout(connect_timeout, attempt)
+        let timed_out = |what: &str| {
+            ClientError::Connect(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what} within {connect_timeout:?} (--connect-timeout)"),
+            ))
+        };
+        let stream = tokio::time::timeout_at(deadline, attempt)
             .await
-            .map_err(|_| {
-                ClientError::Connect(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no answer within {connect_timeout:?}"),
-                ))
-            })?
+            .map_err(|_| timed_out("no connection"))?
             .map_err(ClientError::Connect)?;
         stream.set_nodelay(true).map_err(ClientError::Connect)?;
         let (read, write) = match &tls {
-            Some(tls) => split_tls(tls.connect(stream).await.map_err(ClientError::Connect)?),
+            Some(tls) => split_tls(
+                tokio::time::timeout_at(deadline, tls.connect(stream))
+                    .await
+                    .map_err(|_| timed_out("no TLS handshake"))?
+                    .map_err(ClientError::Connect)?,
+            ),
             None => split_tcp(stream),
         };
         let mut client = Client {
@@ -113,18 +130,19 @@ impl Client {
             write,
             out: BytesMut::new(),
         };
-        client
-            .authenticate(url)
+        tokio::time::timeout_at(deadline, client.authenticate(url))
             .await
+            .map_err(|_| timed_out("connected, but no reply to the first command"))?
             .map_err(|e| Self::explain_setup_failure(e, url))?;
         Ok(client)
     }
 
-    /// A TLS-only port drops (or never answers) a plaintext command; a TLS server refuses
-    /// a missing client certificate only after the handshake, on the first read.
+    /// A TLS-only port hangs up on a plaintext command (silence is no sign of TLS: the
+    /// hint would mislead); a TLS server refuses a missing client certificate only after
+    /// the handshake, on the first read.
     fn explain_setup_failure(error: ClientError, url: &ServerUrl) -> ClientError {
         let hung_up = match &error {
-            ClientError::Closed | ClientError::Timeout(_) => true,
+            ClientError::Closed => true,
             ClientError::Io(io) => matches!(
                 io.kind(),
                 io::ErrorKind::ConnectionReset
@@ -141,6 +159,9 @@ impl Client {
                  rediss:// (or valkeys://)"
                 )))
             }
+            ClientError::TlsRecord if url.tls.is_none() => ClientError::Connect(io::Error::other(
+                format!("{error}: the server expects TLS; use rediss:// (or valkeys://)"),
+            )),
             ClientError::Io(io) => match &url.tls {
                 Some(settings) => {
                     match tls::explain_io(&io, settings.ca_file.as_deref(), settings.flag_prefix) {
