@@ -63,14 +63,7 @@ fn connect_timeout_bounds_a_server_that_accepts_and_never_answers() {
     for (command, args) in [
         (
             "migrate",
-            vec![
-                "--source",
-                &url,
-                "--target",
-                &url,
-                "--connect-timeout",
-                "2",
-            ],
+            vec!["--source", &url, "--target", &url, "--connect-timeout", "2"],
         ),
         (
             "relay",

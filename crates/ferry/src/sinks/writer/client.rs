@@ -116,7 +116,17 @@ impl Client {
             Some(tls) => split_tls(
                 tokio::time::timeout_at(deadline, tls.connect(stream))
                     .await
-                    .map_err(|_| timed_out("no TLS handshake"))?
+                    // As the connector words its own timeout: a plaintext server waits
+                    // for a command's end and never answers a ClientHello.
+                    .map_err(|_| {
+                        ClientError::Connect(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "no answer to the TLS handshake within {connect_timeout:?}: is \
+                                 this a plaintext port? use redis:// (or valkey://)"
+                            ),
+                        ))
+                    })?
                     .map_err(ClientError::Connect)?,
             ),
             None => split_tcp(stream),
