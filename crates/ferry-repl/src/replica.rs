@@ -175,7 +175,13 @@ impl ReplicaConnection {
     async fn read_command(&mut self) -> Result<ReplCommand, ReplError> {
         loop {
             let at = self.link.position();
-            let (frame, len) = self.link.read_frame("reading the command stream").await?;
+            // A primary sends commands as arrays and keep-alive newlines, nothing else.
+            let (frame, len) = self
+                .link
+                .read_frame_starting("reading the command stream", |byte| {
+                    matches!(byte, b'*' | b'\n' | b'\r')
+                })
+                .await?;
             if frame.is_keepalive() {
                 continue;
             }

@@ -534,3 +534,142 @@ async fn continue_after_a_failover_takes_the_new_replication_id() {
     assert_eq!(outcome, PsyncOutcome::Continue { replid: NEW.into() });
     assert_eq!(conn.offset(), 10);
 }
+
+/// Plays a full resync followed by `after` (header, body, whatever), then holds the
+/// connection open until the replica closes it.
+async fn full_resync_then(listener: TcpListener, after: Vec<u8>) {
+    let mut fake = Fake::accept(&listener).await;
+    fake.full_resync(0).await;
+    fake.write(&after).await;
+    while fake.read_command().await.is_some() {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_snapshot_headers_are_one_line_errors() {
+    for header in [
+        &b"$-5\r\n"[..],
+        b"$abc\r\n",
+        b"*-3\r\n",
+        b"$EOF:short\r\n",
+        b"\x16\x03\x01\x00\xa5garbage\r\n",
+        &[b'$'; 5000],
+    ] {
+        let (listener, address) = Fake::listen().await;
+        tokio::spawn(full_resync_then(listener, header.to_vec()));
+        let mut conn = ReplicaConnection::connect(&address, quick_options())
+            .await
+            .unwrap();
+        conn.psync(None, -1).await.unwrap();
+        let shown = String::from_utf8_lossy(&header[..header.len().min(20)]).into_owned();
+        match conn.snapshot().await {
+            Err(error @ ReplError::Protocol { .. }) => {
+                let text = error.to_string();
+                assert!(!text.contains('\n') && text.len() < 400, "{shown}: {text}");
+            }
+            Err(other) => panic!("{shown}: {other:?}"),
+            Ok(stream) => panic!("{shown}: accepted as {:?}", stream.framing()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_announced_snapshot_cut_short_ends_in_one_error() {
+    // 99,999,999,999,999 bytes announced: nothing is allocated for it; the bytes are
+    // passed on as they come, and the cut is an error, not a hang.
+    let (listener, address) = Fake::listen().await;
+    tokio::spawn(async move {
+        let mut fake = Fake::accept(&listener).await;
+        fake.full_resync(0).await;
+        fake.write(b"$99999999999999\r\nREDIS0011").await;
+    });
+    let mut conn = ReplicaConnection::connect(&address, quick_options())
+        .await
+        .unwrap();
+    conn.psync(None, -1).await.unwrap();
+    let mut stream = conn.snapshot().await.unwrap();
+    assert_eq!(stream.framing(), SnapshotFraming::Sized(99_999_999_999_999));
+    let mut received = Vec::new();
+    let error = loop {
+        match stream.next_chunk().await {
+            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+            Ok(None) => panic!("a cut snapshot ended as complete"),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(received, b"REDIS0011");
+    assert!(matches!(error, ReplError::Closed(_)), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_in_the_command_stream_are_protocol_errors() {
+    for frame in [
+        &b"*-3\r\n"[..],
+        b"*2\r\n$-5\r\n",
+        b"*1\r\n$99999999999999\r\n",
+        b"*99999999999\r\n",
+        b"*1\r\n$3\r\nabcdef\r\n",
+        b":12\r\n",
+        b"\x00\xff\xfe garbage",
+    ] {
+        let (listener, address) = Fake::listen().await;
+        let wire = frame.to_vec();
+        tokio::spawn(async move {
+            let mut fake = Fake::accept(&listener).await;
+            fake.handshake().await;
+            fake.write(format!("+CONTINUE {REPLID}\r\n").as_bytes())
+                .await;
+            fake.write(&wire).await;
+            while fake.read_command().await.is_some() {}
+        });
+        let mut conn = ReplicaConnection::connect(&address, quick_options())
+            .await
+            .unwrap();
+        conn.psync(Some(REPLID), 10).await.unwrap();
+        let shown = String::from_utf8_lossy(frame).into_owned();
+        let result = tokio::time::timeout(Duration::from_secs(3), conn.next_command())
+            .await
+            .unwrap_or_else(|_| panic!("{shown:?}: no answer within 3 s"));
+        match result {
+            Err(error @ ReplError::Protocol { .. }) => {
+                assert!(!error.to_string().contains('\n'), "{error}")
+            }
+            other => panic!("{shown:?}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sized_snapshot_drip_fed_one_byte_at_a_time_still_arrives_whole() {
+    let (listener, address) = Fake::listen().await;
+    let snapshot = b"REDIS0011\xfa\x09redis-ver\x057.0.0\xff12345678".to_vec();
+    let set = command(&["SET", "k", "v"]);
+    let wire = [
+        format!("${}\r\n", snapshot.len()).into_bytes(),
+        snapshot.clone(),
+        set.to_vec(),
+    ]
+    .concat();
+    tokio::spawn(async move {
+        let mut fake = Fake::accept(&listener).await;
+        fake.full_resync(7).await;
+        for byte in wire {
+            fake.write(&[byte]).await;
+            fake.stream.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        while fake.read_command().await.is_some() {}
+    });
+    let mut conn = ReplicaConnection::connect(&address, quick_options())
+        .await
+        .unwrap();
+    conn.psync(None, -1).await.unwrap();
+    let mut stream = conn.snapshot().await.unwrap();
+    let mut received = Vec::new();
+    while let Some(chunk) = stream.next_chunk().await.unwrap() {
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(received, snapshot);
+    let command = conn.next_command().await.unwrap();
+    assert_eq!(command.args, [&b"SET"[..], b"k", b"v"]);
+    assert_eq!(command.offset_after, 7 + set.len() as i64);
+}

@@ -23,6 +23,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 /// At most one log line per kind of refusal in this time; the next one counts the rest.
 pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Kinds of refusal told apart; beyond them (reasons made of peer data), one shared kind.
+const MAX_KINDS: usize = 32;
+const OTHER_KIND: &str = "other refusals";
 
 /// The places for connections in their handshake.
 #[derive(Clone)]
@@ -50,7 +53,7 @@ impl Gate {
 /// before it.
 pub struct LimitedLog {
     every: Duration,
-    kinds: Mutex<HashMap<&'static str, KindState>>,
+    kinds: Mutex<HashMap<String, KindState>>,
 }
 
 struct KindState {
@@ -68,9 +71,14 @@ impl LimitedLog {
 
     /// The line to print now, or `None` when one of this kind was printed less than the
     /// interval ago (it is counted instead).
-    pub fn admit(&self, kind: &'static str, text: String) -> Option<String> {
+    pub fn admit(&self, kind: &str, text: String) -> Option<String> {
         let now = Instant::now();
         let mut kinds = lock(&self.kinds);
+        let kind = if kinds.contains_key(kind) || kinds.len() < MAX_KINDS {
+            kind
+        } else {
+            OTHER_KIND
+        };
         match kinds.get_mut(kind) {
             Some(state) if now.duration_since(state.last) < self.every => {
                 state.suppressed += 1;
@@ -88,7 +96,7 @@ impl LimitedLog {
             }
             None => {
                 kinds.insert(
-                    kind,
+                    kind.to_owned(),
                     KindState {
                         last: now,
                         suppressed: 0,
@@ -148,6 +156,17 @@ mod tests {
             overdue[0].starts_with("1 more wrong passwords"),
             "{overdue:?}"
         );
+    }
+
+    #[test]
+    fn kinds_beyond_the_bound_share_one() {
+        let log = LimitedLog::new(Duration::from_secs(60));
+        for i in 0..MAX_KINDS {
+            assert!(log.admit(&format!("kind {i}"), "x".into()).is_some());
+        }
+        assert!(log.admit("one more kind", "y".into()).is_some());
+        assert_eq!(log.admit("yet another kind", "z".into()), None);
+        assert_eq!(lock(&log.kinds).len(), MAX_KINDS + 1);
     }
 
     #[test]

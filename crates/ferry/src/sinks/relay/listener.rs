@@ -58,8 +58,9 @@ async fn open(
         Some(tls) => match tls.accept(socket).await {
             Ok(stream) => stream,
             Err(reason) => {
+                // Each reason a kind of its own: they say different things to fix.
                 relay.log_refusal(
-                    "TLS handshakes refused",
+                    &format!("TLS refusals ({reason})"),
                     format!("client {peer}: TLS refused: {reason}; connection closed"),
                 );
                 return;

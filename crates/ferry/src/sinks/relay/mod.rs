@@ -125,7 +125,7 @@ impl Relay {
     /// A line about a client turned away before replicating (wrong password, idle, junk,
     /// one too many): at most one per `kind` every few seconds, so a flood of them costs
     /// a line, with the count of the others.
-    pub fn log_refusal(&self, kind: &'static str, text: impl Into<String>) {
+    pub fn log_refusal(&self, kind: &str, text: impl Into<String>) {
         if let Some(line) = self.refusals.admit(kind, text.into()) {
             self.log(line);
         }
