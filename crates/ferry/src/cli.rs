@@ -143,6 +143,12 @@ pub struct MigrateArgs {
     /// PING) together.
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
+    /// Seconds the target may send nothing while it owes replies to written commands
+    /// before the run stops (it is stuck or gone).
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = crate::sinks::writer::client::DEFAULT_STALL_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub target_reply_timeout: u64,
     /// Print events as JSON lines on stdout (phases, progress, policy reports, every log
     /// line), for automation. Stderr keeps its plain lines.
     #[arg(long)]

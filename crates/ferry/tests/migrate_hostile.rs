@@ -1,7 +1,7 @@
 //! `ferry migrate` against peers that lie or misbehave, played by a loopback proxy in
 //! front of a real server that tampers with one exchange: a source answering `+CONTINUE`
-//! to a request for a full copy, a target failing `MULTI` or closing mid-batch. Each
-//! ends in one `ferry: …` line and a non-zero exit, within seconds.
+//! to a request for a full copy, a target failing `MULTI`, closing mid-batch, or never
+//! answering. Each ends in one `ferry: …` line and a non-zero exit, within seconds.
 
 mod migrate_support;
 
@@ -22,6 +22,8 @@ enum Tamper {
     FailMulti,
     /// Closes both sides mid-batch.
     CloseOnMulti,
+    /// Forwards nothing more either way, connections held open: replies never come.
+    FreezeOnMulti,
 }
 
 impl Tamper {
@@ -130,6 +132,10 @@ impl Pump {
                             continue;
                         }
                         Tamper::FailMulti => chunk[at + 2..at + 7].copy_from_slice(b"MULTX"),
+                        Tamper::FreezeOnMulti => {
+                            self.frozen.store(true, Ordering::SeqCst);
+                            continue;
+                        }
                         Tamper::CloseOnMulti => {
                             let _ = self.to.write_all(&chunk[..at]);
                             let _ = self.to.shutdown(Shutdown::Both);
@@ -225,20 +231,23 @@ fn a_source_that_continues_a_full_copy_request_is_refused() {
 
 /// Migrates from a real source into `target` through a proxy that tampers with the first
 /// stream batch (`MULTI`); ferry must stop with one line within `limit`.
-fn stream_into_tampered_target(tamper: Tamper, limit: Duration) -> (i32, String) {
+fn stream_into_tampered_target(tamper: Tamper, extra: &[&str], limit: Duration) -> (i32, String) {
     let source = Server::start(ServerKind::Redis70).unwrap();
     let target = Server::start(ServerKind::Valkey81).unwrap();
     let proxy = TamperProxy::start(target.port(), tamper);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json").display().to_string();
-    let mut ferry = Ferry::start(&[
+    let (source_url, target_url) = (source.url(), proxy.url());
+    let mut args = vec![
         "--source",
-        &source.url(),
+        &source_url,
         "--target",
-        &proxy.url(),
+        &target_url,
         "--state",
         &state,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let mut ferry = Ferry::start(&args);
     ferry.wait_in_sync();
     let mut con = source.client();
     for i in 0..50 {
@@ -253,19 +262,36 @@ fn stream_into_tampered_target(tamper: Tamper, limit: Duration) -> (i32, String)
     let output = ferry.output();
     assert!(proxy.fired(), "no MULTI reached the proxy:\n{output}");
     assert!(started.elapsed() < limit, "{output}");
+    eprintln!("{}", output.lines().last().unwrap_or_default());
     (status.code().unwrap_or(-1), output)
 }
 
 #[test]
 fn a_target_failing_multi_stops_the_run_in_one_line() {
-    let (code, output) = stream_into_tampered_target(Tamper::FailMulti, Duration::from_secs(20));
+    let (code, output) =
+        stream_into_tampered_target(Tamper::FailMulti, &[], Duration::from_secs(20));
     assert_eq!(code, 1, "{output}");
     assert_one_error_line(&output, &["target", "MULTX"]);
 }
 
 #[test]
 fn a_target_closing_mid_batch_stops_the_run_in_one_line() {
-    let (code, output) = stream_into_tampered_target(Tamper::CloseOnMulti, Duration::from_secs(20));
+    let (code, output) =
+        stream_into_tampered_target(Tamper::CloseOnMulti, &[], Duration::from_secs(20));
     assert_eq!(code, 1, "{output}");
     assert_one_error_line(&output, &["target"]);
+}
+
+#[test]
+fn a_target_that_never_answers_stops_the_run_in_one_line() {
+    let (code, output) = stream_into_tampered_target(
+        Tamper::FreezeOnMulti,
+        &["--target-reply-timeout", "3"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, 1, "{output}");
+    assert_one_error_line(
+        &output,
+        &["target", "sent nothing for 3s", "--target-reply-timeout"],
+    );
 }

@@ -105,6 +105,8 @@ struct Migration {
     policies: Policies,
     memory: MemoryPlan,
     connect_timeout: Duration,
+    /// `--target-reply-timeout`.
+    reply_timeout: Duration,
     events: Arc<Observer>,
     /// Set when this runs one shard of a cluster source ([`shards`]).
     shard: Option<Arc<shards::ShardContext>>,
@@ -128,6 +130,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         policies: Policies::from(args.policies.clone()),
         memory: MemoryPlan::new(args.max_memory_mb),
         connect_timeout: Duration::from_secs(args.connect_timeout),
+        reply_timeout: Duration::from_secs(args.target_reply_timeout),
         events: Arc::new(Observer::new(args.json)),
         shard: None,
         failover_from: None,
@@ -774,6 +777,7 @@ impl Migration {
         mut client: Client,
         cluster: bool,
     ) -> Result<(Pipe, Option<usize>), Error> {
+        client.set_stall_timeout(self.reply_timeout);
         if !cluster {
             let (reader, writer) = client.into_split();
             return Ok((

@@ -18,6 +18,10 @@ pub type ClientWriter = WriteSide;
 
 /// Longest wait for one reply during setup (INFO, FLUSHALL of a big target excepted).
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server that owes the pipe replies may send nothing before it counts as
+/// gone (`--target-reply-timeout`'s default): a big RESTORE or a busy target takes
+/// seconds, not minutes.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -47,9 +51,15 @@ pub struct ReplyReader {
     read: ReadSide,
     buf: BytesMut,
     decoder: FrameDecoder,
+    /// What the pipe waits for a reply it is owed ([`DEFAULT_STALL_TIMEOUT`] unless set).
+    stall_timeout: Duration,
 }
 
 impl ReplyReader {
+    pub fn stall_timeout(&self) -> Duration {
+        self.stall_timeout
+    }
+
     /// The next reply, waiting at most `timeout`.
     pub async fn read(&mut self, timeout: Duration) -> Result<Frame, ClientError> {
         loop {
@@ -136,6 +146,7 @@ impl Client {
                 read,
                 buf: BytesMut::with_capacity(64 * 1024),
                 decoder: FrameDecoder::new(Mode::Replies, Limits::default()),
+                stall_timeout: DEFAULT_STALL_TIMEOUT,
             },
             write,
             out: BytesMut::new(),
@@ -245,6 +256,15 @@ impl Client {
                 other.describe()
             ))),
         }
+    }
+
+    /// How long the pipe that takes this connection over waits for a reply it is owed.
+    pub fn set_stall_timeout(&mut self, timeout: Duration) {
+        self.reader.stall_timeout = timeout;
+    }
+
+    pub fn stall_timeout(&self) -> Duration {
+        self.reader.stall_timeout
     }
 
     pub fn into_split(self) -> (ReplyReader, ClientWriter) {

@@ -24,7 +24,6 @@ use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
 use ferry_repl::AckHandle;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -32,8 +31,6 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 const QUEUED_BATCHES: usize = 64;
 /// Batches written and waiting for their replies.
 const IN_FLIGHT_BATCHES: usize = 4096;
-/// A target that has replies owed and sends nothing for this long is considered gone.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A point of the replication stream: everything up to `offset` is applied and the stream
 /// had database `db` selected there.
@@ -311,7 +308,7 @@ async fn reply_task(
         let mut redirected: Vec<(u32, redirect::Redirection)> = Vec::new();
         let mut aborted: Vec<u32> = Vec::new();
         for index in 0..batch.replies {
-            let reply = match reader.read(REPLY_TIMEOUT).await {
+            let reply = match reader.read(reader.stall_timeout()).await {
                 Ok(reply) => reply,
                 Err(e) => {
                     shared.fail(connection_failure(e));
@@ -481,7 +478,13 @@ impl Pipe {
 }
 
 fn connection_failure(error: ClientError) -> String {
-    format!("lost the connection to the target: {error}")
+    match error {
+        ClientError::Timeout(after) => format!(
+            "the target owes replies and sent nothing for {after:?} (--target-reply-timeout): \
+             it is stuck or gone"
+        ),
+        error => format!("lost the connection to the target: {error}"),
+    }
 }
 
 /// The message for an error reply (or an EXEC whose transaction failed), `None` for
