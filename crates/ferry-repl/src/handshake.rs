@@ -30,9 +30,13 @@ pub enum PsyncOutcome {
 /// bounds its handshake itself, with a message that says more than ours.
 const UPGRADE_GRACE: Duration = Duration::from_secs(1);
 
-/// Connects within `connect_timeout`, trying every address the name resolves to, then
-/// applies the upgrade (TLS), which gets the same time again.
-pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link, ReplError> {
+/// Connects by `deadline`, trying every address the name resolves to, then applies the
+/// upgrade (TLS), which gets a second more (its own timeout words the failure better).
+pub(crate) async fn open(
+    address: &str,
+    options: &ConnectOptions,
+    deadline: tokio::time::Instant,
+) -> Result<Link, ReplError> {
     let connect_error = |cause| ReplError::Connect {
         address: address.to_owned(),
         cause,
@@ -47,7 +51,7 @@ pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link
         }
         Err(last_error)
     };
-    let stream = tokio::time::timeout(options.connect_timeout, attempt)
+    let stream = tokio::time::timeout_at(deadline, attempt)
         .await
         .map_err(|_| {
             connect_error(io::Error::new(
@@ -62,7 +66,7 @@ pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link
         None => Box::new(stream),
         Some(upgrade) => {
             let limit = options.connect_timeout + UPGRADE_GRACE;
-            tokio::time::timeout(limit, upgrade.upgrade(stream))
+            tokio::time::timeout_at(deadline + UPGRADE_GRACE, upgrade.upgrade(stream))
                 .await
                 .map_err(|_| {
                     connect_error(io::Error::new(

@@ -673,3 +673,38 @@ async fn a_sized_snapshot_drip_fed_one_byte_at_a_time_still_arrives_whole() {
     assert_eq!(command.args, [&b"SET"[..], b"k", b"v"]);
     assert_eq!(command.offset_after, 7 + set.len() as i64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_timeout_bounds_the_handshake_too() {
+    // A primary that answers PING and then nothing: the handshake before PSYNC is part
+    // of connecting, bounded by the connect timeout, not by the (long) read timeout.
+    let (listener, address) = Fake::listen().await;
+    tokio::spawn(async move {
+        let mut fake = Fake::accept(&listener).await;
+        let ping = fake.read_command().await;
+        assert_eq!(ping.as_deref(), Some(&["PING".to_owned()][..]));
+        fake.write(b"+PONG\r\n").await;
+        while fake.read_command().await.is_some() {}
+    });
+    let started = Instant::now();
+    let result = ReplicaConnection::connect(
+        &address,
+        ConnectOptions {
+            connect_timeout: Duration::from_millis(500),
+            read_timeout: Duration::from_secs(20),
+            ..ConnectOptions::default()
+        },
+    )
+    .await;
+    match result {
+        Err(error @ ReplError::Timeout { .. }) => {
+            assert!(error.to_string().contains("500ms"), "{error}")
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
