@@ -284,7 +284,12 @@ pub async fn follow(
                 match result {
                     Ok(()) => {}
                     Err(Stop::Refused(line)) => {
-                        relay.log(format!("history {}: {line}; replicas of it are disconnected", short(&history.replid)));
+                        // Which replicas: a policy acts by the format they were sent.
+                        relay.log(format!(
+                            "history {} (for {}): {line}; replicas of it are disconnected",
+                            short(&history.replid),
+                            history.target.name
+                        ));
                         history.end(line);
                         return;
                     }
