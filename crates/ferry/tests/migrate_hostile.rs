@@ -24,14 +24,23 @@ enum Tamper {
     CloseOnMulti,
     /// Forwards nothing more either way, connections held open: replies never come.
     FreezeOnMulti,
+    /// Server to client: closes both sides this many bytes after `+FULLRESYNC`, in the
+    /// middle of the snapshot, on every connection.
+    CutSnapshot(usize),
 }
 
 impl Tamper {
     fn trigger(&self) -> &'static [u8] {
         match self {
             Tamper::AnswerPsync(_) => b"\r\nPSYNC\r\n",
+            Tamper::CutSnapshot(_) => b"+FULLRESYNC",
             _ => b"\r\nMULTI\r\n",
         }
+    }
+
+    /// Whether it acts on what the server sends (else on what the client sends).
+    fn downstream(&self) -> bool {
+        matches!(self, Tamper::CutSnapshot(_))
     }
 }
 
@@ -62,17 +71,19 @@ impl TamperProxy {
                     from: client.try_clone().unwrap(),
                     to: server.try_clone().unwrap(),
                     back: Some(client.try_clone().unwrap()),
-                    tamper: Some(tamper.clone()),
+                    tamper: Some(tamper.clone()).filter(|t| !t.downstream()),
                     fired: fired_in.clone(),
                     frozen: frozen.clone(),
+                    counting: false,
                 };
                 let downstream_pump = Pump {
                     from: server,
                     to: client,
                     back: None,
-                    tamper: None,
+                    tamper: Some(tamper.clone()).filter(|t| t.downstream()),
                     fired: fired_in.clone(),
                     frozen,
+                    counting: false,
                 };
                 std::thread::spawn(move || upstream_pump.run());
                 std::thread::spawn(move || downstream_pump.run());
@@ -107,6 +118,8 @@ struct Pump {
     fired: Arc<AtomicBool>,
     /// Set once the connection is frozen: both pumps drop what they read.
     frozen: Arc<AtomicBool>,
+    /// Counting down to a snapshot cut.
+    counting: bool,
 }
 
 impl Pump {
@@ -121,6 +134,17 @@ impl Pump {
             if self.frozen.load(Ordering::SeqCst) {
                 continue;
             }
+            if let (true, Some(Tamper::CutSnapshot(left))) = (self.counting, self.tamper.clone()) {
+                let end = left.min(chunk.len());
+                let _ = self.to.write_all(&chunk[..end]);
+                if end < chunk.len() || left == chunk.len() {
+                    let _ = self.to.shutdown(Shutdown::Both);
+                    let _ = self.from.shutdown(Shutdown::Both);
+                    return;
+                }
+                self.tamper = Some(Tamper::CutSnapshot(left - chunk.len()));
+                continue;
+            }
             if let Some(tamper) = self.tamper.clone() {
                 if let Some(at) = find(&chunk, tamper.trigger()) {
                     self.fired.store(true, Ordering::SeqCst);
@@ -132,6 +156,19 @@ impl Pump {
                             continue;
                         }
                         Tamper::FailMulti => chunk[at + 2..at + 7].copy_from_slice(b"MULTX"),
+                        Tamper::CutSnapshot(after) => {
+                            let end = (at + after).min(chunk.len());
+                            let _ = self.to.write_all(&chunk[..end]);
+                            if end < chunk.len() {
+                                let _ = self.to.shutdown(Shutdown::Both);
+                                let _ = self.from.shutdown(Shutdown::Both);
+                                return;
+                            }
+                            // The cut falls in a later chunk: count down to it.
+                            self.tamper = Some(Tamper::CutSnapshot(at + after - chunk.len()));
+                            self.counting = true;
+                            continue;
+                        }
                         Tamper::FreezeOnMulti => {
                             self.frozen.store(true, Ordering::SeqCst);
                             continue;
@@ -294,4 +331,37 @@ fn a_target_that_never_answers_stops_the_run_in_one_line() {
         &output,
         &["target", "sent nothing for 3s", "--target-reply-timeout"],
     );
+}
+
+#[test]
+fn a_source_that_always_cuts_its_snapshot_ends_the_run_in_one_line() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let mut con = source.client();
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(20_000)
+        .arg("key")
+        .arg(100)
+        .query(&mut con)
+        .unwrap();
+    let cutter = TamperProxy::start(source.port(), Tamper::CutSnapshot(4096));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json").display().to_string();
+    let (code, output, took) = run_to_exit(
+        &[
+            "--source",
+            &cutter.url(),
+            "--target",
+            &target.url(),
+            "--state",
+            &state,
+        ],
+        Duration::from_secs(40),
+    );
+    eprintln!("{output}");
+    assert!(cutter.fired(), "{output}");
+    assert_eq!(code, 1, "{output}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_one_error_line(&output, &["source", "snapshot"]);
 }

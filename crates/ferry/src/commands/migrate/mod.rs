@@ -49,6 +49,8 @@ mod shards;
 
 /// How often the state file is rewritten while streaming.
 const STATE_EVERY: Duration = Duration::from_secs(1);
+/// Full syncs cut by the source one after the other before the run stops.
+const MAX_CUT_SNAPSHOTS: u32 = 3;
 /// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// How often the numbers behind bars, `/metrics` and `/status` are refreshed.
@@ -373,6 +375,9 @@ impl Migration {
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<(), Error> {
         let mut lost_since: Option<Instant> = None;
+        // Full syncs cut in a row: each new PSYNC succeeds, so the reconnect timer alone
+        // would never run out against a source that always cuts its snapshot.
+        let mut cut_snapshots = 0;
         loop {
             let session = self
                 .session(
@@ -420,6 +425,25 @@ impl Migration {
                 }
                 Err(SessionError::SourceLost(error)) => {
                     self.drain(pipe, state).await;
+                    // No replication ID in the state: the loss came before the snapshot
+                    // was loaded.
+                    if state.replid.is_none() {
+                        cut_snapshots += 1;
+                        if cut_snapshots >= MAX_CUT_SNAPSHOTS {
+                            return Err(self.stopped_with(
+                                Error::Migration(format!(
+                                    "source {}: {cut_snapshots} full syncs in a row were cut \
+                                     ({}); is the source's client-output-buffer-limit for \
+                                     replicas or its repl-timeout too small?",
+                                    self.source_url,
+                                    error_line(&error)
+                                )),
+                                state,
+                            ));
+                        }
+                    } else {
+                        cut_snapshots = 0;
+                    }
                     let since = *lost_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > RECONNECT_FOR {
                         return Err(self.stopped_with(self.source_error(error), state));
