@@ -211,6 +211,11 @@ fn hostile_clients_are_cut_off_while_a_real_replica_syncs() {
     );
     assert!(output.contains("completed no command"), "{output}");
     assert!(output.contains("did not authenticate within"), "{output}");
+    // Neither the relay's password nor the guesses appear.
+    assert!(
+        !output.contains("hostile-test-pass") && !output.contains("guess-"),
+        "{output}"
+    );
     let lines = output.lines().count();
     assert!(
         lines < 60,
