@@ -88,6 +88,13 @@ fn connect_timeout_bounds_a_server_that_accepts_and_never_answers() {
         // Silence is no sign of TLS.
         assert!(!output.contains("TLS"), "{command}: {output}");
     }
+    // verify reads through redis-rs, with its own reply timeout (10 s).
+    let (code, output, took) = run("verify", &["--source", &url, "--target", &url]);
+    assert_ne!(code, 0, "{output}");
+    assert!(took < Duration::from_secs(15), "{took:?}: {output}");
+    assert_one_line(&output);
+    assert!(output.contains("never replied"), "{output}");
+    assert!(!output.contains("TLS"), "{output}");
 }
 
 #[test]

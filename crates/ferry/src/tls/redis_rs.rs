@@ -166,6 +166,10 @@ pub fn explain_redis_error(
         None if hung_up(&error) => {
             format!("{error}: is the server expecting TLS? use rediss:// (or valkeys://)").into()
         }
+        // The OS words a read timeout as "Resource temporarily unavailable".
+        None if error.is_timeout() => {
+            format!("the server accepted the connection but never replied ({error})").into()
+        }
         None => Box::new(error),
     }
 }
