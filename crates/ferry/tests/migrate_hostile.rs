@@ -201,11 +201,9 @@ fn run_to_exit(args: &[&str], limit: Duration) -> (i32, String, Duration) {
     let started = Instant::now();
     let mut ferry = Ferry::start(args);
     let status = ferry.wait_exit(limit);
-    (
-        status.code().unwrap_or(-1),
-        ferry.output(),
-        started.elapsed(),
-    )
+    let output = ferry.output();
+    eprintln!("{}", output.lines().last().unwrap_or_default());
+    (status.code().unwrap_or(-1), output, started.elapsed())
 }
 
 fn assert_one_error_line(output: &str, needles: &[&str]) {
@@ -359,9 +357,72 @@ fn a_source_that_always_cuts_its_snapshot_ends_the_run_in_one_line() {
         ],
         Duration::from_secs(40),
     );
-    eprintln!("{output}");
     assert!(cutter.fired(), "{output}");
     assert_eq!(code, 1, "{output}");
     assert!(took < Duration::from_secs(30), "{took:?}");
     assert_one_error_line(&output, &["source", "snapshot"]);
+}
+
+#[test]
+fn a_source_that_continues_a_history_it_does_not_hold_is_refused() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json").display().to_string();
+    let mut con = source.client();
+    let _: () = redis::cmd("SET").arg("a").arg("1").query(&mut con).unwrap();
+    // A real run, stopped: the state and the target's marker hold the source's history.
+    let mut first = Ferry::start(&[
+        "--source",
+        &source.url(),
+        "--target",
+        &target.url(),
+        "--state",
+        &state,
+    ]);
+    first.wait_in_sync();
+    first.signal("TERM");
+    assert!(
+        first.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        first.output()
+    );
+    let _: () = redis::cmd("SET").arg("b").arg("2").query(&mut con).unwrap();
+
+    // Resumed through a peer that claims another history continues it.
+    let liar = TamperProxy::start(
+        source.port(),
+        Tamper::AnswerPsync("+CONTINUE ffffffffffffffffffffffffffffffffffffffff\r\n"),
+    );
+    let (code, output, took) = run_to_exit(
+        &[
+            "--source",
+            &liar.url(),
+            "--target",
+            &target.url(),
+            "--state",
+            &state,
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(liar.fired(), "{output}");
+    assert_eq!(code, 1, "{output}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_one_error_line(
+        &output,
+        &["+CONTINUE ffffffff", "does not hold that history"],
+    );
+    assert!(!output.contains("in sync"), "{output}");
+
+    // The real source, asked the same, continues.
+    let mut again = Ferry::start(&[
+        "--source",
+        &source.url(),
+        "--target",
+        &target.url(),
+        "--state",
+        &state,
+    ]);
+    again.wait_for("partial resync accepted", Duration::from_secs(20));
+    again.wait_in_sync();
 }

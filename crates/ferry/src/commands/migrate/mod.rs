@@ -24,6 +24,7 @@ use crate::sinks::writer::pipe::{Batch, Mark, Pipe};
 use crate::sinks::writer::probe::{self, ServerInfo};
 use crate::sinks::writer::DRAIN_TIMEOUT;
 use crate::sinks::writer::{TargetSink, WriteMode, WriterCounters, WriterLimits};
+use crate::sources::replication::continuation::{self, CheckError};
 use crate::sources::replication::stream::StreamApplier;
 use crate::sources::replication::translate::CommandTransform;
 use crate::sources::replication::SnapshotSource;
@@ -519,6 +520,21 @@ impl Migration {
     }
 
     /// PSYNC (or the handshake) refused: point at scan mode.
+    /// Checks a `+CONTINUE` against the source's own `INFO replication`
+    /// ([`continuation`]): a peer that claims a history or an offset it does not hold is
+    /// refused before anything is streamed from it.
+    async fn check_continue(
+        &self,
+        asked: &str,
+        offset: i64,
+        continued: &str,
+    ) -> Result<(), CheckError> {
+        let mut client = Client::connect(&self.source_url, self.connect_timeout)
+            .await
+            .map_err(|e| CheckError::Info(e.to_string()))?;
+        continuation::verify(&mut client, asked, offset, continued).await
+    }
+
     fn replication_error(&self, error: ReplError) -> Error {
         if let Some(reason) = crate::sources::scan::replication_refused(&error) {
             return Error::Migration(format!(
@@ -640,9 +656,19 @@ impl Migration {
             )
             .await
             .map_err(|e| setup_error(self.replication_error(e)))?;
-        *lost_since = None;
         let start = match outcome {
             PsyncOutcome::Continue { replid } => {
+                if let Some((asked, offset)) = &resume {
+                    self.check_continue(asked, *offset, &replid)
+                        .await
+                        .map_err(|e| match e {
+                            CheckError::Refused(refused) => {
+                                SessionError::Fatal(self.source_error(refused))
+                            }
+                            CheckError::Info(_) => setup_error(self.source_error(e)),
+                        })?;
+                }
+                *lost_since = None;
                 self.say(format!(
                     "partial resync accepted (+CONTINUE) at offset {}",
                     state.offset
@@ -664,6 +690,7 @@ impl Migration {
                 }
             }
             PsyncOutcome::FullResync { replid, offset } => {
+                *lost_since = None;
                 if let Some((id, from)) = &resume {
                     self.say(format!(
                         "partial resync refused by source; full sync (it cannot continue {id} \
