@@ -529,10 +529,14 @@ impl Migration {
         offset: i64,
         continued: &str,
     ) -> Result<(), CheckError> {
-        let mut client = Client::connect(&self.source_url, self.connect_timeout)
-            .await
-            .map_err(|e| CheckError::Info(e.to_string()))?;
-        continuation::verify(&mut client, asked, offset, continued).await
+        continuation::verify_at(
+            &self.source_url,
+            self.connect_timeout,
+            asked,
+            offset,
+            continued,
+        )
+        .await
     }
 
     fn replication_error(&self, error: ReplError) -> Error {

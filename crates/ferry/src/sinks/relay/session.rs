@@ -16,6 +16,7 @@ use super::stream::StreamTranslator;
 use super::{info, rdb, Relay, ReplicaStatus};
 use crate::display::size;
 use crate::sinks::writer::probe::ServerInfo;
+use crate::sources::replication::continuation;
 use crate::target::Target;
 use crate::transforms::commands::CommandTranslator;
 use bytes::{Bytes, BytesMut};
@@ -447,6 +448,22 @@ impl Session {
             ));
             return Ok(None);
         };
+        let checked = continuation::verify_at(
+            &relay.config.source_url,
+            relay.config.connect_timeout,
+            &saved.source_replid,
+            saved.source_offset,
+            &source_replid,
+        )
+        .await;
+        if let Err(error) = checked {
+            // Unchecked (INFO unreadable) is not taken on trust either.
+            relay.log(format!(
+                "history {}: not continued: {error}; full sync",
+                short(&saved.replid)
+            ));
+            return Ok(None);
+        }
         let history = History::new(
             saved.replid.clone(),
             target.clone(),

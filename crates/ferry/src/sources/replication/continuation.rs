@@ -6,7 +6,9 @@
 //! streaming from it would claim "in sync" for what the target never received.
 
 use crate::sinks::writer::client::{Client, ClientError};
+use crate::url::ServerUrl;
 use ferry_repl::resp::Frame;
+use std::time::Duration;
 
 /// The fields of `INFO replication` that decide whether a continue can be true.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,20 @@ pub fn check(
         });
     }
     Ok(())
+}
+
+/// Connects to the source at `url` (within `connect_timeout`) and checks the continue.
+pub async fn verify_at(
+    url: &ServerUrl,
+    connect_timeout: Duration,
+    asked: &str,
+    offset: i64,
+    continued: &str,
+) -> Result<(), CheckError> {
+    let mut client = Client::connect(url, connect_timeout)
+        .await
+        .map_err(|e| CheckError::Info(e.to_string()))?;
+    verify(&mut client, asked, offset, continued).await
 }
 
 /// Reads the source's `INFO replication` through `client` and checks the continue.
