@@ -3,7 +3,8 @@
 //! attaches. Each hostile client is cut off, the relay's memory stays bounded, its log
 //! stays short (refusals are rate-limited), and the replica reaches
 //! `master_link_status:up`. Also what the log says of each replica: a first attach is
-//! called one, and a policy line names the replica it applied to.
+//! called one, and a policy line names the replica it applied to. And a source that lies
+//! about a resume (`+CONTINUE` of a history it does not hold) ends that history.
 
 mod migrate_support;
 mod relay_support;
@@ -271,4 +272,150 @@ fn the_log_names_each_replica_a_policy_applied_to_and_calls_a_first_attach_one()
         .filter(|l| l.contains("first attach to this relay; full sync"))
         .count();
     assert_eq!(first, 2, "{output}");
+}
+
+/// Forwards to `upstream`; answers every resume (`PSYNC <id> <offset>`, not `PSYNC ?`)
+/// with `+CONTINUE` of a history the source does not have, and freezes that connection.
+/// `cut` resets every open connection.
+struct LyingOnResume {
+    port: u16,
+    open: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    lies: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LyingOnResume {
+    fn start(upstream: u16) -> LyingOnResume {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let lies = Arc::new(AtomicUsize::new(0));
+        let (registry, counter) = (open.clone(), lies.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().take(200) {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                registry.lock().unwrap().push(client.try_clone().unwrap());
+                registry.lock().unwrap().push(server.try_clone().unwrap());
+                let frozen = Arc::new(AtomicBool::new(false));
+                let (mut from, mut to) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let mut back = client.try_clone().unwrap();
+                let (up_frozen, counter) = (frozen.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = from.read(&mut buf) {
+                        let chunk = &buf[..n];
+                        if up_frozen.load(Ordering::SeqCst) {
+                            continue;
+                        }
+                        let psync = chunk.windows(9).any(|w| w == b"\r\nPSYNC\r\n");
+                        let full = chunk.windows(5).any(|w| w == b"\r\n?\r\n");
+                        if psync && !full {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            up_frozen.store(true, Ordering::SeqCst);
+                            let _ = back.write_all(
+                                b"+CONTINUE ffffffffffffffffffffffffffffffffffffffff\r\n",
+                            );
+                            continue;
+                        }
+                        if to.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let (mut from, mut to) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = from.read(&mut buf) {
+                        if frozen.load(Ordering::SeqCst) {
+                            continue;
+                        }
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        LyingOnResume { port, open, lies }
+    }
+
+    fn cut(&self) {
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn a_source_lying_about_a_resume_ends_the_history_and_the_replica_resyncs() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    relay_support::simple_writes(&source);
+    let liar = LyingOnResume::start(source.port());
+    // The relay reads the source through the liar (ServerKind only picks the binary).
+    let url = format!("redis://127.0.0.1:{}", liar.port);
+    let mut relay = {
+        let mut ferry = migrate_support::Ferry::start_command(
+            "relay",
+            &["--source", &url, "--listen", "127.0.0.1:0"],
+        );
+        let line = ferry.wait_for("listening on", Duration::from_secs(30));
+        let port: u16 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        (ferry, port)
+    };
+    let replica = Server::start_with_args(
+        ServerKind::Valkey81,
+        &["--replicaof", "127.0.0.1", &relay.1.to_string()],
+    )
+    .unwrap();
+    let link_up = |relay: &migrate_support::Ferry| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let info = relay_support::server_info(&replica, "replication");
+            if relay_support::info_field(&info, "master_link_status").as_deref() == Some("up") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "link down:\n{}", relay.output());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    link_up(&relay.0);
+
+    // The history's source connection is cut; the liar "continues" the resume.
+    liar.cut();
+    relay
+        .0
+        .wait_for("does not hold that history", Duration::from_secs(20));
+    assert!(liar.lies.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // The replica is sent away and comes back for a full sync of a new history, which
+    // carries writes made after the cut.
+    let mut con = source.client();
+    let _: () = redis::cmd("SET")
+        .arg("after-cut")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: Option<String> = redis::cmd("GET")
+            .arg("after-cut")
+            .query(&mut replica.client())
+            .unwrap();
+        if got.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never got the write after the cut:\n{}",
+            relay.0.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
