@@ -207,10 +207,13 @@ impl Session {
                     if frame.is_keepalive() {
                         continue;
                     }
-                    return frame
-                        .command_args()
-                        .map(Some)
-                        .ok_or_else(|| format!("sent {} instead of a command", frame.describe()));
+                    return match frame.command_args() {
+                        Some(args) => Ok(Some(args)),
+                        None => {
+                            self.refusal = Some("clients sending invalid RESP");
+                            Err(format!("sent {} instead of a command", frame.describe()))
+                        }
+                    };
                 }
                 Ok(None) => {}
                 Err(error) => {
