@@ -30,9 +30,13 @@ pub enum PsyncOutcome {
 /// bounds its handshake itself, with a message that says more than ours.
 const UPGRADE_GRACE: Duration = Duration::from_secs(1);
 
-/// Connects within `connect_timeout`, trying every address the name resolves to, then
-/// applies the upgrade (TLS), which gets the same time again.
-pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link, ReplError> {
+/// Connects by `deadline`, trying every address the name resolves to, then applies the
+/// upgrade (TLS), which gets a second more (its own timeout words the failure better).
+pub(crate) async fn open(
+    address: &str,
+    options: &ConnectOptions,
+    deadline: tokio::time::Instant,
+) -> Result<Link, ReplError> {
     let connect_error = |cause| ReplError::Connect {
         address: address.to_owned(),
         cause,
@@ -47,7 +51,7 @@ pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link
         }
         Err(last_error)
     };
-    let stream = tokio::time::timeout(options.connect_timeout, attempt)
+    let stream = tokio::time::timeout_at(deadline, attempt)
         .await
         .map_err(|_| {
             connect_error(io::Error::new(
@@ -62,7 +66,7 @@ pub(crate) async fn open(address: &str, options: &ConnectOptions) -> Result<Link
         None => Box::new(stream),
         Some(upgrade) => {
             let limit = options.connect_timeout + UPGRADE_GRACE;
-            tokio::time::timeout(limit, upgrade.upgrade(stream))
+            tokio::time::timeout_at(deadline + UPGRADE_GRACE, upgrade.upgrade(stream))
                 .await
                 .map_err(|_| {
                     connect_error(io::Error::new(
@@ -161,6 +165,7 @@ pub(crate) async fn psync(
                     link.position(),
                 ))
             }
+            PsyncReply::Violation(what) => return Err(ReplError::protocol(what, link.position())),
         }
     }
 }
@@ -171,6 +176,8 @@ pub(crate) enum PsyncReply {
     TryLater(String),
     Refused(ReplError),
     Malformed(String),
+    /// A well-formed reply that cannot answer what was asked.
+    Violation(String),
 }
 
 pub(crate) fn interpret_psync_reply(reply: &Frame, asked_replid: Option<&str>) -> PsyncReply {
@@ -202,7 +209,17 @@ pub(crate) fn interpret_psync_reply(reply: &Frame, asked_replid: Option<&str>) -
                 _ => PsyncReply::Malformed(format!("bad +FULLRESYNC line {:?}", one_line(line))),
             }
         }
+        // After `PSYNC ? -1` there is no offset to continue from: accepting would leave the
+        // replica "in sync" with nothing it was sent (Redis and Valkey replicas never send
+        // `?` with a cached primary, so their primaries never answer it so).
+        Some("CONTINUE") if asked_replid.is_none() => PsyncReply::Violation(format!(
+            "the primary answered {:?} to PSYNC ? -1, a request for a full copy: there is \
+             nothing to continue from",
+            format!("+{}", one_line(line))
+        )),
         Some("CONTINUE") => {
+            // A different ID is the primary's own after a failover (it continues the one
+            // asked for as its previous ID), as Redis and Valkey replicas take it.
             // Without psync2 a primary sends no ID: the one we asked with still holds.
             let replid = match words.next() {
                 Some(id) if is_replid(id) => Some(id),
@@ -324,7 +341,15 @@ mod tests {
             outcome(&simple("CONTINUE"), Some(ID)),
             Some(PsyncOutcome::Continue { replid: ID.into() })
         );
-        assert!(outcome(&simple("CONTINUE"), None).is_none());
+        for nothing_asked in ["CONTINUE".to_owned(), format!("CONTINUE {ID}")] {
+            assert!(
+                matches!(
+                    interpret_psync_reply(&simple(&nothing_asked), None),
+                    PsyncReply::Violation(_)
+                ),
+                "{nothing_asked}"
+            );
+        }
     }
 
     #[test]

@@ -80,7 +80,29 @@ impl Link {
         &mut self,
         during: &'static str,
     ) -> Result<(Frame, usize), ReplError> {
+        self.read_frame_starting(during, |_| true).await
+    }
+
+    /// [`Self::read_frame`] where only a frame whose first byte passes `may_start` can
+    /// come: anything else is refused as soon as its first byte arrives, not when (or if)
+    /// its line ends.
+    pub(crate) async fn read_frame_starting(
+        &mut self,
+        during: &'static str,
+        may_start: fn(u8) -> bool,
+    ) -> Result<(Frame, usize), ReplError> {
         loop {
+            if let Some(&first) = self.buf.first() {
+                if !may_start(first) {
+                    return Err(ReplError::protocol(
+                        format!(
+                            "unexpected byte 0x{first:02x} (inline text or garbage, not a \
+                             frame) while {during}"
+                        ),
+                        self.consumed,
+                    ));
+                }
+            }
             match self.decoder.decode(&mut self.buf) {
                 Ok(Some((frame, len))) => {
                     self.consumed += len as u64;

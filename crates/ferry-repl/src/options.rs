@@ -21,7 +21,8 @@ pub struct ConnectOptions {
     pub announce_version: Option<String>,
     /// Applied to the TCP connection before anything is sent (TLS); `None`: plain TCP.
     pub upgrade: Option<Arc<dyn StreamUpgrade>>,
-    /// Bound on establishing the TCP connection, and again on the upgrade (plus a second).
+    /// Bound on the whole connect: TCP, the upgrade (which gets a second more, so that
+    /// its own message says why) and the handshake before PSYNC.
     pub connect_timeout: Duration,
     /// Bound on each wait for bytes from (or room to write to) the primary. A primary sends
     /// something at least every `repl-ping-replica-period` (10 s) once streaming.

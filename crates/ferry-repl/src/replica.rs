@@ -88,8 +88,16 @@ impl ReplicaConnection {
     /// Connects and performs the handshake (PING, AUTH if a password is set,
     /// REPLCONF listening-port, REPLCONF capa eof capa psync2). `address` is `host:port`.
     pub async fn connect(address: &str, options: ConnectOptions) -> Result<Self, ReplError> {
-        let mut link = handshake::open(address, &options).await?;
-        handshake::handshake(&mut link, &options).await?;
+        // One deadline for the whole connect: a primary that accepts and then answers
+        // slowly or not at all fails within the connect timeout, not the read timeout.
+        let deadline = tokio::time::Instant::now() + options.connect_timeout;
+        let mut link = handshake::open(address, &options, deadline).await?;
+        tokio::time::timeout_at(deadline, handshake::handshake(&mut link, &options))
+            .await
+            .map_err(|_| ReplError::Timeout {
+                during: "waiting for the handshake replies (PING, AUTH, REPLCONF)",
+                after: options.connect_timeout,
+            })??;
         Ok(ReplicaConnection {
             link,
             address: address.to_owned(),
@@ -175,7 +183,13 @@ impl ReplicaConnection {
     async fn read_command(&mut self) -> Result<ReplCommand, ReplError> {
         loop {
             let at = self.link.position();
-            let (frame, len) = self.link.read_frame("reading the command stream").await?;
+            // A primary sends commands as arrays and keep-alive newlines, nothing else.
+            let (frame, len) = self
+                .link
+                .read_frame_starting("reading the command stream", |byte| {
+                    matches!(byte, b'*' | b'\n' | b'\r')
+                })
+                .await?;
             if frame.is_keepalive() {
                 continue;
             }

@@ -454,3 +454,257 @@ async fn getack_is_answered_at_once_with_the_applied_offset() {
     acks.set_applied(5);
     assert_eq!(acks.applied(), 100 + ping_len);
 }
+
+/// Answers the handshake, then PSYNC with `reply`; returns the PSYNC the replica sent.
+async fn primary_answering_psync_with(listener: TcpListener, reply: String) -> Vec<String> {
+    let mut fake = Fake::accept(&listener).await;
+    let psync = fake.handshake().await;
+    fake.write(reply.as_bytes()).await;
+    // Keep the connection open until the replica gives up on it.
+    while fake.read_command().await.is_some() {}
+    psync
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_to_a_request_for_a_full_copy_is_refused() {
+    // With no state there is nothing to continue: a primary that says +CONTINUE to
+    // `PSYNC ? -1` would leave the replica "in sync" at an offset it never received.
+    for reply in [
+        format!("+CONTINUE {REPLID}\r\n"),
+        "+CONTINUE\r\n".to_owned(),
+    ] {
+        let (listener, address) = Fake::listen().await;
+        let primary = tokio::spawn(primary_answering_psync_with(listener, reply.clone()));
+        let mut conn = ReplicaConnection::connect(&address, quick_options())
+            .await
+            .unwrap();
+        match conn.psync(None, -1).await {
+            Err(error @ ReplError::Protocol { .. }) => {
+                let text = error.to_string();
+                assert!(
+                    text.contains("+CONTINUE") && text.contains("PSYNC ? -1"),
+                    "{reply:?}: {text}"
+                );
+            }
+            other => panic!("{reply:?}: {other:?}"),
+        }
+        drop(conn);
+        assert_eq!(primary.await.unwrap(), ["PSYNC", "?", "-1"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_with_a_malformed_replication_id_is_refused() {
+    // A replid of the wrong length or with other characters is not an ID we can resume
+    // from later; the stream that follows belongs to no known history.
+    for bad in [
+        "short",
+        "8f1c2b3a4d5e6f708192a3b4c5d6e7f809a1b2c3x",
+        "8f1c2b3a4d5e6f708192a3b4c5d6e7f809a1b2c!",
+    ] {
+        let (listener, address) = Fake::listen().await;
+        tokio::spawn(primary_answering_psync_with(
+            listener,
+            format!("+CONTINUE {bad}\r\n"),
+        ));
+        let mut conn = ReplicaConnection::connect(&address, quick_options())
+            .await
+            .unwrap();
+        let result = conn.psync(Some(REPLID), 10).await;
+        assert!(
+            matches!(result, Err(ReplError::Protocol { .. })),
+            "{bad}: {result:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_after_a_failover_takes_the_new_replication_id() {
+    // A promoted replica continues the old ID and announces its own (+CONTINUE <new>).
+    const NEW: &str = "0000000000111111111122222222223333333333";
+    let (listener, address) = Fake::listen().await;
+    tokio::spawn(primary_answering_psync_with(
+        listener,
+        format!("+CONTINUE {NEW}\r\n"),
+    ));
+    let mut conn = ReplicaConnection::connect(&address, quick_options())
+        .await
+        .unwrap();
+    let outcome = conn.psync(Some(REPLID), 10).await.unwrap();
+    assert_eq!(outcome, PsyncOutcome::Continue { replid: NEW.into() });
+    assert_eq!(conn.offset(), 10);
+}
+
+/// Plays a full resync followed by `after` (header, body, whatever), then holds the
+/// connection open until the replica closes it.
+async fn full_resync_then(listener: TcpListener, after: Vec<u8>) {
+    let mut fake = Fake::accept(&listener).await;
+    fake.full_resync(0).await;
+    fake.write(&after).await;
+    while fake.read_command().await.is_some() {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_snapshot_headers_are_one_line_errors() {
+    for header in [
+        &b"$-5\r\n"[..],
+        b"$abc\r\n",
+        b"*-3\r\n",
+        b"$EOF:short\r\n",
+        b"\x16\x03\x01\x00\xa5garbage\r\n",
+        &[b'$'; 5000],
+    ] {
+        let (listener, address) = Fake::listen().await;
+        tokio::spawn(full_resync_then(listener, header.to_vec()));
+        let mut conn = ReplicaConnection::connect(&address, quick_options())
+            .await
+            .unwrap();
+        conn.psync(None, -1).await.unwrap();
+        let shown = String::from_utf8_lossy(&header[..header.len().min(20)]).into_owned();
+        match conn.snapshot().await {
+            Err(error @ ReplError::Protocol { .. }) => {
+                let text = error.to_string();
+                assert!(!text.contains('\n') && text.len() < 400, "{shown}: {text}");
+            }
+            Err(other) => panic!("{shown}: {other:?}"),
+            Ok(stream) => panic!("{shown}: accepted as {:?}", stream.framing()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_announced_snapshot_cut_short_ends_in_one_error() {
+    // 99,999,999,999,999 bytes announced: nothing is allocated for it; the bytes are
+    // passed on as they come, and the cut is an error, not a hang.
+    let (listener, address) = Fake::listen().await;
+    tokio::spawn(async move {
+        let mut fake = Fake::accept(&listener).await;
+        fake.full_resync(0).await;
+        fake.write(b"$99999999999999\r\nREDIS0011").await;
+    });
+    let mut conn = ReplicaConnection::connect(&address, quick_options())
+        .await
+        .unwrap();
+    conn.psync(None, -1).await.unwrap();
+    let mut stream = conn.snapshot().await.unwrap();
+    assert_eq!(stream.framing(), SnapshotFraming::Sized(99_999_999_999_999));
+    let mut received = Vec::new();
+    let error = loop {
+        match stream.next_chunk().await {
+            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+            Ok(None) => panic!("a cut snapshot ended as complete"),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(received, b"REDIS0011");
+    assert!(matches!(error, ReplError::Closed(_)), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_in_the_command_stream_are_protocol_errors() {
+    for frame in [
+        &b"*-3\r\n"[..],
+        b"*2\r\n$-5\r\n",
+        b"*1\r\n$99999999999999\r\n",
+        b"*99999999999\r\n",
+        b"*1\r\n$3\r\nabcdef\r\n",
+        b":12\r\n",
+        b"\x00\xff\xfe garbage",
+    ] {
+        let (listener, address) = Fake::listen().await;
+        let wire = frame.to_vec();
+        tokio::spawn(async move {
+            let mut fake = Fake::accept(&listener).await;
+            fake.handshake().await;
+            fake.write(format!("+CONTINUE {REPLID}\r\n").as_bytes())
+                .await;
+            fake.write(&wire).await;
+            while fake.read_command().await.is_some() {}
+        });
+        let mut conn = ReplicaConnection::connect(&address, quick_options())
+            .await
+            .unwrap();
+        conn.psync(Some(REPLID), 10).await.unwrap();
+        let shown = String::from_utf8_lossy(frame).into_owned();
+        let result = tokio::time::timeout(Duration::from_secs(3), conn.next_command())
+            .await
+            .unwrap_or_else(|_| panic!("{shown:?}: no answer within 3 s"));
+        match result {
+            Err(error @ ReplError::Protocol { .. }) => {
+                assert!(!error.to_string().contains('\n'), "{error}")
+            }
+            other => panic!("{shown:?}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sized_snapshot_drip_fed_one_byte_at_a_time_still_arrives_whole() {
+    let (listener, address) = Fake::listen().await;
+    let snapshot = b"REDIS0011\xfa\x09redis-ver\x057.0.0\xff12345678".to_vec();
+    let set = command(&["SET", "k", "v"]);
+    let wire = [
+        format!("${}\r\n", snapshot.len()).into_bytes(),
+        snapshot.clone(),
+        set.to_vec(),
+    ]
+    .concat();
+    tokio::spawn(async move {
+        let mut fake = Fake::accept(&listener).await;
+        fake.full_resync(7).await;
+        for byte in wire {
+            fake.write(&[byte]).await;
+            fake.stream.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        while fake.read_command().await.is_some() {}
+    });
+    let mut conn = ReplicaConnection::connect(&address, quick_options())
+        .await
+        .unwrap();
+    conn.psync(None, -1).await.unwrap();
+    let mut stream = conn.snapshot().await.unwrap();
+    let mut received = Vec::new();
+    while let Some(chunk) = stream.next_chunk().await.unwrap() {
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(received, snapshot);
+    let command = conn.next_command().await.unwrap();
+    assert_eq!(command.args, [&b"SET"[..], b"k", b"v"]);
+    assert_eq!(command.offset_after, 7 + set.len() as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_timeout_bounds_the_handshake_too() {
+    // A primary that answers PING and then nothing: the handshake before PSYNC is part
+    // of connecting, bounded by the connect timeout, not by the (long) read timeout.
+    let (listener, address) = Fake::listen().await;
+    tokio::spawn(async move {
+        let mut fake = Fake::accept(&listener).await;
+        let ping = fake.read_command().await;
+        assert_eq!(ping.as_deref(), Some(&["PING".to_owned()][..]));
+        fake.write(b"+PONG\r\n").await;
+        while fake.read_command().await.is_some() {}
+    });
+    let started = Instant::now();
+    let result = ReplicaConnection::connect(
+        &address,
+        ConnectOptions {
+            connect_timeout: Duration::from_millis(500),
+            read_timeout: Duration::from_secs(20),
+            ..ConnectOptions::default()
+        },
+    )
+    .await;
+    match result {
+        Err(error @ ReplError::Timeout { .. }) => {
+            assert!(error.to_string().contains("500ms"), "{error}")
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -145,9 +145,16 @@ pub struct MigrateArgs {
     /// held for one RESTORE (bigger ones are written with plain commands).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(16..))]
     pub max_memory_mb: u64,
-    /// Seconds to wait for a TCP connection to either server.
+    /// Seconds to connect to either server: TCP, TLS handshake and the first reply (AUTH,
+    /// PING) together.
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
+    /// Seconds the target may send nothing while it owes replies to written commands
+    /// before the run stops (it is stuck or gone).
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = crate::sinks::writer::client::DEFAULT_STALL_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub target_reply_timeout: u64,
     /// Print events as JSON lines on stdout (phases, progress, policy reports, every log
     /// line), for automation. Stderr keeps its plain lines.
     #[arg(long)]
@@ -326,7 +333,8 @@ pub struct RelayArgs {
     /// How long a history with no replica attached is kept (and its source followed).
     #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub backlog_ttl: u64,
-    /// Seconds to wait for a TCP connection to the source.
+    /// Seconds to connect to the source: TCP, TLS handshake and the first reply (AUTH,
+    /// PING) together.
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
     /// Serve GET /metrics (Prometheus) and GET /status (JSON) on this address: the source

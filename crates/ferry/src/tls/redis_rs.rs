@@ -153,7 +153,7 @@ pub enum RedisSetupError {
 }
 
 /// A redis-rs connection error made clear: the TLS failure it hides, or, for a plaintext
-/// URL whose server hung up or never answered, the hint that it may expect TLS.
+/// URL whose server hung up on it, the hint that it may expect TLS.
 pub fn explain_redis_error(
     error: redis::RedisError,
     url: &ServerUrl,
@@ -163,9 +163,19 @@ pub fn explain_redis_error(
             Some(text) => text.into(),
             None => Box::new(error),
         },
-        None if error.is_connection_dropped() || error.is_timeout() => {
+        None if hung_up(&error) => {
             format!("{error}: is the server expecting TLS? use rediss:// (or valkeys://)").into()
+        }
+        // The OS words a read timeout as "Resource temporarily unavailable".
+        None if error.is_timeout() => {
+            format!("the server accepted the connection but never replied ({error})").into()
         }
         None => Box::new(error),
     }
+}
+
+/// A server that accepted the connection and then hung up, as a TLS port does on a
+/// plaintext command. A refused connection or silence says nothing about TLS.
+fn hung_up(error: &redis::RedisError) -> bool {
+    error.is_connection_dropped() && !error.is_connection_refusal() && !error.is_timeout()
 }

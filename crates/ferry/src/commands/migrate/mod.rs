@@ -24,6 +24,7 @@ use crate::sinks::writer::pipe::{Batch, Mark, Pipe};
 use crate::sinks::writer::probe::{self, ImportMode, ServerInfo};
 use crate::sinks::writer::DRAIN_TIMEOUT;
 use crate::sinks::writer::{TargetSink, WriteMode, WriterCounters, WriterLimits};
+use crate::sources::replication::continuation::{self, CheckError};
 use crate::sources::replication::stream::StreamApplier;
 use crate::sources::replication::translate::CommandTransform;
 use crate::sources::replication::SnapshotSource;
@@ -51,6 +52,8 @@ mod vector_export;
 
 /// How often the state file is rewritten while streaming.
 const STATE_EVERY: Duration = Duration::from_secs(1);
+/// Full syncs cut by the source one after the other before the run stops.
+const MAX_CUT_SNAPSHOTS: u32 = 3;
 /// How often a progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// How often the numbers behind bars, `/metrics` and `/status` are refreshed.
@@ -107,6 +110,8 @@ struct Migration {
     policies: Policies,
     memory: MemoryPlan,
     connect_timeout: Duration,
+    /// `--target-reply-timeout`.
+    reply_timeout: Duration,
     events: Arc<Observer>,
     /// Set when this runs one shard of a cluster source ([`shards`]).
     shard: Option<Arc<shards::ShardContext>>,
@@ -132,6 +137,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         policies: Policies::from(args.policies.clone()),
         memory: MemoryPlan::new(args.max_memory_mb),
         connect_timeout: Duration::from_secs(args.connect_timeout),
+        reply_timeout: Duration::from_secs(args.target_reply_timeout),
         events: Arc::new(Observer::new(args.json)),
         shard: None,
         failover_from: None,
@@ -156,7 +162,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
 }
 
 /// A refused client certificate shows on the first read after a TLS 1.3 handshake; a
-/// TLS-only port hangs up on a plaintext PING.
+/// TLS-only port hangs up on a plaintext PING (silence is no sign of TLS).
 fn explain_replica_setup(error: ReplError, url: &ServerUrl) -> ReplError {
     let address = url.address();
     match (&error, &url.tls) {
@@ -169,7 +175,7 @@ fn explain_replica_setup(error: ReplError, url: &ServerUrl) -> ReplError {
                 None => error,
             }
         }
-        (ReplError::Closed(_) | ReplError::Timeout { .. }, None) => ReplError::Connect {
+        (ReplError::Closed(_), None) => ReplError::Connect {
             address,
             cause: std::io::Error::other(format!(
                 "{error}: is the server expecting TLS? use rediss:// (or valkeys://)"
@@ -398,6 +404,9 @@ impl Migration {
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<(), Error> {
         let mut lost_since: Option<Instant> = None;
+        // Full syncs cut in a row: each new PSYNC succeeds, so the reconnect timer alone
+        // would never run out against a source that always cuts its snapshot.
+        let mut cut_snapshots = 0;
         loop {
             let session = self
                 .session(
@@ -449,6 +458,25 @@ impl Migration {
                 }
                 Err(SessionError::SourceLost(error)) => {
                     self.drain(pipe, state).await;
+                    // No replication ID in the state: the loss came before the snapshot
+                    // was loaded.
+                    if state.replid.is_none() {
+                        cut_snapshots += 1;
+                        if cut_snapshots >= MAX_CUT_SNAPSHOTS {
+                            return Err(self.stopped_with(
+                                Error::Migration(format!(
+                                    "source {}: {cut_snapshots} full syncs in a row were cut \
+                                     ({}); is the source's client-output-buffer-limit for \
+                                     replicas or its repl-timeout too small?",
+                                    self.source_url,
+                                    error_line(&error)
+                                )),
+                                state,
+                            ));
+                        }
+                    } else {
+                        cut_snapshots = 0;
+                    }
                     let since = *lost_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > RECONNECT_FOR {
                         return Err(self.stopped_with(self.source_error(error), state));
@@ -524,6 +552,25 @@ impl Migration {
     }
 
     /// PSYNC (or the handshake) refused: point at scan mode.
+    /// Checks a `+CONTINUE` against the source's own `INFO replication`
+    /// ([`continuation`]): a peer that claims a history or an offset it does not hold is
+    /// refused before anything is streamed from it.
+    async fn check_continue(
+        &self,
+        asked: &str,
+        offset: i64,
+        continued: &str,
+    ) -> Result<(), CheckError> {
+        continuation::verify_at(
+            &self.source_url,
+            self.connect_timeout,
+            asked,
+            offset,
+            continued,
+        )
+        .await
+    }
+
     fn replication_error(&self, error: ReplError) -> Error {
         if let Some(reason) = crate::sources::scan::replication_refused(&error) {
             return Error::Migration(format!(
@@ -645,9 +692,19 @@ impl Migration {
             )
             .await
             .map_err(|e| setup_error(self.replication_error(e)))?;
-        *lost_since = None;
         let start = match outcome {
             PsyncOutcome::Continue { replid } => {
+                if let Some((asked, offset)) = &resume {
+                    self.check_continue(asked, *offset, &replid)
+                        .await
+                        .map_err(|e| match e {
+                            CheckError::Refused(refused) => {
+                                SessionError::Fatal(self.source_error(refused))
+                            }
+                            CheckError::Info(_) => setup_error(self.source_error(e)),
+                        })?;
+                }
+                *lost_since = None;
                 self.say(format!(
                     "partial resync accepted (+CONTINUE) at offset {}",
                     state.offset
@@ -669,6 +726,7 @@ impl Migration {
                 }
             }
             PsyncOutcome::FullResync { replid, offset } => {
+                *lost_since = None;
                 if let Some((id, from)) = &resume {
                     self.say(format!(
                         "partial resync refused by source; full sync (it cannot continue {id} \
@@ -811,6 +869,7 @@ impl Migration {
         mut client: Client,
         cluster: bool,
     ) -> Result<(Pipe, Option<usize>), Error> {
+        client.set_stall_timeout(self.reply_timeout);
         if !cluster {
             let (reader, writer) = client.into_split();
             return Ok((

@@ -5,6 +5,7 @@ use super::offsets::{OffsetMap, OffsetPair};
 use super::saved::SavedHistory;
 use super::stream::StreamTranslator;
 use super::{lock, Relay, RelayConfig};
+use crate::sources::replication::continuation::{self, CheckError};
 use crate::sources::{RECONNECT_FOR, RECONNECT_PAUSE};
 use crate::target::Target;
 use bytes::{Bytes, BytesMut};
@@ -284,7 +285,12 @@ pub async fn follow(
                 match result {
                     Ok(()) => {}
                     Err(Stop::Refused(line)) => {
-                        relay.log(format!("history {}: {line}; replicas of it are disconnected", short(&history.replid)));
+                        // Which replicas: a policy acts by the format they were sent.
+                        relay.log(format!(
+                            "history {} (for {}): {line}; replicas of it are disconnected",
+                            short(&history.replid),
+                            history.target.name
+                        ));
                         history.end(line);
                         return;
                     }
@@ -403,6 +409,29 @@ async fn reconnect(
         };
         match repl.psync(Some(&replid), offset).await {
             Ok(PsyncOutcome::Continue { replid: new_id }) => {
+                let config = &relay.config;
+                let checked = continuation::verify_at(
+                    &config.source_url,
+                    config.connect_timeout,
+                    &replid,
+                    offset,
+                    &new_id,
+                )
+                .await;
+                match checked {
+                    Ok(()) => {}
+                    // Unchecked is not accepted: tried again like a failed connect.
+                    Err(CheckError::Info(_)) => continue,
+                    Err(CheckError::Refused(refused)) => {
+                        relay.log(format!(
+                            "history {}: {refused}; replicas of it are disconnected and \
+                             resync in full",
+                            short(&history.replid)
+                        ));
+                        history.end("the source's +CONTINUE did not hold");
+                        return None;
+                    }
+                }
                 relay.log(format!(
                     "history {}: the source continued (+CONTINUE) at offset {offset}",
                     short(&history.replid)

@@ -15,6 +15,7 @@
 //! One history per full sync means a late replica never needs a copy of an earlier
 //! snapshot: it gets a fresh one from the source (as the source's own replicas would).
 
+pub mod gate;
 pub mod history;
 pub mod info;
 pub mod listener;
@@ -79,6 +80,9 @@ pub struct ReplicaStatus {
     pub replid: String,
 }
 
+/// Replication IDs of past histories remembered (40 bytes each).
+const ISSUED_KEPT: usize = 1024;
+
 /// State shared by the listener, the sessions and the histories.
 pub struct Relay {
     pub config: RelayConfig,
@@ -88,6 +92,13 @@ pub struct Relay {
     replicas: Mutex<BTreeMap<u64, ReplicaStatus>>,
     pub counters: SyncCounters,
     next_id: AtomicU64,
+    /// The replication IDs of the last [`ISSUED_KEPT`] histories made, and of those the
+    /// state file held: a replica asking for one of them is not attaching for the first time.
+    issued: Mutex<std::collections::VecDeque<String>>,
+    saved_ids: Mutex<Vec<String>>,
+    /// Places for connections that have not started replicating.
+    pub gate: gate::Gate,
+    refusals: gate::LimitedLog,
 }
 
 impl Relay {
@@ -99,6 +110,10 @@ impl Relay {
             replicas: Mutex::new(BTreeMap::new()),
             counters: SyncCounters::default(),
             next_id: AtomicU64::new(1),
+            issued: Mutex::new(std::collections::VecDeque::new()),
+            saved_ids: Mutex::new(Vec::new()),
+            gate: gate::Gate::new(gate::MAX_HANDSHAKING),
+            refusals: gate::LimitedLog::new(gate::REFUSAL_LOG_EVERY),
         })
     }
 
@@ -107,14 +122,45 @@ impl Relay {
         eprintln!("ferry: {}", text.as_ref());
     }
 
+    /// A line about a client turned away before replicating (wrong password, idle, junk,
+    /// one too many): at most one per `kind` every few seconds, so a flood of them costs
+    /// a line, with the count of the others.
+    pub fn log_refusal(&self, kind: &str, text: impl Into<String>) {
+        if let Some(line) = self.refusals.admit(kind, text.into()) {
+            self.log(line);
+        }
+    }
+
+    /// The counts of refusals left out of the log and not reported since.
+    pub fn log_overdue_refusals(&self) {
+        for line in self.refusals.overdue() {
+            self.log(line);
+        }
+    }
+
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     pub fn add_history(&self, history: Arc<History>) {
+        {
+            let mut issued = lock(&self.issued);
+            if issued.len() == ISSUED_KEPT {
+                issued.pop_front();
+            }
+            issued.push_back(history.replid.clone());
+        }
         let mut histories = lock(&self.histories);
         histories.retain(|h| !h.is_ended());
         histories.push(history);
+    }
+
+    /// Whether this relay made the replication ID (a history of this run, ended or not,
+    /// or one saved by an earlier run): a replica asking for it attached here before.
+    pub fn issued(&self, replid: &str) -> bool {
+        lock(&self.issued).iter().any(|id| id == replid)
+            || lock(&self.dormant).iter().any(|h| h.replid == replid)
+            || lock(&self.saved_ids).iter().any(|id| id == replid)
     }
 
     /// The live history with this replication ID.
@@ -134,6 +180,7 @@ impl Relay {
     }
 
     pub fn set_dormant(&self, saved: Vec<SavedHistory>) {
+        *lock(&self.saved_ids) = saved.iter().map(|h| h.replid.clone()).collect();
         *lock(&self.dormant) = saved;
     }
 

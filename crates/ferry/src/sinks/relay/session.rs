@@ -4,7 +4,11 @@
 //!
 //! A peer that sends invalid RESP, leaves mid-RDB, or skips AUTH when a password is set
 //! gets one log line and its connection closed; histories and other replicas go on.
+//! Before it replicates, a connection holds one of the gate's places and must keep to its
+//! limits ([`gate`]: time to authenticate, time between commands, request size); lines
+//! about clients refused then are rate-limited per kind.
 
+use super::gate::{self, Slot};
 use super::history::{self, short, History};
 use super::offsets::OffsetPair;
 use super::saved::SavedHistory;
@@ -12,6 +16,7 @@ use super::stream::StreamTranslator;
 use super::{info, rdb, Relay, ReplicaStatus};
 use crate::display::size;
 use crate::sinks::writer::probe::ServerInfo;
+use crate::sources::replication::continuation;
 use crate::target::Target;
 use crate::transforms::commands::CommandTranslator;
 use bytes::{Bytes, BytesMut};
@@ -40,7 +45,7 @@ type Writer = WriteHalf<BoxedStream>;
 
 /// Serves one connection (plain TCP, or TLS once the handshake is done) to its end;
 /// failures are logged, never propagated.
-pub async fn serve(relay: Arc<Relay>, stream: BoxedStream, peer: SocketAddr) {
+pub async fn serve(relay: Arc<Relay>, stream: BoxedStream, peer: SocketAddr, slot: Slot) {
     let (reader, writer) = tokio::io::split(stream);
     let id = relay.next_id();
     let mut session = Session {
@@ -55,9 +60,16 @@ pub async fn serve(relay: Arc<Relay>, stream: BoxedStream, peer: SocketAddr) {
         listening_port: None,
         version: None,
         capa_eof: false,
+        slot: Some(slot),
+        auth_deadline: tokio::time::Instant::now() + gate::HANDSHAKE_TIMEOUT,
+        refusal: None,
     };
     if let Err(reason) = session.run().await {
-        relay.log(format!("{}: {reason}; connection closed", session.name()));
+        let line = format!("{}: {reason}; connection closed", session.name());
+        match session.refusal {
+            Some(kind) => relay.log_refusal(kind, line),
+            None => relay.log(line),
+        }
     }
     relay.remove_replica(id);
 }
@@ -83,14 +95,32 @@ struct Session {
     listening_port: Option<u16>,
     version: Option<String>,
     capa_eof: bool,
+    /// The gate's place, held until PSYNC.
+    slot: Option<Slot>,
+    /// When a client that has not authenticated (a password is set) is closed.
+    auth_deadline: tokio::time::Instant,
+    /// Set when the session ends as a refused client: its line is rate-limited by kind.
+    refusal: Option<&'static str>,
 }
 
 impl Session {
+    /// Who this is in log lines: the address, and for a replica the port it listens on
+    /// and the version it announced (which decides the format it is sent).
     fn name(&self) -> String {
+        let version = match &self.version {
+            Some(version) => format!(", version {version}"),
+            None => String::new(),
+        };
         match self.listening_port {
-            Some(port) => format!("replica {} (listening on {port})", self.peer),
+            Some(port) => format!("replica {} (listening on {port}{version})", self.peer),
             None => format!("client {}", self.peer),
         }
+    }
+
+    /// Ends the session as a refused client of `kind`.
+    fn refuse(&mut self, kind: &'static str, reason: String) -> Result<(), String> {
+        self.refusal = Some(kind);
+        Err(reason)
     }
 
     async fn run(&mut self) -> Result<(), String> {
@@ -102,7 +132,7 @@ impl Session {
                 Ok(request) => request,
                 Err(bad) => {
                     self.reply(format!("-ERR {bad}\r\n")).await?;
-                    return Err(format!("sent a malformed {bad}"));
+                    return self.refuse("malformed requests", format!("sent a malformed {bad}"));
                 }
             };
             // Replication and INFO need AUTH: refused, logged and closed. Anything else
@@ -113,10 +143,13 @@ impl Session {
             );
             if !self.authenticated && needs_auth {
                 self.reply("-NOAUTH Authentication required.\r\n").await?;
-                return Err(format!(
-                    "sent {} without AUTH while a password is required",
-                    command_name(&args)
-                ));
+                return self.refuse(
+                    "unauthenticated requests",
+                    format!(
+                        "sent {} without AUTH while a password is required",
+                        command_name(&args)
+                    ),
+                );
             }
             match request {
                 // A replica pings before it authenticates and accepts this answer; client
@@ -127,7 +160,11 @@ impl Session {
                 Request::Ping => self.reply("+PONG\r\n").await?,
                 Request::Auth { password, .. } => self.auth(&password).await?,
                 Request::ReplConf(options) => self.replconf(options).await?,
-                Request::Psync { replid, offset } => return self.psync(&replid, offset).await,
+                Request::Psync { replid, offset } => {
+                    // Replicating now: the place goes to the next connection.
+                    self.slot = None;
+                    return self.psync(&replid, offset).await;
+                }
                 Request::Sync => {
                     self.reply("-ERR ferry relay serves PSYNC replicas only\r\n")
                         .await?;
@@ -152,27 +189,69 @@ impl Session {
         }
     }
 
-    /// The next command; `None` when the peer closed between commands.
+    /// The next command; `None` when the peer closed between commands. Within the
+    /// handshake limits: each command complete within [`gate::HANDSHAKE_TIMEOUT`] (a
+    /// client dripping bytes never completes one), AUTH within it of connecting, and no
+    /// request over [`gate::MAX_REQUEST_BYTES`].
     async fn next_command(&mut self) -> Result<Option<Vec<Bytes>>, String> {
+        let idle_until = tokio::time::Instant::now() + gate::HANDSHAKE_TIMEOUT;
+        let auth_due = !self.authenticated && self.auth_deadline < idle_until;
+        let deadline = if auth_due {
+            self.auth_deadline
+        } else {
+            idle_until
+        };
         loop {
             match self.decoder.decode(&mut self.buffer) {
                 Ok(Some((frame, _))) => {
                     if frame.is_keepalive() {
                         continue;
                     }
-                    return frame
-                        .command_args()
-                        .map(Some)
-                        .ok_or_else(|| format!("sent {} instead of a command", frame.describe()));
+                    return match frame.command_args() {
+                        Some(args) => Ok(Some(args)),
+                        None => {
+                            self.refusal = Some("clients sending invalid RESP");
+                            Err(format!("sent {} instead of a command", frame.describe()))
+                        }
+                    };
                 }
                 Ok(None) => {}
                 Err(error) => {
                     let _ = self.reply("-ERR Protocol error: invalid request\r\n").await;
+                    self.refusal = Some("clients sending invalid RESP");
                     return Err(format!("sent invalid RESP ({error})"));
                 }
             }
-            let read = closed_is_end(self.reader.read_buf(&mut self.buffer).await)
-                .map_err(|e| format!("read failed ({e})"))?;
+            if self.buffer.len() > gate::MAX_REQUEST_BYTES {
+                let _ = self.reply("-ERR Protocol error: request too big\r\n").await;
+                self.refusal = Some("oversized requests");
+                return Err(format!(
+                    "sent {} without completing a request (the limit is {})",
+                    size(self.buffer.len() as u64),
+                    size(gate::MAX_REQUEST_BYTES as u64)
+                ));
+            }
+            let read =
+                match tokio::time::timeout_at(deadline, self.reader.read_buf(&mut self.buffer))
+                    .await
+                {
+                    Ok(read) => read,
+                    Err(_) if auth_due => {
+                        self.refusal = Some("idle or slow clients");
+                        return Err(format!(
+                            "did not authenticate within {:?} of connecting",
+                            gate::HANDSHAKE_TIMEOUT
+                        ));
+                    }
+                    Err(_) => {
+                        self.refusal = Some("idle or slow clients");
+                        return Err(format!(
+                            "completed no command in {:?} before replicating",
+                            gate::HANDSHAKE_TIMEOUT
+                        ));
+                    }
+                };
+            let read = closed_is_end(read).map_err(|e| format!("read failed ({e})"))?;
             if read == 0 {
                 return if self.buffer.is_empty() {
                     Ok(None)
@@ -203,7 +282,7 @@ impl Session {
             Some(_) => {
                 self.reply("-WRONGPASS invalid username-password pair or user is disabled.\r\n")
                     .await?;
-                Err("sent a wrong password".into())
+                self.refuse("wrong passwords", "sent a wrong password".into())
             }
         }
     }
@@ -284,10 +363,21 @@ impl Session {
         }
         if replid != "?" {
             self.relay.counters.partial_err.fetch_add(1, ORDER);
+        }
+        // A replica new to this relay asks with `?` or with its own ID (a server turned
+        // replica offers its own history): a first attach, not a failed continue.
+        if self.relay.issued(replid) {
             self.relay.log(format!(
-                "{}: cannot continue {} at offset {offset} (unknown history or out of the backlog); full sync",
+                "{}: cannot continue {} at offset {} (its history ended or the offset is out \
+                 of the backlog); full sync",
                 self.name(),
-                short(replid)
+                short(replid),
+                offset - 1
+            ));
+        } else {
+            self.relay.log(format!(
+                "{}: first attach to this relay; full sync",
+                self.name()
             ));
         }
         self.relay.counters.full.fetch_add(1, ORDER);
@@ -361,6 +451,22 @@ impl Session {
             ));
             return Ok(None);
         };
+        let checked = continuation::verify_at(
+            &relay.config.source_url,
+            relay.config.connect_timeout,
+            &saved.source_replid,
+            saved.source_offset,
+            &source_replid,
+        )
+        .await;
+        if let Err(error) = checked {
+            // Unchecked (INFO unreadable) is not taken on trust either.
+            relay.log(format!(
+                "history {}: not continued: {error}; full sync",
+                short(&saved.replid)
+            ));
+            return Ok(None);
+        }
         let history = History::new(
             saved.replid.clone(),
             target.clone(),
@@ -525,8 +631,9 @@ impl Session {
             produced.keys as f64 / seconds.max(1e-3),
             short(&history.replid),
         ));
+        // Replicas of different versions are treated differently: each line says which.
         for line in produced.policy_lines {
-            relay.log(line);
+            relay.log(format!("{}: {line}", self.name()));
         }
         relay.add_history(history.clone());
         tokio::spawn(history::follow(
@@ -591,6 +698,13 @@ impl Session {
                         Ok(0) => return Err("disconnected".into()),
                         Ok(_) => acked |= self.take_acks(history)?,
                         Err(e) => return Err(format!("read failed ({e})")),
+                    }
+                    // What is left is an incomplete request: bounded as in the handshake.
+                    if self.buffer.len() > gate::MAX_REQUEST_BYTES {
+                        return Err(format!(
+                            "sent {} that is not a complete command",
+                            size(self.buffer.len() as u64)
+                        ));
                     }
                 }
             }

@@ -18,6 +18,10 @@ pub type ClientWriter = WriteSide;
 
 /// Longest wait for one reply during setup (INFO, FLUSHALL of a big target excepted).
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server that owes the pipe replies may send nothing before it counts as
+/// gone (`--target-reply-timeout`'s default): a big RESTORE or a busy target takes
+/// seconds, not minutes.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -35,6 +39,9 @@ pub enum ClientError {
     Io(#[from] io::Error),
     #[error("the server sent something that is not RESP: {0}")]
     Protocol(String),
+    /// What a TLS server sends a plaintext client: an alert or handshake record.
+    #[error("the server answered with a TLS record, not RESP")]
+    TlsRecord,
     #[error("{command} failed: {message}")]
     Command { command: String, message: String },
 }
@@ -44,15 +51,22 @@ pub struct ReplyReader {
     read: ReadSide,
     buf: BytesMut,
     decoder: FrameDecoder,
+    /// What the pipe waits for a reply it is owed ([`DEFAULT_STALL_TIMEOUT`] unless set).
+    stall_timeout: Duration,
 }
 
 impl ReplyReader {
+    pub fn stall_timeout(&self) -> Duration {
+        self.stall_timeout
+    }
+
     /// The next reply, waiting at most `timeout`.
     pub async fn read(&mut self, timeout: Duration) -> Result<Frame, ClientError> {
         loop {
             match self.decoder.decode(&mut self.buf) {
                 Ok(Some((frame, _))) => return Ok(frame),
                 Ok(None) => {}
+                Err(_) if is_tls_record(&self.buf) => return Err(ClientError::TlsRecord),
                 Err(e) => return Err(ClientError::Protocol(e.what)),
             }
             if self.buf.capacity() - self.buf.len() < 16 * 1024 {
@@ -68,6 +82,11 @@ impl ReplyReader {
     }
 }
 
+/// A TLS record header: content type alert (21) or handshake (22), then major version 3.
+fn is_tls_record(bytes: &[u8]) -> bool {
+    matches!(bytes, [21 | 22, 3, ..])
+}
+
 pub struct Client {
     reader: ReplyReader,
     write: ClientWriter,
@@ -75,10 +94,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects within `connect_timeout` and authenticates with the URL's credentials.
+    /// Connects, completes TLS and authenticates, all within `connect_timeout` (the
+    /// flag's promise: a silent port fails in that time, not in a reply timeout).
     /// A server that wants a password we did not give is an authentication error too.
     pub async fn connect(url: &ServerUrl, connect_timeout: Duration) -> Result<Self, ClientError> {
         let tls = TlsConnector::for_url(url, connect_timeout)?;
+        let deadline = tokio::time::Instant::now() + connect_timeout;
         let address = url.address();
         let attempt = async {
             let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
@@ -90,18 +111,34 @@ impl Client {
             }
             Err(last)
         };
-        let stream = tokio::time::timeout(connect_timeout, attempt)
+        let timed_out = |what: &str| {
+            ClientError::Connect(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what} within {connect_timeout:?} (--connect-timeout)"),
+            ))
+        };
+        let stream = tokio::time::timeout_at(deadline, attempt)
             .await
-            .map_err(|_| {
-                ClientError::Connect(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no answer within {connect_timeout:?}"),
-                ))
-            })?
+            .map_err(|_| timed_out("no connection"))?
             .map_err(ClientError::Connect)?;
         stream.set_nodelay(true).map_err(ClientError::Connect)?;
         let (read, write) = match &tls {
-            Some(tls) => split_tls(tls.connect(stream).await.map_err(ClientError::Connect)?),
+            Some(tls) => split_tls(
+                tokio::time::timeout_at(deadline, tls.connect(stream))
+                    .await
+                    // As the connector words its own timeout: a plaintext server waits
+                    // for a command's end and never answers a ClientHello.
+                    .map_err(|_| {
+                        ClientError::Connect(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "no answer to the TLS handshake within {connect_timeout:?}: is \
+                                 this a plaintext port? use redis:// (or valkey://)"
+                            ),
+                        ))
+                    })?
+                    .map_err(ClientError::Connect)?,
+            ),
             None => split_tcp(stream),
         };
         let mut client = Client {
@@ -109,22 +146,24 @@ impl Client {
                 read,
                 buf: BytesMut::with_capacity(64 * 1024),
                 decoder: FrameDecoder::new(Mode::Replies, Limits::default()),
+                stall_timeout: DEFAULT_STALL_TIMEOUT,
             },
             write,
             out: BytesMut::new(),
         };
-        client
-            .authenticate(url)
+        tokio::time::timeout_at(deadline, client.authenticate(url))
             .await
+            .map_err(|_| timed_out("connected, but no reply to the first command"))?
             .map_err(|e| Self::explain_setup_failure(e, url))?;
         Ok(client)
     }
 
-    /// A TLS-only port drops (or never answers) a plaintext command; a TLS server refuses
-    /// a missing client certificate only after the handshake, on the first read.
+    /// A TLS-only port hangs up on a plaintext command (silence is no sign of TLS: the
+    /// hint would mislead); a TLS server refuses a missing client certificate only after
+    /// the handshake, on the first read.
     fn explain_setup_failure(error: ClientError, url: &ServerUrl) -> ClientError {
         let hung_up = match &error {
-            ClientError::Closed | ClientError::Timeout(_) => true,
+            ClientError::Closed => true,
             ClientError::Io(io) => matches!(
                 io.kind(),
                 io::ErrorKind::ConnectionReset
@@ -141,6 +180,9 @@ impl Client {
                  rediss:// (or valkeys://)"
                 )))
             }
+            ClientError::TlsRecord if url.tls.is_none() => ClientError::Connect(io::Error::other(
+                format!("{error}: the server expects TLS; use rediss:// (or valkeys://)"),
+            )),
             ClientError::Io(io) => match &url.tls {
                 Some(settings) => {
                     match tls::explain_io(&io, settings.ca_file.as_deref(), settings.flag_prefix) {
@@ -214,6 +256,15 @@ impl Client {
                 other.describe()
             ))),
         }
+    }
+
+    /// How long the pipe that takes this connection over waits for a reply it is owed.
+    pub fn set_stall_timeout(&mut self, timeout: Duration) {
+        self.reader.stall_timeout = timeout;
+    }
+
+    pub fn stall_timeout(&self) -> Duration {
+        self.reader.stall_timeout
     }
 
     pub fn into_split(self) -> (ReplyReader, ClientWriter) {

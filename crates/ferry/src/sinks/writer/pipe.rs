@@ -32,9 +32,6 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 const QUEUED_BATCHES: usize = 64;
 /// Batches written and waiting for their replies.
 const IN_FLIGHT_BATCHES: usize = 4096;
-/// A target that has replies owed and sends nothing for this long, or that takes none of
-/// the bytes written to it for this long, is considered gone.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A point of the replication stream: everything up to `offset` is applied and the stream
 /// had database `db` selected there.
@@ -106,6 +103,9 @@ struct Shared {
     /// Wakes the writer task when the pipe fails, so that it stops waiting on a socket
     /// the target no longer reads (and drops the barriers queued behind it).
     failed: tokio::sync::Notify,
+    /// How long the target may owe replies and send nothing, or take none of the bytes
+    /// written to it, before it counts as gone (`--target-reply-timeout`).
+    stall_timeout: Duration,
 }
 
 impl Shared {
@@ -172,6 +172,7 @@ impl NodePipe {
             ack: Mutex::new(None),
             redirect,
             failed: tokio::sync::Notify::new(),
+            stall_timeout: reader.stall_timeout(),
         });
         let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
         let (flight_tx, flight_rx) = mpsc::channel(IN_FLIGHT_BATCHES);
@@ -308,8 +309,8 @@ async fn write_task(
     let _ = out.flush().await;
 }
 
-/// Writes all of `bytes`; an error when the target takes none of them for
-/// [`REPLY_TIMEOUT`], or when the pipe fails meanwhile (the reply task gave up).
+/// Writes all of `bytes`; an error when the target takes none of them for the stall
+/// timeout, or when the pipe fails meanwhile (the reply task gave up).
 async fn write_or_fail(
     out: &mut BufWriter<ClientWriter>,
     mut bytes: &[u8],
@@ -317,14 +318,14 @@ async fn write_or_fail(
 ) -> Result<(), String> {
     while !bytes.is_empty() {
         let written = tokio::select! {
-            written = tokio::time::timeout(REPLY_TIMEOUT, out.write(bytes)) => written,
+            written = tokio::time::timeout(shared.stall_timeout, out.write(bytes)) => written,
             _ = shared.failed.notified() => return Err(stopped_writing(shared)),
         };
         match written {
             Ok(Ok(0)) => return Err("cannot write to the target: connection closed".into()),
             Ok(Ok(n)) => bytes = &bytes[n..],
             Ok(Err(e)) => return Err(format!("cannot write to the target: {e}")),
-            Err(_) => return Err(took_nothing()),
+            Err(_) => return Err(took_nothing(shared)),
         }
     }
     Ok(())
@@ -333,19 +334,20 @@ async fn write_or_fail(
 /// [`write_or_fail`] for what the buffer holds (at most its capacity, 256 KiB).
 async fn flush_or_fail(out: &mut BufWriter<ClientWriter>, shared: &Shared) -> Result<(), String> {
     tokio::select! {
-        flushed = tokio::time::timeout(REPLY_TIMEOUT, out.flush()) => match flushed {
+        flushed = tokio::time::timeout(shared.stall_timeout, out.flush()) => match flushed {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("cannot write to the target: {e}")),
-            Err(_) => Err(took_nothing()),
+            Err(_) => Err(took_nothing(shared)),
         },
         _ = shared.failed.notified() => Err(stopped_writing(shared)),
     }
 }
 
-fn took_nothing() -> String {
+fn took_nothing(shared: &Shared) -> String {
     format!(
-        "lost the connection to the target: it took no bytes for {}s",
-        REPLY_TIMEOUT.as_secs()
+        "lost the connection to the target: it took no bytes for {:?} \
+         (--target-reply-timeout)",
+        shared.stall_timeout
     )
 }
 
@@ -369,7 +371,7 @@ async fn reply_task(
         let mut redirected: Vec<(u32, redirect::Redirection)> = Vec::new();
         let mut aborted: Vec<u32> = Vec::new();
         for index in 0..batch.replies {
-            let reply = match reader.read(REPLY_TIMEOUT).await {
+            let reply = match reader.read(reader.stall_timeout()).await {
                 Ok(reply) => reply,
                 Err(e) => {
                     shared.fail(connection_failure(e));
@@ -539,7 +541,13 @@ impl Pipe {
 }
 
 fn connection_failure(error: ClientError) -> String {
-    format!("lost the connection to the target: {error}")
+    match error {
+        ClientError::Timeout(after) => format!(
+            "the target owes replies and sent nothing for {after:?} (--target-reply-timeout): \
+             it is stuck or gone"
+        ),
+        error => format!("lost the connection to the target: {error}"),
+    }
 }
 
 /// The message for an error reply (or an EXEC whose transaction failed), `None` for

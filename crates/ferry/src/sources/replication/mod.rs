@@ -2,6 +2,7 @@
 //! command stream applied to the target ([`stream`]).
 
 pub mod cluster;
+pub mod continuation;
 pub mod imports;
 pub mod moves;
 pub mod stream;

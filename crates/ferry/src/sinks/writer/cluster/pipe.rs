@@ -68,6 +68,8 @@ struct Primaries {
 struct Dial {
     url: ServerUrl,
     connect_timeout: Duration,
+    /// The seed connection's wait for owed replies, for every primary's pipe.
+    stall_timeout: Duration,
     /// Each primary's share of the in-flight byte budget.
     share: usize,
     follower: Arc<Follower>,
@@ -84,13 +86,19 @@ impl ClusterPipe {
         budget_bytes: usize,
     ) -> Result<Arc<ClusterPipe>, ClientError> {
         let map = discover(seed, &url.host).await?;
-        Self::start(url, map, connect_timeout, budget_bytes).await
+        Self::start(
+            url,
+            map,
+            (connect_timeout, seed.stall_timeout()),
+            budget_bytes,
+        )
+        .await
     }
 
     async fn start(
         url: &ServerUrl,
         map: SlotMap,
-        connect_timeout: Duration,
+        (connect_timeout, stall_timeout): (Duration, Duration),
         budget_bytes: usize,
     ) -> Result<Arc<ClusterPipe>, ClientError> {
         if let Some(slot) = map.first_unserved() {
@@ -103,6 +111,7 @@ impl ClusterPipe {
         let dial = Dial {
             url: url.clone(),
             connect_timeout,
+            stall_timeout,
             share: budget_bytes / map.nodes.len().max(1),
             follower: Arc::new(Follower::default()),
         };
@@ -376,7 +385,8 @@ impl Dial {
         let mut url = self.url.clone();
         url.host = node.host.clone();
         url.port = node.port;
-        let client = Client::connect(&url, self.connect_timeout).await?;
+        let mut client = Client::connect(&url, self.connect_timeout).await?;
+        client.set_stall_timeout(self.stall_timeout);
         let (reader, writer) = client.into_split();
         let redirect: Arc<dyn Redirect> = self.follower.clone();
         Ok(NodePipe::start(
