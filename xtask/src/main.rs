@@ -1,6 +1,7 @@
 //! Project chores: `cargo xtask servers|test|demo|bench`.
 
 mod bench;
+mod chaos;
 mod demo;
 mod profiles;
 mod servers;
@@ -20,7 +21,9 @@ commands:
                  under a write load, and both sides are compared key by key
   profiles       write crates/ferry/profiles/*.json (ferry assess --to) from the real servers
   bench [ARGS]   measure ferry beside its peers (--quick, --only PART; parts: codec,
-                 migrate; results in build/bench/results.md)";
+                 migrate; results in build/bench/results.md)
+  chaos [ARGS]   soak: migrations under a write load while faults fire (--minutes N,
+                 --seed S, --only standalone|cluster; results in build/chaos/results.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -60,6 +63,16 @@ fn run(args: &[String]) -> Result<ExitCode> {
             let manifest = servers::ensure(&root)?;
             bench::run(&root, &manifest, rest)?;
             Ok(ExitCode::SUCCESS)
+        }
+        "chaos" => {
+            let root = repo_root();
+            let manifest = servers::ensure(&root)?;
+            let equal = chaos::run(&root, &manifest, rest)?;
+            Ok(if equal {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         // Internal: runs one measured process for `bench` (see bench::measure).
         bench::measure::HELPER => {
