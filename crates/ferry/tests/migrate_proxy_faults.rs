@@ -248,6 +248,17 @@ fn a_full_sync_over_a_slow_source_link_ends_equal() {
     run.stop_ferry();
 }
 
+/// The peak resident memory of process `pid` so far (`VmHWM`), in MB.
+fn peak_rss_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("VmHWM in:\n{status}"));
+    kb / 1024
+}
+
 /// `bytes` of 1 KiB strings, for a snapshot that takes a while at a slow rate.
 fn fill(server: &Server, bytes: usize) {
     let mut con = server.client();
@@ -328,6 +339,12 @@ fn a_stalled_target_link_stops_ferry_within_a_bound() {
     // More writes than the sockets between ferry and the stalled target hold, so that
     // ferry's writes to the target block, not only its wait for replies.
     fill(&run.source, 32 << 20);
+    std::thread::sleep(Duration::from_secs(5));
+    let peak = peak_rss_mb(run.ferry().pid());
+    eprintln!(
+        "ferry's peak RSS {peak} MB, {:?} into the stall",
+        stalled.elapsed()
+    );
     // ferry's bound on a target that owes replies and sends nothing, or takes no bytes.
     let status = run
         .ferry()
