@@ -2,6 +2,7 @@
 //! command writes, each bounded by a timeout.
 
 use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +24,10 @@ pub(crate) struct Link {
     /// of `buf[0]`, used to say where a protocol error happened.
     consumed: u64,
     read_timeout: Duration,
+    /// When the current wait for bytes began. A caller may race a read against a ticker
+    /// (the command stream does, every 100 ms) and drop it: the wait goes on from here,
+    /// so a silent primary still times out. Cleared when bytes come.
+    waiting_since: Option<Instant>,
 }
 
 impl Link {
@@ -35,6 +40,7 @@ impl Link {
             decoder: FrameDecoder::new(Mode::Replies, limits),
             consumed: 0,
             read_timeout,
+            waiting_since: None,
         }
     }
 
@@ -62,12 +68,19 @@ impl Link {
     /// Reads more bytes from the socket into the buffer.
     pub(crate) async fn fill(&mut self, during: &'static str) -> Result<(), ReplError> {
         self.buf.reserve(READ_SIZE);
-        let read = tokio::time::timeout(self.read_timeout, self.reader.read_buf(&mut self.buf))
-            .await
-            .map_err(|_| ReplError::Timeout {
-                during,
-                after: self.read_timeout,
-            })?;
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        // Bytes that came meanwhile are taken even past the deadline: the read is polled
+        // before the timer.
+        let read = tokio::time::timeout_at(
+            since + self.read_timeout,
+            self.reader.read_buf(&mut self.buf),
+        )
+        .await
+        .map_err(|_| ReplError::Timeout {
+            during,
+            after: self.read_timeout,
+        })?;
+        self.waiting_since = None;
         match read {
             Ok(0) => Err(ReplError::Closed(during)),
             Ok(_) => Ok(()),
@@ -192,5 +205,48 @@ fn io_error(cause: std::io::Error, during: &'static str) -> ReplError {
             ReplError::Closed(during)
         }
         _ => ReplError::Io { during, cause },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The command stream races each read against a ticker; the dropped reads add up to
+    /// the timeout, which ends the wait for a primary that sends nothing.
+    #[tokio::test]
+    async fn reads_dropped_by_a_faster_ticker_still_time_out() {
+        let (ours, _silent_primary) = tokio::io::duplex(1024);
+        let read_timeout = Duration::from_millis(300);
+        let mut link = Link::new(Box::new(ours), read_timeout, Limits::default());
+        let started = std::time::Instant::now();
+        let mut ticks = 0;
+        let error = loop {
+            tokio::select! {
+                biased;
+                read = link.fill("streaming") => break read.unwrap_err(),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => ticks += 1,
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "no timeout");
+        };
+        assert!(matches!(error, ReplError::Timeout { .. }), "{error}");
+        assert!(started.elapsed() >= read_timeout);
+        assert!(ticks >= 10, "{ticks}");
+    }
+
+    /// Bytes end a wait, and the next wait has the whole timeout again.
+    #[tokio::test]
+    async fn bytes_start_the_timeout_over() {
+        let (ours, mut primary) = tokio::io::duplex(1024);
+        let read_timeout = Duration::from_millis(300);
+        let mut link = Link::new(Box::new(ours), read_timeout, Limits::default());
+        let _ = tokio::time::timeout(Duration::from_millis(200), link.fill("streaming")).await;
+        primary.write_all(b"\n").await.unwrap();
+        link.fill("streaming").await.unwrap();
+        let started = std::time::Instant::now();
+        let error = link.fill("streaming").await.unwrap_err();
+        assert!(matches!(error, ReplError::Timeout { .. }), "{error}");
+        assert!(started.elapsed() >= Duration::from_millis(250));
     }
 }

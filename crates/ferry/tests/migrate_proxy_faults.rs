@@ -59,8 +59,8 @@ struct Run {
 }
 
 impl Run {
-    fn new(source_kind: ServerKind) -> Run {
-        let source = Server::start(source_kind).unwrap();
+    fn new() -> Run {
+        let source = Server::start(ServerKind::Redis70).unwrap();
         let target = Server::start(ServerKind::Valkey81).unwrap();
         let mut con = source.client();
         // The snapshot starts at once; the backlog holds whatever a stalled link misses.
@@ -118,7 +118,8 @@ impl Run {
         let ferry = self.ferry.as_ref().expect("ferry runs");
         wait_applied(&self.source, &self.state, ferry);
         let (before, mut actual) = capture_in_step(&self.source, &self.target, &self.state, ferry);
-        // Redis 7.0/8.0 sources here: the default policies keep everything Valkey 8.1 holds.
+        // A Redis 7.0 source: no field TTLs or vector sets, which the default policies
+        // would refuse.
         let mut expected = after_policies(&before, FieldTtl::Keep, VectorSets::Remove).snapshot;
         forget_unreplicated_group_state(&mut expected);
         forget_unreplicated_group_state(&mut actual);
@@ -193,7 +194,7 @@ fn assert_stopped_on_the_target(run: &Run, status: ExitStatus, output: &str) {
 
 #[test]
 fn a_source_link_stalled_past_the_read_timeout_resumes_with_a_partial_resync() {
-    let mut run = Run::new(ServerKind::Redis70);
+    let mut run = Run::new();
     run.start_ferry().wait_in_sync();
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(run.resyncs().full, 1);
@@ -224,7 +225,7 @@ fn a_source_link_stalled_past_the_read_timeout_resumes_with_a_partial_resync() {
 
 #[test]
 fn a_full_sync_over_a_slow_source_link_ends_equal() {
-    let mut run = Run::new(ServerKind::Redis80);
+    let mut run = Run::new();
     fill(&run.source, 4 << 20);
     let rate = 200_000;
     run.source_link.set_rate(Some(rate));
@@ -236,7 +237,7 @@ fn a_full_sync_over_a_slow_source_link_ends_equal() {
     std::thread::sleep(Duration::from_secs(3));
     let received = run.source_link.bytes_to_client() - from;
     eprintln!("{received} bytes in 3 s at {rate} B/s");
-    assert!(received > rate && received < 3 * rate * 3 / 2, "{received}");
+    assert!(received > 2 * rate && received < 4 * rate, "{received}");
 
     run.source_link.set_rate(None);
     run.ferry().wait_in_sync();
@@ -245,6 +246,17 @@ fn a_full_sync_over_a_slow_source_link_ends_equal() {
     run.settle_and_assert_equal();
     assert_eq!(run.resyncs().full, 1);
     run.stop_ferry();
+}
+
+/// The peak resident memory of process `pid` so far (`VmHWM`), in MB.
+fn peak_rss_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("VmHWM in:\n{status}"));
+    kb / 1024
 }
 
 /// `bytes` of 1 KiB strings, for a snapshot that takes a while at a slow rate.
@@ -265,20 +277,44 @@ fn fill(server: &Server, bytes: usize) {
 
 #[test]
 fn a_delayed_target_link_ends_equal() {
-    let mut run = Run::new(ServerKind::Redis70);
+    let mut run = Run::new();
     let delay = Duration::from_millis(200);
     run.target_link.set_delay(delay);
-    run.start_ferry().wait_in_sync();
-    std::thread::sleep(Duration::from_secs(3));
-    // Every reply came 200 ms late at least, and ferry kept up with the load anyway.
+    let started = Instant::now();
+    // Under a steady load the applied offset trails the received one by the round trip,
+    // so "in sync" (the two equal at a tick) may never show while the load runs.
+    run.start_ferry()
+        .wait_for("full sync done", Duration::from_secs(30));
+    eprintln!("full sync done after {:?}", started.elapsed());
+    std::thread::sleep(Duration::from_secs(5));
+    let streamed = run.target_link.bytes_to_upstream();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        run.target_link.bytes_to_upstream() > streamed,
+        "the stream flows"
+    );
+    // Once the load stops, the applied offset catches up with the source's.
     run.settle_and_assert_equal();
-    assert!(run.target_link.bytes_to_upstream() > 0);
+    run.stop_ferry();
+}
+
+/// A user waits for "in sync" before a cutover; a target 200 ms away must not keep it
+/// from ever showing while the source takes steady writes.
+#[test]
+#[ignore = "defect: \"in sync\" needs the applied offset to equal the received one at a 100 ms tick (commands/migrate/mod.rs, stream); with 200 ms to the target under the testkit's load (~2,700 commands/s) that never happens: no \"in sync\" in 180 s, lag steady near 50 KB"]
+fn a_delayed_target_link_still_reaches_in_sync_under_load() {
+    let mut run = Run::new();
+    run.target_link.set_delay(Duration::from_millis(200));
+    let ferry = run.start_ferry();
+    ferry.wait_for("full sync done", Duration::from_secs(30));
+    ferry.wait_for("ferry: in sync at offset", Duration::from_secs(30));
+    run.settle_and_assert_equal();
     run.stop_ferry();
 }
 
 #[test]
 fn a_cut_target_link_stops_ferry_and_the_same_state_resumes_once() {
-    let mut run = Run::new(ServerKind::Redis70);
+    let mut run = Run::new();
     run.start_ferry().wait_in_sync();
     std::thread::sleep(Duration::from_secs(2));
 
@@ -308,7 +344,7 @@ fn a_cut_target_link_stops_ferry_and_the_same_state_resumes_once() {
 
 #[test]
 fn a_stalled_target_link_stops_ferry_within_a_bound() {
-    let mut run = Run::new(ServerKind::Redis70);
+    let mut run = Run::new();
     run.start_ferry().wait_in_sync();
     std::thread::sleep(Duration::from_secs(1));
 
@@ -317,6 +353,12 @@ fn a_stalled_target_link_stops_ferry_within_a_bound() {
     // More writes than the sockets between ferry and the stalled target hold, so that
     // ferry's writes to the target block, not only its wait for replies.
     fill(&run.source, 32 << 20);
+    std::thread::sleep(Duration::from_secs(5));
+    let peak = peak_rss_mb(run.ferry().pid());
+    eprintln!(
+        "ferry's peak RSS {peak} MB, {:?} into the stall",
+        stalled.elapsed()
+    );
     // ferry's bound on a target that owes replies and sends nothing, or takes no bytes.
     let status = run
         .ferry()
@@ -336,7 +378,7 @@ fn a_stalled_target_link_stops_ferry_within_a_bound() {
 
 #[test]
 fn a_source_refusing_connections_after_a_cut_is_retried_until_it_accepts() {
-    let mut run = Run::new(ServerKind::Redis70);
+    let mut run = Run::new();
     run.start_ferry().wait_in_sync();
     std::thread::sleep(Duration::from_secs(1));
     let accepted_before = run.source_link.accepted();
