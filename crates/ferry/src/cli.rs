@@ -155,6 +155,13 @@ pub struct MigrateArgs {
           default_value_t = crate::sinks::writer::client::DEFAULT_STALL_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     pub target_reply_timeout: u64,
+    /// Seconds the source may send nothing on the replication link before ferry takes it
+    /// as lost and reconnects (a partial resync where the backlog allows), as a replica's
+    /// `repl-timeout` does. The source PINGs its replicas every `repl-ping-replica-period`
+    /// (10 s by default): keep this well above that.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub source_read_timeout: u64,
     /// Print events as JSON lines on stdout (phases, progress, policy reports, every log
     /// line), for automation. Stderr keeps its plain lines.
     #[arg(long)]

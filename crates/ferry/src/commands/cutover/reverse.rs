@@ -96,6 +96,7 @@ pub fn run(
         max_memory_mb: 64,
         connect_timeout: 5,
         target_reply_timeout: crate::sinks::writer::client::DEFAULT_STALL_TIMEOUT.as_secs(),
+        source_read_timeout: 60,
         json: args.switch.json,
         metrics_addr: args.rollback_metrics_addr,
         // The new primary is ferry's own target: it replicates.

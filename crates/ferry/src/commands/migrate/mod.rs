@@ -47,6 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod import_mode;
+mod in_sync;
 mod shards;
 mod vector_export;
 
@@ -112,6 +113,8 @@ struct Migration {
     connect_timeout: Duration,
     /// `--target-reply-timeout`.
     reply_timeout: Duration,
+    /// `--source-read-timeout`.
+    source_read_timeout: Duration,
     events: Arc<Observer>,
     /// Set when this runs one shard of a cluster source ([`shards`]).
     shard: Option<Arc<shards::ShardContext>>,
@@ -138,6 +141,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         memory: MemoryPlan::new(args.max_memory_mb),
         connect_timeout: Duration::from_secs(args.connect_timeout),
         reply_timeout: Duration::from_secs(args.target_reply_timeout),
+        source_read_timeout: Duration::from_secs(args.source_read_timeout),
         events: Arc::new(Observer::new(args.json)),
         shard: None,
         failover_from: None,
@@ -990,6 +994,7 @@ impl Migration {
                 .map(|p| Secret::new(p.expose())),
             announce_version,
             connect_timeout: self.connect_timeout,
+            read_timeout: self.source_read_timeout,
             upgrade: TlsConnector::for_url(&self.source_url, self.connect_timeout)
                 .map_err(|e| self.source_error(e))?
                 .map(|tls| Arc::new(tls) as Arc<dyn StreamUpgrade>),
@@ -1151,6 +1156,7 @@ impl Migration {
         let mut ops_rate = Rate::new(counters.replies.load(Ordering::Relaxed), RATE_WINDOW);
         let mut last_line = Instant::now();
         let mut in_sync = false;
+        let mut catch_up = in_sync::CatchUp::default();
         loop {
             tokio::select! {
                 biased;
@@ -1185,7 +1191,7 @@ impl Migration {
                         state.db = mark.db;
                     }
                     let received = repl.offset();
-                    if !in_sync && state.offset >= received {
+                    if !in_sync && catch_up.in_sync(Instant::now(), received, state.offset) {
                         in_sync = true;
                         self.report_in_sync(state.offset);
                     }
