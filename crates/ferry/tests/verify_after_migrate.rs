@@ -134,17 +134,7 @@ fn stream_group_counters_redis_7_0_does_not_replicate_are_a_note() {
     run(&mut con, &read);
     migrate_support::wait_applied(&source, &state, &ferry);
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "verify",
-            "--source",
-            &source.url(),
-            "--target",
-            &target.url(),
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out = ferry_verify(&source, &target, &["--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(0), "{report:#}");
@@ -153,16 +143,7 @@ fn stream_group_counters_redis_7_0_does_not_replicate_are_a_note() {
     assert!(notes.contains("entries-read"), "{report:#}");
 
     // The text report says the same in one line.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "verify",
-            "--source",
-            &source.url(),
-            "--target",
-            &target.url(),
-        ])
-        .output()
-        .unwrap();
+    let out = ferry_verify(&source, &target, &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines()
@@ -171,4 +152,14 @@ fn stream_group_counters_redis_7_0_does_not_replicate_are_a_note() {
     );
     ferry.signal("TERM");
     ferry.wait_exit(Duration::from_secs(20));
+}
+
+/// `ferry verify` between the two servers, with `extra` arguments.
+fn ferry_verify(source: &Server, target: &Server, extra: &[&str]) -> std::process::Output {
+    let (source, target) = (source.url(), target.url());
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["verify", "--source", &source, "--target", &target])
+        .args(extra)
+        .output()
+        .expect("run ferry verify")
 }

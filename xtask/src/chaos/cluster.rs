@@ -6,20 +6,17 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{sleep, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use ferry_testkit::rng::Rng;
-use ferry_testkit::snapshot::DiffOptions;
-use ferry_testkit::workload::{
-    forget_unreplicated_group_state, Workload, WorkloadStats, SHORT_TTLS_PASSED,
-};
+use ferry_testkit::workload::{Workload, WorkloadStats};
 use ferry_testkit::{dataset, Cluster, Server, ServerKind};
 
 use super::record::{FaultLog, Outcome};
 use super::supervisor::{count_in_log, Supervised};
-use super::{pause_between_faults, verify, Soak};
+use super::{pause_between_faults, settle, verify, Soak};
 use crate::bench::migrate::master_repl_offset;
 
 const PRIMARIES: usize = 3;
@@ -150,7 +147,30 @@ pub fn run(soak: &Soak, minutes: f64, rng: &mut Rng) -> Result<Outcome> {
     let operations = loads.end_all();
     faults.event(format!("loads stopped after {operations} operations"));
     let quiet = Instant::now();
-    let (differences, keys) = settle(&source, &target, &state, &mut ferry, &mut faults)?;
+    let (differences, keys) = settle(
+        &mut ferry,
+        &mut faults,
+        || source.snapshot(),
+        || {
+            source
+                .nodes()
+                .iter()
+                .map(|node| {
+                    let offset = master_repl_offset(&mut node.try_client()?)?;
+                    Ok((format!("127.0.0.1:{}", node.port()), offset))
+                })
+                .collect::<Result<Vec<_>>>()
+        },
+        |wanted| {
+            let applied = shard_offsets(&state);
+            wanted.iter().all(|(node, offset)| {
+                applied
+                    .iter()
+                    .any(|(at, applied)| at == node && applied >= offset)
+            })
+        },
+        || target.snapshot(),
+    )?;
     let verify_exit = verify(soak, &source.url(), &target.url())?;
     let time_to_equal = quiet.elapsed();
     ferry.stop()?;
@@ -189,62 +209,4 @@ fn shard_offsets(state: &Path) -> Vec<(String, i64)> {
             ))
         })
         .collect()
-}
-
-fn settle(
-    source: &Cluster,
-    target: &Cluster,
-    state: &Path,
-    ferry: &mut Supervised,
-    faults: &mut FaultLog,
-) -> Result<(Vec<String>, usize)> {
-    sleep(SHORT_TTLS_PASSED);
-    let mut last = (Vec::new(), 0);
-    for _ in 0..3 {
-        let mut expected = source.snapshot()?;
-        let mut wanted = Vec::new();
-        for node in source.nodes() {
-            wanted.push((
-                format!("127.0.0.1:{}", node.port()),
-                master_repl_offset(&mut node.try_client()?)?,
-            ));
-        }
-        let caught_up = Instant::now() + Duration::from_secs(180);
-        loop {
-            let applied = shard_offsets(state);
-            let done = wanted.iter().all(|(node, offset)| {
-                applied
-                    .iter()
-                    .any(|(at, applied)| at == node && applied >= offset)
-            });
-            if done {
-                break;
-            }
-            if Instant::now() > caught_up {
-                faults.event(format!(
-                    "ferry did not reach {wanted:?} within 180 s (state: {applied:?})"
-                ));
-                break;
-            }
-            if let Some(line) = ferry.check()? {
-                faults.note("ferry exited by itself", &line);
-            }
-            sleep(Duration::from_millis(200));
-        }
-        let mut actual = target.snapshot()?;
-        forget_unreplicated_group_state(&mut expected);
-        forget_unreplicated_group_state(&mut actual);
-        let differences: Vec<String> = expected
-            .diff(&actual, &DiffOptions::new())
-            .iter()
-            .map(|d| d.to_string())
-            .collect();
-        last = (differences, expected.key_count());
-        if last.0.is_empty() {
-            break;
-        }
-        faults.event(format!("{} differences; comparing again", last.0.len()));
-        sleep(Duration::from_secs(2));
-    }
-    Ok(last)
 }

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ferry_testkit::rng::Rng;
+use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::workload::{forget_unreplicated_group_state, SHORT_TTLS_PASSED};
 
 use record::{FaultLog, Outcome};
 use supervisor::Supervised;
@@ -173,4 +175,51 @@ fn verify(soak: &Soak, source: &str, target: &str) -> Result<i32> {
     text.extend_from_slice(&out.stderr);
     fs::write(&report, text).with_context(|| format!("cannot write {}", report.display()))?;
     Ok(code)
+}
+
+/// After the load: reads the source (which makes it expire due keys and replicate their
+/// DELs), takes the position it reached (`position`), waits until ferry applied it
+/// (`reached`), reads the target and compares key by key. Up to three tries, for a ferry
+/// that was restarting when the load stopped. Returns the differences (as lines) and the
+/// keys compared.
+fn settle<P: std::fmt::Debug>(
+    ferry: &mut Supervised,
+    faults: &mut FaultLog,
+    capture_source: impl Fn() -> Result<Snapshot>,
+    position: impl Fn() -> Result<P>,
+    reached: impl Fn(&P) -> bool,
+    capture_target: impl Fn() -> Result<Snapshot>,
+) -> Result<(Vec<String>, usize)> {
+    std::thread::sleep(SHORT_TTLS_PASSED);
+    let mut last = (Vec::new(), 0);
+    for _ in 0..3 {
+        let mut expected = capture_source()?;
+        let wanted = position()?;
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while !reached(&wanted) {
+            if Instant::now() > deadline {
+                faults.event(format!("ferry did not reach {wanted:?} within 180 s"));
+                break;
+            }
+            if let Some(line) = ferry.check()? {
+                faults.note("ferry exited by itself", &line);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut actual = capture_target()?;
+        forget_unreplicated_group_state(&mut expected);
+        forget_unreplicated_group_state(&mut actual);
+        let differences: Vec<String> = expected
+            .diff(&actual, &DiffOptions::new())
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        last = (differences, expected.key_count());
+        if last.0.is_empty() {
+            break;
+        }
+        faults.event(format!("{} differences; comparing again", last.0.len()));
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    Ok(last)
 }

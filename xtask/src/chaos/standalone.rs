@@ -2,22 +2,20 @@
 //! load, while ferry is killed, the target crashes (append-only file, fsync every
 //! second), the source restarts, and either link is cut or stalled.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use ferry_testkit::rng::Rng;
-use ferry_testkit::snapshot::{DiffOptions, Snapshot};
-use ferry_testkit::workload::{forget_unreplicated_group_state, Workload, SHORT_TTLS_PASSED};
+use ferry_testkit::snapshot::Snapshot;
+use ferry_testkit::workload::Workload;
 use ferry_testkit::FaultProxy;
 use ferry_testkit::{dataset, Server, ServerKind};
 
 use super::record::{FaultLog, Outcome};
 use super::supervisor::{count_in_log, Supervised};
-use super::{pause_between_faults, verify, wait_for, Soak};
+use super::{pause_between_faults, settle, verify, wait_for, Soak};
 use crate::bench::migrate::{master_repl_offset, read_state};
 
 #[derive(Clone, Copy)]
@@ -116,7 +114,14 @@ pub fn run(soak: &Soak, minutes: f64, rng: &mut Rng) -> Result<Outcome> {
         .map_err(|_| anyhow::anyhow!("the write load panicked"))?;
     faults.event(format!("load stopped after {} operations", stats.total()));
     let quiet = Instant::now();
-    let (differences, keys) = settle(&source, &target, &state, &mut ferry, &mut faults)?;
+    let (differences, keys) = settle(
+        &mut ferry,
+        &mut faults,
+        || Snapshot::capture(&source),
+        || master_repl_offset(&mut source.client()),
+        |wanted| read_state(&state).is_some_and(|(_, applied)| applied >= *wanted),
+        || Snapshot::capture(&target),
+    )?;
     let verify_exit = verify(soak, &source.url(), &target.url())?;
     let time_to_equal = quiet.elapsed();
     ferry.stop()?;
@@ -132,48 +137,4 @@ pub fn run(soak: &Soak, minutes: f64, rng: &mut Rng) -> Result<Outcome> {
         verify_exit,
         differences,
     })
-}
-
-/// Waits until ferry applied all the source wrote, then compares key by key (the source
-/// first: reading it expires due keys and replicates their DELs). Up to three tries, for
-/// a ferry that was restarting when the load stopped.
-fn settle(
-    source: &Server,
-    target: &Server,
-    state: &Path,
-    ferry: &mut Supervised,
-    faults: &mut FaultLog,
-) -> Result<(Vec<String>, usize)> {
-    sleep(SHORT_TTLS_PASSED);
-    let mut last = (Vec::new(), 0);
-    for _ in 0..3 {
-        let mut expected = Snapshot::capture(source)?;
-        let wanted = master_repl_offset(&mut source.client())?;
-        let caught_up = Instant::now() + Duration::from_secs(180);
-        while read_state(state).is_none_or(|(_, applied)| applied < wanted) {
-            if Instant::now() > caught_up {
-                faults.event(format!("ferry did not reach offset {wanted} within 180 s"));
-                break;
-            }
-            if let Some(line) = ferry.check()? {
-                faults.note("ferry exited by itself", &line);
-            }
-            sleep(Duration::from_millis(200));
-        }
-        let mut actual = Snapshot::capture(target)?;
-        forget_unreplicated_group_state(&mut expected);
-        forget_unreplicated_group_state(&mut actual);
-        let differences: Vec<String> = expected
-            .diff(&actual, &DiffOptions::new())
-            .iter()
-            .map(|d| d.to_string())
-            .collect();
-        last = (differences, expected.key_count());
-        if last.0.is_empty() {
-            break;
-        }
-        faults.event(format!("{} differences; comparing again", last.0.len()));
-        sleep(Duration::from_secs(2));
-    }
-    Ok(last)
 }
