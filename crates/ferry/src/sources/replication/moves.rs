@@ -87,11 +87,10 @@ impl MovedKeys {
         seen.by_key.insert(key.clone(), restore);
         seen.order.push_back((key, restore.seq));
         while let Some((key, seq)) = seen.order.front().cloned() {
-            let young = seen
-                .by_key
-                .get(&key)
-                .is_some_and(|r| r.seq != seq || r.at.elapsed() < REMEMBERED_FOR);
-            if seen.order.len() <= REMEMBERED && young {
+            // An entry whose key was restored again since is stale: dropped whatever its age.
+            let current = seen.by_key.get(&key).filter(|r| r.seq == seq);
+            let young = current.is_some_and(|r| r.at.elapsed() < REMEMBERED_FOR);
+            if young && seen.order.len() <= REMEMBERED {
                 break;
             }
             seen.order.pop_front();
