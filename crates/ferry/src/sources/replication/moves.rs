@@ -12,7 +12,11 @@
 //! key before the move included (a lagging or resuming origin reads them after the
 //! RESTORE), and so is a client's DEL on the destination after the move, which must not
 //! let them through. The key is the origin's again once its slot comes back to it, which
-//! it shows by restoring a key of that slot itself.
+//! it shows by restoring a key of that slot itself. A key the slot's new owner writes
+//! without having restored it (it did not exist when the slot moved: created there
+//! since, or deleted) becomes that shard's the same way, its first write preceded by a
+//! `DEL` of the target's copy (the origin's, whose DEL is then left out), so the origin's
+//! older DEL or writes of it, read late, cannot undo the new owner's.
 //!
 //! Those rules decide as each command is read; the target must also apply them in that
 //! order, and the shards write over their own connections. So a batch carrying a
@@ -77,28 +81,33 @@ impl MovedKeys {
     fn restored(&self, key: Bytes, shard: usize) {
         let mut seen = self.lock();
         let seen = &mut *seen;
-        seen.next_seq += 1;
-        let restore = Restore {
-            shard,
-            seq: seen.next_seq,
-            at: Instant::now(),
-        };
+        let restore = seen.remember(key.clone(), shard);
         seen.by_slot.insert(key_slot(&key), restore);
-        seen.by_key.insert(key.clone(), restore);
-        seen.order.push_back((key, restore.seq));
-        while let Some((key, seq)) = seen.order.front().cloned() {
-            let young = seen
-                .by_key
-                .get(&key)
-                .is_some_and(|r| r.seq != seq || r.at.elapsed() < REMEMBERED_FOR);
-            if seen.order.len() <= REMEMBERED && young {
-                break;
-            }
-            seen.order.pop_front();
-            if seen.by_key.get(&key).is_some_and(|r| r.seq == seq) {
-                seen.by_key.remove(&key);
-            }
+    }
+
+    /// `shard` writes `key` in a slot it took from another shard since the origin last
+    /// restored there: the key is this shard's from now on, as if restored (a key that
+    /// did not exist when its slot moved, created here since; or one this shard deletes).
+    /// Returns whether the key was another shard's until now: then the origin's writes
+    /// read so far must reach the target first.
+    fn claimed(&self, key: &Bytes, shard: usize) -> bool {
+        let mut seen = self.lock();
+        if seen.by_slot.is_empty() {
+            return false;
         }
+        let acquired = seen
+            .by_slot
+            .get(&key_slot(key))
+            .is_some_and(|slot| slot.shard == shard && slot.at.elapsed() < REMEMBERED_FOR);
+        let already = seen
+            .by_key
+            .get(key.as_ref())
+            .is_some_and(|r| r.shard == shard);
+        if !acquired || already {
+            return false;
+        }
+        seen.remember(key.clone(), shard);
+        true
     }
 
     /// The keys remembered now, oldest first, with the shard that restored each: what a
@@ -143,6 +152,45 @@ impl MovedKeys {
             .get(&key_slot(key))
             .is_some_and(|slot| slot.shard == shard && slot.seq > restore.seq);
         !came_back
+    }
+}
+
+impl Remembered {
+    /// Records `shard` as the owner of `key` from now on; bounded by [`REMEMBERED`] and
+    /// [`REMEMBERED_FOR`].
+    fn remember(&mut self, key: Bytes, shard: usize) -> Restore {
+        let seen = self;
+        seen.next_seq += 1;
+        let restore = Restore {
+            shard,
+            seq: seen.next_seq,
+            at: Instant::now(),
+        };
+        seen.by_key.insert(key.clone(), restore);
+        seen.order.push_back((key, restore.seq));
+        while let Some((key, seq)) = seen.order.front().cloned() {
+            // An entry whose key was restored again since is stale: dropped whatever its age.
+            let current = seen.by_key.get(&key).filter(|r| r.seq == seq);
+            let young = current.is_some_and(|r| r.at.elapsed() < REMEMBERED_FOR);
+            if young && seen.order.len() <= REMEMBERED {
+                break;
+            }
+            seen.order.pop_front();
+            if let Some(gone) = seen.by_key.get(&key).filter(|r| r.seq == seq).copied() {
+                seen.by_key.remove(&key);
+                // The slot's keys are no longer all remembered: its arrival is forgotten
+                // too, or a key forgotten here would be taken for one never restored.
+                let slot = key_slot(&key);
+                if seen
+                    .by_slot
+                    .get(&slot)
+                    .is_some_and(|r| r.shard == gone.shard)
+                {
+                    seen.by_slot.remove(&slot);
+                }
+            }
+        }
+        restore
     }
 }
 
@@ -253,9 +301,29 @@ impl ShardTransform {
             if args.len() == 1 && before > 1 {
                 return Ok(Translated::Skip { reason: SKIPPED });
             }
+            let mut claimed = false;
+            for key in &args[1..] {
+                claimed |= self.moved.claimed(key, shard);
+            }
+            if claimed {
+                self.restoring.store(true, Ordering::Relaxed);
+            }
         } else if let Some(key) = first_key(&args) {
             if self.moved.before_move(key, self.shard) {
                 return Ok(Translated::Skip { reason: SUPERSEDED });
+            }
+            if self.moved.claimed(key, self.shard) {
+                // The key did not come with the slot: on the source it started afresh
+                // here, and the target's copy is the origin's, whose DEL is left out.
+                self.restoring.store(true, Ordering::Relaxed);
+                let delete = vec![DEL, key.clone()];
+                return Ok(match self.inner.translate(db, args)? {
+                    Translated::Apply(mut commands) => {
+                        commands.insert(0, delete);
+                        Translated::Apply(commands)
+                    }
+                    Translated::Skip { .. } => Translated::Apply(vec![delete]),
+                });
             }
         }
         self.inner.translate(db, args)
@@ -392,14 +460,18 @@ mod tests {
             origin.translate(0, args("SET s 1")).unwrap(),
             Translated::Skip { .. }
         ));
-        // The slot came back to the origin (another key of it restored there): its writes
-        // to the key are new.
+        // The slot came back to the origin (another key of it restored there) without the
+        // key: its writes to the key are new, on a key started afresh.
         origin
             .translate(0, args("RESTORE-ASKING {s}other 0 p"))
             .unwrap();
         assert_eq!(
             origin.translate(0, args("SET s 1")).unwrap(),
-            Translated::Apply(vec![args("SET s 1")])
+            apply(&["DEL s", "SET s 1"])
+        );
+        assert_eq!(
+            origin.translate(0, args("SET s 2")).unwrap(),
+            apply(&["SET s 2"])
         );
     }
 
@@ -463,9 +535,11 @@ mod tests {
                 args("CLUSTER SYNCSLOTS FINISH STATE SUCCESS NAME j MESSAGE x"),
             )
             .unwrap();
+        // A key created since in the slot starts afresh (any copy on the target is the
+        // origin's, from before the import).
         assert_eq!(
             destination.translate(0, args("RPUSH {a}new x")).unwrap(),
-            apply(&["RPUSH {a}new x"])
+            apply(&["DEL {a}new", "RPUSH {a}new x"])
         );
     }
 
@@ -486,6 +560,45 @@ mod tests {
                 Translated::Skip { .. }
             ));
         }
+    }
+
+    #[test]
+    fn a_key_created_where_its_slot_moved_is_not_deleted_by_the_lagging_origin() {
+        // The slot of {s} moved from 0 to 1 (another key of it restored there); `{s}new`
+        // did not exist then (the origin had deleted it) and is created on shard 1. The
+        // origin's stream, read late, brings its older writes and DEL of `{s}new`.
+        let moved = Arc::new(MovedKeys::default());
+        let (mut origin, mut destination) = (shard(&moved, 0), shard(&moved, 1));
+        let restoring = destination.restoring();
+        destination
+            .translate(0, args("RESTORE-ASKING {s}old 0 p"))
+            .unwrap();
+        ShardTransform::take_restoring(&restoring);
+        // The target's copy is the origin's, from before its DEL: it goes first.
+        assert_eq!(
+            destination.translate(0, args("INCR {s}new")).unwrap(),
+            apply(&["DEL {s}new", "INCR {s}new"])
+        );
+        // Its first write in the moved slot waits for what the origin read before it.
+        assert!(ShardTransform::take_restoring(&restoring));
+        assert_eq!(
+            destination.translate(0, args("INCR {s}new")).unwrap(),
+            apply(&["INCR {s}new"])
+        );
+        for text in ["INCR {s}new", "DEL {s}new"] {
+            assert!(
+                matches!(
+                    origin.translate(0, args(text)).unwrap(),
+                    Translated::Skip { .. }
+                ),
+                "{text}"
+            );
+        }
+        // Keys of other slots are the origin's.
+        assert_eq!(
+            origin.translate(0, args("DEL other")).unwrap(),
+            apply(&["DEL other"])
+        );
     }
 
     #[test]
