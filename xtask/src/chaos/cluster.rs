@@ -178,7 +178,6 @@ pub fn run(soak: &Soak, minutes: f64, rng: &mut Rng) -> Result<Outcome> {
         name: "Redis 7.0 cluster of 3 (+replicas) → Valkey 8.1 cluster of 3".into(),
         minutes,
         full_syncs: count_in_log(ferry.log(), "full sync: receiving"),
-        ferry_starts: ferry.starts,
         ferry_exits: ferry.exits.clone(),
         faults,
         time_to_equal,

@@ -151,13 +151,23 @@ fn pause_between_faults(
 fn wait_for(span: Duration, ferry: &mut Supervised, faults: &mut FaultLog) -> Result<()> {
     let until = Instant::now() + span;
     while Instant::now() < until {
-        if let Some(line) = ferry.check()? {
-            faults.note("ferry exited by itself", &line);
-        }
+        watch(ferry, faults)?;
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
 }
+
+/// Restarts ferry if it exited by itself, and logs the exit (an outcome, not a fault).
+fn watch(ferry: &mut Supervised, faults: &mut FaultLog) -> Result<bool> {
+    let exited = ferry.check()?;
+    if let Some(line) = &exited {
+        faults.event(format!("ferry exited by itself: {line}"));
+    }
+    Ok(exited.is_some())
+}
+
+/// Exits while settling after which ferry is taken as unable to catch up by itself.
+const EXITS_WHILE_SETTLING: u32 = 5;
 
 /// `ferry verify` between the two, in rounds; its exit code (0: equal).
 fn verify(soak: &Soak, source: &str, target: &str) -> Result<i32> {
@@ -196,13 +206,20 @@ fn settle<P: std::fmt::Debug>(
         let mut expected = capture_source()?;
         let wanted = position()?;
         let deadline = Instant::now() + Duration::from_secs(180);
+        let mut exits = 0;
         while !reached(&wanted) {
             if Instant::now() > deadline {
                 faults.event(format!("ferry did not reach {wanted:?} within 180 s"));
                 break;
             }
-            if let Some(line) = ferry.check()? {
-                faults.note("ferry exited by itself", &line);
+            if watch(ferry, faults)? {
+                exits += 1;
+                if exits >= EXITS_WHILE_SETTLING {
+                    faults.event(format!(
+                        "ferry exited {exits} times without catching up; comparing as it is"
+                    ));
+                    break;
+                }
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -42,8 +42,7 @@ pub struct Outcome {
     pub name: String,
     pub minutes: f64,
     pub faults: FaultLog,
-    /// ferry processes started (the first included) and the exits it made by itself.
-    pub ferry_starts: u32,
+    /// The exits ferry made by itself (each restarted by the soak), with their last line.
     pub ferry_exits: Vec<String>,
     /// Snapshots ferry received (each a full sync), from its log.
     pub full_syncs: usize,
@@ -61,6 +60,19 @@ impl Outcome {
     }
 }
 
+/// Exit lines grouped by their message, without the offset and state file that follow
+/// it, most frequent first.
+fn exits_by_message(lines: &[String]) -> Vec<(String, usize)> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for line in lines {
+        let message = line.split("; last applied offset").next().unwrap_or(line);
+        *counts.entry(message.to_string()).or_default() += 1;
+    }
+    let mut grouped: Vec<(String, usize)> = counts.into_iter().collect();
+    grouped.sort_by(|a, b| b.1.cmp(&a.1));
+    grouped
+}
+
 /// The report's markdown: one table, then each scenario's faults and ferry's exits.
 pub fn markdown(outcomes: &[Outcome], seed: u64) -> String {
     let mut out = String::new();
@@ -72,8 +84,8 @@ pub fn markdown(outcomes: &[Outcome], seed: u64) -> String {
     );
     let _ = writeln!(
         out,
-        "| scenario | minutes | faults fired | ferry restarts (by the soak + own exits) | \
-         full syncs | time to equal s | keys | verify | differences |"
+        "| scenario | minutes | faults fired | ferry's own exits | full syncs | \
+         time to equal s | keys | verify | differences |"
     );
     let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|---|--:|");
     for o in outcomes {
@@ -83,7 +95,7 @@ pub fn markdown(outcomes: &[Outcome], seed: u64) -> String {
             o.name,
             o.minutes,
             o.faults.total(),
-            o.ferry_starts.saturating_sub(1),
+            o.ferry_exits.len(),
             o.full_syncs,
             o.time_to_equal.as_secs_f64(),
             o.keys,
@@ -107,9 +119,13 @@ pub fn markdown(outcomes: &[Outcome], seed: u64) -> String {
         if o.ferry_exits.is_empty() {
             let _ = writeln!(out, "ferry never exited on its own.");
         } else {
-            let _ = writeln!(out, "ferry's own exits (each restarted 1 s later):\n");
-            for line in &o.ferry_exits {
-                let _ = writeln!(out, "- `{line}`");
+            let _ = writeln!(
+                out,
+                "ferry's own exits ({}, each restarted 1 s later), by message:\n",
+                o.ferry_exits.len()
+            );
+            for (line, count) in exits_by_message(&o.ferry_exits) {
+                let _ = writeln!(out, "- ×{count} `{line}`");
             }
         }
         if !o.differences.is_empty() {

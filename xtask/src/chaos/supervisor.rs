@@ -18,8 +18,6 @@ pub struct Supervised {
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
-    /// Processes started, the first included.
-    pub starts: u32,
     /// Exits the soak did not cause: ferry's last `ferry: …` line for each.
     pub exits: Vec<String>,
 }
@@ -31,7 +29,6 @@ impl Supervised {
             args,
             log,
             child: None,
-            starts: 0,
             exits: Vec::new(),
         };
         run.spawn()?;
@@ -52,7 +49,6 @@ impl Supervised {
             .spawn()
             .with_context(|| format!("cannot start {}", self.ferry.display()))?;
         self.child = Some(child);
-        self.starts += 1;
         Ok(())
     }
 
