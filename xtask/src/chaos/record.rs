@@ -69,7 +69,7 @@ fn exits_by_message(lines: &[String]) -> Vec<(String, usize)> {
         *counts.entry(message.to_string()).or_default() += 1;
     }
     let mut grouped: Vec<(String, usize)> = counts.into_iter().collect();
-    grouped.sort_by(|a, b| b.1.cmp(&a.1));
+    grouped.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
     grouped
 }
 
