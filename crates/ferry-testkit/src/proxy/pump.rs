@@ -128,10 +128,12 @@ fn deliver_loop(
             if !shared.sleep_until(pace.reserve(rate, len)) {
                 return true;
             }
+            // Counted before the write: a reader that got the bytes must see them counted
+            // (after a failed write the connection is gone and the count no longer matters).
+            counter.fetch_add(len as u64, Ordering::Relaxed);
             if to.write_all(&rest[..len]).is_err() {
                 return false;
             }
-            counter.fetch_add(len as u64, Ordering::Relaxed);
             rest = &rest[len..];
         }
     }
