@@ -328,14 +328,7 @@ fn a_restarted_ferry_resumes_every_shard_from_the_state_file() {
     stop_loads(&stop, running);
     assert_same_as_cluster(&source, &target, &state, &ferry);
     let second = stop_ferry(ferry);
-    assert_eq!(
-        second
-            .matches("partial resync accepted (+CONTINUE)")
-            .count(),
-        3,
-        "{second}"
-    );
-    assert!(!second.contains("full sync"), "{second}");
+    assert_every_shard_resumed_partially(&second, 3);
 }
 
 #[test]
@@ -702,14 +695,7 @@ fn a_run_stopped_after_a_reshard_resumes_every_shard() {
         VectorSets::Keep,
     );
     let second = stop_ferry(ferry);
-    assert_eq!(
-        second
-            .matches("partial resync accepted (+CONTINUE)")
-            .count(),
-        3,
-        "{second}"
-    );
-    assert!(!second.contains("full sync"), "{second}");
+    assert_every_shard_resumed_partially(&second, 3);
 }
 
 #[test]
@@ -815,4 +801,15 @@ fn a_primary_joining_the_source_stops_the_run_until_flushed() {
         VectorSets::Keep,
     );
     stop_ferry(ferry);
+}
+
+/// A restarted run's output: each of `shards` continued its stream (`+CONTINUE`), and none
+/// loaded a snapshot again.
+fn assert_every_shard_resumed_partially(output: &str, shards: usize) {
+    assert_eq!(
+        output.matches("partial resync accepted (+CONTINUE)").count(),
+        shards,
+        "{output}"
+    );
+    assert!(!output.contains("full sync"), "{output}");
 }
