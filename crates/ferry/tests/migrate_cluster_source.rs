@@ -807,7 +807,9 @@ fn a_primary_joining_the_source_stops_the_run_until_flushed() {
 /// loaded a snapshot again.
 fn assert_every_shard_resumed_partially(output: &str, shards: usize) {
     assert_eq!(
-        output.matches("partial resync accepted (+CONTINUE)").count(),
+        output
+            .matches("partial resync accepted (+CONTINUE)")
+            .count(),
         shards,
         "{output}"
     );
