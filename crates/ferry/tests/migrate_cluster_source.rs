@@ -144,6 +144,18 @@ fn assert_same_as_cluster(source: &Cluster, target: &Cluster, state: &Path, ferr
     );
 }
 
+/// [`assert_equal`] into a standalone target, for a source whose types it all holds.
+fn assert_same_as_standalone(source: &Cluster, target: &Server, state: &Path, ferry: &Ferry) {
+    assert_equal(
+        source,
+        || Snapshot::capture(target).unwrap(),
+        state,
+        ferry,
+        FieldTtl::Keep,
+        VectorSets::Keep,
+    );
+}
+
 /// What [`assert_equal`] compares, as lines (at most 40).
 fn differences(
     source: &Cluster,
@@ -290,14 +302,7 @@ fn a_failover_of_a_source_primary_is_followed_without_a_full_sync() {
     );
     std::thread::sleep(Duration::from_secs(2));
     stop_loads(&stop, running);
-    assert_equal(
-        &source,
-        || Snapshot::capture(&target).unwrap(),
-        &state,
-        &ferry,
-        FieldTtl::Keep,
-        VectorSets::Keep,
-    );
+    assert_same_as_standalone(&source, &target, &state, &ferry);
     let output = stop_ferry(ferry);
     assert_eq!(
         output.matches("full sync: receiving").count(),
@@ -652,14 +657,7 @@ fn a_source_rebalanced_by_redis_cli_lands_equal() {
     assert!(counts[2] > 8000 && counts[0] < 5000, "{counts:?}\n{tool}");
     std::thread::sleep(Duration::from_secs(1));
     stop_loads(&stop, running);
-    assert_equal(
-        &source,
-        || Snapshot::capture(&target).unwrap(),
-        &state,
-        &ferry,
-        FieldTtl::Keep,
-        VectorSets::Keep,
-    );
+    assert_same_as_standalone(&source, &target, &state, &ferry);
     stop_ferry(ferry);
 }
 
@@ -686,14 +684,7 @@ fn a_run_stopped_after_a_reshard_resumes_every_shard() {
     ferry.wait_all_shards_in_sync();
     std::thread::sleep(Duration::from_secs(1));
     stop_loads(&stop, running);
-    assert_equal(
-        &source,
-        || Snapshot::capture(&target).unwrap(),
-        &state,
-        &ferry,
-        FieldTtl::Keep,
-        VectorSets::Keep,
-    );
+    assert_same_as_standalone(&source, &target, &state, &ferry);
     let second = stop_ferry(ferry);
     assert_every_shard_resumed_partially(&second, 3);
 }
@@ -792,14 +783,7 @@ fn a_primary_joining_the_source_stops_the_run_until_flushed() {
     ferry.wait_for("in sync: all 4 shards", IN_SYNC_TIMEOUT);
     std::thread::sleep(Duration::from_secs(1));
     stop_loads(&stop, running);
-    assert_equal(
-        &source,
-        || Snapshot::capture(&target).unwrap(),
-        &state,
-        &ferry,
-        FieldTtl::Keep,
-        VectorSets::Keep,
-    );
+    assert_same_as_standalone(&source, &target, &state, &ferry);
     stop_ferry(ferry);
 }
 
