@@ -29,6 +29,11 @@ pub struct MigrationState {
     /// The database the replication stream had selected at `offset`. A primary does not
     /// repeat SELECT after a partial resync, so the replica must remember it.
     pub db: u64,
+    /// The replication ID of the full sync this stream began with: the stream's name in
+    /// ferry's markers on a cluster target, kept while a failover changes `replid`.
+    /// Absent in files of earlier versions (then `replid` names the stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// The target, without its password.
     pub target: String,
     /// The target's format, e.g. `RDB 11`.
@@ -65,15 +70,25 @@ pub struct ShardState {
     /// `None` until the shard's full sync completed.
     pub replid: Option<String>,
     pub offset: i64,
+    /// The replication ID of the shard's full sync ([`MigrationState::origin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl MigrationState {
+    /// The stream's name in ferry's markers: [`MigrationState::origin`], or for a file
+    /// of an earlier version the replication ID.
+    pub fn stream_name(&self) -> Option<String> {
+        self.origin.clone().or_else(|| self.replid.clone())
+    }
+
     pub fn new(target: String, format: String) -> Self {
         Self {
             version: STATE_VERSION,
             replid: None,
             offset: 0,
             db: 0,
+            origin: None,
             target,
             format,
             shards: Vec::new(),
@@ -324,6 +339,7 @@ mod tests {
             node: "127.0.0.1:7000".into(),
             replid: Some("b".repeat(40)),
             offset: 42,
+            origin: Some("c".repeat(40)),
         });
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), Some(state));

@@ -47,15 +47,15 @@ fn migrate_into_cluster(
     let before = Snapshot::capture(&source).unwrap();
     wait_applied(&source, &state, &ferry);
     let mut actual = cluster.snapshot().unwrap();
-    // A cluster target gets no resume marker: it would never move on from the full sync's.
-    let marker = ferry_testkit::snapshot::FERRY_MARKER_KEY;
-    assert!(
-        actual
-            .databases
-            .get(&0)
-            .is_none_or(|keys| !keys.contains_key(marker)),
-        "ferry's marker was written to the cluster"
-    );
+    // A cluster target's markers are per slot, each in the slot its stream writes to;
+    // the single marker of a standalone target would sit in one slot only.
+    let keys = actual.databases.get(&0).expect("db 0");
+    assert!(!keys.contains_key(ferry_testkit::snapshot::FERRY_MARKER_KEY));
+    let markers = keys
+        .keys()
+        .filter(|key| key.starts_with(b"ferry:migrate:applied:{"))
+        .count();
+    assert!(markers > 10, "{markers} per-slot markers on the cluster");
     // Every primary took a share of the keys.
     for node in cluster.nodes() {
         let keys = Snapshot::capture(node).unwrap().key_count();
@@ -105,6 +105,64 @@ fn a_redis_7_source_lands_equal_on_a_four_primary_valkey_9_cluster() {
         &[],
         FieldTtl::Keep,
     );
+}
+
+#[test]
+fn a_crashed_run_into_a_cluster_resumes_applying_each_command_once() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    dataset::populate_db0(&source).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    // INCR, XADD and list pushes: a command applied twice shows.
+    let load = Workload::new(ServerKind::Redis70, 17)
+        .for_cluster()
+        .with_rate(Some(1500))
+        .start(source.url(), stop.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = Ferry::migrate_between(&source.url(), &cluster.url(), &state, &[]);
+    ferry.wait_in_sync();
+    for _ in 0..2 {
+        // Well inside the state file's second: the last writes are applied, not saved.
+        std::thread::sleep(Duration::from_millis(1500));
+        ferry.kill();
+        ferry = Ferry::migrate_between(&source.url(), &cluster.url(), &state, &[]);
+        ferry.wait_in_sync();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let stats = load.join().expect("the load ends");
+    assert!(stats.total() > 1000, "{stats:?}");
+    std::thread::sleep(ferry_testkit::workload::SHORT_TTLS_PASSED);
+
+    let before = Snapshot::capture(&source).unwrap();
+    wait_applied(&source, &state, &ferry);
+    let actual = cluster.snapshot().unwrap();
+    let mut expected = after_policies(&before, FieldTtl::Keep, VectorSets::Keep).snapshot;
+    let mut actual = actual;
+    forget_unreplicated_group_state(&mut expected);
+    forget_unreplicated_group_state(&mut actual);
+    let differences = expected.diff(&actual, &DiffOptions::new());
+    assert!(
+        differences.is_empty(),
+        "{} differences, first: {:?}\n{}",
+        differences.len(),
+        differences
+            .iter()
+            .take(10)
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>(),
+        ferry.output()
+    );
+    ferry.signal("TERM");
+    assert!(ferry.wait_exit(Duration::from_secs(30)).success());
+    let output = ferry.output();
+    assert!(
+        output.contains("partial resync accepted (+CONTINUE)"),
+        "{output}"
+    );
+    // The restart read the last writes again, and left out what the target held.
+    assert!(output.contains("were not applied again"), "{output}");
 }
 
 #[test]

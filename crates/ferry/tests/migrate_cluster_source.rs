@@ -799,3 +799,59 @@ fn assert_every_shard_resumed_partially(output: &str, shards: usize) {
     );
     assert!(!output.contains("full sync"), "{output}");
 }
+
+/// Kills ferry (SIGKILL: no state saved, no drain) twice while every shard's load runs
+/// (INCR, XADD, list pushes: commands that must run once), restarting it each time; the
+/// target must end equal, every shard resumed by PSYNC.
+fn crash_and_resume(source: &Cluster, target_url: &str, state: &Path) -> Ferry {
+    let mut ferry = start_ferry(source, target_url, state, &[]);
+    ferry.wait_all_shards_in_sync();
+    for _ in 0..2 {
+        // Well inside the state file's second: the last writes are applied but not saved.
+        std::thread::sleep(Duration::from_millis(1500));
+        ferry.kill();
+        ferry = start_ferry(source, target_url, state, &[]);
+        ferry.wait_all_shards_in_sync();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    ferry
+}
+
+#[test]
+fn a_crashed_run_into_a_cluster_resumes_applying_each_command_once() {
+    let source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Cluster::start(ServerKind::Valkey81, 3).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = loads(&source, 91, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let ferry = crash_and_resume(&source, &target.url(), &state);
+    stop_loads(&stop, running);
+    assert_same_as_cluster(&source, &target, &state, &ferry);
+    let output = stop_ferry(ferry);
+    assert_every_shard_resumed_partially(&output, 3);
+    assert!(
+        output.contains("were not applied again"),
+        "the restart replayed nothing the target held: {output}"
+    );
+}
+
+#[test]
+fn a_crashed_run_into_a_standalone_target_resumes_each_shard_from_its_marker() {
+    let source = source_cluster(ServerKind::Redis70, 3, 0);
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = loads(&source, 92, &stop);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let ferry = crash_and_resume(&source, &target.url(), &state);
+    stop_loads(&stop, running);
+    assert_same_as_standalone(&source, &target, &state, &ferry);
+    let output = stop_ferry(ferry);
+    assert_every_shard_resumed_partially(&output, 3);
+    // The state file trailed; the shards' markers said where the target's data ends.
+    assert!(
+        output.contains("by its marker (the state file:"),
+        "{output}"
+    );
+}

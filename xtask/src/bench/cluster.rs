@@ -89,7 +89,7 @@ impl Target {
         }
     }
 
-    /// Keys held, ferry's marker left out (a cluster target carries none).
+    /// Keys held, ferry's markers left out (on a cluster, one per slot written to).
     fn data_keys(&self) -> Result<u64> {
         match self {
             Target::Server(server) => {
@@ -103,7 +103,12 @@ impl Target {
             Target::Cluster(cluster) => {
                 let mut keys = 0;
                 for node in cluster.nodes() {
-                    keys += redis::cmd("DBSIZE").query::<u64>(&mut node.try_client()?)?;
+                    let mut con = node.try_client()?;
+                    keys += redis::cmd("DBSIZE").query::<u64>(&mut con)?;
+                    let markers: Vec<Vec<u8>> =
+                        redis::Commands::scan_match(&mut con, "ferry:migrate:applied:*")?
+                            .collect::<Result<_, _>>()?;
+                    keys -= markers.len() as u64;
                 }
                 Ok(keys)
             }

@@ -262,7 +262,7 @@ fn key_count_table(source: &Snapshot, target: &Snapshot, expected: &Expected) ->
     let count = |snapshot: &Snapshot, db: u32| {
         snapshot.databases.get(&db).map_or(0, |keys| {
             keys.keys()
-                .filter(|key| key.as_slice() != ferry_testkit::snapshot::FERRY_MARKER_KEY)
+                .filter(|key| !ferry_testkit::snapshot::is_ferry_marker(key))
                 .count()
         })
     };

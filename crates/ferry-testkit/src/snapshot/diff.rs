@@ -18,6 +18,12 @@ type KeyFilter = Arc<dyn Fn(u32, &[u8]) -> bool + Send + Sync>;
 /// it is a stray copy, and a difference).
 pub const FERRY_MARKER_KEY: &[u8] = b"ferry:migrate:applied";
 
+/// ferry's marker keys: [`FERRY_MARKER_KEY`], and `ferry:migrate:applied:…` (a cluster
+/// source's shard streams on a standalone target, a cluster target's per-slot markers).
+pub fn is_ferry_marker(key: &[u8]) -> bool {
+    key == FERRY_MARKER_KEY || key.starts_with(b"ferry:migrate:applied:")
+}
+
 /// What to leave out of a comparison and how exact TTLs must be.
 #[derive(Clone, Default)]
 pub struct DiffOptions {
@@ -101,7 +107,7 @@ pub(super) fn diff(left: &Snapshot, right: &Snapshot, options: &DiffOptions) -> 
         let keys: BTreeSet<&Vec<u8>> = a.keys().chain(b.keys()).collect();
         for key in keys {
             if options.excluded(db, key)
-                || (db == 0 && key.as_slice() == FERRY_MARKER_KEY && !a.contains_key(key))
+                || (db == 0 && is_ferry_marker(key) && !a.contains_key(key))
             {
                 continue;
             }

@@ -8,7 +8,7 @@ mod reply;
 
 use std::collections::BTreeMap;
 
-pub use diff::{DiffOptions, Difference, FERRY_MARKER_KEY};
+pub use diff::{is_ferry_marker, DiffOptions, Difference, FERRY_MARKER_KEY};
 pub use reply::StreamId;
 
 use crate::Server;

@@ -243,7 +243,7 @@ impl VerifyReport {
         if self.ferry_markers_skipped > 0 {
             writeln!(
                 out,
-                "note: ferry's marker key {} not compared (migrate's record of what it applied)",
+                "note: ferry's marker keys ({}…) not compared (migrate's record of what it applied)",
                 crate::sinks::writer::marker::KEY
             )?;
         }

@@ -79,7 +79,7 @@ struct Switch<'a> {
     report: SwitchReport,
     source: Option<Primaries>,
     target: Option<ServerLink>,
-    /// Whether the target is a cluster: no marker, no import mode, nothing to promote.
+    /// Whether the target is a cluster: markers per slot, no import mode, nothing to promote.
     target_cluster: bool,
     paused_at: Option<Instant>,
     /// Each source primary's offset once paused, in the order of [`Primaries::list`].
@@ -560,11 +560,7 @@ impl Switch<'_> {
     /// operator to finish by hand.
     fn release_target(&mut self) -> Result<((), String), String> {
         if self.target_cluster {
-            return Ok((
-                (),
-                "a cluster target holds no marker and no import mode: nothing to release"
-                    .to_owned(),
-            ));
+            return self.release_cluster_target();
         }
         let detail = match self.target()?.leave_migration() {
             Ok(done) if done.is_empty() => "nothing to release".to_owned(),
@@ -576,6 +572,38 @@ impl Switch<'_> {
                 crate::sinks::writer::marker::KEY,
                 crate::sinks::writer::marker::DB
             ),
+        };
+        Ok(((), detail))
+    }
+
+    /// Each primary of a cluster target drops ferry's per-slot markers.
+    fn release_cluster_target(&mut self) -> Result<((), String), String> {
+        let template = self.plan.target.clone();
+        let map = self
+            .target()?
+            .slot_map(&template.host, template.tls.is_some())?;
+        let mut done = Vec::new();
+        for node in &map.nodes {
+            let mut url = template.clone();
+            url.host = node.host.clone();
+            url.port = node.port;
+            let released = ServerLink::connect(&url)
+                .map_err(|e| line(&*e))
+                .and_then(|mut link| link.leave_migration().map_err(|e| line(&e)));
+            match released {
+                Ok(steps) => {
+                    done.extend(steps.into_iter().map(|s| format!("{}: {s}", url.address())))
+                }
+                Err(error) => done.push(format!(
+                    "{}: could not release ({error}): delete the keys {}:* by hand",
+                    url.address(),
+                    crate::sinks::writer::marker::KEY
+                )),
+            }
+        }
+        let detail = match done.is_empty() {
+            true => "nothing to release".to_owned(),
+            false => done.join(", "),
         };
         Ok(((), detail))
     }

@@ -109,16 +109,37 @@ impl ServerLink {
     pub fn leave_migration(&mut self) -> Result<Vec<String>, redis::RedisError> {
         use crate::sinks::writer::marker;
         let mut done = Vec::new();
-        let deleted: u64 = redis::pipe()
-            .cmd("SELECT")
+        redis::cmd("SELECT")
             .arg(marker::DB)
-            .ignore()
-            .cmd("DEL")
-            .arg(marker::KEY)
-            .query::<(u64,)>(&mut self.connection)?
-            .0;
-        if deleted > 0 {
-            done.push(format!("deleted {}", marker::KEY));
+            .query::<()>(&mut self.connection)?;
+        // The marker, and the per-shard or per-slot ones (`ferry:migrate:applied:…`).
+        let mut keys: Vec<Vec<u8>> = vec![marker::KEY.as_bytes().to_vec()];
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, found): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}:*", marker::KEY))
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut self.connection)?;
+            keys.extend(found);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let mut deleted: u64 = 0;
+        // One key per DEL: on a cluster node, keys of several slots cannot share one.
+        for key in &keys {
+            deleted += redis::cmd("DEL")
+                .arg(key)
+                .query::<u64>(&mut self.connection)?;
+        }
+        match deleted {
+            0 => {}
+            1 => done.push(format!("deleted {}", marker::KEY)),
+            n => done.push(format!("deleted {n} marker keys ({}…)", marker::KEY)),
         }
         // Servers without the setting answer an empty list.
         let setting: Vec<String> = redis::cmd("CONFIG")

@@ -18,8 +18,10 @@ use crate::observe::{Observer, Phase, Rate};
 use crate::pipeline;
 use crate::policy::Policies;
 use crate::sinks::writer::client::Client;
+use crate::sinks::writer::cluster::markers::AllApplied;
+use crate::sinks::writer::cluster::split::StreamMarkers;
 use crate::sinks::writer::cluster::{self, ClusterPipe};
-use crate::sinks::writer::marker::{self, Applied};
+use crate::sinks::writer::marker::{self, Applied, ShardApplied};
 use crate::sinks::writer::pipe::{Batch, Mark, Pipe};
 use crate::sinks::writer::probe::{self, ImportMode, ServerInfo};
 use crate::sinks::writer::DRAIN_TIMEOUT;
@@ -122,6 +124,9 @@ struct Migration {
     failover_from: Option<String>,
     /// Under `--vector-set export`: the vector sets the export covers (`vector_export`).
     exported_keys: ExportedKeys,
+    /// A cluster target's per-slot markers as this run found them, by stream: each
+    /// stream's first session takes its own, to leave out what the target holds.
+    held_markers: Arc<std::sync::Mutex<AllApplied>>,
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
@@ -146,6 +151,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         shard: None,
         failover_from: None,
         exported_keys: ExportedKeys::default(),
+        held_markers: Arc::default(),
     };
     let control = args.control.token()?;
     if let Some(addr) = args.metrics_addr {
@@ -363,13 +369,17 @@ impl Migration {
                 .await;
         }
         // Scan mode keeps no position (and no marker): it always copies everything.
-        // A cluster target carries no marker (see `session`): the state file alone says
+        // A cluster target's markers are per slot: read below, used by the stream's
+        // first session to leave out what the target holds; the state file says
         // where to resume.
         if owned && args.mode == MigrateMode::Replication && !target.cluster {
             self.resume_from_target(args, &mut target, &mut state)
                 .await?;
         }
         let pipe = self.target_pipe(&mut target).await?;
+        if owned && args.mode == MigrateMode::Replication && state.replid.is_some() {
+            self.read_held_markers(&pipe).await?;
+        }
         let live = pipe.clone();
         self.events
             .stats()
@@ -642,6 +652,39 @@ impl Migration {
         self.save_state(state)
     }
 
+    /// On a cluster target: reads every stream's per-slot markers, for the first session
+    /// of each stream to leave out what the target holds.
+    async fn read_held_markers(&self, pipe: &Pipe) -> Result<(), Error> {
+        let Some(cluster) = pipe.as_cluster() else {
+            return Ok(());
+        };
+        let found = cluster
+            .read_markers()
+            .await
+            .map_err(|e| self.target_error(e))?;
+        let slots: usize = found.values().map(|a| a.by_slot.len()).sum();
+        self.events.line(format!(
+            "read ferry's resume markers on the target cluster: {slots} slot markers of {} \
+             streams; what they show applied is not applied again",
+            found.len()
+        ));
+        *self
+            .held_markers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = found;
+        Ok(())
+    }
+
+    /// What the target held of `stream` when this run started (taken: only the first
+    /// session after a restart replays).
+    fn take_held(&self, stream: &str) -> crate::sinks::writer::cluster::markers::Applied {
+        self.held_markers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(stream)
+            .unwrap_or_default()
+    }
+
     /// An error that ends the migration, with the position to resume from.
     fn stopped_with(&self, error: Error, state: &MigrationState) -> Error {
         let mut line = crate::error::one_line(crate::error::chain(&error));
@@ -742,6 +785,10 @@ impl Migration {
                     // The target holds the other shards' keys: never flushed here.
                     shard.begin_full_sync(resume.is_some())?;
                 }
+                if let Some(cluster) = pipe.as_cluster() {
+                    // The snapshot's keys carry no stream position.
+                    cluster.write_markers(None).await;
+                }
                 let flush =
                     self.shard.is_none() && (args.flush_target || (owned && !args.allow_non_empty));
                 let mut batch = Batch::default();
@@ -774,6 +821,7 @@ impl Migration {
                 }
                 self.events.replid(&replid);
                 self.events.phase(Phase::Streaming, Some(offset));
+                state.origin = Some(replid.clone());
                 state.replid = Some(replid);
                 state.offset = offset;
                 state.db = 0;
@@ -787,12 +835,25 @@ impl Migration {
             translator = shard.transform(translator);
         }
         let replid = state.replid.clone().unwrap_or_default();
+        let stream_name = state.stream_name().unwrap_or_default();
         let mut applier = StreamApplier::new(pipe.clone(), translator, start);
-        // The marker lives on one node, and a batch's transaction cannot span nodes: on a
-        // cluster target each command goes alone (resume is at-least-once, from the state
-        // file).
-        if !pipe.is_cluster() && self.shard.is_none() {
-            applier = applier.with_marker(replid);
+        // Every batch carries ferry's marker, atomically with its data: on a cluster
+        // target one per slot (a transaction cannot span slots), written by the writer.
+        match (pipe.as_cluster(), &self.shard) {
+            (Some(cluster), _) => {
+                let held = self.take_held(&stream_name);
+                if let Some(highest) = held.highest() {
+                    applier = applier.replaying_until(highest);
+                }
+                cluster
+                    .write_markers(Some(StreamMarkers {
+                        stream: stream_name,
+                        held,
+                    }))
+                    .await;
+            }
+            (None, Some(_)) => applier = applier.with_shard_marker(stream_name, replid),
+            (None, None) => applier = applier.with_marker(replid),
         }
         let result = self
             .stream(&mut repl, &mut applier, pipe, state, shutdown)
@@ -803,6 +864,16 @@ impl Migration {
             self.say(format!(
                 "{split} source transactions spanned several cluster slots: each ran as one \
                  transaction per slot (atomic per slot, not across slots)"
+            ));
+        }
+        if let Some(held) = pipe
+            .as_cluster()
+            .map(|c| c.already_held())
+            .filter(|n| *n > 0)
+        {
+            self.say(format!(
+                "{held} commands read again after the restart were not applied again: the \
+                 target's per-slot markers showed it held them"
             ));
         }
         let redirects = pipe.redirects();
@@ -859,8 +930,7 @@ impl Migration {
         };
         self.events.line(format!(
             "target is a cluster of {} primaries: keys are routed by slot, database 0 only; \
-             no resume marker (a restart resumes from the state file and may apply the last \
-             second of commands again)",
+             ferry's resume marker is kept per slot, in each slot's transaction",
             nodes
         ));
         Ok(pipe)
@@ -1111,16 +1181,26 @@ impl Migration {
             mark: Some(Mark { offset, db: 0 }),
             ..Batch::default()
         };
-        // A cluster target or a cluster source carries no marker (the stream's batches
-        // do not move it on).
-        if !pipe.is_cluster() && self.shard.is_none() {
-            let applied = Applied {
-                replid: replid.to_owned(),
-                offset,
-                db: 0,
-            };
+        // A cluster target's markers are per slot, written by the stream's batches.
+        if !pipe.is_cluster() {
             done.push_framing(&["SELECT", &marker::DB.to_string()]);
-            marker::push_write(&mut done, &applied, marker::DB, &[]);
+            match self.shard {
+                None => {
+                    let applied = Applied {
+                        replid: replid.to_owned(),
+                        offset,
+                        db: 0,
+                    };
+                    marker::push_write(&mut done, &applied, marker::DB, &[]);
+                }
+                Some(_) => {
+                    let applied = ShardApplied {
+                        replid: replid.to_owned(),
+                        offset,
+                    };
+                    marker::push_shard_write(&mut done, replid, &applied, marker::DB);
+                }
+            }
         }
         pipe.send(done).await.map_err(|e| self.fatal_target(e))?;
         pipe.barrier().await.map_err(|e| self.fatal_target(e))?;

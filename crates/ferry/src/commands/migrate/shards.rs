@@ -9,8 +9,9 @@
 //!
 //! Each shard runs the standalone path ([`Migration::follow`]) with these differences:
 //! the target is emptied once before any shard starts, never by a shard's full sync;
-//! no marker is kept on the target (the state file alone says where each shard resumes,
-//! at least once); a lost shard rediscovers the cluster and follows its slots to the
+//! each shard's stream keeps its own marker on the target (a field of the shards' marker
+//! on a standalone target, per-slot markers on a cluster), so a crash resumes each shard
+//! exactly once; a lost shard rediscovers the cluster and follows its slots to the
 //! node now serving them (a failover), resuming there by PSYNC. Keys resharded between
 //! shards are paired across their streams by `sources/replication/moves.rs`; a restart
 //! finds each saved shard by its node, so a resharding in between resumes; a primary that
@@ -22,6 +23,7 @@ use crate::error::Error;
 use crate::observe::metrics::ShardStatus;
 use crate::observe::{Observer, Phase};
 use crate::sinks::writer::client::Client;
+use crate::sinks::writer::marker;
 use crate::sinks::writer::pipe::{Batch, Pipe};
 use crate::sinks::writer::probe::{self, ImportMode, ServerInfo};
 use crate::sources::replication::cluster::{self, slots_text, NodeAddr, SourceShard};
@@ -158,6 +160,7 @@ impl ShardContext {
             entry.node = node.to_owned();
             entry.replid = state.replid.clone();
             entry.offset = state.offset;
+            entry.origin = state.origin.clone();
         }
         self.board.save(&whole)
     }
@@ -340,8 +343,7 @@ impl Migration {
             .collect();
         self.events.line(format!(
             "source is a cluster of {} shards ({}): one replication reader per primary, \
-             database 0 only; no resume marker on the target (a restart resumes each shard \
-             from the state file and may apply its last second of commands again)",
+             database 0 only; each shard's stream keeps its own resume marker on the target",
             shards.len(),
             listed.join(", ")
         ));
@@ -357,9 +359,14 @@ impl Migration {
                     node: shard.primary.to_string(),
                     replid: None,
                     offset: 0,
+                    origin: None,
                 })
                 .collect(),
         };
+        if resume && !target.cluster {
+            self.resume_shards_from_target(&mut target, &mut state.shards)
+                .await?;
+        }
         state.replid = None;
         state.offset = 0;
         state.db = 0;
@@ -368,6 +375,9 @@ impl Migration {
         // A target ferry owns without a position to resume from (cutover's reverse run)
         // is replaced whole, as a standalone source's full sync replaces it.
         let pipe = self.target_pipe(&mut target).await?;
+        if resume {
+            self.read_held_markers(&pipe).await?;
+        }
         if args.flush_target || (owned && !resume && !args.allow_non_empty) {
             let mut batch = Batch::default();
             batch.push(&["FLUSHALL"]);
@@ -422,6 +432,7 @@ impl Migration {
             shard_state.shards.clear();
             shard_state.replid = entry.replid;
             shard_state.offset = entry.offset;
+            shard_state.origin = entry.origin;
             runs.push(job.run_shard(
                 args,
                 source_info,
@@ -501,6 +512,47 @@ impl Migration {
                 _ => since = Some((tokio::time::Instant::now(), stranger.primary.clone())),
             }
         }
+    }
+
+    /// On a standalone target: each shard's marker field, written with its data, says
+    /// where its stream resumes (the state file trails by up to a second). A shard with
+    /// no field resumes from the state file.
+    async fn resume_shards_from_target(
+        &self,
+        target: &mut TargetSetup,
+        entries: &mut [ShardState],
+    ) -> Result<(), Error> {
+        let client = target.client.as_mut().ok_or_else(|| {
+            Error::Migration("internal: the target connection was taken before resuming".into())
+        })?;
+        let markers = marker::read_shards(client)
+            .await
+            .map_err(|e| self.target_error(e))?;
+        for entry in entries.iter_mut() {
+            let Some(stream) = entry.origin.clone().or_else(|| entry.replid.clone()) else {
+                continue;
+            };
+            let label = format!("shard {} ({})", slots_text(&entry.slots), entry.node);
+            let Some(found) = markers.get(&stream) else {
+                self.events.line(format!(
+                    "{label}: no marker of this shard on the target; resuming from the state \
+                     file's offset {}",
+                    entry.offset
+                ));
+                continue;
+            };
+            if found.offset != entry.offset || entry.replid.as_deref() != Some(&found.replid) {
+                self.events.line(format!(
+                    "{label}: the target holds offset {} by its marker (the state file: {}); \
+                     resuming from the target's",
+                    found.offset, entry.offset
+                ));
+                entry.replid = Some(found.replid.clone());
+                entry.offset = found.offset;
+                entry.origin = Some(stream);
+            }
+        }
+        Ok(())
     }
 
     /// A state file of a cluster source has shards, one of a standalone source has none:

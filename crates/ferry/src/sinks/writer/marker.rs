@@ -9,6 +9,11 @@
 //! therefore keeps data and marker in agreement: on resume the marker, not ferry's state
 //! file, says where the target's data ends. `ferry verify` ignores the key; `cutover`
 //! removes it with [`delete`].
+//!
+//! A cluster source has one stream per shard, each written over its own connection: its
+//! marker on a standalone target is one field per shard stream in the hash
+//! [`SHARDS_KEY`] ([`push_shard_write`], [`read_shards`]), written the same way. A cluster
+//! target keeps a marker per slot instead (`cluster::markers`).
 
 use super::client::{one_line, Client, ClientError};
 use super::pipe::Batch;
@@ -28,9 +33,85 @@ pub struct Applied {
     pub db: u64,
 }
 
-/// True for ferry's marker key's name (it counts as the marker in database [`DB`]).
+/// The marker of a cluster source's shard streams on a standalone target.
+pub const SHARDS_KEY: &str = "ferry:migrate:applied:shards";
+
+/// True for ferry's marker keys' names: [`KEY`], [`SHARDS_KEY`] and a cluster target's
+/// per-slot markers (`ferry:migrate:applied:{tag}`), all in database [`DB`].
 pub fn is_marker(key: &[u8]) -> bool {
-    key == KEY.as_bytes()
+    key == KEY.as_bytes() || key.starts_with(b"ferry:migrate:applied:")
+}
+
+/// Where one shard stream of a cluster source is on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardApplied {
+    /// The replication ID the stream had at `offset` (a failover changes it).
+    pub replid: String,
+    pub offset: i64,
+}
+
+/// Appends the write of shard stream `stream`'s marker (framing), selecting database
+/// [`DB`] around it when `selected` differs.
+pub fn push_shard_write(batch: &mut Batch, stream: &str, applied: &ShardApplied, selected: u64) {
+    let mut on = selected;
+    push_select(batch, DB, &mut on);
+    let value = format!("{} {}", applied.replid, applied.offset);
+    batch.push_framing(&["HSET", SHARDS_KEY, stream, value.as_str()]);
+    push_select(batch, selected, &mut on);
+}
+
+/// Every shard stream's marker, by stream name. Leaves database [`DB`] selected.
+pub async fn read_shards(
+    client: &mut Client,
+) -> Result<std::collections::HashMap<String, ShardApplied>, MarkerError> {
+    client.call_ok(&["SELECT", &DB.to_string()]).await?;
+    let reply = client.call(&["HGETALL", SHARDS_KEY]).await?;
+    let items: Vec<&Frame> = match &reply {
+        Frame::Array(items) => items.iter().collect(),
+        Frame::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k, v]).collect(),
+        Frame::Error(message) | Frame::BulkError(message) => {
+            return Err(MarkerError::Foreign(one_line(message)))
+        }
+        other => {
+            return Err(MarkerError::Foreign(format!(
+                "HGETALL {SHARDS_KEY} answered {}",
+                other.describe()
+            )))
+        }
+    };
+    let text = |frame: &Frame| match frame {
+        Frame::Bulk(bytes) | Frame::Simple(bytes) => {
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+        _ => None,
+    };
+    let mut shards = std::collections::HashMap::new();
+    for pair in items.chunks(2) {
+        let (Some(stream), Some(value)) = (
+            pair.first().and_then(|f| text(f)),
+            pair.get(1).and_then(|f| text(f)),
+        ) else {
+            return Err(MarkerError::Foreign(format!(
+                "{SHARDS_KEY} holds a field that is not text"
+            )));
+        };
+        let parsed = value
+            .split_once(' ')
+            .and_then(|(replid, offset)| Some((replid, offset.parse::<i64>().ok()?)));
+        let Some((replid, offset)) = parsed else {
+            return Err(MarkerError::Foreign(format!(
+                "{SHARDS_KEY} holds {value:?} for {stream}, not \"replid offset\""
+            )));
+        };
+        shards.insert(
+            stream,
+            ShardApplied {
+                replid: replid.to_owned(),
+                offset,
+            },
+        );
+    }
+    Ok(shards)
 }
 
 /// Appends the commands that write `applied` to `batch`, framing replies all of them (not
@@ -197,7 +278,25 @@ mod tests {
         let err = parse("r", "x", "2").unwrap_err().to_string();
         assert!(err.contains("offset \"x\" is not a number"), "{err}");
         assert!(is_marker(b"ferry:migrate:applied"));
-        assert!(!is_marker(b"ferry:migrate:applied:x"));
+        assert!(is_marker(b"ferry:migrate:applied:shards"));
+        assert!(is_marker(b"ferry:migrate:applied:{12}"));
+        assert!(!is_marker(b"ferry:migrate:appliedx"));
+        assert!(!is_marker(b"user:ferry:migrate:applied"));
+    }
+
+    #[test]
+    fn a_shard_marker_is_one_field_of_the_shards_hash() {
+        let mut batch = Batch::default();
+        let applied = ShardApplied {
+            replid: "r".into(),
+            offset: 9,
+        };
+        push_shard_write(&mut batch, "origin1", &applied, 0);
+        assert_eq!(
+            text(&batch),
+            "*4 $4 HSET $28 ferry:migrate:applied:shards $7 origin1 $3 r 9 "
+        );
+        assert_eq!(batch.framing, 1);
     }
 
     impl Applied {

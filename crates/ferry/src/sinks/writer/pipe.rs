@@ -73,6 +73,13 @@ impl Batch {
         self.framing += 1;
     }
 
+    /// Appends `other`'s commands (its mark is not taken).
+    pub fn append(&mut self, other: &Batch) {
+        self.payload.extend_from_slice(&other.payload);
+        self.replies += other.replies;
+        self.framing += other.framing;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.replies == 0 && self.mark.is_none()
     }
@@ -537,6 +544,14 @@ impl Pipe {
     /// Whether commands are routed over a cluster's primaries.
     pub fn is_cluster(&self) -> bool {
         matches!(self.0, Route::Cluster(_))
+    }
+
+    /// The cluster writer, for what only a cluster target has (its per-slot markers).
+    pub fn as_cluster(&self) -> Option<&Arc<ClusterPipe>> {
+        match &self.0 {
+            Route::Single(_) => None,
+            Route::Cluster(pipe) => Some(pipe),
+        }
     }
 }
 

@@ -8,6 +8,13 @@
 //!   of its writes it keeps after a restart, the marker says exactly where it ends and a
 //!   resume applies nothing twice. The source's own MULTI/EXEC are left out (the batch is
 //!   a transaction already) and a batch ends only outside the source's transactions.
+//! - A shard of a cluster source writing to a standalone target
+//!   ([`StreamApplier::with_shard_marker`]) does the same with its own field of the
+//!   shards' marker. Into a cluster target the marker is written per slot by the cluster
+//!   writer (`sinks::writer::cluster::markers`); there, after a restart, each unit (a
+//!   command, or a source transaction) goes alone until the stream passes the highest
+//!   marker ([`StreamApplier::replaying_until`]), so that the writer can leave out, slot
+//!   by slot, the units the target already holds.
 //! - Without a marker, MULTI … EXEC is forwarded as it comes on the one target connection,
 //!   so the target queues the commands and runs them atomically at EXEC; if ferry stops in
 //!   between, the target drops the open transaction.
@@ -18,7 +25,7 @@
 
 use super::translate::CommandTransform;
 use crate::error::Error;
-use crate::sinks::writer::marker::{self, Applied};
+use crate::sinks::writer::marker::{self, Applied, ShardApplied};
 use crate::sinks::writer::pipe::{Batch, Mark, Pipe, PipeError};
 use crate::transforms::commands::Translated;
 use bytes::Bytes;
@@ -30,6 +37,14 @@ const BATCH_BYTES: usize = 64 << 10;
 /// Commands gathered before a batch goes to the pipe: bounds what the target queues for
 /// one EXEC (a source transaction longer than this still goes whole).
 const BATCH_COMMANDS: u32 = 1_000;
+
+/// Which of ferry's markers a batch ends with.
+enum Marker {
+    /// A standalone source's: the source's replication ID.
+    Source { replid: String },
+    /// A cluster source shard's field `stream`, with the shard's replication ID.
+    Shard { stream: String, replid: String },
+}
 
 pub struct StreamApplier {
     pipe: Pipe,
@@ -43,8 +58,11 @@ pub struct StreamApplier {
     /// The mark last handed to the pipe.
     sent: Mark,
     batch: Batch,
-    /// The source's replication ID, when each batch carries ferry's marker.
-    marker: Option<String>,
+    /// The marker each batch carries, if any.
+    marker: Option<Marker>,
+    /// Until the stream passes this offset, each unit goes as its own batch (a replay the
+    /// cluster writer filters by its per-slot markers).
+    replay_until: Option<i64>,
     /// The batch has opened its MULTI (marker mode).
     open: bool,
     /// Databases a SWAPDB in this batch exchanged with the marker's: an earlier marker may
@@ -72,6 +90,7 @@ impl StreamApplier {
             sent: start,
             batch,
             marker: None,
+            replay_until: None,
             open: false,
             swapped: Vec::new(),
             forwarded: 0,
@@ -82,7 +101,21 @@ impl StreamApplier {
     /// Every batch from now on is one transaction ending with ferry's marker for the
     /// stream `replid` (see the module comment).
     pub fn with_marker(mut self, replid: String) -> Self {
-        self.marker = Some(replid);
+        self.marker = Some(Marker::Source { replid });
+        self
+    }
+
+    /// Like [`StreamApplier::with_marker`], for one shard stream of a cluster source: its
+    /// field `stream` of the shards' marker, recording `replid` and the offset.
+    pub fn with_shard_marker(mut self, stream: String, replid: String) -> Self {
+        self.marker = Some(Marker::Shard { stream, replid });
+        self
+    }
+
+    /// Each unit up to `offset` goes as its own batch, marked with its own end (see the
+    /// module comment).
+    pub fn replaying_until(mut self, offset: i64) -> Self {
+        self.replay_until = Some(offset);
         self
     }
 
@@ -166,9 +199,12 @@ impl StreamApplier {
     /// The batch should go now: big enough, and not inside a source transaction (in marker
     /// mode a batch cannot end there).
     pub fn batch_full(&self) -> bool {
+        let replaying = self.replay_until.is_some_and(|end| self.safe.offset <= end)
+            && !self.in_multi
+            && self.batch.replies > self.batch.framing;
         let full = self.batch.bytes() >= BATCH_BYTES
             || self.batch.replies.saturating_sub(self.batch.framing) >= BATCH_COMMANDS;
-        full && !(self.marker.is_some() && self.in_multi)
+        replaying || (full && !(self.marker.is_some() && self.in_multi))
     }
 
     /// Hands the batch to the pipe, with the last safe point as its mark. In marker mode
@@ -180,16 +216,26 @@ impl StreamApplier {
         }
         let mut batch = std::mem::take(&mut self.batch);
         let moved = self.safe != self.sent;
-        if let (Some(replid), true) = (&self.marker, moved) {
-            let applied = Applied {
-                replid: replid.clone(),
-                offset: self.safe.offset,
-                db: self.safe.db,
-            };
-            // Inside the transaction when there is one; alone (one HSET is atomic) when
-            // nothing was forwarded (PINGs, skipped commands).
-            marker::push_write(&mut batch, &applied, self.db, &self.swapped);
-            self.swapped.clear();
+        // Inside the transaction when there is one; alone (one HSET is atomic) when
+        // nothing was forwarded (PINGs, skipped commands).
+        match (&self.marker, moved) {
+            (Some(Marker::Source { replid }), true) => {
+                let applied = Applied {
+                    replid: replid.clone(),
+                    offset: self.safe.offset,
+                    db: self.safe.db,
+                };
+                marker::push_write(&mut batch, &applied, self.db, &self.swapped);
+                self.swapped.clear();
+            }
+            (Some(Marker::Shard { stream, replid }), true) => {
+                let applied = ShardApplied {
+                    replid: replid.clone(),
+                    offset: self.safe.offset,
+                };
+                marker::push_shard_write(&mut batch, stream, &applied, self.db);
+            }
+            _ => {}
         }
         if std::mem::take(&mut self.open) {
             batch.push_framing(&["EXEC"]);

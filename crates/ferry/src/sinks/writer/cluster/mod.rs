@@ -2,6 +2,7 @@
 //! over one pipelined connection per primary ([`ClusterPipe`]).
 
 pub mod blocking;
+pub mod markers;
 mod pipe;
 pub mod route;
 pub mod slot;

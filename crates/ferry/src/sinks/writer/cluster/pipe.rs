@@ -18,7 +18,8 @@
 //! everything sent before is applied: a later command on a key then never overtakes an
 //! earlier one still on its way round through the old node.
 
-use super::split::Splitter;
+use super::markers::{self, AllApplied};
+use super::split::{Splitter, StreamMarkers};
 use super::topology::{discover, Node, SlotMap};
 use crate::sinks::writer::client::{Client, ClientError};
 use crate::sinks::writer::pipe::{Batch, Mark, NodePipe, PipeCounters, PipeError};
@@ -54,6 +55,8 @@ pub struct ClusterPipe {
     ack: Mutex<Option<AckHandle>>,
     /// The splitter's count, readable without its lock.
     split_transactions: AtomicU64,
+    /// The splitter's count of commands its markers showed the target held.
+    already_held: AtomicU64,
 }
 
 #[derive(Default)]
@@ -134,6 +137,7 @@ impl ClusterPipe {
             failure: Mutex::new(None),
             ack: Mutex::new(None),
             split_transactions: AtomicU64::new(0),
+            already_held: AtomicU64::new(0),
         });
         if let Ok(mut slot) = follower.pipe.lock() {
             *slot = Arc::downgrade(&pipe);
@@ -177,7 +181,7 @@ impl ClusterPipe {
         }
         let mut splitter = self.splitter.lock().await;
         let pipes = self.catch_up(&mut splitter).await?;
-        let parts = match splitter.split(batch.payload) {
+        let parts = match splitter.split(batch.payload, batch.mark) {
             Ok(parts) => parts,
             Err(message) => {
                 if let Ok(mut slot) = self.failure.lock() {
@@ -188,6 +192,8 @@ impl ClusterPipe {
         };
         self.split_transactions
             .store(splitter.split_transactions, Ordering::Relaxed);
+        self.already_held
+            .store(splitter.already_held, Ordering::Relaxed);
         if batch.mark.is_some() {
             if let Ok(mut last) = self.last_mark.lock() {
                 *last = batch.mark;
@@ -350,6 +356,24 @@ impl ClusterPipe {
         let primaries = self.primaries.lock().ok()?;
         let index = node_index(&primaries.addresses, address)?;
         Some((index, primaries.pipes.get(index)?.clone()))
+    }
+
+    /// Every stream's per-slot markers on the target ([`markers`]), read from each
+    /// primary now.
+    pub async fn read_markers(&self) -> Result<AllApplied, ClientError> {
+        let map = self.splitter.lock().await.map().clone();
+        markers::read_all(&self.dial.url, &map, self.dial.connect_timeout).await
+    }
+
+    /// Batches with a mark write `stream`'s markers in each slot from now on, leaving out
+    /// what `held` says the target holds ([`Splitter::write_markers`]); `None` stops it.
+    pub async fn write_markers(&self, markers: Option<StreamMarkers>) {
+        self.splitter.lock().await.write_markers(markers);
+    }
+
+    /// Commands of a replay left out because the target held them (by their markers).
+    pub fn already_held(&self) -> u64 {
+        self.already_held.load(Ordering::Relaxed)
     }
 
     /// Source transactions over several slots, run as one transaction per slot.

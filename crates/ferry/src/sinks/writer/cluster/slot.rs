@@ -24,6 +24,29 @@ fn hash_tag(key: &[u8]) -> &[u8] {
     }
 }
 
+/// A short hash tag for each slot (`tag_for_slot(s)` hashes to `s`), for keys ferry keeps
+/// in a given slot: each slot's resume marker ([`super::markers`]).
+pub fn tag_for_slot(slot: u16) -> &'static str {
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        // Decimal numbers cover every slot within about 200,000 tries (a few ms, once).
+        let mut tags: Vec<Option<String>> = vec![None; SLOTS as usize];
+        let mut missing = SLOTS as usize;
+        let mut candidate = 0u64;
+        while missing > 0 {
+            let text = candidate.to_string();
+            let slot = key_slot(text.as_bytes()) as usize;
+            if tags[slot].is_none() {
+                tags[slot] = Some(text);
+                missing -= 1;
+            }
+            candidate += 1;
+        }
+        tags.into_iter().flatten().collect()
+    });
+    &tags[(slot % SLOTS) as usize]
+}
+
 fn crc16(data: &[u8]) -> u16 {
     let mut crc: u16 = 0;
     for &byte in data {
@@ -60,6 +83,14 @@ mod tests {
         assert_eq!(hash_tag(b"open{only"), b"open{only");
         assert_eq!(key_slot(b"{a}x"), key_slot(b"{a}y"));
         assert_eq!(key_slot(b"{a}x"), key_slot(b"a"));
+    }
+
+    #[test]
+    fn every_slot_has_a_tag_that_hashes_to_it() {
+        for slot in 0..SLOTS {
+            let tag = tag_for_slot(slot);
+            assert_eq!(key_slot(format!("x{{{tag}}}").as_bytes()), slot, "{tag}");
+        }
     }
 
     #[test]

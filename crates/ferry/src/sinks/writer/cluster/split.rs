@@ -4,12 +4,28 @@
 //! the primary of its keys' slot; one over several slots runs as one transaction per slot
 //! (atomic per slot, not across: a cluster cannot do more). Anything for a database other
 //! than 0 is refused.
+//!
+//! With a stream's markers ([`Splitter::write_markers`]), each batch that carries a mark
+//! reaches each slot it touches as one transaction ending with that slot's marker
+//! ([`super::markers`]), source transactions included; a slot whose marker already holds
+//! the batch's mark (a replay after a crash) gets nothing. Commands for every node split
+//! the batch: the slots' transactions before one go before it.
 
+use super::markers;
 use super::route::{route, Route};
 use super::topology::SlotMap;
-use crate::sinks::writer::pipe::Batch;
+use crate::sinks::writer::pipe::{Batch, Mark};
 use crate::sinks::writer::walk;
 use bytes::{Bytes, BytesMut};
+
+/// The stream whose markers each slot's transaction writes, and what the target held of
+/// it when this run started.
+#[derive(Debug, Clone, Default)]
+pub struct StreamMarkers {
+    /// The marker field: the stream's name.
+    pub stream: String,
+    pub held: markers::Applied,
+}
 
 pub struct Splitter {
     map: SlotMap,
@@ -18,6 +34,28 @@ pub struct Splitter {
     transaction: Option<Vec<(u16, Vec<Bytes>)>>,
     /// Source transactions over several slots, run as one transaction per slot.
     pub split_transactions: u64,
+    markers: Option<StreamMarkers>,
+    /// Commands left out because their slot's marker showed the target held them.
+    pub already_held: u64,
+}
+
+/// One batch's commands by slot, in the order the slots first appear.
+struct SlotGroups {
+    offset: i64,
+    groups: Vec<(u16, usize, Batch)>,
+}
+
+impl SlotGroups {
+    fn batch(&mut self, slot: u16, node: usize) -> &mut Batch {
+        let at = match self.groups.iter().position(|(s, _, _)| *s == slot) {
+            Some(at) => at,
+            None => {
+                self.groups.push((slot, node, Batch::default()));
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[at].2
+    }
 }
 
 impl Splitter {
@@ -26,11 +64,24 @@ impl Splitter {
             map,
             transaction: None,
             split_transactions: 0,
+            markers: None,
+            already_held: 0,
         }
+    }
+
+    /// From now on each batch with a mark writes `markers.stream`'s marker in every slot
+    /// it touches, and leaves out what `markers.held` says the target holds; `None` ends
+    /// it (a full sync is loading).
+    pub fn write_markers(&mut self, markers: Option<StreamMarkers>) {
+        self.markers = markers;
     }
 
     pub fn nodes(&self) -> usize {
         self.map.nodes.len()
+    }
+
+    pub fn map(&self) -> &SlotMap {
+        &self.map
     }
 
     /// The slot map, to change as the target's topology does.
@@ -40,18 +91,59 @@ impl Splitter {
 
     /// One batch per primary (index as in the slot map), possibly empty. The error is one
     /// line naming the command that cannot be applied to a cluster.
-    pub fn split(&mut self, payload: BytesMut) -> Result<Vec<Batch>, String> {
+    pub fn split(&mut self, payload: BytesMut, mark: Option<Mark>) -> Result<Vec<Batch>, String> {
         let mut out: Vec<Batch> = (0..self.nodes()).map(|_| Batch::default()).collect();
         let payload = payload.freeze();
+        let mut groups = match (&self.markers, mark) {
+            (Some(_), Some(mark)) => Some(SlotGroups {
+                offset: mark.offset,
+                groups: Vec::new(),
+            }),
+            _ => None,
+        };
         for command in walk::commands(&payload) {
             let command = command?;
-            self.place(command.args, &payload[command.wire], &mut out)?;
+            self.place(
+                command.args,
+                &payload[command.wire],
+                &mut out,
+                groups.as_mut(),
+            )?;
+        }
+        if let Some(groups) = groups.as_mut() {
+            self.close(groups, &mut out)?;
         }
         Ok(out)
     }
 
+    /// Each slot's commands gathered so far go out as one transaction with the slot's
+    /// marker, unless the marker shows the target holds them.
+    fn close(&mut self, groups: &mut SlotGroups, out: &mut [Batch]) -> Result<(), String> {
+        let Some(markers) = &self.markers else {
+            return Ok(());
+        };
+        for (slot, node, group) in groups.groups.drain(..) {
+            if markers.held.holds(slot, groups.offset) {
+                self.already_held += u64::from(group.replies);
+                continue;
+            }
+            let batch = out.get_mut(node).ok_or("internal: no such node")?;
+            batch.push_framing(&["MULTI"]);
+            batch.append(&group);
+            markers::push_write(batch, slot, &markers.stream, groups.offset);
+            batch.push_framing(&["EXEC"]);
+        }
+        Ok(())
+    }
+
     /// Places one command; `wire` is its encoding, passed on as it is where it goes whole.
-    fn place(&mut self, args: Vec<Bytes>, wire: &[u8], out: &mut [Batch]) -> Result<(), String> {
+    fn place(
+        &mut self,
+        args: Vec<Bytes>,
+        wire: &[u8],
+        out: &mut [Batch],
+        mut groups: Option<&mut SlotGroups>,
+    ) -> Result<(), String> {
         match route(&args) {
             Route::Select(0) => Ok(()),
             Route::Select(db) => Err(format!(
@@ -90,6 +182,14 @@ impl Splitter {
                     };
                     // The owner now: the slot map may have changed since MULTI.
                     let node = self.owner(slot, first)?;
+                    if let Some(groups) = groups.as_deref_mut() {
+                        // The slot's transaction holds it, with the marker.
+                        let batch = groups.batch(slot, node);
+                        for (_, command) in &part {
+                            batch.push(command);
+                        }
+                        continue;
+                    }
                     let batch = out.get_mut(node).ok_or("internal: no such node")?;
                     batch.push(&["MULTI"]);
                     for (_, command) in &part {
@@ -107,15 +207,19 @@ impl Splitter {
                         describe(&args)
                     ));
                 }
+                // What came before it goes first.
+                if let Some(groups) = groups {
+                    self.close(groups, out)?;
+                }
                 for batch in out.iter_mut() {
                     batch.push_wire(wire);
                 }
                 Ok(())
             }
-            Route::Slot(slot) => self.send_to(slot, args, Some(wire), out),
+            Route::Slot(slot) => self.send_to(slot, args, Some(wire), out, groups),
             Route::Split(commands) => {
                 for (slot, command) in commands {
-                    self.send_to(slot, command, None, out)?;
+                    self.send_to(slot, command, None, out, groups.as_deref_mut())?;
                 }
                 Ok(())
             }
@@ -132,21 +236,25 @@ impl Splitter {
         })
     }
 
-    /// Sends `args` (encoded as `wire` when given) to the owner of `slot`, or queues it in
-    /// the open transaction.
+    /// Sends `args` (encoded as `wire` when given) to the owner of `slot` (into the slot's
+    /// group when there are groups), or queues it in the open transaction.
     fn send_to(
         &mut self,
         slot: u16,
         args: Vec<Bytes>,
         wire: Option<&[u8]>,
         out: &mut [Batch],
+        groups: Option<&mut SlotGroups>,
     ) -> Result<(), String> {
         let node = self.owner(slot, &args)?;
         if let Some(queued) = self.transaction.as_mut() {
             queued.push((slot, args));
             return Ok(());
         }
-        let batch = out.get_mut(node).ok_or("internal: no such node")?;
+        let batch = match groups {
+            Some(groups) => groups.batch(slot, node),
+            None => out.get_mut(node).ok_or("internal: no such node")?,
+        };
         match wire {
             Some(wire) => batch.push_wire(wire),
             None => batch.push(&args),
@@ -233,6 +341,136 @@ mod tests {
             .collect()
     }
 
+    impl Splitter {
+        fn split_plain(&mut self, payload: BytesMut) -> Result<Vec<Batch>, String> {
+            self.split(payload, None)
+        }
+    }
+
+    fn with_markers(held: &[(u16, i64)]) -> Splitter {
+        let mut splitter = Splitter::new(two_nodes());
+        splitter.write_markers(Some(StreamMarkers {
+            stream: "r1".into(),
+            held: markers::Applied {
+                by_slot: held.iter().copied().collect(),
+            },
+        }));
+        splitter
+    }
+
+    fn marker(key: &str, offset: i64) -> String {
+        let slot = key_slot(key.as_bytes());
+        format!("HSET {} r1 {offset}", markers::key(slot))
+    }
+
+    fn mark(offset: i64) -> Option<Mark> {
+        Some(Mark { offset, db: 0 })
+    }
+
+    #[test]
+    fn with_markers_each_slot_runs_one_transaction_ending_with_its_marker() {
+        let (a, b) = keys_apart();
+        let mut splitter = with_markers(&[]);
+        let batches = splitter
+            .split(
+                payload(&[
+                    &format!("SET {a} 1"),
+                    &format!("SET {b} 2"),
+                    "MULTI",
+                    &format!("INCR {a}"),
+                    &format!("INCR {b}"),
+                    "EXEC",
+                ]),
+                mark(100),
+            )
+            .unwrap();
+        assert_eq!(
+            commands(&batches[node_of(&a)]),
+            [
+                "MULTI".to_string(),
+                format!("SET {a} 1"),
+                format!("INCR {a}"),
+                marker(&a, 100),
+                "EXEC".into()
+            ]
+        );
+        assert_eq!(
+            commands(&batches[node_of(&b)]),
+            [
+                "MULTI".to_string(),
+                format!("SET {b} 2"),
+                format!("INCR {b}"),
+                marker(&b, 100),
+                "EXEC".into()
+            ]
+        );
+        // MULTI, EXEC and the marker are ferry's, not commands applied.
+        assert_eq!(
+            batches[node_of(&a)].replies - batches[node_of(&a)].framing,
+            2
+        );
+        // A batch without a mark (no stream position) goes as before.
+        let plain = splitter
+            .split(payload(&[&format!("SET {a} 1")]), None)
+            .unwrap();
+        assert_eq!(commands(&plain[node_of(&a)]), [format!("SET {a} 1")]);
+    }
+
+    #[test]
+    fn a_slot_whose_marker_holds_the_mark_gets_nothing_again() {
+        let (a, b) = keys_apart();
+        let slot_a = key_slot(a.as_bytes());
+        let mut splitter = with_markers(&[(slot_a, 100)]);
+        let replayed = splitter
+            .split(
+                payload(&[&format!("INCR {a}"), &format!("INCR {b}")]),
+                mark(100),
+            )
+            .unwrap();
+        assert!(commands(&replayed[node_of(&a)]).is_empty());
+        assert_eq!(
+            commands(&replayed[node_of(&b)]),
+            [
+                "MULTI".to_string(),
+                format!("INCR {b}"),
+                marker(&b, 100),
+                "EXEC".into()
+            ]
+        );
+        assert_eq!(splitter.already_held, 1);
+        // Past the marker, the slot gets its commands again.
+        let next = splitter
+            .split(payload(&[&format!("INCR {a}")]), mark(101))
+            .unwrap();
+        assert_eq!(commands(&next[node_of(&a)]).len(), 4);
+    }
+
+    #[test]
+    fn a_command_for_every_node_splits_the_slots_transactions() {
+        let (a, _) = keys_apart();
+        let mut splitter = with_markers(&[]);
+        let batches = splitter
+            .split(
+                payload(&[&format!("SET {a} 1"), "FLUSHALL", &format!("SET {a} 2")]),
+                mark(7),
+            )
+            .unwrap();
+        assert_eq!(
+            commands(&batches[node_of(&a)]),
+            [
+                "MULTI".to_string(),
+                format!("SET {a} 1"),
+                marker(&a, 7),
+                "EXEC".into(),
+                "FLUSHALL".into(),
+                "MULTI".into(),
+                format!("SET {a} 2"),
+                marker(&a, 7),
+                "EXEC".into()
+            ]
+        );
+    }
+
     #[test]
     fn commands_go_to_their_keys_node_in_order() {
         let (a, b) = keys_apart();
@@ -245,7 +483,7 @@ mod tests {
             &format!("INCR {a}"),
             "FLUSHALL",
         ]);
-        let batches = splitter.split(sent).unwrap();
+        let batches = splitter.split_plain(sent).unwrap();
         let (na, nb) = (node_of(&a), node_of(&b));
         assert_eq!(
             commands(&batches[na]),
@@ -268,11 +506,11 @@ mod tests {
         let (a, _) = keys_apart();
         let mut splitter = Splitter::new(two_nodes());
         let first = splitter
-            .split(payload(&["MULTI", &format!("SET {a} 1")]))
+            .split_plain(payload(&["MULTI", &format!("SET {a} 1")]))
             .unwrap();
         assert!(first.iter().all(|b| b.replies == 0));
         let second = splitter
-            .split(payload(&[&format!("SET {{{a}}}x 2"), "EXEC"]))
+            .split_plain(payload(&[&format!("SET {{{a}}}x 2"), "EXEC"]))
             .unwrap();
         assert_eq!(
             commands(&second[node_of(&a)]),
@@ -295,7 +533,7 @@ mod tests {
             .unwrap();
         let mut splitter = Splitter::new(two_nodes());
         let batches = splitter
-            .split(payload(&[
+            .split_plain(payload(&[
                 "MULTI",
                 &format!("DEL {a}"),
                 &format!("SET {b} 1"),
@@ -328,10 +566,10 @@ mod tests {
         let (a, _) = keys_apart();
         let mut splitter = Splitter::new(two_nodes());
         splitter
-            .split(payload(&["MULTI", &format!("SET {a} 1")]))
+            .split_plain(payload(&["MULTI", &format!("SET {a} 1")]))
             .unwrap();
         let again = splitter
-            .split(payload(&[
+            .split_plain(payload(&[
                 "SELECT 0",
                 "MULTI",
                 &format!("SET {a} 1"),
@@ -354,14 +592,14 @@ mod tests {
     fn what_a_cluster_cannot_run_is_refused_with_one_line() {
         let (a, b) = keys_apart();
         let error = Splitter::new(two_nodes())
-            .split(payload(&["SELECT 2", "SET x 1"]))
+            .split_plain(payload(&["SELECT 2", "SET x 1"]))
             .unwrap_err();
         assert!(
             error.starts_with("SELECT 2: the target is a cluster"),
             "{error}"
         );
         let error = Splitter::new(two_nodes())
-            .split(payload(&[&format!("RENAME {a} {b}")]))
+            .split_plain(payload(&[&format!("RENAME {a} {b}")]))
             .unwrap_err();
         assert!(
             error.starts_with("RENAME over keys in different"),
