@@ -10,7 +10,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _, Result};
-use ferry_testkit::{Server, ServerKind};
+use ferry_testkit::{Cluster, Server, ServerKind};
 
 use super::datasets::{self, thousands, Recipe};
 use super::measure::{self, Sample};
@@ -277,6 +277,8 @@ struct CatchUp {
     stream_bytes: i64,
     native: Duration,
     ferry: Duration,
+    /// ferry into a Valkey 8.1 cluster of 3 (per-slot transactions and markers).
+    into_cluster: Duration,
 }
 
 impl CatchUp {
@@ -287,13 +289,16 @@ impl CatchUp {
              paused ({mb:.1} MB of replication stream, then one sentinel SET); time from \
              resuming until the sentinel is on the follower. Native: a Valkey 8.1 replica \
              paused with SIGSTOP, then continued. ferry: stopped with SIGTERM, then started \
-             again with the same `--state` (a partial resync; its start-up is included).\n\n",
+             again with the same `--state` (a partial resync; its start-up is included); \
+             into a cluster of 3 Valkey 8.1 primaries on the same machine, each slot's share \
+             of a batch is one transaction with that slot's marker.\n\n",
             self.load
         );
         let mut table = Table::new(&["follower", ">catch-up s", ">MB/s", ">vs native"]);
         for (name, took) in [
             ("Valkey 8.1 replica (native)", self.native),
             ("ferry migrate", self.ferry),
+            ("ferry migrate into a cluster of 3", self.into_cluster),
         ] {
             let seconds = took.as_secs_f64();
             table.row(vec![
@@ -315,18 +320,26 @@ const SENTINEL: &str = "bench:catch-up:done";
 fn time_catch_up(
     ctx: &Context,
     source: &Server,
-    follower: &Server,
+    follower: &[&Server],
     pause: impl FnOnce() -> Result<()>,
     resume: impl FnOnce() -> Result<()>,
 ) -> Result<(Duration, i64)> {
     let mut con = source.try_client()?;
     redis::cmd("DEL").arg(SENTINEL).query::<()>(&mut con)?;
-    let mut on_follower = follower.try_client()?;
+    // On a cluster follower the sentinel is on the node serving its slot: any of them.
+    let has_sentinel = || -> Result<bool> {
+        for node in follower {
+            let found: bool = redis::cmd("EXISTS")
+                .arg(SENTINEL)
+                .query(&mut node.try_client()?)?;
+            if found {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
     let deadline = Instant::now() + SYNC_TIMEOUT;
-    while redis::cmd("EXISTS")
-        .arg(SENTINEL)
-        .query::<bool>(&mut on_follower)?
-    {
+    while has_sentinel()? {
         if Instant::now() > deadline {
             bail!("the follower kept the old sentinel");
         }
@@ -351,11 +364,7 @@ fn time_catch_up(
     let stream_bytes = master_repl_offset(&mut con)? - start_offset;
     let started = Instant::now();
     resume()?;
-    let mut on_follower = follower.try_client()?;
-    while !redis::cmd("EXISTS")
-        .arg(SENTINEL)
-        .query::<bool>(&mut on_follower)?
-    {
+    while !has_sentinel()? {
         if started.elapsed() > SYNC_TIMEOUT {
             bail!("the follower did not catch up within {SYNC_TIMEOUT:?}");
         }
@@ -386,34 +395,37 @@ fn measure_catch_up(
             .with_context(|| format!("CONFIG SET {name}"))?;
     }
     println!("catch-up after a paused follower: ferry migrate");
-    let mut running = None;
-    let start = |running: &mut Option<measure::Running>| -> Result<()> {
-        let mut command = Command::new(&ctx.ferry);
-        command
-            .arg("migrate")
-            .arg("--source")
-            .arg(source.url())
-            .arg("--target")
-            .arg(target.url())
-            .arg("--state")
-            .arg(state);
-        *running = Some(measure::spawn(command, scratch)?);
-        Ok(())
-    };
     // ferry was stopped after the lag run; the state file resumes it. First, so that it
     // has only its own load to catch up on.
     let (ferry, stream_bytes) =
-        time_catch_up(ctx, source, target, || Ok(()), || start(&mut running))?;
-    let running = running.context("ferry did not start")?;
-    if !running.stderr().contains("partial resync accepted") {
+        ferry_catch_up(ctx, source, &target.url(), &[target], state, scratch)?;
+
+    println!("catch-up after a paused follower: ferry migrate into a cluster of 3");
+    let cluster = Cluster::start(ServerKind::Valkey81, 3)?;
+    let cluster_state = state.with_extension("cluster.state");
+    let _ = fs::remove_file(&cluster_state);
+    let mut command = Command::new(&ctx.ferry);
+    command
+        .arg("migrate")
+        .arg("--source")
+        .arg(source.url())
+        .arg("--target")
+        .arg(cluster.url())
+        .arg("--state")
+        .arg(&cluster_state)
+        .arg("--flush-target");
+    let mut first = measure::spawn(command, scratch)?;
+    first.wait_for_line(IN_SYNC, SYNC_TIMEOUT)?;
+    if let Err(refusal) = first.stop(libc::SIGTERM)? {
         bail!(
-            "ferry did not resume with a partial resync:\n{}",
-            running.stderr()
+            "ferry migrate into the cluster failed: {}",
+            refusal.reason()
         );
     }
-    if let Err(refusal) = running.stop(libc::SIGTERM)? {
-        bail!("ferry migrate failed: {}", refusal.reason());
-    }
+    let nodes: Vec<&Server> = cluster.nodes().iter().collect();
+    let (into_cluster, _) =
+        ferry_catch_up(ctx, source, &cluster.url(), &nodes, &cluster_state, scratch)?;
+    drop(cluster);
     println!("catch-up after a paused follower: native replica");
     let replica = Server::start(ServerKind::Valkey81)?;
     native_follow(source, &replica)?;
@@ -430,7 +442,7 @@ fn measure_catch_up(
     let (native, _) = time_catch_up(
         ctx,
         source,
-        &replica,
+        &[&replica],
         || signal(replica.pid(), "STOP"),
         || signal(replica.pid(), "CONT"),
     )?;
@@ -441,7 +453,46 @@ fn measure_catch_up(
         stream_bytes,
         native,
         ferry,
+        into_cluster,
     })
+}
+
+/// [`time_catch_up`] for ferry stopped with its `state` in sync: resumed with it into
+/// `target_url` (checked on `nodes`), then stopped again.
+fn ferry_catch_up(
+    ctx: &Context,
+    source: &Server,
+    target_url: &str,
+    nodes: &[&Server],
+    state: &Path,
+    scratch: &Path,
+) -> Result<(Duration, i64)> {
+    let mut running = None;
+    let start = |running: &mut Option<measure::Running>| -> Result<()> {
+        let mut command = Command::new(&ctx.ferry);
+        command
+            .arg("migrate")
+            .arg("--source")
+            .arg(source.url())
+            .arg("--target")
+            .arg(target_url)
+            .arg("--state")
+            .arg(state);
+        *running = Some(measure::spawn(command, scratch)?);
+        Ok(())
+    };
+    let measured = time_catch_up(ctx, source, nodes, || Ok(()), || start(&mut running))?;
+    let running = running.context("ferry did not start")?;
+    if !running.stderr().contains("partial resync accepted") {
+        bail!(
+            "ferry did not resume with a partial resync:\n{}",
+            running.stderr()
+        );
+    }
+    if let Err(refusal) = running.stop(libc::SIGTERM)? {
+        bail!("ferry migrate failed: {}", refusal.reason());
+    }
+    Ok(measured)
 }
 
 /// REPLICAOF until the replica is in sync, and it stays a replica.

@@ -112,18 +112,19 @@ impl ServerLink {
         redis::cmd("SELECT")
             .arg(marker::DB)
             .query::<()>(&mut self.connection)?;
-        // The marker, and the per-shard or per-slot ones (`ferry:migrate:applied:…`).
-        let mut keys: Vec<Vec<u8>> = vec![marker::KEY.as_bytes().to_vec()];
+        // The marker, and the per-shard or per-slot ones (`ferry:migrate:applied:…`), as
+        // SCAN finds them: a cluster node lists its own keys and answers MOVED for others.
+        let mut keys: Vec<Vec<u8>> = Vec::new();
         let mut cursor: u64 = 0;
         loop {
             let (next, found): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(format!("{}:*", marker::KEY))
+                .arg(format!("{}*", marker::KEY))
                 .arg("COUNT")
                 .arg(1000)
                 .query(&mut self.connection)?;
-            keys.extend(found);
+            keys.extend(found.into_iter().filter(|key| marker::is_marker(key)));
             cursor = next;
             if cursor == 0 {
                 break;
@@ -138,8 +139,8 @@ impl ServerLink {
         }
         match deleted {
             0 => {}
-            1 => done.push(format!("deleted {}", marker::KEY)),
-            n => done.push(format!("deleted {n} marker keys ({}…)", marker::KEY)),
+            1 if keys == [marker::KEY.as_bytes()] => done.push(format!("deleted {}", marker::KEY)),
+            n => done.push(format!("deleted {n} ferry marker keys ({}…)", marker::KEY)),
         }
         // Servers without the setting answer an empty list.
         let setting: Vec<String> = redis::cmd("CONFIG")
