@@ -59,6 +59,9 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 mod crc64;
 mod decode;
 pub mod dump;
