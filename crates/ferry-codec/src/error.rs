@@ -41,6 +41,7 @@ impl std::error::Error for FormatError {}
 /// Why an RDB stream or DUMP payload could not be decoded. `offset` fields count bytes
 /// from the start of the input. After an error the decoder yields nothing more.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The reader failed.
     #[error("read failed at byte {offset}: {source}")]
@@ -115,6 +116,7 @@ impl DecodeError {
 /// Why items could not be encoded. The [`Encoder`](crate::Encoder) docs say which errors
 /// leave it usable.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The writer failed.
     #[error("write failed: {0}")]

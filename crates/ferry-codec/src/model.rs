@@ -188,6 +188,7 @@ pub struct KeyHeader {
 
 /// The logical data type of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Kind {
     /// Its value comes as one `ValuePart::String`.
     String,

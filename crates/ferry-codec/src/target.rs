@@ -11,6 +11,7 @@ pub struct Format {
 
 /// The form a format gives hashes with field TTLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HashTtlForm {
     /// Valkey 9 `HASH_2` (22): every field followed by its expiry, -1 for none.
     ValkeyHash2,

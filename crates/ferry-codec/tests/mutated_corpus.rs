@@ -171,6 +171,7 @@ fn outcome_name(error: Option<&DecodeError>) -> &'static str {
         Some(DecodeError::Unsupported { .. }) => "unsupported",
         Some(DecodeError::Structure { .. }) => "structure",
         Some(DecodeError::Checksum { .. }) => "checksum",
+        Some(_) => "other",
     }
 }
 

@@ -247,6 +247,7 @@ fn decode(path: &Path) -> Decoded {
                     Kind::Hash => Value::Hash(Vec::new()),
                     Kind::Module(id) => Value::Module(id.name(), Bytes::new()),
                     Kind::Stream => Value::Other,
+                    _ => Value::Other,
                 };
                 current = Some((header, value));
             }

@@ -277,6 +277,7 @@ impl KeyGrammar {
                 self.parts
             }
             Kind::List | Kind::Set | Kind::SortedSet | Kind::Hash => self.elements,
+            kind => return Err(format!("a {kind:?} key, a kind this check does not know")),
         };
         if self.len != Some(counted) {
             return Err(format!(
