@@ -58,6 +58,9 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! `examples/inspect.rs` lists the keys of an RDB file given on the command line
+//! (`cargo run -p ferry-codec --example inspect -- dump.rdb`).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
