@@ -1,6 +1,6 @@
 //! The one error type of the crate. Every message is a single line and never contains the
-//! password: server messages are passed through [`one_line`] and, where a password was sent,
-//! through [`redact`].
+//! password: server messages are passed through `one_line` and, where a password was sent,
+//! through `redact`.
 
 use std::time::Duration;
 
