@@ -3,6 +3,7 @@
 mod bench;
 mod chaos;
 mod demo;
+mod gates;
 mod profiles;
 mod servers;
 
@@ -15,7 +16,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   servers        install the Redis/Valkey test servers under build/servers and print their versions
-  test [ARGS]    install the servers, then run `cargo test --workspace [ARGS]` against them
+  test [ARGS]    gates first (cargo fmt --check, clippy and doc over the workspace, warnings
+                 as errors), then install the servers and run `cargo test --workspace [ARGS]`
+                 against them; --no-gates skips the gates (local iteration only)
   demo           act 1: Valkey 8.1 refuses a Redis 8.0 file, ferry inspects and converts it;
                  act 2: ferry migrate brings an empty Valkey 8.1 in sync with that Redis 8.0
                  under a write load, and both sides are compared key by key
@@ -87,11 +90,16 @@ fn run(args: &[String]) -> Result<ExitCode> {
     }
 }
 
-/// Installs the servers, then runs the workspace tests with `FERRY_SERVERS` pointing at them.
+/// Runs the gates, installs the servers, then runs the workspace tests with `FERRY_SERVERS`
+/// pointing at them.
 fn test(extra: &[String]) -> Result<ExitCode> {
     let root = repo_root();
-    let manifest = servers::ensure(&root)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let (skip_gates, extra) = gates::take_skip_flag(extra);
+    if !skip_gates {
+        gates::run(&root, &cargo)?;
+    }
+    let manifest = servers::ensure(&root)?;
     // `--workspace` would override a package selection given by the caller.
     let selects_packages = extra
         .iter()
@@ -104,7 +112,7 @@ fn test(extra: &[String]) -> Result<ExitCode> {
         command.arg("--workspace");
     }
     let status = command
-        .args(extra)
+        .args(&extra)
         .env("FERRY_SERVERS", &manifest)
         .status()
         .context("cannot run cargo test")?;

@@ -5,6 +5,7 @@ use crc::{Crc, Digest, Table, CRC_64_REDIS};
 /// Slice-by-16 tables: the checksum runs over every byte of every file, so its speed matters.
 pub static CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_REDIS);
 
+/// The CRC64 that ends an RDB file (over all bytes before it) and a DUMP payload.
 pub fn checksum(data: &[u8]) -> u64 {
     CRC64.checksum(data)
 }

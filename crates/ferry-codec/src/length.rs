@@ -1,7 +1,8 @@
 //! RDB writer-side primitives: length prefixes, strings (with integer and LZF special
-//! encodings), fixed-width numbers and the ASCII scores of old sorted sets. Also
-//! [`read_len`], a slice-based length parser for tests and module-body walkers.
+//! encodings), fixed-width numbers and (for tests) the ASCII scores of old sorted sets
+//! and `read_len`, a slice-based length parser.
 
+#[cfg(test)]
 use crate::error::FormatError;
 use crate::listpack::parse_canonical_int;
 use crate::lzf;
@@ -14,6 +15,10 @@ const SPECIAL: u8 = 0xC0;
 
 /// Writes a length in the smallest form Redis's `rdbSaveLen` uses: 6-bit, 14-bit
 /// big-endian, 0x80 + u32 BE, or 0x81 + u64 BE.
+///
+/// With [`write_string`], what it takes to build a module body by hand (for
+/// [`ValuePart::Module`](crate::ValuePart::Module)): its opcodes and integers are lengths,
+/// see [`crate::types`].
 pub fn write_len(out: &mut Vec<u8>, len: u64) {
     if len < 1 << 6 {
         out.push(len as u8);
@@ -89,7 +94,9 @@ pub fn write_millis(out: &mut Vec<u8>, ms: i64) {
 /// Writes a type-3 (old zset) score: 1-byte length then ASCII, or 253 NaN, 254 +inf,
 /// 255 -inf. Integral values print as integers like Redis; others as the shortest text
 /// that parses back to the same double (what Redis's `fpconv_dtoa` produces, give or take
-/// exponent notation, which every loader's `strtod` accepts).
+/// exponent notation, which every loader's `strtod` accepts). The encoder writes type 5
+/// (binary scores) instead; tests build old files with it.
+#[cfg(test)]
 pub fn write_score_string(out: &mut Vec<u8>, score: f64) {
     if score.is_nan() {
         out.push(253);
@@ -113,6 +120,7 @@ pub fn write_score_string(out: &mut Vec<u8>, score: f64) {
 }
 
 /// One RDB length field: a plain length, or the tag of a special string encoding.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Length {
     Len(u64),
@@ -121,6 +129,7 @@ pub enum Length {
 }
 
 /// Parses one length at the start of `buf`; returns it and the bytes consumed.
+#[cfg(test)]
 pub fn read_len(buf: &[u8]) -> Result<(Length, usize), FormatError> {
     const S: &str = "length";
     let first = *buf

@@ -21,33 +21,24 @@ pub enum Entry<'a> {
 
 impl<'a> Entry<'a> {
     /// The value as Redis returns it to clients: integers in decimal.
-    pub fn to_bytes(&self) -> bytes::Bytes {
+    #[cfg(test)]
+    pub fn to_bytes(self) -> bytes::Bytes {
         match self {
             Entry::Bytes(b) => bytes::Bytes::copy_from_slice(b),
             Entry::Int(v) => {
                 let mut buf = [0u8; 20];
-                bytes::Bytes::copy_from_slice(format_i64(*v, &mut buf))
+                bytes::Bytes::copy_from_slice(format_i64(v, &mut buf))
             }
         }
     }
 
     /// The value as an integer: `Int`, or `Bytes` that Redis would itself have stored as
     /// an integer (see [`parse_canonical_int`]).
+    #[cfg(test)]
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Entry::Int(v) => Some(*v),
             Entry::Bytes(b) => parse_canonical_int(b),
-        }
-    }
-
-    /// Calls `f` with the client-visible bytes without allocating.
-    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
-        match self {
-            Entry::Bytes(b) => f(b),
-            Entry::Int(v) => {
-                let mut buf = [0u8; 20];
-                f(format_i64(*v, &mut buf))
-            }
         }
     }
 }
@@ -321,6 +312,7 @@ pub fn iter(buf: &[u8]) -> Result<ListpackIter<'_>, FormatError> {
 }
 
 /// Number of entries: the header count, or a full walk when the header says 65535.
+#[cfg(test)]
 pub fn count(buf: &[u8]) -> Result<usize, FormatError> {
     let declared = check_header(buf)?;
     if declared != UNKNOWN_COUNT {
@@ -415,10 +407,6 @@ impl ListpackBuilder {
     /// Entries pushed so far.
     pub fn len(&self) -> usize {
         self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     /// Size the finished listpack will have.
@@ -588,7 +576,7 @@ mod tests {
             let lp = b.finish();
             prop_assert_eq!(lp.len(), expected_len);
             prop_assert_eq!(count(&lp).unwrap(), values.len());
-            let got: Vec<bytes::Bytes> = collect(&lp).iter().map(Entry::to_bytes).collect();
+            let got: Vec<bytes::Bytes> = collect(&lp).into_iter().map(Entry::to_bytes).collect();
             let want: Vec<bytes::Bytes> = values.iter().map(|v| bytes::Bytes::copy_from_slice(v)).collect();
             prop_assert_eq!(got, want);
             for (e, v) in collect(&lp).iter().zip(&values) {

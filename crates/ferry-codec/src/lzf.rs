@@ -20,6 +20,7 @@ fn err(at: usize, problem: impl Into<String>) -> FormatError {
 }
 
 /// Decompresses `input`, which must expand to exactly `expected_len` bytes.
+#[cfg(test)]
 pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, FormatError> {
     let mut out = Vec::new();
     decompress_into(input, expected_len, &mut out)?;

@@ -16,6 +16,7 @@ pub struct DuplicateFinder {
 }
 
 impl DuplicateFinder {
+    /// A finder with no members yet.
     pub fn new() -> Self {
         Self::default()
     }

@@ -19,7 +19,8 @@ pub(crate) enum RawForm {
     Lzf { original_len: usize },
 }
 
-/// A string as stored in the input, read by [`crate::decode::Decoder::take_raw_string`].
+/// A string as stored in the input, read by
+/// [`Decoder::take_raw_string`](crate::Decoder::take_raw_string).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawString {
     /// The length field, or the encoding byte and (for LZF) its two length fields; then

@@ -5,11 +5,13 @@ use crate::model::{Flavor, RdbVersion};
 /// The RDB dialect an encoder writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Format {
+    /// The version written in the header; it decides everything else.
     pub version: RdbVersion,
 }
 
 /// The form a format gives hashes with field TTLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HashTtlForm {
     /// Valkey 9 `HASH_2` (22): every field followed by its expiry, -1 for none.
     ValkeyHash2,
@@ -21,7 +23,7 @@ pub enum HashTtlForm {
 /// `list-max-listpack-size -2` (`list-max-ziplist-size -2` before Redis 7).
 pub const LIST_NODE_MAX_BYTES: usize = 8192;
 
-/// Named targets for `--to`.
+/// Server releases by name (`ferry convert --to`) and the RDB version each one writes.
 pub const PROFILES: &[(&str, RdbVersion)] = &[
     ("redis-6.0", RdbVersion::redis(9)),
     ("redis-7.0", RdbVersion::redis(10)),
@@ -34,10 +36,13 @@ pub const PROFILES: &[(&str, RdbVersion)] = &[
 ];
 
 impl Format {
+    /// The format of `version`. The encoder is built and tested for RDB 9–12 and Valkey
+    /// 80, the versions [`Format::from_rdb_version`] accepts.
     pub const fn new(version: RdbVersion) -> Self {
         Self { version }
     }
 
+    /// The format a named release loads (see [`PROFILES`]): `"valkey-8.0"`, `"redis-7.2"`, ...
     pub fn from_profile(name: &str) -> Option<Self> {
         PROFILES
             .iter()

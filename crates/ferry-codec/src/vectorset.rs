@@ -31,6 +31,7 @@ const DEFAULT_HNSW_M: u32 = 16;
 /// Cap on preallocation for counts read from the input.
 const PREALLOC: u64 = 1024;
 
+/// How a vector set stores its vectors (`VADD ... NOQUANT | Q8 | BIN`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Quantization {
     /// `NOQUANT`: 32-bit floats.
@@ -65,23 +66,31 @@ impl Quantization {
 /// A random projection that reduces input vectors (`VADD ... REDUCE`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Projection {
+    /// Dimensions of the vectors given to `VADD`, before the projection.
     pub input_dim: u32,
     /// `dim` rows of `input_dim` values.
     pub matrix: Vec<f32>,
 }
 
+/// A vector set's content; its HNSW graph is left out (a server rebuilds it on load).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorSet {
     /// Dimensions of the stored vectors (after any projection).
     pub dim: u32,
+    /// How the vectors are stored.
     pub quantization: Quantization,
+    /// The HNSW `M` parameter (links per node), 16 in files that predate the setting.
     pub hnsw_m: u32,
+    /// The projection given with `REDUCE`, if any.
     pub projection: Option<Projection>,
+    /// The elements, in stored order.
     pub elements: Vec<VectorElement>,
 }
 
+/// One element of a vector set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorElement {
+    /// The element's name.
     pub name: Bytes,
     /// De-quantized and de-normalized, as `VEMB` returns it.
     pub vector: Vec<f32>,

@@ -217,6 +217,7 @@ pub fn iter(buf: &[u8]) -> Result<ZiplistIter<'_>, FormatError> {
 }
 
 /// Number of entries: the header count, or a full walk when the header says 65535.
+#[cfg(test)]
 pub fn count(buf: &[u8]) -> Result<usize, FormatError> {
     let header = check_header(buf)?;
     if header.declared != UNKNOWN_COUNT {
@@ -329,10 +330,6 @@ impl ZiplistBuilder {
     /// Entries pushed so far.
     pub fn len(&self) -> usize {
         self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     /// Size the finished ziplist will have.
@@ -486,7 +483,7 @@ mod tests {
             let zl = b.finish();
             prop_assert_eq!(zl.len(), expected_len);
             prop_assert_eq!(count(&zl).unwrap(), values.len());
-            let got: Vec<bytes::Bytes> = collect(&zl).iter().map(Entry::to_bytes).collect();
+            let got: Vec<bytes::Bytes> = collect(&zl).into_iter().map(Entry::to_bytes).collect();
             let want: Vec<bytes::Bytes> = values.iter().map(|v| bytes::Bytes::copy_from_slice(v)).collect();
             prop_assert_eq!(got, want);
         }

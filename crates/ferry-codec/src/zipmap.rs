@@ -120,6 +120,7 @@ pub fn iter(
     })
 }
 
+#[cfg(test)]
 fn write_len(out: &mut Vec<u8>, len: usize) {
     if len < usize::from(BIG_LEN) {
         out.push(len as u8);
@@ -130,6 +131,7 @@ fn write_len(out: &mut Vec<u8>, len: usize) {
 }
 
 /// Builds a zipmap with no free space, as a freshly written Redis 2.x hash would be.
+#[cfg(test)]
 pub fn build(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
     let mut out = vec![pairs.len().min(usize::from(BIG_LEN)) as u8];
     for (key, value) in pairs {

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ferry_codec::decode::{DecodeOptions, Decoder};
-use ferry_codec::{Item, Kind, ValuePart};
+use ferry_codec::{DecodeOptions, Decoder, Item, Kind, ValuePart};
 use ferry_testkit::{dataset, Server, ServerKind};
 
 type KeyTypes = BTreeMap<u64, BTreeMap<Vec<u8>, String>>;

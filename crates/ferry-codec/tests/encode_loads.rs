@@ -8,11 +8,9 @@ use std::path::Path;
 
 use anyhow::Context;
 use bytes::Bytes;
-use ferry_codec::decode::Decoder;
-use ferry_codec::encode::{EncodeOptions, Encoder};
-use ferry_codec::target::Format;
 use ferry_codec::{
-    EncodeError, HashField, Item, KeyHeader, Kind, RdbVersion, ScoredMember, ValuePart,
+    Decoder, EncodeError, EncodeOptions, Encoder, Format, HashField, Item, KeyHeader, Kind,
+    RdbVersion, ScoredMember, ValuePart,
 };
 use ferry_testkit::snapshot::{
     DiffOptions, HashField as SnapshotField, Snapshot, Value as SnapshotValue,
@@ -419,7 +417,7 @@ fn every_server_restores_dump_payloads_encoded_for_it() -> anyhow::Result<()> {
         let mut con = server.client();
         let keys = edge_keys(format);
         for (header, parts) in &keys {
-            let payload = ferry_codec::encode::dump::encode_payload(format, header, parts)?;
+            let payload = ferry_codec::dump::encode(format, header, parts)?;
             redis::cmd("RESTORE")
                 .arg(&header.key[..])
                 .arg(0)

@@ -171,6 +171,7 @@ fn outcome_name(error: Option<&DecodeError>) -> &'static str {
         Some(DecodeError::Unsupported { .. }) => "unsupported",
         Some(DecodeError::Structure { .. }) => "structure",
         Some(DecodeError::Checksum { .. }) => "checksum",
+        Some(_) => "other",
     }
 }
 
@@ -183,7 +184,7 @@ fn make_case(job: &Job, rng: &mut Rng) -> Mutant {
             let mut mutant = mutate(rng, &input.bytes, &input.hints);
             if rng.chance(2) && mutant.bytes.len() >= 17 {
                 let covered = mutant.bytes.len() - 8;
-                let crc = ferry_codec::crc64::checksum(&mutant.bytes[..covered]);
+                let crc = ferry_codec::crc64(&mutant.bytes[..covered]);
                 mutant.bytes[covered..].copy_from_slice(&crc.to_le_bytes());
                 mutant.what.push_str(", checksum restored");
             }
@@ -193,7 +194,7 @@ fn make_case(job: &Job, rng: &mut Rng) -> Mutant {
         Target::Payload => {
             let body = &input.bytes[..input.bytes.len() - 8];
             let mut mutant = mutate(rng, body, &input.hints);
-            let crc = ferry_codec::crc64::checksum(&mutant.bytes);
+            let crc = ferry_codec::crc64(&mutant.bytes);
             mutant.bytes.extend_from_slice(&crc.to_le_bytes());
             mutant.what.push_str(", checksum recomputed");
             mutant
@@ -390,7 +391,7 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 /// Offsets where the decoder starts each item of a clean file.
 fn record_starts(file: &[u8]) -> Vec<usize> {
-    let mut decoder = ferry_codec::decode::Decoder::new(file);
+    let mut decoder = ferry_codec::Decoder::new(file);
     let mut starts = Vec::new();
     loop {
         let start = decoder.bytes_read() as usize;

@@ -1,15 +1,18 @@
 //! The one error type of the crate. Every message is a single line and never contains the
-//! password: server messages are passed through [`one_line`] and, where a password was sent,
-//! through [`redact`].
+//! password: server messages are passed through `one_line` and, where a password was sent,
+//! through `redact`.
 
 use std::time::Duration;
 
+/// Why a replica connection failed. After any of them the connection is done: reconnect.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplError {
     /// The TCP connection could not be established (refused, unreachable, or timed out).
     #[error("cannot connect to {address}: {cause}")]
     Connect {
+        /// `host:port` as given.
         address: String,
+        /// The socket's (or the stream upgrade's) error.
         cause: std::io::Error,
     },
     /// The primary refused our credentials (or a command for lack of them); carries the
@@ -19,11 +22,18 @@ pub enum ReplError {
     /// The primary sent bytes that are not the replication protocol. `at` counts bytes
     /// received on this connection.
     #[error("protocol error at byte {at} of the connection: {what}")]
-    Protocol { what: String, at: u64 },
+    Protocol {
+        /// What was wrong with the bytes.
+        what: String,
+        /// Where they were.
+        at: u64,
+    },
     /// Nothing arrived (or could be sent) for the configured time.
     #[error("timed out after {after:?} while {during}")]
     Timeout {
+        /// The step that waited, e.g. `"waiting for the PSYNC reply"`.
         during: &'static str,
+        /// The timeout that ran out.
         after: Duration,
     },
     /// The primary closed the connection.
@@ -35,7 +45,9 @@ pub enum ReplError {
     /// A read or write failed for another reason (reset, broken pipe, ...).
     #[error("network error while {during}: {cause}")]
     Io {
+        /// The step that failed.
         during: &'static str,
+        /// The socket's error.
         cause: std::io::Error,
     },
     /// The consumer of the snapshot (the [`crate::ChannelReader`]) was dropped early.

@@ -20,10 +20,18 @@ pub(crate) const REPLID_LEN: usize = 40;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PsyncOutcome {
     /// A snapshot follows; the command stream after it starts at `offset`.
-    FullResync { replid: String, offset: i64 },
+    FullResync {
+        /// The primary's replication ID; save it to resume later.
+        replid: String,
+        /// The replication offset the snapshot corresponds to.
+        offset: i64,
+    },
     /// The stream resumes right after the offset that was asked for. `replid` is the
     /// primary's current ID (it changes after a failover); save it for the next resume.
-    Continue { replid: String },
+    Continue {
+        /// The primary's current replication ID.
+        replid: String,
+    },
 }
 
 /// Extra time the upgrade gets beyond `connect_timeout` before it is cut off: an upgrade

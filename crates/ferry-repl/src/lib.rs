@@ -14,6 +14,9 @@
 //! up to and including it. Report applied offsets through [`AckHandle::set_applied`]; the
 //! connection sends `REPLCONF ACK <applied>` every second and answers `REPLCONF GETACK`.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod ack;
 pub mod channel_reader;
 pub mod error;

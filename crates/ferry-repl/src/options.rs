@@ -7,6 +7,7 @@ use crate::secret::Secret;
 use crate::stream::StreamUpgrade;
 use std::sync::Arc;
 
+/// How to connect and what to announce; `Default` suits a plain-TCP source on loopback.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// ACL user for `AUTH user pass`; `None` sends `AUTH pass` (the `default` user).
@@ -56,8 +57,11 @@ impl Default for ConnectOptions {
 /// attempts in all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// Attempts in all, the first included.
     pub max_attempts: u32,
+    /// Wait before the second attempt.
     pub first_delay: Duration,
+    /// Cap of the doubling wait.
     pub max_delay: Duration,
 }
 

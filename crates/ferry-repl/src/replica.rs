@@ -51,6 +51,7 @@ pub struct ReplicaConnection {
 /// One command of the replication stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplCommand {
+    /// The command's name and arguments, as sent.
     pub args: Vec<Bytes>,
     /// The primary's replication offset just after this command. Report it with
     /// [`AckHandle::set_applied`] once the command is applied, and resume from it.
@@ -234,6 +235,7 @@ impl ReplicaConnection {
         self.replid.as_deref()
     }
 
+    /// The primary's `host:port`, as connected to.
     pub fn address(&self) -> &str {
         &self.address
     }
@@ -290,6 +292,7 @@ pub struct SnapshotStream<'a> {
 }
 
 impl SnapshotStream<'_> {
+    /// How the primary framed the snapshot (length prefix or end mark).
     pub fn framing(&self) -> SnapshotFraming {
         self.framing
     }

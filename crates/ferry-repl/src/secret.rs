@@ -8,6 +8,7 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a password read from a file or the environment.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }

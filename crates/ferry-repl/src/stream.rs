@@ -14,11 +14,14 @@ use tokio::net::TcpStream;
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
 
+/// The stream a link runs over, whatever it is.
 pub type BoxedStream = Box<dyn AsyncStream>;
 /// The reading and writing halves of a link (the ACK task owns the writing one).
 pub type StreamReader = ReadHalf<BoxedStream>;
+/// The writing half of a link.
 pub type StreamWriter = WriteHalf<BoxedStream>;
 
+/// What [`StreamUpgrade::upgrade`] returns: the upgraded stream, once its handshake is done.
 pub type UpgradeFuture<'a> = Pin<Box<dyn Future<Output = io::Result<BoxedStream>> + Send + 'a>>;
 
 /// Turns a freshly connected TCP socket into the stream to speak RESP over, e.g. by a TLS
@@ -26,5 +29,6 @@ pub type UpgradeFuture<'a> = Pin<Box<dyn Future<Output = io::Result<BoxedStream>
 /// second later. Its error should say in one line what went wrong (it is shown as the
 /// cause of [`crate::ReplError::Connect`]).
 pub trait StreamUpgrade: fmt::Debug + Send + Sync {
+    /// Upgrades the connected socket `tcp`.
     fn upgrade(&self, tcp: TcpStream) -> UpgradeFuture<'_>;
 }

@@ -84,10 +84,14 @@ pub struct ConvertArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    // `[user@]` is URL syntax in --help, not a link (a `\[` would show there).
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The server the data came from: redis://[user@]host:port (valkey://; rediss:// or
     /// valkeys:// for TLS). Give the password with --source-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,
+    // `[user@]` is URL syntax in --help, not a link (a `\[` would show there).
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The server the data went to: redis://[user@]host:port (valkey://; rediss:// or
     /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
@@ -120,10 +124,14 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
+    // `[user@]` is URL syntax in --help, not a link (a `\[` would show there).
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The server to copy from: redis://[user@]host:port (valkey://; rediss:// or
     /// valkeys:// for TLS). Give the password with --source-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,
+    // `[user@]` is URL syntax in --help, not a link (a `\[` would show there).
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The server to write into: redis://[user@]host:port (valkey://; rediss:// or
     /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
@@ -314,6 +322,8 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct RelayArgs {
+    // `[user@]` is URL syntax in --help, not a link (a `\[` would show there).
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The server to follow: redis://[user[:password]@]host:port (or valkey://).
     #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
     pub source: String,

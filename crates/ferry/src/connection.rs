@@ -5,7 +5,7 @@
 //! ```ignore
 //! #[command(flatten)]
 //! source_connection: SourceConnectionArgs,
-//! …
+//! // …
 //! let url = args.source_connection.settings().resolve(&args.source, "--source")?;
 //! ```
 //!

@@ -8,7 +8,7 @@
 //! ```ignore
 //! #[command(flatten)]
 //! control: ControlTokenArgs,
-//! …
+//! // …
 //! let token = args.control.token()?;   // Option<ControlToken>
 //! ```
 

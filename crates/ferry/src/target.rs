@@ -1,7 +1,7 @@
 //! The server a command writes for: a format plus the name messages call it by.
 
 use crate::error::Error;
-use ferry_codec::target::{Format, PROFILES};
+use ferry_codec::{Format, PROFILES};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {

@@ -6,13 +6,10 @@
 //! `src/codec.rs` plain re-exports. (Passes against the decoder and encoder branches.)
 
 use bytes::Bytes;
-use ferry_codec::decode::Decoder;
-use ferry_codec::encode::{EncodeOptions, Encoder};
-use ferry_codec::length::{write_len, write_string};
-use ferry_codec::target::Format;
 use ferry_codec::types::{MODULE_OP_EOF, MODULE_OP_STRING, MODULE_OP_UINT};
 use ferry_codec::{
-    HashField, Item, KeyHeader, Kind, ModuleId, RdbVersion, ScoredMember, ValuePart,
+    write_len, write_string, Decoder, EncodeOptions, Encoder, Format, HashField, Item, KeyHeader,
+    Kind, ModuleId, RdbVersion, ScoredMember, ValuePart,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -250,6 +247,7 @@ fn decode(path: &Path) -> Decoded {
                     Kind::Hash => Value::Hash(Vec::new()),
                     Kind::Module(id) => Value::Module(id.name(), Bytes::new()),
                     Kind::Stream => Value::Other,
+                    _ => Value::Other,
                 };
                 current = Some((header, value));
             }

@@ -3,8 +3,7 @@
 //! must refuse on one line and leave no output, rather than write a file the target then
 //! refuses. Each case first shows that a real Valkey 8.1 refuses the file.
 
-use ferry_codec::length::{write_len, write_string};
-use ferry_codec::types;
+use ferry_codec::{types, write_len, write_string};
 use ferry_testkit::{Server, ServerKind};
 use std::path::Path;
 use std::process::{Command, Output};

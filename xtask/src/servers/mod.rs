@@ -1,5 +1,5 @@
 //! `cargo xtask servers`: real Redis and Valkey servers from Debian's archive, each unpacked
-//! with its own suite's libraries under build/servers/<name>, plus a manifest telling tests
+//! with its own suite's libraries under `build/servers/<name>`, plus a manifest telling tests
 //! how to start them. A second run with everything present touches no network.
 
 mod apt;

@@ -20,7 +20,7 @@ pub struct Spec {
     /// "redis-8.0": the name tests use.
     pub name: &'static str,
     pub product: Product,
-    /// The upstream release series; the installed version must start with "<series>.".
+    /// The upstream release series; the installed version must start with `"<series>."`.
     pub series: &'static str,
     /// The suite whose server package we take.
     pub suite: &'static str,
@@ -71,7 +71,7 @@ impl Spec {
     }
 
     /// A program's path inside the server's folder. The server must be started through its
-    /// `*-server` name: the binary picks its mode (server or rdb checker) from argv[0].
+    /// `*-server` name: the binary picks its mode (server or rdb checker) from `argv[0]`.
     pub fn program_path(&self, tool: &str) -> String {
         format!("usr/bin/{}-{tool}", self.product.program())
     }

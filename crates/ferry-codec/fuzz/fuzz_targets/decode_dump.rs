@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let mut payload = data.to_vec();
     if payload.len() >= 10 {
         let covered = payload.len() - 8;
-        let crc = ferry_codec::crc64::checksum(&payload[..covered]);
+        let crc = ferry_codec::crc64(&payload[..covered]);
         payload[covered..].copy_from_slice(&crc.to_le_bytes());
     }
     if let Err(broken) = check::decode_payload(&payload) {

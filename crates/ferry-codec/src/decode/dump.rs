@@ -18,9 +18,11 @@ const FIRST_VALKEY_VERSION: u16 = 80;
 /// The parts of a DUMP payload, checksum verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DumpPayload<'a> {
+    /// The value's type byte (see [`crate::types`]).
     pub type_byte: u8,
     /// The value after the type byte.
     pub body: &'a [u8],
+    /// The RDB version of the server that wrote it; a server refuses newer ones.
     pub version: u16,
 }
 

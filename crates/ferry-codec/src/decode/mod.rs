@@ -1,13 +1,4 @@
-//! Streaming RDB decoder: bytes in, [`Item`]s out, with bounded memory.
-//!
-//! ```no_run
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let file = std::fs::File::open("dump.rdb")?;
-//! for item in ferry_codec::decode::Decoder::new(file) {
-//!     println!("{:?}", item?);
-//! }
-//! # Ok(()) }
-//! ```
+//! Streaming RDB decoder: bytes in, [`Item`]s out, with bounded memory (see [`Decoder`]).
 
 mod blob;
 pub mod dump;
@@ -75,7 +66,17 @@ enum Phase {
 ///
 /// The decoder reads ahead from `R` in blocks; after [`Item::End`] the bytes it read past
 /// the end of the RDB (a replication stream goes on with commands) are available from
-/// [`Decoder::into_parts`].
+/// [`Decoder::into_parts`]. As an [`Iterator`] it yields `Result`s and stops after `End` or
+/// after the first error.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let file = std::fs::File::open("dump.rdb")?; // read in blocks: no BufReader needed
+/// for item in ferry_codec::Decoder::new(file) {
+///     println!("{:?}", item?);
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Decoder<R: Read> {
     reader: Reader<R>,
     limits: Limits,
@@ -93,10 +94,12 @@ pub struct Decoder<R: Read> {
 }
 
 impl<R: Read> Decoder<R> {
+    /// A decoder with the default [`DecodeOptions`].
     pub fn new(reader: R) -> Self {
         Self::with_options(reader, DecodeOptions::default())
     }
 
+    /// A decoder with other part sizes, or without the checksum check.
     pub fn with_options(reader: R, options: DecodeOptions) -> Self {
         Self {
             reader: Reader::new(reader),

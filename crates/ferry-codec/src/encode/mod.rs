@@ -1,17 +1,5 @@
-//! Writes [`Item`]s as an RDB file in the dialect of a target [`Format`].
-//!
-//! Each key's value is buffered until its `KeyEnd` so that it can get the most compact
-//! encoding the target has, the way a server with default settings would hold it. A value
-//! that outgrows [`EncodeOptions::buffer_limit`] is instead written in its plain form as
-//! its parts arrive; that needs the element count up front, which the source gives for
-//! every encoding except single-blob ones (ziplists, listpacks, intsets, zipmaps). Such a
-//! value over the limit is refused with [`EncodeError::Unrepresentable`]: raise the limit.
-//!
-//! Errors and the encoder's state: an error raised before any byte of a key was written
-//! (a rejected item, or a buffered key refused at its `KeyEnd`) leaves the encoder usable,
-//! and the refused key is simply not in the output. An error once bytes of a key are out
-//! (a streamed value found wrong midway, or any I/O error) stops the encoder: later calls
-//! fail, because the output cannot be completed into a valid file.
+//! Writes [`Item`]s as an RDB file in the dialect of a target [`Format`]: the [`Encoder`]
+//! (whose docs say how it buffers and what its errors leave behind) and its parts.
 
 mod buffer;
 mod choose;
@@ -44,6 +32,7 @@ use crate::raw_string::RawString;
 use crate::target::Format;
 use crate::types;
 
+/// Tuning of an [`Encoder`].
 #[derive(Debug, Clone)]
 pub struct EncodeOptions {
     /// LZF-compress strings over 20 bytes when that saves space, as servers do by default.
@@ -66,6 +55,25 @@ impl Default for EncodeOptions {
     }
 }
 
+/// Writes [`Item`]s as an RDB file in the dialect of a target [`Format`].
+///
+/// Items come in the order a [`Decoder`](crate::Decoder) yields them: `Header` first, `End`
+/// last, each key as `KeyStart`, its `Part`s and `KeyEnd`. The encoder writes the magic of
+/// its format whatever version the `Header` names, and computes the checksum itself.
+///
+/// Each key's value is buffered until its `KeyEnd` so that it can get the most compact
+/// encoding the target has, the way a server with default settings would hold it. A value
+/// that outgrows [`EncodeOptions::buffer_limit`] is instead written in its plain form as
+/// its parts arrive; that needs the element count up front ([`KeyHeader::len`]), which the
+/// source gives for every encoding except single-blob ones (ziplists, listpacks, intsets,
+/// zipmaps). Such a value over the limit is refused with [`EncodeError::Unrepresentable`]:
+/// raise the limit.
+///
+/// Errors and the encoder's state: an error raised before any byte of a key was written
+/// (a rejected item, or a buffered key refused at its `KeyEnd`) leaves the encoder usable,
+/// and the refused key is simply not in the output. An error once bytes of a key are out
+/// (a streamed value found wrong midway, or any I/O error) stops the encoder: later calls
+/// fail, because the output cannot be completed into a valid file.
 pub struct Encoder<W: Write> {
     out: Output<W>,
     format: Format,
@@ -103,6 +111,7 @@ enum KeyMode {
 }
 
 impl<W: Write> Encoder<W> {
+    /// An encoder that writes `format` into `writer`, which it buffers itself.
     pub fn new(writer: W, format: Format, options: EncodeOptions) -> Self {
         // A buffered value can pass the limit by one part before it is streamed.
         let keep_capacity = options.buffer_limit.saturating_mul(2);
@@ -116,6 +125,7 @@ impl<W: Write> Encoder<W> {
         }
     }
 
+    /// Bytes of output so far, including those still buffered.
     pub fn bytes_written(&self) -> u64 {
         self.out.bytes_written()
     }
@@ -133,6 +143,7 @@ impl<W: Write> Encoder<W> {
         }
     }
 
+    /// Takes the next item, in the order the type's docs give.
     pub fn write_item(&mut self, item: &Item) -> Result<(), EncodeError> {
         let result = self.apply(item);
         if matches!(result, Err(EncodeError::Io(_))) {
@@ -154,7 +165,7 @@ impl<W: Write> Encoder<W> {
     }
 
     /// A whole string key: its header and its value as the input stored it (from
-    /// [`crate::decode::Decoder::take_raw_string`]), in place of `KeyStart`, the value's
+    /// [`Decoder::take_raw_string`](crate::Decoder::take_raw_string)), in place of `KeyStart`, the value's
     /// `Part` and `KeyEnd`. The output is the same as theirs; the stored bytes are copied
     /// when they are what the encoder would write for the value anyway, which spares
     /// expanding and encoding it again. (An LZF string over 1 MiB is copied too, where the

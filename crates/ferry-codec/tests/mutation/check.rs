@@ -6,8 +6,7 @@
 use std::io::Read;
 
 use bytes::Bytes;
-use ferry_codec::decode::{DecodeOptions, Decoder};
-use ferry_codec::{types, DecodeError, Item, KeyHeader, Kind, ValuePart};
+use ferry_codec::{types, DecodeError, DecodeOptions, Decoder, Item, KeyHeader, Kind, ValuePart};
 
 /// Small parts, so that splitting runs on small inputs too.
 pub fn options() -> DecodeOptions {
@@ -89,7 +88,7 @@ pub fn decode_file(reader: impl Read, input_len: u64, keep_items: bool) -> Resul
 
 /// Decodes a DUMP payload. `Err` names a broken rule.
 pub fn decode_payload(payload: &[u8]) -> Result<Result<KeyHeader, DecodeError>, String> {
-    match ferry_codec::decode::dump::decode_payload(Bytes::from_static(b"key"), payload) {
+    match ferry_codec::dump::decode(Bytes::from_static(b"key"), payload) {
         Ok((header, parts)) => {
             let mut key = KeyGrammar::new(&header);
             for (n, part) in parts.iter().enumerate() {
@@ -278,6 +277,7 @@ impl KeyGrammar {
                 self.parts
             }
             Kind::List | Kind::Set | Kind::SortedSet | Kind::Hash => self.elements,
+            kind => return Err(format!("a {kind:?} key, a kind this check does not know")),
         };
         if self.len != Some(counted) {
             return Err(format!(

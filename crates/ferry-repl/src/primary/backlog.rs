@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use std::collections::VecDeque;
 
+/// The tail of a primary's stream, with the offsets to serve a partial resync from it.
 #[derive(Debug)]
 pub struct Backlog {
     capacity: usize,
@@ -32,10 +33,12 @@ impl Backlog {
         self.end - self.bytes.len() as i64 + 1
     }
 
+    /// Bytes held (at most the capacity).
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
 
+    /// Whether no byte is held yet.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

@@ -30,6 +30,7 @@ pub fn new_replid() -> String {
 pub struct EofMark([u8; MARK_LEN]);
 
 impl EofMark {
+    /// A fresh random mark.
     pub fn new() -> Self {
         let mut mark = [b'0'; MARK_LEN];
         mark.copy_from_slice(random_hex(MARK_LEN).as_bytes());

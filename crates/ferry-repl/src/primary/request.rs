@@ -4,29 +4,40 @@
 
 use bytes::Bytes;
 
+/// One command a client of the primary sent, as far as a primary needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
+    /// `PING`.
     Ping,
     /// `AUTH password` or `AUTH username password`.
     Auth {
+        /// The ACL user; `None` for the `default` user.
         username: Option<Bytes>,
+        /// The password as sent.
         password: Bytes,
     },
+    /// `REPLCONF` with its options.
     ReplConf(Vec<ReplConf>),
     /// `PSYNC <replid> <offset>`: `offset` is the next byte the replica needs; `?` and
     /// `-1` ask for a full copy.
     Psync {
+        /// The replication ID the replica last followed, `?` for none.
         replid: String,
+        /// The next byte it needs.
         offset: i64,
     },
     /// The pre-PSYNC `SYNC`: a full copy without replication ID.
     Sync,
+    /// `INFO [section ...]`.
     Info {
+        /// The sections asked for (lower-cased); none for the default ones.
         sections: Vec<String>,
     },
+    /// `QUIT`.
     Quit,
     /// Anything else: the name, for the error reply.
     Other {
+        /// The command's name, upper-cased.
         name: String,
     },
 }
@@ -34,7 +45,9 @@ pub enum Request {
 /// One `REPLCONF` option (a command may carry several).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplConf {
+    /// `listening-port <port>`: where the replica says it listens.
     ListeningPort(u16),
+    /// `ip-address <ip>`: the address the replica announces.
     IpAddress(String),
     /// `capa eof`, `capa psync2`, ...
     Capa(String),
@@ -42,6 +55,7 @@ pub enum ReplConf {
     Version(String),
     /// `ACK <offset>` (any `FACK <offset>` after it is ignored).
     Ack(i64),
+    /// `GETACK *`: asks the replica to send its `ACK` now.
     GetAck,
     /// An option this side does not use; accepted, as primaries do for forward
     /// compatibility.
@@ -52,7 +66,9 @@ pub enum ReplConf {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{command}: {reason}")]
 pub struct BadRequest {
+    /// The command's name (upper-cased).
     pub command: String,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 

@@ -23,6 +23,7 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
+    /// A decoder for a stream in `mode`, refusing frames beyond `limits`.
     pub fn new(mode: Mode, limits: Limits) -> Self {
         FrameDecoder {
             mode,
@@ -32,6 +33,7 @@ impl FrameDecoder {
         }
     }
 
+    /// The limits it enforces.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

@@ -43,7 +43,12 @@ pub enum Frame {
     /// `!<len>` bulk error
     BulkError(Bytes),
     /// `=<len>\r\ntxt:...`: three-byte format and the text
-    Verbatim { format: Bytes, text: Bytes },
+    Verbatim {
+        /// The format, e.g. `txt` or `mkd`.
+        format: Bytes,
+        /// The text after `format:`.
+        text: Bytes,
+    },
     /// `%n` key/value pairs
     Map(Vec<(Frame, Frame)>),
     /// `~n`
@@ -146,7 +151,9 @@ impl Default for Limits {
 /// was given at that call; the connection layer turns it into a stream position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtoError {
+    /// What is wrong with the bytes.
     pub what: String,
+    /// Where, from the start of the buffer.
     pub at: usize,
 }
 

@@ -66,7 +66,7 @@ pub fn assert_complete_rdb(bytes: &[u8], what: &str) {
     );
     let stored = u64::from_le_bytes(stored.try_into().unwrap());
     assert_eq!(
-        ferry_codec::crc64::checksum(body),
+        ferry_codec::crc64(body),
         stored,
         "{what}: checksum does not match: the snapshot was cut or extended"
     );

@@ -1,7 +1,7 @@
 //! `ferry convert IN OUT --to PROFILE`: rewrite an RDB file for another release.
 
 use crate::cli::ConvertArgs;
-use crate::codec::encode::EncodeOptions;
+use crate::codec::EncodeOptions;
 use crate::display::{count, size};
 use crate::error::Error;
 use crate::pipeline::{self, RunStats};

@@ -6,8 +6,7 @@ pub mod relay;
 pub mod writer;
 
 use crate::error::Error;
-use ferry_codec::raw_string::RawString;
-use ferry_codec::{Item, KeyHeader, ValuePart};
+use ferry_codec::{Item, KeyHeader, RawString, ValuePart};
 use std::collections::BTreeMap;
 
 pub trait Sink {

@@ -1,12 +1,10 @@
 //! An RDB file in a target's format, written whole or not at all.
 
 use super::{Sink, SinkStats};
-use crate::codec::encode::{EncodeOptions, Encoder};
+use crate::codec::{EncodeOptions, Encoder};
 use crate::error::Error;
 use crate::output_file::{OutputFile, WritebackFile};
-use ferry_codec::raw_string::RawString;
-use ferry_codec::target::Format;
-use ferry_codec::{Item, KeyHeader};
+use ferry_codec::{Format, Item, KeyHeader, RawString};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 

@@ -1,10 +1,9 @@
 //! An RDB file on disk.
 
 use super::Source;
-use crate::codec::decode::Decoder;
+use crate::codec::Decoder;
 use crate::error::Error;
-use ferry_codec::raw_string::RawString;
-use ferry_codec::Item;
+use ferry_codec::{Item, RawString};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 

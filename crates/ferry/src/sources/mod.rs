@@ -7,8 +7,7 @@ pub mod replication;
 pub mod scan;
 
 use crate::error::Error;
-use ferry_codec::raw_string::RawString;
-use ferry_codec::Item;
+use ferry_codec::{Item, RawString};
 use std::time::Duration;
 
 /// How long a lost live source (replication or scan, migrate or relay) is retried before

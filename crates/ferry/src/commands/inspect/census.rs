@@ -3,8 +3,7 @@
 
 use crate::encoding::encoding_name;
 use bytes::Bytes;
-use ferry_codec::members::DuplicateFinder;
-use ferry_codec::{Flavor, Item, Kind, RdbVersion, ValuePart};
+use ferry_codec::{DuplicateFinder, Flavor, Item, Kind, RdbVersion, ValuePart};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -37,7 +37,7 @@ use crate::tls::TlsConnector;
 use crate::transforms::commands::CommandTranslator;
 use crate::transforms::compat::{CompatTransform, ExportedKeys};
 use crate::url::ServerUrl;
-use ferry_codec::target::Format;
+use ferry_codec::Format;
 use ferry_repl::{
     snapshot_channel, ConnectOptions, PsyncOutcome, ReplError, ReplicaConnection, Secret,
     SnapshotFraming, StreamUpgrade,

@@ -5,7 +5,7 @@
 //! export then matches the source at the switch.
 
 use super::Migration;
-use crate::codec::decode::dump::decode_payload;
+use crate::codec::dump::decode as decode_payload;
 use crate::error::Error;
 use crate::policy::VectorSetPolicy;
 use crate::sinks::writer::client::{Client, ClientError};

@@ -3,7 +3,7 @@
 //! and handed on in chunks. Nothing is held whole: at most a few chunks on each side and
 //! one key's value in the encoder (bigger values are streamed in parts).
 
-use crate::codec::encode::{EncodeOptions, Encoder};
+use crate::codec::{EncodeOptions, Encoder};
 use crate::error::Error;
 use crate::pipeline;
 use crate::policy::Policies;

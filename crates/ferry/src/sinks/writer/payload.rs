@@ -1,8 +1,7 @@
 //! RESTORE payloads for the target's format, from the codec's DUMP encoder.
 
-use crate::codec::encode::dump::encode_payload;
-use ferry_codec::target::Format;
-use ferry_codec::{EncodeError, KeyHeader, ValuePart};
+use crate::codec::dump::encode as encode_payload;
+use ferry_codec::{EncodeError, Format, KeyHeader, ValuePart};
 
 pub fn encode(
     format: Format,

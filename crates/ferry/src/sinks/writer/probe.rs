@@ -4,8 +4,7 @@
 
 use super::client::{info_value, one_line, Client, ClientError};
 use bytes::Bytes;
-use ferry_codec::target::Format;
-use ferry_codec::RdbVersion;
+use ferry_codec::{Format, RdbVersion};
 use ferry_repl::resp::Frame;
 use std::collections::BTreeMap;
 

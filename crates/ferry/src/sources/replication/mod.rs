@@ -9,7 +9,7 @@ pub mod stream;
 pub mod translate;
 
 use super::Source;
-use crate::codec::decode::Decoder;
+use crate::codec::Decoder;
 use crate::error::Error;
 use ferry_codec::Item;
 use ferry_repl::ChannelReader;

@@ -18,8 +18,7 @@ use crate::target::Target;
 use crate::transforms::compat::CompatTransform;
 use crate::transforms::Transform;
 use bytes::Bytes;
-use ferry_codec::target::Format;
-use ferry_codec::{Flavor, Item, RdbVersion, ValuePart};
+use ferry_codec::{Flavor, Format, Item, RdbVersion, ValuePart};
 
 /// The first version Valkey writes with its own type bytes (and Redis never loads).
 const FIRST_VALKEY_VERSION: u16 = 80;

@@ -536,7 +536,7 @@ fn redis8_hash_payload(all_volatile: bool) -> Bytes {
         field("a", Some(4_000_000_000_000)),
         field("b", second),
     ])];
-    let format = ferry_codec::target::Format::from_profile("redis-8.0").unwrap();
+    let format = ferry_codec::Format::from_profile("redis-8.0").unwrap();
     Bytes::from(ferry_codec::dump::encode(format, &header, &parts).unwrap())
 }
 
