@@ -69,7 +69,7 @@ impl ReplError {
 
 /// Makes a server-provided message printable on one line: control characters become
 /// spaces and overly long messages are cut.
-pub(crate) fn one_line(message: &[u8]) -> String {
+pub fn one_line(message: &[u8]) -> String {
     const MAX_CHARS: usize = 300;
     let text = String::from_utf8_lossy(message);
     let mut out: String = text

@@ -34,7 +34,7 @@ pub use ack::AckHandle;
 pub use channel_reader::{
     snapshot_channel, ChannelReader, ReaderGone, SnapshotSender, DEFAULT_CHANNEL_CHUNKS,
 };
-pub use error::ReplError;
+pub use error::{one_line, ReplError};
 pub use handshake::PsyncOutcome;
 pub use options::{ConnectOptions, RetryPolicy};
 pub use replica::{ReplCommand, ReplicaConnection, SnapshotStream};

@@ -11,7 +11,7 @@
 //! client's `cluster_pipe` splits a pipeline per node and waits for each one.
 
 use anyhow::{bail, Context as _, Result};
-use ferry::sinks::writer::client::Client;
+use ferry::server::client::Client;
 use ferry::sinks::writer::cluster::ClusterPipe;
 use ferry::sinks::writer::pipe::{Batch, Mark};
 use ferry::url::ServerUrl;

@@ -160,7 +160,7 @@ pub struct MigrateArgs {
     /// Seconds the target may send nothing while it owes replies to written commands
     /// before the run stops (it is stuck or gone).
     #[arg(long, value_name = "SECONDS",
-          default_value_t = crate::sinks::writer::client::DEFAULT_STALL_TIMEOUT.as_secs(),
+          default_value_t = crate::server::client::DEFAULT_STALL_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     pub target_reply_timeout: u64,
     /// Seconds the source may send nothing on the replication link before ferry takes it

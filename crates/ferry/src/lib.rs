@@ -18,6 +18,8 @@ pub mod output_file;
 pub mod pipeline;
 pub mod policy;
 pub mod progress;
+pub mod relay;
+pub mod server;
 pub mod sinks;
 pub mod sources;
 pub mod state;

@@ -159,6 +159,10 @@ macro_rules! serialize_as_flag_value {
 }
 serialize_as_flag_value!(HashFieldTtlPolicy, VectorSetPolicy, ModulePolicy);
 
+/// How long a key at or near its expiry is kept on the target for the source's DEL (the
+/// snapshot's writer and the stream's expiry rule both hold it this long).
+pub const EXPIRY_GRACE_MS: i64 = 5_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! ferry's slot function agrees with the server's `CLUSTER KEYSLOT`, hash tags included.
 
-use ferry::sinks::writer::cluster::slot::key_slot;
+use ferry::server::cluster::slot::key_slot;
 use ferry_testkit::{Cluster, ServerKind};
 
 #[test]

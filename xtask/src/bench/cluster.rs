@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use ferry::sinks::writer::cluster::slot::key_slot;
+use ferry::server::cluster::slot::key_slot;
 use ferry_testkit::cluster::slot_ranges;
 use ferry_testkit::{Cluster, Server, ServerKind};
 

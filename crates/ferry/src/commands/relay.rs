@@ -5,10 +5,10 @@
 use crate::cli::RelayArgs;
 use crate::error::Error;
 use crate::policy::Policies;
-use crate::sinks::relay::saved::{self, RelayState};
-use crate::sinks::relay::{listener, Relay, RelayConfig};
-use crate::sinks::writer::client::Client;
-use crate::sinks::writer::probe;
+use crate::relay::saved::{self, RelayState};
+use crate::relay::{listener, Relay, RelayConfig};
+use crate::server::client::Client;
+use crate::server::probe;
 use crate::target::Target;
 use crate::url::ServerUrl;
 use std::io::Write;
@@ -137,11 +137,11 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
     match &stats_for_stop {
         Some(stats) => {
             tokio::select! {
-                _ = shutdown_signal() => {}
+                _ = crate::server::shutdown::signal() => {}
                 _ = stats.stop_requested() => relay.log("stopping: asked to by POST /stop (cutover)"),
             }
         }
-        None => shutdown_signal().await,
+        None => crate::server::shutdown::signal().await,
     }
     accept.abort();
     if let Some(stats) = &stats_for_stop {
@@ -264,29 +264,6 @@ fn read_password(path: &std::path::Path) -> Result<String, Error> {
         )));
     }
     Ok(password)
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Where items go. Today an RDB file; later a writer to a live server or a relay, which
 //! take the same [`Item`]s.
 
+pub mod applier;
 pub mod rdb_file;
-pub mod relay;
 pub mod writer;
 
 use crate::error::Error;

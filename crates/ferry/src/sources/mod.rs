@@ -4,7 +4,6 @@
 
 pub mod file;
 pub mod replication;
-pub mod scan;
 
 use crate::error::Error;
 use ferry_codec::{Item, RawString};

@@ -6,9 +6,9 @@
 
 use super::endpoint::{cmd_name, node_address, Endpoint};
 use super::error::VerifyError;
-use crate::sinks::writer::cluster::blocking::frame;
-use crate::sinks::writer::cluster::slot::key_slot;
-use crate::sinks::writer::cluster::topology::{parse_cluster_shards, parse_cluster_slots, SlotMap};
+use crate::server::cluster::blocking::frame;
+use crate::server::cluster::slot::key_slot;
+use crate::server::cluster::topology::{parse_cluster_shards, parse_cluster_slots, SlotMap};
 use redis::{Cmd, ErrorKind, RedisError, ServerErrorKind, Value};
 use std::collections::BTreeMap;
 

@@ -8,8 +8,8 @@ use super::error::{Role, VerifyError};
 use super::limiter::Limiter;
 use super::node::Node;
 use super::reply;
-use crate::sinks::writer::client::{info_value, parse_info};
-use crate::sinks::writer::cluster::topology::SlotMap;
+use crate::server::client::{info_value, parse_info};
+use crate::server::cluster::topology::SlotMap;
 use crate::url::ServerUrl;
 use redis::{Cmd, FromRedisValue, Pipeline, Value};
 use std::collections::BTreeMap;
@@ -268,7 +268,7 @@ fn node_url(base: &ServerUrl, address: &str) -> Option<ServerUrl> {
 }
 
 /// host:port of a cluster node (IPv6 hosts in brackets).
-pub fn node_address(node: &crate::sinks::writer::cluster::topology::Node) -> String {
+pub fn node_address(node: &crate::server::cluster::topology::Node) -> String {
     if node.host.contains(':') {
         format!("[{}]:{}", node.host, node.port)
     } else {

@@ -244,7 +244,7 @@ impl VerifyReport {
             writeln!(
                 out,
                 "note: ferry's marker keys ({}…) not compared (migrate's record of what it applied)",
-                crate::sinks::writer::marker::KEY
+                crate::state::marker::KEY
             )?;
         }
         for difference in &self.differences {

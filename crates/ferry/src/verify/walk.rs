@@ -6,7 +6,7 @@ use super::compare::{compare_keys, Pair, CHUNK};
 use super::endpoint::Endpoint;
 use super::error::{Role, VerifyError};
 use super::report::{DiffKind, Finding, KeyOutcome, VerifyReport};
-use crate::sinks::writer::marker;
+use crate::state::marker;
 use std::collections::BTreeSet;
 
 /// Compares every key of every database that holds keys on either side. A cluster side

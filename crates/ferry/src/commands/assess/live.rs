@@ -6,7 +6,7 @@ use super::client::{self, connect, items, pairs, query, text};
 use super::rdb::library_name;
 use super::source::SourceFacts;
 use crate::error::Error;
-use crate::sinks::writer::cluster::blocking;
+use crate::server::cluster::blocking;
 use crate::url::ServerUrl;
 use ferry_codec::ValuePart;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

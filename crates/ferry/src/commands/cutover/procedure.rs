@@ -569,8 +569,8 @@ impl Switch<'_> {
                 "could not release the target ({}): delete {} in db {} and run CONFIG SET \
                  import-mode no by hand",
                 line(&error),
-                crate::sinks::writer::marker::KEY,
-                crate::sinks::writer::marker::DB
+                crate::state::marker::KEY,
+                crate::state::marker::DB
             ),
         };
         Ok(((), detail))
@@ -597,7 +597,7 @@ impl Switch<'_> {
                 Err(error) => done.push(format!(
                     "{}: could not release ({error}): delete the keys {}:* by hand",
                     url.address(),
-                    crate::sinks::writer::marker::KEY
+                    crate::state::marker::KEY
                 )),
             }
         }

@@ -95,7 +95,7 @@ pub fn run(
         policies,
         max_memory_mb: 64,
         connect_timeout: 5,
-        target_reply_timeout: crate::sinks::writer::client::DEFAULT_STALL_TIMEOUT.as_secs(),
+        target_reply_timeout: crate::server::client::DEFAULT_STALL_TIMEOUT.as_secs(),
         source_read_timeout: 60,
         json: args.switch.json,
         metrics_addr: args.rollback_metrics_addr,

@@ -51,8 +51,8 @@ impl ServerLink {
         &mut self,
         asked_host: &str,
         tls: bool,
-    ) -> Result<crate::sinks::writer::cluster::topology::SlotMap, String> {
-        crate::sinks::writer::cluster::blocking::primaries(&mut self.connection, asked_host, tls)
+    ) -> Result<crate::server::cluster::topology::SlotMap, String> {
+        crate::server::cluster::blocking::primaries(&mut self.connection, asked_host, tls)
     }
 
     pub fn replication(&mut self) -> Result<Replication, redis::RedisError> {
@@ -107,7 +107,7 @@ impl ServerLink {
     /// ferry's resume marker (a key of ours among the user's) and Valkey's import mode (in
     /// which the server deletes no key on its own expiry). Says what it did.
     pub fn leave_migration(&mut self) -> Result<Vec<String>, redis::RedisError> {
-        use crate::sinks::writer::marker;
+        use crate::state::marker;
         let mut done = Vec::new();
         redis::cmd("SELECT")
             .arg(marker::DB)

@@ -5,8 +5,8 @@
 
 use super::{Migration, TargetSetup};
 use crate::error::Error;
-use crate::sinks::writer::client::{Client, ClientError};
-use crate::sinks::writer::probe::{self, ImportMode};
+use crate::server::client::{Client, ClientError};
+use crate::server::probe::{self, ImportMode};
 use ferry_repl::resp::Frame;
 
 /// How to end import mode by hand, for the lines that leave it on.
@@ -37,7 +37,7 @@ impl Migration {
                 self.say(format!(
                     "the target has import mode but refused it ({refused}); expiries due \
                      soon are held {} s for the source's DEL instead",
-                    crate::sinks::writer::EXPIRY_GRACE_MS / 1000
+                    crate::policy::EXPIRY_GRACE_MS / 1000
                 ));
                 ImportMode::Absent
             }

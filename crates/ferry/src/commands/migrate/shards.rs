@@ -22,15 +22,15 @@ use crate::cli::MigrateArgs;
 use crate::error::Error;
 use crate::observe::metrics::ShardStatus;
 use crate::observe::{Observer, Phase};
-use crate::sinks::writer::client::Client;
-use crate::sinks::writer::marker;
+use crate::server::client::Client;
+use crate::server::cluster::shards::{self as cluster, slots_text, NodeAddr, SourceShard};
+use crate::server::probe::{self, ImportMode, ServerInfo};
 use crate::sinks::writer::pipe::{Batch, Pipe};
-use crate::sinks::writer::probe::{self, ImportMode, ServerInfo};
-use crate::sources::replication::cluster::{self, slots_text, NodeAddr, SourceShard};
 use crate::sources::replication::imports::SlotImports;
 use crate::sources::replication::moves::{MovedKeys, ShardTransform};
-use crate::sources::replication::translate::CommandTransform;
+use crate::state::marker;
 use crate::state::{self, MigrationState, MovedKeyState, ShardState};
+use crate::transforms::commands::transform::CommandTransform;
 use crate::url::ServerUrl;
 use bytes::Bytes;
 use std::future::Future;
@@ -315,7 +315,7 @@ impl Board {
 impl Migration {
     pub(super) async fn source_is_cluster(
         &self,
-    ) -> Result<bool, crate::sinks::writer::client::ClientError> {
+    ) -> Result<bool, crate::server::client::ClientError> {
         let mut client = Client::connect(&self.source_url, self.connect_timeout).await?;
         probe::is_cluster(&mut client).await
     }

@@ -8,7 +8,7 @@ use super::Migration;
 use crate::codec::dump::decode as decode_payload;
 use crate::error::Error;
 use crate::policy::VectorSetPolicy;
-use crate::sinks::writer::client::{Client, ClientError};
+use crate::server::client::{Client, ClientError};
 use crate::transforms::compat::VectorExporter;
 use bytes::Bytes;
 use ferry_codec::{Kind, ValuePart};

@@ -8,14 +8,10 @@
 //! The same plain path serves targets that refuse RESTORE. Streams and module values have
 //! no plain form: they always go through RESTORE and are held whole (a known limit).
 
-pub mod client;
 pub mod cluster;
-mod halves;
-pub mod marker;
 mod payload;
 pub mod pipe;
 pub mod plain;
-pub mod probe;
 pub mod redirect;
 pub mod walk;
 
@@ -27,8 +23,7 @@ use pipe::{Batch, Pipe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// How long a key at or near its expiry is kept on the target for the source's DEL.
-pub const EXPIRY_GRACE_MS: i64 = 5_000;
+pub use crate::policy::EXPIRY_GRACE_MS;
 /// Longest wait for the target to acknowledge what is in flight when a run stops.
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 

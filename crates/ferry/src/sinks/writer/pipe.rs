@@ -15,10 +15,10 @@
 //! [`Mark`] (a replication offset and the stream's database) counts as applied when the
 //! replies of that batch and of everything before it have come back.
 
-use super::client::ClientWriter;
-use super::client::{one_line, ClientError, ReplyReader};
 use super::cluster::ClusterPipe;
 use super::redirect::{self, Redirect};
+use crate::server::client::ClientWriter;
+use crate::server::client::{one_line, ClientError, ReplyReader};
 use bytes::{Bytes, BytesMut};
 use ferry_repl::resp::{encode_command, Frame, FrameDecoder, Limits, Mode};
 use ferry_repl::AckHandle;

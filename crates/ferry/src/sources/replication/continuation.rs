@@ -5,7 +5,7 @@
 //! both: a `+CONTINUE` they contradict came from a peer that does not have the data, and
 //! streaming from it would claim "in sync" for what the target never received.
 
-use crate::sinks::writer::client::{Client, ClientError};
+use crate::server::client::{Client, ClientError};
 use crate::url::ServerUrl;
 use ferry_repl::resp::Frame;
 use std::time::Duration;

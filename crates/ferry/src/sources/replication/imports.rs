@@ -16,7 +16,7 @@
 //! them: ferry cannot tell those DELs from a client's, so it stops.
 
 use crate::error::Error;
-use crate::sinks::writer::cluster::slot::key_slot;
+use crate::server::cluster::slot::key_slot;
 use bytes::Bytes;
 use std::collections::HashSet;
 

@@ -1,12 +1,9 @@
 //! The source as a replica of a live server: its snapshot as an [`Item`] source, and its
-//! command stream applied to the target ([`stream`]).
+//! command stream applied to the target ([`crate::sinks::applier`]).
 
-pub mod cluster;
 pub mod continuation;
 pub mod imports;
 pub mod moves;
-pub mod stream;
-pub mod translate;
 
 use super::Source;
 use crate::codec::Decoder;

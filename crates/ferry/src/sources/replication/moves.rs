@@ -25,9 +25,9 @@
 //! to the key, cannot land on the restored value.
 
 use super::imports::{self, SlotImports};
-use super::translate::CommandTransform;
 use crate::error::Error;
-use crate::sinks::writer::cluster::slot::key_slot;
+use crate::server::cluster::slot::key_slot;
+use crate::transforms::commands::transform::CommandTransform;
 use crate::transforms::commands::Translated;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -366,7 +366,7 @@ fn first_key(args: &[Bytes]) -> Option<&Bytes> {
 mod tests {
     use super::*;
 
-    use crate::sources::replication::translate::PassThrough;
+    use crate::transforms::commands::transform::PassThrough;
 
     fn args(text: &str) -> Vec<Bytes> {
         text.split(' ')

@@ -25,7 +25,7 @@
 use super::payload::Recoded;
 use super::{malformed, CommandTranslator, Translated};
 use crate::error::Error;
-use crate::sinks::writer::EXPIRY_GRACE_MS;
+use crate::policy::EXPIRY_GRACE_MS;
 use bytes::Bytes;
 
 const SET: Bytes = Bytes::from_static(b"SET");

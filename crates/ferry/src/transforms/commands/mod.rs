@@ -55,6 +55,7 @@ mod report;
 mod syntax;
 #[cfg(test)]
 mod tests;
+pub mod transform;
 mod vector_sets;
 
 pub use report::{CommandReport, HashTtlCommandCounts, VectorCommandCounts};

@@ -1,36 +1,9 @@
 //! Writing into a cluster target: each command to the primary serving its key's slot,
-//! over one pipelined connection per primary ([`ClusterPipe`]).
+//! over one pipelined connection per primary ([`ClusterPipe`]). The slot map itself is
+//! the server layer's ([`crate::server::cluster`]).
 
-pub mod blocking;
-pub mod markers;
 mod pipe;
 pub mod route;
-pub mod slot;
 pub mod split;
-pub mod topology;
 
 pub use pipe::ClusterPipe;
-
-use crate::sinks::writer::client::{Client, ClientError};
-use ferry_repl::resp::Frame;
-
-/// A hash tag whose keys the node behind `client` serves (for keys ferry writes through
-/// that one connection, such as the DUMP probe's).
-pub async fn probe_tag(client: &mut Client, asked_host: &str) -> Result<String, ClientError> {
-    let id = match client.call_ok(&["CLUSTER", "MYID"]).await? {
-        Frame::Bulk(id) | Frame::Simple(id) => String::from_utf8_lossy(&id).into_owned(),
-        other => {
-            return Err(ClientError::Protocol(format!(
-                "CLUSTER MYID answered {}",
-                other.describe()
-            )))
-        }
-    };
-    let map = topology::discover(client, asked_host).await?;
-    map.tag_served_by(&id).ok_or_else(|| ClientError::Command {
-        command: "CLUSTER SLOTS".into(),
-        message: format!(
-            "the node ferry connected to ({id}) serves no slot; point --target at a primary"
-        ),
-    })
-}

@@ -18,12 +18,12 @@
 //! everything sent before is applied: a later command on a key then never overtakes an
 //! earlier one still on its way round through the old node.
 
-use super::markers::{self, AllApplied};
 use super::split::{Splitter, StreamMarkers};
-use super::topology::{discover, Node, SlotMap};
-use crate::sinks::writer::client::{Client, ClientError};
+use crate::server::client::{Client, ClientError};
+use crate::server::cluster::topology::{discover, Node, SlotMap};
 use crate::sinks::writer::pipe::{Batch, Mark, NodePipe, PipeCounters, PipeError};
 use crate::sinks::writer::redirect::{Redirect, Redirected};
+use crate::state::slot_markers::{self as markers, AllApplied};
 use crate::url::ServerUrl;
 use bytes::Bytes;
 use ferry_repl::AckHandle;

@@ -4,7 +4,7 @@
 //! Key positions follow the commands' documented syntax for what a source replicates;
 //! a command not listed has its key first (or no key when it has no argument).
 
-use super::slot::key_slot;
+use crate::server::cluster::slot::key_slot;
 use bytes::Bytes;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

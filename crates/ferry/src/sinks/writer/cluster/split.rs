@@ -7,15 +7,15 @@
 //!
 //! With a stream's markers ([`Splitter::write_markers`]), each batch that carries a mark
 //! reaches each slot it touches as one transaction ending with that slot's marker
-//! ([`super::markers`]), source transactions included; a slot whose marker already holds
+//! ([`crate::state::slot_markers`]), source transactions included; a slot whose marker already holds
 //! the batch's mark (a replay after a crash) gets nothing. Commands for every node split
 //! the batch: the slots' transactions before one go before it.
 
-use super::markers;
 use super::route::{route, Route};
-use super::topology::SlotMap;
+use crate::server::cluster::topology::SlotMap;
 use crate::sinks::writer::pipe::{Batch, Mark};
 use crate::sinks::writer::walk;
+use crate::state::slot_markers as markers;
 use bytes::{Bytes, BytesMut};
 
 /// The stream whose markers each slot's transaction writes, and what the target held of
@@ -277,9 +277,9 @@ fn describe(args: &[Bytes]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::slot::key_slot;
-    use super::super::topology::parse_cluster_slots;
     use super::*;
+    use crate::server::cluster::slot::key_slot;
+    use crate::server::cluster::topology::parse_cluster_slots;
     use ferry_repl::resp::Frame;
 
     /// Two primaries: slots 0-8191 on node 0, the rest on node 1.

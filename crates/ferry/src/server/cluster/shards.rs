@@ -2,7 +2,7 @@
 //! included) hold each shard. Read with `CLUSTER SHARDS` (Redis 7.0+, Valkey), or
 //! `CLUSTER SLOTS` where that command is unknown.
 
-use crate::sinks::writer::client::{Client, ClientError};
+use crate::server::client::{Client, ClientError};
 use crate::url::ServerUrl;
 use ferry_repl::resp::Frame;
 use std::fmt;

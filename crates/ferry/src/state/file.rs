@@ -6,11 +6,11 @@
 //!
 //! It is written every second, so it can trail the target; and a restarted target may have
 //! kept less than it acknowledged. What the target holds is told by ferry's marker on the
-//! target ([`crate::sinks::writer::marker`]), written atomically with the data: on start,
+//! target ([`crate::state::marker`]), written atomically with the data: on start,
 //! [`resume_from_target`] makes the marker win. The file keeps what the target cannot
 //! tell: that ferry owns the target, and that a full sync was under way.
 
-use crate::sinks::writer::marker::Applied;
+use crate::state::marker::Applied;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //!
 //! Why per slot: a transaction on a cluster runs within one slot, so the marker can be
 //! atomic with the data only there. Every batch of the stream reaches each slot it
-//! touches as one `MULTI … HSET marker … EXEC` ([`super::split`]). After a crash, a
+//! touches as one `MULTI … HSET marker … EXEC` ([`crate::sinks::writer::cluster::split`]). After a crash, a
 //! resumed run reads the markers ([`read_all`]) and leaves out, slot by slot, what the
 //! target already holds: a command whose end offset is at or below its slot's marker was
 //! applied with it, one above it was not (see [`Applied`]). A replayed `INCR` or `XADD`
@@ -15,9 +15,9 @@
 //! on a replay: FLUSHALL and FLUSHDB come out the same, and they delete the markers
 //! written before them, so what followed them is applied again too.
 
-use super::slot::{key_slot, tag_for_slot};
-use super::topology::SlotMap;
-use crate::sinks::writer::client::{Client, ClientError};
+use crate::server::client::{Client, ClientError};
+use crate::server::cluster::slot::{key_slot, tag_for_slot};
+use crate::server::cluster::topology::SlotMap;
 use crate::sinks::writer::pipe::Batch;
 use crate::url::ServerUrl;
 use ferry_repl::resp::Frame;

@@ -1,8 +1,8 @@
 //! Progress lines, `/metrics` and `/status` for scan mode.
 
 use super::Copier;
+use crate::commands::migrate::scan::{PROGRESS_EVERY, RATE_WINDOW, TICK};
 use crate::observe::Rate;
-use crate::sources::scan::{PROGRESS_EVERY, RATE_WINDOW, TICK};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 

@@ -25,7 +25,7 @@ fn hash_tag(key: &[u8]) -> &[u8] {
 }
 
 /// A short hash tag for each slot (`tag_for_slot(s)` hashes to `s`), for keys ferry keeps
-/// in a given slot: each slot's resume marker ([`super::markers`]).
+/// in a given slot: each slot's resume marker ([`crate::state::slot_markers`]).
 pub fn tag_for_slot(slot: u16) -> &'static str {
     static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let tags = TAGS.get_or_init(|| {

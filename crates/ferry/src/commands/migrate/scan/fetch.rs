@@ -6,7 +6,7 @@
 
 use super::conn::{refused, SourceConn};
 use super::dirty::DbKey;
-use crate::sinks::writer::client::ClientError;
+use crate::server::client::ClientError;
 use bytes::Bytes;
 use ferry_repl::resp::Frame;
 

@@ -6,8 +6,8 @@
 //! connection ends, changes may have been missed and the caller rescans everything.
 
 use super::dirty::DirtyKeys;
-use crate::sinks::writer::client::ClientWriter;
-use crate::sinks::writer::client::{Client, ClientError, ReplyReader};
+use crate::server::client::ClientWriter;
+use crate::server::client::{Client, ClientError, ReplyReader};
 use crate::url::ServerUrl;
 use bytes::{Bytes, BytesMut};
 use ferry_repl::resp::{encode_command, Frame};
@@ -37,7 +37,7 @@ pub async fn subscribe(url: &ServerUrl, timeout: Duration) -> Result<Subscriptio
         }
         Frame::Error(message) | Frame::BulkError(message) => Err(ClientError::Command {
             command: "PSUBSCRIBE".into(),
-            message: crate::sinks::writer::client::one_line(&message),
+            message: crate::server::client::one_line(&message),
         }),
         other => Err(ClientError::Protocol(format!(
             "PSUBSCRIBE answered {}",

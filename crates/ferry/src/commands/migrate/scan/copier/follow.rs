@@ -2,11 +2,11 @@
 //! re-read, and the checks that call for a rescan.
 
 use super::{Copier, SessionEnd, Ticks};
+use crate::commands::migrate::scan::apply::Record;
+use crate::commands::migrate::scan::conn::SourceConn;
+use crate::commands::migrate::scan::scanner::{self, Walk};
+use crate::commands::migrate::scan::{FLUSHES_EVERY, QUIET_EVERY, SWEEP_MIN, TICK};
 use crate::observe::Phase;
-use crate::sources::scan::apply::Record;
-use crate::sources::scan::conn::SourceConn;
-use crate::sources::scan::scanner::{self, Walk};
-use crate::sources::scan::{FLUSHES_EVERY, QUIET_EVERY, SWEEP_MIN, TICK};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::mpsc;

@@ -3,7 +3,7 @@
 //! - SELECT is followed: forwarded, and remembered as the stream's database.
 //! - With a marker ([`StreamApplier::with_marker`], what `migrate` does): each batch goes
 //!   to the target as one MULTI … EXEC that ends with the write of ferry's marker
-//!   ([`crate::sinks::writer::marker`]): the replication ID, the offset after the batch,
+//!   ([`crate::state::marker`]): the replication ID, the offset after the batch,
 //!   the stream's database. The target runs data and marker atomically, so whatever prefix
 //!   of its writes it keeps after a restart, the marker says exactly where it ends and a
 //!   resume applies nothing twice. The source's own MULTI/EXEC are left out (the batch is
@@ -23,10 +23,10 @@
 //! - PING and REPLCONF are not forwarded; their bytes still count in the offset.
 //! - Everything else goes through the [`CommandTransform`] seam.
 
-use super::translate::CommandTransform;
 use crate::error::Error;
-use crate::sinks::writer::marker::{self, Applied, ShardApplied};
 use crate::sinks::writer::pipe::{Batch, Mark, Pipe, PipeError};
+use crate::state::marker::{self, Applied, ShardApplied};
+use crate::transforms::commands::transform::CommandTransform;
 use crate::transforms::commands::Translated;
 use bytes::Bytes;
 use ferry_repl::ReplCommand;
@@ -266,13 +266,13 @@ impl StreamApplier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::writer::client::Client;
+    use crate::server::client::Client;
     use crate::url::ServerUrl;
     use ferry_testkit::{Server, ServerKind};
     use std::io::{BufRead, BufReader, Write};
     use std::time::{Duration, Instant};
 
-    use crate::sources::replication::translate::PassThrough;
+    use crate::transforms::commands::transform::PassThrough;
 
     /// Every command the server runs from now on, as `MONITOR` shows it (a transaction's
     /// commands at EXEC, between MULTI and EXEC), words joined by spaces.

@@ -2,11 +2,11 @@
 //! with SCAN, paced, and the function libraries.
 
 use super::{with_db, Copier, SessionEnd, Ticks};
+use crate::commands::migrate::scan::apply::Record;
+use crate::commands::migrate::scan::conn::SourceConn;
+use crate::commands::migrate::scan::fetch;
+use crate::commands::migrate::scan::scanner::{self, Pace, Walk};
 use crate::observe::Phase;
-use crate::sources::scan::apply::Record;
-use crate::sources::scan::conn::SourceConn;
-use crate::sources::scan::fetch;
-use crate::sources::scan::scanner::{self, Pace, Walk};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::mpsc;

@@ -26,7 +26,7 @@ pub mod session;
 pub mod stream;
 
 use crate::policy::Policies;
-use crate::sinks::writer::probe::ServerInfo;
+use crate::server::probe::ServerInfo;
 use crate::target::Target;
 use crate::url::ServerUrl;
 use history::History;

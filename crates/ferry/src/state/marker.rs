@@ -4,7 +4,7 @@
 //! selected there).
 //!
 //! The marker is written inside the same MULTI … EXEC as each batch of replicated commands
-//! ([`crate::sources::replication::stream`]), and after the last RESTORE of a full sync. A
+//! ([`crate::sinks::applier`]), and after the last RESTORE of a full sync. A
 //! target that keeps a prefix of what it ran (AOF, RDB, a restart that lost recent writes)
 //! therefore keeps data and marker in agreement: on resume the marker, not ferry's state
 //! file, says where the target's data ends. `ferry verify` ignores the key; `cutover`
@@ -15,8 +15,8 @@
 //! [`SHARDS_KEY`] ([`push_shard_write`], [`read_shards`]), written the same way. A cluster
 //! target keeps a marker per slot instead (`cluster::markers`).
 
-use super::client::{one_line, Client, ClientError};
-use super::pipe::Batch;
+use crate::server::client::{one_line, Client, ClientError};
+use crate::sinks::writer::pipe::Batch;
 use ferry_repl::resp::Frame;
 
 /// The marker's key name: ferry's namespace, saying what it is.

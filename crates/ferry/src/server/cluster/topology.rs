@@ -2,7 +2,7 @@
 //! writer) or `CLUSTER SHARDS` (verify, falling back to `CLUSTER SLOTS` before 7.0).
 
 use super::slot::{key_slot, SLOTS};
-use crate::sinks::writer::client::{Client, ClientError};
+use crate::server::client::{Client, ClientError};
 use ferry_repl::resp::Frame;
 
 /// A primary of the cluster, by the address its peers announce.

@@ -15,7 +15,7 @@ use super::saved::SavedHistory;
 use super::stream::StreamTranslator;
 use super::{info, rdb, Relay, ReplicaStatus};
 use crate::display::size;
-use crate::sinks::writer::probe::ServerInfo;
+use crate::server::probe::ServerInfo;
 use crate::sources::replication::continuation;
 use crate::target::Target;
 use crate::transforms::commands::CommandTranslator;

@@ -1,6 +1,6 @@
 //! A plain command connection to a server (the target, or the source for INFO): connect
 //! with a timeout (and TLS for `rediss://`), authenticate, send a command and read its
-//! reply. The pipelined writer ([`super::pipe`]) takes the connection over once setup is
+//! reply. The pipelined writer ([`crate::sinks::writer::pipe`]) takes the connection over once setup is
 //! done.
 
 use super::halves::{split_tcp, split_tls, ReadSide, WriteSide};
@@ -299,19 +299,8 @@ pub fn info_value<'a>(info: &'a [(String, String)], key: &str) -> Option<&'a str
     info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// A server message made printable on one line, cut at 300 characters.
-pub fn one_line(message: &[u8]) -> String {
-    let text = String::from_utf8_lossy(message);
-    let mut out: String = text
-        .chars()
-        .take(300)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > 300 {
-        out.push_str("...");
-    }
-    out
-}
+/// A server message made printable on one line (the replication crate's rule, shared).
+pub use ferry_repl::one_line;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 //! keys created or changed during it are covered by their notifications instead.
 
 use super::conn::{refused, SourceConn};
-use crate::sinks::writer::client::{parse_info, ClientError};
+use crate::server::client::{parse_info, ClientError};
 use bytes::Bytes;
 use ferry_repl::resp::Frame;
 use std::collections::BTreeSet;

@@ -6,7 +6,7 @@
 //! database and the event. Every class that reports a change to a key's value or expiry
 //! is needed: `A` (`g$lshzxetd`: generic, each type, expired, evicted, stream, module).
 
-use crate::sinks::writer::client::{Client, ClientError};
+use crate::server::client::{Client, ClientError};
 use ferry_repl::resp::Frame;
 
 /// The classes ferry needs, as `CONFIG SET` spells them.
@@ -115,7 +115,7 @@ async fn set(
         .await?;
     match reply {
         Frame::Error(message) | Frame::BulkError(message) => {
-            let mut reason = crate::sinks::writer::client::one_line(&message);
+            let mut reason = crate::server::client::one_line(&message);
             if !earlier.is_empty() {
                 reason = format!("{earlier}; {reason}");
             }
@@ -155,7 +155,7 @@ fn describe(reply: &Frame) -> String {
         Frame::Error(message) | Frame::BulkError(message) => {
             format!(
                 "CONFIG GET refused: {}",
-                crate::sinks::writer::client::one_line(message)
+                crate::server::client::one_line(message)
             )
         }
         other => format!("CONFIG GET answered {}", other.describe()),

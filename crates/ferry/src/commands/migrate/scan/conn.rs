@@ -2,8 +2,8 @@
 //! in order. Used for SCAN, DUMP and the expiry reads on the source, and for SCAN on the
 //! target when a rescan looks for keys deleted while ferry could not follow.
 
-use crate::sinks::writer::client::ClientWriter;
-use crate::sinks::writer::client::{Client, ClientError, ReplyReader};
+use crate::server::client::ClientWriter;
+use crate::server::client::{Client, ClientError, ReplyReader};
 use crate::url::ServerUrl;
 use bytes::BytesMut;
 use ferry_repl::resp::{encode_command, Frame};
@@ -77,7 +77,7 @@ pub fn refused(command: &str, reply: &Frame) -> Option<ClientError> {
     match reply {
         Frame::Error(message) | Frame::BulkError(message) => Some(ClientError::Command {
             command: command.to_owned(),
-            message: crate::sinks::writer::client::one_line(message),
+            message: crate::server::client::one_line(message),
         }),
         _ => None,
     }

@@ -1,0 +1,129 @@
+//! A run from start to end: both servers probed, the state file and the target's
+//! ownership checked, import mode entered, then a cluster source's shards, the scan
+//! mode, or the replication sessions of a standalone source.
+
+use super::*;
+
+impl Migration {
+    pub(super) async fn run(&self, args: &MigrateArgs) -> Result<(), Error> {
+        let saved = match &self.state_path {
+            Some(path) => state::load(path)?,
+            None => None,
+        };
+        if let (Some(saved), Some(path)) = (&saved, &self.state_path) {
+            if saved.target != self.target_url.to_string() {
+                return Err(Error::Migration(format!(
+                    "the state file {} belongs to target {}, not {}; use another --state file",
+                    path.display(),
+                    saved.target,
+                    self.target_url
+                )));
+            }
+        }
+        // ferry wrote the target's data in an earlier run: it may replace it.
+        let owned = saved.is_some();
+
+        let mut target = self.connect_target(args, owned).await?;
+        let source_info = self.source_info().await?;
+        let cluster_source = self
+            .source_is_cluster()
+            .await
+            .map_err(|e| self.source_error(e))?;
+        if cluster_source && args.mode == MigrateMode::Scan {
+            // Scan mode reads the one node it is given: a cluster would be copied in part.
+            return Err(Error::Usage(format!(
+                "--mode scan reads one server, and {} is a node of a cluster (it would copy \
+                 only that node's slots); migrate a cluster source in replication mode",
+                self.source_url
+            )));
+        }
+        if let Some(saved) = &saved {
+            self.check_state_kind(saved, cluster_source)?;
+        }
+        self.events.started(
+            &self.source_url.address(),
+            &source_info.name(),
+            &self.target_url.address(),
+            &target.info.name(),
+        );
+        self.events.line(format!(
+            "source {} is {}; target {} is {} (writes {}{})",
+            self.source_url,
+            source_info.name(),
+            self.target_url,
+            target.info.name(),
+            target.format.version,
+            match target.mode {
+                WriteMode::Restore => ", RESTORE",
+                WriteMode::PlainOnly => ", plain commands: RESTORE refused",
+            }
+        ));
+        let mut state = saved.unwrap_or_else(|| {
+            MigrationState::new(
+                self.target_url.to_string(),
+                target.format.version.to_string(),
+            )
+        });
+        state.format = target.format.version.to_string();
+        self.enter_import_mode(&mut target).await?;
+        let entered = target.import_mode;
+        match self
+            .run_entered(args, &source_info, cluster_source, target, state, owned)
+            .await
+        {
+            Err(failure) => Err(self.settle_import_mode(entered, owned, failure).await),
+            done => done,
+        }
+    }
+
+    /// The run once both servers answered and the target's import mode is set.
+    pub(super) async fn run_entered(
+        &self,
+        args: &MigrateArgs,
+        source_info: &ServerInfo,
+        cluster_source: bool,
+        mut target: TargetSetup,
+        mut state: MigrationState,
+        owned: bool,
+    ) -> Result<(), Error> {
+        if cluster_source {
+            return self
+                .run_cluster_source(args, source_info, target, state, owned)
+                .await;
+        }
+        // Scan mode keeps no position (and no marker): it always copies everything.
+        // A cluster target's markers are per slot: read below, used by the stream's
+        // first session to leave out what the target holds; the state file says
+        // where to resume.
+        if owned && args.mode == MigrateMode::Replication && !target.cluster {
+            self.resume_from_target(args, &mut target, &mut state)
+                .await?;
+        }
+        let pipe = self.target_pipe(&mut target).await?;
+        if owned && args.mode == MigrateMode::Replication && state.replid.is_some() {
+            self.read_held_markers(&pipe).await?;
+        }
+        let live = pipe.clone();
+        self.events
+            .stats()
+            .set_live_applied(move || live.applied().map(|mark| mark.offset));
+
+        let shutdown = shutdown_or_stop(self.events.stats().clone(), self.events.clone());
+        tokio::pin!(shutdown);
+        if args.mode == MigrateMode::Scan {
+            let job = self.scan_job(args, source_info, &target, owned);
+            return crate::commands::migrate::scan::run(job, pipe, &mut shutdown).await;
+        }
+        self.clone()
+            .follow(
+                args,
+                source_info,
+                &target,
+                &pipe,
+                &mut state,
+                owned,
+                &mut shutdown,
+            )
+            .await
+    }
+}

@@ -1,0 +1,37 @@
+//! `--mode scan`: the run's settings handed to the scan engine ([`super::scan`]).
+
+use super::*;
+
+impl Migration {
+    /// What `--mode scan` needs (sources/scan/).
+    pub(super) fn scan_job<'a>(
+        &'a self,
+        args: &MigrateArgs,
+        source: &'a ServerInfo,
+        target: &TargetSetup,
+        owned: bool,
+    ) -> crate::commands::migrate::scan::ScanJob<'a> {
+        crate::commands::migrate::scan::ScanJob {
+            source_url: &self.source_url,
+            source,
+            target_url: &self.target_url,
+            target: Target {
+                format: target.format,
+                name: target.info.name(),
+            },
+            write_mode: target.mode,
+            restore_refusal: target.restore_refusal.clone(),
+            writer_limits: self.memory.writer,
+            dirty_budget_bytes: self.memory.writer.restore_bytes,
+            queued_bytes: self.memory.in_flight_bytes,
+            policies: self.policies.clone(),
+            connect_timeout: self.connect_timeout,
+            keys_per_sec: args.scan_keys_per_sec,
+            follow: !args.no_follow,
+            flush_target: args.flush_target,
+            owns_target: owned || args.flush_target || target.info.total_keys() == 0,
+            state_given: self.state_path.is_some(),
+            events: &self.events,
+        }
+    }
+}

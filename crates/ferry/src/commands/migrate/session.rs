@@ -1,0 +1,489 @@
+//! One connection to the source after another: PSYNC, a full sync or a continuation,
+//! then the stream, until a stop or an error; a lost source is resumed within
+//! [`RECONNECT_FOR`].
+
+use super::*;
+
+/// A refused client certificate shows on the first read after a TLS 1.3 handshake; a
+/// TLS-only port hangs up on a plaintext PING (silence is no sign of TLS).
+pub(super) fn explain_replica_setup(error: ReplError, url: &ServerUrl) -> ReplError {
+    let address = url.address();
+    match (&error, &url.tls) {
+        (ReplError::Io { cause, .. }, Some(tls)) => {
+            match crate::tls::explain_io(cause, tls.ca_file.as_deref(), tls.flag_prefix) {
+                Some(text) => ReplError::Connect {
+                    address,
+                    cause: std::io::Error::other(text),
+                },
+                None => error,
+            }
+        }
+        (ReplError::Closed(_), None) => ReplError::Connect {
+            address,
+            cause: std::io::Error::other(format!(
+                "{error}: is the server expecting TLS? use rediss:// (or valkeys://)"
+            )),
+        },
+        _ => error,
+    }
+}
+
+/// How a run ended without error.
+pub(super) enum Stop {
+    Signal,
+    DuringFullSync,
+}
+
+/// Why a session with the source ended.
+#[derive(Debug)]
+pub(super) enum SessionError {
+    /// The source connection failed mid-way: reconnect and resume.
+    SourceLost(ReplError),
+    /// Connecting again after a loss failed; try again a little later.
+    Reconnect(Error),
+    /// Stops the migration; the applied position is kept for a restart.
+    Fatal(Error),
+    /// The first connection failed: stop.
+    Setup(Error),
+}
+
+impl From<Error> for SessionError {
+    fn from(error: Error) -> Self {
+        SessionError::Fatal(error)
+    }
+}
+
+impl Migration {
+    /// Sessions with the source one after the other: each lost connection is resumed
+    /// (PSYNC) until [`RECONNECT_FOR`] passes without success.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn follow(
+        mut self,
+        args: &MigrateArgs,
+        source_info: &ServerInfo,
+        target: &TargetSetup,
+        pipe: &Pipe,
+        state: &mut MigrationState,
+        mut owned: bool,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<(), Error> {
+        let mut lost_since: Option<Instant> = None;
+        // Full syncs cut in a row: each new PSYNC succeeds, so the reconnect timer alone
+        // would never run out against a source that always cuts its snapshot.
+        let mut cut_snapshots = 0;
+        loop {
+            let session = self
+                .session(
+                    args,
+                    source_info,
+                    target,
+                    pipe,
+                    state,
+                    (owned, &mut lost_since),
+                    shutdown,
+                )
+                .await;
+            owned = true;
+            if session.is_ok() || matches!(session, Err(SessionError::SourceLost(_))) {
+                self.failover_from = None;
+            }
+            match session {
+                Ok(Stop::Signal) => {
+                    self.drain(pipe, state).await;
+                    // Only a standalone source's stream notes the sets it changes.
+                    if self.shard.is_none() {
+                        self.refresh_vector_export().await?;
+                    }
+                    match &self.state_path {
+                        Some(path) => self.say(format!(
+                            "stopped at offset {}; resume with --state {}",
+                            state.offset,
+                            path.display()
+                        )),
+                        None => self.say(format!(
+                            "stopped at offset {} (without --state the next run copies everything again)",
+                            state.offset
+                        )),
+                    }
+                    return Ok(());
+                }
+                Ok(Stop::DuringFullSync) => {
+                    match self.shard.is_some() {
+                        // The other shards' keys stay: only a flush makes a reload clean.
+                        true => self.say(
+                            "stopped during this shard's full sync; the next run needs \
+                             --flush-target",
+                        ),
+                        false => {
+                            self.say("stopped during the full sync; the next run starts it over")
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(SessionError::SourceLost(error)) => {
+                    self.drain(pipe, state).await;
+                    // No replication ID in the state: the loss came before the snapshot
+                    // was loaded.
+                    if state.replid.is_none() {
+                        cut_snapshots += 1;
+                        if cut_snapshots >= MAX_CUT_SNAPSHOTS {
+                            return Err(self.stopped_with(
+                                Error::Migration(format!(
+                                    "source {}: {cut_snapshots} full syncs in a row were cut \
+                                     ({}); is the source's client-output-buffer-limit for \
+                                     replicas or its repl-timeout too small?",
+                                    self.source_url,
+                                    error_line(&error)
+                                )),
+                                state,
+                            ));
+                        }
+                    } else {
+                        cut_snapshots = 0;
+                    }
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > RECONNECT_FOR {
+                        return Err(self.stopped_with(self.source_error(error), state));
+                    }
+                    self.events.reconnecting();
+                    self.say(format!(
+                        "lost the source ({}); reconnecting",
+                        error_line(&error)
+                    ));
+                    self.shard_lost().await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                        _ = shutdown.as_mut() => {
+                            self.say(format!("stopped at offset {}", state.offset));
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(SessionError::Reconnect(error)) => {
+                    self.shard_lost().await;
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > RECONNECT_FOR {
+                        return Err(self.stopped_with(error, state));
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                        _ = shutdown.as_mut() => {
+                            self.say(format!("stopped at offset {}", state.offset));
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(SessionError::Fatal(error)) => {
+                    // Keep what is applied so that a restart resumes from there.
+                    self.drain(pipe, state).await;
+                    return Err(self.stopped_with(error, state));
+                }
+                Err(SessionError::Setup(error)) => return Err(error),
+            }
+        }
+    }
+
+    /// PSYNC (or the handshake) refused: point at scan mode.
+    /// Checks a `+CONTINUE` against the source's own `INFO replication`
+    /// ([`continuation`]): a peer that claims a history or an offset it does not hold is
+    /// refused before anything is streamed from it.
+    pub(super) async fn check_continue(
+        &self,
+        asked: &str,
+        offset: i64,
+        continued: &str,
+    ) -> Result<(), CheckError> {
+        continuation::verify_at(
+            &self.source_url,
+            self.connect_timeout,
+            asked,
+            offset,
+            continued,
+        )
+        .await
+    }
+
+    pub(super) fn replication_error(&self, error: ReplError) -> Error {
+        if let Some(reason) = crate::commands::migrate::scan::replication_refused(&error) {
+            return Error::Migration(format!(
+                "source {} refuses replication ({reason}); use --mode scan to copy it with SCAN/DUMP and keyspace notifications",
+                self.source_url,
+            ));
+        }
+        self.source_error(error)
+    }
+
+    /// An error that ends the migration, with the position to resume from.
+    pub(super) fn stopped_with(&self, error: Error, state: &MigrationState) -> Error {
+        let mut line = crate::error::one_line(crate::error::chain(&error));
+        if let Some(shard) = &self.shard {
+            line = format!("{}: {line}", shard.label(&self.source_url));
+        }
+        if state.replid.is_none() {
+            return Error::Migration(line);
+        }
+        let hint = match &self.state_path {
+            Some(path) => format!("; resume with --state {}", path.display()),
+            None => String::new(),
+        };
+        Error::Migration(format!(
+            "{line}; last applied offset {}{hint}",
+            state.offset
+        ))
+    }
+
+    /// One connection to the source: PSYNC, a snapshot if needed, then the stream until it
+    /// ends.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn session(
+        &self,
+        args: &MigrateArgs,
+        source_info: &ServerInfo,
+        target: &TargetSetup,
+        pipe: &Pipe,
+        state: &mut MigrationState,
+        (owned, lost_since): (bool, &mut Option<Instant>),
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Stop, SessionError> {
+        // The first connection's failures end the run; after a loss they are retried.
+        let reconnecting = lost_since.is_some();
+        let setup_error = |error: Error| {
+            if reconnecting {
+                SessionError::Reconnect(error)
+            } else {
+                SessionError::Setup(error)
+            }
+        };
+        let mut repl = self
+            .connect_replica(source_info)
+            .await
+            .map_err(setup_error)?;
+        pipe.report_to(repl.ack_handle());
+        let resume = state.replid.clone().map(|id| (id, state.offset));
+        let outcome = repl
+            .psync(
+                resume.as_ref().map(|(id, _)| id.as_str()),
+                resume.as_ref().map_or(0, |r| r.1),
+            )
+            .await
+            .map_err(|e| setup_error(self.replication_error(e)))?;
+        let start = match outcome {
+            PsyncOutcome::Continue { replid } => {
+                if let Some((asked, offset)) = &resume {
+                    self.check_continue(asked, *offset, &replid)
+                        .await
+                        .map_err(|e| match e {
+                            CheckError::Refused(refused) => {
+                                SessionError::Fatal(self.source_error(refused))
+                            }
+                            CheckError::Info(_) => setup_error(self.source_error(e)),
+                        })?;
+                }
+                *lost_since = None;
+                self.say(format!(
+                    "partial resync accepted (+CONTINUE) at offset {}",
+                    state.offset
+                ));
+                if let Some(from) = &self.failover_from {
+                    self.say(format!(
+                        "failover followed from {from} without a full sync: the promoted \
+                         node continued replication ID {} at offset {}",
+                        state.replid.as_deref().unwrap_or_default(),
+                        state.offset
+                    ));
+                }
+                self.events.replid(&replid);
+                self.events.phase(Phase::Streaming, Some(state.offset));
+                state.replid = Some(replid);
+                Mark {
+                    offset: state.offset,
+                    db: state.db,
+                }
+            }
+            PsyncOutcome::FullResync { replid, offset } => {
+                *lost_since = None;
+                if let Some((id, from)) = &resume {
+                    self.say(format!(
+                        "partial resync refused by source; full sync (it cannot continue {id} \
+                         from offset {from}: its backlog no longer holds it, or it is another \
+                         replication)"
+                    ));
+                }
+                if let Some(shard) = &self.shard {
+                    // The target holds the other shards' keys: never flushed here.
+                    shard.begin_full_sync(resume.is_some())?;
+                }
+                if let Some(cluster) = pipe.as_cluster() {
+                    // The snapshot's keys carry no stream position.
+                    cluster.write_markers(None).await;
+                }
+                let flush =
+                    self.shard.is_none() && (args.flush_target || (owned && !args.allow_non_empty));
+                let mut batch = Batch::default();
+                if flush {
+                    batch.push(&["FLUSHALL"]);
+                }
+                // A marker of an earlier load must not outlive the data it described.
+                if self.shard.is_none() {
+                    marker::push_delete(&mut batch);
+                }
+                pipe.send(batch).await.map_err(|e| self.fatal_target(e))?;
+                pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
+                if flush {
+                    self.say("emptied the target (FLUSHALL)");
+                } else if owned && self.shard.is_none() {
+                    self.say(
+                        "reloading over the target's keys (--allow-non-empty): keys deleted \
+                         on the source meanwhile may remain",
+                    );
+                }
+                // Until the snapshot is complete the target holds a partial copy: a run
+                // that stops now must start over, never resume.
+                state.replid = None;
+                state.offset = 0;
+                state.db = 0;
+                self.save_state(state).map_err(SessionError::Fatal)?;
+                tokio::select! {
+                    loaded = self.load_snapshot(&mut repl, pipe, target, (&replid, offset), owned) => loaded?,
+                    _ = shutdown.as_mut() => return Ok(Stop::DuringFullSync),
+                }
+                self.events.replid(&replid);
+                self.events.phase(Phase::Streaming, Some(offset));
+                state.origin = Some(replid.clone());
+                state.replid = Some(replid);
+                state.offset = offset;
+                state.db = 0;
+                self.save_state(state).map_err(SessionError::Fatal)?;
+                Mark { offset, db: 0 }
+            }
+        };
+
+        let mut translator: Box<dyn CommandTransform> = Box::new(self.translator(target));
+        if let Some(shard) = &self.shard {
+            translator = shard.transform(translator);
+        }
+        let replid = state.replid.clone().unwrap_or_default();
+        let stream_name = state.stream_name().unwrap_or_default();
+        let mut applier = StreamApplier::new(pipe.clone(), translator, start);
+        // Every batch carries ferry's marker, atomically with its data: on a cluster
+        // target one per slot (a transaction cannot span slots), written by the writer.
+        match (pipe.as_cluster(), &self.shard) {
+            (Some(cluster), _) => {
+                let held = self.take_held(&stream_name);
+                if let Some(highest) = held.highest() {
+                    applier = applier.replaying_until(highest);
+                }
+                cluster
+                    .write_markers(Some(StreamMarkers {
+                        stream: stream_name,
+                        held,
+                    }))
+                    .await;
+            }
+            (None, Some(_)) => applier = applier.with_shard_marker(stream_name, replid),
+            (None, None) => applier = applier.with_marker(replid),
+        }
+        let result = self
+            .stream(&mut repl, &mut applier, pipe, state, shutdown)
+            .await;
+        self.events.commands_skipped(applier.skipped());
+        let split = pipe.split_transactions();
+        if split > 0 {
+            self.say(format!(
+                "{split} source transactions spanned several cluster slots: each ran as one \
+                 transaction per slot (atomic per slot, not across slots)"
+            ));
+        }
+        if let Some(held) = pipe
+            .as_cluster()
+            .map(|c| c.already_held())
+            .filter(|n| *n > 0)
+        {
+            self.say(format!(
+                "{held} commands read again after the restart were not applied again: the \
+                 target's per-slot markers showed it held them"
+            ));
+        }
+        let redirects = pipe.redirects();
+        if redirects > 0 {
+            self.say(format!(
+                "{redirects} commands followed a MOVED/ASK of the target cluster to the node \
+                 now serving their slot"
+            ));
+        }
+        let joined = pipe.joined_primaries();
+        if !joined.is_empty() {
+            self.say(format!(
+                "the target cluster gained {} primaries while ferry wrote ({}): ferry \
+                 connected to them and sent their slots' commands there",
+                joined.len(),
+                joined.join(", ")
+            ));
+        }
+        self.events.end_session();
+        for line in applier.report_lines() {
+            self.events.policy_report(&line);
+        }
+        result
+    }
+
+    /// The rules for replicated commands: the policies, for this target.
+    pub(super) fn translator(&self, target: &TargetSetup) -> CommandTranslator {
+        let compat_target = Target {
+            format: target.format,
+            name: target.info.name(),
+        };
+        let mut translator = CommandTranslator::new(&self.policies, &compat_target);
+        // A cluster source's export stays as of the full sync: reading the sets again
+        // would need every shard's node (not done yet).
+        if self.shard.is_none() {
+            translator = translator.with_exported_keys(self.exported_keys.clone());
+        }
+        match &target.commands {
+            Some(names) => translator.with_target_commands(names),
+            None => translator,
+        }
+    }
+
+    pub(super) fn fatal_target(
+        &self,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> SessionError {
+        SessionError::Fatal(self.target_error(error))
+    }
+
+    pub(super) async fn source_info(&self) -> Result<ServerInfo, Error> {
+        let mut client = Client::connect(&self.source_url, self.connect_timeout)
+            .await
+            .map_err(|e| self.source_error(e))?;
+        probe::server_info(&mut client)
+            .await
+            .map_err(|e| self.source_error(e))
+    }
+
+    pub(super) async fn connect_replica(
+        &self,
+        source: &ServerInfo,
+    ) -> Result<ReplicaConnection, Error> {
+        let announce_version =
+            (source.product == "valkey" && source.series().0 >= 9).then(|| source.version.clone());
+        let options = ConnectOptions {
+            username: self.source_url.username.clone(),
+            password: self
+                .source_url
+                .password
+                .as_ref()
+                .map(|p| Secret::new(p.expose())),
+            announce_version,
+            connect_timeout: self.connect_timeout,
+            read_timeout: self.source_read_timeout,
+            upgrade: TlsConnector::for_url(&self.source_url, self.connect_timeout)
+                .map_err(|e| self.source_error(e))?
+                .map(|tls| Arc::new(tls) as Arc<dyn StreamUpgrade>),
+            ..ConnectOptions::default()
+        };
+        ReplicaConnection::connect(&self.source_url.address(), options)
+            .await
+            .map_err(|e| self.replication_error(explain_replica_setup(e, &self.source_url)))
+    }
+}

@@ -1,0 +1,14 @@
+//! Where a migration stands: the state file ([`file`]: the resume point and ownership of
+//! the target, written every second) and ferry's markers on the target, written with the
+//! data (the single-stream [`marker`], and the per-slot [`slot_markers`] of a cluster
+//! target). On start the markers win over the file (see [`file::resume_from_target`]).
+
+mod file;
+pub mod marker;
+pub mod slot_markers;
+
+pub use file::{
+    load, resume_from_target, save, MigrationState, MovedKeyState, Reconciled, ShardState,
+    StateError,
+};
+pub(crate) use file::{read_if_present, write_atomically};
