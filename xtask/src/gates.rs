@@ -77,6 +77,8 @@ pub fn take_skip_flag(args: &[String]) -> (bool, Vec<String>) {
 
 /// Runs the gates in order; the first that fails ends the run with one line saying which.
 pub fn run(root: &Path, cargo: &OsStr) -> Result<()> {
+    eprintln!("gate: cargo xtask layers");
+    crate::layers::run(root).context("the layers gate failed; the tests did not run")?;
     for gate in GATES {
         let command_line = gate.command_line();
         eprintln!("gate: {command_line}");

@@ -4,6 +4,7 @@ mod bench;
 mod chaos;
 mod demo;
 mod gates;
+mod layers;
 mod profiles;
 mod servers;
 
@@ -17,11 +18,12 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   servers        install the Redis/Valkey test servers under build/servers and print their versions
   test [ARGS]    gates first (cargo fmt --check, clippy and doc over the workspace, warnings
-                 as errors), then install the servers and run `cargo test --workspace [ARGS]`
+                 as errors; the layers check), then install the servers and run `cargo test --workspace [ARGS]`
                  against them; --no-gates skips the gates (local iteration only)
   demo           act 1: Valkey 8.1 refuses a Redis 8.0 file, ferry inspects and converts it;
                  act 2: ferry migrate brings an empty Valkey 8.1 in sync with that Redis 8.0
                  under a write load, and both sides are compared key by key
+  layers         check crates/ferry/src's imports against the table in docs/architecture.md
   profiles       write crates/ferry/profiles/*.json (ferry assess --to) from the real servers
   bench [ARGS]   measure ferry beside its peers (--quick, --only PART; parts: codec,
                  migrate; results in build/bench/results.md)
@@ -50,6 +52,10 @@ fn run(args: &[String]) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         "test" => test(rest),
+        "layers" => {
+            layers::run(&repo_root())?;
+            Ok(ExitCode::SUCCESS)
+        }
         "demo" => {
             let root = repo_root();
             let manifest = servers::ensure(&root)?;

@@ -1,5 +1,5 @@
 //! `ferry relay --source URL --listen HOST:PORT`: ferry stands in for the source as a
-//! primary that Valkey replicas attach to with `REPLICAOF`; see `sinks/relay` and
+//! primary that Valkey replicas attach to with `REPLICAOF`; see `relay/` and
 //! docs/relay.md.
 
 use crate::cli::RelayArgs;

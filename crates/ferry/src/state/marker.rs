@@ -15,8 +15,8 @@
 //! [`SHARDS_KEY`] ([`push_shard_write`], [`read_shards`]), written the same way. A cluster
 //! target keeps a marker per slot instead (`cluster::markers`).
 
+use super::MarkerCommands;
 use crate::server::client::{one_line, Client, ClientError};
-use crate::sinks::writer::pipe::Batch;
 use ferry_repl::resp::Frame;
 
 /// The marker's key name: ferry's namespace, saying what it is.
@@ -52,7 +52,12 @@ pub struct ShardApplied {
 
 /// Appends the write of shard stream `stream`'s marker (framing), selecting database
 /// [`DB`] around it when `selected` differs.
-pub fn push_shard_write(batch: &mut Batch, stream: &str, applied: &ShardApplied, selected: u64) {
+pub fn push_shard_write(
+    batch: &mut impl MarkerCommands,
+    stream: &str,
+    applied: &ShardApplied,
+    selected: u64,
+) {
     let mut on = selected;
     push_select(batch, DB, &mut on);
     let value = format!("{} {}", applied.replid, applied.offset);
@@ -119,7 +124,12 @@ pub async fn read_shards(
 /// the marker's database is selected around the write when it differs. `stale_in` are
 /// databases a SWAPDB in this batch may have carried an earlier marker into; it is
 /// removed from them first.
-pub fn push_write(batch: &mut Batch, applied: &Applied, selected: u64, stale_in: &[u64]) {
+pub fn push_write(
+    batch: &mut impl MarkerCommands,
+    applied: &Applied,
+    selected: u64,
+    stale_in: &[u64],
+) {
     let mut on = selected;
     for &db in stale_in.iter().filter(|&&db| db != DB) {
         push_select(batch, db, &mut on);
@@ -143,13 +153,13 @@ pub fn push_write(batch: &mut Batch, applied: &Applied, selected: u64, stale_in:
 
 /// Appends the removal of the marker (the full sync that replaces the target's data
 /// starts with it). Leaves the marker's database selected.
-pub fn push_delete(batch: &mut Batch) {
+pub fn push_delete(batch: &mut impl MarkerCommands) {
     let db = DB.to_string();
     batch.push_framing(&["SELECT", db.as_str()]);
     batch.push_framing(&["DEL", KEY]);
 }
 
-fn push_select(batch: &mut Batch, db: u64, on: &mut u64) {
+fn push_select(batch: &mut impl MarkerCommands, db: u64, on: &mut u64) {
     if *on != db {
         let number = db.to_string();
         batch.push_framing(&["SELECT", number.as_str()]);
@@ -229,6 +239,7 @@ pub async fn delete(client: &mut Client) -> Result<bool, ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sinks::writer::pipe::Batch;
 
     fn text(batch: &Batch) -> String {
         String::from_utf8_lossy(&batch.payload).replace("\r\n", " ")

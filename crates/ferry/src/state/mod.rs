@@ -7,6 +7,13 @@ mod file;
 pub mod marker;
 pub mod slot_markers;
 
+/// Where the markers' commands go: the target writer's batches take them as ferry's own
+/// commands (not counted as commands applied). The markers say what to write; the sinks
+/// write it.
+pub trait MarkerCommands {
+    fn push_framing(&mut self, args: &[&str]);
+}
+
 pub use file::{
     load, resume_from_target, save, MigrationState, MovedKeyState, Reconciled, ShardState,
     StateError,

@@ -15,10 +15,10 @@
 //! on a replay: FLUSHALL and FLUSHDB come out the same, and they delete the markers
 //! written before them, so what followed them is applied again too.
 
+use super::MarkerCommands;
 use crate::server::client::{Client, ClientError};
 use crate::server::cluster::slot::{key_slot, tag_for_slot};
 use crate::server::cluster::topology::SlotMap;
-use crate::sinks::writer::pipe::Batch;
 use crate::url::ServerUrl;
 use ferry_repl::resp::Frame;
 use std::collections::HashMap;
@@ -38,7 +38,7 @@ pub fn is_slot_marker(key: &[u8]) -> bool {
 }
 
 /// Appends the write of `stream`'s marker for `slot` (framing: not a command applied).
-pub fn push_write(batch: &mut Batch, slot: u16, stream: &str, offset: i64) {
+pub fn push_write(batch: &mut impl MarkerCommands, slot: u16, stream: &str, offset: i64) {
     let offset = offset.to_string();
     batch.push_framing(&["HSET", key(slot).as_str(), stream, offset.as_str()]);
 }

@@ -2,6 +2,7 @@
 
 pub mod commands;
 pub mod compat;
+pub mod shards;
 
 use crate::error::Error;
 use ferry_codec::{Item, KeyHeader};

@@ -3,7 +3,7 @@
 use super::*;
 
 impl Migration {
-    /// What `--mode scan` needs (sources/scan/).
+    /// What `--mode scan` needs (commands/migrate/scan/).
     pub(super) fn scan_job<'a>(
         &'a self,
         args: &MigrateArgs,

@@ -13,7 +13,7 @@
 //! on a standalone target, per-slot markers on a cluster), so a crash resumes each shard
 //! exactly once; a lost shard rediscovers the cluster and follows its slots to the
 //! node now serving them (a failover), resuming there by PSYNC. Keys resharded between
-//! shards are paired across their streams by `sources/replication/moves.rs`; a restart
+//! shards are paired across their streams by `transforms/shards/moves.rs`; a restart
 //! finds each saved shard by its node, so a resharding in between resumes; a primary that
 //! joins the source (whose stream no shard reads) stops the run.
 
@@ -26,11 +26,11 @@ use crate::server::client::Client;
 use crate::server::cluster::shards::{self as cluster, slots_text, NodeAddr, SourceShard};
 use crate::server::probe::{self, ImportMode, ServerInfo};
 use crate::sinks::writer::pipe::{Batch, Pipe};
-use crate::sources::replication::imports::SlotImports;
-use crate::sources::replication::moves::{MovedKeys, ShardTransform};
 use crate::state::marker;
 use crate::state::{self, MigrationState, MovedKeyState, ShardState};
 use crate::transforms::commands::transform::CommandTransform;
+use crate::transforms::shards::imports::SlotImports;
+use crate::transforms::shards::moves::{MovedKeys, ShardTransform};
 use crate::url::ServerUrl;
 use bytes::Bytes;
 use std::future::Future;
@@ -199,7 +199,7 @@ impl ShardContext {
     }
 
     /// The stream transform of this shard: `inner` behind the MIGRATE rule
-    /// ([`crate::sources::replication::moves`]).
+    /// ([`crate::transforms::shards::moves`]).
     pub(super) fn transform(&self, inner: Box<dyn CommandTransform>) -> Box<dyn CommandTransform> {
         Box::new(
             ShardTransform::new(inner, self.board.moved.clone(), self.index)
@@ -219,7 +219,7 @@ impl ShardContext {
     /// Before a batch that restores keys MIGRATE moved to this shard: waits until every
     /// other shard applied what it had read so far, so the origin's DEL and its earlier
     /// writes to those keys reach the target before the RESTORE (the rules in
-    /// [`crate::sources::replication::moves`] decided in reading order). Two shards both
+    /// [`crate::transforms::shards::moves`] decided in reading order). Two shards both
     /// restoring wait in index order, the lower one first, rather than for each other.
     pub(super) async fn settle(&self) {
         if !ShardTransform::take_restoring(&self.restoring) {

@@ -55,6 +55,12 @@ pub struct Batch {
     pub mark: Option<Mark>,
 }
 
+impl crate::state::MarkerCommands for Batch {
+    fn push_framing(&mut self, args: &[&str]) {
+        Batch::push_framing(self, args);
+    }
+}
+
 impl Batch {
     pub fn push<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         encode_command(args, &mut self.payload);

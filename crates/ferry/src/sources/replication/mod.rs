@@ -2,8 +2,6 @@
 //! command stream applied to the target ([`crate::sinks::applier`]).
 
 pub mod continuation;
-pub mod imports;
-pub mod moves;
 
 use super::Source;
 use crate::codec::Decoder;

@@ -4,7 +4,7 @@
 //! than its own ("DUMP payload version or checksum are wrong"); Valkey also refuses the
 //! versions Redis 7.4+ writes (12 and up), and Redis refuses Valkey 9's (80 and up). A Redis 8
 //! cluster source sends such payloads whenever a resharding moves keys (`RESTORE-ASKING`,
-//! [`crate::sources::replication::moves`]), as does any client's `RESTORE`. Those payloads
+//! [`crate::transforms::shards::moves`]), as does any client's `RESTORE`. Those payloads
 //! are decoded here, put through the same policies as the full sync's keys
 //! ([`CompatTransform`]: `--hash-field-ttl`, `--vector-set`, `--module`) and encoded again
 //! in the target's format. A key the policies leave out becomes a `DEL`: the RESTORE

@@ -1,0 +1,7 @@
+//! The rules for a cluster source's shard streams, in front of each shard's command
+//! translator: keys resharded between shards by MIGRATE ([`moves`]) and by Valkey 9's
+//! atomic slot migration ([`imports`]) are paired across the shards' streams, so that an
+//! origin's older writes and DELs never overwrite what the new owner restored.
+
+pub mod imports;
+pub mod moves;
