@@ -18,14 +18,14 @@ fn main() -> ExitCode {
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
             let code = err.exit_code();
-            report(anyhow::Error::new(err));
+            report(&err);
             ExitCode::from(code)
         }
     }
 }
 
-fn report(err: anyhow::Error) {
-    let line = ferry::error::one_line(err.chain());
+fn report(err: &ferry::error::Error) {
+    let line = ferry::error::one_line(ferry::error::chain(err));
     // Nothing sensible is left to do if stderr itself is gone.
     let _ = writeln!(std::io::stderr(), "ferry: {line}");
 }
