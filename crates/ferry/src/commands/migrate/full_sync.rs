@@ -80,13 +80,7 @@ impl Migration {
                     if line {
                         last_line = Instant::now();
                     }
-                    self.events.full_sync_progress(keys, received, keys_per_sec, line && self.shard.is_none());
-                    if line && self.shard.is_some() {
-                        self.progress(format!(
-                            "full sync: {keys} keys written ({keys_per_sec:.0} keys/s), {} decoded",
-                            crate::display::size(received)
-                        ));
-                    }
+                    self.full_sync_progress(keys, received, keys_per_sec, line);
                 }
             }
         };
@@ -112,24 +106,7 @@ impl Migration {
         };
         // A cluster target's markers are per slot, written by the stream's batches.
         if !pipe.is_cluster() {
-            done.push_framing(&["SELECT", &marker::DB.to_string()]);
-            match self.shard {
-                None => {
-                    let applied = Applied {
-                        replid: replid.to_owned(),
-                        offset,
-                        db: 0,
-                    };
-                    marker::push_write(&mut done, &applied, marker::DB, &[]);
-                }
-                Some(_) => {
-                    let applied = ShardApplied {
-                        replid: replid.to_owned(),
-                        offset,
-                    };
-                    marker::push_shard_write(&mut done, replid, &applied, marker::DB);
-                }
-            }
+            self.push_load_marker(&mut done, replid, offset);
         }
         pipe.send(done).await.map_err(|e| self.fatal_target(e))?;
         pipe.barrier().await.map_err(|e| self.fatal_target(e))?;

@@ -53,6 +53,7 @@ mod full_sync;
 mod import_mode;
 mod in_sync;
 mod memory;
+mod reader;
 mod run;
 pub mod scan;
 mod scan_mode;

@@ -90,10 +90,7 @@ impl Migration {
             match session {
                 Ok(Stop::Signal) => {
                     self.drain(pipe, state).await;
-                    // Only a standalone source's stream notes the sets it changes.
-                    if self.shard.is_none() {
-                        self.refresh_vector_export().await?;
-                    }
+                    self.after_stop().await?;
                     match &self.state_path {
                         Some(path) => self.say(format!(
                             "stopped at offset {}; resume with --state {}",
@@ -108,16 +105,7 @@ impl Migration {
                     return Ok(());
                 }
                 Ok(Stop::DuringFullSync) => {
-                    match self.shard.is_some() {
-                        // The other shards' keys stay: only a flush makes a reload clean.
-                        true => self.say(
-                            "stopped during this shard's full sync; the next run needs \
-                             --flush-target",
-                        ),
-                        false => {
-                            self.say("stopped during the full sync; the next run starts it over")
-                        }
-                    }
+                    self.stopped_during_full_sync();
                     return Ok(());
                 }
                 Err(SessionError::SourceLost(error)) => {
@@ -215,10 +203,7 @@ impl Migration {
 
     /// An error that ends the migration, with the position to resume from.
     pub(super) fn stopped_with(&self, error: Error, state: &MigrationState) -> Error {
-        let mut line = crate::error::one_line(crate::error::chain(&error));
-        if let Some(shard) = &self.shard {
-            line = format!("{}: {line}", shard.label(&self.source_url));
-        }
+        let line = self.labelled(crate::error::one_line(crate::error::chain(&error)));
         if state.replid.is_none() {
             return Error::Migration(line);
         }
@@ -309,34 +294,8 @@ impl Migration {
                          replication)"
                     ));
                 }
-                if let Some(shard) = &self.shard {
-                    // The target holds the other shards' keys: never flushed here.
-                    shard.begin_full_sync(resume.is_some())?;
-                }
-                if let Some(cluster) = pipe.as_cluster() {
-                    // The snapshot's keys carry no stream position.
-                    cluster.write_markers(None).await;
-                }
-                let flush =
-                    self.shard.is_none() && (args.flush_target || (owned && !args.allow_non_empty));
-                let mut batch = Batch::default();
-                if flush {
-                    batch.push(&["FLUSHALL"]);
-                }
-                // A marker of an earlier load must not outlive the data it described.
-                if self.shard.is_none() {
-                    marker::push_delete(&mut batch);
-                }
-                pipe.send(batch).await.map_err(|e| self.fatal_target(e))?;
-                pipe.barrier().await.map_err(|e| self.fatal_target(e))?;
-                if flush {
-                    self.say("emptied the target (FLUSHALL)");
-                } else if owned && self.shard.is_none() {
-                    self.say(
-                        "reloading over the target's keys (--allow-non-empty): keys deleted \
-                         on the source meanwhile may remain",
-                    );
-                }
+                self.clear_for_full_sync(args, pipe, owned, resume.is_some())
+                    .await?;
                 // Until the snapshot is complete the target holds a partial copy: a run
                 // that stops now must start over, never resume.
                 state.replid = None;
@@ -358,31 +317,9 @@ impl Migration {
             }
         };
 
-        let mut translator: Box<dyn CommandTransform> = Box::new(self.translator(target));
-        if let Some(shard) = &self.shard {
-            translator = shard.transform(translator);
-        }
-        let replid = state.replid.clone().unwrap_or_default();
-        let stream_name = state.stream_name().unwrap_or_default();
-        let mut applier = StreamApplier::new(pipe.clone(), translator, start);
-        // Every batch carries ferry's marker, atomically with its data: on a cluster
-        // target one per slot (a transaction cannot span slots), written by the writer.
-        match (pipe.as_cluster(), &self.shard) {
-            (Some(cluster), _) => {
-                let held = self.take_held(&stream_name);
-                if let Some(highest) = held.highest() {
-                    applier = applier.replaying_until(highest);
-                }
-                cluster
-                    .write_markers(Some(StreamMarkers {
-                        stream: stream_name,
-                        held,
-                    }))
-                    .await;
-            }
-            (None, Some(_)) => applier = applier.with_shard_marker(stream_name, replid),
-            (None, None) => applier = applier.with_marker(replid),
-        }
+        let translator = self.stream_translator(target);
+        let applier = StreamApplier::new(pipe.clone(), translator, start);
+        let mut applier = self.with_markers(applier, pipe, state).await;
         let result = self
             .stream(&mut repl, &mut applier, pipe, state, shutdown)
             .await;
@@ -433,12 +370,7 @@ impl Migration {
             format: target.format,
             name: target.info.name(),
         };
-        let mut translator = CommandTranslator::new(&self.policies, &compat_target);
-        // A cluster source's export stays as of the full sync: reading the sets again
-        // would need every shard's node (not done yet).
-        if self.shard.is_none() {
-            translator = translator.with_exported_keys(self.exported_keys.clone());
-        }
+        let translator = CommandTranslator::new(&self.policies, &compat_target);
         match &target.commands {
             Some(names) => translator.with_target_commands(names),
             None => translator,

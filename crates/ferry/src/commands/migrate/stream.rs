@@ -43,10 +43,7 @@ impl Migration {
                             None => break,
                         }
                     }
-                    if let Some(shard) = &self.shard {
-                        shard.read_up_to(applier.position().offset);
-                        shard.settle().await;
-                    }
+                    self.before_batch(applier.position().offset).await;
                     applier.flush().await.map_err(|e| self.fatal_target(e))?;
                 }
                 _ = ticker.tick() => {
@@ -75,20 +72,7 @@ impl Migration {
                         last_line = Instant::now();
                     }
                     let rate = ops_rate.update(replies);
-                    // A cluster source's numbers are the sums over its shards: the lag is
-                    // every shard's together.
-                    let (all_applied, all_received, all_rate) = match &self.shard {
-                        Some(shard) => shard.totals(state.offset, received, rate),
-                        None => (state.offset, received, rate),
-                    };
-                    self.events.stream_progress(all_applied, all_received, all_rate, line && self.shard.is_none());
-                    if line && self.shard.is_some() {
-                        self.progress(format!(
-                            "streaming: applied offset {}, lag {} bytes, {rate:.0} commands/s",
-                            state.offset,
-                            (received - state.offset).max(0)
-                        ));
-                    }
+                    self.stream_progress(state.offset, received, rate, line);
                 }
             }
         }
@@ -104,44 +88,6 @@ impl Migration {
         if let Err(error) = self.save_state(state) {
             self.events
                 .line(crate::error::one_line(crate::error::chain(&error)));
-        }
-    }
-
-    pub(super) fn save_state(&self, state: &MigrationState) -> Result<(), Error> {
-        if let Some(shard) = &self.shard {
-            return shard.save(state, &self.source_url.address());
-        }
-        match &self.state_path {
-            Some(path) => save_to(path, state),
-            None => Ok(()),
-        }
-    }
-
-    /// A log line, naming the shard when this follows one of a cluster source.
-    pub(super) fn say(&self, text: impl AsRef<str>) {
-        match &self.shard {
-            Some(shard) => self.events.line(format!(
-                "{}: {}",
-                shard.label(&self.source_url),
-                text.as_ref()
-            )),
-            None => self.events.line(text),
-        }
-    }
-
-    /// A periodic progress line of one shard.
-    pub(super) fn progress(&self, text: String) {
-        if let Some(shard) = &self.shard {
-            self.events
-                .progress_line(&format!("{}: {text}", shard.label(&self.source_url)));
-        }
-    }
-
-    /// The stream caught up with the source: for a cluster source, once every shard has.
-    pub(super) fn report_in_sync(&self, offset: i64) {
-        match &self.shard {
-            Some(shard) => shard.in_sync(&self.events, &self.source_url, offset),
-            None => self.events.in_sync(offset),
         }
     }
 }
