@@ -15,15 +15,16 @@ const HOW_TO_END: &str = "end it with `ferry cutover`, a resumed run, or CONFIG 
 impl Migration {
     /// Puts the target in import mode where it has one, once both servers answered: a run
     /// that cannot start leaves the target as it was.
-    pub(super) async fn enter_import_mode(&self, target: &mut TargetSetup) -> Result<(), Error> {
+    pub(super) async fn enter_import_mode(
+        &self,
+        client: &mut Client,
+        target: &mut TargetSetup,
+    ) -> Result<(), Error> {
         // Import mode is per node and per connection; the cluster's node connections are
         // opened later, so a cluster target holds near expiries instead.
         if target.cluster {
             return Ok(());
         }
-        let client = target.client.as_mut().ok_or_else(|| {
-            Error::Migration("internal: the target connection was taken before import mode".into())
-        })?;
         target.import_mode = match probe::enter_import_mode(client).await {
             Ok(entered @ ImportMode::Entered { .. }) => {
                 self.say(

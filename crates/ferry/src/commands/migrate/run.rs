@@ -23,7 +23,7 @@ impl Migration {
         // ferry wrote the target's data in an earlier run: it may replace it.
         let owned = saved.is_some();
 
-        let mut target = self.connect_target(args, owned).await?;
+        let (mut client, mut target) = self.connect_target(args, owned).await?;
         let source_info = self.source_info().await?;
         let cluster_source = self
             .source_is_cluster()
@@ -65,10 +65,17 @@ impl Migration {
             )
         });
         state.format = target.format.version.to_string();
-        self.enter_import_mode(&mut target).await?;
+        self.enter_import_mode(&mut client, &mut target).await?;
         let entered = target.import_mode;
         match self
-            .run_entered(args, &source_info, cluster_source, target, state, owned)
+            .run_entered(
+                args,
+                &source_info,
+                cluster_source,
+                (client, target),
+                state,
+                owned,
+            )
             .await
         {
             Err(failure) => Err(self.settle_import_mode(entered, owned, failure).await),
@@ -82,13 +89,13 @@ impl Migration {
         args: &MigrateArgs,
         source_info: &ServerInfo,
         cluster_source: bool,
-        mut target: TargetSetup,
+        (mut client, target): (Client, TargetSetup),
         mut state: MigrationState,
         owned: bool,
     ) -> Result<(), Error> {
         if cluster_source {
             return self
-                .run_cluster_source(args, source_info, target, state, owned)
+                .run_cluster_source(args, source_info, (client, target), state, owned)
                 .await;
         }
         // Scan mode keeps no position (and no marker): it always copies everything.
@@ -96,10 +103,10 @@ impl Migration {
         // first session to leave out what the target holds; the state file says
         // where to resume.
         if owned && args.mode == MigrateMode::Replication && !target.cluster {
-            self.resume_from_target(args, &mut target, &mut state)
+            self.resume_from_target(args, &mut client, &target, &mut state)
                 .await?;
         }
-        let pipe = self.target_pipe(&mut target).await?;
+        let pipe = self.target_pipe(client, &target).await?;
         if owned && args.mode == MigrateMode::Replication && state.replid.is_some() {
             self.read_held_markers(&pipe).await?;
         }
@@ -116,10 +123,12 @@ impl Migration {
         }
         self.clone()
             .follow(
-                args,
-                source_info,
-                &target,
-                &pipe,
+                &session::Settled {
+                    args,
+                    source: source_info,
+                    target: &target,
+                    pipe: &pipe,
+                },
                 &mut state,
                 owned,
                 &mut shutdown,

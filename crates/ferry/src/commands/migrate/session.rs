@@ -53,35 +53,33 @@ impl From<Error> for SessionError {
     }
 }
 
+/// What every session of a run shares: the command line, the source and target as
+/// probed at the start, and the pipe to the target.
+pub(super) struct Settled<'a> {
+    pub(super) args: &'a MigrateArgs,
+    pub(super) source: &'a ServerInfo,
+    pub(super) target: &'a TargetSetup,
+    pub(super) pipe: &'a Pipe,
+}
+
 impl Migration {
     /// Sessions with the source one after the other: each lost connection is resumed
     /// (PSYNC) until [`RECONNECT_FOR`] passes without success.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn follow(
         mut self,
-        args: &MigrateArgs,
-        source_info: &ServerInfo,
-        target: &TargetSetup,
-        pipe: &Pipe,
+        settled: &Settled<'_>,
         state: &mut MigrationState,
         mut owned: bool,
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<(), Error> {
+        let pipe = settled.pipe;
         let mut lost_since: Option<Instant> = None;
         // Full syncs cut in a row: each new PSYNC succeeds, so the reconnect timer alone
         // would never run out against a source that always cuts its snapshot.
         let mut cut_snapshots = 0;
         loop {
             let session = self
-                .session(
-                    args,
-                    source_info,
-                    target,
-                    pipe,
-                    state,
-                    (owned, &mut lost_since),
-                    shutdown,
-                )
+                .session(settled, state, (owned, &mut lost_since), shutdown)
                 .await;
             owned = true;
             if session.is_ok() || matches!(session, Err(SessionError::SourceLost(_))) {
@@ -219,17 +217,19 @@ impl Migration {
 
     /// One connection to the source: PSYNC, a snapshot if needed, then the stream until it
     /// ends.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn session(
         &self,
-        args: &MigrateArgs,
-        source_info: &ServerInfo,
-        target: &TargetSetup,
-        pipe: &Pipe,
+        settled: &Settled<'_>,
         state: &mut MigrationState,
         (owned, lost_since): (bool, &mut Option<Instant>),
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<Stop, SessionError> {
+        let Settled {
+            args,
+            source: source_info,
+            target,
+            pipe,
+        } = *settled;
         // The first connection's failures end the run; after a loss they are retried.
         let reconnecting = lost_since.is_some();
         let setup_error = |error: Error| {

@@ -3,10 +3,9 @@
 
 use super::*;
 
-/// What the target turned out to be.
+/// What the target turned out to be. Its setup connection travels beside it (see
+/// [`Migration::connect_target`]) until [`Migration::target_pipe`] takes it over.
 pub(super) struct TargetSetup {
-    /// Taken by the pipe once setup is done.
-    pub(super) client: Option<Client>,
     pub(super) info: ServerInfo,
     pub(super) format: Format,
     pub(super) mode: WriteMode,
@@ -21,14 +20,6 @@ pub(super) struct TargetSetup {
     pub(super) cluster: bool,
 }
 
-impl TargetSetup {
-    pub(super) fn take_client(&mut self) -> Result<Client, Error> {
-        self.client.take().ok_or_else(|| {
-            Error::Migration("internal: the target connection was taken twice".into())
-        })
-    }
-}
-
 impl Migration {
     /// Reads ferry's marker on the target and makes it the resume point: the target's own
     /// record of what it holds, written with its data, wins over the state file (which
@@ -36,12 +27,10 @@ impl Migration {
     pub(super) async fn resume_from_target(
         &self,
         args: &MigrateArgs,
-        target: &mut TargetSetup,
+        client: &mut Client,
+        target: &TargetSetup,
         state: &mut MigrationState,
     ) -> Result<(), Error> {
-        let client = target.client.as_mut().ok_or_else(|| {
-            Error::Migration("internal: the target connection was taken before resuming".into())
-        })?;
         let found = marker::read(client)
             .await
             .map_err(|e| self.target_error(e))?;
@@ -121,8 +110,11 @@ impl Migration {
     }
 
     /// The pipe to the target: its one connection, or one per primary of a cluster.
-    pub(super) async fn target_pipe(&self, target: &mut TargetSetup) -> Result<Pipe, Error> {
-        let client = target.take_client()?;
+    pub(super) async fn target_pipe(
+        &self,
+        client: Client,
+        target: &TargetSetup,
+    ) -> Result<Pipe, Error> {
         let (pipe, nodes) = self.open_pipe(client, target.cluster).await?;
         let Some(nodes) = nodes else {
             return Ok(pipe);
@@ -166,7 +158,7 @@ impl Migration {
         &self,
         args: &MigrateArgs,
         owned: bool,
-    ) -> Result<TargetSetup, Error> {
+    ) -> Result<(Client, TargetSetup), Error> {
         let mut client = Client::connect(&self.target_url, self.connect_timeout)
             .await
             .map_err(|e| self.target_error(e))?;
@@ -234,15 +226,15 @@ impl Migration {
         let commands = probe::command_names(&mut client)
             .await
             .map_err(|e| self.target_error(e))?;
-        Ok(TargetSetup {
+        let setup = TargetSetup {
             import_mode: ImportMode::Absent,
             cluster,
             commands,
-            client: Some(client),
             info,
             format,
             mode,
             restore_refusal,
-        })
+        };
+        Ok((client, setup))
     }
 }

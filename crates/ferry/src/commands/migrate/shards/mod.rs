@@ -71,7 +71,7 @@ impl Migration {
         &self,
         args: &MigrateArgs,
         source_info: &ServerInfo,
-        mut target: TargetSetup,
+        (mut client, target): (Client, TargetSetup),
         mut state: MigrationState,
         owned: bool,
     ) -> Result<(), Error> {
@@ -109,7 +109,7 @@ impl Migration {
                 .collect(),
         };
         if resume && !target.cluster {
-            self.resume_shards_from_target(&mut target, &mut state.shards)
+            self.resume_shards_from_target(&mut client, &mut state.shards)
                 .await?;
         }
         state.replid = None;
@@ -119,7 +119,7 @@ impl Migration {
         // The target is emptied here, once: a shard's full sync must keep the others' keys.
         // A target ferry owns without a position to resume from (cutover's reverse run)
         // is replaced whole, as a standalone source's full sync replaces it.
-        let pipe = self.target_pipe(&mut target).await?;
+        let pipe = self.target_pipe(client, &target).await?;
         if resume {
             self.read_held_markers(&pipe).await?;
         }
@@ -246,10 +246,12 @@ impl Migration {
         tokio::pin!(shutdown);
         let result = self
             .follow(
-                args,
-                source_info,
-                target,
-                &pipe,
+                &super::session::Settled {
+                    args,
+                    source: source_info,
+                    target,
+                    pipe: &pipe,
+                },
                 &mut state,
                 true,
                 &mut shutdown,

@@ -9,12 +9,9 @@ impl Migration {
     /// no field resumes from the state file.
     pub(super) async fn resume_shards_from_target(
         &self,
-        target: &mut TargetSetup,
+        client: &mut Client,
         entries: &mut [ShardState],
     ) -> Result<(), Error> {
-        let client = target.client.as_mut().ok_or_else(|| {
-            Error::Migration("internal: the target connection was taken before resuming".into())
-        })?;
         let markers = marker::read_shards(client)
             .await
             .map_err(|e| self.target_error(e))?;
