@@ -67,6 +67,10 @@ pub enum Error {
     /// A migration stopped for a reason given in full.
     #[error("{0}")]
     Migration(String),
+    /// A command's own typed error (`commands/*/error.rs`), which this module cannot name:
+    /// the commands sit above every layer.
+    #[error(transparent)]
+    Run(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error(transparent)]

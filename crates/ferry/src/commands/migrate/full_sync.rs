@@ -86,7 +86,7 @@ impl Migration {
         };
         let decoded_result = decode
             .await
-            .map_err(|e| Error::Migration(format!("the snapshot decoder stopped: {e}")))?;
+            .map_err(|e| Error::from(MigrateError::DecoderStopped(e.to_string())))?;
         match (forwarded, decoded_result) {
             (Err(error), _) if !matches!(error, ReplError::ReaderGone) => {
                 return Err(SessionError::SourceLost(error))

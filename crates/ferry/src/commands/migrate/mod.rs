@@ -49,6 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod error;
 mod full_sync;
 mod import_mode;
 mod in_sync;
@@ -63,6 +64,7 @@ mod stream;
 mod target;
 mod vector_export;
 
+pub use error::MigrateError;
 use memory::MemoryPlan;
 use session::{SessionError, Stop};
 use target::TargetSetup;

@@ -12,12 +12,12 @@ impl Migration {
         };
         if let (Some(saved), Some(path)) = (&saved, &self.state_path) {
             if saved.target != self.target_url.to_string() {
-                return Err(Error::Migration(format!(
-                    "the state file {} belongs to target {}, not {}; use another --state file",
-                    path.display(),
-                    saved.target,
-                    self.target_url
-                )));
+                return Err(MigrateError::StateOfAnotherTarget {
+                    path: path.display().to_string(),
+                    saved: saved.target.clone(),
+                    target: self.target_url.to_string(),
+                }
+                .into());
             }
         }
         // ferry wrote the target's data in an earlier run: it may replace it.

@@ -113,16 +113,12 @@ impl Migration {
                     if state.replid.is_none() {
                         cut_snapshots += 1;
                         if cut_snapshots >= MAX_CUT_SNAPSHOTS {
-                            return Err(self.stopped_with(
-                                Error::Migration(format!(
-                                    "source {}: {cut_snapshots} full syncs in a row were cut \
-                                     ({}); is the source's client-output-buffer-limit for \
-                                     replicas or its repl-timeout too small?",
-                                    self.source_url,
-                                    error_line(&error)
-                                )),
-                                state,
-                            ));
+                            let cut = MigrateError::SnapshotsCut {
+                                source_url: self.source_url.to_string(),
+                                count: cut_snapshots,
+                                last: error_line(&error),
+                            };
+                            return Err(self.stopped_with(cut.into(), state));
                         }
                     } else {
                         cut_snapshots = 0;
@@ -191,10 +187,11 @@ impl Migration {
 
     pub(super) fn replication_error(&self, error: ReplError) -> Error {
         if let Some(reason) = crate::commands::migrate::scan::replication_refused(&error) {
-            return Error::Migration(format!(
-                "source {} refuses replication ({reason}); use --mode scan to copy it with SCAN/DUMP and keyspace notifications",
-                self.source_url,
-            ));
+            return MigrateError::ReplicationRefused {
+                source_url: self.source_url.to_string(),
+                reason: reason.to_string(),
+            }
+            .into();
         }
         self.source_error(error)
     }
@@ -203,16 +200,18 @@ impl Migration {
     pub(super) fn stopped_with(&self, error: Error, state: &MigrationState) -> Error {
         let line = self.labelled(crate::error::one_line(crate::error::chain(&error)));
         if state.replid.is_none() {
-            return Error::Migration(line);
+            return MigrateError::Stopped { line }.into();
         }
         let hint = match &self.state_path {
             Some(path) => format!("; resume with --state {}", path.display()),
             None => String::new(),
         };
-        Error::Migration(format!(
-            "{line}; last applied offset {}{hint}",
-            state.offset
-        ))
+        MigrateError::StoppedAt {
+            line,
+            offset: state.offset,
+            hint,
+        }
+        .into()
     }
 
     /// One connection to the source: PSYNC, a snapshot if needed, then the stream until it

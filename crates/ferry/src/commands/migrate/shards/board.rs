@@ -131,12 +131,7 @@ impl ShardContext {
     /// position).
     pub(in crate::commands::migrate) fn begin_full_sync(&self, resumed: bool) -> Result<(), Error> {
         if self.loaded.swap(true, Ordering::Relaxed) || resumed {
-            return Err(Error::Migration(
-                "the source offers this shard only a full sync (FULLRESYNC) while the target \
-                 holds its keys from before, and reloading over them would keep keys deleted \
-                 meanwhile; rerun with --flush-target to copy the whole cluster again"
-                    .into(),
-            ));
+            return Err(MigrateError::ShardFullSyncAgain.into());
         }
         Ok(())
     }

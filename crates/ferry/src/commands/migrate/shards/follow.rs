@@ -39,14 +39,11 @@ impl Migration {
             match &since {
                 Some((first, was)) if *was == stranger.primary => {
                     if first.elapsed() >= UNFOLLOWED_FOR {
-                        return Error::Migration(format!(
-                            "the source's slots {} are served by {}, a primary that joined \
-                             the cluster after ferry started and whose stream ferry does not \
-                             read (keys moved there would be lost on the target); restart \
-                             ferry with --flush-target to follow every primary",
-                            stranger.slots_text(),
-                            stranger.primary
-                        ));
+                        return MigrateError::UnfollowedPrimary {
+                            slots: stranger.slots_text(),
+                            primary: stranger.primary.to_string(),
+                        }
+                        .into();
                     }
                 }
                 _ => since = Some((tokio::time::Instant::now(), stranger.primary.clone())),

@@ -21,7 +21,7 @@ mod board;
 mod follow;
 mod saved;
 
-use super::{shutdown_or_stop, Migration, TargetSetup};
+use super::{shutdown_or_stop, MigrateError, Migration, TargetSetup};
 use crate::cli::MigrateArgs;
 use crate::error::Error;
 use crate::observe::metrics::ShardStatus;

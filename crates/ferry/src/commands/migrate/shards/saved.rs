@@ -58,15 +58,18 @@ impl Migration {
             true => ("a standalone", "a cluster"),
             false => ("a cluster", "not a cluster"),
         };
-        Err(Error::Migration(format!(
-            "the state file {} was written for {written_for} source, and {} is {now}; use \
-             another --state file",
-            self.state_path
+        Err(MigrateError::StateOfAnotherKind {
+            path: self
+                .state_path
                 .as_deref()
                 .unwrap_or(Path::new(""))
-                .display(),
-            self.source_url,
-        )))
+                .display()
+                .to_string(),
+            written_for,
+            source_url: self.source_url.to_string(),
+            now,
+        }
+        .into())
     }
 
     /// The saved shards in the order of `shards`, each with the slots it serves now.
@@ -98,11 +101,11 @@ impl Migration {
         for (shard, entry) in shards.iter().zip(by_node) {
             let entry = entry.or_else(|| claim(&|entry| entry.slots == shard.slots));
             let Some(entry) = entry else {
-                return Err(Error::Migration(format!(
-                    "the source's shard {} at {} is not in the state file (a primary that                      joined the cluster since, or one that took over while slots moved):                      its keys cannot be resumed; rerun with --flush-target",
-                    shard.slots_text(),
-                    shard.primary
-                )));
+                return Err(MigrateError::ShardNotSaved {
+                    slots: shard.slots_text(),
+                    primary: shard.primary.to_string(),
+                }
+                .into());
             };
             matched.push(ShardState {
                 slots: shard.slots.clone(),
@@ -110,11 +113,11 @@ impl Migration {
             });
         }
         if let Some(left) = unclaimed.into_iter().flatten().next() {
-            return Err(Error::Migration(format!(
-                "the state file's shard {} at {} is no longer a primary of the source                  cluster: the writes it had not passed on yet cannot be read; rerun with                  --flush-target",
-                slots_text(&left.slots),
-                left.node
-            )));
+            return Err(MigrateError::SavedShardGone {
+                slots: slots_text(&left.slots),
+                node: left.node,
+            }
+            .into());
         }
         Ok(matched)
     }

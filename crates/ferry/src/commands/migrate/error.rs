@@ -1,0 +1,133 @@
+//! How a migration stops on its own account (the servers' and the layers' errors have
+//! types of their own): each case one line that says what happened and what to do.
+
+/// A migration that cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// `line` (already labelled with its shard) before any position was applied.
+    #[error("{line}")]
+    Stopped { line: String },
+    /// `line` after `offset` was applied; `hint` says how to resume (`--state`).
+    #[error("{line}; last applied offset {offset}{hint}")]
+    StoppedAt {
+        line: String,
+        offset: i64,
+        hint: String,
+    },
+    #[error(
+        "source {source_url}: {count} full syncs in a row were cut ({last}); is the source's \
+         client-output-buffer-limit for replicas or its repl-timeout too small?"
+    )]
+    SnapshotsCut {
+        source_url: String,
+        count: u32,
+        last: String,
+    },
+    #[error(
+        "source {source_url} refuses replication ({reason}); use --mode scan to copy it with \
+         SCAN/DUMP and keyspace notifications"
+    )]
+    ReplicationRefused { source_url: String, reason: String },
+    #[error("the snapshot decoder stopped: {0}")]
+    DecoderStopped(String),
+    #[error(
+        "the state file {path} belongs to target {saved}, not {target}; use another --state file"
+    )]
+    StateOfAnotherTarget {
+        path: String,
+        saved: String,
+        target: String,
+    },
+    #[error(
+        "the state file {path} was written for {written_for} source, and {source_url} is \
+         {now}; use another --state file"
+    )]
+    StateOfAnotherKind {
+        path: String,
+        written_for: &'static str,
+        source_url: String,
+        now: &'static str,
+    },
+    #[error(
+        "the source offers this shard only a full sync (FULLRESYNC) while the target holds its \
+         keys from before, and reloading over them would keep keys deleted meanwhile; rerun \
+         with --flush-target to copy the whole cluster again"
+    )]
+    ShardFullSyncAgain,
+    #[error(
+        "the source's shard {slots} at {primary} is not in the state file (a primary that \
+         joined the cluster since, or one that took over while slots moved): its keys cannot \
+         be resumed; rerun with --flush-target"
+    )]
+    ShardNotSaved { slots: String, primary: String },
+    #[error(
+        "the state file's shard {slots} at {node} is no longer a primary of the source \
+         cluster: the writes it had not passed on yet cannot be read; rerun with \
+         --flush-target"
+    )]
+    SavedShardGone { slots: String, node: String },
+    #[error(
+        "the source's slots {slots} are served by {primary}, a primary that joined the \
+         cluster after ferry started and whose stream ferry does not read (keys moved there \
+         would be lost on the target); restart ferry with --flush-target to follow every \
+         primary"
+    )]
+    UnfollowedPrimary { slots: String, primary: String },
+}
+
+impl From<MigrateError> for crate::error::Error {
+    fn from(error: MigrateError) -> Self {
+        crate::error::Error::Run(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message is one line of single-spaced words: a line break inside a string
+    /// literal without its `\` once put twenty spaces in the middle of two of them.
+    #[test]
+    fn messages_are_one_line_single_spaced() {
+        let text = || "x".to_string();
+        let all = [
+            MigrateError::ShardNotSaved {
+                slots: text(),
+                primary: text(),
+            },
+            MigrateError::SavedShardGone {
+                slots: text(),
+                node: text(),
+            },
+            MigrateError::UnfollowedPrimary {
+                slots: text(),
+                primary: text(),
+            },
+            MigrateError::ShardFullSyncAgain,
+            MigrateError::SnapshotsCut {
+                source_url: text(),
+                count: 3,
+                last: text(),
+            },
+            MigrateError::ReplicationRefused {
+                source_url: text(),
+                reason: text(),
+            },
+            MigrateError::StateOfAnotherKind {
+                path: text(),
+                written_for: "a cluster",
+                source_url: text(),
+                now: "not a cluster",
+            },
+            MigrateError::StateOfAnotherTarget {
+                path: text(),
+                saved: text(),
+                target: text(),
+            },
+        ];
+        for error in all {
+            let line = error.to_string();
+            assert!(!line.contains('\n') && !line.contains("  "), "{line:?}");
+        }
+    }
+}
