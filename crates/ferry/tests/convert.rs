@@ -590,9 +590,9 @@ fn vector_sets_fail_skip_or_export() {
     assert_eq!(
         lines,
         [
-            serde_json::json!({"key": "vs", "element": "e1", "attributes": {"color": "red"},
-                               "quantization": "fp32"}),
-            serde_json::json!({"key": "vs", "element": "e2", "attributes": null,
+            serde_json::json!({"db": 0, "key": "vs", "element": "e1",
+                               "attributes": {"color": "red"}, "quantization": "fp32"}),
+            serde_json::json!({"db": 0, "key": "vs", "element": "e2", "attributes": null,
                                "quantization": "fp32"}),
         ]
     );

@@ -16,6 +16,7 @@ const RELATIVE_SLACK: f64 = 1e-5;
 
 #[derive(Deserialize)]
 struct Line {
+    db: u64,
     key: Json,
     element: Json,
     vector: Vec<f64>,
@@ -27,39 +28,30 @@ pub struct ExportCheck {
     pub problems: Vec<String>,
 }
 
-/// Compares `path` with `expected` (vector sets by db and key). The export names no
-/// database, so a key is matched by name across databases. Keys for which `changed_since`
-/// is true are left out on both sides: the export holds the sets as of the snapshot, and
-/// those were written after it.
-pub fn check(
-    path: &Path,
-    expected: &VectorSets,
-    changed_since: impl Fn(&[u8]) -> bool,
-) -> Result<ExportCheck> {
+/// Compares `path` with `expected` (vector sets by db and key). ferry rewrites the export from
+/// the source when it stops, so it holds the sets the load changed as they are at the end.
+pub fn check(path: &Path, expected: &VectorSets) -> Result<ExportCheck> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the vector export {}", path.display()))?;
-    let mut found: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Line>> = BTreeMap::new();
+    let mut found: BTreeMap<(u64, Vec<u8>), BTreeMap<Vec<u8>, Line>> = BTreeMap::new();
     let mut elements = 0;
     for (number, raw) in text.lines().enumerate() {
         let line: Line = serde_json::from_str(raw)
             .with_context(|| format!("{}:{}: not an element line", path.display(), number + 1))?;
-        let (key, element) = (name(&line.key), name(&line.element));
-        if changed_since(&key) {
-            continue;
-        }
+        let (key, element) = ((line.db, name(&line.key)), name(&line.element));
         found.entry(key).or_default().insert(element, line);
         elements += 1;
     }
 
     let mut problems = Vec::new();
-    for ((_, key), set) in expected.iter().filter(|((_, key), _)| !changed_since(key)) {
-        let shown = String::from_utf8_lossy(key);
-        let Some(lines) = found.remove(key) else {
-            problems.push(format!("vector set {shown:?} missing from the export"));
+    for ((db, key), set) in expected.iter() {
+        let shown = format!("db{db} {:?}", String::from_utf8_lossy(key));
+        let Some(lines) = found.remove(&(u64::from(*db), key.clone())) else {
+            problems.push(format!("vector set {shown} missing from the export"));
             continue;
         };
         for (element, stored) in &set.elements {
-            let label = format!("{shown:?} element {:?}", String::from_utf8_lossy(element));
+            let label = format!("{shown} element {:?}", String::from_utf8_lossy(element));
             let Some(line) = lines.get(element) else {
                 problems.push(format!("{label} missing from the export"));
                 continue;
@@ -82,14 +74,14 @@ pub fn check(
         }
         for element in lines.keys().filter(|e| !set.elements.contains_key(*e)) {
             problems.push(format!(
-                "{shown:?} element {:?} exported but not in Redis",
+                "{shown} element {:?} exported but not in Redis",
                 String::from_utf8_lossy(element)
             ));
         }
     }
-    for key in found.keys() {
+    for (db, key) in found.keys() {
         problems.push(format!(
-            "{:?} exported but is not a vector set in Redis",
+            "db{db} {:?} exported but is not a vector set in Redis",
             String::from_utf8_lossy(key)
         ));
     }
@@ -150,13 +142,13 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("xtask-vectors-{}-{n}.jsonl", std::process::id()));
         std::fs::write(&path, text).unwrap();
-        let result = check(&path, &expected(), |_| false).unwrap();
+        let result = check(&path, &expected()).unwrap();
         let _ = std::fs::remove_file(&path);
         result
     }
 
-    const GOOD: &str = r#"{"key":"vs","element":"e0","vector":[0.5,-0.25],"attributes":{"i":0},"quantization":"int8"}
-{"key":"vs","element":"e1","vector":[1.0,0.0],"attributes":null,"quantization":"int8"}
+    const GOOD: &str = r#"{"db":0,"key":"vs","element":"e0","vector":[0.5,-0.25],"attributes":{"i":0},"quantization":"int8"}
+{"db":0,"key":"vs","element":"e1","vector":[1.0,0.0],"attributes":null,"quantization":"int8"}
 "#;
 
     #[test]
@@ -177,7 +169,7 @@ mod tests {
         let result = check_text(&lost);
         assert_eq!(
             result.problems,
-            vec![r#""vs" element "e1" missing from the export"#]
+            vec![r#"db0 "vs" element "e1" missing from the export"#]
         );
     }
 }

@@ -97,7 +97,7 @@ impl Migration {
                 .flatten()
                 .copied()
                 .collect();
-            refreshed.elements += exporter.export(key, &body)?;
+            refreshed.elements += exporter.export(*db, key, &body)?;
             refreshed.sets += 1;
         }
         exporter.commit()?;

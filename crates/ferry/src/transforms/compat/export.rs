@@ -1,8 +1,8 @@
 //! `--vector-set export=PATH`: vector set elements as JSON Lines.
 //!
 //! One line per element:
-//! `{"key": K, "element": E, "vector": [f32, ...], "attributes": A, "quantization": Q}`
-//! where K and E are strings, or `{"base64": "..."}` when not UTF-8; A is the element's JSON
+//! `{"db": D, "key": K, "element": E, "vector": [f32, ...], "attributes": A, "quantization": Q}`
+//! where D is the set's database (two databases may hold sets of one name), K and E are strings, or `{"base64": "..."}` when not UTF-8; A is the element's JSON
 //! attributes parsed, `null` when it has none, or the raw text (same string/base64 form) in
 //! the unlikely case it is not valid JSON; Q is `"fp32"`, `"int8"` or `"binary"`. Vectors are
 //! the dequantized values the set would return from `VEMB`.
@@ -49,6 +49,7 @@ pub struct VectorExporter {
 
 #[derive(Serialize)]
 struct ElementLine<'a> {
+    db: u64,
     key: &'a Value,
     element: Value,
     vector: &'a [f32],
@@ -68,15 +69,15 @@ impl VectorExporter {
     }
 
     /// Writes the elements of one vector set value; returns how many.
-    pub fn export(&mut self, key: &[u8], body: &[u8]) -> Result<u64, Error> {
+    pub fn export(&mut self, db: u64, key: &[u8], body: &[u8]) -> Result<u64, Error> {
         let set = vectorset::parse(body).map_err(|source| PolicyError::VectorSetBody {
             key: quoted(key),
             source,
         })?;
-        self.write_set(key, &set)
+        self.write_set(db, key, &set)
     }
 
-    fn write_set(&mut self, key: &[u8], set: &VectorSet) -> Result<u64, Error> {
+    fn write_set(&mut self, db: u64, key: &[u8], set: &VectorSet) -> Result<u64, Error> {
         let key_json = json_bytes(key);
         let quantization = match set.quantization {
             Quantization::Fp32 => "fp32",
@@ -91,6 +92,7 @@ impl VectorExporter {
         let writer = self.writer()?;
         for element in &set.elements {
             let line = ElementLine {
+                db,
                 key: &key_json,
                 element: json_bytes(&element.name),
                 vector: &element.vector,
@@ -174,7 +176,7 @@ mod tests {
                 element(b"c", vec![1.0, 0.0], Some(b"not json")),
             ],
         };
-        assert_eq!(exporter.write_set(b"vs:1", &set).unwrap(), 3);
+        assert_eq!(exporter.write_set(2, b"vs:1", &set).unwrap(), 3);
         assert!(!path.exists(), "the file appears only on commit");
         exporter.commit().unwrap();
 
@@ -185,7 +187,7 @@ mod tests {
             .collect();
         assert_eq!(
             lines[0],
-            json!({"key": "vs:1", "element": "a", "vector": [0.5, -1.0],
+            json!({"db": 2, "key": "vs:1", "element": "a", "vector": [0.5, -1.0],
                    "attributes": {"color": "red", "n": 3}, "quantization": "int8"})
         );
         assert_eq!(lines[1]["element"], json!({"base64": "/2I="}));
@@ -214,7 +216,7 @@ mod tests {
             projection: None,
             elements: vec![element(b"a", vec![1.0], None)],
         };
-        exporter.write_set(b"k", &set).unwrap();
+        exporter.write_set(0, b"k", &set).unwrap();
         drop(exporter);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

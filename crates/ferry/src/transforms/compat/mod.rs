@@ -78,6 +78,7 @@ enum KeyState {
     Hash(HashTtlFilter),
     /// Inside a vector set being exported: its module body, collected for the parser.
     Export {
+        db: u64,
         key: bytes::Bytes,
         body: Vec<u8>,
     },
@@ -181,6 +182,7 @@ impl CompatTransform {
                             keys.note(header.db, &header.key);
                         }
                         KeyState::Export {
+                            db: header.db,
                             key: header.key,
                             body: Vec::new(),
                         }
@@ -212,10 +214,10 @@ impl CompatTransform {
     fn end_key(&mut self, out: &mut Vec<Item>) -> Result<(), Error> {
         match std::mem::replace(&mut self.state, KeyState::Between) {
             KeyState::Hash(filter) => filter.end(&mut self.report.hash_field_ttl, out),
-            KeyState::Export { key, body } => {
+            KeyState::Export { db, key, body } => {
                 let exporter = self.exporter.as_mut();
                 let elements = match exporter {
-                    Some(exporter) => exporter.export(&key, &body)?,
+                    Some(exporter) => exporter.export(db, &key, &body)?,
                     None => 0,
                 };
                 self.report.vector_sets.keys_exported += 1;
