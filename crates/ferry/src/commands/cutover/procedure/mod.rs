@@ -13,8 +13,8 @@
 //! A cluster source is paused, read, drained and checked primary by primary
 //! ([`Primaries`]), each against its own shard of the run's `/status`.
 //!
-//! The order of the steps is [`Switch::steps`], the one place to read it; each step's
-//! work is in the file named for it, and [`undo`] puts back what the steps did.
+//! The order of the steps is `Switch::steps` below, the one place to read it; each step's
+//! work is in the file named for it, and `undo.rs` puts back what the steps did.
 
 mod drain;
 mod error;
@@ -67,10 +67,10 @@ pub struct Plan {
 /// A step's value and the detail its line in the report shows.
 type StepResult<T = ()> = Result<(T, String), StepError>;
 
-/// A failed step: its name and why.
+/// A failed step: its name and why (boxed: it travels up through every step).
 struct Failure {
     step: &'static str,
-    reason: StepError,
+    reason: Box<StepError>,
 }
 
 /// An error and its sources, one line.
@@ -153,8 +153,11 @@ impl Switch<'_> {
         name: &'static str,
         action: impl FnOnce(&mut Self) -> StepResult<T>,
     ) -> Result<T, Failure> {
-        self.not_interrupted()
-            .map_err(|reason| Failure { step: name, reason })?;
+        let failure = |reason| Failure {
+            step: name,
+            reason: Box::new(reason),
+        };
+        self.not_interrupted().map_err(failure)?;
         let started = Instant::now();
         let result = action(self);
         let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -167,7 +170,7 @@ impl Switch<'_> {
                 });
                 Ok(value)
             }
-            Err(reason) => Err(Failure { step: name, reason }),
+            Err(reason) => Err(failure(reason)),
         }
     }
 

@@ -77,7 +77,7 @@ impl Switch<'_> {
             "{} failed at step {}: {}; {}",
             self.plan.command,
             failure.step,
-            line(&failure.reason),
+            line(&*failure.reason),
             after.join("; ")
         ));
     }
