@@ -7,6 +7,7 @@ use crate::commands::cutover::primaries::{PauseError, PrimaryError};
 use crate::commands::cutover::server::SlotMapError;
 use crate::commands::cutover::status::StatusError;
 
+/// `run` is always the address of the run's `/status` (`--status`).
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     #[error("interrupted (Ctrl-C or SIGTERM)")]
@@ -34,27 +35,27 @@ pub enum StepError {
         #[source]
         source: redis::RedisError,
     },
-    #[error("the run at {status} copies {copies}, not {wanted}")]
+    #[error("the run at {run} copies {copies}, not {wanted}")]
     OtherServers {
-        status: std::net::SocketAddr,
+        run: std::net::SocketAddr,
         /// `source -> target`, as `/status` and the command line say.
         copies: String,
         wanted: String,
     },
     #[error(
-        "the run at {status} follows replication ID {followed} for {primary}, which has \
+        "the run at {run} follows replication ID {followed} for {primary}, which has \
          {replid}"
     )]
     OtherHistory {
-        status: std::net::SocketAddr,
+        run: std::net::SocketAddr,
         /// The ID the run follows, or `none yet`.
         followed: String,
         primary: String,
         replid: String,
     },
-    #[error("the run at {status} is {phase}, not streaming")]
+    #[error("the run at {run} is {phase}, not streaming")]
     NotStreaming {
-        status: std::net::SocketAddr,
+        run: std::net::SocketAddr,
         phase: String,
     },
     #[error("the target is {lag} bytes behind (--max-lag-bytes {max_lag}) after {waited_s} s")]
@@ -67,25 +68,25 @@ pub enum StepError {
     ClusterTarget { address: String },
     #[error("target {address} is not a replica (role:{role}); nothing to promote")]
     NotAReplica { address: String, role: String },
-    #[error("the run at {status} reads a cluster source, and {primary} is not a cluster node")]
+    #[error("the run at {run} reads a cluster source, and {primary} is not a cluster node")]
     RunReadsCluster {
-        status: std::net::SocketAddr,
+        run: std::net::SocketAddr,
         primary: String,
     },
     #[error(
-        "the run at {status} reads one server, and {primary} is a cluster node (an older \
+        "the run at {run} reads one server, and {primary} is a cluster node (an older \
          ferry, or another run)"
     )]
     RunReadsOneServer {
-        status: std::net::SocketAddr,
+        run: std::net::SocketAddr,
         primary: String,
     },
     #[error(
-        "the run at {status} follows no shard at {primary} (it follows {followed}): the \
+        "the run at {run} follows no shard at {primary} (it follows {followed}): the \
          source's primaries changed since it started; wait for it to follow them"
     )]
     NoShard {
-        status: std::net::SocketAddr,
+        run: std::net::SocketAddr,
         primary: String,
         /// The shards' nodes, comma-separated.
         followed: String,
@@ -134,9 +135,9 @@ pub enum StepError {
         first: String,
     },
 
-    #[error("the run at {status} did not stop within {timeout_s} s")]
+    #[error("the run at {run} did not stop within {timeout_s} s")]
     NotStopped {
-        status: std::net::SocketAddr,
+        run: std::net::SocketAddr,
         timeout_s: u64,
     },
 

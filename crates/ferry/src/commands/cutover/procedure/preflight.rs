@@ -41,7 +41,7 @@ impl Switch<'_> {
         let mut status = plan.status.status()?;
         if status.source != source_address || status.target != target_address {
             return Err(StepError::OtherServers {
-                status: plan.status.addr,
+                run: plan.status.addr,
                 copies: format!("{} -> {}", status.source, status.target),
                 wanted: format!("{source_address} -> {target_address}"),
             });
@@ -50,7 +50,7 @@ impl Switch<'_> {
             let followed = self.followed_replid(&status, index)?;
             if followed != Some(replication.replid.as_str()) {
                 return Err(StepError::OtherHistory {
-                    status: plan.status.addr,
+                    run: plan.status.addr,
                     followed: followed.unwrap_or("none yet").to_owned(),
                     primary: self.source()?.list[index].link.address.clone(),
                     replid: replication.replid.clone(),
@@ -61,7 +61,7 @@ impl Switch<'_> {
         let lag = loop {
             if !matches!(status.phase.as_str(), "streaming" | "in-sync") {
                 return Err(StepError::NotStreaming {
-                    status: plan.status.addr,
+                    run: plan.status.addr,
                     phase: status.phase,
                 });
             }
@@ -131,11 +131,11 @@ impl Switch<'_> {
         match (source.cluster, status.shards.is_empty()) {
             (false, true) => Ok(None),
             (false, false) => Err(StepError::RunReadsCluster {
-                status: run,
+                run,
                 primary: primary.clone(),
             }),
             (true, true) => Err(StepError::RunReadsOneServer {
-                status: run,
+                run,
                 primary: primary.clone(),
             }),
             (true, false) => status
@@ -147,7 +147,7 @@ impl Switch<'_> {
                     let followed: Vec<&str> =
                         status.shards.iter().map(|s| s.node.as_str()).collect();
                     StepError::NoShard {
-                        status: run,
+                        run,
                         primary: primary.clone(),
                         followed: followed.join(", "),
                     }

@@ -22,7 +22,7 @@ impl Switch<'_> {
                 Err(error) if error.is_refused() => break,
                 Ok(_) | Err(_) if Instant::now() >= deadline => {
                     return Err(StepError::NotStopped {
-                        status: endpoint.addr,
+                        run: endpoint.addr,
                         timeout_s: STOP_TIMEOUT.as_secs(),
                     })
                 }
