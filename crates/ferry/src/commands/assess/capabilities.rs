@@ -3,6 +3,7 @@
 //! (`cargo xtask profiles`), so a profile is exactly what the real release reported.
 
 use super::client::{self, connect, dump_rdb_version, items, pairs, query, text};
+use super::error::ProbeError;
 use crate::error::Error;
 use crate::url::ServerUrl;
 use redis::{Connection, Value};
@@ -126,7 +127,7 @@ fn fill_from_profile(found: &mut Capabilities) {
 
 pub fn probe(con: &mut Connection, name: &str) -> Capabilities {
     let mut unchecked = Vec::new();
-    let mut note = |what: &str, err: String| unchecked.push((what.to_owned(), err));
+    let mut note = |what: &str, err: ProbeError| unchecked.push((what.to_owned(), err.line()));
 
     let (product, version) = match client::info(con, "server") {
         Ok(server) => client::product(&server),
@@ -216,17 +217,15 @@ fn module_names(reply: &Value) -> BTreeSet<String> {
 }
 
 /// Writes a short-lived key, DUMPs it and reads the version from the payload's footer.
-fn probe_dump(con: &mut Connection) -> Result<u16, String> {
+fn probe_dump(con: &mut Connection) -> Result<u16, ProbeError> {
     let key = format!("ferry:assess:probe:{}", std::process::id());
     query(con, &["SET", &key, "probe", "PX", "10000"])?;
     let dumped = query(con, &["DUMP", &key]);
     // The key expires by itself should DEL be refused.
     let _ = query(con, &["DEL", &key]);
     match dumped? {
-        Value::BulkString(payload) => {
-            dump_rdb_version(&payload).ok_or_else(|| "DUMP reply too short".to_owned())
-        }
-        other => Err(format!("unexpected DUMP reply {other:?}")),
+        Value::BulkString(payload) => dump_rdb_version(&payload).ok_or(ProbeError::DumpTooShort),
+        other => Err(ProbeError::DumpReply(other)),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Connecting to a server and reading its replies as plain strings and numbers.
 
+use super::error::ProbeError;
 use crate::error::Error;
 use crate::tls;
 use crate::url::ServerUrl;
@@ -19,14 +20,13 @@ pub fn connect(url: &ServerUrl) -> Result<Connection, Error> {
     tls::redis_connection(url, CONNECT_TIMEOUT, REPLY_TIMEOUT).map_err(fail)
 }
 
-/// A command's reply, or the server's refusal as one line (for the report's unchecked list).
-pub fn query(con: &mut Connection, args: &[&str]) -> Result<Value, String> {
+/// A command's reply, or the server's refusal (for the report's unchecked list).
+pub fn query(con: &mut Connection, args: &[&str]) -> Result<Value, ProbeError> {
     let mut cmd = redis::cmd(args[0]);
     for arg in &args[1..] {
         cmd.arg(*arg);
     }
-    cmd.query::<Value>(con)
-        .map_err(|err| err.to_string().replace('\n', " "))
+    Ok(cmd.query::<Value>(con)?)
 }
 
 pub fn text(value: &Value) -> Option<String> {
@@ -69,7 +69,7 @@ pub fn pairs(value: &Value) -> Vec<(String, &Value)> {
 }
 
 /// An `INFO` section as `field → value`.
-pub fn info(con: &mut Connection, section: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn info(con: &mut Connection, section: &str) -> Result<BTreeMap<String, String>, ProbeError> {
     let reply = query(con, &["INFO", section])?;
     let body = text(&reply).unwrap_or_default();
     Ok(body

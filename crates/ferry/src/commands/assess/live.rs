@@ -3,6 +3,7 @@
 //! renamed or ACL-denied command) becomes an "unchecked" entry, never an error.
 
 use super::client::{self, connect, items, pairs, query, text};
+use super::error::ProbeError;
 use super::rdb::library_name;
 use super::source::SourceFacts;
 use crate::error::Error;
@@ -71,7 +72,7 @@ fn probe_node(url: &ServerUrl, max_ops_per_sec: u32) -> Result<SourceFacts, Erro
     let info = match client::info(&mut con, "everything") {
         Ok(info) => info,
         Err(err) => {
-            facts.unchecked.push(("INFO".into(), err));
+            facts.unchecked.push(("INFO".into(), err.line()));
             BTreeMap::new()
         }
     };
@@ -90,7 +91,7 @@ fn probe_node(url: &ServerUrl, max_ops_per_sec: u32) -> Result<SourceFacts, Erro
         if let Err(err) = scan.database(&mut con, &mut facts, *db, field_ttls_possible) {
             facts
                 .unchecked
-                .push((format!("SCAN of database {db}"), err));
+                .push((format!("SCAN of database {db}"), err.line()));
         }
     }
     scan.finish();
@@ -172,7 +173,7 @@ fn read_config(con: &mut Connection, facts: &mut SourceFacts) {
             super::redact::redact(&mut facts.config);
             facts.rdb_save = facts.config.get("save").cloned();
         }
-        Err(err) => facts.unchecked.push(("CONFIG GET".into(), err)),
+        Err(err) => facts.unchecked.push(("CONFIG GET".into(), err.line())),
     }
 }
 
@@ -194,8 +195,8 @@ fn read_functions(con: &mut Connection, facts: &mut SourceFacts) {
             facts.function_libraries = facts.functions.len() as u64;
         }
         // Before Redis 7 there are no functions to find.
-        Err(err) if is_unknown_command(&err) && !facts.command_calls.contains_key("function") => {}
-        Err(err) => facts.unchecked.push(("FUNCTION LIST".into(), err)),
+        Err(err) if err.is_unknown_command() && !facts.command_calls.contains_key("function") => {}
+        Err(err) => facts.unchecked.push(("FUNCTION LIST".into(), err.line())),
     }
 }
 
@@ -207,7 +208,7 @@ fn read_acl(con: &mut Connection, facts: &mut SourceFacts) {
                 facts.acl_rules.push((user, line));
             }
         }
-        Err(err) => facts.unchecked.push(("ACL LIST".into(), err)),
+        Err(err) => facts.unchecked.push(("ACL LIST".into(), err.line())),
     }
 }
 
@@ -224,7 +225,7 @@ fn read_modules(con: &mut Connection, facts: &mut SourceFacts) {
                 })
                 .collect();
         }
-        Err(err) => facts.unchecked.push(("MODULE LIST".into(), err)),
+        Err(err) => facts.unchecked.push(("MODULE LIST".into(), err.line())),
     }
 }
 
@@ -253,7 +254,7 @@ fn read_clients(con: &mut Connection, facts: &mut SourceFacts) {
                 *facts.client_libs.entry(lib).or_default() += 1;
             }
         }
-        Err(err) => facts.unchecked.push(("CLIENT LIST".into(), err)),
+        Err(err) => facts.unchecked.push(("CLIENT LIST".into(), err.line())),
     }
 }
 
@@ -265,11 +266,6 @@ fn has_command(con: &mut Connection, name: &str) -> bool {
                 .any(|entry| !matches!(entry, Value::Nil))
         })
         .unwrap_or(false)
-}
-
-fn is_unknown_command(err: &str) -> bool {
-    let lower = err.to_ascii_lowercase();
-    lower.contains("unknown command") || lower.contains("unknown subcommand")
 }
 
 /// The key scan: paced, with a progress bar for a person at a terminal.
@@ -321,7 +317,7 @@ impl Scan {
         facts: &mut SourceFacts,
         db: u64,
         check_ttls: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProbeError> {
         query(con, &["SELECT", &db.to_string()])?;
         let mut cursor = "0".to_owned();
         loop {
@@ -329,10 +325,7 @@ impl Scan {
             let count = SCAN_COUNT.to_string();
             let reply = query(con, &["SCAN", &cursor, "COUNT", &count])?;
             let parts = items(&reply);
-            cursor = parts
-                .first()
-                .and_then(text)
-                .ok_or("unexpected SCAN reply")?;
+            cursor = parts.first().and_then(text).ok_or(ProbeError::ScanReply)?;
             let keys: Vec<Vec<u8>> = parts
                 .get(1)
                 .map(items)
@@ -357,7 +350,7 @@ impl Scan {
         db: u64,
         keys: &[Vec<u8>],
         check_ttls: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProbeError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -366,9 +359,7 @@ impl Scan {
         for key in keys {
             pipe.cmd("TYPE").arg(key);
         }
-        let types: Vec<String> = pipe
-            .query(con)
-            .map_err(|err| err.to_string().replace('\n', " "))?;
+        let types: Vec<String> = pipe.query(con)?;
         let mut hashes = Vec::new();
         for (key, type_name) in keys.iter().zip(&types) {
             // The key expired or was deleted between SCAN and TYPE.
@@ -406,12 +397,12 @@ impl Scan {
 
 /// Fields of a DUMPed hash that carry a TTL, read by the codec. Only the hash encodings
 /// that can hold field TTLs are decoded; the rest answer 0 from their type byte.
-fn ttl_fields_in_dump(key: &[u8], payload: &[u8]) -> Result<u64, String> {
+fn ttl_fields_in_dump(key: &[u8], payload: &[u8]) -> Result<u64, ProbeError> {
     use ferry_codec::types::{
         REDIS_HASH_LISTPACK_EX, REDIS_HASH_LISTPACK_EX_PRE_GA, REDIS_HASH_METADATA,
         REDIS_HASH_METADATA_PRE_GA, VALKEY_HASH_2,
     };
-    let split = ferry_codec::dump::split_payload(payload).map_err(|e| e.to_string())?;
+    let split = ferry_codec::dump::split_payload(payload).map_err(ProbeError::Payload)?;
     let may_have_ttls = [
         REDIS_HASH_METADATA,
         REDIS_HASH_LISTPACK_EX,
@@ -423,11 +414,9 @@ fn ttl_fields_in_dump(key: &[u8], payload: &[u8]) -> Result<u64, String> {
         return Ok(0);
     }
     let (_, parts) = ferry_codec::dump::decode(bytes::Bytes::copy_from_slice(key), payload)
-        .map_err(|e| {
-            format!(
-                "cannot decode the DUMP of {}: {e}",
-                crate::display::plain_or_quoted(key)
-            )
+        .map_err(|source| ProbeError::Decode {
+            key: crate::display::plain_or_quoted(key),
+            source,
         })?;
     Ok(parts
         .iter()
@@ -449,7 +438,7 @@ impl Scan {
         con: &mut Connection,
         facts: &mut SourceFacts,
         hashes: &[(&[u8], String)],
-    ) -> Result<(), String> {
+    ) -> Result<(), ProbeError> {
         if hashes.is_empty() {
             return Ok(());
         }
@@ -460,9 +449,7 @@ impl Scan {
         for (key, _) in hashes {
             pipe.cmd("OBJECT").arg("ENCODING").arg(*key);
         }
-        let encodings: Vec<Option<String>> = pipe
-            .query(con)
-            .map_err(|err| err.to_string().replace('\n', " "))?;
+        let encodings: Vec<Option<String>> = pipe.query(con)?;
         let hashes: Vec<&(&[u8], String)> = hashes
             .iter()
             .zip(encodings)
@@ -477,9 +464,7 @@ impl Scan {
         for (key, _) in &hashes {
             pipe.cmd("DUMP").arg(*key);
         }
-        let payloads: Vec<Option<Vec<u8>>> = pipe
-            .query(con)
-            .map_err(|err| err.to_string().replace('\n', " "))?;
+        let payloads: Vec<Option<Vec<u8>>> = pipe.query(con)?;
         for ((key, name), payload) in hashes.into_iter().zip(payloads) {
             // Deleted since TYPE.
             let Some(payload) = payload else { continue };
@@ -493,7 +478,7 @@ impl Scan {
                         .iter()
                         .any(|(what, _)| what == "hash field TTLs")
                     {
-                        facts.unchecked.push(("hash field TTLs".into(), err));
+                        facts.unchecked.push(("hash field TTLs".into(), err.line()));
                     }
                 }
             }

@@ -3,6 +3,7 @@
 
 pub mod capabilities;
 mod client;
+mod error;
 mod findings;
 mod live;
 pub mod profiles;

@@ -13,6 +13,12 @@ pub struct ServerLink {
     connection: Connection,
 }
 
+/// The node would not give its cluster's slot map: the command and why, as
+/// `server::cluster::blocking` words it (e.g. `CLUSTER SHARDS: …`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SlotMapError(String);
+
 /// What INFO replication says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replication {
@@ -51,8 +57,9 @@ impl ServerLink {
         &mut self,
         asked_host: &str,
         tls: bool,
-    ) -> Result<crate::server::cluster::topology::SlotMap, String> {
+    ) -> Result<crate::server::cluster::topology::SlotMap, SlotMapError> {
         crate::server::cluster::blocking::primaries(&mut self.connection, asked_host, tls)
+            .map_err(SlotMapError)
     }
 
     pub fn replication(&mut self) -> Result<Replication, redis::RedisError> {
