@@ -5,8 +5,8 @@ use super::offsets::{OffsetMap, OffsetPair};
 use super::saved::SavedHistory;
 use super::stream::StreamTranslator;
 use super::{lock, Relay, RelayConfig};
+use crate::server::reconnect::{Reconnect, RECONNECT_FOR};
 use crate::sources::replication::continuation::{self, CheckError};
-use crate::sources::{RECONNECT_FOR, RECONNECT_PAUSE};
 use crate::target::Target;
 use bytes::{Bytes, BytesMut};
 use ferry_repl::primary::Backlog;
@@ -387,12 +387,12 @@ async fn reconnect(
         short(&history.replid),
         crate::error::one_line(crate::error::chain(&error))
     ));
-    let since = Instant::now();
+    let mut window = Reconnect::default();
     loop {
         if history.is_ended() {
             return None;
         }
-        if since.elapsed() > RECONNECT_FOR {
+        if !window.lost() {
             history.end("the source stayed unreachable");
             relay.log(format!(
                 "history {}: the source stayed unreachable for {} s; replicas of it are disconnected",
@@ -401,7 +401,7 @@ async fn reconnect(
             ));
             return None;
         }
-        tokio::time::sleep(RECONNECT_PAUSE).await;
+        Reconnect::pause(std::future::pending()).await;
         let (replid, offset) = history.source_position();
         let mut repl = match connect_source(&relay.config).await {
             Ok(repl) => repl,

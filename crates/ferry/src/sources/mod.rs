@@ -7,12 +7,10 @@ pub mod replication;
 
 use crate::error::Error;
 use ferry_codec::{Item, RawString};
-use std::time::Duration;
 
 /// How long a lost live source (replication or scan, migrate or relay) is retried before
 /// the run gives up, and the pause between attempts.
-pub const RECONNECT_FOR: Duration = Duration::from_secs(300);
-pub const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+pub use crate::server::reconnect::{RECONNECT_FOR, RECONNECT_PAUSE};
 
 pub trait Source {
     /// The next item, or `None` once the source is exhausted (after [`Item::End`]).

@@ -1,6 +1,6 @@
 //! One connection to the source after another: PSYNC, a full sync or a continuation,
 //! then the stream, until a stop or an error; a lost source is resumed within
-//! [`RECONNECT_FOR`].
+//! [`crate::server::reconnect::RECONNECT_FOR`].
 
 use super::*;
 
@@ -64,7 +64,7 @@ pub(super) struct Settled<'a> {
 
 impl Migration {
     /// Sessions with the source one after the other: each lost connection is resumed
-    /// (PSYNC) until [`RECONNECT_FOR`] passes without success.
+    /// (PSYNC) until [`crate::server::reconnect::RECONNECT_FOR`] passes without success.
     pub(super) async fn follow(
         mut self,
         settled: &Settled<'_>,
@@ -73,13 +73,13 @@ impl Migration {
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<(), Error> {
         let pipe = settled.pipe;
-        let mut lost_since: Option<Instant> = None;
+        let mut reconnect = Reconnect::default();
         // Full syncs cut in a row: each new PSYNC succeeds, so the reconnect timer alone
         // would never run out against a source that always cuts its snapshot.
         let mut cut_snapshots = 0;
         loop {
             let session = self
-                .session(settled, state, (owned, &mut lost_since), shutdown)
+                .session(settled, state, (owned, &mut reconnect), shutdown)
                 .await;
             owned = true;
             if session.is_ok() || matches!(session, Err(SessionError::SourceLost(_))) {
@@ -123,8 +123,7 @@ impl Migration {
                     } else {
                         cut_snapshots = 0;
                     }
-                    let since = *lost_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > RECONNECT_FOR {
+                    if !reconnect.lost() {
                         return Err(self.stopped_with(self.source_error(error), state));
                     }
                     self.events.reconnecting();
@@ -133,26 +132,19 @@ impl Migration {
                         error_line(&error)
                     ));
                     self.shard_lost().await;
-                    tokio::select! {
-                        _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
-                        _ = shutdown.as_mut() => {
-                            self.say(format!("stopped at offset {}", state.offset));
-                            return Ok(());
-                        }
+                    if !Reconnect::pause(shutdown.as_mut()).await {
+                        self.say(format!("stopped at offset {}", state.offset));
+                        return Ok(());
                     }
                 }
                 Err(SessionError::Reconnect(error)) => {
                     self.shard_lost().await;
-                    let since = *lost_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > RECONNECT_FOR {
+                    if !reconnect.lost() {
                         return Err(self.stopped_with(error, state));
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
-                        _ = shutdown.as_mut() => {
-                            self.say(format!("stopped at offset {}", state.offset));
-                            return Ok(());
-                        }
+                    if !Reconnect::pause(shutdown.as_mut()).await {
+                        self.say(format!("stopped at offset {}", state.offset));
+                        return Ok(());
                     }
                 }
                 Err(SessionError::Fatal(error)) => {
@@ -220,7 +212,7 @@ impl Migration {
         &self,
         settled: &Settled<'_>,
         state: &mut MigrationState,
-        (owned, lost_since): (bool, &mut Option<Instant>),
+        (owned, reconnect): (bool, &mut Reconnect),
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<Stop, SessionError> {
         let Settled {
@@ -230,7 +222,7 @@ impl Migration {
             pipe,
         } = *settled;
         // The first connection's failures end the run; after a loss they are retried.
-        let reconnecting = lost_since.is_some();
+        let reconnecting = reconnect.retrying();
         let setup_error = |error: Error| {
             if reconnecting {
                 SessionError::Reconnect(error)
@@ -263,7 +255,7 @@ impl Migration {
                             CheckError::Info(_) => setup_error(self.source_error(e)),
                         })?;
                 }
-                *lost_since = None;
+                reconnect.connected();
                 self.say(format!(
                     "partial resync accepted (+CONTINUE) at offset {}",
                     state.offset
@@ -285,7 +277,7 @@ impl Migration {
                 }
             }
             PsyncOutcome::FullResync { replid, offset } => {
-                *lost_since = None;
+                reconnect.connected();
                 if let Some((id, from)) = &resume {
                     self.say(format!(
                         "partial resync refused by source; full sync (it cannot continue {id} \
