@@ -1,0 +1,114 @@
+//! The writer task: takes queued batches, writes them to the socket, and hands each to
+//! the reply task once it is on the wire. A target that takes no bytes for the stall
+//! timeout counts as gone, so a stuck target stops the pipe instead of hanging it.
+
+use super::node::{InFlight, Op, Shared};
+use crate::server::client::ClientWriter;
+use bytes::Bytes;
+use std::sync::Arc;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+
+pub(super) async fn write_task(
+    mut rx: mpsc::Receiver<Op>,
+    writer: ClientWriter,
+    flight: mpsc::Sender<InFlight>,
+    shared: Arc<Shared>,
+) {
+    let mut out = BufWriter::with_capacity(256 * 1024, writer);
+    while let Some(op) = rx.recv().await {
+        let in_flight = match op {
+            Op::Batch {
+                replies,
+                framing,
+                payload,
+                mark,
+                permit,
+            } => {
+                if let Err(message) = write_or_fail(&mut out, &payload, &shared).await {
+                    shared.fail(message);
+                    return;
+                }
+                InFlight {
+                    replies,
+                    framing,
+                    payload,
+                    mark,
+                    _permit: Some(permit),
+                    done: None,
+                }
+            }
+            Op::Barrier(done) => InFlight {
+                replies: 0,
+                framing: 0,
+                payload: Bytes::new(),
+                mark: None,
+                _permit: None,
+                done: Some(done),
+            },
+        };
+        // Whatever waits for replies must be on the wire before we can wait for room.
+        if rx.is_empty() || flight.capacity() == 0 || in_flight.done.is_some() {
+            if let Err(message) = flush_or_fail(&mut out, &shared).await {
+                shared.fail(message);
+                return;
+            }
+        }
+        if flight.send(in_flight).await.is_err() {
+            return;
+        }
+    }
+    let _ = out.flush().await;
+}
+
+/// Writes all of `bytes`; an error when the target takes none of them for the stall
+/// timeout, or when the pipe fails meanwhile (the reply task gave up).
+async fn write_or_fail(
+    out: &mut BufWriter<ClientWriter>,
+    mut bytes: &[u8],
+    shared: &Shared,
+) -> Result<(), String> {
+    while !bytes.is_empty() {
+        let written = tokio::select! {
+            written = tokio::time::timeout(shared.stall_timeout, out.write(bytes)) => written,
+            _ = shared.failed.notified() => return Err(stopped_writing(shared)),
+        };
+        match written {
+            Ok(Ok(0)) => return Err("cannot write to the target: connection closed".into()),
+            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Err(e)) => return Err(format!("cannot write to the target: {e}")),
+            Err(_) => return Err(took_nothing(shared)),
+        }
+    }
+    Ok(())
+}
+
+/// [`write_or_fail`] for what the buffer holds (at most its capacity, 256 KiB).
+async fn flush_or_fail(out: &mut BufWriter<ClientWriter>, shared: &Shared) -> Result<(), String> {
+    tokio::select! {
+        flushed = tokio::time::timeout(shared.stall_timeout, out.flush()) => match flushed {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot write to the target: {e}")),
+            Err(_) => Err(took_nothing(shared)),
+        },
+        _ = shared.failed.notified() => Err(stopped_writing(shared)),
+    }
+}
+
+fn took_nothing(shared: &Shared) -> String {
+    format!(
+        "lost the connection to the target: it took no bytes for {:?} \
+         (--target-reply-timeout)",
+        shared.stall_timeout
+    )
+}
+
+/// The failure already recorded (the first one is kept either way).
+fn stopped_writing(shared: &Shared) -> String {
+    shared
+        .failure
+        .lock()
+        .ok()
+        .and_then(|f| f.clone())
+        .unwrap_or_else(|| "the connection to the target stopped".into())
+}
