@@ -53,6 +53,7 @@ impl ServerLink {
         tls: bool,
     ) -> Result<crate::server::cluster::topology::SlotMap, String> {
         crate::server::cluster::blocking::primaries(&mut self.connection, asked_host, tls)
+            .map_err(|e| e.to_string())
     }
 
     pub fn replication(&mut self) -> Result<Replication, redis::RedisError> {
