@@ -132,7 +132,7 @@ pub fn collect(
 fn decode_all(payload: &[u8]) -> Result<Vec<Vec<Bytes>>, String> {
     let payload = Bytes::copy_from_slice(payload);
     super::walk::commands(&payload)
-        .map(|command| command.map(|c| c.args))
+        .map(|command| command.map(|c| c.args).map_err(|e| e.to_string()))
         .collect()
 }
 

@@ -183,7 +183,8 @@ impl ClusterPipe {
         let pipes = self.catch_up(&mut splitter).await?;
         let parts = match splitter.split(batch.payload, batch.mark) {
             Ok(parts) => parts,
-            Err(message) => {
+            Err(error) => {
+                let message = error.to_string();
                 if let Ok(mut slot) = self.failure.lock() {
                     slot.get_or_insert(message.clone());
                 }

@@ -28,7 +28,7 @@ mod write;
 
 pub use batch::{Batch, Mark};
 pub use node::{NodePipe, PipeCounters, PipeError};
-pub use refusal::show_key;
+pub use refusal::{describe_command, show_key};
 
 use super::cluster::ClusterPipe;
 use crate::server::client::{ClientWriter, ReplyReader};

@@ -46,6 +46,18 @@ pub(super) fn refusal(
     }
 }
 
+/// `NAME "key"` (or just `NAME`), for messages about a command.
+pub fn describe_command(args: &[Bytes]) -> String {
+    let name = args
+        .first()
+        .map(|n| String::from_utf8_lossy(n).to_uppercase())
+        .unwrap_or_default();
+    match args.get(1) {
+        Some(key) => format!("{name} {}", show_key(key)),
+        None => name,
+    }
+}
+
 /// The arguments of the `index`th command in an encoded payload (empty if not found).
 pub(super) fn nth_command(payload: &Bytes, index: u32) -> Vec<Bytes> {
     let mut decoder = FrameDecoder::new(Mode::Requests, Limits::default());
