@@ -18,16 +18,19 @@
 //! This module is the [`Pipe`] the sinks write to, over one connection or a cluster's
 //! primaries. The rest, one job per file: `batch` (what producers send), `node` (one
 //! connection's handle and the state its tasks share), `write` and `reply` (the two
-//! tasks), `refusal` (the messages for what the target refused).
+//! tasks), `error` (why a pipe stopped), `refusal` (which command an error reply refused,
+//! and how commands and keys look in messages).
 
 mod batch;
+mod error;
 mod node;
 mod refusal;
 mod reply;
 mod write;
 
 pub use batch::{Batch, Mark};
-pub use node::{NodePipe, PipeCounters, PipeError};
+pub use error::PipeError;
+pub use node::{NodePipe, PipeCounters};
 pub use refusal::{describe_command, show_key};
 
 use super::cluster::ClusterPipe;
@@ -110,7 +113,7 @@ impl Pipe {
     }
 
     /// The error that stopped the pipe, if any.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<PipeError> {
         match &self.0 {
             Route::Single(pipe) => pipe.failure(),
             Route::Cluster(pipe) => pipe.failure(),

@@ -4,6 +4,7 @@
 //! target sees a full pipeline while the replies of earlier batches are still coming.
 
 use super::batch::{Batch, Mark};
+use super::error::PipeError;
 use super::{reply, write};
 use crate::server::client::{ClientWriter, ReplyReader};
 use crate::sinks::writer::redirect::Redirect;
@@ -30,7 +31,7 @@ pub struct PipeCounters {
 
 #[derive(Debug)]
 pub(super) struct Shared {
-    pub(super) failure: Mutex<Option<String>>,
+    pub(super) failure: Mutex<Option<PipeError>>,
     pub(super) applied: Mutex<Option<Mark>>,
     pub(super) counters: Arc<PipeCounters>,
     /// The source connection's ACK handle; replaced on every reconnect.
@@ -46,12 +47,23 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn fail(&self, message: String) {
+    /// Stops the pipe with `error`, unless it has failed already: the first failure is
+    /// the one to report.
+    pub(super) fn fail(&self, error: PipeError) {
         if let Ok(mut slot) = self.failure.lock() {
-            slot.get_or_insert(message);
+            slot.get_or_insert(error);
         }
         // Kept as a permit when the writer is not waiting yet.
         self.failed.notify_one();
+    }
+
+    pub(super) fn failure(&self) -> Option<PipeError> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// The failure already recorded, or [`PipeError::Stopped`].
+    pub(super) fn stopped(&self) -> PipeError {
+        self.failure().unwrap_or(PipeError::Stopped)
     }
 }
 
@@ -85,11 +97,6 @@ pub struct NodePipe {
     budget_bytes: usize,
     shared: Arc<Shared>,
 }
-
-/// The pipe stopped: the target refused a command or the connection failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct PipeError(pub String);
 
 impl NodePipe {
     /// Takes over the connection. `budget_bytes` bounds the bytes sent and not yet
@@ -175,21 +182,19 @@ impl NodePipe {
     }
 
     /// The error that stopped the pipe, if any.
-    pub fn failure(&self) -> Option<String> {
-        self.shared.failure.lock().ok().and_then(|f| f.clone())
+    pub fn failure(&self) -> Option<PipeError> {
+        self.shared.failure()
     }
 
     fn check(&self) -> Result<(), PipeError> {
         match self.failure() {
-            Some(message) => Err(PipeError(message)),
+            Some(failure) => Err(failure),
             None => Ok(()),
         }
     }
 
+    /// Why the tasks are gone: their failure, if they recorded one.
     fn stopped(&self) -> PipeError {
-        PipeError(
-            self.failure()
-                .unwrap_or_else(|| "the connection to the target stopped".into()),
-        )
+        self.shared.stopped()
     }
 }

@@ -2,11 +2,12 @@
 //! by decoding the batch payload again (nothing is kept per command in flight), and keys
 //! are shown quoted and escaped so that any bytes fit on one line.
 
+use super::error::PipeError;
 use crate::server::client::one_line;
 use bytes::{Bytes, BytesMut};
 use ferry_repl::resp::{Frame, FrameDecoder, Limits, Mode};
 
-/// The message for an error reply (or an EXEC whose transaction failed), `None` for
+/// The failure an error reply (or an EXEC whose transaction failed) is, `None` for
 /// success. The reply answers command `index` of the batch; `command(n)` gives the
 /// arguments of command `n`. An EXEC's array answers the commands queued just before it,
 /// so its `i`th element of `len` names command `index - len + i`.
@@ -14,31 +15,28 @@ pub(super) fn refusal(
     reply: &Frame,
     index: u32,
     command: impl Fn(u32) -> Vec<Bytes>,
-) -> Option<String> {
-    let describe = |at: u32, message: &[u8]| {
+) -> Option<PipeError> {
+    let refused = |at: u32, message: &[u8], in_transaction: bool| {
         let args = command(at);
-        let name = args
-            .first()
-            .map(|n| String::from_utf8_lossy(n).to_uppercase())
-            .unwrap_or_else(|| "a command".into());
-        match args.get(1) {
-            Some(key) => format!(
-                "the target refused {name} on key {}: {}",
-                show_key(key),
-                one_line(message)
-            ),
-            None => format!("the target refused {name}: {}", one_line(message)),
+        PipeError::Refused {
+            command: args
+                .first()
+                .map(|n| String::from_utf8_lossy(n).to_uppercase())
+                .unwrap_or_else(|| "a command".into()),
+            key: args.get(1).map(|key| show_key(key)),
+            message: one_line(message),
+            in_transaction,
         }
     };
     match reply {
-        Frame::Error(message) | Frame::BulkError(message) => Some(describe(index, message)),
+        Frame::Error(message) | Frame::BulkError(message) => Some(refused(index, message, false)),
         // Only EXEC answers with an array that holds errors.
         Frame::Array(items) => items.iter().enumerate().find_map(|(i, item)| match item {
             Frame::Error(message) | Frame::BulkError(message) => {
                 let queued = index
                     .checked_sub(items.len() as u32)
                     .map_or(index, |first| first + i as u32);
-                Some(format!("{} (inside MULTI/EXEC)", describe(queued, message)))
+                Some(refused(queued, message, true))
             }
             _ => None,
         }),
@@ -109,7 +107,9 @@ mod tests {
         let sent = payload(&[&["SET", "a", "1"], &["lpush", "k\n1", "x"]]);
         assert_eq!(nth_command(&sent, 1)[0], "lpush");
         let reply = Frame::Error(Bytes::from_static(b"WRONGTYPE Operation against a key"));
-        let message = refusal(&reply, 1, |n| nth_command(&sent, n)).unwrap();
+        let message = refusal(&reply, 1, |n| nth_command(&sent, n))
+            .unwrap()
+            .to_string();
         assert_eq!(
             message,
             "the target refused LPUSH on key \"k\\x0a1\": WRONGTYPE Operation against a key"
@@ -129,7 +129,9 @@ mod tests {
             Frame::Simple("OK".into()),
             Frame::Error(Bytes::from_static(b"WRONGTYPE boom")),
         ]);
-        let message = refusal(&reply, 3, |n| nth_command(&sent, n)).unwrap();
+        let message = refusal(&reply, 3, |n| nth_command(&sent, n))
+            .unwrap()
+            .to_string();
         assert_eq!(
             message,
             "the target refused LPUSH on key \"b\": WRONGTYPE boom (inside MULTI/EXEC)"

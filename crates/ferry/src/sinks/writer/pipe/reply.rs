@@ -2,9 +2,10 @@
 //! redirects, stops the pipe at the first refusal, and only then counts the batch (and
 //! its mark) as applied, so that a mark never runs ahead of what the target holds.
 
+use super::error::PipeError;
 use super::node::{InFlight, Shared};
 use super::refusal::{nth_command, refusal};
-use crate::server::client::{ClientError, ReplyReader};
+use crate::server::client::ReplyReader;
 use crate::sinks::writer::redirect;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ pub(super) async fn reply_task(
             let reply = match reader.read(reader.stall_timeout()).await {
                 Ok(reply) => reply,
                 Err(e) => {
-                    shared.fail(connection_failure(e));
+                    shared.fail(PipeError::reading(e));
                     return;
                 }
             };
@@ -37,8 +38,8 @@ pub(super) async fn reply_task(
                     continue;
                 }
             }
-            if let Some(message) = refusal(&reply, index, |n| nth_command(&batch.payload, n)) {
-                shared.fail(message);
+            if let Some(refused) = refusal(&reply, index, |n| nth_command(&batch.payload, n)) {
+                shared.fail(refused);
                 return;
             }
         }
@@ -46,10 +47,10 @@ pub(super) async fn reply_task(
         if let (Some(follower), false) = (&shared.redirect, redirected.is_empty()) {
             let followed = match redirect::collect(&batch.payload, &redirected, &aborted) {
                 Ok(commands) => follower.follow(commands).await,
-                Err(message) => Err(message),
+                Err(error) => Err(error.into()),
             };
-            if let Err(message) = followed {
-                shared.fail(message);
+            if let Err(error) = followed {
+                shared.fail(error);
                 return;
             }
         }
@@ -72,15 +73,5 @@ pub(super) async fn reply_task(
         if let Some(done) = batch.done {
             let _ = done.send(());
         }
-    }
-}
-
-fn connection_failure(error: ClientError) -> String {
-    match error {
-        ClientError::Timeout(after) => format!(
-            "the target owes replies and sent nothing for {after:?} (--target-reply-timeout): \
-             it is stuck or gone"
-        ),
-        error => format!("lost the connection to the target: {error}"),
     }
 }

@@ -2,6 +2,7 @@
 //! the reply task once it is on the wire. A target that takes no bytes for the stall
 //! timeout counts as gone, so a stuck target stops the pipe instead of hanging it.
 
+use super::error::PipeError;
 use super::node::{InFlight, Op, Shared};
 use crate::server::client::ClientWriter;
 use bytes::Bytes;
@@ -25,8 +26,8 @@ pub(super) async fn write_task(
                 mark,
                 permit,
             } => {
-                if let Err(message) = write_or_fail(&mut out, &payload, &shared).await {
-                    shared.fail(message);
+                if let Err(error) = write_or_fail(&mut out, &payload, &shared).await {
+                    shared.fail(error);
                     return;
                 }
                 InFlight {
@@ -49,8 +50,8 @@ pub(super) async fn write_task(
         };
         // Whatever waits for replies must be on the wire before we can wait for room.
         if rx.is_empty() || flight.capacity() == 0 || in_flight.done.is_some() {
-            if let Err(message) = flush_or_fail(&mut out, &shared).await {
-                shared.fail(message);
+            if let Err(error) = flush_or_fail(&mut out, &shared).await {
+                shared.fail(error);
                 return;
             }
         }
@@ -67,48 +68,33 @@ async fn write_or_fail(
     out: &mut BufWriter<ClientWriter>,
     mut bytes: &[u8],
     shared: &Shared,
-) -> Result<(), String> {
+) -> Result<(), PipeError> {
     while !bytes.is_empty() {
         let written = tokio::select! {
             written = tokio::time::timeout(shared.stall_timeout, out.write(bytes)) => written,
-            _ = shared.failed.notified() => return Err(stopped_writing(shared)),
+            _ = shared.failed.notified() => return Err(shared.stopped()),
         };
         match written {
-            Ok(Ok(0)) => return Err("cannot write to the target: connection closed".into()),
+            Ok(Ok(0)) => return Err(PipeError::WriteClosed),
             Ok(Ok(n)) => bytes = &bytes[n..],
-            Ok(Err(e)) => return Err(format!("cannot write to the target: {e}")),
-            Err(_) => return Err(took_nothing(shared)),
+            Ok(Err(e)) => return Err(PipeError::WriteFailed(Arc::new(e))),
+            Err(_) => return Err(PipeError::WriteStalled(shared.stall_timeout)),
         }
     }
     Ok(())
 }
 
 /// [`write_or_fail`] for what the buffer holds (at most its capacity, 256 KiB).
-async fn flush_or_fail(out: &mut BufWriter<ClientWriter>, shared: &Shared) -> Result<(), String> {
+async fn flush_or_fail(
+    out: &mut BufWriter<ClientWriter>,
+    shared: &Shared,
+) -> Result<(), PipeError> {
     tokio::select! {
         flushed = tokio::time::timeout(shared.stall_timeout, out.flush()) => match flushed {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("cannot write to the target: {e}")),
-            Err(_) => Err(took_nothing(shared)),
+            Ok(Err(e)) => Err(PipeError::WriteFailed(Arc::new(e))),
+            Err(_) => Err(PipeError::WriteStalled(shared.stall_timeout)),
         },
-        _ = shared.failed.notified() => Err(stopped_writing(shared)),
+        _ = shared.failed.notified() => Err(shared.stopped()),
     }
-}
-
-fn took_nothing(shared: &Shared) -> String {
-    format!(
-        "lost the connection to the target: it took no bytes for {:?} \
-         (--target-reply-timeout)",
-        shared.stall_timeout
-    )
-}
-
-/// The failure already recorded (the first one is kept either way).
-fn stopped_writing(shared: &Shared) -> String {
-    shared
-        .failure
-        .lock()
-        .ok()
-        .and_then(|f| f.clone())
-        .unwrap_or_else(|| "the connection to the target stopped".into())
 }
