@@ -37,27 +37,46 @@ pub enum Scheme {
 pub struct UrlError {
     /// The URL with any password replaced.
     shown: String,
-    reason: String,
+    #[source]
+    reason: UrlProblem,
+}
+
+/// What is wrong with a URL. Never holds the password: only the parts around it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlProblem {
+    #[error("unknown scheme '{0}'; use redis://, valkey://, or rediss:// or valkeys:// for TLS")]
+    UnknownScheme(String),
+    #[error("expected redis://host:port or valkey://host:port")]
+    NoScheme,
+    #[error("unclosed '[' in the host")]
+    UnclosedBracket,
+    #[error("expected ':port' after ']'")]
+    NoPortAfterBracket,
+    #[error("no host")]
+    NoHost,
+    #[error("port '{0}' is not a number from 1 to 65535")]
+    BadPort(String),
+    #[error("database '{0}' is not a number")]
+    BadDatabase(String),
+    #[error("bad percent-escape in the credentials")]
+    BadPercentEscape,
+    #[error("credentials are not UTF-8")]
+    CredentialsNotUtf8,
 }
 
 impl ServerUrl {
     pub fn parse(text: &str) -> Result<Self, UrlError> {
-        let fail = |reason: &str| UrlError {
+        let fail = |reason: UrlProblem| UrlError {
             shown: hide_password(text),
-            reason: reason.to_owned(),
+            reason,
         };
         let (scheme, tls, rest) = match text.split_once("://") {
             Some(("redis", rest)) => (Scheme::Redis, false, rest),
             Some(("valkey", rest)) => (Scheme::Valkey, false, rest),
             Some(("rediss", rest)) => (Scheme::Redis, true, rest),
             Some(("valkeys", rest)) => (Scheme::Valkey, true, rest),
-            Some((other, _)) => {
-                return Err(fail(&format!(
-                    "unknown scheme '{other}'; use redis://, valkey://, or rediss:// or \
-                     valkeys:// for TLS"
-                )))
-            }
-            None => return Err(fail("expected redis://host:port or valkey://host:port")),
+            Some((other, _)) => return Err(fail(UrlProblem::UnknownScheme(other.to_owned()))),
+            None => return Err(fail(UrlProblem::NoScheme)),
         };
         // The credentials end at the last '@': a password may contain '@' itself.
         let (credentials, location) = match rest.rfind('@') {
@@ -68,13 +87,13 @@ impl ServerUrl {
             Some((host_port, path)) => (host_port, Some(path)),
             None => (location, None),
         };
-        let (host, port) = split_host_port(host_port).map_err(|reason| fail(&reason))?;
+        let (host, port) = split_host_port(host_port).map_err(fail)?;
         let db = match path {
             None | Some("") => None,
             Some(number) => Some(
                 number
                     .parse::<u64>()
-                    .map_err(|_| fail(&format!("database '{number}' is not a number")))?,
+                    .map_err(|_| fail(UrlProblem::BadDatabase(number.to_owned())))?,
             ),
         };
         let (username, password) = match credentials {
@@ -84,11 +103,8 @@ impl ServerUrl {
                     Some((user, password)) => (user, Some(password)),
                     None => (credentials, None),
                 };
-                let user = percent_decode(user).map_err(|reason| fail(&reason))?;
-                let password = password
-                    .map(percent_decode)
-                    .transpose()
-                    .map_err(|reason| fail(&reason))?;
+                let user = percent_decode(user).map_err(fail)?;
+                let password = password.map(percent_decode).transpose().map_err(fail)?;
                 (
                     Some(user).filter(|u| !u.is_empty()),
                     password.filter(|p| !p.is_empty()).map(Secret::new),
@@ -116,17 +132,15 @@ impl ServerUrl {
     }
 }
 
-fn split_host_port(text: &str) -> Result<(String, u16), String> {
+fn split_host_port(text: &str) -> Result<(String, u16), UrlProblem> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| "unclosed '[' in the host".to_owned())?;
+        let (host, after) = rest.split_once(']').ok_or(UrlProblem::UnclosedBracket)?;
         let port = match after {
             "" => None,
             _ => Some(
                 after
                     .strip_prefix(':')
-                    .ok_or_else(|| "expected ':port' after ']'".to_owned())?,
+                    .ok_or(UrlProblem::NoPortAfterBracket)?,
             ),
         };
         (host, port)
@@ -137,7 +151,7 @@ fn split_host_port(text: &str) -> Result<(String, u16), String> {
         }
     };
     if host.is_empty() {
-        return Err("no host".into());
+        return Err(UrlProblem::NoHost);
     }
     let port = match port {
         None => DEFAULT_PORT,
@@ -145,13 +159,13 @@ fn split_host_port(text: &str) -> Result<(String, u16), String> {
             .parse::<u16>()
             .ok()
             .filter(|&p| p != 0)
-            .ok_or_else(|| format!("port '{port}' is not a number from 1 to 65535"))?,
+            .ok_or_else(|| UrlProblem::BadPort(port.to_owned()))?,
     };
     Ok((host.to_owned(), port))
 }
 
 /// `%40` → `@`, so that credentials can hold any character.
-fn percent_decode(text: &str) -> Result<String, String> {
+fn percent_decode(text: &str) -> Result<String, UrlProblem> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -160,7 +174,7 @@ fn percent_decode(text: &str) -> Result<String, String> {
             let hex = text
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| "bad percent-escape in the credentials".to_owned())?;
+                .ok_or(UrlProblem::BadPercentEscape)?;
             out.push(hex);
             i += 3;
         } else {
@@ -168,7 +182,7 @@ fn percent_decode(text: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| "credentials are not UTF-8".to_owned())
+    String::from_utf8(out).map_err(|_| UrlProblem::CredentialsNotUtf8)
 }
 
 /// The URL text with whatever stands between `user:` and `@` replaced, for messages about
@@ -287,5 +301,14 @@ mod tests {
             let err = ServerUrl::parse(text).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");
         }
+        let err = ServerUrl::parse("redis://u:pw@h:0").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid URL \"redis://u:***@h:0\": port '0' is not a number from 1 to 65535"
+        );
+        assert_eq!(
+            std::error::Error::source(&err).map(ToString::to_string),
+            Some(UrlProblem::BadPort("0".into()).to_string())
+        );
     }
 }

@@ -44,6 +44,13 @@ pub enum ClientError {
     TlsRecord,
     #[error("{command} failed: {message}")]
     Command { command: String, message: String },
+    /// A cluster's slot map or shard list that ferry cannot read.
+    #[error("{command} failed: {source}")]
+    ClusterReply {
+        command: &'static str,
+        #[source]
+        source: crate::server::cluster::malformed::MalformedReply,
+    },
 }
 
 /// The reading half: socket, receive buffer and frame decoder.

@@ -51,68 +51,101 @@ impl TlsAcceptor {
     }
 
     /// The handshake with a connected peer; the error says why it failed, in one line.
-    pub async fn accept(&self, tcp: TcpStream) -> Result<BoxedStream, String> {
+    pub async fn accept(&self, tcp: TcpStream) -> Result<BoxedStream, HandshakeError> {
         match tokio::time::timeout(self.handshake_timeout, self.inner.accept(tcp)).await {
             Ok(Ok(stream)) => Ok(Box::new(stream)),
-            Ok(Err(error)) => Err(refusal(&error, self.client_ca.as_deref())),
-            Err(_) => Err(format!(
-                "no TLS handshake within {:?} (is it set to tls-replication yes?)",
-                self.handshake_timeout
-            )),
+            Ok(Err(error)) => Err(HandshakeError::new(error, self.client_ca.as_deref())),
+            Err(_) => Err(HandshakeError::Timeout(self.handshake_timeout)),
         }
     }
 }
 
-/// Why a peer's handshake failed, for the person running the relay.
-fn refusal(error: &io::Error, client_ca: Option<&Path>) -> String {
-    let Some(tls) = error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return match error.kind() {
-            io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted => {
-                "closed the connection during the TLS handshake".to_owned()
-            }
-            _ => format!("TLS handshake failed ({error})"),
+/// Why a peer's handshake failed, for the person running the relay: each says what the
+/// replica (or the relay's files) must change. The I/O and rustls errors are named in
+/// their messages, so they are not sources too (a joined chain would repeat them).
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("no TLS handshake within {0:?} (is it set to tls-replication yes?)")]
+    Timeout(Duration),
+    #[error("closed the connection during the TLS handshake")]
+    Closed,
+    #[error("TLS handshake failed ({0})")]
+    Io(io::Error),
+    #[error(
+        "presented no client certificate; {} requires one (the replica's \
+         tls-client-cert-file, or its tls-cert-file)",
+        ca_flag(.client_ca)
+    )]
+    NoClientCertificate { client_ca: Option<PathBuf> },
+    #[error("its client certificate is not signed by {}", ca_flag(.client_ca))]
+    UnknownIssuer { client_ca: Option<PathBuf> },
+    #[error("its client certificate has expired")]
+    Expired,
+    #[error(
+        "its certificate is not for client authentication (extended key usage \
+         clientAuth); give the replica a client certificate with tls-client-cert-file"
+    )]
+    NotForClients,
+    #[error("its client certificate was refused ({0:?})")]
+    CertificateRefused(CertificateError),
+    #[error(
+        "it refused the relay's certificate (TLS alert: {0:?}): its \
+         tls-ca-cert-file must hold the CA that signed --listen-tls-cert"
+    )]
+    RelayCertificateRefused(AlertDescription),
+    #[error("it ended the TLS handshake (alert: {0:?})")]
+    Alert(AlertDescription),
+    #[error("did not speak TLS (a replica needs tls-replication yes)")]
+    NotTls,
+    #[error("TLS handshake failed ({0})")]
+    Tls(rustls::Error),
+}
+
+impl HandshakeError {
+    /// What the failed handshake's `error` means, given the CA clients must be signed by.
+    fn new(error: io::Error, client_ca: Option<&Path>) -> Self {
+        let Some(tls) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        else {
+            return match error.kind() {
+                io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted => HandshakeError::Closed,
+                _ => HandshakeError::Io(error),
+            };
         };
-    };
-    let ca = match client_ca {
+        let client_ca = client_ca.map(Path::to_path_buf);
+        use rustls::Error as E;
+        match tls {
+            E::NoCertificatesPresented => HandshakeError::NoClientCertificate { client_ca },
+            E::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                HandshakeError::UnknownIssuer { client_ca }
+            }
+            E::InvalidCertificate(
+                CertificateError::Expired | CertificateError::ExpiredContext { .. },
+            ) => HandshakeError::Expired,
+            E::InvalidCertificate(
+                CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. },
+            ) => HandshakeError::NotForClients,
+            E::InvalidCertificate(other) => HandshakeError::CertificateRefused(other.clone()),
+            E::AlertReceived(
+                alert @ (AlertDescription::UnknownCA
+                | AlertDescription::BadCertificate
+                | AlertDescription::CertificateUnknown),
+            ) => HandshakeError::RelayCertificateRefused(*alert),
+            E::AlertReceived(alert) => HandshakeError::Alert(*alert),
+            E::InvalidMessage(_) | E::InappropriateMessage { .. } => HandshakeError::NotTls,
+            other => HandshakeError::Tls(other.clone()),
+        }
+    }
+}
+
+/// `--listen-tls-ca`, with its file when one is set.
+fn ca_flag(client_ca: &Option<PathBuf>) -> String {
+    match client_ca {
         Some(path) => format!("--listen-tls-ca {}", path.display()),
         None => "--listen-tls-ca".to_owned(),
-    };
-    use rustls::Error as E;
-    match tls {
-        E::NoCertificatesPresented => format!(
-            "presented no client certificate; {ca} requires one (the replica's \
-             tls-client-cert-file, or its tls-cert-file)"
-        ),
-        E::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            format!("its client certificate is not signed by {ca}")
-        }
-        E::InvalidCertificate(
-            CertificateError::Expired | CertificateError::ExpiredContext { .. },
-        ) => "its client certificate has expired".to_owned(),
-        E::InvalidCertificate(
-            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. },
-        ) => "its certificate is not for client authentication (extended key usage \
-              clientAuth); give the replica a client certificate with tls-client-cert-file"
-            .to_owned(),
-        E::InvalidCertificate(other) => format!("its client certificate was refused ({other:?})"),
-        E::AlertReceived(
-            alert @ (AlertDescription::UnknownCA
-            | AlertDescription::BadCertificate
-            | AlertDescription::CertificateUnknown),
-        ) => format!(
-            "it refused the relay's certificate (TLS alert: {alert:?}): its \
-             tls-ca-cert-file must hold the CA that signed --listen-tls-cert"
-        ),
-        E::AlertReceived(alert) => format!("it ended the TLS handshake (alert: {alert:?})"),
-        E::InvalidMessage(_) | E::InappropriateMessage { .. } => {
-            "did not speak TLS (a replica needs tls-replication yes)".to_owned()
-        }
-        other => format!("TLS handshake failed ({other})"),
     }
 }
 
@@ -124,14 +157,30 @@ mod tests {
         io::Error::new(io::ErrorKind::InvalidData, error)
     }
 
+    fn refusal(error: io::Error, client_ca: Option<&Path>) -> String {
+        HandshakeError::new(error, client_ca).to_string()
+    }
+
     #[test]
     fn refusals_say_what_the_replica_lacks() {
         let ca = Some(Path::new("/etc/ferry/ca.pem"));
-        let none = refusal(&io(rustls::Error::NoCertificatesPresented), ca);
-        assert!(none.contains("presented no client certificate"), "{none}");
-        assert!(none.contains("--listen-tls-ca /etc/ferry/ca.pem"), "{none}");
+        let none = refusal(io(rustls::Error::NoCertificatesPresented), ca);
+        assert_eq!(
+            none,
+            "presented no client certificate; --listen-tls-ca /etc/ferry/ca.pem requires one \
+             (the replica's tls-client-cert-file, or its tls-cert-file)"
+        );
+        let alert = refusal(
+            io(rustls::Error::AlertReceived(AlertDescription::UnknownCA)),
+            None,
+        );
+        assert_eq!(
+            alert,
+            "it refused the relay's certificate (TLS alert: UnknownCA): its tls-ca-cert-file \
+             must hold the CA that signed --listen-tls-cert"
+        );
         let foreign = refusal(
-            &io(rustls::Error::InvalidCertificate(
+            io(rustls::Error::InvalidCertificate(
                 CertificateError::UnknownIssuer,
             )),
             ca,
@@ -141,13 +190,13 @@ mod tests {
             "{foreign}"
         );
         let plain = refusal(
-            &io(rustls::Error::InvalidMessage(
+            io(rustls::Error::InvalidMessage(
                 rustls::InvalidMessage::InvalidContentType,
             )),
             None,
         );
         assert!(plain.contains("tls-replication yes"), "{plain}");
-        let eof = refusal(&io::Error::from(io::ErrorKind::UnexpectedEof), None);
+        let eof = refusal(io::Error::from(io::ErrorKind::UnexpectedEof), None);
         assert!(eof.contains("closed the connection"), "{eof}");
     }
 

@@ -20,7 +20,7 @@ mod explain;
 mod insecure;
 mod redis_rs;
 
-pub use acceptor::{ListenerTls, TlsAcceptor};
+pub use acceptor::{HandshakeError, ListenerTls, TlsAcceptor};
 pub use config::{client_config, server_config};
 pub use connector::TlsConnector;
 pub use explain::{explain, explain_chain, explain_io};

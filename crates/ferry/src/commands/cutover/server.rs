@@ -16,8 +16,8 @@ pub struct ServerLink {
 /// The node would not give its cluster's slot map: the command and why, as
 /// `server::cluster::blocking` words it (e.g. `CLUSTER SHARDS: …`).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SlotMapError(String);
+#[error(transparent)]
+pub struct SlotMapError(crate::server::cluster::blocking::PrimariesError);
 
 /// What INFO replication says.
 #[derive(Debug, Clone, PartialEq, Eq)]

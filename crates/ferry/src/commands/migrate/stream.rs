@@ -48,7 +48,7 @@ impl Migration {
                 }
                 _ = ticker.tick() => {
                     if let Some(failure) = pipe.failure() {
-                        return Err(SessionError::Fatal(self.target_refusal(failure)));
+                        return Err(self.fatal_target(failure));
                     }
                     let applied = pipe.applied();
                     if let Some(mark) = applied {

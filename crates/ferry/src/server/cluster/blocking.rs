@@ -2,30 +2,61 @@
 //! cluster without writing to it (verify, assess): redis-rs replies turned into the RESP
 //! frames the shared parsers in [`super::topology`] read.
 
+use super::malformed::MalformedReply;
 use super::topology::{parse_cluster_shards, parse_cluster_slots, SlotMap};
 use bytes::Bytes;
 use ferry_repl::resp::Frame;
-use redis::{Connection, ErrorKind, Value};
+use redis::{Connection, ErrorKind, RedisError, Value};
+
+/// Why the slot map could not be read; each names the command.
+#[derive(Debug, thiserror::Error)]
+pub enum PrimariesError {
+    #[error("{command}: {source}")]
+    Query {
+        command: &'static str,
+        #[source]
+        source: RedisError,
+    },
+    #[error("{command}: {source}")]
+    Malformed {
+        command: &'static str,
+        #[source]
+        source: MalformedReply,
+    },
+    #[error("CLUSTER SHARDS: no primary serves a slot")]
+    NoPrimary,
+}
 
 /// The primaries and their slots as the node behind `con` sees them: `CLUSTER SHARDS`,
-/// or `CLUSTER SLOTS` where that is refused (before Redis 7.0, or by an ACL). The error
-/// names the command and why.
-pub fn primaries(con: &mut Connection, asked_host: &str, tls: bool) -> Result<SlotMap, String> {
+/// or `CLUSTER SLOTS` where that is refused (before Redis 7.0, or by an ACL).
+pub fn primaries(
+    con: &mut Connection,
+    asked_host: &str,
+    tls: bool,
+) -> Result<SlotMap, PrimariesError> {
+    let malformed = |command| move |source| PrimariesError::Malformed { command, source };
     let map = match redis::cmd("CLUSTER").arg("SHARDS").query::<Value>(con) {
         Ok(reply) => parse_cluster_shards(&frame(&reply), asked_host, tls)
-            .map_err(|why| format!("CLUSTER SHARDS: {why}"))?,
+            .map_err(malformed("CLUSTER SHARDS"))?,
         Err(e) if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
             let reply: Value = redis::cmd("CLUSTER")
                 .arg("SLOTS")
                 .query(con)
-                .map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
-            parse_cluster_slots(&frame(&reply), asked_host)
-                .map_err(|why| format!("CLUSTER SLOTS: {why}"))?
+                .map_err(|source| PrimariesError::Query {
+                    command: "CLUSTER SLOTS",
+                    source,
+                })?;
+            parse_cluster_slots(&frame(&reply), asked_host).map_err(malformed("CLUSTER SLOTS"))?
         }
-        Err(e) => return Err(format!("CLUSTER SHARDS: {e}")),
+        Err(source) => {
+            return Err(PrimariesError::Query {
+                command: "CLUSTER SHARDS",
+                source,
+            })
+        }
     };
     if map.nodes.is_empty() {
-        return Err("CLUSTER SHARDS: no primary serves a slot".into());
+        return Err(PrimariesError::NoPrimary);
     }
     Ok(map)
 }

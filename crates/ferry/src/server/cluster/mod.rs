@@ -1,8 +1,10 @@
 //! A cluster as a client sees it: key slots ([`slot`]), the slot map of the primaries
 //! ([`topology`], and [`blocking`] over redis-rs), and the shards with their replicas
-//! ([`shards`], what a cluster source is read by).
+//! ([`shards`], what a cluster source is read by); what is wrong with a reply they cannot
+//! read ([`malformed`]).
 
 pub mod blocking;
+pub mod malformed;
 pub mod shards;
 pub mod slot;
 pub mod topology;

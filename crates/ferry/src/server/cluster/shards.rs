@@ -2,6 +2,7 @@
 //! included) hold each shard. Read with `CLUSTER SHARDS` (Redis 7.0+, Valkey), or
 //! `CLUSTER SLOTS` where that command is unknown.
 
+use super::malformed::MalformedReply;
 use crate::server::client::{Client, ClientError};
 use crate::url::ServerUrl;
 use ferry_repl::resp::Frame;
@@ -79,7 +80,7 @@ pub async fn discover(
     let shards = match client.call(&["CLUSTER", "SHARDS"]).await? {
         Frame::Error(message) if is_unknown_command(&message) => {
             let reply = client.call_ok(&["CLUSTER", "SLOTS"]).await?;
-            parse_cluster_slots(&reply, asked_host).map_err(|m| malformed("CLUSTER SLOTS", m))?
+            parse_cluster_slots(&reply, asked_host).map_err(malformed("CLUSTER SLOTS"))?
         }
         Frame::Error(message) => {
             return Err(ClientError::Command {
@@ -87,15 +88,10 @@ pub async fn discover(
                 message: String::from_utf8_lossy(&message).into_owned(),
             })
         }
-        reply => {
-            parse_cluster_shards(&reply, asked_host).map_err(|m| malformed("CLUSTER SHARDS", m))?
-        }
+        reply => parse_cluster_shards(&reply, asked_host).map_err(malformed("CLUSTER SHARDS"))?,
     };
     if shards.is_empty() {
-        return Err(malformed(
-            "CLUSTER SHARDS",
-            "no node serves any slot".into(),
-        ));
+        return Err(malformed("CLUSTER SHARDS")(MalformedReply::NoSlotServed));
     }
     Ok(shards)
 }
@@ -119,11 +115,9 @@ pub async fn rediscover(
     None
 }
 
-fn malformed(command: &str, message: String) -> ClientError {
-    ClientError::Command {
-        command: command.into(),
-        message,
-    }
+/// The error for a reply to `command` that ferry cannot read.
+fn malformed(command: &'static str) -> impl Fn(MalformedReply) -> ClientError {
+    move |source| ClientError::ClusterReply { command, source }
 }
 
 fn is_unknown_command(message: &[u8]) -> bool {
@@ -140,23 +134,26 @@ fn text(frame: &Frame) -> Option<String> {
 
 /// `CLUSTER SHARDS`: `[["slots", [a, b, …], "nodes", [[name, value, …], …]], …]`
 /// (RESP2 flat maps).
-pub fn parse_cluster_shards(reply: &Frame, asked_host: &str) -> Result<Vec<SourceShard>, String> {
+pub fn parse_cluster_shards(
+    reply: &Frame,
+    asked_host: &str,
+) -> Result<Vec<SourceShard>, MalformedReply> {
     let Frame::Array(entries) = reply else {
-        return Err(format!("expected an array, got {}", reply.describe()));
+        return Err(MalformedReply::NotAnArray(reply.describe()));
     };
     let mut shards = Vec::new();
     for entry in entries {
         let fields = flat_map(entry)?;
         let slots = match fields.iter().find(|(name, _)| name == "slots") {
             Some((_, Frame::Array(bounds))) => slot_pairs(bounds)?,
-            _ => return Err("a shard lacks its slots".into()),
+            _ => return Err(MalformedReply::NoSlots),
         };
         if slots.is_empty() {
             continue;
         }
         let Some((_, Frame::Array(node_entries))) = fields.iter().find(|(name, _)| name == "nodes")
         else {
-            return Err("a shard lacks its nodes".into());
+            return Err(MalformedReply::NoNodes);
         };
         let mut nodes = Vec::new();
         let mut primary = None;
@@ -165,9 +162,9 @@ pub fn parse_cluster_shards(reply: &Frame, asked_host: &str) -> Result<Vec<Sourc
             let get = |key: &str| node.iter().find(|(name, _)| name == key).map(|(_, v)| *v);
             let port = match get("port").or_else(|| get("tls-port")) {
                 Some(Frame::Integer(port)) => {
-                    u16::try_from(*port).map_err(|_| format!("bad node port {port}"))?
+                    u16::try_from(*port).map_err(|_| MalformedReply::BadPort(*port))?
                 }
-                _ => return Err("a node lacks its port".into()),
+                _ => return Err(MalformedReply::NoPort),
             };
             let ip = get("ip").and_then(text).unwrap_or_default();
             let host = match ip.as_str() {
@@ -183,10 +180,7 @@ pub fn parse_cluster_shards(reply: &Frame, asked_host: &str) -> Result<Vec<Sourc
             nodes.push(addr);
         }
         let Some(primary) = primary else {
-            return Err(format!(
-                "slots {} have no healthy primary",
-                slots_text(&slots)
-            ));
+            return Err(MalformedReply::NoHealthyPrimary(slots_text(&slots)));
         };
         shards.push(SourceShard {
             slots,
@@ -199,20 +193,23 @@ pub fn parse_cluster_shards(reply: &Frame, asked_host: &str) -> Result<Vec<Sourc
 }
 
 /// `CLUSTER SLOTS`: `[[first, last, [ip, port, id, …], replica…], …]`, grouped by primary.
-pub fn parse_cluster_slots(reply: &Frame, asked_host: &str) -> Result<Vec<SourceShard>, String> {
+pub fn parse_cluster_slots(
+    reply: &Frame,
+    asked_host: &str,
+) -> Result<Vec<SourceShard>, MalformedReply> {
     let Frame::Array(ranges) = reply else {
-        return Err(format!("expected an array, got {}", reply.describe()));
+        return Err(MalformedReply::NotAnArray(reply.describe()));
     };
     let mut shards: Vec<SourceShard> = Vec::new();
     for range in ranges {
         let Frame::Array(fields) = range else {
-            return Err("a slot range is not an array".into());
+            return Err(MalformedReply::RangeNotAnArray(None));
         };
         let (first, last, members) = match fields.as_slice() {
             [Frame::Integer(first), Frame::Integer(last), members @ ..] if !members.is_empty() => {
                 (*first, *last, members)
             }
-            _ => return Err("a slot range lacks its bounds or primary".into()),
+            _ => return Err(MalformedReply::RangeIncomplete(None)),
         };
         let bounds = checked_range(first, last)?;
         let nodes = members
@@ -243,56 +240,56 @@ pub fn parse_cluster_slots(reply: &Frame, asked_host: &str) -> Result<Vec<Source
     Ok(shards)
 }
 
-fn slots_node(frame: &Frame, asked_host: &str) -> Result<NodeAddr, String> {
+fn slots_node(frame: &Frame, asked_host: &str) -> Result<NodeAddr, MalformedReply> {
     let Frame::Array(parts) = frame else {
-        return Err("a node is not an array".into());
+        return Err(MalformedReply::NodeNotAnArray(None));
     };
     match parts.as_slice() {
         [ip, Frame::Integer(port), ..] => {
-            let ip = text(ip).ok_or("a node's IP is not text")?;
-            let port = u16::try_from(*port).map_err(|_| format!("bad node port {port}"))?;
+            let ip = text(ip).ok_or(MalformedReply::IpNotText(None))?;
+            let port = u16::try_from(*port).map_err(|_| MalformedReply::BadPort(*port))?;
             let host = match ip.as_str() {
                 "" | "?" => asked_host.to_owned(),
                 _ => ip,
             };
             Ok(NodeAddr { host, port })
         }
-        _ => Err("a node lacks its IP or port".into()),
+        _ => Err(MalformedReply::NoIpOrPort(None)),
     }
 }
 
 /// A RESP2 flat map (`[name, value, name, value, …]`) or a RESP3 map as pairs.
-fn flat_map(frame: &Frame) -> Result<Vec<(String, &Frame)>, String> {
+fn flat_map(frame: &Frame) -> Result<Vec<(String, &Frame)>, MalformedReply> {
     let items: &[Frame] = match frame {
         Frame::Array(items) => items,
-        other => return Err(format!("expected a map, got {}", other.describe())),
+        other => return Err(MalformedReply::NotAMap(other.describe())),
     };
     items
         .chunks(2)
         .map(|pair| match pair {
             [name, value] => text(name)
                 .map(|name| (name, value))
-                .ok_or_else(|| "a map key is not text".to_owned()),
-            _ => Err("a map has an odd number of items".into()),
+                .ok_or(MalformedReply::MapKeyNotText),
+            _ => Err(MalformedReply::OddMap),
         })
         .collect()
 }
 
-fn slot_pairs(bounds: &[Frame]) -> Result<Vec<[u16; 2]>, String> {
+fn slot_pairs(bounds: &[Frame]) -> Result<Vec<[u16; 2]>, MalformedReply> {
     let mut slots = Vec::new();
     for pair in bounds.chunks(2) {
         match pair {
             [Frame::Integer(a), Frame::Integer(b)] => slots.push(checked_range(*a, *b)?),
-            _ => return Err("slot bounds are not pairs of integers".into()),
+            _ => return Err(MalformedReply::BoundsNotPairs),
         }
     }
     slots.sort_unstable();
     Ok(slots)
 }
 
-fn checked_range(first: i64, last: i64) -> Result<[u16; 2], String> {
+fn checked_range(first: i64, last: i64) -> Result<[u16; 2], MalformedReply> {
     if !(0..SLOTS).contains(&first) || !(first..SLOTS).contains(&last) {
-        return Err(format!("slot range {first}-{last} is out of bounds"));
+        return Err(MalformedReply::OutOfBounds { first, last });
     }
     Ok([first as u16, last as u16])
 }
@@ -363,10 +360,17 @@ mod tests {
             vec![node("127.0.0.1", 7000, "master", "fail")],
         )]);
         let err = parse_cluster_shards(&reply, "h").unwrap_err();
-        assert!(err.contains("no healthy primary"), "{err}");
+        assert_eq!(err.to_string(), "slots 0-16383 have no healthy primary");
         let reply = Frame::Array(vec![shard(&[0, 20000], vec![])]);
         assert!(parse_cluster_shards(&reply, "h").is_err());
         assert!(parse_cluster_shards(&Frame::Integer(1), "h").is_err());
+        let not_a_range = Frame::Array(vec![Frame::Integer(1)]);
+        assert_eq!(
+            parse_cluster_slots(&not_a_range, "h")
+                .unwrap_err()
+                .to_string(),
+            "a slot range is not an array"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Which primary serves which slot, read from a node with `CLUSTER SLOTS` (migrate's
 //! writer) or `CLUSTER SHARDS` (verify, falling back to `CLUSTER SLOTS` before 7.0).
 
+use super::malformed::MalformedReply;
 use super::slot::{key_slot, SLOTS};
 use crate::server::client::{Client, ClientError};
 use ferry_repl::resp::Frame;
@@ -68,16 +69,16 @@ impl SlotMap {
 /// no address of its own (an empty IP or `?`: "the host you asked").
 pub async fn discover(client: &mut Client, asked_host: &str) -> Result<SlotMap, ClientError> {
     let reply = client.call_ok(&["CLUSTER", "SLOTS"]).await?;
-    parse_cluster_slots(&reply, asked_host).map_err(|message| ClientError::Command {
-        command: "CLUSTER SLOTS".into(),
-        message,
+    parse_cluster_slots(&reply, asked_host).map_err(|source| ClientError::ClusterReply {
+        command: "CLUSTER SLOTS",
+        source,
     })
 }
 
 /// `CLUSTER SLOTS`: `[[first, last, [ip, port, id, …], replica…], …]`.
-pub fn parse_cluster_slots(reply: &Frame, asked_host: &str) -> Result<SlotMap, String> {
+pub fn parse_cluster_slots(reply: &Frame, asked_host: &str) -> Result<SlotMap, MalformedReply> {
     let Frame::Array(ranges) = reply else {
-        return Err(format!("expected an array, got {reply:?}"));
+        return Err(MalformedReply::NotAnArray(format!("{reply:?}")));
     };
     let mut map = SlotMap {
         nodes: Vec::new(),
@@ -85,18 +86,14 @@ pub fn parse_cluster_slots(reply: &Frame, asked_host: &str) -> Result<SlotMap, S
     };
     for range in ranges {
         let Frame::Array(fields) = range else {
-            return Err(format!("a slot range is not an array: {range:?}"));
+            return Err(MalformedReply::RangeNotAnArray(Some(format!("{range:?}"))));
         };
         let (first, last, primary) = match fields.as_slice() {
             [Frame::Integer(first), Frame::Integer(last), primary, ..] => (*first, *last, primary),
-            _ => {
-                return Err(format!(
-                    "a slot range lacks its bounds or primary: {fields:?}"
-                ))
-            }
+            _ => return Err(MalformedReply::RangeIncomplete(Some(format!("{fields:?}")))),
         };
         if !(0..SLOTS as i64).contains(&first) || !(first..SLOTS as i64).contains(&last) {
-            return Err(format!("slot range {first}-{last} is out of bounds"));
+            return Err(MalformedReply::OutOfBounds { first, last });
         }
         let node = parse_node(primary, asked_host)?;
         let index = match map.nodes.iter().position(|known| *known == node) {
@@ -117,32 +114,36 @@ pub fn parse_cluster_slots(reply: &Frame, asked_host: &str) -> Result<SlotMap, S
 /// flat name/value array (RESP2) with `slots` (`[first, last, first, last, …]`) and
 /// `nodes` (maps with `id`, `endpoint`, `ip`, `port`, `tls-port`, `role`). A shard
 /// without slots is left out; `tls` picks the `tls-port` when the node has one.
-pub fn parse_cluster_shards(reply: &Frame, asked_host: &str, tls: bool) -> Result<SlotMap, String> {
+pub fn parse_cluster_shards(
+    reply: &Frame,
+    asked_host: &str,
+    tls: bool,
+) -> Result<SlotMap, MalformedReply> {
     let Frame::Array(shards) = reply else {
-        return Err(format!("expected an array, got {}", reply.describe()));
+        return Err(MalformedReply::NotAnArray(reply.describe()));
     };
     let mut map = SlotMap {
         nodes: Vec::new(),
         owners: vec![None; SLOTS as usize],
     };
     for shard in shards {
-        let shard = named_fields(shard).ok_or("a shard is not a map")?;
+        let shard = named_fields(shard).ok_or(MalformedReply::ShardNotAMap)?;
         let slots = match field(&shard, "slots") {
             Some(Frame::Array(bounds)) => bounds,
-            _ => return Err("a shard lacks its slots".into()),
+            _ => return Err(MalformedReply::NoSlots),
         };
         if slots.is_empty() {
             continue;
         }
         let nodes = match field(&shard, "nodes") {
             Some(Frame::Array(nodes)) => nodes,
-            _ => return Err("a shard lacks its nodes".into()),
+            _ => return Err(MalformedReply::NoNodes),
         };
         let primary = nodes
             .iter()
             .filter_map(named_fields)
             .find(|node| field(node, "role").and_then(frame_text).as_deref() == Some("master"))
-            .ok_or("a shard with slots has no primary")?;
+            .ok_or(MalformedReply::NoPrimary)?;
         let node = shard_node(&primary, asked_host, tls)?;
         let index = match map.nodes.iter().position(|known| *known == node) {
             Some(index) => index,
@@ -154,10 +155,10 @@ pub fn parse_cluster_shards(reply: &Frame, asked_host: &str, tls: bool) -> Resul
         for range in slots.chunks(2) {
             let (first, last) = match range {
                 [Frame::Integer(first), Frame::Integer(last)] => (*first, *last),
-                _ => return Err(format!("odd slot bounds in a shard: {range:?}")),
+                _ => return Err(MalformedReply::OddShardBounds(format!("{range:?}"))),
             };
             if !(0..SLOTS as i64).contains(&first) || !(first..SLOTS as i64).contains(&last) {
-                return Err(format!("slot range {first}-{last} is out of bounds"));
+                return Err(MalformedReply::OutOfBounds { first, last });
             }
             for slot in first..=last {
                 map.owners[slot as usize] = Some(index);
@@ -169,7 +170,11 @@ pub fn parse_cluster_shards(reply: &Frame, asked_host: &str, tls: bool) -> Resul
 
 /// A primary of `CLUSTER SHARDS`: its preferred `endpoint`, else its `ip`, else the host
 /// that was asked (`?` or empty mean "unknown").
-fn shard_node(fields: &[(String, &Frame)], asked_host: &str, tls: bool) -> Result<Node, String> {
+fn shard_node(
+    fields: &[(String, &Frame)],
+    asked_host: &str,
+    tls: bool,
+) -> Result<Node, MalformedReply> {
     let known = |name: &str| {
         field(fields, name)
             .and_then(frame_text)
@@ -184,7 +189,7 @@ fn shard_node(fields: &[(String, &Frame)], asked_host: &str, tls: bool) -> Resul
     };
     let port = (if tls { port("tls-port") } else { None })
         .or_else(|| port("port"))
-        .ok_or_else(|| format!("the primary at {host} has no port"))?;
+        .ok_or_else(|| MalformedReply::PrimaryWithoutPort(host.clone()))?;
     Ok(Node {
         host,
         port,
@@ -218,7 +223,7 @@ fn frame_text(frame: &Frame) -> Option<String> {
     }
 }
 
-fn parse_node(frame: &Frame, asked_host: &str) -> Result<Node, String> {
+fn parse_node(frame: &Frame, asked_host: &str) -> Result<Node, MalformedReply> {
     let text = |frame: &Frame| match frame {
         Frame::Bulk(b) | Frame::Simple(b) => Some(String::from_utf8_lossy(b).into_owned()),
         _ => None,
@@ -227,8 +232,9 @@ fn parse_node(frame: &Frame, asked_host: &str) -> Result<Node, String> {
         Frame::Array(parts) => match parts.as_slice() {
             [ip, Frame::Integer(port), rest @ ..] => {
                 let id = rest.first().and_then(text);
-                let ip = text(ip).ok_or_else(|| format!("a node's IP is not text: {ip:?}"))?;
-                let port = u16::try_from(*port).map_err(|_| format!("bad node port {port}"))?;
+                let ip =
+                    text(ip).ok_or_else(|| MalformedReply::IpNotText(Some(format!("{ip:?}"))))?;
+                let port = u16::try_from(*port).map_err(|_| MalformedReply::BadPort(*port))?;
                 let host = if ip.is_empty() || ip == "?" {
                     asked_host.to_string()
                 } else {
@@ -236,9 +242,9 @@ fn parse_node(frame: &Frame, asked_host: &str) -> Result<Node, String> {
                 };
                 Ok(Node { host, port, id })
             }
-            _ => Err(format!("a node lacks its IP or port: {parts:?}")),
+            _ => Err(MalformedReply::NoIpOrPort(Some(format!("{parts:?}")))),
         },
-        _ => Err(format!("a node is not an array: {frame:?}")),
+        _ => Err(MalformedReply::NodeNotAnArray(Some(format!("{frame:?}")))),
     }
 }
 
@@ -388,7 +394,19 @@ mod tests {
             Frame::Integer(16384),
             node("h", 1),
         ])]);
-        assert!(parse_cluster_slots(&out_of_range, "h").is_err());
+        assert_eq!(
+            parse_cluster_slots(&out_of_range, "h")
+                .unwrap_err()
+                .to_string(),
+            "slot range 5-16384 is out of bounds"
+        );
+        let not_a_range = Frame::Array(vec![Frame::Integer(1)]);
+        assert_eq!(
+            parse_cluster_slots(&not_a_range, "h")
+                .unwrap_err()
+                .to_string(),
+            "a slot range is not an array: Integer(1)"
+        );
         assert!(parse_cluster_slots(&Frame::Integer(1), "h").is_err());
     }
 }

@@ -2,10 +2,14 @@
 //! elsewhere, as units to send again (a whole transaction when one of its commands was
 //! redirected: the node then aborts it with `EXECABORT`).
 
+use super::pipe::PipeError;
+use super::walk::{self, WalkError};
+use crate::server::client::ClientError;
 use bytes::Bytes;
 use ferry_repl::resp::Frame;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// Commands a cluster node sent elsewhere: `MOVED` (the slot is served there now) or
 /// `ASK` (the key is being imported there: send `ASKING` first).
@@ -21,13 +25,35 @@ pub struct Redirected {
     pub transaction: bool,
 }
 
+/// Why redirected commands could not be sent where they belong. Cloned with the pipe's
+/// failure, so the connection error is shared.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RedirectError {
+    #[error("internal: a transaction with a redirected command ran")]
+    TransactionRan,
+    /// An EXECABORT with no redirected command in its transaction to explain it.
+    #[error("the target aborted a transaction (EXECABORT)")]
+    Aborted,
+    /// The node a redirect names could not be connected to.
+    #[error("the target sent {command} to {address}, which ferry cannot reach: {source}")]
+    Unreachable {
+        /// The first redirected command, `NAME "key"`.
+        command: String,
+        address: String,
+        #[source]
+        source: Arc<ClientError>,
+    },
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+}
+
 /// Takes the commands a node redirected (in the order it refused them) and resolves once
 /// they are applied where they belong, or with the reason they cannot be.
 pub trait Redirect: Send + Sync + std::fmt::Debug {
     fn follow(
         &self,
         commands: Vec<Redirected>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+    ) -> Pin<Box<dyn Future<Output = Result<(), PipeError>> + Send + '_>>;
 }
 
 /// One `MOVED <slot> <host:port>` or `ASK <slot> <host:port>` reply.
@@ -68,7 +94,7 @@ pub fn collect(
     payload: &[u8],
     redirected: &[(u32, Redirection)],
     aborted: &[u32],
-) -> Result<Vec<Redirected>, String> {
+) -> Result<Vec<Redirected>, RedirectError> {
     let commands = decode_all(payload)?;
     let mut out: Vec<Redirected> = Vec::new();
     // The open transaction: MULTI's index and the redirect seen in it, if any.
@@ -96,12 +122,12 @@ pub fn collect(
             };
             if !aborted.contains(&(index as u32)) {
                 if seen.is_some() {
-                    return Err("internal: a transaction with a redirected command ran".into());
+                    return Err(RedirectError::TransactionRan);
                 }
                 continue;
             }
             let Some(Redirection { ask, slot, address }) = seen else {
-                return Err("the target aborted a transaction (EXECABORT)".into());
+                return Err(RedirectError::Aborted);
             };
             out.push(Redirected {
                 ask,
@@ -129,9 +155,9 @@ pub fn collect(
     Ok(out)
 }
 
-fn decode_all(payload: &[u8]) -> Result<Vec<Vec<Bytes>>, String> {
+fn decode_all(payload: &[u8]) -> Result<Vec<Vec<Bytes>>, WalkError> {
     let payload = Bytes::copy_from_slice(payload);
-    super::walk::commands(&payload)
+    walk::commands(&payload)
         .map(|command| command.map(|c| c.args))
         .collect()
 }

@@ -7,6 +7,19 @@
 use bytes::Bytes;
 use std::ops::Range;
 
+/// Where a payload is not the commands ferry encodes. A payload ferry built never is, so
+/// each means a bug ("internal:"), never something to skip.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalkError {
+    #[error("internal: a batch's argument at byte {at} is cut")]
+    CutArgument { at: usize },
+    #[error(
+        "internal: a batch holds something that is not a command at byte {at} (expected \
+         {expected:?})"
+    )]
+    NotACommand { at: usize, expected: char },
+}
+
 /// One command of a payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalkedCommand {
@@ -15,9 +28,8 @@ pub struct WalkedCommand {
     pub args: Vec<Bytes>,
 }
 
-/// The commands of `payload`, in order. An error names what is malformed and where: a
-/// payload ferry built never has one, so it means a bug, never something to skip.
-pub fn commands(payload: &Bytes) -> impl Iterator<Item = Result<WalkedCommand, String>> + '_ {
+/// The commands of `payload`, in order; an error ends them.
+pub fn commands(payload: &Bytes) -> impl Iterator<Item = Result<WalkedCommand, WalkError>> + '_ {
     let mut at = 0;
     std::iter::from_fn(move || {
         if at >= payload.len() {
@@ -32,7 +44,7 @@ pub fn commands(payload: &Bytes) -> impl Iterator<Item = Result<WalkedCommand, S
     })
 }
 
-fn command_at(payload: &Bytes, start: usize) -> Result<WalkedCommand, String> {
+fn command_at(payload: &Bytes, start: usize) -> Result<WalkedCommand, WalkError> {
     let (count, mut at) = header(payload, start, b'*')?;
     let mut args = Vec::with_capacity(count.min(64));
     for _ in 0..count {
@@ -42,7 +54,7 @@ fn command_at(payload: &Bytes, start: usize) -> Result<WalkedCommand, String> {
             .filter(|&end| {
                 end.checked_add(2).and_then(|after| payload.get(end..after)) == Some(b"\r\n")
             })
-            .ok_or_else(|| format!("internal: a batch's argument at byte {at} is cut"))?;
+            .ok_or(WalkError::CutArgument { at })?;
         args.push(payload.slice(body..end));
         at = end + 2;
     }
@@ -53,13 +65,10 @@ fn command_at(payload: &Bytes, start: usize) -> Result<WalkedCommand, String> {
 }
 
 /// `<kind><decimal>\r\n` at `at`: the number and where what follows begins.
-fn header(payload: &[u8], at: usize, kind: u8) -> Result<(usize, usize), String> {
-    let malformed = || {
-        format!(
-            "internal: a batch holds something that is not a command at byte {at} (expected \
-             {:?})",
-            kind as char
-        )
+fn header(payload: &[u8], at: usize, kind: u8) -> Result<(usize, usize), WalkError> {
+    let malformed = || WalkError::NotACommand {
+        at,
+        expected: kind as char,
     };
     if payload.get(at) != Some(&kind) {
         return Err(malformed());
@@ -142,6 +151,15 @@ mod tests {
         let wire = payload(&[vec![b"SET".to_vec(), b"k".to_vec(), b"value".to_vec()]]);
         let cut = wire.slice(..wire.len() - 3);
         let error = commands(&cut).last().unwrap().unwrap_err();
-        assert!(error.contains("cut"), "{error}");
+        assert_eq!(error, WalkError::CutArgument { at: 20 });
+        assert_eq!(
+            error.to_string(),
+            "internal: a batch's argument at byte 20 is cut"
+        );
+        let error = commands(&Bytes::from_static(b"+OK\r\n")).next().unwrap();
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "internal: a batch holds something that is not a command at byte 0 (expected '*')"
+        );
     }
 }

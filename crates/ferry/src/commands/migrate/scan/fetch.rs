@@ -142,15 +142,21 @@ fn unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The code of every function library on the source (`FUNCTION LIST WITHCODE`), or the
-/// server's refusal.
-pub async fn function_libraries(
-    conn: &mut SourceConn,
-) -> Result<Result<Vec<Bytes>, String>, ClientError> {
+/// What the source answered `FUNCTION LIST WITHCODE`.
+pub enum FunctionLibraries {
+    /// The code of every library.
+    Listed(Vec<Bytes>),
+    /// An error reply (an ACL, a managed service): the libraries are not copied.
+    Refused(ClientError),
+}
+
+/// The code of every function library on the source, or the server's refusal; the error
+/// is a connection that failed.
+pub async fn function_libraries(conn: &mut SourceConn) -> Result<FunctionLibraries, ClientError> {
     conn.push(&["FUNCTION", "LIST", "WITHCODE"]);
     let reply = conn.replies(1).await?.pop().unwrap_or(Frame::Null);
     if let Some(error) = refused("FUNCTION LIST", &reply) {
-        return Ok(Err(error.to_string()));
+        return Ok(FunctionLibraries::Refused(error));
     }
     let Frame::Array(libraries) = reply else {
         return Err(ClientError::Protocol(format!(
@@ -158,7 +164,9 @@ pub async fn function_libraries(
             reply.describe()
         )));
     };
-    Ok(Ok(libraries.into_iter().filter_map(library_code).collect()))
+    Ok(FunctionLibraries::Listed(
+        libraries.into_iter().filter_map(library_code).collect(),
+    ))
 }
 
 /// `library_code` of one library's description (flat `[name, value, …]` in RESP2).

@@ -204,7 +204,10 @@ impl ScanJob<'_> {
     /// Writes and deletes a probe key (`ferry:notify-probe:…`) and checks that its key
     /// events arrive: the only check left when CONFIG is refused. `Ok(Err(why))` when
     /// they did not (or the key could not be written).
-    async fn probe_notifications(&self, client: &mut Client) -> Result<Result<(), String>, Error> {
+    async fn probe_notifications(
+        &self,
+        client: &mut Client,
+    ) -> Result<Result<(), notify::ProbeFailure>, Error> {
         let subscription = subscriber::subscribe(self.source_url, self.connect_timeout)
             .await
             .map_err(|e| self.source_error(e))?;
@@ -235,10 +238,10 @@ impl ScanJob<'_> {
                 };
                 match tokio::time::timeout(PROBE_WAIT, wait).await {
                     Ok(()) => Ok(()),
-                    Err(_) => Err("a probe key's changes were not notified".to_owned()),
+                    Err(_) => Err(notify::ProbeFailure::NotNotified),
                 }
             }
-            Err(error) => Err(format!("the probe key could not be written ({error})")),
+            Err(error) => Err(notify::ProbeFailure::NotWritten(error)),
         };
         follower.abort();
         Ok(arrived)

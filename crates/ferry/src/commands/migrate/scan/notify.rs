@@ -33,11 +33,21 @@ pub enum NotifyError {
          to set notify-keyspace-events to \"{NEEDED}\" (or pass --no-follow for a one-shot \
          copy that misses writes made during it)"
     )]
-    NotObserved { reason: String, probe: String },
+    NotObserved { reason: String, probe: ProbeFailure },
     #[error("cannot read notify-keyspace-events: {0}")]
     Unreadable(String),
     #[error(transparent)]
     Client(#[from] ClientError),
+}
+
+/// Why a probe key did not show that key events arrive (the check left when CONFIG is
+/// refused). Named in [`NotifyError::NotObserved`]'s message, so not its source too.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeFailure {
+    #[error("a probe key's changes were not notified")]
+    NotNotified,
+    #[error("the probe key could not be written ({0})")]
+    NotWritten(ClientError),
 }
 
 /// Whether `flags` (a `notify-keyspace-events` value) reports every change ferry follows.

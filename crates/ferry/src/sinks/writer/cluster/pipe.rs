@@ -21,11 +21,12 @@
 use super::split::{Splitter, StreamMarkers};
 use crate::server::client::{Client, ClientError};
 use crate::server::cluster::topology::{discover, Node, SlotMap};
-use crate::sinks::writer::pipe::{Batch, Mark, NodePipe, PipeCounters, PipeError};
-use crate::sinks::writer::redirect::{Redirect, Redirected};
+use crate::sinks::writer::pipe::{
+    describe_command, Batch, Mark, NodePipe, PipeCounters, PipeError,
+};
+use crate::sinks::writer::redirect::{Redirect, RedirectError, Redirected};
 use crate::state::slot_markers::{self as markers, AllApplied};
 use crate::url::ServerUrl;
-use bytes::Bytes;
 use ferry_repl::AckHandle;
 use std::future::Future;
 use std::pin::Pin;
@@ -51,7 +52,8 @@ pub struct ClusterPipe {
     redirects: AtomicU64,
     splitter: tokio::sync::Mutex<Splitter>,
     counters: Arc<PipeCounters>,
-    failure: Mutex<Option<String>>,
+    /// The splitter's refusal, which stops every primary's share of the stream.
+    failure: Mutex<Option<PipeError>>,
     ack: Mutex<Option<AckHandle>>,
     /// The splitter's count, readable without its lock.
     split_transactions: AtomicU64,
@@ -176,18 +178,19 @@ impl ClusterPipe {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Some(message) = self.failure() {
-            return Err(PipeError(message));
+        if let Some(failure) = self.failure() {
+            return Err(failure);
         }
         let mut splitter = self.splitter.lock().await;
         let pipes = self.catch_up(&mut splitter).await?;
         let parts = match splitter.split(batch.payload, batch.mark) {
             Ok(parts) => parts,
-            Err(message) => {
+            Err(refused) => {
+                let failure = PipeError::from(refused);
                 if let Ok(mut slot) = self.failure.lock() {
-                    slot.get_or_insert(message.clone());
+                    slot.get_or_insert(failure.clone());
                 }
-                return Err(PipeError(message));
+                return Err(failure);
             }
         };
         self.split_transactions
@@ -266,17 +269,19 @@ impl ClusterPipe {
     }
 
     /// Sends `commands` where their redirects say and waits until they are applied.
-    async fn follow(&self, commands: Vec<Redirected>) -> Result<(), String> {
+    async fn follow(&self, commands: Vec<Redirected>) -> Result<(), PipeError> {
         // One batch per node named, in the order the nodes were first named.
         let mut batches: Vec<(usize, NodePipe, Batch)> = Vec::new();
         let mut count = 0;
         for redirected in &commands {
             let (index, node) = self.node_for(&redirected.address).await.map_err(|e| {
-                format!(
-                    "the target sent {} to {}, which ferry cannot reach: {e}",
-                    describe(redirected.commands.first().map_or(&[][..], |c| &c[..])),
-                    redirected.address
-                )
+                RedirectError::Unreachable {
+                    command: describe_command(
+                        redirected.commands.first().map_or(&[][..], |c| &c[..]),
+                    ),
+                    address: redirected.address.clone(),
+                    source: Arc::new(e),
+                }
             })?;
             if !redirected.ask {
                 if let Ok(mut moved) = self.moved.lock() {
@@ -311,11 +316,11 @@ impl ClusterPipe {
         self.redirects.fetch_add(count, Ordering::Relaxed);
         let mut touched = Vec::with_capacity(batches.len());
         for (_, node, batch) in batches {
-            node.send(batch).await.map_err(|e| e.0)?;
+            node.send(batch).await?;
             touched.push(node);
         }
         for node in touched {
-            node.barrier().await.map_err(|e| e.0)?;
+            node.barrier().await?;
         }
         Ok(())
     }
@@ -341,7 +346,7 @@ impl ClusterPipe {
             };
             pipe.send(start)
                 .await
-                .map_err(|e| ClientError::Protocol(e.0))?;
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
         }
         let mut primaries = self
             .primaries
@@ -385,7 +390,7 @@ impl ClusterPipe {
         self.counters.clone()
     }
 
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<PipeError> {
         if let Some(own) = self.failure.lock().ok().and_then(|f| f.clone()) {
             return Some(own);
         }
@@ -395,7 +400,12 @@ impl ClusterPipe {
             .pipes
             .iter()
             .zip(&primaries.addresses)
-            .find_map(|(pipe, address)| Some(format!("primary {address}: {}", pipe.failure()?)))
+            .find_map(|(pipe, address)| {
+                Some(PipeError::Primary {
+                    address: address.clone(),
+                    source: Box::new(pipe.failure()?),
+                })
+            })
     }
 }
 
@@ -466,26 +476,14 @@ impl Redirect for Follower {
     fn follow(
         &self,
         commands: Vec<Redirected>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+    ) -> Pin<Box<dyn Future<Output = Result<(), PipeError>> + Send + '_>> {
         let pipe = self.pipe.lock().ok().and_then(|p| p.upgrade());
         Box::pin(async move {
             match pipe {
                 Some(pipe) => pipe.follow(commands).await,
-                None => Err("the connection to the target stopped".into()),
+                None => Err(PipeError::Stopped),
             }
         })
-    }
-}
-
-/// `NAME "key"` for messages.
-fn describe(args: &[Bytes]) -> String {
-    let name = args
-        .first()
-        .map(|n| String::from_utf8_lossy(n).to_uppercase())
-        .unwrap_or_default();
-    match args.get(1) {
-        Some(key) => format!("{name} {}", crate::sinks::writer::pipe::show_key(key)),
-        None => name,
     }
 }
 

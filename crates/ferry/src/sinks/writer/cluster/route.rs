@@ -19,14 +19,42 @@ pub enum Route {
     Select(u64),
     Multi,
     Exec,
-    /// Cannot be run on a cluster; the reason names the command.
-    Refuse(String),
+    /// Cannot be run on a cluster.
+    Refuse(RouteRefusal),
+}
+
+/// Why a command cannot run on a cluster target; each names the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteRefusal {
+    #[error("an empty command")]
+    Empty,
+    #[error("SELECT without a database number")]
+    SelectWithoutNumber,
+    /// SWAPDB, MOVE: about other databases, which a cluster does not have.
+    #[error("{command}: a cluster has database 0 only, so {command} cannot be applied")]
+    OtherDatabases { command: String },
+    /// A script or multi-key command whose key count is 0.
+    #[error("{command} without keys: a cluster target cannot tell which node it is for")]
+    NoKeys { command: String },
+    #[error("{command}: a command without a key, which a cluster target cannot route")]
+    Keyless { command: String },
+    #[error("{command} without a key")]
+    WithoutKey { command: String },
+    #[error(
+        "{command} over keys in different cluster slots ({keys}): a cluster target cannot \
+         run it as one command"
+    )]
+    CrossSlot {
+        command: String,
+        /// The first few keys, shown.
+        keys: String,
+    },
 }
 
 /// The route of one command.
 pub fn route(args: &[Bytes]) -> Route {
     let Some(name) = args.first() else {
-        return Route::Refuse("an empty command".into());
+        return Route::Refuse(RouteRefusal::Empty);
     };
     let mut buffer = [0u8; NAME_BUFFER];
     let name = upper_name(name, &mut buffer);
@@ -38,16 +66,16 @@ pub fn route(args: &[Bytes]) -> Route {
                 .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
             {
                 Some(db) => Route::Select(db),
-                None => Route::Refuse("SELECT without a database number".into()),
+                None => Route::Refuse(RouteRefusal::SelectWithoutNumber),
             }
         }
         "MULTI" => return Route::Multi,
         "EXEC" => return Route::Exec,
         "FLUSHALL" | "FLUSHDB" | "FUNCTION" | "SCRIPT" => return Route::AllNodes,
         "SWAPDB" | "MOVE" => {
-            return Route::Refuse(format!(
-                "{name}: a cluster has database 0 only, so {name} cannot be applied"
-            ))
+            return Route::Refuse(RouteRefusal::OtherDatabases {
+                command: name.to_owned(),
+            })
         }
         "DEL" | "UNLINK" => {
             let keys = &args[1..];
@@ -99,9 +127,9 @@ pub fn route(args: &[Bytes]) -> Route {
             };
             let keys = counted_keys(args, offset);
             if keys.is_empty() {
-                return Route::Refuse(format!(
-                    "{name} without keys: a cluster target cannot tell which node it is for"
-                ));
+                return Route::Refuse(RouteRefusal::NoKeys {
+                    command: name.to_owned(),
+                });
             }
             keys
         }
@@ -111,9 +139,9 @@ pub fn route(args: &[Bytes]) -> Route {
         _ => match args.get(1) {
             Some(key) => vec![key],
             None => {
-                return Route::Refuse(format!(
-                    "{name}: a command without a key, which a cluster target cannot route"
-                ))
+                return Route::Refuse(RouteRefusal::Keyless {
+                    command: name.to_owned(),
+                })
             }
         },
     };
@@ -143,7 +171,9 @@ fn same_slot_or(
     split: impl FnOnce() -> Option<Vec<(u16, Vec<Bytes>)>>,
 ) -> Route {
     let Some(first) = keys.first() else {
-        return Route::Refuse(format!("{name} without a key"));
+        return Route::Refuse(RouteRefusal::WithoutKey {
+            command: name.to_owned(),
+        });
     };
     let slot = key_slot(first);
     if keys.iter().all(|key| key_slot(key) == slot) {
@@ -151,15 +181,15 @@ fn same_slot_or(
     }
     match split() {
         Some(commands) => Route::Split(commands),
-        None => Route::Refuse(format!(
-            "{name} over keys in different cluster slots ({}): a cluster target cannot run \
-             it as one command",
-            keys.iter()
+        None => Route::Refuse(RouteRefusal::CrossSlot {
+            command: name.to_owned(),
+            keys: keys
+                .iter()
                 .take(4)
                 .map(|key| crate::sinks::writer::pipe::show_key(key))
                 .collect::<Vec<_>>()
-                .join(", ")
-        )),
+                .join(", "),
+        }),
     }
 }
 
@@ -229,7 +259,7 @@ mod tests {
                 panic!("{command} was not refused");
             };
             let name = command.split(' ').next().unwrap();
-            assert!(reason.starts_with(name), "{reason}");
+            assert!(reason.to_string().starts_with(name), "{reason}");
         }
         assert_eq!(
             route(&args("RENAME {a}x {a}y")),

@@ -11,10 +11,10 @@
 //! the batch's mark (a replay after a crash) gets nothing. Commands for every node split
 //! the batch: the slots' transactions before one go before it.
 
-use super::route::{route, Route};
+use super::route::{route, Route, RouteRefusal};
 use crate::server::cluster::topology::SlotMap;
-use crate::sinks::writer::pipe::{Batch, Mark};
-use crate::sinks::writer::walk;
+use crate::sinks::writer::pipe::{describe_command, Batch, Mark};
+use crate::sinks::writer::walk::{self, WalkError};
 use crate::state::slot_markers as markers;
 use bytes::{Bytes, BytesMut};
 
@@ -25,6 +25,32 @@ pub struct StreamMarkers {
     /// The marker field: the stream's name.
     pub stream: String,
     pub held: markers::Applied,
+}
+
+/// A command a cluster target cannot apply, on one line naming it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SplitError {
+    #[error(
+        "SELECT {0}: the target is a cluster, which has database 0 only; the source writes \
+         to database {0}"
+    )]
+    OtherDatabase(u64),
+    #[error("the source sent EXEC outside a transaction")]
+    ExecOutsideTransaction,
+    /// FLUSHALL and the like run on every primary; a transaction is on one.
+    #[error(
+        "{command} inside a MULTI/EXEC transaction: on a cluster it runs on every node, \
+         which no transaction spans"
+    )]
+    EveryNodeInTransaction { command: String },
+    #[error("{command}: slot {slot} is served by no primary of the target cluster")]
+    Unserved { command: String, slot: u16 },
+    #[error("internal: no such node")]
+    NoSuchNode,
+    #[error(transparent)]
+    Refused(#[from] RouteRefusal),
+    #[error(transparent)]
+    Walk(#[from] WalkError),
 }
 
 pub struct Splitter {
@@ -89,9 +115,12 @@ impl Splitter {
         &mut self.map
     }
 
-    /// One batch per primary (index as in the slot map), possibly empty. The error is one
-    /// line naming the command that cannot be applied to a cluster.
-    pub fn split(&mut self, payload: BytesMut, mark: Option<Mark>) -> Result<Vec<Batch>, String> {
+    /// One batch per primary (index as in the slot map), possibly empty.
+    pub fn split(
+        &mut self,
+        payload: BytesMut,
+        mark: Option<Mark>,
+    ) -> Result<Vec<Batch>, SplitError> {
         let mut out: Vec<Batch> = (0..self.nodes()).map(|_| Batch::default()).collect();
         let payload = payload.freeze();
         let mut groups = match (&self.markers, mark) {
@@ -118,7 +147,7 @@ impl Splitter {
 
     /// Each slot's commands gathered so far go out as one transaction with the slot's
     /// marker, unless the marker shows the target holds them.
-    fn close(&mut self, groups: &mut SlotGroups, out: &mut [Batch]) -> Result<(), String> {
+    fn close(&mut self, groups: &mut SlotGroups, out: &mut [Batch]) -> Result<(), SplitError> {
         let Some(markers) = &self.markers else {
             return Ok(());
         };
@@ -127,7 +156,7 @@ impl Splitter {
                 self.already_held += u64::from(group.replies);
                 continue;
             }
-            let batch = out.get_mut(node).ok_or("internal: no such node")?;
+            let batch = out.get_mut(node).ok_or(SplitError::NoSuchNode)?;
             batch.push_framing(&["MULTI"]);
             batch.append(&group);
             markers::push_write(batch, slot, &markers.stream, groups.offset);
@@ -143,13 +172,10 @@ impl Splitter {
         wire: &[u8],
         out: &mut [Batch],
         mut groups: Option<&mut SlotGroups>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SplitError> {
         match route(&args) {
             Route::Select(0) => Ok(()),
-            Route::Select(db) => Err(format!(
-                "SELECT {db}: the target is a cluster, which has database 0 only; the source \
-                 writes to database {db}"
-            )),
+            Route::Select(db) => Err(SplitError::OtherDatabase(db)),
             Route::Multi => {
                 // A transaction still open was cut by a lost source connection: nothing
                 // of it was sent, and the source sends it again whole after the partial
@@ -161,7 +187,7 @@ impl Splitter {
                 let queued = self
                     .transaction
                     .take()
-                    .ok_or("the source sent EXEC outside a transaction")?;
+                    .ok_or(SplitError::ExecOutsideTransaction)?;
                 // A cluster runs a transaction only when all its keys share one slot. One
                 // over several slots (Redis wraps a command and the deletions of keys it
                 // found expired in one, for instance) runs as one transaction per slot.
@@ -190,7 +216,7 @@ impl Splitter {
                         }
                         continue;
                     }
-                    let batch = out.get_mut(node).ok_or("internal: no such node")?;
+                    let batch = out.get_mut(node).ok_or(SplitError::NoSuchNode)?;
                     batch.push(&["MULTI"]);
                     for (_, command) in &part {
                         batch.push(command);
@@ -201,11 +227,9 @@ impl Splitter {
             }
             Route::AllNodes => {
                 if self.transaction.is_some() {
-                    return Err(format!(
-                        "{} inside a MULTI/EXEC transaction: on a cluster it runs on every \
-                         node, which no transaction spans",
-                        describe(&args)
-                    ));
+                    return Err(SplitError::EveryNodeInTransaction {
+                        command: describe_command(&args),
+                    });
                 }
                 // What came before it goes first.
                 if let Some(groups) = groups {
@@ -223,16 +247,14 @@ impl Splitter {
                 }
                 Ok(())
             }
-            Route::Refuse(reason) => Err(reason),
+            Route::Refuse(reason) => Err(reason.into()),
         }
     }
 
-    fn owner(&self, slot: u16, args: &[Bytes]) -> Result<usize, String> {
-        self.map.owner(slot).ok_or_else(|| {
-            format!(
-                "{}: slot {slot} is served by no primary of the target cluster",
-                describe(args)
-            )
+    fn owner(&self, slot: u16, args: &[Bytes]) -> Result<usize, SplitError> {
+        self.map.owner(slot).ok_or_else(|| SplitError::Unserved {
+            command: describe_command(args),
+            slot,
         })
     }
 
@@ -245,7 +267,7 @@ impl Splitter {
         wire: Option<&[u8]>,
         out: &mut [Batch],
         groups: Option<&mut SlotGroups>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SplitError> {
         let node = self.owner(slot, &args)?;
         if let Some(queued) = self.transaction.as_mut() {
             queued.push((slot, args));
@@ -253,25 +275,13 @@ impl Splitter {
         }
         let batch = match groups {
             Some(groups) => groups.batch(slot, node),
-            None => out.get_mut(node).ok_or("internal: no such node")?,
+            None => out.get_mut(node).ok_or(SplitError::NoSuchNode)?,
         };
         match wire {
             Some(wire) => batch.push_wire(wire),
             None => batch.push(&args),
         }
         Ok(())
-    }
-}
-
-/// `NAME "key"` for messages.
-fn describe(args: &[Bytes]) -> String {
-    let name = args
-        .first()
-        .map(|n| String::from_utf8_lossy(n).to_uppercase())
-        .unwrap_or_default();
-    match args.get(1) {
-        Some(key) => format!("{name} {}", crate::sinks::writer::pipe::show_key(key)),
-        None => name,
     }
 }
 
@@ -342,7 +352,7 @@ mod tests {
     }
 
     impl Splitter {
-        fn split_plain(&mut self, payload: BytesMut) -> Result<Vec<Batch>, String> {
+        fn split_plain(&mut self, payload: BytesMut) -> Result<Vec<Batch>, SplitError> {
             self.split(payload, None)
         }
     }
@@ -594,13 +604,15 @@ mod tests {
         let error = Splitter::new(two_nodes())
             .split_plain(payload(&["SELECT 2", "SET x 1"]))
             .unwrap_err();
-        assert!(
-            error.starts_with("SELECT 2: the target is a cluster"),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            "SELECT 2: the target is a cluster, which has database 0 only; the source writes \
+             to database 2"
         );
         let error = Splitter::new(two_nodes())
             .split_plain(payload(&[&format!("RENAME {a} {b}")]))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             error.starts_with("RENAME over keys in different"),
             "{error}"

@@ -46,10 +46,7 @@ impl Copier<'_> {
                 return Err(SessionEnd::ApplyStopped);
             }
             if let Some(failure) = self.pipe.failure() {
-                return Err(SessionEnd::Fatal(
-                    self.job
-                        .target_error(crate::sinks::writer::pipe::PipeError(failure)),
-                ));
+                return Err(SessionEnd::Fatal(self.job.target_error(failure)));
             }
             if self.dirty.take_overflow() {
                 self.job.events.line(

@@ -149,7 +149,7 @@ impl<'a> Copier<'a> {
             job.events.policy_report(&line);
         }
         if let Some(failure) = self.pipe.failure() {
-            return Err(job.target_error(crate::sinks::writer::pipe::PipeError(failure)));
+            return Err(job.target_error(failure));
         }
         job.events.line(format!(
             "stopped: {} keys written ({} by RESTORE, {} with plain commands); scan mode keeps no resume position, a new run copies everything again",

@@ -93,7 +93,7 @@ impl Copier<'_> {
             .await
             .map_err(SessionEnd::Lost)?
         {
-            Ok(libraries) => {
+            fetch::FunctionLibraries::Listed(libraries) => {
                 for code in libraries {
                     records
                         .send(Record::Function(code))
@@ -101,7 +101,7 @@ impl Copier<'_> {
                         .map_err(|_| SessionEnd::ApplyStopped)?;
                 }
             }
-            Err(refusal) => self.job.events.line(format!(
+            fetch::FunctionLibraries::Refused(refusal) => self.job.events.line(format!(
                 "function libraries are not copied: the source refused to list them ({refusal})"
             )),
         }
