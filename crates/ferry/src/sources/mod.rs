@@ -8,10 +8,6 @@ pub mod replication;
 use crate::error::Error;
 use ferry_codec::{Item, RawString};
 
-/// How long a lost live source (replication or scan, migrate or relay) is retried before
-/// the run gives up, and the pause between attempts.
-pub use crate::server::reconnect::{RECONNECT_FOR, RECONNECT_PAUSE};
-
 pub trait Source {
     /// The next item, or `None` once the source is exhausted (after [`Item::End`]).
     fn next_item(&mut self) -> Result<Option<Item>, Error>;

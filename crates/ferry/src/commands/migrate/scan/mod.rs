@@ -38,10 +38,10 @@ use crate::observe::Observer;
 use crate::policy::{Policies, VectorSetPolicy};
 use crate::server::client::{Client, ClientError};
 use crate::server::probe::ServerInfo;
+use crate::server::reconnect::Reconnect;
 use crate::sinks::writer::pipe::Pipe;
 use crate::sinks::writer::DRAIN_TIMEOUT;
 use crate::sinks::writer::{WriteMode, WriterLimits};
-use crate::sources::{RECONNECT_FOR, RECONNECT_PAUSE};
 use crate::target::Target;
 use crate::url::ServerUrl;
 use copier::Copier;
@@ -50,7 +50,7 @@ use ferry_repl::ReplError;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Changed keys read per round trip.
 const DIRTY_BATCH: usize = 256;

@@ -106,26 +106,24 @@ impl<'a> Copier<'a> {
         let applier =
             tokio::task::spawn_blocking(move || apply::run(receiver, compat, sink, quiet));
 
-        let mut lost_since: Option<Instant> = None;
+        let mut reconnect = Reconnect::default();
         let mut rescan = false;
         let end = loop {
             let end = self
-                .session(&records, rescan, &mut lost_since, shutdown)
+                .session(&records, rescan, &mut reconnect, shutdown)
                 .await;
             rescan = true;
             match end {
                 SessionEnd::Lost(error) => {
-                    let since = *lost_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > RECONNECT_FOR {
+                    if !reconnect.lost() {
                         break SessionEnd::Fatal(job.source_error(error));
                     }
                     job.events.reconnecting();
                     job.events.line(format!(
                         "lost the source ({error}); reconnecting, then scanning everything again (notifications sent meanwhile are lost)"
                     ));
-                    tokio::select! {
-                        _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
-                        _ = shutdown.as_mut() => break SessionEnd::Done,
+                    if !Reconnect::pause(shutdown.as_mut()).await {
+                        break SessionEnd::Done;
                     }
                 }
                 other => break other,
@@ -165,13 +163,13 @@ impl<'a> Copier<'a> {
         &mut self,
         records: &mpsc::Sender<Record>,
         rescan: bool,
-        lost_since: &mut Option<Instant>,
+        reconnect: &mut Reconnect,
         shutdown: &mut Pin<&mut impl Future<Output = ()>>,
     ) -> SessionEnd {
         let job = self.job;
         // The first connection's failures end the run; later ones are retried.
         let setup_failed = |error: ClientError| {
-            if lost_since.is_some() {
+            if reconnect.retrying() {
                 SessionEnd::Lost(error)
             } else {
                 SessionEnd::Fatal(job.source_error(error))
@@ -190,7 +188,7 @@ impl<'a> Copier<'a> {
             Ok(conn) => conn,
             Err(error) => return setup_failed(error),
         };
-        *lost_since = None;
+        reconnect.connected();
         let abort = follower.as_ref().map(|task| task.abort_handle());
         let subscription_lost = async {
             match follower.as_mut() {
