@@ -290,8 +290,9 @@ impl CatchUp {
              resuming until the sentinel is on the follower. Native: a Valkey 8.1 replica \
              paused with SIGSTOP, then continued. ferry: stopped with SIGTERM, then started \
              again with the same `--state` (a partial resync; its start-up is included); \
-             into a cluster of 3 Valkey 8.1 primaries on the same machine, each slot's share \
-             of a batch is one transaction with that slot's marker.\n\n",
+             into a cluster of 3 Valkey 8.1 primaries on the same machine (from a Redis 7.0 \
+             holding as many plain keys in database 0), each slot's share of a batch is one \
+             transaction with that slot's marker.\n\n",
             self.load
         );
         let mut table = Table::new(&["follower", ">catch-up s", ">MB/s", ">vs native"]);
@@ -329,11 +330,15 @@ fn time_catch_up(
     // On a cluster follower the sentinel is on the node serving its slot: any of them.
     let has_sentinel = || -> Result<bool> {
         for node in follower {
-            let found: bool = redis::cmd("EXISTS")
+            let found: redis::RedisResult<bool> = redis::cmd("EXISTS")
                 .arg(SENTINEL)
-                .query(&mut node.try_client()?)?;
-            if found {
-                return Ok(true);
+                .query(&mut node.try_client()?);
+            match found {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                // Another node's slot.
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(false)
@@ -380,20 +385,7 @@ fn measure_catch_up(
     state: &Path,
     scratch: &Path,
 ) -> Result<CatchUp> {
-    let mut con = source.try_client()?;
-    // The whole load must fit the backlog (a partial resync), and the paused follower's
-    // output buffer on the source must not be cut.
-    for (name, value) in [
-        ("repl-backlog-size", "512mb"),
-        ("client-output-buffer-limit", "replica 0 0 0"),
-    ] {
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(name)
-            .arg(value)
-            .query::<()>(&mut con)
-            .with_context(|| format!("CONFIG SET {name}"))?;
-    }
+    follow_settings(source)?;
     println!("catch-up after a paused follower: ferry migrate");
     // ferry was stopped after the lag run; the state file resumes it. First, so that it
     // has only its own load to catch up on.
@@ -401,6 +393,20 @@ fn measure_catch_up(
         ferry_catch_up(ctx, source, &target.url(), &[target], state, scratch)?;
 
     println!("catch-up after a paused follower: ferry migrate into a cluster of 3");
+    // A cluster has database 0 only: its source holds the same number of plain keys there
+    // (the mixed dataset spans databases); the load is the same.
+    let db0 = Server::start(ServerKind::Redis70)?;
+    let keys = datasets::count_keys(&mut source.try_client()?)?;
+    datasets::fill(
+        &db0,
+        &mut db0.try_client()?,
+        Recipe::Plain {
+            keys,
+            value_size: 100,
+        },
+    )?;
+    no_sync_delay(&db0)?;
+    follow_settings(&db0)?;
     let cluster = Cluster::start(ServerKind::Valkey81, 3)?;
     let cluster_state = state.with_extension("cluster.state");
     let _ = fs::remove_file(&cluster_state);
@@ -408,7 +414,7 @@ fn measure_catch_up(
     command
         .arg("migrate")
         .arg("--source")
-        .arg(source.url())
+        .arg(db0.url())
         .arg("--target")
         .arg(cluster.url())
         .arg("--state")
@@ -424,7 +430,7 @@ fn measure_catch_up(
     }
     let nodes: Vec<&Server> = cluster.nodes().iter().collect();
     let (into_cluster, _) =
-        ferry_catch_up(ctx, source, &cluster.url(), &nodes, &cluster_state, scratch)?;
+        ferry_catch_up(ctx, &db0, &cluster.url(), &nodes, &cluster_state, scratch)?;
     drop(cluster);
     println!("catch-up after a paused follower: native replica");
     let replica = Server::start(ServerKind::Valkey81)?;
@@ -455,6 +461,24 @@ fn measure_catch_up(
         ferry,
         into_cluster,
     })
+}
+
+/// The whole load must fit the backlog (a partial resync), and the paused follower's
+/// output buffer on the source must not be cut.
+fn follow_settings(source: &Server) -> Result<()> {
+    let mut con = source.try_client()?;
+    for (name, value) in [
+        ("repl-backlog-size", "512mb"),
+        ("client-output-buffer-limit", "replica 0 0 0"),
+    ] {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query::<()>(&mut con)
+            .with_context(|| format!("CONFIG SET {name}"))?;
+    }
+    Ok(())
 }
 
 /// [`time_catch_up`] for ferry stopped with its `state` in sync: resumed with it into
