@@ -3,8 +3,6 @@
 //! longer than [`DECODE_LIMIT`], never one allocation above [`ALLOCATION_CAP`]. An input
 //! that breaks a rule is saved under the target's tmp folder for replay.
 
-mod mutation;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -16,11 +14,11 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
+use crate::mutation::check::{self, Chunked};
+use crate::mutation::mutate::{mutate, Mutant, Rng};
+use crate::mutation::samples::{self, Samples, Split};
 use ferry_codec::DecodeError;
 use ferry_testkit::ServerKind;
-use mutation::check::{self, Chunked};
-use mutation::mutate::{mutate, Mutant, Rng};
-use mutation::samples::{self, Samples, Split};
 
 /// A decode of these small inputs takes milliseconds; this long means a hang.
 const DECODE_LIMIT: Duration = Duration::from_secs(2);
@@ -579,7 +577,7 @@ fn valkey_9_1_mutations_end_in_items_or_errors() {
 }
 
 /// Writes seed inputs for the fuzz targets (`crates/ferry-codec/fuzz/README.md`):
-/// `cargo xtask test -p ferry-codec --test mutated_corpus -- --ignored write_fuzz_seeds`.
+/// `cargo xtask test -p ferry-codec --test it -- --ignored mutated_corpus::write_fuzz_seeds`.
 /// Into `$FERRY_FUZZ_SEEDS`, by default `build/fuzz/seeds`.
 #[test]
 #[ignore = "writes fuzzing seeds; run by hand"]
