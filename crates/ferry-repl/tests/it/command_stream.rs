@@ -2,13 +2,11 @@
 //! `master_repl_offset`, ACKs reach it, GETACK is answered, and a reconnection resumes with
 //! `+CONTINUE` from the saved position.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use ferry_repl::{PsyncOutcome, ReplicaConnection};
 use ferry_testkit::{Server, ServerKind};
-use support::*;
 
 const KINDS: [ServerKind; 4] = [
     ServerKind::Redis60,

@@ -1,12 +1,10 @@
 //! Credentials and connection failures against real servers.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use ferry_repl::{ConnectOptions, PsyncOutcome, ReplError, ReplicaConnection, Secret};
 use ferry_testkit::{Server, ServerKind};
-use support::*;
 
 const KINDS: [ServerKind; 4] = [
     ServerKind::Redis60,

@@ -1,13 +1,11 @@
 //! Full synchronisation from real servers: the snapshot arrives whole and exact, framed by
 //! length (disk) or by end mark (diskless), and the command stream follows it.
 
-mod support;
-
 use std::io::Read;
 
+use crate::support::*;
 use ferry_repl::{snapshot_channel, PsyncOutcome, ReplicaConnection, SnapshotFraming};
 use ferry_testkit::{dataset, Server, ServerKind};
-use support::*;
 
 const KINDS: [ServerKind; 5] = [
     ServerKind::Redis60,

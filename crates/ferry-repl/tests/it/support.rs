@@ -1,5 +1,4 @@
 //! Helpers shared by the tests against real servers.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
