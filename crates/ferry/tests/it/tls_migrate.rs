@@ -148,9 +148,11 @@ fn redis_8_0_to_valkey_8_1_over_tls_with_client_certificates_and_acl_users() {
     std::fs::write(&source_password, format!("{SOURCE_PASSWORD}\n")).unwrap();
     let wrong_password = dir.path().join("wrong.password");
     std::fs::write(&wrong_password, WRONG_PASSWORD).unwrap();
-    // The target's password comes from the environment (the variable is inherited).
-    std::env::set_var("FERRY_TLS_TEST_TARGET_PASSWORD", TARGET_PASSWORD);
-    std::env::set_var("FERRY_TLS_TEST_OPS_PASSWORD", OPS_PASSWORD);
+    // The target's password comes from the environment: each ferry is given these.
+    let env = [
+        ("FERRY_TLS_TEST_TARGET_PASSWORD", TARGET_PASSWORD),
+        ("FERRY_TLS_TEST_OPS_PASSWORD", OPS_PASSWORD),
+    ];
 
     let source_flags = Side {
         flag: "--source",
@@ -181,7 +183,7 @@ fn redis_8_0_to_valkey_8_1_over_tls_with_client_certificates_and_acl_users() {
         target_flags("ferry-target", "FERRY_TLS_TEST_TARGET_PASSWORD"),
     ]
     .concat();
-    let (ok, output) = run_ferry(&[vec!["migrate".into()], wrong_source].concat(), &[]);
+    let (ok, output) = run_ferry(&[vec!["migrate".into()], wrong_source].concat(), &env);
     assert!(!ok && output.contains("WRONGPASS"), "{output}");
     everything_printed += &output;
 
@@ -205,7 +207,7 @@ fn redis_8_0_to_valkey_8_1_over_tls_with_client_certificates_and_acl_users() {
         .map(String::from),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut ferry = Ferry::start(&args);
+    let mut ferry = Ferry::start_command_with_env("migrate", &args, &env);
     let addr_line = ferry.wait_for("serving /metrics and /status on", Duration::from_secs(20));
     let addr = addr_line
         .rsplit("http://")
@@ -289,7 +291,7 @@ fn redis_8_0_to_valkey_8_1_over_tls_with_client_certificates_and_acl_users() {
             .to_vec(),
     ]
     .concat();
-    let (ok, output) = run_ferry(&verify, &[]);
+    let (ok, output) = run_ferry(&verify, &env);
     assert!(ok, "verify over TLS failed:\n{output}");
     assert!(output.contains("\"differing\": 0"), "{output}");
     everything_printed += &output;
@@ -301,7 +303,7 @@ fn redis_8_0_to_valkey_8_1_over_tls_with_client_certificates_and_acl_users() {
         target_flags("ops", "FERRY_TLS_TEST_OPS_PASSWORD"),
     ]
     .concat();
-    let (ok, output) = run_ferry(&assess, &[]);
+    let (ok, output) = run_ferry(&assess, &env);
     assert!(ok, "assess over TLS failed:\n{output}");
     assert!(output.contains("\"verdict\""), "{output}");
     assert!(output.contains("redis 8.0"), "{output}");
