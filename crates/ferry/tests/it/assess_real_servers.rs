@@ -2,7 +2,7 @@
 //! dataset and having served a workload, assessed for Valkey 8.1 and 9.1 both live
 //! (`--target URL`) and from the built-in profiles (`--to`), and from their saved files.
 
-use std::process::{Command, Output};
+use crate::support::ferry;
 use std::thread::sleep;
 
 use ferry_testkit::workload::{Workload, DEFAULT_SEED};
@@ -10,13 +10,6 @@ use ferry_testkit::{dataset, Server, ServerKind};
 use serde_json::Value;
 
 const TARGETS: [ServerKind; 2] = [ServerKind::Valkey81, ServerKind::Valkey91];
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .output()
-        .expect("run ferry")
-}
 
 fn assess(args: &[&str]) -> Value {
     let mut all = vec!["assess", "--format", "json", "--max-ops-per-sec", "100000"];

@@ -1,16 +1,8 @@
 //! The binary as a user runs it: bad input ends in one `ferry: ...` line on stderr and a
 //! non-zero exit code, never a panic, and never a half-written output file.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn ferry(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the ferry binary runs")
-}
+use crate::support::{ferry_in, files_in};
+use std::process::Output;
 
 /// Asserts the run failed with `code` and exactly one error line; returns that line.
 fn one_line_error(output: &Output, code: i32) -> String {
@@ -28,15 +20,6 @@ fn one_line_error(output: &Output, code: i32) -> String {
     lines[0].to_owned()
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn missing_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,7 +27,7 @@ fn missing_file() {
         &["inspect", "missing.rdb"][..],
         &["convert", "missing.rdb", "out.rdb", "--to", "valkey-8.1"][..],
     ] {
-        let line = one_line_error(&ferry(args, dir.path()), 1);
+        let line = one_line_error(&ferry_in(args, dir.path()), 1);
         assert!(line.contains("missing.rdb"), "{line}");
     }
     assert!(files_in(dir.path()).is_empty(), "no output left behind");
@@ -53,7 +36,7 @@ fn missing_file() {
 #[test]
 fn directory_instead_of_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    let line = one_line_error(&ferry(&["inspect", "."], dir.path()), 1);
+    let line = one_line_error(&ferry_in(&["inspect", "."], dir.path()), 1);
     assert!(line.contains("not a regular file"), "{line}");
 }
 
@@ -65,7 +48,7 @@ fn non_rdb_file() {
         &["inspect", "notes.txt"][..],
         &["convert", "notes.txt", "out.rdb", "--to", "valkey-8.1"][..],
     ] {
-        let line = one_line_error(&ferry(args, dir.path()), 1);
+        let line = one_line_error(&ferry_in(args, dir.path()), 1);
         assert!(line.contains("notes.txt"), "{line}");
     }
     assert_eq!(files_in(dir.path()), ["notes.txt"], "no output left behind");
@@ -81,7 +64,7 @@ fn truncated_file() {
         &["inspect", "--json", "cut.rdb"][..],
         &["convert", "cut.rdb", "out.rdb", "--to", "valkey-8.1"][..],
     ] {
-        let line = one_line_error(&ferry(args, dir.path()), 1);
+        let line = one_line_error(&ferry_in(args, dir.path()), 1);
         assert!(line.contains("cut.rdb"), "{line}");
     }
     assert_eq!(files_in(dir.path()), ["cut.rdb"], "no output left behind");
@@ -91,14 +74,14 @@ fn truncated_file() {
 fn empty_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("empty.rdb"), b"").unwrap();
-    one_line_error(&ferry(&["inspect", "empty.rdb"], dir.path()), 1);
+    one_line_error(&ferry_in(&["inspect", "empty.rdb"], dir.path()), 1);
 }
 
 #[test]
 fn unknown_profile_lists_the_valid_ones() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.rdb"), b"REDIS0011").unwrap();
-    let out = ferry(
+    let out = ferry_in(
         &["convert", "in.rdb", "out.rdb", "--to", "valkey-7.9"],
         dir.path(),
     );
@@ -113,7 +96,7 @@ fn unknown_profile_lists_the_valid_ones() {
 #[test]
 fn unsupported_rdb_version_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ferry(
+    let out = ferry_in(
         &["convert", "in.rdb", "out.rdb", "--rdb-version", "7"],
         dir.path(),
     );
@@ -126,7 +109,7 @@ fn existing_output_needs_force() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.rdb"), b"REDIS0011").unwrap();
     std::fs::write(dir.path().join("out.rdb"), b"precious").unwrap();
-    let out = ferry(
+    let out = ferry_in(
         &["convert", "in.rdb", "out.rdb", "--to", "valkey-8.1"],
         dir.path(),
     );
@@ -156,7 +139,7 @@ fn existing_export_file_needs_force() {
         "--vector-set",
         "export=v.jsonl",
     ];
-    let line = one_line_error(&ferry(&args, dir.path()), 1);
+    let line = one_line_error(&ferry_in(&args, dir.path()), 1);
     assert!(
         line.contains("v.jsonl") && line.contains("--force"),
         "{line}"
@@ -196,7 +179,7 @@ fn bad_flag_values_are_usage_errors_on_one_line() {
         (&["inspect"][..], "FILE"),
         (&["frobnicate"][..], "frobnicate"),
     ] {
-        let line = one_line_error(&ferry(args, dir.path()), 2);
+        let line = one_line_error(&ferry_in(args, dir.path()), 2);
         assert!(line.contains(expected), "{args:?}: {line}");
     }
 }
@@ -209,7 +192,7 @@ fn help_and_version_succeed() {
         &["--version"][..],
         &["convert", "--help"][..],
     ] {
-        let out = ferry(args, dir.path());
+        let out = ferry_in(args, dir.path());
         assert!(out.status.success(), "{args:?}");
         assert!(!out.stdout.is_empty(), "{args:?}");
     }

@@ -76,7 +76,7 @@ fn run_on(con: &mut redis::Connection, args: &[Bytes]) -> redis::RedisResult<red
 }
 
 /// A propagated form of each Redis 8.0 write command some Valkey lacks (forms from
-/// tests/propagation.rs; the module commands verbatim).
+/// `propagation`; the module commands verbatim).
 const SAMPLES: &[(&str, &[&str])] = &[
     (
         "hsetex",

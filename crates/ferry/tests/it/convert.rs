@@ -1,10 +1,7 @@
 //! `ferry convert` and `ferry inspect` on files our own encoder makes: what goes in comes
 //! out, in the target's format, with exactly the changes the policy flags ask for.
-//!
-//! PENDING: needs the codec's decoder and encoder on main. Cargo does not build files in
-//! `tests/pending/`; once the codec lands, move this to `tests/convert.rs` and make
-//! `src/codec.rs` plain re-exports. (Passes against the decoder and encoder branches.)
 
+use crate::support::{ferry_in, files_in};
 use bytes::Bytes;
 use ferry_codec::decode::Decoder;
 use ferry_codec::encode::{EncodeOptions, Encoder};
@@ -16,7 +13,7 @@ use ferry_codec::{
 };
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 // ---- building fixtures -------------------------------------------------------------------
 
@@ -304,14 +301,6 @@ fn hash_of(decoded: &Decoded, name: &str) -> Vec<HashField> {
 
 // ---- running the binary ------------------------------------------------------------------
 
-fn ferry(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
 fn succeeded(output: &Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "ferry failed: {stderr}");
@@ -328,15 +317,6 @@ fn failed(output: &Output) -> String {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("ferry: "), "{stderr}");
     stderr
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 // ---- tests -------------------------------------------------------------------------------
@@ -359,7 +339,7 @@ fn plain_data_survives_every_target_unchanged() {
         "redis-7.0",
     ] {
         let out = format!("{profile}.rdb");
-        let summary = succeeded(&ferry(
+        let summary = succeeded(&ferry_in(
             &["convert", "in.rdb", &out, "--to", profile],
             dir.path(),
         ));
@@ -379,7 +359,7 @@ fn plain_data_survives_every_target_unchanged() {
 fn rdb_version_9_takes_plain_data_but_refuses_functions() {
     let dir = tempfile::tempdir().unwrap();
     write_rdb(&dir.path().join("plain.rdb"), redis_8(), &[], plain_keys());
-    succeeded(&ferry(
+    succeeded(&ferry_in(
         &["convert", "plain.rdb", "old.rdb", "--rdb-version", "9"],
         dir.path(),
     ));
@@ -393,7 +373,7 @@ fn rdb_version_9_takes_plain_data_but_refuses_functions() {
         &["#!lua name=a\n", "#!lua name=b\n"],
         plain_keys(),
     );
-    let err = failed(&ferry(
+    let err = failed(&ferry_in(
         &["convert", "fn.rdb", "fn6.rdb", "--to", "redis-6.0"],
         dir.path(),
     ));
@@ -413,7 +393,7 @@ fn field_ttls_fail_by_default_and_leave_nothing_behind() {
     let mut body = plain_keys();
     body.extend(field_ttl_keys());
     write_rdb(&dir.path().join("in.rdb"), redis_8(), &[], body);
-    let err = failed(&ferry(
+    let err = failed(&ferry_in(
         &["convert", "in.rdb", "out.rdb", "--to", "valkey-8.1"],
         dir.path(),
     ));
@@ -441,7 +421,7 @@ fn field_ttls_are_kept_exactly_by_targets_that_have_them() {
             "--hash-field-ttl",
             "drop-field",
         ];
-        let summary = succeeded(&ferry(&args, dir.path()));
+        let summary = succeeded(&ferry_in(&args, dir.path()));
         assert_eq!(summary.lines().count(), 1, "no policy acted: {summary}");
         assert_eq!(
             decode(&dir.path().join(&out)).keys,
@@ -464,7 +444,7 @@ fn persist_keeps_fields_without_their_ttl() {
         "--hash-field-ttl",
         "persist",
     ];
-    let summary = succeeded(&ferry(&args, dir.path()));
+    let summary = succeeded(&ferry_in(&args, dir.path()));
     assert!(
         summary.contains("--hash-field-ttl persist: 3 fields in 2 hashes"),
         "{summary}"
@@ -496,7 +476,7 @@ fn drop_field_leaves_out_volatile_fields_and_emptied_hashes() {
         "--hash-field-ttl",
         "drop-field",
     ];
-    let summary = succeeded(&ferry(&args, dir.path()));
+    let summary = succeeded(&ferry_in(&args, dir.path()));
     assert!(summary.contains("7 keys"), "{summary}");
     assert!(
         summary.contains("3 fields with a TTL left out of 2 hashes; 1 hash had no other field"),
@@ -519,7 +499,7 @@ fn vector_sets_fail_skip_or_export() {
     items.extend(vector_set(0, "vs", body.clone()));
     write_rdb(&dir.path().join("in.rdb"), redis_8(), &[], items);
 
-    let err = failed(&ferry(
+    let err = failed(&ferry_in(
         &["convert", "in.rdb", "a.rdb", "--to", "valkey-9.1"],
         dir.path(),
     ));
@@ -529,7 +509,7 @@ fn vector_sets_fail_skip_or_export() {
     );
 
     // Redis 8 has them built in: passed through byte for byte.
-    succeeded(&ferry(
+    succeeded(&ferry_in(
         &["convert", "in.rdb", "r8.rdb", "--to", "redis-8.0"],
         dir.path(),
     ));
@@ -548,7 +528,7 @@ fn vector_sets_fail_skip_or_export() {
         "--vector-set",
         "skip",
     ];
-    let summary = succeeded(&ferry(&args, dir.path()));
+    let summary = succeeded(&ferry_in(&args, dir.path()));
     assert!(
         summary.contains("--vector-set skip: 1 vector set left out"),
         "{summary}"
@@ -564,7 +544,7 @@ fn vector_sets_fail_skip_or_export() {
         "--vector-set",
         "export=vs.jsonl",
     ];
-    let summary = succeeded(&ferry(&args, dir.path()));
+    let summary = succeeded(&ferry_in(&args, dir.path()));
     assert!(
         summary.contains("1 vector set (2 elements) exported"),
         "{summary}"
@@ -619,7 +599,7 @@ fn other_modules_fail_or_skip_with_their_aux() {
     ));
     write_rdb(&dir.path().join("in.rdb"), redis_8(), &[], items);
 
-    let err = failed(&ferry(
+    let err = failed(&ferry_in(
         &["convert", "in.rdb", "a.rdb", "--to", "valkey-8.1"],
         dir.path(),
     ));
@@ -637,7 +617,7 @@ fn other_modules_fail_or_skip_with_their_aux() {
         "--module",
         "skip",
     ];
-    let summary = succeeded(&ferry(&args, dir.path()));
+    let summary = succeeded(&ferry_in(&args, dir.path()));
     assert!(
         summary.contains("module 'ReJSON-RL': 1 key left out, 1 module AUX record dropped"),
         "{summary}"
@@ -652,7 +632,7 @@ fn force_replaces_an_existing_output() {
     let dir = tempfile::tempdir().unwrap();
     write_rdb(&dir.path().join("in.rdb"), redis_8(), &[], plain_keys());
     std::fs::write(dir.path().join("out.rdb"), b"old").unwrap();
-    succeeded(&ferry(
+    succeeded(&ferry_in(
         &[
             "convert",
             "in.rdb",
@@ -676,11 +656,11 @@ fn no_compress_writes_long_strings_plainly() {
         vec![ValuePart::String(bytes(&long))],
     );
     write_rdb(&dir.path().join("in.rdb"), redis_8(), &[], items);
-    succeeded(&ferry(
+    succeeded(&ferry_in(
         &["convert", "in.rdb", "lzf.rdb", "--to", "valkey-8.1"],
         dir.path(),
     ));
-    succeeded(&ferry(
+    succeeded(&ferry_in(
         &[
             "convert",
             "in.rdb",
@@ -713,10 +693,10 @@ fn a_file_cut_anywhere_fails_on_one_line() {
     let whole = std::fs::read(dir.path().join("whole.rdb")).unwrap();
     for cut in (1..whole.len()).step_by(7) {
         std::fs::write(dir.path().join("cut.rdb"), &whole[..cut]).unwrap();
-        let err = failed(&ferry(&["inspect", "cut.rdb"], dir.path()));
+        let err = failed(&ferry_in(&["inspect", "cut.rdb"], dir.path()));
         assert!(err.contains("cut.rdb"), "cut at {cut}: {err}");
         let args = ["convert", "cut.rdb", "out.rdb", "--to", "valkey-9.0"];
-        failed(&ferry(&args, dir.path()));
+        failed(&ferry_in(&args, dir.path()));
         assert_eq!(
             files_in(dir.path()),
             ["cut.rdb", "whole.rdb"],
@@ -742,7 +722,7 @@ fn inspect_reports_contents_and_what_each_valkey_cannot_load() {
         body,
     );
 
-    let text = succeeded(&ferry(&["inspect", "in.rdb"], dir.path()));
+    let text = succeeded(&ferry_in(&["inspect", "in.rdb"], dir.path()));
     assert!(
         text.contains("RDB 12 (REDIS0012), written by redis 8.0.2"),
         "{text}"
@@ -764,7 +744,7 @@ fn inspect_reports_contents_and_what_each_valkey_cannot_load() {
     );
     assert!(text.contains("--vector-set skip|export=PATH"), "{text}");
 
-    let json: serde_json::Value = serde_json::from_str(&succeeded(&ferry(
+    let json: serde_json::Value = serde_json::from_str(&succeeded(&ferry_in(
         &["inspect", "--json", "in.rdb"],
         dir.path(),
     )))

@@ -2,8 +2,8 @@
 //! `ferry convert` turns into a file each Valkey target loads from disk, holding the same
 //! data key by key, except exactly what the chosen policies change.
 
+use crate::support::ferry;
 use std::path::Path;
-use std::process::Command;
 
 use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
@@ -14,13 +14,6 @@ const TARGETS: [ServerKind; 3] = [
     ServerKind::Valkey81,
     ServerKind::Valkey91,
 ];
-
-fn ferry(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .output()
-        .expect("run ferry")
-}
 
 fn convert(input: &Path, output: &Path, target: ServerKind, policy: &[&str]) {
     let mut args = vec![

@@ -3,11 +3,11 @@
 //! must refuse on one line and leave no output, rather than write a file the target then
 //! refuses. Each case first shows that a real Valkey 8.1 refuses the file.
 
+use crate::support::ferry;
 use ferry_codec::length::{write_len, write_string};
 use ferry_codec::types;
 use ferry_testkit::{Server, ServerKind};
 use std::path::Path;
-use std::process::{Command, Output};
 
 const SELECT_DB: u8 = 0xFE;
 const EOF: u8 = 0xFF;
@@ -49,13 +49,6 @@ fn plain_set(out: &mut Vec<u8>, key: &str, members: &[String]) {
 
 fn members(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("member-{i}")).collect()
-}
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .output()
-        .expect("run ferry")
 }
 
 /// Valkey 8.1's verdict on `file`, and what inspect and convert make of it.

@@ -7,6 +7,7 @@
 use crate::support::cutover;
 use crate::support::cutover::{assert_serving, report, switch_args};
 use crate::support::migrate::simple_load;
+use crate::support::{info_field, server_info};
 use ferry_testkit::{Server, ServerKind};
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -14,17 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn info_field(server: &Server, name: &str) -> String {
-    let mut con = server.client();
-    let info: String = redis::cmd("INFO")
-        .arg("replication")
-        .query(&mut con)
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
+/// A field of the server's `INFO replication` ("" when it has none).
+fn replication_field(server: &Server, name: &str) -> String {
+    info_field(&server_info(server, "replication"), name).unwrap_or_default()
 }
 
 /// Serves `/status` for a native replica as relay would, and `POST /stop`.
@@ -97,8 +90,8 @@ fn replica_of(source: &Server) -> Server {
         .query::<()>(&mut con)
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while info_field(&replica, "master_link_status") != "up"
-        || info_field(&replica, "master_sync_in_progress") != "0"
+    while replication_field(&replica, "master_link_status") != "up"
+        || replication_field(&replica, "master_sync_in_progress") != "0"
     {
         assert!(Instant::now() < deadline, "the replica never synced");
         std::thread::sleep(Duration::from_millis(50));
@@ -126,7 +119,7 @@ fn a_relay_target_is_promoted_after_the_checks() {
         at("verify") < at("promote") && at("promote") < at("unpause"),
         "{steps:?}"
     );
-    assert_eq!(info_field(&replica, "role"), "master");
+    assert_eq!(replication_field(&replica, "role"), "master");
     assert_serving(&source);
 }
 
@@ -153,9 +146,9 @@ fn a_failure_after_the_promotion_puts_the_target_back_under_its_primary() {
         )),
         "{error}"
     );
-    assert_eq!(info_field(&replica, "role"), "slave");
+    assert_eq!(replication_field(&replica, "role"), "slave");
     assert_eq!(
-        info_field(&replica, "master_port"),
+        replication_field(&replica, "master_port"),
         source.port().to_string()
     );
     assert_serving(&source);

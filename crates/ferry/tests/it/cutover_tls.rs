@@ -6,16 +6,13 @@
 use crate::support::cutover;
 use crate::support::cutover::{report, status_addr};
 use crate::support::migrate::{simple_load, Ferry, CONTROL_FLAGS, CONTROL_TOKEN};
+use crate::support::path;
 use ferry_testkit::tls::{ServerTls, TestPki};
 use ferry_testkit::{Server, ServerKind};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "ops-Pw-6e1f0c3b";
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// `--{side} URL` with the TLS files and the password file.
 fn side(flag: &str, server: &Server, pki: &TestPki, password: &Path) -> Vec<String> {

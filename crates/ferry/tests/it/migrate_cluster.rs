@@ -1,10 +1,10 @@
 //! `ferry migrate` into a real cluster target: keys routed by slot to the primaries of a
 //! Valkey cluster, under a write load; the cluster then holds what the source holds.
 
-use crate::support::migrate::{wait_applied, Ferry};
-use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
+use crate::support::migrate::{assert_as_policies_promise, wait_applied, Ferry};
+use ferry_testkit::expect::{FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
-use ferry_testkit::workload::{forget_unreplicated_group_state, Workload};
+use ferry_testkit::workload::Workload;
 use ferry_testkit::{dataset, Cluster, Server, ServerKind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,7 +44,7 @@ fn migrate_into_cluster(
 
     let before = Snapshot::capture(&source).unwrap();
     wait_applied(&source, &state, &ferry);
-    let mut actual = cluster.snapshot().unwrap();
+    let actual = cluster.snapshot().unwrap();
     // A cluster target gets no resume marker: it would never move on from the full sync's.
     let marker = ferry_testkit::snapshot::FERRY_MARKER_KEY;
     assert!(
@@ -64,17 +64,13 @@ fn migrate_into_cluster(
     } else {
         VectorSets::Remove
     };
-    let mut expected = after_policies(&before, field_ttl, vectors).snapshot;
-    forget_unreplicated_group_state(&mut expected);
-    forget_unreplicated_group_state(&mut actual);
-    let differences = expected.diff(&actual, &DiffOptions::new());
-    let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
-    assert!(
-        differences.is_empty(),
-        "{} differences, {source_kind} -> {primaries} x {target_kind}:\n{}\n{}",
-        differences.len(),
-        shown.join("\n"),
-        ferry.output()
+    let expected = assert_as_policies_promise(
+        &before,
+        actual,
+        (field_ttl, vectors),
+        &DiffOptions::new(),
+        &format!("{source_kind} -> {primaries} x {target_kind}"),
+        &ferry.output(),
     );
     assert!(expected.key_count() > 100, "{}", expected.key_count());
 
@@ -155,21 +151,17 @@ fn ends_equal_after_target_change(
 
     let before = Snapshot::capture(&source).unwrap();
     wait_applied(&source, &state, &ferry);
-    let mut actual = cluster.snapshot().unwrap();
-    let mut expected = after_policies(&before, FieldTtl::Keep, VectorSets::Keep).snapshot;
-    forget_unreplicated_group_state(&mut expected);
-    forget_unreplicated_group_state(&mut actual);
+    let actual = cluster.snapshot().unwrap();
     // MIGRATE, which moves the slots' keys between target nodes, carries each key's
     // remaining TTL (relative) and the new node counts it from its own receipt: a moved key
     // expires a few ms later than on the source. The server's doing, not ferry's.
-    let differences = expected.diff(&actual, &DiffOptions::new().ttl_tolerance_ms(50));
-    let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
-    assert!(
-        differences.is_empty(),
-        "{} differences:\n{}\n{}",
-        differences.len(),
-        shown.join("\n"),
-        ferry.output()
+    let expected = assert_as_policies_promise(
+        &before,
+        actual,
+        (FieldTtl::Keep, VectorSets::Keep),
+        &DiffOptions::new().ttl_tolerance_ms(50),
+        "into the changed cluster",
+        &ferry.output(),
     );
     assert!(expected.key_count() > 100, "{}", expected.key_count());
 

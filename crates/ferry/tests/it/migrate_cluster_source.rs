@@ -229,10 +229,7 @@ fn cluster_into_cluster(
         "--json",
     ];
     verify_args.extend(policy);
-    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(&verify_args)
-        .output()
-        .expect("run ferry verify");
+    let verified = crate::support::ferry(&verify_args);
     assert!(
         verified.status.success(),
         "ferry verify found differences:\n{}{}",

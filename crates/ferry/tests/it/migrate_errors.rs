@@ -2,6 +2,7 @@
 //! exit within seconds, and never a password.
 
 use crate::support::migrate::Ferry;
+use crate::support::require_password;
 use ferry_testkit::{Server, ServerKind};
 use std::time::{Duration, Instant};
 
@@ -24,16 +25,6 @@ fn assert_one_line(output: &str, needles: &[&str]) {
     for needle in needles {
         assert!(output.contains(needle), "{needle:?} not in: {output}");
     }
-}
-
-fn require_password(server: &Server, password: &str) {
-    let mut con = server.client();
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg(password)
-        .query::<()>(&mut con)
-        .unwrap();
 }
 
 fn with_password(server: &Server, password: &str) -> String {

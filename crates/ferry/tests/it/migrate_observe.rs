@@ -3,38 +3,14 @@
 //! password anywhere.
 
 use crate::support::migrate::{
-    http_post, master_repl_offset, refused_stops, simple_load, wait_applied, Ferry, CONTROL_FLAGS,
+    master_repl_offset, refused_stops, simple_load, wait_applied, Ferry, CONTROL_FLAGS,
     CONTROL_TOKEN,
 };
+use crate::support::{http_get, http_post};
 use ferry_testkit::{dataset, Server, ServerKind};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::{Duration, Instant};
-
-/// A plain HTTP/1.1 GET: the status code and the body.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut socket = TcpStream::connect(addr).expect("connect to --metrics-addr");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(socket, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status code");
-    (code, body.to_owned())
-}
-
-/// The address ferry logged for `--metrics-addr 127.0.0.1:0`.
-fn metrics_addr(ferry: &mut Ferry) -> String {
-    let line = ferry.wait_for("serving /metrics and /status on", Duration::from_secs(10));
-    line.rsplit("http://").next().unwrap().trim().to_owned()
-}
 
 /// One sample's value from Prometheus text.
 fn sample(text: &str, name: &str) -> f64 {
@@ -132,7 +108,7 @@ fn metrics_and_status_answer_during_a_run_with_consistent_offsets() {
     let state = dir.path().join("ferry.state");
 
     let mut ferry = Ferry::migrate(&source, &target, &state, &["--metrics-addr", "127.0.0.1:0"]);
-    let addr = metrics_addr(&mut ferry);
+    let addr = ferry.status_address(Duration::from_secs(10));
     ferry.wait_in_sync();
     simple_load(&source, 1);
     wait_applied(&source, &state, &ferry);
@@ -229,7 +205,7 @@ fn passwords_appear_in_no_event_metric_status_or_log() {
         "--metrics-addr",
         "127.0.0.1:0",
     ]);
-    let addr = metrics_addr(&mut ferry);
+    let addr = ferry.status_address(Duration::from_secs(10));
     ferry.wait_in_sync();
     redis::cmd("SET")
         .arg("after")
@@ -382,7 +358,7 @@ fn post_stop_needs_the_control_token_and_the_listeners_own_origin() {
     // Without a token the run cannot be stopped over HTTP at all.
     let state = dir.path().join("open.state");
     let mut ferry = Ferry::migrate(&source, &target, &state, &["--metrics-addr", "127.0.0.1:0"]);
-    let addr = metrics_addr(&mut ferry);
+    let addr = ferry.status_address(Duration::from_secs(10));
     ferry.wait_in_sync();
     let bearer = format!("Bearer {CONTROL_TOKEN}");
     let (code, body) = http_post(&addr, "/stop", &[("Authorization", &bearer)]);
@@ -398,7 +374,7 @@ fn post_stop_needs_the_control_token_and_the_listeners_own_origin() {
     let mut args = vec!["--metrics-addr", "127.0.0.1:0"];
     args.extend_from_slice(&CONTROL_FLAGS);
     let mut ferry = Ferry::migrate(&source, &target, &state, &args);
-    let addr = metrics_addr(&mut ferry);
+    let addr = ferry.status_address(Duration::from_secs(10));
     ferry.wait_in_sync();
     for (what, code, body) in refused_stops(&addr) {
         assert!(code == 401 || code == 403, "{what}: {code} {body}");

@@ -8,10 +8,12 @@
 //! way the target ends holding what the source holds.
 
 use crate::support::migrate;
-use crate::support::migrate::{applied_offset, capture_in_step, wait_applied, Ferry};
-use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
+use crate::support::migrate::{
+    applied_offset, assert_as_policies_promise, capture_in_step, wait_applied, Ferry,
+};
+use ferry_testkit::expect::{FieldTtl, VectorSets};
 use ferry_testkit::snapshot::DiffOptions;
-use ferry_testkit::workload::{forget_unreplicated_group_state, Workload, WorkloadStats};
+use ferry_testkit::workload::{Workload, WorkloadStats};
 use ferry_testkit::{dataset, Server, ServerKind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,27 +40,24 @@ impl Load {
     }
 }
 
-/// The comparison of migrate_sync.rs: the target holds the source's data as the default
+/// The comparison of `migrate_sync`: the target holds the source's data as the default
 /// policies promise (Redis 7.0 has no field TTLs or vector sets).
 fn assert_equal(source: &Server, target: &Server, state: &Path, ferry: &Ferry) {
-    let (before, mut actual) = capture_in_step(source, target, state, ferry);
-    let mut expected = after_policies(&before, FieldTtl::Keep, VectorSets::Remove).snapshot;
-    forget_unreplicated_group_state(&mut expected);
-    forget_unreplicated_group_state(&mut actual);
-    let differences = expected.diff(&actual, &DiffOptions::new());
-    let shown: Vec<String> = differences.iter().take(40).map(|d| d.to_string()).collect();
-    assert!(
-        differences.is_empty(),
-        "{} differences:\n{}\n{}",
-        differences.len(),
-        shown.join("\n"),
-        ferry.output()
+    let (before, actual) = capture_in_step(source, target, state, ferry);
+    let policies = (FieldTtl::Keep, VectorSets::Remove);
+    let between = format!("{} -> {}", source.kind(), target.kind());
+    assert_as_policies_promise(
+        &before,
+        actual,
+        policies,
+        &DiffOptions::new(),
+        &between,
+        &ferry.output(),
     );
-    assert!(expected.key_count() > 0);
 }
 
 /// After the load stops: short TTLs run out on both sides, then the source's deletions
-/// reach the target (as in migrate_sync.rs).
+/// reach the target (as in `migrate_sync`).
 fn settle(source: &Server, state: &Path, ferry: &Ferry, load: Load) {
     let stats = load.stop();
     assert!(stats.total() > 1000, "{stats:?}");

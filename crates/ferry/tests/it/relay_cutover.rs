@@ -4,9 +4,10 @@
 //! (REPLICAOF NO ONE), stops the relay with POST /stop, and the promoted Valkey holds the
 //! source's data.
 
-use crate::support::migrate::{http_post, refused_stops, CONTROL_FLAGS, CONTROL_TOKEN};
-use crate::support::relay::{info_field, server_info, start_replica, wait_link_up, Relay};
+use crate::support::migrate::{refused_stops, CONTROL_FLAGS, CONTROL_TOKEN};
+use crate::support::relay::{start_replica, wait_link_up, Relay};
 use crate::support::{cutover, relay};
+use crate::support::{http_get, http_post, info_field, server_info};
 use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
 use ferry_testkit::{dataset, Server, ServerKind};
@@ -21,18 +22,14 @@ fn cutover_promotes_the_relayed_replica_once_it_acked_everything() {
     args.extend_from_slice(&CONTROL_FLAGS);
     args.extend_from_slice(&policy);
     let mut relay = Relay::start(&source, 0, &args);
-    let line = relay.wait_for(
-        "serving /metrics and /status on http://",
-        Duration::from_secs(5),
-    );
-    let status = line.rsplit("http://").next().unwrap().trim().to_string();
+    let status = relay.status_address(Duration::from_secs(5));
     let replica = start_replica(ServerKind::Valkey81, &relay, &[]);
     wait_link_up(&replica, &relay);
     relay::simple_writes(&source);
     // As a person would: the relay says in-sync (the replica ACKed what ferry took in).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let text = relay::http_get(&status, "/status");
+        let text = http_get(&status, "/status").1;
         let document: serde_json::Value = serde_json::from_str(&text).unwrap();
         if document["phase"] == "in-sync" && document["target"] != "" {
             break;
@@ -80,18 +77,10 @@ fn assert_relay_running(relay: &mut Relay, status: &str, what: &str) {
         "{what} stopped the relay:\n{}",
         relay.output()
     );
-    let text = relay::http_get(status, "/status");
+    let text = http_get(status, "/status").1;
     let document: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_ne!(document["phase"], "stopped", "{what}: {text}");
     assert!(!relay.output().contains("asked to by POST /stop"), "{what}");
-}
-
-fn status_address(relay: &mut Relay) -> String {
-    let line = relay.wait_for(
-        "serving /metrics and /status on http://",
-        Duration::from_secs(5),
-    );
-    line.rsplit("http://").next().unwrap().trim().to_string()
 }
 
 #[test]
@@ -102,7 +91,7 @@ fn post_stop_on_a_relay_needs_the_control_token_and_its_own_origin() {
 
     // A relay started without a token refuses POST /stop, naming the flag.
     let mut open = Relay::start(&source, 0, &["--metrics-addr", "127.0.0.1:0"]);
-    let status = status_address(&mut open);
+    let status = open.status_address(Duration::from_secs(5));
     let (code, body) = http_post(&status, "/stop", &[("Authorization", &bearer)]);
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("--control-token-env"), "{body}");
@@ -116,7 +105,7 @@ fn post_stop_on_a_relay_needs_the_control_token_and_its_own_origin() {
     let mut args = vec!["--metrics-addr", "127.0.0.1:0"];
     args.extend_from_slice(&CONTROL_FLAGS);
     let mut relay = Relay::start(&source, 0, &args);
-    let status = status_address(&mut relay);
+    let status = relay.status_address(Duration::from_secs(5));
     for (what, code, body) in refused_stops(&status) {
         assert!(code == 401 || code == 403, "{what}: {code} {body}");
         assert_relay_running(&mut relay, &status, what);

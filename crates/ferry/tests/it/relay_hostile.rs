@@ -7,6 +7,7 @@
 //! about a resume (`+CONTINUE` of a history it does not hold) ends that history.
 
 use crate::support::relay::{start_replica, wait_link_up, Relay};
+use crate::support::{info_field, server_info};
 use crate::support::{migrate, relay};
 use ferry_testkit::{Server, ServerKind};
 use std::io::{Read, Write};
@@ -374,8 +375,8 @@ fn a_source_lying_about_a_resume_ends_the_history_and_the_replica_resyncs() {
     let link_up = |relay: &migrate::Ferry| {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let info = relay::server_info(&replica, "replication");
-            if relay::info_field(&info, "master_link_status").as_deref() == Some("up") {
+            let info = server_info(&replica, "replication");
+            if info_field(&info, "master_link_status").as_deref() == Some("up") {
                 return;
             }
             assert!(Instant::now() < deadline, "link down:\n{}", relay.output());

@@ -4,9 +4,8 @@
 //! mid-RDB cost one log line and their own connection, nothing else.
 
 use crate::support::relay;
-use crate::support::relay::{
-    assert_replicas_equal, info_field, start_replica, wait_link_up, Relay,
-};
+use crate::support::relay::{assert_replicas_equal, start_replica, wait_link_up, Relay};
+use crate::support::{info_field, server_info};
 use ferry_testkit::expect::FieldTtl;
 use ferry_testkit::workload::{Workload, SHORT_TTLS_PASSED};
 use ferry_testkit::{dataset, Server, ServerKind};
@@ -56,12 +55,8 @@ fn two_replicas_a_late_one_and_a_chained_one_end_equal() {
     assert_replicas_equal(&source, &relay, &[&first, &late], FieldTtl::Keep, 0);
     // The chained replica is level with its primary once their offsets agree.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let offset = |server: &Server| {
-        info_field(
-            &relay::server_info(server, "replication"),
-            "master_repl_offset",
-        )
-    };
+    let offset =
+        |server: &Server| info_field(&server_info(server, "replication"), "master_repl_offset");
     while offset(&chained) != offset(&late) {
         assert!(Instant::now() < deadline, "the chained replica lags");
         std::thread::sleep(Duration::from_millis(100));

@@ -2,9 +2,8 @@
 //! replica follows (the source continues from the saved offset, the relay's stream is
 //! rebuilt byte for byte), the replica reconnects with `+CONTINUE`, and ends equal.
 
-use crate::support::relay::{
-    assert_replicas_equal, info_field, start_replica, wait_link_up, Relay,
-};
+use crate::support::info_field;
+use crate::support::relay::{assert_replicas_equal, start_replica, wait_link_up, Relay};
 use ferry_testkit::expect::FieldTtl;
 use ferry_testkit::workload::{Workload, SHORT_TTLS_PASSED};
 use ferry_testkit::{dataset, Server, ServerKind};

@@ -2,10 +2,9 @@
 //! ferry's backlog (`+CONTINUE`, counted in `sync_partial_ok`) instead of copying
 //! everything again, and ends equal to the source.
 
-use crate::support::relay;
-use crate::support::relay::{
-    assert_replicas_equal, info_field, start_replica, wait_link_up, Relay,
-};
+use crate::support::migrate::master_repl_offset;
+use crate::support::relay::{assert_replicas_equal, start_replica, wait_link_up, Relay};
+use crate::support::{http_get, info_field};
 use ferry_testkit::expect::FieldTtl;
 use ferry_testkit::workload::{Workload, SHORT_TTLS_PASSED};
 use ferry_testkit::{dataset, Server, ServerKind};
@@ -56,17 +55,13 @@ fn a_restarted_replica_continues_from_the_backlog() {
     assert_replicas_equal(&source, &relay, &[&replica], FieldTtl::Persist, 0);
 
     // The offset the replica's ACKs cover, in the source's terms, for a cutover to wait on.
-    let line = relay.wait_for(
-        "serving /metrics and /status on http://",
-        Duration::from_secs(1),
-    );
-    let address = line.rsplit("http://").next().unwrap().trim().to_string();
-    let source_offset = relay::master_repl_offset(&source);
+    let address = relay.status_address(Duration::from_secs(1));
+    let source_offset = master_repl_offset(&source);
     // Refreshed every 250 ms.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let status: serde_json::Value =
-            serde_json::from_str(&relay::http_get(&address, "/status")).unwrap();
+            serde_json::from_str(&http_get(&address, "/status").1).unwrap();
         if status["applied_offset"]
             .as_i64()
             .is_some_and(|o| o >= source_offset)
@@ -79,6 +74,6 @@ fn a_restarted_replica_continues_from_the_backlog() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let metrics = relay::http_get(&address, "/metrics");
+    let metrics = http_get(&address, "/metrics").1;
     assert!(metrics.contains("ferry_applied_offset"), "{metrics}");
 }

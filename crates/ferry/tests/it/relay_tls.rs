@@ -4,9 +4,9 @@
 //! have none, or speak plain TCP) are each logged by address while the relay goes on
 //! serving; bad certificate or key files stop ferry with one line that shows no secret.
 
-use crate::support::relay::{
-    assert_replicas_equal, info_field, server_info, simple_writes, wait_link_up, ClientTls, Relay,
-};
+use crate::support::path;
+use crate::support::relay::{assert_replicas_equal, simple_writes, wait_link_up, ClientTls, Relay};
+use crate::support::{info_field, server_info};
 use ferry_testkit::expect::FieldTtl;
 use ferry_testkit::tls::{CertFiles, ServerTls, TestPki};
 use ferry_testkit::{dataset, Server, ServerKind};
@@ -16,10 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "relay-Pw-93c1d";
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// The relay's TLS flags: the server certificate of `pki`, client certificates signed by
 /// its CA required.

@@ -7,12 +7,11 @@
 //! its own suffix, so a hit names which leaked. The passwords reach ferry every way it
 //! takes them: a file, an environment variable, the URL.
 
-use crate::support::migrate::{http_post, Ferry};
+use crate::support::migrate::Ferry;
+use crate::support::{ferry_with_env, http, http_post, require_password};
 use ferry_testkit::{dataset, ClosedPort, Server, ServerKind};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const CANARY: &str = "S3cr3t-ferry-canary";
@@ -79,54 +78,17 @@ impl Seen {
     }
 }
 
-fn require_password(server: &Server, password: &str) {
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg(password)
-        .query::<()>(&mut server.client())
-        .unwrap();
-}
-
 fn start(kind: ServerKind) -> Server {
     // No 5 s wait before each full sync (Redis 7+ diskless default).
     Server::start_with_args(kind, &["--repl-diskless-sync-delay", "0"]).unwrap()
 }
 
-/// Runs `ferry <args>` to its end, with `env`.
-fn ferry(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    command.args(args).envs(env.iter().copied());
-    command.stdin(Stdio::null()).output().expect("run ferry")
-}
-
-/// `method path` from a run's --metrics-addr: the whole response (head and body).
-fn http(addr: &str, method: &str, path: &str) -> String {
-    let mut socket = TcpStream::connect(addr).expect("connect to --metrics-addr");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        socket,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).unwrap();
-    response
-}
-
-fn served_address(run: &mut Ferry) -> String {
-    let line = run.wait_for("serving /metrics and /status on", Duration::from_secs(30));
-    line.rsplit("http://").next().unwrap().trim().to_owned()
-}
-
 /// `/metrics` and `/status` of a run, recorded; `/status` is returned.
 fn fetch_both(seen: &mut Seen, what: &str, addr: &str) -> String {
-    let metrics = http(addr, "GET", "/metrics");
+    let metrics = http(addr, "GET", "/metrics", &[]);
     assert!(metrics.contains("ferry_applied_offset"), "{metrics}");
     seen.add(format!("{what} /metrics"), metrics);
-    let status = http(addr, "GET", "/status");
+    let status = http(addr, "GET", "/status", &[]);
     assert!(status.contains("\"phase\""), "{status}");
     seen.add(format!("{what} /status"), status.clone());
     status
@@ -210,10 +172,10 @@ fn no_password_or_control_token_shows_in_any_output() {
             &["--out", path(&report)],
         ]
         .concat();
-        let output = ferry(&args, &target_env);
+        let output = ferry_with_env(&args, &target_env);
         assert!(output.status.success(), "assess {format}: {output:?}");
         seen.output(&format!("assess --format {format} --out"), &output);
-        let output = ferry(&args[..args.len() - 2], &target_env);
+        let output = ferry_with_env(&args[..args.len() - 2], &target_env);
         assert!(output.status.success(), "assess {format}: {output:?}");
         seen.output(&format!("assess --format {format}"), &output);
     }
@@ -240,11 +202,11 @@ fn no_password_or_control_token_shows_in_any_output() {
     ]
     .concat();
     let mut migrate = Ferry::start_command_with_env("migrate", &migrate_args, &target_env);
-    let migrate_addr = served_address(&mut migrate);
+    let migrate_addr = migrate.status_address(Duration::from_secs(30));
     migrate.wait_in_sync();
     fetch_both(&mut seen, "migrate", &migrate_addr);
     // The control endpoint's refusals (no token, a wrong one) are outputs too.
-    let refused = http(&migrate_addr, "POST", "/stop");
+    let refused = http(&migrate_addr, "POST", "/stop", &[]);
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     seen.add("POST /stop without the token", refused);
     let wrong = format!("Bearer {WRONG_TOKEN}");
@@ -260,7 +222,7 @@ fn no_password_or_control_token_shows_in_any_output() {
         if json {
             args.push("--json");
         }
-        let output = ferry(&args, &target_env);
+        let output = ferry_with_env(&args, &target_env);
         assert!(output.status.success(), "verify: {output:?}");
         seen.output(&format!("verify json={json}"), &output);
     }
@@ -294,7 +256,7 @@ fn no_password_or_control_token_shows_in_any_output() {
         &relay_args,
         &[("FERRY_SECRETS_SOURCE", SOURCE_PASSWORD)],
     );
-    let relay_addr = served_address(&mut relay);
+    let relay_addr = relay.status_address(Duration::from_secs(30));
     let line = relay.wait_for("listening on", Duration::from_secs(30));
     let relay_port = line
         .split("listening on ")
@@ -359,7 +321,7 @@ fn no_password_or_control_token_shows_in_any_output() {
         &POLICIES,
     ]
     .concat();
-    let output = ferry(&args, &target_env);
+    let output = ferry_with_env(&args, &target_env);
     assert!(output.status.success(), "migrate --mode scan: {output:?}");
     seen.output("migrate --mode scan --json", &output);
     drop(scan_target);
@@ -448,7 +410,7 @@ fn no_password_or_control_token_shows_in_any_output() {
         ),
     ];
     for (what, args) in &failures {
-        let output = ferry(args, &target_env);
+        let output = ferry_with_env(args, &target_env);
         assert_one_line_failure(what, &output);
         seen.output(what, &output);
     }
@@ -475,7 +437,7 @@ fn no_password_or_control_token_shows_in_any_output() {
         &["--control-token-env", WRONG_TOKEN_ENV],
     ]
     .concat();
-    let output = ferry(
+    let output = ferry_with_env(
         &args,
         &[
             (TARGET_PASSWORD_ENV, TARGET_PASSWORD),
@@ -506,7 +468,7 @@ fn no_password_or_control_token_shows_in_any_output() {
     ]
     .concat();
     let mut cutover = Ferry::start_command_with_env("cutover", &args, &target_env);
-    let reverse_addr = served_address(&mut cutover);
+    let reverse_addr = cutover.status_address(Duration::from_secs(30));
     cutover.wait_in_sync();
     wait_exit_ok(&mut migrate, "migrate after the cutover");
     seen.run("migrate", &migrate);
@@ -527,7 +489,7 @@ fn no_password_or_control_token_shows_in_any_output() {
         &control_flags,
     ]
     .concat();
-    let output = ferry(&rollback_args, &target_env);
+    let output = ferry_with_env(&rollback_args, &target_env);
     assert!(
         output.status.success(),
         "rollback: {output:?}\n{}",

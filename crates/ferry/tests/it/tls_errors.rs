@@ -2,6 +2,7 @@
 //! one line that says what is wrong: for `migrate` (our own client), `verify` and
 //! `assess` (redis-rs), against real servers serving TLS with certificates made here.
 
+use crate::support::{ferry, path};
 use ferry_testkit::tls::{ServerTls, TestPki};
 use ferry_testkit::{Server, ServerKind};
 use std::path::Path;
@@ -41,10 +42,6 @@ fn servers() -> Servers {
         wrong_name,
         plain,
     }
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Runs ferry; asserts it failed fast with one line on stderr containing `expected`.
@@ -272,10 +269,7 @@ fn insecure_skips_only_the_certificate_checks() {
         client_cert_flags(pki, "target"),
     ]
     .concat();
-    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(&verify)
-        .output()
-        .expect("run ferry");
+    let output = ferry(&verify);
     assert!(
         output.status.success(),
         "{}",

@@ -7,15 +7,12 @@
 //! client speaks no TLS); ferry is only ever given their TLS ports.
 
 use crate::support::migrate::{capture_in_step, master_repl_offset, wait_applied, Ferry};
+use crate::support::{ferry_with_env, http, path};
 use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::tls::{ServerTls, TestPki};
 use ferry_testkit::workload::{forget_unreplicated_group_state, Workload};
 use ferry_testkit::{dataset, Server, ServerKind};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,30 +57,15 @@ fn acl_user(server: &Server, name: &str, password: &str, rules: &[&str]) {
         .unwrap_or_else(|e| panic!("ACL SETUSER {name} on {}: {e}", server.kind()));
 }
 
-fn path(p: &Path) -> String {
-    p.display().to_string()
-}
-
-/// A plain HTTP/1.1 GET's body.
-fn http_get(addr: &str, what: &str) -> String {
-    let mut socket = TcpStream::connect(addr).expect("connect to --metrics-addr");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(socket, "GET {what} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).unwrap();
+/// A plain HTTP/1.1 GET that succeeds: the whole response (head and body).
+fn http_get_ok(addr: &str, what: &str) -> String {
+    let response = http(addr, "GET", what, &[]);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
 }
 
 fn run_ferry(args: &[String], env: &[(&str, &str)]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ferry");
+    let output = ferry_with_env(args, env);
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&output.stdout),
@@ -208,13 +190,7 @@ fn redis_8_0_to_valkey_8_1_over_tls_with_client_certificates_and_acl_users() {
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut ferry = Ferry::start_command_with_env("migrate", &args, &env);
-    let addr_line = ferry.wait_for("serving /metrics and /status on", Duration::from_secs(20));
-    let addr = addr_line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let addr = ferry.status_address(Duration::from_secs(20));
     ferry.wait_in_sync();
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);
@@ -248,7 +224,7 @@ fn redis_8_0_to_valkey_8_1_over_tls_with_client_certificates_and_acl_users() {
     let wanted = master_repl_offset(&source);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        let status = http_get(&addr, "/status");
+        let status = http_get_ok(&addr, "/status");
         let body = status.split_once("\r\n\r\n").unwrap().1;
         let value: serde_json::Value = serde_json::from_str(body).unwrap();
         if value["applied_offset"].as_i64() >= Some(wanted) || Instant::now() > deadline {
@@ -257,7 +233,7 @@ fn redis_8_0_to_valkey_8_1_over_tls_with_client_certificates_and_acl_users() {
         std::thread::sleep(Duration::from_millis(100));
     };
     everything_printed += &status;
-    everything_printed += &http_get(&addr, "/metrics");
+    everything_printed += &http_get_ok(&addr, "/metrics");
 
     ferry.signal("TERM");
     assert!(

@@ -4,18 +4,14 @@
 
 use crate::support::migrate;
 use crate::support::migrate::Ferry;
+use crate::support::{ferry, server_url};
 use ferry::policy::{HashFieldTtlPolicy, Policies, VectorSetPolicy};
-use ferry::url::ServerUrl;
 use ferry::verify::{self, VerifyOptions};
 use ferry_testkit::workload::Workload;
 use ferry_testkit::{dataset, Server, ServerKind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn url(server: &Server) -> ServerUrl {
-    ServerUrl::parse(&server.url()).expect("server URL")
-}
 
 fn verify_live_migration(
     source_kind: ServerKind,
@@ -35,7 +31,7 @@ fn verify_live_migration(
     let options = VerifyOptions {
         rounds: 5,
         policies,
-        ..VerifyOptions::new(url(&source), url(&target))
+        ..VerifyOptions::new(server_url(&source), server_url(&target))
     };
     let report = verify::run(&options);
     stop.store(true, Ordering::Relaxed);
@@ -156,9 +152,7 @@ fn stream_group_counters_redis_7_0_does_not_replicate_are_a_note() {
 /// `ferry verify` between the two servers, with `extra` arguments.
 fn ferry_verify(source: &Server, target: &Server, extra: &[&str]) -> std::process::Output {
     let (source, target) = (source.url(), target.url());
-    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["verify", "--source", &source, "--target", &target])
-        .args(extra)
-        .output()
-        .expect("run ferry verify")
+    let mut args = vec!["verify", "--source", &source, "--target", &target];
+    args.extend_from_slice(extra);
+    ferry(&args)
 }

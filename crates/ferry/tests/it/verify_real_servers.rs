@@ -2,28 +2,17 @@
 //! difference is reported with its key and kind (exit 1); policy changes are excused only
 //! under the policy flags the migration used; a live source settles over rounds.
 
-use std::process::{Command, Output};
+use crate::support::ferry;
+use crate::support::server_url;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry::url::ServerUrl;
 use ferry::verify::{self, VerifyOptions};
 use ferry_testkit::workload::Workload;
 use ferry_testkit::{dataset, Server, ServerKind};
 use redis::Connection;
 use serde_json::Value;
-
-fn url(server: &Server) -> ServerUrl {
-    ServerUrl::parse(&server.url()).expect("server URL")
-}
-
-fn ferry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .output()
-        .expect("run ferry")
-}
 
 fn verify_json(source: &Server, target: &Server, extra: &[&str]) -> (i32, Value) {
     let (source_url, target_url) = (source.url(), target.url());
@@ -145,7 +134,7 @@ fn each_injected_difference_is_reported_with_its_key_and_kind() {
     // Before any change: clean, also through the library API.
     let options = VerifyOptions {
         rounds: 1,
-        ..VerifyOptions::new(url(&source), url(&target))
+        ..VerifyOptions::new(server_url(&source), server_url(&target))
     };
     let report = verify::run(&options).expect("verify");
     assert!(report.is_clean(), "{:?}", report.differences);
@@ -357,7 +346,7 @@ fn a_live_source_shows_no_false_differences_after_rounds() {
     let options = VerifyOptions {
         rounds: 6,
         round_pause: std::time::Duration::from_secs(1),
-        ..VerifyOptions::new(url(&source), url(&target))
+        ..VerifyOptions::new(server_url(&source), server_url(&target))
     };
     let stopper = {
         let stop = stop.clone();
@@ -383,7 +372,7 @@ fn a_sample_compares_only_some_keys_and_still_finds_loss() {
     let (source, target) = identical_pair(ServerKind::Valkey81, |_| {});
     let options = VerifyOptions {
         rounds: 1,
-        ..VerifyOptions::new(url(&source), url(&target))
+        ..VerifyOptions::new(server_url(&source), server_url(&target))
     };
     let all = verify::run(&options).expect("verify").summary.keys_compared;
     let report = verify::run_sampled(&options, 50).expect("sampled verify");
@@ -414,7 +403,7 @@ fn the_rate_limit_paces_the_comparison() {
     let options = VerifyOptions {
         rounds: 1,
         max_ops_per_sec: Some(500),
-        ..VerifyOptions::new(url(&source), url(&target))
+        ..VerifyOptions::new(server_url(&source), server_url(&target))
     };
     let start = Instant::now();
     let report = verify::run(&options).expect("verify");

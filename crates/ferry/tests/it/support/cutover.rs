@@ -5,7 +5,7 @@
 use super::migrate::{Ferry, CONTROL_FLAGS, CONTROL_TOKEN, CONTROL_TOKEN_ENV};
 use ferry_testkit::{Server, ServerKind};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -38,18 +38,12 @@ pub fn start_migrate(
 
 /// The address a run logged for `--metrics-addr 127.0.0.1:0`.
 pub fn status_addr(ferry: &mut Ferry) -> String {
-    let line = ferry.wait_for("serving /metrics and /status on", Duration::from_secs(20));
-    line.rsplit("http://").next().unwrap().trim().to_owned()
+    ferry.status_address(Duration::from_secs(20))
 }
 
-/// Runs `ferry <args>` to its end.
+/// Runs `ferry <args>` to its end, with the control token its `--control-token-env` names.
 pub fn ferry(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env(CONTROL_TOKEN_ENV, CONTROL_TOKEN)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ferry")
+    super::ferry_with_env(args, &[(CONTROL_TOKEN_ENV, CONTROL_TOKEN)])
 }
 
 /// The arguments of a cutover (or rollback) from `source` to `target` against the run at

@@ -2,7 +2,10 @@
 //! migrate` (or another command) as a child process, watches its stderr, and compares
 //! servers.
 
+use super::{http_post, FERRY};
+use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
+use ferry_testkit::workload::forget_unreplicated_group_state;
 use ferry_testkit::Server;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -39,7 +42,7 @@ impl Ferry {
 
     /// [`Ferry::start_command`] with more environment variables (passwords by `-env`).
     pub fn start_command_with_env(command: &str, args: &[&str], env: &[(&str, &str)]) -> Ferry {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let mut child = Command::new(FERRY)
             .arg(command)
             .args(args)
             .env(CONTROL_TOKEN_ENV, CONTROL_TOKEN)
@@ -140,6 +143,12 @@ impl Ferry {
     fn find_line(&self, needle: &str) -> Option<String> {
         let lines = self.lines.lock().unwrap();
         lines.iter().find(|l| l.contains(needle)).cloned()
+    }
+
+    /// The address ferry logged for `--metrics-addr 127.0.0.1:0`, within `timeout`.
+    pub fn status_address(&mut self, timeout: Duration) -> String {
+        let line = self.wait_for("serving /metrics and /status on", timeout);
+        line.rsplit("http://").next().unwrap().trim().to_owned()
     }
 
     pub fn wait_in_sync(&mut self) {
@@ -369,6 +378,24 @@ pub fn assert_same(source: &Server, target: &Server, options: &DiffOptions) {
     assert_snapshots_equal(&expected, &actual, options, &between, "");
 }
 
+/// Asserts `actual` holds what the source held in `before` as the policies (`field_ttl`,
+/// `vectors`) promise, consumer-group state that does not replicate left out on both sides;
+/// see [`assert_snapshots_equal`]. Returns what was expected.
+pub fn assert_as_policies_promise(
+    before: &Snapshot,
+    mut actual: Snapshot,
+    (field_ttl, vectors): (FieldTtl, VectorSets),
+    options: &DiffOptions,
+    between: &str,
+    context: &str,
+) -> Snapshot {
+    let mut expected = after_policies(before, field_ttl, vectors).snapshot;
+    forget_unreplicated_group_state(&mut expected);
+    forget_unreplicated_group_state(&mut actual);
+    assert_snapshots_equal(&expected, &actual, options, between, context);
+    expected
+}
+
 /// Asserts `actual` holds what `expected` does (under `options`), and that there was
 /// something to compare. A failure shows the first 40 differences, `between` (which
 /// servers) and `context` (ferry's log, say).
@@ -388,31 +415,6 @@ pub fn assert_snapshots_equal(
         shown.join("\n")
     );
     assert!(expected.key_count() > 0, "nothing to compare {between}");
-}
-
-/// A `POST path` with `headers` (name, value) to a run's --metrics-addr listener: the
-/// status code and the body.
-pub fn http_post(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut socket = std::net::TcpStream::connect(addr).expect("connect to --metrics-addr");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut request = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("Content-Length: 0\r\n\r\n");
-    socket.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status code");
-    (code, body.to_owned())
 }
 
 /// The ways a `POST /stop` that must be refused arrives, each with what ferry answers:

@@ -2,11 +2,10 @@
 //! runner), attaches real Valkey replicas to it with REPLICAOF, and waits on what a person
 //! running the migration would watch (`master_link_status`, offsets in INFO).
 
-pub use super::migrate::master_repl_offset;
-use super::migrate::{assert_snapshots_equal, Ferry};
-use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
+use super::migrate::{assert_as_policies_promise, master_repl_offset, Ferry};
+use super::{info_field, server_info};
+use ferry_testkit::expect::{FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
-use ferry_testkit::workload::forget_unreplicated_group_state;
 use ferry_testkit::{Server, ServerKind};
 use std::time::{Duration, Instant};
 
@@ -131,17 +130,6 @@ impl Relay {
     }
 }
 
-pub fn info_field(info: &str, name: &str) -> Option<String> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_owned())
-}
-
-pub fn server_info(server: &Server, section: &str) -> String {
-    let mut con = server.client();
-    redis::cmd("INFO").arg(section).query(&mut con).unwrap()
-}
-
 /// A Valkey server replicating from the relay, configured so that a restart keeps it a
 /// replica (`--replicaof` on its command line).
 pub fn start_replica(kind: ServerKind, relay: &Relay, extra: &[&str]) -> Server {
@@ -188,13 +176,18 @@ pub fn assert_replicas_equal(
         } else {
             VectorSets::Remove
         };
-        let mut expected = after_policies(&before, field_ttl, vectors).snapshot;
-        let mut actual = Snapshot::capture(replica).expect("capture replica");
-        forget_unreplicated_group_state(&mut expected);
-        forget_unreplicated_group_state(&mut actual);
+        let actual = Snapshot::capture(replica).expect("capture replica");
         let options = DiffOptions::new().ttl_tolerance_ms(ttl_tolerance_ms);
         let between = format!("{} -> {}", source.kind(), replica.kind());
-        assert_snapshots_equal(&expected, &actual, &options, &between, &relay.output());
+        let policies = (field_ttl, vectors);
+        assert_as_policies_promise(
+            &before,
+            actual,
+            policies,
+            &options,
+            &between,
+            &relay.output(),
+        );
     }
 }
 
@@ -225,17 +218,4 @@ pub fn simple_writes(server: &Server) {
         .arg("x")
         .query(&mut con)
         .unwrap();
-}
-
-/// `GET path` from ferry's --metrics-addr listener; the body.
-pub fn http_get(address: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut socket = std::net::TcpStream::connect(address).expect("connect to /metrics");
-    write!(socket, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    socket.read_to_string(&mut text).unwrap();
-    text.split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string()
 }
