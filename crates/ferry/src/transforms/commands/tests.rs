@@ -1,5 +1,5 @@
 //! Each rule of the translator on commands in the forms a Redis 8 primary propagates them
-//! (see tests/propagation.rs for where those forms come from).
+//! (see tests/it/propagation.rs for where those forms come from).
 
 use super::*;
 use crate::error::{chain, one_line};
