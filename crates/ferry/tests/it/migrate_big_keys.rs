@@ -2,6 +2,7 @@
 //! plain commands in bounded chunks, and ferry's memory stays bounded.
 
 use crate::support::migrate::{assert_same, wait_applied, Ferry};
+use crate::support::proc_status_kb;
 use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::{Server, ServerKind};
 
@@ -66,14 +67,6 @@ fn fill_big_keys(server: &Server, field_ttls: bool) {
     }
 }
 
-fn peak_memory_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 fn migrate_big_keys(source_kind: ServerKind, target_kind: ServerKind, field_ttls: bool) {
     let source = Server::start(source_kind).unwrap();
     let target = Server::start(target_kind).unwrap();
@@ -87,7 +80,7 @@ fn migrate_big_keys(source_kind: ServerKind, target_kind: ServerKind, field_ttls
     wait_applied(&source, &state, &ferry);
     assert_same(&source, &target, &DiffOptions::new());
     // Five values of 5-14 MB each went through; the buffers stay within the budget.
-    let peak = peak_memory_kb(ferry.pid()).expect("VmHWM");
+    let peak = proc_status_kb(ferry.pid(), "VmHWM").expect("VmHWM");
     eprintln!("ferry peak memory: {peak} kB");
     assert!(peak < 48 * 1024, "peak memory {peak} kB");
 }

@@ -5,16 +5,15 @@
 //! `sync_full` stays at 1), or stops with one `ferry: …` line that says how to resume, and
 //! the same `--state` then resumes exactly once.
 
-use crate::support::migrate::{assert_as_policies_promise, capture_in_step, wait_applied, Ferry};
+use crate::support::migrate::{
+    assert_as_policies_promise, capture_in_step, wait_applied, Ferry, Load,
+};
+use crate::support::proc_status_kb;
 use ferry_testkit::expect::{FieldTtl, VectorSets};
 use ferry_testkit::snapshot::DiffOptions;
-use ferry_testkit::workload::{Workload, WorkloadStats};
 use ferry_testkit::{dataset, FaultProxy, Server, ServerKind};
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// ferry's bound on each wait for bytes from the source (`--source-read-timeout`, 60 s
@@ -24,25 +23,6 @@ const SOURCE_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// ferry's bound on a silent target (`--target-reply-timeout`, 120 s by default).
 const TARGET_REPLY_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The testkit's write load on the source (straight to it, not through the proxy).
-struct Load {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<WorkloadStats>,
-}
-
-impl Load {
-    fn start(source: &Server) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = Workload::spawn(source.url(), source.kind(), stop.clone());
-        Load { stop, thread }
-    }
-
-    fn stop(self) -> WorkloadStats {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("the load ends")
-    }
-}
 
 /// A source holding the dataset under the write load, an empty target, a proxy in front
 /// of each, and (once started) ferry between the two proxies with a state file.
@@ -252,13 +232,7 @@ fn a_full_sync_over_a_slow_source_link_ends_equal() {
 
 /// The peak resident memory of process `pid` so far (`VmHWM`), in MB.
 fn peak_rss_mb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("VmHWM in:\n{status}"));
-    kb / 1024
+    proc_status_kb(pid, "VmHWM").expect("VmHWM of a running process") / 1024
 }
 
 /// `bytes` of 1 KiB strings, for a snapshot that takes a while at a slow rate.

@@ -9,36 +9,13 @@
 
 use crate::support::migrate;
 use crate::support::migrate::{
-    applied_offset, assert_as_policies_promise, capture_in_step, wait_applied, Ferry,
+    applied_offset, assert_as_policies_promise, capture_in_step, wait_applied, Ferry, Load,
 };
 use ferry_testkit::expect::{FieldTtl, VectorSets};
 use ferry_testkit::snapshot::DiffOptions;
-use ferry_testkit::workload::{Workload, WorkloadStats};
 use ferry_testkit::{dataset, Server, ServerKind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
-
-/// The testkit's write load on the source, stopped on demand.
-struct Load {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<WorkloadStats>,
-}
-
-impl Load {
-    fn start(source: &Server) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = Workload::spawn(source.url(), source.kind(), stop.clone());
-        Load { stop, thread }
-    }
-
-    fn stop(self) -> WorkloadStats {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("the load ends")
-    }
-}
 
 /// The comparison of `migrate_sync`: the target holds the source's data as the default
 /// policies promise (Redis 7.0 has no field TTLs or vector sets).

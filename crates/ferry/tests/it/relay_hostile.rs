@@ -6,8 +6,8 @@
 //! called one, and a policy line names the replica it applied to. And a source that lies
 //! about a resume (`+CONTINUE` of a history it does not hold) ends that history.
 
+use crate::support::proc_status_kb;
 use crate::support::relay::{start_replica, wait_link_up, Relay};
-use crate::support::{info_field, server_info};
 use crate::support::{migrate, relay};
 use ferry_testkit::{Server, ServerKind};
 use std::io::{Read, Write};
@@ -18,12 +18,7 @@ use std::time::{Duration, Instant};
 const CUT_WITHIN: Duration = Duration::from_secs(15);
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc")
+    proc_status_kb(pid, "VmRSS").expect("VmRSS in /proc")
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -372,18 +367,7 @@ fn a_source_lying_about_a_resume_ends_the_history_and_the_replica_resyncs() {
         &["--replicaof", "127.0.0.1", &relay.1.to_string()],
     )
     .unwrap();
-    let link_up = |relay: &migrate::Ferry| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let info = server_info(&replica, "replication");
-            if info_field(&info, "master_link_status").as_deref() == Some("up") {
-                return;
-            }
-            assert!(Instant::now() < deadline, "link down:\n{}", relay.output());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    link_up(&relay.0);
+    wait_link_up(&replica, &relay.0);
 
     // The history's source connection is cut; the liar "continues" the resume.
     liar.cut();

@@ -8,6 +8,7 @@
 //! takes them: a file, an environment variable, the URL.
 
 use crate::support::migrate::Ferry;
+use crate::support::relay::wait_link_up;
 use crate::support::{ferry_with_env, http, http_post, require_password};
 use ferry_testkit::{dataset, ClosedPort, Server, ServerKind};
 use std::path::{Path, PathBuf};
@@ -287,7 +288,7 @@ fn no_password_or_control_token_shows_in_any_output() {
         ],
     )
     .unwrap();
-    wait_for_link(&replica, &relay);
+    wait_link_up(&replica, &relay);
     // What the relay tells any client that AUTHs: its INFO (it names the source).
     let relay_client =
         redis::Client::open(format!("redis://:{RELAY_PASSWORD}@127.0.0.1:{relay_port}")).unwrap();
@@ -539,24 +540,4 @@ fn no_password_or_control_token_shows_in_any_output() {
         seen.0.len(),
         started.elapsed()
     );
-}
-
-/// Waits for `master_link_status:up` on a replica of the relay.
-fn wait_for_link(replica: &Server, relay: &Ferry) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut replica.client())
-            .unwrap();
-        if info.contains("master_link_status:up") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica never linked:\n{info}\n{}",
-            relay.output()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

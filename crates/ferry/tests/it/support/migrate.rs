@@ -5,12 +5,14 @@
 use super::{http_post, FERRY};
 use ferry_testkit::expect::{after_policies, FieldTtl, VectorSets};
 use ferry_testkit::snapshot::{DiffOptions, Snapshot};
-use ferry_testkit::workload::forget_unreplicated_group_state;
+use ferry_testkit::workload::{forget_unreplicated_group_state, Workload, WorkloadStats};
 use ferry_testkit::Server;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub const IN_SYNC_TIMEOUT: Duration = Duration::from_secs(180);
@@ -256,6 +258,26 @@ pub fn capture_in_step(
     wait_applied(source, state, ferry);
     let actual = Snapshot::capture(target).expect("capture target");
     (expected, actual)
+}
+
+/// The testkit's write load on a server (`Workload::spawn`), stopped on demand.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<WorkloadStats>,
+}
+
+impl Load {
+    pub fn start(server: &Server) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = Workload::spawn(server.url(), server.kind(), stop.clone());
+        Load { stop, thread }
+    }
+
+    /// Stops the load and waits for it: what it did.
+    pub fn stop(self) -> WorkloadStats {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the load ends")
+    }
 }
 
 /// A write load touching every type, expiries, MULTI/EXEC and a second database.

@@ -88,6 +88,16 @@ pub fn info_field(info: &str, name: &str) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
+/// A size field (`VmHWM`, `VmRSS`) of process `pid`'s `/proc/<pid>/status`, in kB; `None`
+/// once the process is gone.
+pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// `method path` with `headers` (name, value) to a run's --metrics-addr listener: the whole
 /// response (head and body).
 pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> String {

@@ -139,8 +139,9 @@ pub fn start_replica(kind: ServerKind, relay: &Relay, extra: &[&str]) -> Server 
     Server::start_with_args(kind, &args).expect("start the replica")
 }
 
-/// Waits for `master_link_status:up` on `replica`.
-pub fn wait_link_up(replica: &Server, relay: &Relay) {
+/// Waits for `master_link_status:up` on `replica` (of `relay`, a [`Relay`] or any `ferry
+/// relay` run).
+pub fn wait_link_up(replica: &Server, relay: &Ferry) {
     let deadline = Instant::now() + LINK_TIMEOUT;
     loop {
         let info = server_info(replica, "replication");
