@@ -18,8 +18,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   servers        install the Redis/Valkey test servers under build/servers and print their versions
   test [ARGS]    gates first (cargo fmt --check, clippy and doc over the workspace, warnings
-                 as errors; the layers check), then install the servers and run `cargo test --workspace [ARGS]`
-                 against them; --no-gates skips the gates (local iteration only)
+                 as errors; the layers check), then install the servers and run `cargo test
+                 --workspace [ARGS]` against them (each crate's integration tests are one
+                 binary, `it`, a module per file: `cargo xtask test -p ferry --test it
+                 migrate_sync::`); --no-gates skips the gates (local iteration only)
   demo           act 1: Valkey 8.1 refuses a Redis 8.0 file, ferry inspects and converts it;
                  act 2: ferry migrate brings an empty Valkey 8.1 in sync with that Redis 8.0
                  under a write load, and both sides are compared key by key
@@ -112,7 +114,8 @@ fn test(extra: &[String]) -> Result<ExitCode> {
         .take_while(|arg| *arg != "--")
         .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"));
     let mut command = Command::new(cargo);
-    // Every failing test binary is reported, not only the first one.
+    // Every failing test binary (unit tests, and each crate's one `it`) is reported, not
+    // only the first one.
     command.current_dir(&root).args(["test", "--no-fail-fast"]);
     if !selects_packages {
         command.arg("--workspace");

@@ -122,15 +122,27 @@ impl TargetConnectionArgs {
     }
 }
 
+/// Where `--*-password-env` is read: the process's environment, or (in tests) a stand-in.
+type Environment<'a> = &'a dyn Fn(&str) -> Result<String, std::env::VarError>;
+
 impl ConnectionSettings {
     /// Parses the URL given to `flag` (`--source`) and applies these settings to it.
     pub fn resolve(&self, text: &str, flag: &str) -> Result<ServerUrl, Error> {
+        self.resolve_in(text, flag, &|var| std::env::var(var))
+    }
+
+    /// [`ConnectionSettings::resolve`] reading `--*-password-env` from `env`.
+    fn resolve_in(&self, text: &str, flag: &str, env: Environment) -> Result<ServerUrl, Error> {
         let url = ServerUrl::parse(text).map_err(|e| Error::Usage(format!("{flag}: {e}")))?;
-        self.apply(url)
+        self.apply_in(url, env)
     }
 
     /// The URL with the TLS files and the password from a file or the environment.
-    pub fn apply(&self, mut url: ServerUrl) -> Result<ServerUrl, Error> {
+    pub fn apply(&self, url: ServerUrl) -> Result<ServerUrl, Error> {
+        self.apply_in(url, &|var| std::env::var(var))
+    }
+
+    fn apply_in(&self, mut url: ServerUrl, env: Environment) -> Result<ServerUrl, Error> {
         let prefix = self.flag_prefix;
         match &mut url.tls {
             Some(tls) => {
@@ -151,7 +163,7 @@ impl ConnectionSettings {
                 }
             }
         }
-        if let Some(password) = self.password()? {
+        if let Some(password) = self.password(env)? {
             url.password = Some(password);
         }
         Ok(url)
@@ -169,7 +181,7 @@ impl ConnectionSettings {
         .find_map(|(given, name)| given.then_some(name))
     }
 
-    fn password(&self) -> Result<Option<Secret>, Error> {
+    fn password(&self, env: Environment) -> Result<Option<Secret>, Error> {
         let prefix = self.flag_prefix;
         if let Some(path) = &self.password_file {
             let flag = format!("{prefix}-password-file {}", path.display());
@@ -181,7 +193,7 @@ impl ConnectionSettings {
         }
         if let Some(var) = &self.password_env {
             let flag = format!("{prefix}-password-env {var}");
-            let text = std::env::var(var).map_err(|e| {
+            let text = env(var).map_err(|e| {
                 Error::Usage(match e {
                     std::env::VarError::NotPresent => format!("{flag}: the variable is not set"),
                     std::env::VarError::NotUnicode(_) => format!("{flag}: the value is not UTF-8"),
@@ -324,19 +336,30 @@ mod tests {
     #[test]
     fn a_password_from_the_environment() {
         let var = "FERRY_TEST_CONNECTION_PASSWORD_ENV";
-        std::env::set_var(var, "from-env");
+        // An environment holding only `var` (the process's own is left alone).
+        let env = |name: &str| {
+            if name == var {
+                Ok("from-env".to_owned())
+            } else {
+                Err(std::env::VarError::NotPresent)
+            }
+        };
         let settings = ConnectionSettings {
             flag_prefix: "--source",
             password_env: Some(var.into()),
             ..ConnectionSettings::default()
         };
-        let url = settings.resolve("redis://h:1", "--source").unwrap();
+        let url = settings
+            .resolve_in("redis://h:1", "--source", &env)
+            .unwrap();
         assert_eq!(url.password.unwrap().expose(), "from-env");
         let missing = ConnectionSettings {
             password_env: Some("FERRY_TEST_NOT_SET_ANYWHERE".into()),
             ..settings
         };
-        let err = missing.resolve("redis://h:1", "--source").unwrap_err();
+        let err = missing
+            .resolve_in("redis://h:1", "--source", &env)
+            .unwrap_err();
         assert!(err.to_string().contains("is not set"), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../tests/mutation/check.rs"]
+#[path = "../../tests/it/mutation/check.rs"]
 #[allow(dead_code)]
 mod check;
 

@@ -1,12 +1,12 @@
 //! Any bytes as an RDB file: decoding must end in an item sequence that keeps the rules of
-//! `tests/mutation/check.rs` or an error naming a byte of the input, never a panic, and
+//! `tests/it/mutation/check.rs` or an error naming a byte of the input, never a panic, and
 //! must not depend on how the source splits its reads.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../tests/mutation/check.rs"]
+#[path = "../../tests/it/mutation/check.rs"]
 #[allow(dead_code)]
 mod check;
 

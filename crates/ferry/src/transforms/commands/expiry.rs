@@ -4,7 +4,7 @@
 //! Redis 7.0 and later propagate every expiry as an absolute time (`PEXPIREAT`, `SET …
 //! PXAT`, `RESTORE … ABSTTL`); Redis 6.0 propagates `EXPIRE`, `PEXPIRE`, `SETEX`, `PSETEX`,
 //! `SET … EX|PX` and `RESTORE` with a relative TTL as the client sent them (both verified
-//! by tests/propagation.rs). Applied as they are, such TTLs would start counting when the
+//! by tests/it/propagation.rs). Applied as they are, such TTLs would start counting when the
 //! target applies them, which after a lag or a resumed stream may be long after the
 //! source set them. Converting them on arrival keeps the error to the replication delay,
 //! as a native replica has it.

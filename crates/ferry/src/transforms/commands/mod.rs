@@ -3,7 +3,7 @@
 //! `--vector-set` policies and the same meaning.
 //!
 //! What a Redis 8 primary propagates (verified against a real Redis 8.0 by
-//! `tests/propagation.rs`, and in Redis's `t_hash.c` and `modules/vector-sets/vset.c`):
+//! `tests/it/propagation.rs`, and in Redis's `t_hash.c` and `modules/vector-sets/vset.c`):
 //! - `HSETEX` with `EX`/`PX`/`EXAT` arrives with `PXAT <absolute ms>`; `FNX`/`FXX`,
 //!   `KEEPTTL` and TTL-less forms arrive verbatim; a TTL already past arrives as `HDEL`.
 //! - `HEXPIRE`, `HPEXPIRE`, `HEXPIREAT` and `HGETEX EX|PX|EXAT|PXAT` arrive as

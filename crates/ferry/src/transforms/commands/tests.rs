@@ -1,5 +1,5 @@
 //! Each rule of the translator on commands in the forms a Redis 8 primary propagates them
-//! (see tests/propagation.rs for where those forms come from). Over 600 lines: one short
+//! (see tests/it/propagation.rs for where those forms come from). Over 600 lines: one short
 //! test per rule and form reads better in one place than spread over files.
 
 use super::*;
