@@ -23,7 +23,7 @@ pub(super) fn refusal(
                 .first()
                 .map(|n| String::from_utf8_lossy(n).to_uppercase())
                 .unwrap_or_else(|| "a command".into()),
-            key: args.get(1).map(|key| show_key(key)),
+            key: first_key(&args).map(|key| show_key(key)),
             message: one_line(message),
             in_transaction,
         }
@@ -50,9 +50,28 @@ pub fn describe_command(args: &[Bytes]) -> String {
         .first()
         .map(|n| String::from_utf8_lossy(n).to_uppercase())
         .unwrap_or_default();
-    match args.get(1) {
+    match first_key(args) {
         Some(key) => format!("{name} {}", show_key(key)),
         None => name,
+    }
+}
+
+/// The key a message names: where the command keeps its first one (after a subcommand,
+/// after a script's key count), none for the commands that take no key.
+fn first_key(args: &[Bytes]) -> Option<&Bytes> {
+    let name = args.first()?.to_ascii_uppercase();
+    match name.as_slice() {
+        b"XGROUP" | b"XINFO" | b"OBJECT" | b"BITOP" => args.get(2),
+        b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO" | b"FCALL" | b"FCALL_RO" => {
+            let count = std::str::from_utf8(args.get(2)?)
+                .ok()?
+                .parse::<usize>()
+                .ok()?;
+            (count > 0).then(|| args.get(3)).flatten()
+        }
+        b"FUNCTION" | b"SCRIPT" | b"FLUSHALL" | b"FLUSHDB" | b"SELECT" | b"SWAPDB" | b"MULTI"
+        | b"EXEC" | b"PING" | b"PUBLISH" => None,
+        _ => args.get(1),
     }
 }
 
@@ -115,6 +134,26 @@ mod tests {
             "the target refused LPUSH on key \"k\\x0a1\": WRONGTYPE Operation against a key"
         );
         assert!(refusal(&Frame::Simple("OK".into()), 0, |n| nth_command(&sent, n)).is_none());
+    }
+
+    /// The chaos soak's log read `the target refused XGROUP on key "CREATE"`: the key of a
+    /// command with a subcommand comes after it, and a keyless command names none.
+    #[test]
+    fn the_named_key_is_where_the_command_keeps_it() {
+        let sent = payload(&[
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["FCALL", "f", "1", "k", "arg"],
+            &["FUNCTION", "LOAD", "#!lua name=x"],
+        ]);
+        let reply = Frame::Error(Bytes::from_static(b"ERR no"));
+        let message = |n| {
+            refusal(&reply, n, |n| nth_command(&sent, n))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(message(0), "the target refused XGROUP on key \"s\": ERR no");
+        assert_eq!(message(1), "the target refused FCALL on key \"k\": ERR no");
+        assert_eq!(message(2), "the target refused FUNCTION: ERR no");
     }
 
     #[test]
