@@ -17,6 +17,7 @@ use crate::sinks::writer::pipe::{describe_command, Batch, Mark};
 use crate::sinks::writer::walk::{self, WalkError};
 use crate::state::slot_markers as markers;
 use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
 
 /// The stream whose markers each slot's transaction writes, and what the target held of
 /// it when this run started.
@@ -69,18 +70,33 @@ pub struct Splitter {
 struct SlotGroups {
     offset: i64,
     groups: Vec<(u16, usize, Batch)>,
+    /// Each slot's place in `groups`: a batch of 1,000 commands may touch as many slots,
+    /// and every command looks its slot up.
+    at: HashMap<u16, usize>,
 }
 
 impl SlotGroups {
+    fn new(offset: i64) -> Self {
+        Self {
+            offset,
+            groups: Vec::new(),
+            at: HashMap::new(),
+        }
+    }
+
     fn batch(&mut self, slot: u16, node: usize) -> &mut Batch {
-        let at = match self.groups.iter().position(|(s, _, _)| *s == slot) {
-            Some(at) => at,
-            None => {
-                self.groups.push((slot, node, Batch::default()));
-                self.groups.len() - 1
-            }
-        };
+        let groups = &mut self.groups;
+        let at = *self.at.entry(slot).or_insert_with(|| {
+            groups.push((slot, node, Batch::default()));
+            groups.len() - 1
+        });
         &mut self.groups[at].2
+    }
+
+    /// Every group, in order, leaving none.
+    fn take(&mut self) -> Vec<(u16, usize, Batch)> {
+        self.at.clear();
+        std::mem::take(&mut self.groups)
     }
 }
 
@@ -124,10 +140,7 @@ impl Splitter {
         let mut out: Vec<Batch> = (0..self.nodes()).map(|_| Batch::default()).collect();
         let payload = payload.freeze();
         let mut groups = match (&self.markers, mark) {
-            (Some(_), Some(mark)) => Some(SlotGroups {
-                offset: mark.offset,
-                groups: Vec::new(),
-            }),
+            (Some(_), Some(mark)) => Some(SlotGroups::new(mark.offset)),
             _ => None,
         };
         for command in walk::commands(&payload) {
@@ -151,7 +164,7 @@ impl Splitter {
         let Some(markers) = &self.markers else {
             return Ok(());
         };
-        for (slot, node, group) in groups.groups.drain(..) {
+        for (slot, node, group) in groups.take() {
             if markers.held.holds(slot, groups.offset) {
                 self.already_held += u64::from(group.replies);
                 continue;
