@@ -71,35 +71,22 @@ pub async fn read_shards(
 ) -> Result<std::collections::HashMap<String, ShardApplied>, MarkerError> {
     client.call_ok(&["SELECT", &DB.to_string()]).await?;
     let reply = client.call(&["HGETALL", SHARDS_KEY]).await?;
-    let items: Vec<&Frame> = match &reply {
-        Frame::Array(items) => items.iter().collect(),
-        Frame::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k, v]).collect(),
-        Frame::Error(message) | Frame::BulkError(message) => {
-            return Err(MarkerError::Foreign(one_line(message)))
-        }
-        other => {
+    let fields = match hash_fields(&reply) {
+        Ok(fields) => fields,
+        Err(HashReply::Error(message)) => return Err(MarkerError::Foreign(message)),
+        Err(HashReply::NotAHash(what)) => {
             return Err(MarkerError::Foreign(format!(
-                "HGETALL {SHARDS_KEY} answered {}",
-                other.describe()
+                "HGETALL {SHARDS_KEY} answered {what}"
+            )))
+        }
+        Err(HashReply::NotText) => {
+            return Err(MarkerError::Foreign(format!(
+                "{SHARDS_KEY} holds a field that is not text"
             )))
         }
     };
-    let text = |frame: &Frame| match frame {
-        Frame::Bulk(bytes) | Frame::Simple(bytes) => {
-            Some(String::from_utf8_lossy(bytes).into_owned())
-        }
-        _ => None,
-    };
     let mut shards = std::collections::HashMap::new();
-    for pair in items.chunks(2) {
-        let (Some(stream), Some(value)) = (
-            pair.first().and_then(|f| text(f)),
-            pair.get(1).and_then(|f| text(f)),
-        ) else {
-            return Err(MarkerError::Foreign(format!(
-                "{SHARDS_KEY} holds a field that is not text"
-            )));
-        };
+    for (stream, value) in fields {
         let parsed = value
             .split_once(' ')
             .and_then(|(replid, offset)| Some((replid, offset.parse::<i64>().ok()?)));
@@ -221,6 +208,47 @@ fn parse(replid: &str, offset: &str, db: &str) -> Result<Applied, MarkerError> {
         offset,
         db,
     })
+}
+
+/// Why an `HGETALL` reply is not a hash of text fields.
+pub(super) enum HashReply {
+    /// An error reply, made one line.
+    Error(String),
+    /// Something else than a hash: what it was.
+    NotAHash(String),
+    /// A field or value that is not text.
+    NotText,
+}
+
+/// An `HGETALL` reply (RESP2 flat array or RESP3 map) as (field, value) text pairs: what
+/// both markers' readers take apart.
+pub(super) fn hash_fields(reply: &Frame) -> Result<Vec<(String, String)>, HashReply> {
+    let items: Vec<&Frame> = match reply {
+        Frame::Array(items) => items.iter().collect(),
+        Frame::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k, v]).collect(),
+        Frame::Error(message) | Frame::BulkError(message) => {
+            return Err(HashReply::Error(one_line(message)))
+        }
+        other => return Err(HashReply::NotAHash(other.describe())),
+    };
+    let text = |frame: &Frame| match frame {
+        Frame::Bulk(bytes) | Frame::Simple(bytes) => {
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+        _ => None,
+    };
+    items
+        .chunks(2)
+        .map(|pair| {
+            match (
+                pair.first().and_then(|f| text(f)),
+                pair.get(1).and_then(|f| text(f)),
+            ) {
+                (Some(field), Some(value)) => Ok((field, value)),
+                _ => Err(HashReply::NotText),
+            }
+        })
+        .collect()
 }
 
 /// Removes the marker (cutover: the target is on its own from then on). Returns whether

@@ -15,6 +15,7 @@
 //! on a replay: FLUSHALL and FLUSHDB come out the same, and they delete the markers
 //! written before them, so what followed them is applied again too.
 
+use super::marker::{hash_fields, HashReply};
 use super::MarkerCommands;
 use crate::server::client::{Client, ClientError};
 use crate::server::cluster::slot::{key_slot, tag_for_slot};
@@ -124,28 +125,17 @@ async fn scan_markers(client: &mut Client) -> Result<Vec<Vec<u8>>, ClientError> 
 
 /// `HGETALL`'s reply as (stream, offset) pairs; a value that is no offset is an error.
 fn pairs(reply: &Frame) -> Result<Vec<(String, i64)>, ClientError> {
-    let items: Vec<&Frame> = match reply {
-        Frame::Array(items) => items.iter().collect(),
-        Frame::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k, v]).collect(),
-        other => return Err(malformed("HGETALL", other)),
-    };
-    let text = |frame: &Frame| match frame {
-        Frame::Bulk(bytes) | Frame::Simple(bytes) => {
-            Some(String::from_utf8_lossy(bytes).into_owned())
+    let fields = hash_fields(reply).map_err(|why| match why {
+        HashReply::NotText => {
+            ClientError::Protocol("a ferry marker holds a field that is not text".into())
         }
-        _ => None,
-    };
-    items
-        .chunks(2)
-        .map(|pair| {
-            let (Some(stream), Some(offset)) = (
-                pair.first().and_then(|f| text(f)),
-                pair.get(1).and_then(|f| text(f)),
-            ) else {
-                return Err(ClientError::Protocol(
-                    "a ferry marker holds a field that is not text".into(),
-                ));
-            };
+        HashReply::NotAHash(what) | HashReply::Error(what) => {
+            ClientError::Protocol(format!("HGETALL answered {what}"))
+        }
+    })?;
+    fields
+        .into_iter()
+        .map(|(stream, offset)| {
             let offset = offset.parse::<i64>().map_err(|_| {
                 ClientError::Protocol(format!(
                     "a ferry marker ({PREFIX}…) holds {offset:?} for {stream}, not an offset"
