@@ -121,22 +121,17 @@ impl ServerLink {
             .query::<()>(&mut self.connection)?;
         // The marker, and the per-shard or per-slot ones (`ferry:migrate:applied:…`), as
         // SCAN finds them: a cluster node lists its own keys and answers MOVED for others.
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, found): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", marker::KEY))
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut self.connection)?;
-            keys.extend(found.into_iter().filter(|key| marker::is_marker(key)));
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
+        // A large COUNT: this runs inside the write pause, and the user's keyspace may be big.
+        let options = redis::ScanOptions::default()
+            .with_pattern(format!("{}*", marker::KEY))
+            .with_count(1000);
+        let found: Vec<Vec<u8>> =
+            redis::Commands::scan_options::<Vec<u8>>(&mut self.connection, options)?
+                .collect::<Result<_, _>>()?;
+        let keys: Vec<Vec<u8>> = found
+            .into_iter()
+            .filter(|key| marker::is_marker(key))
+            .collect();
         let mut deleted: u64 = 0;
         // One key per DEL: on a cluster node, keys of several slots cannot share one.
         for key in &keys {
