@@ -328,11 +328,14 @@ fn time_catch_up(
     let mut con = source.try_client()?;
     redis::cmd("DEL").arg(SENTINEL).query::<()>(&mut con)?;
     // On a cluster follower the sentinel is on the node serving its slot: any of them.
-    let has_sentinel = || -> Result<bool> {
-        for node in follower {
-            let found: redis::RedisResult<bool> = redis::cmd("EXISTS")
-                .arg(SENTINEL)
-                .query(&mut node.try_client()?);
+    // One connection per node for the whole wait: the polls are what is timed.
+    let mut on_follower = follower
+        .iter()
+        .map(|node| node.try_client())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut has_sentinel = || -> Result<bool> {
+        for con in on_follower.iter_mut() {
+            let found: redis::RedisResult<bool> = redis::cmd("EXISTS").arg(SENTINEL).query(con);
             match found {
                 Ok(true) => return Ok(true),
                 Ok(false) => {}
