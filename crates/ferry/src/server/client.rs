@@ -306,6 +306,30 @@ pub fn info_value<'a>(info: &'a [(String, String)], key: &str) -> Option<&'a str
     info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+/// A `SCAN` reply: the next cursor and the keys.
+pub fn parse_scan(reply: Frame) -> Result<(bytes::Bytes, Vec<bytes::Bytes>), ClientError> {
+    let bad = |what: &str| ClientError::Protocol(format!("SCAN answered {what}"));
+    let Frame::Array(mut parts) = reply else {
+        return Err(bad(&reply.describe()));
+    };
+    if parts.len() != 2 {
+        return Err(bad("an array that is not [cursor, keys]"));
+    }
+    let keys = parts.pop();
+    let cursor = parts.pop();
+    let (Some(Frame::Bulk(cursor)), Some(Frame::Array(keys))) = (cursor, keys) else {
+        return Err(bad("an array that is not [cursor, keys]"));
+    };
+    let keys = keys
+        .into_iter()
+        .map(|k| match k {
+            Frame::Bulk(key) => Ok(key),
+            other => Err(bad(&format!("a key that is {}", other.describe()))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((cursor, keys))
+}
+
 /// A server message made printable on one line (the replication crate's rule, shared).
 pub use ferry_repl::one_line;
 

@@ -17,10 +17,11 @@
 
 use super::marker::{hash_fields, HashReply};
 use super::MarkerCommands;
-use crate::server::client::{Client, ClientError};
+use crate::server::client::{parse_scan, Client, ClientError};
 use crate::server::cluster::slot::{key_slot, tag_for_slot};
 use crate::server::cluster::topology::SlotMap;
 use crate::url::ServerUrl;
+use bytes::Bytes;
 use ferry_repl::resp::Frame;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -83,7 +84,7 @@ pub async fn read_all(
             if map.owner(slot) != Some(index) {
                 continue;
             }
-            let fields = client.call_ok(&[&b"HGETALL"[..], key.as_slice()]).await?;
+            let fields = client.call_ok(&[&b"HGETALL"[..], &key[..]]).await?;
             for (stream, offset) in pairs(&fields)? {
                 all.entry(stream).or_default().by_slot.insert(slot, offset);
             }
@@ -93,33 +94,27 @@ pub async fn read_all(
 }
 
 /// The marker keys on the node behind `client`.
-async fn scan_markers(client: &mut Client) -> Result<Vec<Vec<u8>>, ClientError> {
+async fn scan_markers(client: &mut Client) -> Result<Vec<Bytes>, ClientError> {
     let pattern = format!("{PREFIX}*");
-    let mut cursor = "0".to_owned();
+    let mut cursor = Bytes::from_static(b"0");
     let mut keys = Vec::new();
     loop {
         let reply = client
-            .call_ok(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"])
+            .call_ok(&[
+                &b"SCAN"[..],
+                &cursor,
+                b"MATCH",
+                pattern.as_bytes(),
+                b"COUNT",
+                b"1000",
+            ])
             .await?;
-        let Frame::Array(parts) = reply else {
-            return Err(malformed("SCAN", &reply));
-        };
-        let (Some(next), Some(Frame::Array(found))) = (parts.first(), parts.get(1)) else {
-            return Err(ClientError::Protocol(
-                "SCAN answered without a cursor".into(),
-            ));
-        };
-        keys.extend(found.iter().filter_map(|k| match k {
-            Frame::Bulk(bytes) => Some(bytes.to_vec()),
-            _ => None,
-        }));
-        cursor = match next {
-            Frame::Bulk(bytes) | Frame::Simple(bytes) => String::from_utf8_lossy(bytes).into(),
-            other => return Err(malformed("SCAN", other)),
-        };
-        if cursor == "0" {
+        let (next, found) = parse_scan(reply)?;
+        keys.extend(found);
+        if next.as_ref() == b"0" {
             return Ok(keys);
         }
+        cursor = next;
     }
 }
 
@@ -144,10 +139,6 @@ fn pairs(reply: &Frame) -> Result<Vec<(String, i64)>, ClientError> {
             Ok((stream, offset))
         })
         .collect()
-}
-
-fn malformed(command: &str, reply: &Frame) -> ClientError {
-    ClientError::Protocol(format!("{command} answered {}", reply.describe()))
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ impl Walk {
         if let Some(error) = refused("SCAN", &reply) {
             return Err(error);
         }
-        let (cursor, keys) = parse_scan(reply)?;
+        let (cursor, keys) = crate::server::client::parse_scan(reply)?;
         if cursor.as_ref() == b"0" {
             self.at += 1;
             self.cursor = Bytes::from_static(b"0");
@@ -82,29 +82,6 @@ impl Walk {
         }
         Ok((db, keys))
     }
-}
-
-fn parse_scan(reply: Frame) -> Result<(Bytes, Vec<Bytes>), ClientError> {
-    let bad = |what: &str| ClientError::Protocol(format!("SCAN answered {what}"));
-    let Frame::Array(mut parts) = reply else {
-        return Err(bad(&reply.describe()));
-    };
-    if parts.len() != 2 {
-        return Err(bad("an array that is not [cursor, keys]"));
-    }
-    let keys = parts.pop();
-    let cursor = parts.pop();
-    let (Some(Frame::Bulk(cursor)), Some(Frame::Array(keys))) = (cursor, keys) else {
-        return Err(bad("an array that is not [cursor, keys]"));
-    };
-    let keys = keys
-        .into_iter()
-        .map(|k| match k {
-            Frame::Bulk(key) => Ok(key),
-            other => Err(bad(&format!("a key that is {}", other.describe()))),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((cursor, keys))
 }
 
 /// The databases `INFO keyspace` lists (those holding keys).
@@ -159,6 +136,7 @@ impl Pace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::client::parse_scan;
 
     #[test]
     fn a_scan_reply_is_a_cursor_and_keys() {
