@@ -31,6 +31,8 @@ pub struct Cluster {
     replicas: Vec<Vec<(Server, u16)>>,
     /// Primaries killed by [`Cluster::kill_primary`]: the others still know them.
     dead: Vec<Server>,
+    /// What every node is started with beyond the cluster settings.
+    node_args: Vec<String>,
     /// The primaries the slots were first split over (slot moves aside, primary `i`
     /// serves the `i`-th of [`slot_ranges`] of this many).
     started_with: usize,
@@ -40,6 +42,12 @@ impl Cluster {
     /// Starts `primaries` nodes of `kind` and waits until the cluster is ready. Needs
     /// `CLUSTER ADDSLOTSRANGE` and `--cluster-port`: Redis 7.0 or later, any Valkey.
     pub fn start(kind: ServerKind, primaries: usize) -> Result<Cluster> {
+        Cluster::start_with_args(kind, primaries, &[])
+    }
+
+    /// Like [`Cluster::start`], each node started with `extra` arguments too (such as
+    /// `--cluster-databases 16`).
+    pub fn start_with_args(kind: ServerKind, primaries: usize, extra: &[&str]) -> Result<Cluster> {
         ensure!(
             (1..=16).contains(&primaries),
             "a test cluster has 1 to 16 primaries, not {primaries}"
@@ -47,7 +55,7 @@ impl Cluster {
         let mut nodes = Vec::with_capacity(primaries);
         let mut bus_ports = Vec::with_capacity(primaries);
         for _ in 0..primaries {
-            let (node, bus) = start_node(kind)?;
+            let (node, bus) = start_node(kind, extra)?;
             nodes.push(node);
             bus_ports.push(bus);
         }
@@ -70,6 +78,7 @@ impl Cluster {
             replicas: nodes.iter().map(|_| Vec::new()).collect(),
             dead: Vec::new(),
             started_with: nodes.len(),
+            node_args: extra.iter().map(|a| a.to_string()).collect(),
             nodes,
             bus_ports,
         };
@@ -89,7 +98,7 @@ impl Cluster {
         for primary in 0..primaries {
             let primary_id = cluster.node_id(primary)?;
             for _ in 0..replicas {
-                let (node, bus) = start_node(kind)?;
+                let (node, bus) = start_node(kind, &cluster.extra_args())?;
                 meet(&mut con, &node, bus)?;
                 cluster.replicas[primary].push((node, bus));
             }
@@ -126,7 +135,7 @@ impl Cluster {
     /// `redis-cli --cluster add-node`, copies the first node's function libraries to it.
     /// Returns its index in [`Cluster::nodes`].
     pub fn add_primary(&mut self) -> Result<usize> {
-        let (node, bus) = start_node(self.kind)?;
+        let (node, bus) = start_node(self.kind, &self.extra_args())?;
         let mut con = self.nodes[0].try_client()?;
         let functions: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query(&mut con)?;
         redis::cmd("FUNCTION")
@@ -315,6 +324,10 @@ impl Cluster {
             }
             sleep(Duration::from_millis(50));
         }
+    }
+
+    fn extra_args(&self) -> Vec<&str> {
+        self.node_args.iter().map(String::as_str).collect()
     }
 
     pub fn kind(&self) -> ServerKind {
@@ -581,7 +594,7 @@ pub fn slot_ranges(primaries: usize) -> Vec<(u16, u16)> {
         .collect()
 }
 
-fn start_node(kind: ServerKind) -> Result<(Server, u16)> {
+fn start_node(kind: ServerKind, extra: &[&str]) -> Result<(Server, u16)> {
     let mut last_error = None;
     for _ in 0..START_ATTEMPTS {
         // The bus port is chosen explicitly: port + 10000, the default, may not exist.
@@ -590,7 +603,7 @@ fn start_node(kind: ServerKind) -> Result<(Server, u16)> {
             .context("cannot bind a loopback port")?
             .port();
         let bus_text = bus.to_string();
-        let args = [
+        let mut args = vec![
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
@@ -600,6 +613,7 @@ fn start_node(kind: ServerKind) -> Result<(Server, u16)> {
             "--cluster-node-timeout",
             "3000",
         ];
+        args.extend_from_slice(extra);
         match Server::start_with_args(kind, &args) {
             Ok(server) => return Ok((server, bus)),
             Err(err) => last_error = Some(err),

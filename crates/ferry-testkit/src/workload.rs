@@ -364,6 +364,22 @@ impl Workload {
         load
     }
 
+    /// The operations a cluster with several databases (Valkey 9 `cluster-databases`)
+    /// can take: like [`Workload::for_cluster`], but over databases 0 to 2 with FLUSHDB
+    /// and MOVE; SWAPDB stays out (refused in cluster mode), as do COPY (its two keys may
+    /// be in different slots) and MULTI/EXEC.
+    pub fn for_cluster_databases(self) -> Workload {
+        let mut load = self.for_cluster();
+        load.db0_only = false;
+        let flushdb_and_move = Workload::new(load.kind, 0)
+            .ops
+            .into_iter()
+            .filter(|(op, _)| matches!(op.name(), "FLUSHDB" | "MOVE"));
+        load.ops.extend(flushdb_and_move);
+        load.total_weight = load.ops.iter().map(|(_, w)| u64::from(*w)).sum();
+        load
+    }
+
     pub fn stats(&self) -> &WorkloadStats {
         &self.stats
     }

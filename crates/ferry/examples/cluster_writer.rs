@@ -56,7 +56,7 @@ async fn with_ferry(url: &str, keys: u64) -> Result<()> {
     let url = ServerUrl::parse(url)?;
     let timeout = Duration::from_secs(5);
     let mut seed = Client::connect(&url, timeout).await?;
-    let pipe = ClusterPipe::connect(&url, &mut seed, timeout, BUDGET_BYTES).await?;
+    let pipe = ClusterPipe::connect(&url, &mut seed, timeout, BUDGET_BYTES, 1).await?;
     let value = vec![b'v'; VALUE_SIZE];
     let mut batch = Batch::default();
     for i in 0..keys {

@@ -13,7 +13,10 @@
 //!
 //! Commands for every node (FLUSHALL, FUNCTION, SCRIPT) carry no marker and are sent again
 //! on a replay: FLUSHALL and FLUSHDB come out the same, and they delete the markers
-//! written before them, so what followed them is applied again too.
+//! written before them, so what followed them is applied again too. On a cluster with
+//! several databases a FLUSHDB of another database than the markers' leaves them, and
+//! with them no way to tell what of its database came after it: a replay that meets one
+//! stops (see `SplitError::FlushDbInReplay`).
 
 use super::marker::{hash_fields, HashReply};
 use super::MarkerCommands;
@@ -25,6 +28,9 @@ use bytes::Bytes;
 use ferry_repl::resp::Frame;
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// The database the markers are in, whatever databases a cluster has.
+pub const DB: u64 = 0;
 
 /// What every per-slot marker key starts with; the rest is `{tag}`.
 pub const PREFIX: &str = "ferry:migrate:applied:";

@@ -23,8 +23,23 @@ impl Endpoint {
         if info.lines().any(|line| line.trim() == "cluster_enabled:1") {
             let map = self.discover(&server)?;
             self.slots = Some(map);
+            self.cluster_databases = self.read_cluster_databases(&server);
         }
         Ok(())
+    }
+
+    /// `cluster-databases` (Valkey 9.0+); 1, database 0 only, where the setting does not
+    /// exist or CONFIG is refused.
+    fn read_cluster_databases(&mut self, server: &str) -> u32 {
+        let reply: Result<Vec<String>, _> = self.node_query(
+            server,
+            redis::cmd("CONFIG").arg("GET").arg("cluster-databases"),
+        );
+        reply
+            .ok()
+            .and_then(|pair| pair.get(1)?.parse().ok())
+            .unwrap_or(1)
+            .max(1)
     }
 
     /// The slot map as the node at `address` sees it.

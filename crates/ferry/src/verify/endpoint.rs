@@ -41,6 +41,10 @@ pub struct Endpoint {
     pub(super) connections: BTreeMap<String, Node>,
     /// Slot → primary; `Some` when this side is a cluster.
     pub(super) slots: Option<SlotMap>,
+    /// A cluster's databases (`cluster-databases`; 1 before Valkey 9.0).
+    pub(super) cluster_databases: u32,
+    /// The database commands are for: selected on each cluster connection as it is used.
+    db: u32,
     /// The node the last command went to, for naming it in a reply error.
     pub(super) last_node: String,
 }
@@ -61,6 +65,8 @@ impl Endpoint {
             url: url.clone(),
             connections: BTreeMap::from([(server.clone(), first)]),
             slots: None,
+            cluster_databases: 1,
+            db: 0,
             last_node: server.clone(),
         };
         endpoint.detect_cluster()?;
@@ -98,6 +104,12 @@ impl Endpoint {
 
     pub fn is_cluster(&self) -> bool {
         self.slots.is_some()
+    }
+
+    /// Whether this side can hold keys in `db`: a cluster only in its
+    /// `cluster-databases`.
+    pub fn has_database(&self, db: u32) -> bool {
+        !self.is_cluster() || db < self.cluster_databases
     }
 
     /// The servers holding this side's keys: the one server, or every primary.
@@ -184,10 +196,30 @@ impl Endpoint {
         if !self.connections.contains_key(address) {
             let url = node_url(&self.url, address)
                 .ok_or_else(|| self.reply_error("cluster node address"))?;
-            let node = Node::connect(self.role, &url)?;
+            let mut node = Node::connect(self.role, &url)?;
+            // Another node's URL names no database: the connection starts in 0.
+            node.selected(0);
             self.connections.insert(address.to_owned(), node);
         }
+        // A cluster's connections take the database as they are used, the ones opened
+        // for a redirect included.
+        let db = self.db;
+        let role = self.role;
+        let several = self.is_cluster() && self.cluster_databases > 1;
         match self.connections.get_mut(address) {
+            Some(node) if several => {
+                if node.needs_select(db) {
+                    node.query::<()>(redis::cmd("SELECT").arg(db))
+                        .map_err(|source| VerifyError::Command {
+                            role,
+                            server: address.to_owned(),
+                            command: "SELECT".to_owned(),
+                            source,
+                        })?;
+                    node.selected(db);
+                }
+                Ok(node)
+            }
             Some(node) => Ok(node),
             None => Err(VerifyError::Reply {
                 role: self.role,
@@ -197,13 +229,17 @@ impl Endpoint {
         }
     }
 
-    /// Selects `db` on every connection (a cluster only has database 0).
+    /// Selects `db` on every connection (a cluster's as each is used).
     pub fn select(&mut self, db: u32) -> Result<(), VerifyError> {
         if self.is_cluster() {
-            return match db {
-                0 => Ok(()),
-                _ => Err(self.reply_error("SELECT (a cluster has only database 0)")),
-            };
+            if !self.has_database(db) {
+                return Err(self.reply_error(&format!(
+                    "SELECT {db} (the cluster has {})",
+                    crate::server::cluster::databases_held(u64::from(self.cluster_databases))
+                )));
+            }
+            self.db = db;
+            return Ok(());
         }
         let server = self.server.clone();
         if self.connection(&server)?.needs_select(db) {

@@ -77,9 +77,10 @@ pub fn sample(pair: &mut Pair, n: u64, report: &mut VerifyReport) -> Result<(), 
     Ok(())
 }
 
-/// Whether `db` exists on both sides: a cluster has only database 0.
+/// Whether `db` exists on both sides: a cluster has database 0 only, unless it has
+/// `cluster-databases`.
 fn paired(pair: &Pair, db: u32) -> bool {
-    db == 0 || !(pair.source.is_cluster() || pair.target.is_cluster())
+    pair.source.has_database(db) && pair.target.has_database(db)
 }
 
 /// The side that is not a cluster, when the other one is.
@@ -102,7 +103,7 @@ fn databases(pair: &mut Pair) -> Result<Vec<u32>, VerifyError> {
 fn sizes(endpoint: &mut Endpoint, dbs: &[u32]) -> Result<Vec<(u32, String, u64)>, VerifyError> {
     let mut parts = Vec::new();
     for &db in dbs {
-        if db != 0 && endpoint.is_cluster() {
+        if !endpoint.has_database(db) {
             continue;
         }
         endpoint.select(db)?;

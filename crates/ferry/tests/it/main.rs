@@ -20,6 +20,7 @@ mod cutover_tls;
 mod cutover_zero_loss;
 mod migrate_big_keys;
 mod migrate_cluster;
+mod migrate_cluster_databases;
 mod migrate_cluster_source;
 mod migrate_errors;
 mod migrate_faults;

@@ -155,7 +155,6 @@ fn a_source_writing_to_another_database_stops_with_one_clear_line() {
     let source = Server::start(ServerKind::Redis70).unwrap();
     let cluster = Cluster::start(ServerKind::Valkey81, 3).unwrap();
     let mut con = source.client();
-    redis::cmd("SELECT").arg(3).query::<()>(&mut con).unwrap();
     redis::cmd("SET")
         .arg("k")
         .arg("v")
@@ -164,6 +163,14 @@ fn a_source_writing_to_another_database_stops_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
     let mut ferry = Ferry::migrate_between(&source.url(), &cluster.url(), &state, &[]);
+    ferry.wait_in_sync();
+    // Database 0 alone at the start passes the check; a later write elsewhere stops it.
+    redis::cmd("SELECT").arg(3).query::<()>(&mut con).unwrap();
+    redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap();
     let status = ferry.wait_exit(Duration::from_secs(60));
     assert!(!status.success(), "{}", ferry.output());
     let output = ferry.output();

@@ -73,6 +73,16 @@ pub enum MigrateError {
          primary"
     )]
     UnfollowedPrimary { slots: String, primary: String },
+    #[error(
+        "the source holds keys in databases {used}, and the target cluster has {has}: \
+         Valkey 9.0 or later started with cluster-databases {needed} or more keeps them all; \
+         or copy part with --db N, or merge into database 0 with --db-map SRC:0"
+    )]
+    DatabasesTheClusterLacks {
+        used: String,
+        has: String,
+        needed: u64,
+    },
 }
 
 impl From<MigrateError> for crate::error::Error {

@@ -40,6 +40,9 @@ impl Migration {
         if let Some(saved) = &saved {
             self.check_state_kind(saved, cluster_source)?;
         }
+        if target.cluster && !cluster_source {
+            check_cluster_databases(&source_info, target.databases)?;
+        }
         self.events.started(
             &self.source_url.address(),
             &source_info.name(),
@@ -135,4 +138,27 @@ impl Migration {
             )
             .await
     }
+}
+
+/// Refuses, before anything is copied, a source whose databases a cluster target lacks
+/// (all but 0 before Valkey 9.0 or without `cluster-databases`).
+fn check_cluster_databases(source: &ServerInfo, databases: u64) -> Result<(), MigrateError> {
+    let used: Vec<u64> = source
+        .keys_per_db
+        .iter()
+        .filter(|(_, keys)| **keys > 0)
+        .map(|(db, _)| *db)
+        .collect();
+    let Some(&highest) = used.last() else {
+        return Ok(());
+    };
+    if highest < databases {
+        return Ok(());
+    }
+    let used: Vec<String> = used.iter().map(u64::to_string).collect();
+    Err(MigrateError::DatabasesTheClusterLacks {
+        used: used.join(", "),
+        has: crate::server::cluster::databases_held(databases),
+        needed: highest + 1,
+    })
 }

@@ -18,6 +18,9 @@ pub(super) struct TargetSetup {
     /// The target is a cluster: commands are routed by slot over one connection per
     /// primary (`sinks::writer::cluster`).
     pub(super) cluster: bool,
+    /// The databases of a cluster target (`cluster-databases`: more than database 0 from
+    /// Valkey 9.0); 1 for a standalone one, whose databases ferry does not limit.
+    pub(super) databases: u64,
 }
 
 impl Migration {
@@ -115,14 +118,14 @@ impl Migration {
         client: Client,
         target: &TargetSetup,
     ) -> Result<Pipe, Error> {
-        let (pipe, nodes) = self.open_pipe(client, target.cluster).await?;
+        let (pipe, nodes) = self.open_pipe(client, target).await?;
         let Some(nodes) = nodes else {
             return Ok(pipe);
         };
+        let databases = cluster::databases_held(target.databases);
         self.events.line(format!(
-            "target is a cluster of {} primaries: keys are routed by slot, database 0 only; \
-             ferry's resume marker is kept per slot, in each slot's transaction",
-            nodes
+            "target is a cluster of {nodes} primaries: keys are routed by slot, {databases}; \
+             ferry's resume marker is kept per slot, in each slot's transaction"
         ));
         Ok(pipe)
     }
@@ -132,10 +135,10 @@ impl Migration {
     pub(super) async fn open_pipe(
         &self,
         mut client: Client,
-        cluster: bool,
+        target: &TargetSetup,
     ) -> Result<(Pipe, Option<usize>), Error> {
         client.set_stall_timeout(self.reply_timeout);
-        if !cluster {
+        if !target.cluster {
             let (reader, writer) = client.into_split();
             return Ok((
                 Pipe::start(reader, writer, self.memory.in_flight_bytes),
@@ -147,6 +150,7 @@ impl Migration {
             &mut client,
             self.connect_timeout,
             self.memory.in_flight_bytes,
+            target.databases,
         )
         .await
         .map_err(|e| self.target_error(e))?;
@@ -195,6 +199,12 @@ impl Migration {
             ),
             false => None,
         };
+        let databases = match cluster {
+            true => cluster::databases(&mut client)
+                .await
+                .map_err(|e| self.target_error(e))?,
+            false => 1,
+        };
         let dump = probe::dump_probe(&mut client, probe_tag.as_deref())
             .await
             .map_err(|e| self.target_error(e))?;
@@ -229,6 +239,7 @@ impl Migration {
         let setup = TargetSetup {
             import_mode: ImportMode::Absent,
             cluster,
+            databases,
             commands,
             info,
             format,

@@ -2,7 +2,7 @@
 //! elsewhere, as units to send again (a whole transaction when one of its commands was
 //! redirected: the node then aborts it with `EXECABORT`).
 
-use super::pipe::PipeError;
+use super::pipe::{Batch, PipeError};
 use super::walk::{self, WalkError};
 use crate::server::client::ClientError;
 use bytes::Bytes;
@@ -23,6 +23,45 @@ pub struct Redirected {
     /// One command, or the commands of a transaction (without MULTI and EXEC).
     pub commands: Vec<Vec<Bytes>>,
     pub transaction: bool,
+    /// The database the unit starts in: the batch's last SELECT before it (0 without
+    /// one). A transaction's own SELECTs are among its commands.
+    pub db: u64,
+}
+
+impl Redirected {
+    /// Appends the unit to `batch` for the node the redirect names; returns the commands
+    /// sent again (ferry's SELECT and ASKING aside).
+    pub fn push_into(&self, batch: &mut Batch) -> u64 {
+        // The node's connection may have any database selected (SELECT 0 is allowed on
+        // every cluster).
+        let db = self.db.to_string();
+        batch.push_framing(&["SELECT", db.as_str()]);
+        // ASKING holds for the next command only: a transaction refused with ASK (its
+        // slot half moved) runs command by command there, each after its own ASKING.
+        let whole = self.transaction && !self.ask;
+        if whole {
+            batch.push(&["MULTI"]);
+        }
+        let mut count = 0;
+        for command in &self.commands {
+            let is_select = command
+                .first()
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"SELECT"));
+            if is_select {
+                batch.push_framing(command);
+                continue;
+            }
+            if self.ask {
+                batch.push_framing(&["ASKING"]);
+            }
+            batch.push(command);
+            count += 1;
+        }
+        if whole {
+            batch.push(&["EXEC"]);
+        }
+        count
+    }
 }
 
 /// Why redirected commands could not be sent where they belong. Cloned with the pipe's
@@ -98,7 +137,8 @@ pub fn collect(
     let commands = decode_all(payload)?;
     let mut out: Vec<Redirected> = Vec::new();
     // The open transaction: MULTI's index and the redirect seen in it, if any.
-    let mut open: Option<(usize, Option<Redirection>)> = None;
+    let mut open: Option<(usize, Option<Redirection>, u64)> = None;
+    let mut db = 0;
     let mut hits = redirected.iter().peekable();
     for (index, args) in commands.iter().enumerate() {
         let name = args
@@ -112,12 +152,18 @@ pub fn collect(
             }
             _ => None,
         };
+        if name == b"SELECT" {
+            db = args
+                .get(1)
+                .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+                .unwrap_or(db);
+        }
         if name == b"MULTI" {
-            open = Some((index, None));
+            open = Some((index, None, db));
             continue;
         }
         if name == b"EXEC" {
-            let Some((start, seen)) = open.take() else {
+            let Some((start, seen, started_in)) = open.take() else {
                 continue;
             };
             if !aborted.contains(&(index as u32)) {
@@ -135,11 +181,12 @@ pub fn collect(
                 address,
                 commands: commands[start + 1..index].to_vec(),
                 transaction: true,
+                db: started_in,
             });
             continue;
         }
         match (&mut open, hit) {
-            (Some((_, seen)), Some(hit)) => {
+            (Some((_, seen, _)), Some(hit)) => {
                 seen.get_or_insert(hit);
             }
             (None, Some(Redirection { ask, slot, address })) => out.push(Redirected {
@@ -148,6 +195,7 @@ pub fn collect(
                 address,
                 commands: vec![args.clone()],
                 transaction: false,
+                db,
             }),
             _ => {}
         }
@@ -165,7 +213,6 @@ fn decode_all(payload: &[u8]) -> Result<Vec<Vec<Bytes>>, WalkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::writer::pipe::Batch;
 
     fn payload(commands: &[&str]) -> Vec<u8> {
         let mut batch = Batch::default();
@@ -214,12 +261,13 @@ mod tests {
             "MULTI",     // 6
             "SET d 1",   // 7
             "EXEC",      // 8: ran
-            "LPUSH e x", // 9: redirected
+            "SELECT 3",  // 9
+            "LPUSH e x", // 10: redirected
         ]);
         let redirected = [
             (0, to(false, 7, "n:1")),
             (3, to(false, 8, "n:2")),
-            (9, to(true, 9, "n:2")),
+            (10, to(true, 9, "n:2")),
         ];
         let units = collect(&sent, &redirected, &[5]).unwrap();
         assert_eq!(
@@ -231,6 +279,7 @@ mod tests {
                     address: "n:1".into(),
                     commands: vec![args("SET a 1")],
                     transaction: false,
+                    db: 0,
                 },
                 Redirected {
                     ask: false,
@@ -238,6 +287,7 @@ mod tests {
                     address: "n:2".into(),
                     commands: vec![args("DEL c"), args("INCR c")],
                     transaction: true,
+                    db: 0,
                 },
                 Redirected {
                     ask: true,
@@ -245,7 +295,66 @@ mod tests {
                     address: "n:2".into(),
                     commands: vec![args("LPUSH e x")],
                     transaction: false,
+                    db: 3,
                 },
+            ]
+        );
+    }
+
+    fn sent(batch: &Batch) -> Vec<String> {
+        decode_all(&batch.payload)
+            .unwrap()
+            .iter()
+            .map(|args| {
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_unit_goes_again_in_its_own_database() {
+        let one = Redirected {
+            ask: false,
+            slot: 1,
+            address: "n:1".into(),
+            commands: vec![args("RESTORE k 0 payload")],
+            transaction: false,
+            db: 3,
+        };
+        let mut batch = Batch::default();
+        assert_eq!(one.push_into(&mut batch), 1);
+        assert_eq!(sent(&batch), ["SELECT 3", "RESTORE k 0 payload"]);
+        assert_eq!(batch.replies - batch.framing, 1);
+
+        // A transaction refused with ASK: ASKING before each command but its SELECTs.
+        let asked = Redirected {
+            ask: true,
+            slot: 1,
+            address: "n:1".into(),
+            commands: vec![
+                args("SELECT 2"),
+                args("INCR k"),
+                args("SELECT 0"),
+                args("HSET m f 1"),
+            ],
+            transaction: true,
+            db: 0,
+        };
+        let mut batch = Batch::default();
+        assert_eq!(asked.push_into(&mut batch), 2);
+        assert_eq!(
+            sent(&batch),
+            [
+                "SELECT 0",
+                "SELECT 2",
+                "ASKING",
+                "INCR k",
+                "SELECT 0",
+                "ASKING",
+                "HSET m f 1"
             ]
         );
     }

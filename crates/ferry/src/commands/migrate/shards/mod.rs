@@ -224,7 +224,7 @@ impl Migration {
                 .await
                 .map_err(|e| self.target_error(e))?;
         }
-        Ok(self.open_pipe(client, target.cluster).await?.0)
+        Ok(self.open_pipe(client, target).await?.0)
     }
 
     /// Follows one shard; an error stops the other shards too.

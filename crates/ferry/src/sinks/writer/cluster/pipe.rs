@@ -20,7 +20,7 @@
 
 use super::split::{Splitter, StreamMarkers};
 use crate::server::client::{Client, ClientError};
-use crate::server::cluster::topology::{discover, Node, SlotMap};
+use crate::server::cluster::topology::{discover, Node};
 use crate::sinks::writer::pipe::{
     describe_command, Batch, Mark, NodePipe, PipeCounters, PipeError,
 };
@@ -83,17 +83,19 @@ struct Dial {
 impl ClusterPipe {
     /// Reads the slot map through `seed` (a connection to any node of the cluster at
     /// `url`) and connects to each primary with `url`'s credentials and TLS.
-    /// `budget_bytes` is shared out among the primaries.
+    /// `budget_bytes` is shared out among the primaries. `databases` is the cluster's
+    /// `cluster-databases` (1: database 0 only).
     pub async fn connect(
         url: &ServerUrl,
         seed: &mut Client,
         connect_timeout: Duration,
         budget_bytes: usize,
+        databases: u64,
     ) -> Result<Arc<ClusterPipe>, ClientError> {
         let map = discover(seed, &url.host).await?;
         Self::start(
             url,
-            map,
+            Splitter::new(map, databases),
             (connect_timeout, seed.stall_timeout()),
             budget_bytes,
         )
@@ -102,10 +104,11 @@ impl ClusterPipe {
 
     async fn start(
         url: &ServerUrl,
-        map: SlotMap,
+        splitter: Splitter,
         (connect_timeout, stall_timeout): (Duration, Duration),
         budget_bytes: usize,
     ) -> Result<Arc<ClusterPipe>, ClientError> {
+        let map = splitter.map();
         if let Some(slot) = map.first_unserved() {
             return Err(ClientError::Command {
                 command: "CLUSTER SLOTS".into(),
@@ -134,7 +137,7 @@ impl ClusterPipe {
             moved: Mutex::new(Vec::new()),
             last_mark: Mutex::new(None),
             redirects: AtomicU64::new(0),
-            splitter: tokio::sync::Mutex::new(Splitter::new(map)),
+            splitter: tokio::sync::Mutex::new(splitter),
             counters,
             failure: Mutex::new(None),
             ack: Mutex::new(None),
@@ -295,23 +298,7 @@ impl ClusterPipe {
                     batches.len() - 1
                 }
             };
-            let batch = &mut batches[at].2;
-            // ASKING holds for the next command only: a transaction refused with ASK (its
-            // slot half moved) runs command by command there.
-            let whole = redirected.transaction && !redirected.ask;
-            if whole {
-                batch.push(&["MULTI"]);
-            }
-            for command in &redirected.commands {
-                if redirected.ask {
-                    batch.push_framing(&["ASKING"]);
-                }
-                batch.push(command);
-                count += 1;
-            }
-            if whole {
-                batch.push(&["EXEC"]);
-            }
+            count += redirected.push_into(&mut batches[at].2);
         }
         self.redirects.fetch_add(count, Ordering::Relaxed);
         let mut touched = Vec::with_capacity(batches.len());

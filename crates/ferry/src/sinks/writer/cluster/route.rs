@@ -15,7 +15,7 @@ pub enum Route {
     AllNodes,
     /// Each command to its own key's slot (a multi-key DEL or MSET over several slots).
     Split(Vec<(u16, Vec<Bytes>)>),
-    /// `SELECT n`: only database 0 exists on a cluster.
+    /// `SELECT n`: whether database n exists is the cluster's to say (`cluster-databases`).
     Select(u64),
     Multi,
     Exec,
@@ -33,6 +33,9 @@ pub enum RouteRefusal {
     /// SWAPDB, MOVE: about other databases, which a cluster does not have.
     #[error("{command}: a cluster has database 0 only, so {command} cannot be applied")]
     OtherDatabases { command: String },
+    /// A cluster with several databases still refuses SWAPDB (Valkey 9).
+    #[error("SWAPDB: a cluster cannot swap databases, so the swap cannot be applied")]
+    SwapDb,
     /// A script or multi-key command whose key count is 0.
     #[error("{command} without keys: a cluster target cannot tell which node it is for")]
     NoKeys { command: String },
@@ -51,8 +54,8 @@ pub enum RouteRefusal {
     },
 }
 
-/// The route of one command.
-pub fn route(args: &[Bytes]) -> Route {
+/// The route of one command on a cluster of `databases` databases (1: database 0 only).
+pub fn route(args: &[Bytes], databases: u64) -> Route {
     let Some(name) = args.first() else {
         return Route::Refuse(RouteRefusal::Empty);
     };
@@ -72,7 +75,8 @@ pub fn route(args: &[Bytes]) -> Route {
         "MULTI" => return Route::Multi,
         "EXEC" => return Route::Exec,
         "FLUSHALL" | "FLUSHDB" | "FUNCTION" | "SCRIPT" => return Route::AllNodes,
-        "SWAPDB" | "MOVE" => {
+        "SWAPDB" if databases > 1 => return Route::Refuse(RouteRefusal::SwapDb),
+        "SWAPDB" | "MOVE" if databases == 1 => {
             return Route::Refuse(RouteRefusal::OtherDatabases {
                 command: name.to_owned(),
             })
@@ -215,13 +219,13 @@ mod tests {
 
     #[test]
     fn single_key_commands_go_to_their_slot() {
-        assert_eq!(route(&args("SET a 1")), Route::Slot(key_slot(b"a")));
+        assert_eq!(route(&args("SET a 1"), 1), Route::Slot(key_slot(b"a")));
         assert_eq!(
-            route(&args("XGROUP SETID s g 0-1")),
+            route(&args("XGROUP SETID s g 0-1"), 1),
             Route::Slot(key_slot(b"s"))
         );
         assert_eq!(
-            route(&args("restore {t}x 0 payload")),
+            route(&args("restore {t}x 0 payload"), 1),
             Route::Slot(key_slot(b"t"))
         );
     }
@@ -230,16 +234,16 @@ mod tests {
     fn del_and_mset_over_slots_are_split_per_key() {
         // "a" and "b" are in different slots; "{a}b" shares "a"'s.
         assert_ne!(key_slot(b"a"), key_slot(b"b"));
-        assert_eq!(route(&args("DEL a {a}b")), Route::Slot(key_slot(b"a")));
+        assert_eq!(route(&args("DEL a {a}b"), 1), Route::Slot(key_slot(b"a")));
         assert_eq!(
-            route(&args("UNLINK a b")),
+            route(&args("UNLINK a b"), 1),
             Route::Split(vec![
                 (key_slot(b"a"), args("UNLINK a")),
                 (key_slot(b"b"), args("UNLINK b")),
             ])
         );
         assert_eq!(
-            route(&args("MSET a 1 b 2")),
+            route(&args("MSET a 1 b 2"), 1),
             Route::Split(vec![
                 (key_slot(b"a"), args("SET a 1")),
                 (key_slot(b"b"), args("SET b 2")),
@@ -255,25 +259,38 @@ mod tests {
             "ZUNIONSTORE d 2 a b",
             "EVAL s 0",
         ] {
-            let Route::Refuse(reason) = route(&args(command)) else {
+            let Route::Refuse(reason) = route(&args(command), 1) else {
                 panic!("{command} was not refused");
             };
             let name = command.split(' ').next().unwrap();
             assert!(reason.to_string().starts_with(name), "{reason}");
         }
         assert_eq!(
-            route(&args("RENAME {a}x {a}y")),
+            route(&args("RENAME {a}x {a}y"), 1),
             Route::Slot(key_slot(b"a"))
         );
-        assert!(matches!(route(&args("SWAPDB 0 1")), Route::Refuse(_)));
+        assert!(matches!(route(&args("SWAPDB 0 1"), 1), Route::Refuse(_)));
     }
 
     #[test]
     fn framing_and_broadcasts() {
-        assert_eq!(route(&args("SELECT 3")), Route::Select(3));
-        assert_eq!(route(&args("MULTI")), Route::Multi);
-        assert_eq!(route(&args("exec")), Route::Exec);
-        assert_eq!(route(&args("FLUSHALL")), Route::AllNodes);
-        assert_eq!(route(&args("FUNCTION LOAD REPLACE code")), Route::AllNodes);
+        assert_eq!(route(&args("SELECT 3"), 1), Route::Select(3));
+        assert_eq!(route(&args("MULTI"), 1), Route::Multi);
+        assert_eq!(route(&args("exec"), 1), Route::Exec);
+        assert_eq!(route(&args("FLUSHALL"), 1), Route::AllNodes);
+        assert_eq!(
+            route(&args("FUNCTION LOAD REPLACE code"), 1),
+            Route::AllNodes
+        );
+    }
+
+    #[test]
+    fn a_cluster_with_databases_takes_move_but_not_swapdb() {
+        assert_eq!(route(&args("MOVE k 3"), 16), Route::Slot(key_slot(b"k")));
+        assert_eq!(
+            route(&args("SWAPDB 0 1"), 16),
+            Route::Refuse(RouteRefusal::SwapDb)
+        );
+        assert!(matches!(route(&args("MOVE k 3"), 1), Route::Refuse(_)));
     }
 }

@@ -26,6 +26,9 @@ pub struct Batch {
     /// counted as commands applied.
     pub framing: u32,
     pub mark: Option<Mark>,
+    /// The database the batch's next command runs in, when the batch selected it itself
+    /// ([`Batch::select`]); `None`: whatever its connection had before.
+    pub db: Option<u64>,
 }
 
 impl crate::state::MarkerCommands for Batch {
@@ -52,11 +55,30 @@ impl Batch {
         self.framing += 1;
     }
 
+    /// Makes the commands pushed next run in `db`: a SELECT, unless the batch already
+    /// selected it.
+    pub fn select(&mut self, db: u64) {
+        if self.db != Some(db) {
+            let number = db.to_string();
+            self.push_framing(&["SELECT", number.as_str()]);
+            self.db = Some(db);
+        }
+    }
+
+    /// Forgets the database selected: after an EXEC, whose SELECTs ran only if the
+    /// transaction did.
+    pub fn forget_db(&mut self) {
+        self.db = None;
+    }
+
     /// Appends `other`'s commands (its mark is not taken).
     pub fn append(&mut self, other: &Batch) {
         self.payload.extend_from_slice(&other.payload);
         self.replies += other.replies;
         self.framing += other.framing;
+        if other.db.is_some() {
+            self.db = other.db;
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -2,8 +2,11 @@
 //! order: each command goes to the primary serving its key's slot, so the commands on one
 //! key keep their order. A source transaction (MULTI … EXEC) runs as one transaction on
 //! the primary of its keys' slot; one over several slots runs as one transaction per slot
-//! (atomic per slot, not across: a cluster cannot do more). Anything for a database other
-//! than 0 is refused.
+//! (atomic per slot, not across: a cluster cannot do more). Anything for a database the
+//! cluster lacks is refused: all but 0, unless it has more (`cluster-databases`, Valkey
+//! 9.0+). With more, each batch selects the database of its commands itself (a batch
+//! starts on a connection in an unknown database, and a SELECT inside an aborted
+//! transaction never ran), and ferry's markers stay in database 0.
 //!
 //! With a stream's markers ([`Splitter::write_markers`]), each batch that carries a mark
 //! reaches each slot it touches as one transaction ending with that slot's marker
@@ -12,6 +15,7 @@
 //! the batch: the slots' transactions before one go before it.
 
 use super::route::{route, Route, RouteRefusal};
+use crate::server::cluster::databases_held;
 use crate::server::cluster::topology::SlotMap;
 use crate::sinks::writer::pipe::{describe_command, Batch, Mark};
 use crate::sinks::writer::walk::{self, WalkError};
@@ -32,10 +36,17 @@ pub struct StreamMarkers {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SplitError {
     #[error(
-        "SELECT {0}: the target is a cluster, which has database 0 only; the source writes \
-         to database {0}"
+        "SELECT {db}: the target is a cluster, which has {}; the source writes to \
+         database {db}",
+        databases_held(*databases)
     )]
-    OtherDatabase(u64),
+    OtherDatabase { db: u64, databases: u64 },
+    #[error(
+        "FLUSHDB of database {db} is in the part of the stream ferry replays after a \
+         restart, and ferry's markers (in database 0) cannot tell what of database {db} \
+         the target held after it; run again with --flush-target to copy everything anew"
+    )]
+    FlushDbInReplay { db: u64 },
     #[error("the source sent EXEC outside a transaction")]
     ExecOutsideTransaction,
     /// FLUSHALL and the like run on every primary; a transaction is on one.
@@ -56,14 +67,25 @@ pub enum SplitError {
 
 pub struct Splitter {
     map: SlotMap,
-    /// The commands of an open source transaction, with their slot; `Some` between
-    /// MULTI and EXEC (which may arrive in different batches).
-    transaction: Option<Vec<(u16, Vec<Bytes>)>>,
+    /// The cluster's databases: 1, or `cluster-databases`.
+    databases: u64,
+    /// The database the commands being placed are for (the source's last SELECT).
+    db: u64,
+    /// The commands of an open source transaction, with their slot and database;
+    /// `Some` between MULTI and EXEC (which may arrive in different batches).
+    transaction: Option<Vec<Queued>>,
     /// Source transactions over several slots, run as one transaction per slot.
     pub split_transactions: u64,
     markers: Option<StreamMarkers>,
     /// Commands left out because their slot's marker showed the target held them.
     pub already_held: u64,
+}
+
+/// A command of an open source transaction.
+struct Queued {
+    slot: u16,
+    db: u64,
+    args: Vec<Bytes>,
 }
 
 /// One batch's commands by slot, in the order the slots first appear.
@@ -101,9 +123,12 @@ impl SlotGroups {
 }
 
 impl Splitter {
-    pub fn new(map: SlotMap) -> Self {
+    /// A splitter for a cluster of `databases` databases (1: database 0 only).
+    pub fn new(map: SlotMap, databases: u64) -> Self {
         Self {
             map,
+            databases: databases.max(1),
+            db: 0,
             transaction: None,
             split_transactions: 0,
             markers: None,
@@ -172,10 +197,46 @@ impl Splitter {
             let batch = out.get_mut(node).ok_or(SplitError::NoSuchNode)?;
             batch.push_framing(&["MULTI"]);
             batch.append(&group);
+            if self.databases > 1 {
+                batch.select(markers::DB);
+            }
             markers::push_write(batch, slot, &markers.stream, groups.offset);
             batch.push_framing(&["EXEC"]);
+            batch.forget_db();
         }
         Ok(())
+    }
+
+    /// A FLUSHDB of a database without markers, replayed while some slot's marker shows
+    /// later units applied, would empty what those units wrote there: refused.
+    fn check_replayed_flush(
+        &self,
+        args: &[Bytes],
+        groups: Option<&SlotGroups>,
+    ) -> Result<(), SplitError> {
+        let flushes_unmarked = self.db != markers::DB
+            && args
+                .first()
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"FLUSHDB"));
+        let (Some(markers), Some(groups)) = (&self.markers, groups) else {
+            return Ok(());
+        };
+        let later_applied = markers
+            .held
+            .highest()
+            .is_some_and(|highest| highest >= groups.offset);
+        match flushes_unmarked && later_applied {
+            true => Err(SplitError::FlushDbInReplay { db: self.db }),
+            false => Ok(()),
+        }
+    }
+
+    /// Before a command for the current database goes into `batch`: its SELECT, when
+    /// the cluster has several.
+    fn select_in(&self, batch: &mut Batch, db: u64) {
+        if self.databases > 1 {
+            batch.select(db);
+        }
     }
 
     /// Places one command; `wire` is its encoding, passed on as it is where it goes whole.
@@ -186,9 +247,15 @@ impl Splitter {
         out: &mut [Batch],
         mut groups: Option<&mut SlotGroups>,
     ) -> Result<(), SplitError> {
-        match route(&args) {
-            Route::Select(0) => Ok(()),
-            Route::Select(db) => Err(SplitError::OtherDatabase(db)),
+        match route(&args, self.databases) {
+            Route::Select(db) if db < self.databases => {
+                self.db = db;
+                Ok(())
+            }
+            Route::Select(db) => Err(SplitError::OtherDatabase {
+                db,
+                databases: self.databases,
+            }),
             Route::Multi => {
                 // A transaction still open was cut by a lost source connection: nothing
                 // of it was sent, and the source sends it again whole after the partial
@@ -205,36 +272,38 @@ impl Splitter {
                 // over several slots (Redis wraps a command and the deletions of keys it
                 // found expired in one, for instance) runs as one transaction per slot.
                 let mut slots: Vec<u16> = Vec::new();
-                for (slot, _) in &queued {
-                    if !slots.contains(slot) {
-                        slots.push(*slot);
+                for queued in &queued {
+                    if !slots.contains(&queued.slot) {
+                        slots.push(queued.slot);
                     }
                 }
                 if slots.len() > 1 {
                     self.split_transactions += 1;
                 }
                 for slot in slots {
-                    let part: Vec<&(u16, Vec<Bytes>)> =
-                        queued.iter().filter(|(s, _)| *s == slot).collect();
-                    let Some((_, first)) = part.first() else {
+                    let part: Vec<&Queued> = queued.iter().filter(|q| q.slot == slot).collect();
+                    let Some(first) = part.first() else {
                         continue;
                     };
                     // The owner now: the slot map may have changed since MULTI.
-                    let node = self.owner(slot, first)?;
+                    let node = self.owner(slot, &first.args)?;
                     if let Some(groups) = groups.as_deref_mut() {
                         // The slot's transaction holds it, with the marker.
                         let batch = groups.batch(slot, node);
-                        for (_, command) in &part {
-                            batch.push(command);
+                        for command in &part {
+                            self.select_in(batch, command.db);
+                            batch.push(&command.args);
                         }
                         continue;
                     }
                     let batch = out.get_mut(node).ok_or(SplitError::NoSuchNode)?;
                     batch.push(&["MULTI"]);
-                    for (_, command) in &part {
-                        batch.push(command);
+                    for command in &part {
+                        self.select_in(batch, command.db);
+                        batch.push(&command.args);
                     }
                     batch.push(&["EXEC"]);
+                    batch.forget_db();
                 }
                 Ok(())
             }
@@ -244,11 +313,13 @@ impl Splitter {
                         command: describe_command(&args),
                     });
                 }
+                self.check_replayed_flush(&args, groups.as_deref())?;
                 // What came before it goes first.
                 if let Some(groups) = groups {
                     self.close(groups, out)?;
                 }
                 for batch in out.iter_mut() {
+                    self.select_in(batch, self.db);
                     batch.push_wire(wire);
                 }
                 Ok(())
@@ -282,14 +353,16 @@ impl Splitter {
         groups: Option<&mut SlotGroups>,
     ) -> Result<(), SplitError> {
         let node = self.owner(slot, &args)?;
+        let db = self.db;
         if let Some(queued) = self.transaction.as_mut() {
-            queued.push((slot, args));
+            queued.push(Queued { slot, db, args });
             return Ok(());
         }
         let batch = match groups {
             Some(groups) => groups.batch(slot, node),
             None => out.get_mut(node).ok_or(SplitError::NoSuchNode)?,
         };
+        self.select_in(batch, db);
         match wire {
             Some(wire) => batch.push_wire(wire),
             None => batch.push(&args),

@@ -72,7 +72,11 @@ impl Splitter {
 }
 
 fn with_markers(held: &[(u16, i64)]) -> Splitter {
-    let mut splitter = Splitter::new(two_nodes());
+    with_markers_in(held, 1)
+}
+
+fn with_markers_in(held: &[(u16, i64)], databases: u64) -> Splitter {
+    let mut splitter = Splitter::new(two_nodes(), databases);
     splitter.write_markers(Some(StreamMarkers {
         stream: "r1".into(),
         held: markers::Applied {
@@ -198,7 +202,7 @@ fn a_command_for_every_node_splits_the_slots_transactions() {
 #[test]
 fn commands_go_to_their_keys_node_in_order() {
     let (a, b) = keys_apart();
-    let mut splitter = Splitter::new(two_nodes());
+    let mut splitter = Splitter::new(two_nodes(), 1);
     let sent = payload(&[
         "SELECT 0",
         &format!("SET {a} 1"),
@@ -228,7 +232,7 @@ fn commands_go_to_their_keys_node_in_order() {
 #[test]
 fn a_transaction_goes_whole_to_one_node_even_across_batches() {
     let (a, _) = keys_apart();
-    let mut splitter = Splitter::new(two_nodes());
+    let mut splitter = Splitter::new(two_nodes(), 1);
     let first = splitter
         .split_plain(payload(&["MULTI", &format!("SET {a} 1")]))
         .unwrap();
@@ -255,7 +259,7 @@ fn a_transaction_over_several_slots_runs_as_one_per_slot() {
         .map(|i| format!("j{i}"))
         .find(|k| node_of(k) == node_of(&a) && key_slot(k.as_bytes()) != key_slot(a.as_bytes()))
         .unwrap();
-    let mut splitter = Splitter::new(two_nodes());
+    let mut splitter = Splitter::new(two_nodes(), 1);
     let batches = splitter
         .split_plain(payload(&[
             "MULTI",
@@ -288,7 +292,7 @@ fn a_transaction_over_several_slots_runs_as_one_per_slot() {
 #[test]
 fn a_transaction_cut_by_a_reconnect_is_dropped_for_its_resent_copy() {
     let (a, _) = keys_apart();
-    let mut splitter = Splitter::new(two_nodes());
+    let mut splitter = Splitter::new(two_nodes(), 1);
     splitter
         .split_plain(payload(&["MULTI", &format!("SET {a} 1")]))
         .unwrap();
@@ -315,7 +319,7 @@ fn a_transaction_cut_by_a_reconnect_is_dropped_for_its_resent_copy() {
 #[test]
 fn what_a_cluster_cannot_run_is_refused_with_one_line() {
     let (a, b) = keys_apart();
-    let error = Splitter::new(two_nodes())
+    let error = Splitter::new(two_nodes(), 1)
         .split_plain(payload(&["SELECT 2", "SET x 1"]))
         .unwrap_err();
     assert_eq!(
@@ -323,7 +327,7 @@ fn what_a_cluster_cannot_run_is_refused_with_one_line() {
         "SELECT 2: the target is a cluster, which has database 0 only; the source writes \
          to database 2"
     );
-    let error = Splitter::new(two_nodes())
+    let error = Splitter::new(two_nodes(), 1)
         .split_plain(payload(&[&format!("RENAME {a} {b}")]))
         .unwrap_err()
         .to_string();
@@ -331,4 +335,148 @@ fn what_a_cluster_cannot_run_is_refused_with_one_line() {
         error.starts_with("RENAME over keys in different"),
         "{error}"
     );
+}
+
+#[test]
+fn with_several_databases_each_batch_selects_its_own() {
+    let (a, b) = keys_apart();
+    let mut splitter = Splitter::new(two_nodes(), 16);
+    let batches = splitter
+        .split_plain(payload(&[
+            "SELECT 3",
+            &format!("SET {a} 1"),
+            &format!("SET {b} 1"),
+            "SELECT 0",
+            &format!("SET {a} 2"),
+            "FLUSHDB",
+        ]))
+        .unwrap();
+    assert_eq!(
+        commands(&batches[node_of(&a)]),
+        [
+            "SELECT 3".to_string(),
+            format!("SET {a} 1"),
+            "SELECT 0".into(),
+            format!("SET {a} 2"),
+            "FLUSHDB".into()
+        ]
+    );
+    assert_eq!(
+        commands(&batches[node_of(&b)]),
+        [
+            "SELECT 3".to_string(),
+            format!("SET {b} 1"),
+            "SELECT 0".into(),
+            "FLUSHDB".into()
+        ]
+    );
+    // The stream stays in database 0; the next batch says so again: its connection may
+    // be anywhere.
+    let next = splitter
+        .split_plain(payload(&[&format!("SET {b} 2")]))
+        .unwrap();
+    assert_eq!(
+        commands(&next[node_of(&b)]),
+        ["SELECT 0".to_string(), format!("SET {b} 2")]
+    );
+    // The SELECTs are ferry's, not commands applied.
+    assert_eq!(next[node_of(&b)].replies - next[node_of(&b)].framing, 1);
+}
+
+#[test]
+fn with_several_databases_the_marker_stays_in_database_0() {
+    let (a, _) = keys_apart();
+    let mut splitter = with_markers_in(&[], 16);
+    let batches = splitter
+        .split(
+            payload(&[
+                "SELECT 5",
+                "MULTI",
+                &format!("INCR {a}"),
+                "EXEC",
+                &format!("SET {a} 1"),
+            ]),
+            mark(40),
+        )
+        .unwrap();
+    assert_eq!(
+        commands(&batches[node_of(&a)]),
+        [
+            "MULTI".to_string(),
+            "SELECT 5".into(),
+            format!("INCR {a}"),
+            format!("SET {a} 1"),
+            "SELECT 0".into(),
+            marker(&a, 40),
+            "EXEC".into()
+        ]
+    );
+    // After the EXEC the database is unknown (had the transaction aborted, its SELECTs
+    // did not run): the next command selects again.
+    let next = splitter
+        .split(payload(&[&format!("SET {a} 2")]), mark(41))
+        .unwrap();
+    assert_eq!(commands(&next[node_of(&a)])[1], "SELECT 5");
+}
+
+#[test]
+fn with_several_databases_a_source_transaction_keeps_each_commands_database() {
+    let (a, _) = keys_apart();
+    let mut splitter = Splitter::new(two_nodes(), 16);
+    let batches = splitter
+        .split_plain(payload(&[
+            "SELECT 1",
+            "MULTI",
+            &format!("SET {a} 1"),
+            "SELECT 2",
+            &format!("SET {a} 2"),
+            "EXEC",
+            &format!("SET {a} 3"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        commands(&batches[node_of(&a)]),
+        [
+            "MULTI".to_string(),
+            "SELECT 1".into(),
+            format!("SET {a} 1"),
+            "SELECT 2".into(),
+            format!("SET {a} 2"),
+            "EXEC".into(),
+            "SELECT 2".into(),
+            format!("SET {a} 3")
+        ]
+    );
+}
+
+#[test]
+fn a_database_the_cluster_lacks_is_refused_naming_what_it_has() {
+    let error = Splitter::new(two_nodes(), 16)
+        .split_plain(payload(&["SELECT 16", "SET x 1"]))
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "SELECT 16: the target is a cluster, which has databases 0 to 15; the source writes \
+         to database 16"
+    );
+}
+
+#[test]
+fn a_replayed_flushdb_of_an_unmarked_database_stops_the_run() {
+    let (a, _) = keys_apart();
+    let slot_a = key_slot(a.as_bytes());
+    let mut splitter = with_markers_in(&[(slot_a, 100)], 16);
+    let error = splitter
+        .split(payload(&["SELECT 2", "FLUSHDB"]), mark(90))
+        .unwrap_err();
+    assert!(
+        matches!(error, SplitError::FlushDbInReplay { db: 2 }),
+        "{error}"
+    );
+    // Past every marker it is an ordinary FLUSHDB.
+    let mut splitter = with_markers_in(&[(slot_a, 100)], 16);
+    let batches = splitter
+        .split(payload(&["SELECT 2", "FLUSHDB"]), mark(101))
+        .unwrap();
+    assert_eq!(commands(&batches[0]), ["SELECT 2", "FLUSHDB"]);
 }
