@@ -1,14 +1,19 @@
-//! A tiny HTTP/1.1 listener: `GET /metrics` (Prometheus text), `GET /status` (JSON) and
-//! `POST /stop` (what `ferry cutover` uses to end the run once the target is live: the
-//! run drains and exits as on SIGTERM); anything else is 404. One request per connection,
-//! then close.
+//! A tiny HTTP/1.1 listener: `GET /` (the status page, [`super::page`]), `GET /metrics`
+//! (Prometheus text), `GET /status` (JSON), `GET /history?since=T` (the last hour's
+//! samples, JSON) and `POST /stop` (what `ferry cutover` uses to end the run once the
+//! target is live: the run drains and exits as on SIGTERM); anything else is 404. One
+//! request per connection, then close. The page polls; nothing here needs more than
+//! that (no keep-alive, no streaming), so no HTTP library is brought in for it.
+//!
+//! While it serves, it samples the run once a second for the history.
 //!
 //! The reads are open. `POST /stop` changes the migration, so it needs the run's control
 //! token (`Authorization: Bearer …`, [`crate::control`]) and is refused from a browser
 //! page of another origin (its `Origin` header is not this listener's). A run without a
 //! token refuses it altogether.
 
-use super::metrics::Stats;
+use super::stats::Stats;
+use super::status::HistoryPage;
 use crate::control::ControlToken;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +36,7 @@ pub async fn serve(
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let control = Arc::new(control);
+    tokio::spawn(sample_every_second(stats.clone()));
     tokio::spawn(async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else {
@@ -47,6 +53,16 @@ pub async fn serve(
         }
     });
     Ok(bound)
+}
+
+/// Feeds the history the status page plots, for as long as the run lives.
+async fn sample_every_second(stats: Arc<Stats>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        stats.sample();
+    }
 }
 
 async fn answer(
@@ -77,11 +93,26 @@ async fn answer(
     let mut words = line.split_whitespace();
     let method = words.next().unwrap_or_default();
     let path = words.next().unwrap_or_default();
-    let path = path.split('?').next().unwrap_or_default();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     match (method, path) {
+        ("GET", "/") => {
+            let head = [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Security-Policy", super::page::CONTENT_SECURITY_POLICY),
+                ("Cache-Control", "no-store"),
+            ];
+            respond_with(&mut socket, "200 OK", &head, super::page::STATUS_PAGE).await
+        }
         ("GET", "/metrics") => {
-            let body = stats.prometheus();
+            let body = super::prometheus::render(&stats.status());
             respond(&mut socket, "200 OK", "text/plain; version=0.0.4", &body).await
+        }
+        ("GET", "/history") => {
+            let page = HistoryPage {
+                samples: stats.history_since(since(query)),
+            };
+            let body = serde_json::to_string(&page).unwrap_or_default();
+            respond(&mut socket, "200 OK", "application/json", &body).await
         }
         ("GET", "/status") => {
             let body = serde_json::to_string_pretty(&stats.status()).unwrap_or_default();
@@ -194,16 +225,39 @@ fn strip_prefix_ignore_case<'a>(value: &'a [u8], prefix: &[u8]) -> Option<&'a [u
         .then(|| &value[prefix.len()..])
 }
 
+/// `since=T` of a query string: unix seconds, 0 (everything) when absent or unreadable.
+fn since(query: &str) -> f64 {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("since="))
+        .and_then(|value| value.parse::<f64>().ok())
+        .filter(|value| value.is_finite())
+        .unwrap_or(0.0)
+}
+
 async fn respond(
     socket: &mut TcpStream,
     status: &str,
     content_type: &str,
     body: &str,
 ) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    respond_with(socket, status, &[("Content-Type", content_type)], body).await
+}
+
+async fn respond_with(
+    socket: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
+    ));
     socket.write_all(head.as_bytes()).await?;
     socket.write_all(body.as_bytes()).await?;
     socket.shutdown().await
@@ -277,5 +331,13 @@ mod tests {
         assert!(StopRefusal::NoTokenConfigured
             .reason()
             .contains("--control-token-file"));
+    }
+
+    #[test]
+    fn history_queries_read_since() {
+        assert_eq!(since("since=1700000000.5"), 1_700_000_000.5);
+        assert_eq!(since("x=1&since=12"), 12.0);
+        assert_eq!(since(""), 0.0);
+        assert_eq!(since("since=NaN"), 0.0);
     }
 }

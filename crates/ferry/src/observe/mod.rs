@@ -1,15 +1,21 @@
 //! What a migration tells the outside: plain log lines on stderr, progress bars when
-//! stderr is a terminal, `--json` events on stdout, and live numbers for `/metrics` and
-//! `/status`. The migration calls an [`Observer`] at phase changes and on its periodic
-//! tick; nothing here runs per key.
+//! stderr is a terminal, `--json` events on stdout, and live numbers for `/status`,
+//! `/metrics` and the status page at `/`. The migration calls an [`Observer`] at phase
+//! changes and on its periodic tick; nothing here runs per key.
 
 pub mod events;
+pub mod history;
 pub mod http;
-pub mod metrics;
+pub mod page;
 pub mod progress;
+pub mod prometheus;
+pub mod rate;
+pub mod stats;
+pub mod status;
 
 pub use events::{Event, JsonLines, Phase};
-pub use metrics::{Rate, Stats};
+pub use rate::Rate;
+pub use stats::Stats;
 
 use progress::Bars;
 use std::io::Write;
@@ -164,13 +170,16 @@ impl Observer {
         self.stats.end_session();
     }
 
-    pub fn reconnecting(&self) {
+    /// The source was lost for `reason`; the run retries.
+    pub fn reconnecting(&self, reason: &str) {
         self.stats.add_reconnect();
+        self.stats.note_problem(reason);
         self.phase(Phase::Reconnecting, None);
     }
 
     /// The run failed: an `error` event (`main` prints the stderr line).
     pub fn error(&self, message: &str) {
+        self.stats.note_problem(message);
         self.json.emit(&Event::Error { message });
     }
 

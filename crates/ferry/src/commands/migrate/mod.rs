@@ -13,7 +13,7 @@
 
 use crate::cli::{MigrateArgs, MigrateMode};
 use crate::error::Error;
-use crate::observe::metrics::RATE_WINDOW;
+use crate::observe::rate::RATE_WINDOW;
 use crate::observe::{Observer, Phase, Rate};
 use crate::pipeline;
 use crate::policy::Policies;
@@ -54,6 +54,7 @@ mod full_sync;
 mod import_mode;
 mod in_sync;
 mod memory;
+mod next_steps;
 mod reader;
 mod run;
 pub mod scan;
@@ -137,6 +138,12 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         let bound = crate::observe::http::serve(addr, job.events.stats().clone(), control)
             .await
             .map_err(|e| Error::Usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
+        job.events.stats().set_next_steps(next_steps::next_steps(
+            &args,
+            &job.source_url,
+            &job.target_url,
+            bound,
+        ));
         job.events
             .line(format!("serving /metrics and /status on http://{bound}"));
         job.events.line(stop_endpoint_line(stoppable));

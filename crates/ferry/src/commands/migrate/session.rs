@@ -126,11 +126,9 @@ impl Migration {
                     if !reconnect.lost() {
                         return Err(self.stopped_with(self.source_error(error), state));
                     }
-                    self.events.reconnecting();
-                    self.say(format!(
-                        "lost the source ({}); reconnecting",
-                        error_line(&error)
-                    ));
+                    let lost = format!("lost the source ({}); reconnecting", error_line(&error));
+                    self.events.reconnecting(&lost);
+                    self.say(lost);
                     self.shard_lost().await;
                     if !Reconnect::pause(shutdown.as_mut()).await {
                         self.say(format!("stopped at offset {}", state.offset));

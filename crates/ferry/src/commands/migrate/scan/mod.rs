@@ -33,7 +33,7 @@ mod scanner;
 mod subscriber;
 
 use crate::error::Error;
-use crate::observe::metrics::RATE_WINDOW;
+use crate::observe::rate::RATE_WINDOW;
 use crate::observe::Observer;
 use crate::policy::{Policies, VectorSetPolicy};
 use crate::server::client::{Client, ClientError};

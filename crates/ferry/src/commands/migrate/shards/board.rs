@@ -22,6 +22,8 @@ pub(super) struct Board {
     pub(super) read_up_to: Vec<AtomicI64>,
     /// Which shards are waiting in `settle`.
     pub(super) settling: Vec<AtomicBool>,
+    /// Failovers of each shard's primary followed, for `/status`.
+    pub(super) failovers: Vec<AtomicU64>,
 }
 
 /// The keys an earlier run remembered as moved ([`Board::save_moves`]), by the index of
@@ -240,6 +242,13 @@ impl ShardContext {
         })
     }
 
+    /// The shard's primary failed over and the shard follows the promoted one.
+    pub(super) fn followed_failover(&self) {
+        if let Some(count) = self.board.failovers.get(self.index) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub(super) fn out_of_sync(&self) {
         if let Some(flag) = lock(&self.board.in_sync).get_mut(self.index) {
             *flag = false;
@@ -275,6 +284,10 @@ impl Board {
                     replid: shard.replid.clone(),
                     applied_offset: live.max(ticked),
                     source_offset: received,
+                    failovers: self
+                        .failovers
+                        .get(index)
+                        .map_or(0, |count| count.load(Ordering::Relaxed)),
                 }
             })
             .collect()

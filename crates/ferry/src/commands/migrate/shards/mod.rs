@@ -24,7 +24,7 @@ mod saved;
 use super::{shutdown_or_stop, MigrateError, Migration, TargetSetup};
 use crate::cli::MigrateArgs;
 use crate::error::Error;
-use crate::observe::metrics::ShardStatus;
+use crate::observe::status::ShardStatus;
 use crate::observe::{Observer, Phase};
 use crate::server::client::Client;
 use crate::server::cluster::shards::{self as cluster, slots_text, NodeAddr, SourceShard};
@@ -42,7 +42,7 @@ use bytes::Bytes;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -145,6 +145,7 @@ impl Migration {
             pipes: Mutex::new(vec![None; shards.len()]),
             read_up_to: shards.iter().map(|_| AtomicI64::new(i64::MIN)).collect(),
             settling: shards.iter().map(|_| AtomicBool::new(false)).collect(),
+            failovers: shards.iter().map(|_| AtomicU64::new(0)).collect(),
         });
         {
             let whole = lock(&board.state);

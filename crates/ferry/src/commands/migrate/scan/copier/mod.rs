@@ -118,10 +118,11 @@ impl<'a> Copier<'a> {
                     if !reconnect.lost() {
                         break SessionEnd::Fatal(job.source_error(error));
                     }
-                    job.events.reconnecting();
-                    job.events.line(format!(
+                    let lost = format!(
                         "lost the source ({error}); reconnecting, then scanning everything again (notifications sent meanwhile are lost)"
-                    ));
+                    );
+                    job.events.reconnecting(&lost);
+                    job.events.line(lost);
                     if !Reconnect::pause(shutdown.as_mut()).await {
                         break SessionEnd::Done;
                     }

@@ -1,18 +1,22 @@
-//! The live numbers of a migration: atomics written by the migration's periodic tick (never
-//! per key), read by `/metrics` (Prometheus text format) and `/status` (JSON).
-//!
-//! The Prometheus text is rendered here by hand. `metrics-exporter-prometheus` (≈6.5k
-//! lines) always brings `metrics-util`, `quanta` and `indexmap`, its default listener
-//! brings `hyper`, and it installs a process-wide recorder; a dozen values read from our
-//! own atomics need none of that.
+//! The live numbers of a run: atomics written by its periodic tick (never per key), and
+//! the few things that change rarely (phases entered, problems met) behind locks; read by
+//! `/status` ([`Stats::status`]), `/metrics` (rendered from that document) and the status
+//! page, whose last hour of samples ([`History`]) the HTTP listener takes once a second.
 
 use super::events::Phase;
-use serde::Serialize;
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use super::history::{History, Sample};
+use super::status::{
+    FullSyncStatus, NextSteps, PhaseEntered, Problem, ReplicaStatus, ShardStatus, Status,
+};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+
+/// Phases entered that `/status` lists: the first and the latest ones (a source that
+/// keeps dropping ferry would otherwise grow the list for ever).
+const TIMELINE_KEPT: usize = 100;
+/// Problems `/status` lists, the newest.
+const PROBLEMS_KEPT: usize = 20;
 
 /// Everything `/metrics` and `/status` report.
 #[derive(Debug, Default)]
@@ -20,6 +24,8 @@ pub struct Stats {
     phase: AtomicU8,
     /// Keys written by the current (or last) full sync.
     snapshot_keys: AtomicU64,
+    /// Keys written by the full syncs before it.
+    keys_before: AtomicU64,
     /// Snapshot bytes decoded so far in the current (or last) full sync.
     snapshot_bytes: AtomicU64,
     /// The snapshot's size; 0 when unknown (diskless).
@@ -45,19 +51,54 @@ pub struct Stats {
     live_applied: std::sync::OnceLock<LiveOffset>,
     /// Each shard's position, for a cluster source (read at the request, as above).
     shards: std::sync::OnceLock<ShardsReader>,
+    /// A relay's replicas (read at the request).
+    replicas: std::sync::OnceLock<ReplicasReader>,
+    timeline: Mutex<Timeline>,
+    problems: Mutex<VecDeque<Problem>>,
+    history: Mutex<History>,
+    next_steps: Mutex<Option<NextSteps>>,
 }
 
-/// Where one shard of a cluster source is, in `/status`: cutover drains and checks each
-/// shard against its own primary's offset.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ShardStatus {
-    /// `0-5460`, or `0-99,200-300`.
-    pub slots: String,
-    /// host:port of the primary followed.
-    pub node: String,
-    pub replid: Option<String>,
-    pub applied_offset: i64,
-    pub source_offset: i64,
+/// The phases entered, with when: the first ones and the latest ones.
+#[derive(Debug, Default)]
+struct Timeline {
+    started_at: f64,
+    first: Vec<PhaseEntered>,
+    latest: VecDeque<PhaseEntered>,
+}
+
+impl Timeline {
+    fn enter(&mut self, phase: Phase, at: f64) {
+        let entry = PhaseEntered { phase, at };
+        if self.first.len() < TIMELINE_KEPT {
+            self.first.push(entry);
+            return;
+        }
+        if self.latest.len() == TIMELINE_KEPT {
+            self.latest.pop_front();
+        }
+        self.latest.push_back(entry);
+    }
+
+    fn entries(&self) -> Vec<PhaseEntered> {
+        self.first.iter().chain(&self.latest).copied().collect()
+    }
+}
+
+/// A reader of a relay's replicas.
+pub struct ReplicasReader(pub Box<dyn Fn() -> Vec<ReplicaStatus> + Send + Sync>);
+
+impl std::fmt::Debug for ReplicasReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplicasReader")
+    }
+}
+
+/// Unix time in seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A reader of the shards' positions.
@@ -109,6 +150,70 @@ impl Stats {
 
     pub fn set_phase(&self, phase: Phase) {
         self.phase.store(phase.index(), Ordering::Relaxed);
+        if let Ok(mut timeline) = self.timeline.lock() {
+            let now = unix_now();
+            if timeline.started_at == 0.0 {
+                timeline.started_at = now;
+            }
+            timeline.enter(phase, now);
+        }
+    }
+
+    /// A problem the run met (a lost connection it retries, the error it stopped at).
+    pub fn note_problem(&self, message: &str) {
+        if let Ok(mut problems) = self.problems.lock() {
+            if problems.len() == PROBLEMS_KEPT {
+                problems.pop_front();
+            }
+            problems.push_back(Problem {
+                at: unix_now(),
+                message: message.to_owned(),
+            });
+        }
+    }
+
+    /// The command lines `/status` offers for checking and finishing the run.
+    pub fn set_next_steps(&self, steps: NextSteps) {
+        if let Ok(mut slot) = self.next_steps.lock() {
+            *slot = Some(steps);
+        }
+    }
+
+    /// Lets `/status` list a relay's replicas (set once).
+    pub fn set_replicas_reader(
+        &self,
+        reader: impl Fn() -> Vec<ReplicaStatus> + Send + Sync + 'static,
+    ) {
+        let _ = self.replicas.set(ReplicasReader(Box::new(reader)));
+    }
+
+    /// Takes this second's sample for the history (the HTTP listener calls it).
+    pub fn sample(&self) {
+        let sample = Sample {
+            t: unix_now(),
+            applied_offset: self.applied_offset(),
+            source_offset: self.source_offset.load(Ordering::Relaxed),
+            lag_bytes: self.lag_bytes(),
+            lag_seconds: 0.0,
+            keys_written: self.keys_written(),
+            commands_applied: self.commands.load(Ordering::Relaxed),
+            command_bytes_applied: self.command_bytes.load(Ordering::Relaxed),
+        };
+        if let Ok(mut history) = self.history.lock() {
+            history.push(sample);
+        }
+    }
+
+    /// The samples taken after `since` (unix seconds), oldest first.
+    pub fn history_since(&self, since: f64) -> Vec<Sample> {
+        self.history
+            .lock()
+            .map(|history| history.since(since))
+            .unwrap_or_default()
+    }
+
+    fn keys_written(&self) -> u64 {
+        self.keys_before.load(Ordering::Relaxed) + self.snapshot_keys.load(Ordering::Relaxed)
     }
 
     /// Addresses are `host:port`: never a password.
@@ -171,7 +276,8 @@ impl Stats {
 
     pub fn start_full_sync(&self, total_bytes: Option<u64>) {
         self.full_syncs.fetch_add(1, Ordering::Relaxed);
-        self.snapshot_keys.store(0, Ordering::Relaxed);
+        let before = self.snapshot_keys.swap(0, Ordering::Relaxed);
+        self.keys_before.fetch_add(before, Ordering::Relaxed);
         self.snapshot_bytes.store(0, Ordering::Relaxed);
         self.snapshot_total
             .store(total_bytes.unwrap_or(0), Ordering::Relaxed);
@@ -271,9 +377,25 @@ impl Stats {
     pub fn status(&self) -> Status {
         let details = self.details.lock().map(|d| d.clone()).unwrap_or_default();
         let total = self.snapshot_total.load(Ordering::Relaxed);
+        let (started_at, timeline) = self
+            .timeline
+            .lock()
+            .map(|t| (t.started_at, t.entries()))
+            .unwrap_or_default();
+        let lag_bytes = self.lag_bytes();
+        let applied_offset = self.applied_offset();
+        let source_offset = self.source_offset.load(Ordering::Relaxed);
+        let lag_seconds = self.history.lock().ok().and_then(|history| {
+            history.latest()?;
+            // At this moment, not at the last sample: the lag grows between samples.
+            Some(history.lag_seconds(applied_offset, source_offset, unix_now()))
+        });
         Status {
             mode: details.mode.unwrap_or("migrate"),
             phase: self.phase(),
+            cutover_requested: self.stop_requested.load(Ordering::SeqCst),
+            started_at,
+            timeline,
             source: details.source,
             source_server: details.source_server,
             target: details.target,
@@ -284,9 +406,11 @@ impl Stats {
                 .get()
                 .map(|reader| (reader.0)())
                 .unwrap_or_default(),
-            applied_offset: self.applied_offset(),
-            source_offset: self.source_offset.load(Ordering::Relaxed),
-            lag_bytes: self.lag_bytes(),
+            replicas: self.replicas.get().map(|reader| (reader.0)()),
+            applied_offset,
+            source_offset,
+            lag_bytes,
+            lag_seconds,
             full_sync: FullSyncStatus {
                 runs: self.full_syncs.load(Ordering::Relaxed),
                 keys: self.snapshot_keys.load(Ordering::Relaxed),
@@ -296,6 +420,7 @@ impl Stats {
                 bytes_per_sec: load_f64(&self.snapshot_bytes_per_sec),
                 eta_seconds: self.eta_seconds(),
             },
+            keys_written: self.keys_written(),
             commands_applied: self.commands.load(Ordering::Relaxed),
             command_bytes_applied: self.command_bytes.load(Ordering::Relaxed),
             ops_per_sec: load_f64(&self.ops_per_sec),
@@ -308,205 +433,15 @@ impl Stats {
                 total
             },
             policy_report: details.policy_report,
+            recent_problems: self
+                .problems
+                .lock()
+                .map(|p| p.iter().cloned().collect())
+                .unwrap_or_default(),
+            next_steps: self.next_steps.lock().ok().and_then(|s| s.clone()),
         }
     }
 
-    /// The Prometheus text exposition format (version 0.0.4).
-    pub fn prometheus(&self) -> String {
-        let status = self.status();
-        let mut text = String::with_capacity(2048);
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                text,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        metric(
-            "ferry_full_syncs_total",
-            "counter",
-            "Full syncs started.",
-            status.full_sync.runs.to_string(),
-        );
-        metric(
-            "ferry_full_sync_keys_written",
-            "gauge",
-            "Keys written by the current or last full sync.",
-            status.full_sync.keys.to_string(),
-        );
-        metric(
-            "ferry_full_sync_bytes",
-            "gauge",
-            "Snapshot bytes decoded by the current or last full sync.",
-            status.full_sync.bytes.to_string(),
-        );
-        metric(
-            "ferry_full_sync_total_bytes",
-            "gauge",
-            "Size of the current or last snapshot; 0 when unknown (diskless).",
-            status.full_sync.total_bytes.unwrap_or(0).to_string(),
-        );
-        metric(
-            "ferry_full_sync_keys_per_second",
-            "gauge",
-            "Keys written per second during the full sync.",
-            number(status.full_sync.keys_per_sec),
-        );
-        metric(
-            "ferry_applied_offset",
-            "gauge",
-            "Replication offset acknowledged by the target.",
-            status.applied_offset.to_string(),
-        );
-        metric(
-            "ferry_source_offset",
-            "gauge",
-            "Replication offset received from the source.",
-            status.source_offset.to_string(),
-        );
-        metric(
-            "ferry_lag_bytes",
-            "gauge",
-            "Source offset minus applied offset.",
-            status.lag_bytes.to_string(),
-        );
-        metric(
-            "ferry_commands_applied_total",
-            "counter",
-            "Commands acknowledged by the target.",
-            status.commands_applied.to_string(),
-        );
-        metric(
-            "ferry_command_bytes_applied_total",
-            "counter",
-            "Bytes of commands acknowledged by the target.",
-            status.command_bytes_applied.to_string(),
-        );
-        metric(
-            "ferry_ops_per_second",
-            "gauge",
-            "Commands acknowledged per second while streaming.",
-            number(status.ops_per_sec),
-        );
-        metric(
-            "ferry_reconnects_total",
-            "counter",
-            "Times the source connection was lost and retried.",
-            status.reconnects.to_string(),
-        );
-        metric(
-            "ferry_policy_reports",
-            "gauge",
-            "Policy decisions reported (each is a line in /status policy_report).",
-            status.policy_report.len().to_string(),
-        );
-        let _ = writeln!(
-            text,
-            "# HELP ferry_commands_skipped_total Replicated commands left out, by reason.\n# TYPE ferry_commands_skipped_total counter"
-        );
-        for (reason, count) in &status.commands_skipped {
-            let _ = writeln!(
-                text,
-                "ferry_commands_skipped_total{{reason=\"{}\"}} {count}",
-                label(reason)
-            );
-        }
-        let _ = writeln!(
-            text,
-            "# HELP ferry_phase 1 for the phase the migration is in.\n# TYPE ferry_phase gauge"
-        );
-        for phase in Phase::ALL {
-            let value = u8::from(phase == status.phase);
-            let _ = writeln!(text, "ferry_phase{{phase=\"{}\"}} {value}", phase.name());
-        }
-        text
-    }
-}
-
-/// A label value with the text format's escapes.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn number(value: f64) -> String {
-    if value.is_finite() {
-        format!("{value:.3}")
-    } else {
-        "0".to_owned()
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct Status {
-    /// `migrate` or `relay`.
-    pub mode: &'static str,
-    pub phase: Phase,
-    pub source: String,
-    pub source_server: String,
-    pub target: String,
-    pub target_server: String,
-    pub source_replid: Option<String>,
-    /// A cluster source's shards (absent for one server): the offsets above are their sums.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub shards: Vec<ShardStatus>,
-    pub applied_offset: i64,
-    pub source_offset: i64,
-    pub lag_bytes: i64,
-    pub full_sync: FullSyncStatus,
-    pub commands_applied: u64,
-    pub command_bytes_applied: u64,
-    pub ops_per_sec: f64,
-    pub reconnects: u64,
-    /// Replicated commands the translator left out (policy decisions), by reason.
-    pub commands_skipped: BTreeMap<String, u64>,
-    pub policy_report: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct FullSyncStatus {
-    pub runs: u64,
-    pub keys: u64,
-    pub bytes: u64,
-    pub total_bytes: Option<u64>,
-    pub keys_per_sec: f64,
-    pub bytes_per_sec: f64,
-    pub eta_seconds: Option<f64>,
-}
-
-/// The window the runs measure their rates (keys/s, commands/s) over.
-pub const RATE_WINDOW: Duration = Duration::from_secs(1);
-
-/// A per-second rate of a growing count, measured over at least `window`.
-#[derive(Debug)]
-pub struct Rate {
-    window: Duration,
-    since: Instant,
-    from: u64,
-    last: f64,
-}
-
-impl Rate {
-    pub fn new(start: u64, window: Duration) -> Self {
-        Self {
-            window,
-            since: Instant::now(),
-            from: start,
-            last: 0.0,
-        }
-    }
-
-    /// The rate over the last full window, updated once the window has passed.
-    pub fn update(&mut self, now_count: u64) -> f64 {
-        let elapsed = self.since.elapsed();
-        if elapsed >= self.window {
-            self.last = now_count.saturating_sub(self.from) as f64 / elapsed.as_secs_f64();
-            self.from = now_count;
-            self.since = Instant::now();
-        }
-        self.last
-    }
 }
 
 #[cfg(test)]
@@ -518,7 +453,7 @@ mod tests {
         let stats = Stats::default();
         stats.set_phase(Phase::Streaming);
         stats.set_offsets(90, 100);
-        let text = stats.prometheus();
+        let text = super::super::prometheus::render(&stats.status());
         assert!(text.contains("\nferry_lag_bytes 10\n"), "{text}");
         assert!(
             text.contains("ferry_phase{phase=\"streaming\"} 1"),
@@ -544,7 +479,7 @@ mod tests {
         counts.insert("it is \"odd\"", 3);
         stats.set_skipped(&counts);
         assert_eq!(stats.status().commands_skipped["it is \"odd\""], 5);
-        let text = stats.prometheus();
+        let text = super::super::prometheus::render(&stats.status());
         assert!(
             text.contains("ferry_commands_skipped_total{reason=\"it is \\\"odd\\\"\"} 5"),
             "{text}"
