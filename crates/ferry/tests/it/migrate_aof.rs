@@ -15,20 +15,21 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 /// A server that writes every command to its AOF before answering.
+/// On 7.0+ the AOF also carries `#TS:` annotations, which the loader skips.
 fn aof_server(kind: ServerKind, preamble: bool) -> Server {
     let preamble = if preamble { "yes" } else { "no" };
-    Server::start_with_args(
-        kind,
-        &[
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--aof-use-rdb-preamble",
-            preamble,
-        ],
-    )
-    .unwrap()
+    let mut args = vec![
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--aof-use-rdb-preamble",
+        preamble,
+    ];
+    if kind != ServerKind::Redis60 {
+        args.extend(["--aof-timestamp-enabled", "yes"]);
+    }
+    Server::start_with_args(kind, &args).unwrap()
 }
 
 fn info_field(server: &Server, name: &str) -> String {
@@ -51,6 +52,12 @@ fn rewrite(server: &Server) {
         .query::<String>(&mut server.client())
         .unwrap();
     wait_no_rewrite(server);
+    assert_eq!(
+        info_field(server, "aof_last_bgrewrite_status"),
+        "ok",
+        "{}",
+        server.log_tail(200)
+    );
 }
 
 fn wait_no_rewrite(server: &Server) {
@@ -67,8 +74,14 @@ fn wait_no_rewrite(server: &Server) {
 /// every type, the transactions, scripts, moves and swaps of `simple_load`. Returns what
 /// the server holds once every short TTL has passed (reading it expires them there, and
 /// the server appends their DELs).
-fn write_history(server: &Server) -> Snapshot {
+fn write_history(server: &Server, preamble: bool) -> Snapshot {
     dataset::populate(server).unwrap();
+    if server.kind() == ServerKind::Redis80 && !preamble {
+        // Redis 8.0.2 crashes rewriting a vector set as commands (its module has no AOF
+        // rewrite: the child dies in rewriteModuleObject with signal 11), so such a base
+        // holds none; the writes after the rewrite add vector sets again.
+        delete_vector_sets(server);
+    }
     rewrite(server);
     let mut con = server.client();
     Workload::new(server.kind(), 7)
@@ -77,6 +90,31 @@ fn write_history(server: &Server) -> Snapshot {
     simple_load(server, 1);
     std::thread::sleep(SHORT_TTLS_PASSED);
     Snapshot::capture(server).unwrap()
+}
+
+fn delete_vector_sets(server: &Server) {
+    let mut con = server.client();
+    for db in 0..16 {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut con).unwrap();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("TYPE")
+                .arg("vectorset")
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut con)
+                .unwrap();
+            for key in keys {
+                redis::cmd("DEL").arg(key).query::<()>(&mut con).unwrap();
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
 }
 
 /// A copy of the server's AOF (`name`: the dir or file in its data folder), taken while
@@ -126,9 +164,17 @@ fn stderr(output: &Output) -> String {
 /// Returns ferry's log.
 fn aof_reaches_valkey(kind: ServerKind, preamble: bool, name: &str) -> String {
     let source = aof_server(kind, preamble);
-    let before = write_history(&source);
+    let before = write_history(&source, preamble);
     let dir = tempfile::tempdir().unwrap();
     let aof = copy_aof(&source, name, dir.path());
+    assert_inspect_shows_the_history(&aof, kind, preamble);
+    if kind != ServerKind::Redis60 {
+        let incr = std::fs::read(incr_file(&aof)).unwrap();
+        assert!(
+            incr.windows(5).any(|w| w == b"\n#TS:"),
+            "no annotation to skip"
+        );
+    }
     let target = Server::start(ServerKind::Valkey81).unwrap();
     let (flags, promised) = policies(kind);
     let output = migrate_aof(&aof, &target, &flags);
@@ -145,6 +191,54 @@ fn aof_reaches_valkey(kind: ServerKind, preamble: bool, name: &str) -> String {
         &log,
     );
     log
+}
+
+/// `ferry inspect --json` on the copy: the base as its server wrote it (an RDB of the
+/// server's version, or commands), then the writes after the rewrite.
+fn assert_inspect_shows_the_history(aof: &Path, kind: ServerKind, preamble: bool) {
+    let output = ferry(&["inspect", "--json", &path(aof)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let files = report["files"].as_array().unwrap();
+    let rdb_version = match kind {
+        ServerKind::Redis60 => 9,
+        ServerKind::Redis70 => 10,
+        _ => 12,
+    };
+    match preamble {
+        true => {
+            assert_eq!(report["base"]["rdb_version"], rdb_version, "{report:#}");
+            assert!(report["base"]["keys"].as_u64().unwrap() > 100, "{report:#}");
+        }
+        false => {
+            assert!(report["base"].is_null(), "{report:#}");
+            assert_eq!(files[0]["rdb_bytes"], 0, "{report:#}");
+            // The rewrite wrote the dataset as commands.
+            assert!(
+                files[0]["total_commands"].as_u64().unwrap() > 100,
+                "{report:#}"
+            );
+        }
+    }
+    assert_eq!(files[0]["kind"], "base", "{report:#}");
+    // The writes after the rewrite: an incremental file, or the single file's tail.
+    let after = files.last().unwrap();
+    for name in ["MULTI", "EXEC", "SELECT", "SWAPDB", "FLUSHDB"] {
+        assert!(
+            after["commands"][name].as_u64().unwrap_or(0) > 0,
+            "{name}: {report:#}"
+        );
+    }
+    if kind != ServerKind::Redis60 {
+        assert_eq!(files.len(), 2, "{report:#}");
+        assert_eq!(after["kind"], "incremental", "{report:#}");
+    }
+    let total: u64 = files
+        .iter()
+        .map(|f| f["total_commands"].as_u64().unwrap())
+        .sum();
+    assert_eq!(report["total_commands"], total, "{report:#}");
+    assert!(total > 3000, "{report:#}");
 }
 
 fn assert_read_rdb_base(log: &str, yes: bool) {
