@@ -1,5 +1,5 @@
 //! `ferry inspect FILE [--json]`: what an RDB file holds and what each Valkey release
-//! cannot load from it; for an AOF ([`aof`]), that of its base's RDB part and the
+//! cannot load from it; for an AOF (`aof.rs`), that of its base's RDB part and the
 //! commands of each of its files.
 
 mod aof;
