@@ -231,3 +231,99 @@ impl CommandStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SET: &[u8] = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
+
+    fn names(stream: &mut CommandStream) -> Result<Vec<(String, i64, usize)>, String> {
+        let mut out = Vec::new();
+        while let Some(c) = stream.next_command().map_err(|e| e.to_string())? {
+            out.push((
+                String::from_utf8_lossy(&c.args[0]).into_owned(),
+                c.offset_after,
+                c.file,
+            ));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn one_running_offset_over_every_file_from_where_each_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        // `a` has 5 bytes before its commands (where an RDB would end).
+        std::fs::write(&a, [b"HEAD!".as_slice(), SET].concat()).unwrap();
+        std::fs::write(
+            &b,
+            [SET, b"*1\r\n$5\r\nMULTI\r\n", b"*1\r\n$4\r\nEXEC\r\n"].concat(),
+        )
+        .unwrap();
+        let mut stream = CommandStream::new(vec![(a, 5), (b, 0)]);
+        assert_eq!(
+            names(&mut stream).unwrap(),
+            [
+                ("SET".into(), 27, 0),
+                ("SET".into(), 54, 1),
+                ("MULTI".into(), 69, 1),
+                ("EXEC".into(), 83, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_ending_inside_multi_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, [SET, b"*1\r\n$5\r\nMULTI\r\n", SET].concat()).unwrap();
+        let mut stream = CommandStream::new(vec![(a.clone(), 0)]);
+        let error = names(&mut stream).unwrap_err();
+        assert!(
+            error.starts_with(&format!(
+                "{} ends inside a MULTI transaction opened at byte 27",
+                a.display()
+            )),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_dir_names_its_manifest_files_and_their_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("appendonly.aof.manifest"),
+            "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+        )
+        .unwrap();
+        // A manifest being rewritten is not one.
+        std::fs::write(dir.path().join("temp-appendonly.aof.manifest"), "junk").unwrap();
+        std::fs::write(dir.path().join("appendonly.aof.1.base.rdb"), b"REDIS0011").unwrap();
+        let missing = open(dir.path()).unwrap_err().to_string();
+        assert!(
+            missing.ends_with("appendonly.aof.1.incr.aof, which is missing"),
+            "{missing}"
+        );
+        std::fs::write(dir.path().join("appendonly.aof.1.incr.aof"), SET).unwrap();
+        let layout = open(dir.path()).unwrap();
+        let kinds: Vec<_> = layout
+            .files
+            .iter()
+            .map(|f| (f.base, f.rdb, f.size))
+            .collect();
+        assert_eq!(kinds, [(true, true, 9), (false, false, 27)]);
+        assert_eq!(
+            open(&dir.path().join("appendonly.aof.manifest")).unwrap(),
+            layout
+        );
+        std::fs::write(dir.path().join("other.manifest"), "x").unwrap();
+        let two = open(dir.path()).unwrap_err().to_string();
+        assert!(
+            two.ends_with(
+                "holds more than one AOF manifest: appendonly.aof.manifest, other.manifest"
+            ),
+            "{two}"
+        );
+    }
+}
