@@ -47,7 +47,8 @@ pub use crate::commands::assess::AssessArgs;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The RDB file.
+    /// The RDB file, or an AOF: a Redis 7+ appendonlydir (or its manifest), or a single
+    /// AOF (with or without an RDB preamble).
     pub file: PathBuf,
     /// Print a JSON document instead of text.
     #[arg(long)]
@@ -128,8 +129,20 @@ pub struct MigrateArgs {
     #[allow(rustdoc::broken_intra_doc_links)]
     /// The server to copy from: redis://[user@]host:port (valkey://; rediss:// or
     /// valkeys:// for TLS). Give the password with --source-password-file or -env.
-    #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
-    pub source: String,
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FERRY_SOURCE",
+        hide_env_values = true,
+        required_unless_present = "source_aof"
+    )]
+    pub source: Option<String>,
+    /// Copy from an append-only file instead of a server, once: a Redis 7+
+    /// `appendonlydir` (or its manifest), or a single AOF (with or without an RDB
+    /// preamble). Its RDB part goes in by RESTORE, its commands as a replication
+    /// stream's would, under the same policies.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["source", "state", "mode"])]
+    pub source_aof: Option<PathBuf>,
     // `[user@]` is URL syntax in --help, not a link (a `\[` would show there).
     #[allow(rustdoc::broken_intra_doc_links)]
     /// The server to write into: redis://[user@]host:port (valkey://; rediss:// or

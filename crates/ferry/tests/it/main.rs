@@ -18,6 +18,7 @@ mod cutover_promote;
 mod cutover_rollback;
 mod cutover_tls;
 mod cutover_zero_loss;
+mod migrate_aof;
 mod migrate_big_keys;
 mod migrate_cluster;
 mod migrate_cluster_databases;

@@ -87,7 +87,8 @@ pub fn run(
         ..args.switch.policies.clone()
     };
     let reverse = MigrateArgs {
-        source: args.target.clone(),
+        source: Some(args.target.clone()),
+        source_aof: None,
         target: args.source.clone(),
         state: Some(state_path.to_owned()),
         allow_non_empty: false,

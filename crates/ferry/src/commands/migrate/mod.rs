@@ -49,6 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod aof;
 mod error;
 mod full_sync;
 mod import_mode;
@@ -108,14 +109,25 @@ struct Migration {
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
-    let source_url = args
-        .source_connection
-        .settings()
-        .apply(parse_url(&args.source, "--source")?)?;
+    let source_url = match (&args.source_aof, &args.source) {
+        (None, Some(source)) => Some(
+            args.source_connection
+                .settings()
+                .apply(parse_url(source, "--source")?)?,
+        ),
+        (None, None) => {
+            return Err(Error::Usage(
+                "give --source URL or --source-aof PATH".into(),
+            ))
+        }
+        (Some(_), _) => None,
+    };
     let target_url = args
         .target_connection
         .settings()
         .apply(parse_url(&args.target, "--target")?)?;
+    // An AOF run has no source server: nothing on its path reads `source_url`.
+    let source_url = source_url.unwrap_or_else(|| target_url.clone());
     let job = Migration {
         source_url,
         target_url,
@@ -141,7 +153,10 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
             .line(format!("serving /metrics and /status on http://{bound}"));
         job.events.line(stop_endpoint_line(stoppable));
     }
-    let result = job.run(&args).await;
+    let result = match &args.source_aof {
+        Some(path) => job.run_aof(&args, path).await,
+        None => job.run(&args).await,
+    };
     job.events.stopped(None);
     if let Err(error) = &result {
         job.events.error(&error_line(error));
