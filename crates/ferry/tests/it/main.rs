@@ -18,6 +18,8 @@ mod cutover_promote;
 mod cutover_rollback;
 mod cutover_tls;
 mod cutover_zero_loss;
+mod filters_convert;
+mod filters_migrate;
 mod migrate_big_keys;
 mod migrate_cluster;
 mod migrate_cluster_source;

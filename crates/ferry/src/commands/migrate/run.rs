@@ -20,6 +20,17 @@ impl Migration {
                 .into());
             }
         }
+        if let (Some(saved), Some(path)) = (&saved, &self.state_path) {
+            let now = self.scope.describe();
+            if saved.scope != now {
+                return Err(MigrateError::StateOfAnotherScope {
+                    path: path.display().to_string(),
+                    saved: saved.scope.clone(),
+                    now,
+                }
+                .into());
+            }
+        }
         // ferry wrote the target's data in an earlier run: it may replace it.
         let owned = saved.is_some();
 
@@ -29,6 +40,13 @@ impl Migration {
             .source_is_cluster()
             .await
             .map_err(|e| self.source_error(e))?;
+        if args.mode == MigrateMode::Scan && !self.scope.is_everything() {
+            return Err(Error::Usage(
+                "--mode scan does not take --match, --exclude, --db or --db-map yet; \
+                 migrate in replication mode"
+                    .into(),
+            ));
+        }
         if cluster_source && args.mode == MigrateMode::Scan {
             // Scan mode reads the one node it is given: a cluster would be copied in part.
             return Err(Error::Usage(format!(
@@ -65,6 +83,7 @@ impl Migration {
             )
         });
         state.format = target.format.version.to_string();
+        state.scope = self.scope.describe();
         self.enter_import_mode(&mut client, &mut target).await?;
         let entered = target.import_mode;
         match self
