@@ -348,6 +348,9 @@ pub struct RelayArgs {
     pub state: Option<PathBuf>,
     #[command(flatten)]
     pub policies: PolicyArgs,
+    /// Which keys and databases the replicas get (see docs/filters.md).
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Replicas must AUTH with the password in this file (their masterauth).
     #[arg(long, value_name = "FILE")]
     pub requirepass_file: Option<PathBuf>,

@@ -11,7 +11,7 @@ use ferry_testkit::{Server, ServerKind};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const SCOPE: [&str; 10] = [
+pub const SCOPE: [&str; 10] = [
     "--match",
     "app:*",
     "--exclude",
@@ -55,7 +55,7 @@ pub fn scoped(source: &Snapshot, kept: fn(u32, &[u8]) -> bool, mapped: fn(u32) -
     }
 }
 
-fn run(con: &mut redis::Connection, db: u32, words: &[&str]) {
+pub fn run(con: &mut redis::Connection, db: u32, words: &[&str]) {
     redis::cmd("SELECT").arg(db).query::<()>(con).unwrap();
     let mut command = redis::cmd(words[0]);
     for word in &words[1..] {
@@ -65,7 +65,7 @@ fn run(con: &mut redis::Connection, db: u32, words: &[&str]) {
 }
 
 /// Keys in databases 0, 3 and 5, kept and left out, of several types.
-fn seed(source: &Server) {
+pub fn seed(source: &Server) {
     let mut con = source.client();
     for (db, words) in [
         (
@@ -97,7 +97,7 @@ fn seed(source: &Server) {
     }
 }
 
-fn assert_target_holds_the_scope(source: &Server, target: &Server, context: &str) {
+pub fn assert_target_holds_the_scope(source: &Server, target: &Server, context: &str) {
     let expected = scoped(&Snapshot::capture(source).unwrap(), kept, mapped);
     let actual = Snapshot::capture(target).unwrap();
     let options = DiffOptions::new().exclude_keys(|_, key| is_ferry_marker(key));

@@ -20,6 +20,7 @@ mod cutover_tls;
 mod cutover_zero_loss;
 mod filters_convert;
 mod filters_migrate;
+mod filters_relay;
 mod migrate_big_keys;
 mod migrate_cluster;
 mod migrate_cluster_source;

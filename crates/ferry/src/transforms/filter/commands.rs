@@ -115,7 +115,7 @@ pub fn scoped(scope: &Scope, db: u64, args: Vec<Bytes>) -> Result<Scoped, ScopeR
             Ok(split(args, &fates, 1))
         }
         Keys::Pairs => {
-            if args.len() % 2 == 0 {
+            if args.len().is_multiple_of(2) {
                 return Err(refuse("has a key without a value".into()));
             }
             let fates: Vec<bool> = args[1..].chunks(2).map(|pair| kept(&pair[0])).collect();
@@ -391,16 +391,10 @@ fn special(scope: &Scope, db: u64, args: Vec<Bytes>) -> Result<Scoped, String> {
         }
         b"LMOVE" | b"BLMOVE" | b"RPOPLPUSH" | b"BRPOPLPUSH" => {
             let (from, to) = (key(1)?, key(2)?);
-            let pop = match name.as_slice() {
-                b"LMOVE" | b"BLMOVE" => {
-                    if key(3)?.eq_ignore_ascii_case(b"LEFT") {
-                        "LPOP"
-                    } else {
-                        "RPOP"
-                    }
-                }
-                _ => "RPOP",
-            };
+            // LMOVE and BLMOVE say the side they popped; the others pop the right.
+            let from_left = matches!(name.as_slice(), b"LMOVE" | b"BLMOVE")
+                && key(3)?.eq_ignore_ascii_case(b"LEFT");
+            let pop = if from_left { "LPOP" } else { "RPOP" };
             match (scope.keeps(db, &from), scope.keeps(db, &to)) {
                 (true, true) => Ok(Scoped::Keep(args)),
                 (true, false) => Ok(Scoped::Replace(vec![vec![bytes(pop), from]])),
