@@ -18,6 +18,7 @@ mod cutover_promote;
 mod cutover_rollback;
 mod cutover_tls;
 mod cutover_zero_loss;
+mod filters_assess;
 mod filters_convert;
 mod filters_migrate;
 mod filters_relay;
