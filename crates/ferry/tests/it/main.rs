@@ -22,6 +22,7 @@ mod filters_assess;
 mod filters_convert;
 mod filters_migrate;
 mod filters_relay;
+mod filters_scan;
 mod migrate_big_keys;
 mod migrate_cluster;
 mod migrate_cluster_source;

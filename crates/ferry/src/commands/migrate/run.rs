@@ -40,13 +40,6 @@ impl Migration {
             .source_is_cluster()
             .await
             .map_err(|e| self.source_error(e))?;
-        if args.mode == MigrateMode::Scan && !self.scope.is_everything() {
-            return Err(Error::Usage(
-                "--mode scan does not take --match, --exclude, --db or --db-map yet; \
-                 migrate in replication mode"
-                    .into(),
-            ));
-        }
         if cluster_source && args.mode == MigrateMode::Scan {
             // Scan mode reads the one node it is given: a cluster would be copied in part.
             return Err(Error::Usage(format!(
