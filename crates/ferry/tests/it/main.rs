@@ -19,6 +19,7 @@ mod cutover_rollback;
 mod cutover_tls;
 mod cutover_zero_loss;
 mod filters_assess;
+mod filters_cluster;
 mod filters_convert;
 mod filters_migrate;
 mod filters_relay;
