@@ -54,6 +54,9 @@ pub struct AssessArgs {
     /// The most commands per second the key scan sends to the source.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_ops_per_sec: u32,
+    /// Assess only the keys and databases a migration with these flags would move.
+    #[command(flatten)]
+    pub filters: crate::filter::FilterArgs,
     #[command(flatten)]
     pub source_connection: SourceConnectionArgs,
     #[command(flatten)]
@@ -114,12 +117,17 @@ pub fn assess(args: &AssessArgs) -> Result<Report, Error> {
         (None, Some(name)) => profiles::load(name)?,
         (None, None) => profiles::load(profiles::DEFAULT)?,
     };
+    let scope = args
+        .filters
+        .scope()
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let source = match (&args.source, &args.rdb) {
         (Some(url), _) => live::probe(
             &args.source_connection.settings().resolve(url, "--source")?,
             args.max_ops_per_sec,
+            &scope,
         )?,
-        (None, Some(path)) => rdb::probe(path)?,
+        (None, Some(path)) => rdb::probe(path, &scope)?,
         (None, None) => {
             return Err(Error::Usage(
                 "give one of --source URL and --rdb FILE".into(),

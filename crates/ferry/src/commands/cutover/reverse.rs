@@ -94,6 +94,8 @@ pub fn run(
         allow_non_empty: false,
         flush_target: false,
         policies,
+        // The whole target goes back: cutover's own flags carry no scope.
+        filters: crate::filter::FilterArgs::default(),
         max_memory_mb: 64,
         connect_timeout: 5,
         target_reply_timeout: crate::server::client::DEFAULT_STALL_TIMEOUT.as_secs(),

@@ -13,6 +13,7 @@
 
 use crate::cli::{MigrateArgs, MigrateMode};
 use crate::error::Error;
+use crate::filter::Scope;
 use crate::observe::metrics::RATE_WINDOW;
 use crate::observe::{Observer, Phase, Rate};
 use crate::pipeline;
@@ -37,6 +38,7 @@ use crate::tls::TlsConnector;
 use crate::transforms::commands::transform::CommandTransform;
 use crate::transforms::commands::CommandTranslator;
 use crate::transforms::compat::{CompatTransform, ExportedKeys};
+use crate::transforms::filter::{ScopeTransform, ScopedCommands};
 use crate::url::ServerUrl;
 use ferry_codec::Format;
 use ferry_repl::{
@@ -106,6 +108,8 @@ struct Migration {
     /// A cluster target's per-slot markers as this run found them, by stream: each
     /// stream's first session takes its own, to leave out what the target holds.
     held_markers: Arc<std::sync::Mutex<AllApplied>>,
+    /// The keys and databases moved, and where (`--match`, `--db`, `--db-map`, ...).
+    scope: Scope,
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
@@ -142,6 +146,10 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         failover_from: None,
         exported_keys: ExportedKeys::default(),
         held_markers: Arc::default(),
+        scope: args
+            .filters
+            .scope()
+            .map_err(|e| Error::Usage(e.to_string()))?,
     };
     let control = args.control.token()?;
     if let Some(addr) = args.metrics_addr {
