@@ -58,6 +58,7 @@ mod reader;
 mod run;
 pub mod scan;
 mod scan_mode;
+mod sentinel;
 mod session;
 mod shards;
 mod stream;
@@ -116,7 +117,14 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         .target_connection
         .settings()
         .apply(parse_url(&args.target, "--target")?)?;
-    let job = Migration {
+    if source_url.sentinel.is_some() && args.mode == MigrateMode::Scan {
+        return Err(Error::Usage(
+            "--mode scan does not follow a Sentinel failover: give --source the primary's \
+             redis:// URL, or use the replication mode"
+                .into(),
+        ));
+    }
+    let mut job = Migration {
         source_url,
         target_url,
         state_path: args.state.clone(),
@@ -141,7 +149,15 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
             .line(format!("serving /metrics and /status on http://{bound}"));
         job.events.line(stop_endpoint_line(stoppable));
     }
-    let result = job.run(&args).await;
+    let timeout = job.connect_timeout;
+    job.source_url = sentinel::locate(&job.source_url, "source", timeout, &job.events).await?;
+    job.target_url = sentinel::locate(&job.target_url, "target", timeout, &job.events).await?;
+    let mut result = job.run(&args).await;
+    // A target behind Sentinel that failed over: the same run again resumes from ferry's
+    // marker on the promoted primary (what a restart with the same --state does).
+    while result.is_err() && job.state_path.is_some() && job.target_failed_over().await {
+        result = job.run(&args).await;
+    }
     job.events.stopped(None);
     if let Err(error) = &result {
         job.events.error(&error_line(error));

@@ -1,0 +1,169 @@
+//! Sources and targets behind real Redis/Valkey Sentinel groups on loopback (a primary, a
+//! replica, three sentinels): ferry finds the primary through the sentinels, follows a
+//! failover triggered by killing the primary with a partial resync, and is never a
+//! replica Sentinel could promote.
+
+use crate::support::migrate::{
+    assert_as_policies_promise, capture_in_step, master_repl_offset, wait_applied, Ferry, Load,
+};
+use crate::support::server_info;
+use ferry_testkit::expect::{FieldTtl, VectorSets};
+use ferry_testkit::sentinel::ReplicaFields;
+use ferry_testkit::snapshot::DiffOptions;
+use ferry_testkit::{dataset, SentinelGroup, Server, ServerKind};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The flags and promises for a source kind into Valkey 8.1.
+fn policies(source: ServerKind) -> (&'static [&'static str], FieldTtl) {
+    if source.has_hash_field_ttl() {
+        (
+            &["--hash-field-ttl", "persist", "--vector-set", "skip"],
+            FieldTtl::Persist,
+        )
+    } else {
+        (&[], FieldTtl::Keep)
+    }
+}
+
+fn assert_equal(
+    source: &Server,
+    target: &Server,
+    state: &Path,
+    ferry: &Ferry,
+    field_ttl: FieldTtl,
+) {
+    std::thread::sleep(ferry_testkit::workload::SHORT_TTLS_PASSED);
+    wait_applied(source, state, ferry);
+    let (before, actual) = capture_in_step(source, target, state, ferry);
+    assert_as_policies_promise(
+        &before,
+        actual,
+        (field_ttl, VectorSets::Remove),
+        &DiffOptions::new(),
+        &format!("{} -> {}", source.kind(), target.kind()),
+        &ferry.output(),
+    );
+}
+
+/// Waits until `replica` holds everything `primary` wrote.
+fn wait_caught_up(primary: &Server, replica: &Server) {
+    let written = master_repl_offset(primary);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while master_repl_offset(replica) < written {
+        assert!(Instant::now() < deadline, "the replica does not catch up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A replica entry Sentinel could promote: linked, answering, priority above 0.
+fn promotable(entry: &ReplicaFields) -> bool {
+    let flags = entry.get("flags").map(String::as_str).unwrap_or_default();
+    let priority = entry.get("slave-priority").map(String::as_str);
+    !flags.contains("disconnected") && !flags.contains("s_down") && priority != Some("0")
+}
+
+/// Every replica the sentinels list that they could promote is one of `real` (ports).
+fn assert_only_real_replicas_promotable(group: &SentinelGroup, real: &[u16], ferry: &Ferry) {
+    for (index, entries) in group.replicas_seen().unwrap().iter().enumerate() {
+        for entry in entries {
+            let port: u16 = entry["port"].parse().unwrap();
+            assert!(
+                real.contains(&port) || !promotable(entry),
+                "sentinel {index} could promote {entry:?}:\n{}",
+                ferry.output()
+            );
+        }
+    }
+}
+
+/// Waits until some sentinel lists ferry (port 0: it never says where it listens) among
+/// the primary's replicas, and returns what it says: Sentinel has seen ferry.
+fn wait_ferry_listed(group: &SentinelGroup) -> ReplicaFields {
+    // Sentinel reads the primary's INFO every 10 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = group.replicas_seen().unwrap();
+        if let Some(entry) = seen.iter().flatten().find(|e| e["port"] == "0") {
+            return entry.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sentinel listed ferry: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn stat(server: &Server, name: &str) -> i64 {
+    let info = server_info(server, "stats");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in INFO stats"))
+}
+
+fn source_failover_is_followed_by_partial_resync(kind: ServerKind) {
+    let mut group = SentinelGroup::start(kind).unwrap();
+    dataset::populate(group.primary()).unwrap();
+    let load = Load::start(group.primary());
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let (flags, field_ttl) = policies(kind);
+    let mut ferry = Ferry::migrate_between(&group.url(), &target.url(), &state, flags);
+    let old_port = group.primary().port();
+    ferry.wait_for(
+        &format!("name 127.0.0.1:{old_port} as the primary"),
+        Duration::from_secs(30),
+    );
+    ferry.wait_in_sync();
+
+    // Sentinel sees ferry in the primary's INFO, and cannot reach it.
+    let listed = wait_ferry_listed(&group);
+    eprintln!("a sentinel lists ferry as {listed:?}");
+    assert!(!promotable(&listed), "{listed:?}");
+
+    // The replica holds all the primary wrote (as ferry does) when the primary dies.
+    let stats = load.stop();
+    assert!(stats.total() > 1000, "{stats:?}");
+    let replica = group.replica().unwrap();
+    let new_port = replica.port();
+    wait_caught_up(group.primary(), replica);
+    wait_applied(group.primary(), &state, &ferry);
+    group.kill_primary().unwrap();
+    assert_eq!(
+        group.primary().port(),
+        new_port,
+        "Sentinel promoted the replica"
+    );
+
+    ferry.wait_for(
+        &format!("failover followed from 127.0.0.1:{old_port} without a full sync"),
+        Duration::from_secs(60),
+    );
+    let load = Load::start(group.primary());
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = load.stop();
+    assert!(stats.total() > 100, "{stats:?}");
+    assert_equal(group.primary(), &target, &state, &ferry, field_ttl);
+    // The promoted primary served ferry by partial resync, never a full one.
+    assert_eq!(stat(group.primary(), "sync_full"), 0, "{}", ferry.output());
+    assert!(stat(group.primary(), "sync_partial_ok") >= 1);
+    assert!(!ferry.output().contains("partial resync refused"));
+    assert_only_real_replicas_promotable(&group, &[], &ferry);
+
+    ferry.signal("TERM");
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status}:\n{}", ferry.output());
+}
+
+#[test]
+fn a_redis_7_0_source_failover_is_followed_by_partial_resync() {
+    source_failover_is_followed_by_partial_resync(ServerKind::Redis70);
+}
+
+#[test]
+fn a_redis_8_0_source_failover_is_followed_by_partial_resync() {
+    source_failover_is_followed_by_partial_resync(ServerKind::Redis80);
+}
