@@ -35,16 +35,30 @@ impl SentinelGroup {
     /// Starts the primary, a replica of it, and three sentinels of the same kind, and
     /// waits until every sentinel knows the replica and the two others.
     pub fn start(kind: ServerKind) -> Result<SentinelGroup> {
+        Self::start_with(kind, &[], &[])
+    }
+
+    /// [`SentinelGroup::start`] with more configuration for the replica (`replica_args`,
+    /// e.g. `["--replica-priority", "200"]`) and more lines in every sentinel's file
+    /// (`sentinel known-replica ferry-group 127.0.0.1 <port>`, say).
+    pub fn start_with(
+        kind: ServerKind,
+        replica_args: &[&str],
+        sentinel_lines: &[String],
+    ) -> Result<SentinelGroup> {
         let primary = Server::start(kind)?;
         let replicaof = primary.port().to_string();
-        let replica = Server::start_with_args(kind, &["--replicaof", "127.0.0.1", &replicaof])?;
+        let mut args = vec!["--replicaof", "127.0.0.1", &replicaof];
+        args.extend_from_slice(replica_args);
+        let replica = Server::start_with_args(kind, &args)?;
         wait_linked(&replica)?;
-        let config = vec![
+        let mut config = vec![
             format!("sentinel monitor {MASTER_NAME} 127.0.0.1 {replicaof} 2"),
             format!("sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}"),
             format!("sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}"),
             format!("sentinel parallel-syncs {MASTER_NAME} 1"),
         ];
+        config.extend_from_slice(sentinel_lines);
         let sentinels = (0..3)
             .map(|_| Server::start_sentinel(kind, &config))
             .collect::<Result<Vec<_>>>()?;

@@ -6,6 +6,7 @@
 use crate::support::migrate::{
     assert_as_policies_promise, capture_in_step, master_repl_offset, wait_applied, Ferry, Load,
 };
+use crate::support::relay::{simple_writes, start_replica, wait_link_up, Relay};
 use crate::support::server_info;
 use ferry_testkit::expect::{FieldTtl, VectorSets};
 use ferry_testkit::sentinel::ReplicaFields;
@@ -63,7 +64,8 @@ fn promotable(entry: &ReplicaFields) -> bool {
     !flags.contains("disconnected") && !flags.contains("s_down") && priority != Some("0")
 }
 
-/// Every replica the sentinels list that they could promote is one of `real` (ports).
+/// Every replica the sentinels list that they could promote is one of `real` (ports; the
+/// promoted one shows among them until the failover ends).
 fn assert_only_real_replicas_promotable(group: &SentinelGroup, real: &[u16], ferry: &Ferry) {
     for (index, entries) in group.replicas_seen().unwrap().iter().enumerate() {
         for entry in entries {
@@ -151,7 +153,7 @@ fn source_failover_is_followed_by_partial_resync(kind: ServerKind) {
     assert_eq!(stat(group.primary(), "sync_full"), 0, "{}", ferry.output());
     assert!(stat(group.primary(), "sync_partial_ok") >= 1);
     assert!(!ferry.output().contains("partial resync refused"));
-    assert_only_real_replicas_promotable(&group, &[], &ferry);
+    assert_only_real_replicas_promotable(&group, &[new_port], &ferry);
 
     ferry.signal("TERM");
     let status = ferry.wait_exit(Duration::from_secs(30));
@@ -166,4 +168,113 @@ fn a_redis_7_0_source_failover_is_followed_by_partial_resync() {
 #[test]
 fn a_redis_8_0_source_failover_is_followed_by_partial_resync() {
     source_failover_is_followed_by_partial_resync(ServerKind::Redis80);
+}
+
+/// What one sentinel says about the replica at `port`, if it knows one there.
+fn replica_at(group: &SentinelGroup, sentinel: usize, port: u16) -> Option<ReplicaFields> {
+    group.replicas_seen().unwrap()[sentinel]
+        .iter()
+        .find(|e| e["port"] == port.to_string())
+        .cloned()
+}
+
+/// A sentinel group told the relay's address as one of its primary's replicas (the
+/// sharpest case: the relay answers PING and INFO there) never promotes it, though the
+/// real replica's priority (200) ranks below the default one, and cannot re-point it:
+/// after the failover the relay still serves its own replica from its own source.
+#[test]
+fn a_relay_a_sentinel_reaches_is_never_promoted_nor_repointed() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    simple_writes(&source);
+    let relay = Relay::start(&source, 0, &[]);
+    let relayed = start_replica(ServerKind::Valkey81, &relay, &[]);
+    wait_link_up(&relayed, &relay);
+    let known = format!(
+        "sentinel known-replica {} 127.0.0.1 {}",
+        ferry_testkit::sentinel::MASTER_NAME,
+        relay.port
+    );
+    let mut group = SentinelGroup::start_with(
+        ServerKind::Valkey81,
+        &["--replica-priority", "200"],
+        &[known],
+    )
+    .unwrap();
+    let real_replica = group.replica().unwrap().port();
+
+    // What a sentinel reads: the relay as a replica of its source, never promoted and
+    // not announced.
+    let mut as_sentinel = redis::Client::open(format!("redis://127.0.0.1:{}", relay.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("sentinel-0123abcd-cmd")
+        .query(&mut as_sentinel)
+        .unwrap();
+    let seen: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut as_sentinel)
+        .unwrap();
+    for line in [
+        "role:slave",
+        &format!("master_port:{}", source.port()),
+        "slave_priority:0",
+        "replica_announced:0",
+    ] {
+        assert!(seen.lines().any(|l| l == line), "no {line} in:\n{seen}");
+    }
+    let refused = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(group.primary().port())
+        .query::<()>(&mut as_sentinel)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("never a replica to re-point"), "{refused}");
+
+    // Every sentinel connected to the relay and read that INFO: it lists a replica until
+    // its INFO says `replica_announced:0`.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for sentinel in 0..group.sentinels().len() {
+        while let Some(entry) = replica_at(&group, sentinel, relay.port) {
+            assert!(
+                Instant::now() < deadline,
+                "sentinel {sentinel} never read the relay's INFO: {entry:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    group.kill_primary().unwrap();
+    assert_eq!(group.primary().port(), real_replica);
+    // The sentinels' reconfiguration (SLAVEOF to every replica they know) had time to run.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_only_real_replicas_promotable(&group, &[real_replica], &relay);
+    // Any other client still sees the primary the relay is to its replicas.
+    let info = relay.info();
+    assert!(info.contains("role:master"), "{info}");
+    assert!(info.contains("slave_priority:0"), "{info}");
+    assert!(
+        info.contains(&format!("ferry_source:{}", source.url())),
+        "{info}"
+    );
+    // Still relaying: a new write on the source reaches the relay's replica.
+    let _: () = redis::cmd("SET")
+        .arg("after-failover")
+        .arg("1")
+        .query(&mut source.client())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value: Option<String> = redis::cmd("GET")
+            .arg("after-failover")
+            .query(&mut relayed.client())
+            .unwrap();
+        if value.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", relay.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
