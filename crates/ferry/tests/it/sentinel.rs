@@ -278,3 +278,37 @@ fn a_relay_a_sentinel_reaches_is_never_promoted_nor_repointed() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A Valkey 8.1 target under its own sentinels, its primary killed while ferry streams a
+/// write load into it: ferry finds the promoted replica through the sentinels and resumes
+/// from its marker there, so the batches the replica had not received are applied again
+/// and the others are not (the load's INCRs, APPENDs and LPUSHes would show a replay).
+#[test]
+fn a_valkey_target_failing_over_mid_stream_is_resumed_from_its_marker() {
+    // A backlog that holds the seconds the failover takes, so the resume is partial.
+    let source =
+        Server::start_with_args(ServerKind::Redis70, &["--repl-backlog-size", "64mb"]).unwrap();
+    dataset::populate(&source).unwrap();
+    let load = Load::start(&source);
+    let mut group = SentinelGroup::start(ServerKind::Valkey81).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = Ferry::migrate_between(&source.url(), &group.url(), &state, &[]);
+    ferry.wait_in_sync();
+    std::thread::sleep(Duration::from_secs(2));
+
+    let promoted = group.replica().unwrap().port();
+    group.kill_primary().unwrap();
+    ferry.wait_for(
+        &format!("the sentinels of the target name 127.0.0.1:{promoted} as the primary now"),
+        Duration::from_secs(60),
+    );
+    ferry.wait_for("partial resync accepted", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = load.stop();
+    assert!(stats.total() > 1000, "{stats:?}");
+    assert_equal(&source, group.primary(), &state, &ferry, FieldTtl::Keep);
+    ferry.signal("TERM");
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status}:\n{}", ferry.output());
+}

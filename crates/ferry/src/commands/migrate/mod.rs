@@ -155,7 +155,17 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
     let mut result = job.run(&args).await;
     // A target behind Sentinel that failed over: the same run again resumes from ferry's
     // marker on the promoted primary (what a restart with the same --state does).
-    while result.is_err() && job.state_path.is_some() && job.target_failed_over().await {
+    while let Err(error) = &result {
+        if job.state_path.is_none() || job.target_url.sentinel.is_none() {
+            break;
+        }
+        job.events.line(format!(
+            "the run stopped ({}); asking the target's sentinels whether it failed over",
+            error_line(error)
+        ));
+        if !job.target_failed_over().await {
+            break;
+        }
         result = job.run(&args).await;
     }
     job.events.stopped(None);
