@@ -15,12 +15,16 @@ pub fn run(args: VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
         max_ops_per_sec: args.max_ops_per_sec,
         policies: Policies::from(args.policies),
         ..VerifyOptions::new(
-            args.source_connection
-                .settings()
-                .resolve(&args.source, "--source")?,
-            args.target_connection
-                .settings()
-                .resolve(&args.target, "--target")?,
+            super::primary_now(
+                args.source_connection
+                    .settings()
+                    .resolve(&args.source, "--source")?,
+            )?,
+            super::primary_now(
+                args.target_connection
+                    .settings()
+                    .resolve(&args.target, "--target")?,
+            )?,
         )
     };
     let report = verify::run(&options)?;

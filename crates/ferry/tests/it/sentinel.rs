@@ -3,8 +3,11 @@
 //! failover triggered by killing the primary with a partial resync, and is never a
 //! replica Sentinel could promote.
 
+use crate::support::cutover;
+use crate::support::cutover::{counter_values, report, switch_args_between, Counters};
 use crate::support::migrate::{
     assert_as_policies_promise, capture_in_step, master_repl_offset, wait_applied, Ferry, Load,
+    CONTROL_FLAGS,
 };
 use crate::support::relay::{simple_writes, start_replica, wait_link_up, Relay};
 use crate::support::server_info;
@@ -311,4 +314,90 @@ fn a_valkey_target_failing_over_mid_stream_is_resumed_from_its_marker() {
     ferry.signal("TERM");
     let status = ferry.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status}:\n{}", ferry.output());
+}
+
+/// A cutover between two Sentinel groups (Redis 7.0 → Valkey 8.1), both given by their
+/// sentinels: it pauses the source's current primary, the hook gets the target's primary
+/// in `FERRY_TO`, and every counter on the target equals the INCRs its client had
+/// acknowledged (none lost, none twice).
+#[test]
+fn a_cutover_through_sentinel_loses_no_acknowledged_write() {
+    let source = SentinelGroup::start(ServerKind::Redis70).unwrap();
+    let target = SentinelGroup::start(ServerKind::Valkey81).unwrap();
+    dataset::populate(source.primary()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut args = vec!["--metrics-addr", "127.0.0.1:0"];
+    args.extend_from_slice(&CONTROL_FLAGS);
+    let mut migrate = Ferry::migrate_between(&source.url(), &target.url(), &state, &args);
+    let status = cutover::status_addr(&mut migrate);
+    migrate.wait_in_sync();
+
+    let counters = Counters::start(source.primary(), dir.path());
+    counters.wait_progress(200);
+    let hook = format!("printf %s \"$FERRY_TO\" > '{}'", counters.route.display());
+    let extra = [
+        "--exec",
+        hook.as_str(),
+        "--verify-sample",
+        "200",
+        "--drain-timeout-ms",
+        "30000",
+    ];
+    let output = cutover::ferry(&switch_args_between(
+        "cutover",
+        &source.url(),
+        &target.url(),
+        &status,
+        &extra,
+    ));
+    let result = report(&output);
+    assert!(
+        output.status.success(),
+        "cutover failed: {result}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(result["ok"], true, "{result}");
+    let route = std::fs::read_to_string(&counters.route).unwrap();
+    assert_eq!(route, format!("127.0.0.1:{}", target.primary().port()));
+
+    counters.wait_progress(200);
+    let acked = counters.stop();
+    assert!(
+        migrate.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        migrate.output()
+    );
+    let on_target = counter_values(target.primary());
+    assert_eq!(
+        on_target, acked,
+        "each counter on the target must equal the INCRs acknowledged to its client"
+    );
+    assert!(acked.iter().all(|n| *n >= 400), "{acked:?}");
+}
+
+/// One-line errors that name the master and every sentinel tried, never a password.
+#[test]
+fn unreachable_sentinels_are_one_line_naming_each() {
+    let closed = ferry_testkit::ClosedPort::reserve().unwrap();
+    let url = format!(
+        "redis-sentinel://:hunter2@127.0.0.1:{0},127.0.0.1:{0}#orders",
+        closed.port()
+    );
+    let output = crate::support::ferry(&["verify", "--source", &url, "--target", &url]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no sentinel named the primary of \"orders\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .matches(&format!("127.0.0.1:{}: cannot connect", closed.port()))
+            .count()
+            == 2,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 }

@@ -64,6 +64,7 @@ impl Migration {
             now.address(),
             self.source_url.address()
         ));
+        self.events.stats().set_source(&now.address());
         self.source_url = now;
     }
 
