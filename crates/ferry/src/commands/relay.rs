@@ -23,6 +23,14 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
     let source_url = args.source_connection.settings().apply(
         ServerUrl::parse(&args.source).map_err(|e| Error::Usage(format!("--source: {e}")))?,
     )?;
+    if source_url.sentinel.is_some() {
+        // A relay's histories reconnect to the one address they were given.
+        return Err(Error::Usage(
+            "--source: ferry relay does not follow a Sentinel failover yet; give the \
+             primary's redis:// URL"
+                .into(),
+        ));
+    }
     if source_url.db.is_some_and(|db| db != 0) {
         return Err(Error::Usage(
             "--source: a relay carries every database; leave the /db part out of the URL".into(),

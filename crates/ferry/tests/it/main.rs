@@ -49,6 +49,7 @@ mod relay_resync;
 mod relay_sync;
 mod relay_tls;
 mod secrets;
+mod sentinel;
 mod tls_errors;
 mod tls_migrate;
 mod verify_after_migrate;

@@ -111,9 +111,9 @@ pub fn run(args: AssessArgs, out: &mut dyn Write) -> Result<(), Error> {
 /// Builds the report the arguments ask for.
 pub fn assess(args: &AssessArgs) -> Result<Report, Error> {
     let target = match (&args.target, &args.to) {
-        (Some(url), _) => {
-            capabilities::probe_url(&args.target_connection.settings().resolve(url, "--target")?)?
-        }
+        (Some(url), _) => capabilities::probe_url(&crate::commands::primary_now(
+            args.target_connection.settings().resolve(url, "--target")?,
+        )?)?,
         (None, Some(name)) => profiles::load(name)?,
         (None, None) => profiles::load(profiles::DEFAULT)?,
     };
@@ -123,7 +123,9 @@ pub fn assess(args: &AssessArgs) -> Result<Report, Error> {
         .map_err(|e| Error::Usage(e.to_string()))?;
     let source = match (&args.source, &args.rdb) {
         (Some(url), _) => live::probe(
-            &args.source_connection.settings().resolve(url, "--source")?,
+            &crate::commands::primary_now(
+                args.source_connection.settings().resolve(url, "--source")?,
+            )?,
             args.max_ops_per_sec,
             &scope,
         )?,

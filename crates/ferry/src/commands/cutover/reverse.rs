@@ -46,6 +46,9 @@ fn swap_to_source(target: &TargetConnectionArgs) -> SourceConnectionArgs {
         source_insecure: target.target_insecure,
         source_password_file: target.target_password_file.clone(),
         source_password_env: target.target_password_env.clone(),
+        source_sentinel_user: target.target_sentinel_user.clone(),
+        source_sentinel_password_file: target.target_sentinel_password_file.clone(),
+        source_sentinel_password_env: target.target_sentinel_password_env.clone(),
     }
 }
 
@@ -59,6 +62,9 @@ fn swap_to_target(source: &SourceConnectionArgs) -> TargetConnectionArgs {
         target_insecure: source.source_insecure,
         target_password_file: source.source_password_file.clone(),
         target_password_env: source.source_password_env.clone(),
+        target_sentinel_user: source.source_sentinel_user.clone(),
+        target_sentinel_password_file: source.source_sentinel_password_file.clone(),
+        target_sentinel_password_env: source.source_sentinel_password_env.clone(),
     }
 }
 
@@ -148,6 +154,9 @@ mod tests {
             target_insecure: true,
             target_password_file: Some("pw".into()),
             target_password_env: Some("PW".into()),
+            target_sentinel_user: Some("watcher".into()),
+            target_sentinel_password_file: None,
+            target_sentinel_password_env: Some("SPW".into()),
         };
         let source = swap_to_source(&target);
         let settings = source.settings();
@@ -163,6 +172,8 @@ mod tests {
         assert_eq!(settings.tls_server_name.as_deref(), Some("valkey.internal"));
         assert!(settings.insecure);
         assert_eq!(settings.password_env.as_deref(), Some("PW"));
+        assert_eq!(settings.sentinel_user.as_deref(), Some("watcher"));
+        assert_eq!(settings.sentinel_password_env.as_deref(), Some("SPW"));
         let back = swap_to_target(&source).settings();
         assert_eq!(
             back,

@@ -61,6 +61,7 @@ mod reader;
 mod run;
 pub mod scan;
 mod scan_mode;
+mod sentinel;
 mod session;
 mod shards;
 mod stream;
@@ -130,9 +131,20 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         .target_connection
         .settings()
         .apply(parse_url(&args.target, "--target")?)?;
+    if source_url
+        .as_ref()
+        .is_some_and(|url| url.sentinel.is_some())
+        && args.mode == MigrateMode::Scan
+    {
+        return Err(Error::Usage(
+            "--mode scan does not follow a Sentinel failover: give --source the primary's \
+             redis:// URL, or use the replication mode"
+                .into(),
+        ));
+    }
     // An AOF run has no source server: nothing on its path reads `source_url`.
     let source_url = source_url.unwrap_or_else(|| target_url.clone());
-    let job = Migration {
+    let mut job = Migration {
         source_url,
         target_url,
         state_path: args.state.clone(),
@@ -161,10 +173,33 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
             .line(format!("serving /metrics and /status on http://{bound}"));
         job.events.line(stop_endpoint_line(stoppable));
     }
-    let result = match &args.source_aof {
+    let timeout = job.connect_timeout;
+    if args.source_aof.is_none() {
+        job.source_url = sentinel::locate(&job.source_url, "source", timeout, &job.events).await?;
+    }
+    job.target_url = sentinel::locate(&job.target_url, "target", timeout, &job.events).await?;
+    let mut result = match &args.source_aof {
         Some(path) => job.run_aof(&args, path).await,
         None => job.run(&args).await,
     };
+    // A target behind Sentinel that failed over: the same run again resumes from ferry's
+    // marker on the promoted primary (what a restart with the same --state does).
+    while let Err(error) = &result {
+        if args.source_aof.is_some()
+            || job.state_path.is_none()
+            || job.target_url.sentinel.is_none()
+        {
+            break;
+        }
+        job.events.line(format!(
+            "the run stopped ({}); asking the target's sentinels whether it failed over",
+            error_line(error)
+        ));
+        if !job.target_failed_over().await {
+            break;
+        }
+        result = job.run(&args).await;
+    }
     job.events.stopped(None);
     if let Err(error) = &result {
         job.events.error(&error_line(error));

@@ -132,6 +132,7 @@ impl Migration {
                         error_line(&error)
                     ));
                     self.shard_lost().await;
+                    self.follow_sentinel_source().await;
                     if !Reconnect::pause(shutdown.as_mut()).await {
                         self.say(format!("stopped at offset {}", state.offset));
                         return Ok(());
@@ -139,6 +140,7 @@ impl Migration {
                 }
                 Err(SessionError::Reconnect(error)) => {
                     self.shard_lost().await;
+                    self.follow_sentinel_source().await;
                     if !reconnect.lost() {
                         return Err(self.stopped_with(error, state));
                     }
