@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// struct).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FilterArgs {
-    /// Keep only keys matching this glob (Redis's KEYS/SCAN syntax: * ? [abc] [^a] [a-z]
+    /// Keep only keys matching this glob (Redis's KEYS/SCAN syntax: `*` `?` `[abc]` `[^a]` `[a-z]`
     /// \x); repeatable, a key matching any one is kept.
     #[arg(long = "match", value_name = "GLOB")]
     pub matches: Vec<String>,
