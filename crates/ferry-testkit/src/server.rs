@@ -49,6 +49,12 @@ impl Server {
         Self::launch(kind, None, &[], None)
     }
 
+    /// Starts a sentinel (`--sentinel`) with these lines added to its configuration file
+    /// (`sentinel monitor …`), which it rewrites as it learns the group.
+    pub fn start_sentinel(kind: ServerKind, config: &[String]) -> Result<Server> {
+        Self::launch_with(kind, None, &["--sentinel"], None, config)
+    }
+
     /// Starts a server that loads `rdb` at startup. If the server refuses the file (exits
     /// while loading), the error carries the last lines of its log.
     pub fn start_with_rdb(kind: ServerKind, rdb: &Path) -> Result<Server> {
@@ -73,6 +79,16 @@ impl Server {
         rdb: Option<&Path>,
         extra: &[&str],
         tls: Option<&ServerTls>,
+    ) -> Result<Server> {
+        Self::launch_with(kind, rdb, extra, tls, &[])
+    }
+
+    fn launch_with(
+        kind: ServerKind,
+        rdb: Option<&Path>,
+        extra: &[&str],
+        tls: Option<&ServerTls>,
+        config_lines: &[String],
     ) -> Result<Server> {
         let manifest = servers_manifest()?;
         let entry = manifest.entry(kind)?.clone();
@@ -101,8 +117,12 @@ impl Server {
                     .with_context(|| format!("cannot copy {} for {kind}", rdb.display()))?;
             }
             let config = dir.path().join("server.conf");
-            fs::write(&config, config_text(kind, port, dir.path()))
-                .context("cannot write the server configuration")?;
+            let mut text = config_text(kind, port, dir.path());
+            for line in config_lines {
+                text.push_str(line);
+                text.push('\n');
+            }
+            fs::write(&config, text).context("cannot write the server configuration")?;
             let log = dir.path().join("server.log");
             let child = spawn(&entry, &config, &extra_args, dir.path(), &log)
                 .with_context(|| format!("cannot start {kind}"))?;

@@ -2,6 +2,7 @@
 
 use crate::connection::{SourceConnectionArgs, TargetConnectionArgs};
 use crate::control::ControlTokenArgs;
+use crate::filter::FilterArgs;
 use crate::policy::PolicyArgs;
 use crate::target::profile_names;
 use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -47,7 +48,8 @@ pub use crate::commands::assess::AssessArgs;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The RDB file.
+    /// The RDB file, or an AOF: a Redis 7+ appendonlydir (or its manifest), or a single
+    /// AOF (with or without an RDB preamble).
     pub file: PathBuf,
     /// Print a JSON document instead of text.
     #[arg(long)]
@@ -69,6 +71,9 @@ pub struct ConvertArgs {
     pub rdb_version: Option<u16>,
     #[command(flatten)]
     pub policies: PolicyArgs,
+    /// Which keys and databases to write (see docs/filters.md).
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Write strings uncompressed (no LZF).
     #[arg(long)]
     pub no_compress: bool,
@@ -115,6 +120,10 @@ pub struct VerifyArgs {
     /// The policies the migration ran with: what they changed is not a difference.
     #[command(flatten)]
     pub policies: PolicyArgs,
+    /// The scope the migration ran with: only those keys are compared, each mapped
+    /// database against its place on the target.
+    #[command(flatten)]
+    pub filters: FilterArgs,
     // Last: their help headings would otherwise take in the options after them.
     #[command(flatten)]
     pub source_connection: SourceConnectionArgs,
@@ -128,8 +137,20 @@ pub struct MigrateArgs {
     #[allow(rustdoc::broken_intra_doc_links)]
     /// The server to copy from: redis://[user@]host:port (valkey://; rediss:// or
     /// valkeys:// for TLS). Give the password with --source-password-file or -env.
-    #[arg(long, value_name = "URL", env = "FERRY_SOURCE", hide_env_values = true)]
-    pub source: String,
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FERRY_SOURCE",
+        hide_env_values = true,
+        required_unless_present = "source_aof"
+    )]
+    pub source: Option<String>,
+    /// Copy from an append-only file instead of a server, once: a Redis 7+
+    /// `appendonlydir` (or its manifest), or a single AOF (with or without an RDB
+    /// preamble). Its RDB part goes in by RESTORE, its commands as a replication
+    /// stream's would, under the same policies.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["source", "state", "mode"])]
+    pub source_aof: Option<PathBuf>,
     // `[user@]` is URL syntax in --help, not a link (a `\[` would show there).
     #[allow(rustdoc::broken_intra_doc_links)]
     /// The server to write into: redis://[user@]host:port (valkey://; rediss:// or
@@ -149,6 +170,9 @@ pub struct MigrateArgs {
     pub flush_target: bool,
     #[command(flatten)]
     pub policies: PolicyArgs,
+    /// Which keys and databases to move (see docs/filters.md).
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Bound on ferry's buffers: writes in flight, snapshot chunks, the largest value
     /// held for one RESTORE (bigger ones are written with plain commands).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(16..))]
@@ -337,6 +361,9 @@ pub struct RelayArgs {
     pub state: Option<PathBuf>,
     #[command(flatten)]
     pub policies: PolicyArgs,
+    /// Which keys and databases the replicas get (see docs/filters.md).
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Replicas must AUTH with the password in this file (their masterauth).
     #[arg(long, value_name = "FILE")]
     pub requirepass_file: Option<PathBuf>,

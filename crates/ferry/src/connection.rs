@@ -47,6 +47,20 @@ pub struct SourceConnectionArgs {
     /// Read the source's password from the environment variable VAR.
     #[arg(long, value_name = "VAR")]
     pub source_password_env: Option<String>,
+    /// The ACL user ferry authenticates as with the source's sentinels (a
+    /// redis-sentinel:// URL's credentials are the data nodes').
+    #[arg(long, value_name = "USER")]
+    pub source_sentinel_user: Option<String>,
+    /// Read the password of the source's sentinels from FILE (one line).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "source_sentinel_password_env"
+    )]
+    pub source_sentinel_password_file: Option<PathBuf>,
+    /// Read the password of the source's sentinels from the environment variable VAR.
+    #[arg(long, value_name = "VAR")]
+    pub source_sentinel_password_env: Option<String>,
 }
 
 /// Connection flags for the target.
@@ -76,6 +90,20 @@ pub struct TargetConnectionArgs {
     /// Read the target's password from the environment variable VAR.
     #[arg(long, value_name = "VAR")]
     pub target_password_env: Option<String>,
+    /// The ACL user ferry authenticates as with the target's sentinels (a
+    /// redis-sentinel:// URL's credentials are the data nodes').
+    #[arg(long, value_name = "USER")]
+    pub target_sentinel_user: Option<String>,
+    /// Read the password of the target's sentinels from FILE (one line).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "target_sentinel_password_env"
+    )]
+    pub target_sentinel_password_file: Option<PathBuf>,
+    /// Read the password of the target's sentinels from the environment variable VAR.
+    #[arg(long, value_name = "VAR")]
+    pub target_sentinel_password_env: Option<String>,
 }
 
 /// One side's flags, whichever side.
@@ -90,6 +118,10 @@ pub struct ConnectionSettings {
     pub insecure: bool,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
+    /// The sentinels' own credentials, for a Sentinel URL.
+    pub sentinel_user: Option<String>,
+    pub sentinel_password_file: Option<PathBuf>,
+    pub sentinel_password_env: Option<String>,
 }
 
 impl SourceConnectionArgs {
@@ -103,6 +135,9 @@ impl SourceConnectionArgs {
             insecure: self.source_insecure,
             password_file: self.source_password_file.clone(),
             password_env: self.source_password_env.clone(),
+            sentinel_user: self.source_sentinel_user.clone(),
+            sentinel_password_file: self.source_sentinel_password_file.clone(),
+            sentinel_password_env: self.source_sentinel_password_env.clone(),
         }
     }
 }
@@ -118,6 +153,9 @@ impl TargetConnectionArgs {
             insecure: self.target_insecure,
             password_file: self.target_password_file.clone(),
             password_env: self.target_password_env.clone(),
+            sentinel_user: self.target_sentinel_user.clone(),
+            sentinel_password_file: self.target_sentinel_password_file.clone(),
+            sentinel_password_env: self.target_sentinel_password_env.clone(),
         }
     }
 }
@@ -163,8 +201,30 @@ impl ConnectionSettings {
                 }
             }
         }
-        if let Some(password) = self.password(env)? {
+        let password = self.password(
+            (&self.password_file, &self.password_env),
+            &format!("{prefix}-password"),
+            env,
+        )?;
+        if let Some(password) = password {
             url.password = Some(password);
+        }
+        let sentinel_password = self.password(
+            (&self.sentinel_password_file, &self.sentinel_password_env),
+            &format!("{prefix}-sentinel-password"),
+            env,
+        )?;
+        match &mut url.sentinel {
+            Some(sentinels) => {
+                sentinels.username = self.sentinel_user.clone();
+                sentinels.password = sentinel_password;
+            }
+            None if self.sentinel_user.is_some() || sentinel_password.is_some() => {
+                return Err(Error::Usage(format!(
+                    "{prefix}-sentinel-* flags need a Sentinel URL: use redis-sentinel://host:port,…#MASTER_NAME for {prefix}"
+                )));
+            }
+            None => {}
         }
         Ok(url)
     }
@@ -181,18 +241,25 @@ impl ConnectionSettings {
         .find_map(|(given, name)| given.then_some(name))
     }
 
-    fn password(&self, env: Environment) -> Result<Option<Secret>, Error> {
-        let prefix = self.flag_prefix;
-        if let Some(path) = &self.password_file {
-            let flag = format!("{prefix}-password-file {}", path.display());
+    /// The password from `file` or `env_var` (`flag` is `--source-password` or
+    /// `--source-sentinel-password`, for messages).
+    fn password(
+        &self,
+        (file, env_var): (&Option<PathBuf>, &Option<String>),
+        flag: &str,
+        env: Environment,
+    ) -> Result<Option<Secret>, Error> {
+        let prefix = flag;
+        if let Some(path) = file {
+            let flag = format!("{prefix}-file {}", path.display());
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Error::Usage(format!("{flag}: cannot read it: {e}")))?;
             return password_line(&text)
                 .map(|p| Some(Secret::new(p)))
                 .map_err(|why| Error::Usage(format!("{flag}: {why}")));
         }
-        if let Some(var) = &self.password_env {
-            let flag = format!("{prefix}-password-env {var}");
+        if let Some(var) = env_var {
+            let flag = format!("{prefix}-env {var}");
             let text = env(var).map_err(|e| {
                 Error::Usage(match e {
                     std::env::VarError::NotPresent => format!("{flag}: the variable is not set"),
@@ -324,6 +391,41 @@ mod tests {
         std::fs::write(&path, "one\ntwo-secret\n").unwrap();
         let err = settings.resolve("redis://h:1", "--target").unwrap_err();
         assert!(!err.to_string().contains("two-secret"), "{err}");
+    }
+
+    #[test]
+    fn sentinel_credentials_go_to_the_sentinels_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sentinel-pw");
+        std::fs::write(&path, "for-sentinels\n").unwrap();
+        let settings = ConnectionSettings {
+            flag_prefix: "--source",
+            sentinel_user: Some("watcher".into()),
+            sentinel_password_file: Some(path),
+            ..ConnectionSettings::default()
+        };
+        let url = settings
+            .resolve("redis-sentinel://:data-pw@s1:26379,s2:26380#m", "--source")
+            .unwrap();
+        assert_eq!(url.password.as_ref().unwrap().expose(), "data-pw");
+        let sentinels = url.sentinel.as_ref().unwrap();
+        assert_eq!(sentinels.username.as_deref(), Some("watcher"));
+        assert_eq!(
+            sentinels.password.as_ref().unwrap().expose(),
+            "for-sentinels"
+        );
+        let shown = format!("{url} {url:?}");
+        assert!(
+            !shown.contains("for-sentinels") && !shown.contains("data-pw"),
+            "{shown}"
+        );
+
+        let err = settings.resolve("redis://h:1", "--source").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--source-sentinel-* flags need a Sentinel URL"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub enum Error {
     /// A replicated command the target cannot apply under the chosen policies.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// A replicated command the scope (`--match`, `--db`, ...) cannot split.
+    #[error(transparent)]
+    Scope(#[from] crate::transforms::filter::ScopeRefusal),
     /// A server could not be reached or refused the connection (`url` has no password).
     #[error("cannot connect to {url}")]
     Connect {

@@ -13,6 +13,7 @@ pub mod control;
 pub mod display;
 pub mod encoding;
 pub mod error;
+pub mod filter;
 pub mod observe;
 pub mod output_file;
 pub mod pipeline;

@@ -1,6 +1,9 @@
 //! Server URLs: `redis://[user[:password]@]host:port[/db]` (also `valkey://`; `rediss://`
 //! and `valkeys://` for TLS, whose files come from the command line: see
-//! [`crate::connection`]).
+//! [`crate::connection`]), and the Sentinel form Lettuce and RIOT users know:
+//! `redis-sentinel://[user[:password]@]host:port[,host:port…][/db]#MASTER_NAME` (also
+//! `valkey-sentinel://`), whose credentials are the data nodes'; the sentinels' own come
+//! from the command line.
 //!
 //! The password is held in a [`Secret`]: neither `Debug` nor `Display` of a [`ServerUrl`]
 //! shows it, so a URL can go into any log line or error message.
@@ -24,6 +27,53 @@ pub struct ServerUrl {
     pub db: Option<u64>,
     /// `Some` for `rediss://` and `valkeys://`: every connection to this server uses TLS.
     pub tls: Option<TlsSettings>,
+    /// `Some` for a Sentinel URL: `host` and `port` are then the primary the sentinels
+    /// named last (empty until `server::sentinel` resolved them), and every reconnect
+    /// asks the sentinels again.
+    pub sentinel: Option<Sentinels>,
+}
+
+/// The sentinels that watch a primary, and how to talk to them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sentinels {
+    /// The name the sentinels monitor the primary under (the URL's `#fragment`).
+    pub master_name: String,
+    /// `(host, port)` of each sentinel, in the URL's order (tried in turn).
+    pub nodes: Vec<(String, u16)>,
+    /// The sentinels' ACL user and password (`--source-sentinel-user`, …); the URL's
+    /// credentials are the data nodes'.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// Used when a sentinel in the URL names no port.
+pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
+
+impl Sentinels {
+    /// `host:port,host:port…`, for messages.
+    pub fn addresses(&self) -> String {
+        let shown: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|(host, port)| join_host_port(host, *port))
+            .collect();
+        shown.join(",")
+    }
+
+    /// A URL for one sentinel: its address and the sentinels' credentials.
+    pub fn node_url(&self, index: usize) -> ServerUrl {
+        let (host, port) = self.nodes[index].clone();
+        ServerUrl {
+            scheme: Scheme::Redis,
+            host,
+            port,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            db: None,
+            tls: None,
+            sentinel: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +112,18 @@ pub enum UrlProblem {
     BadPercentEscape,
     #[error("credentials are not UTF-8")]
     CredentialsNotUtf8,
+    #[error(
+        "a Sentinel URL ends with #MASTER_NAME, the name the sentinels monitor the primary under"
+    )]
+    NoMasterName,
+    #[error(
+        "a '#MASTER_NAME' belongs to a Sentinel URL: use redis-sentinel:// (or valkey-sentinel://)"
+    )]
+    FragmentWithoutSentinel,
+    #[error(
+        "TLS through Sentinel is not supported yet: use redis-sentinel:// (or valkey-sentinel://)"
+    )]
+    SentinelTls,
 }
 
 impl ServerUrl {
@@ -70,13 +132,29 @@ impl ServerUrl {
             shown: hide_password(text),
             reason,
         };
-        let (scheme, tls, rest) = match text.split_once("://") {
-            Some(("redis", rest)) => (Scheme::Redis, false, rest),
-            Some(("valkey", rest)) => (Scheme::Valkey, false, rest),
-            Some(("rediss", rest)) => (Scheme::Redis, true, rest),
-            Some(("valkeys", rest)) => (Scheme::Valkey, true, rest),
+        let (scheme, tls, sentinel, rest) = match text.split_once("://") {
+            Some(("redis", rest)) => (Scheme::Redis, false, false, rest),
+            Some(("valkey", rest)) => (Scheme::Valkey, false, false, rest),
+            Some(("rediss", rest)) => (Scheme::Redis, true, false, rest),
+            Some(("valkeys", rest)) => (Scheme::Valkey, true, false, rest),
+            Some(("redis-sentinel", rest)) => (Scheme::Redis, false, true, rest),
+            Some(("valkey-sentinel", rest)) => (Scheme::Valkey, false, true, rest),
+            Some(("rediss-sentinel" | "valkeys-sentinel", _)) => {
+                return Err(fail(UrlProblem::SentinelTls))
+            }
             Some((other, _)) => return Err(fail(UrlProblem::UnknownScheme(other.to_owned()))),
             None => return Err(fail(UrlProblem::NoScheme)),
+        };
+        // The master name follows the last '#' after the credentials (a password may
+        // hold '#' itself).
+        let location_start = rest.rfind('@').map_or(0, |at| at + 1);
+        let (rest, master_name) = match rest[location_start..].rfind('#') {
+            Some(hash) if sentinel => {
+                let hash = location_start + hash;
+                (&rest[..hash], Some(&rest[hash + 1..]))
+            }
+            Some(_) => return Err(fail(UrlProblem::FragmentWithoutSentinel)),
+            None => (rest, None),
         };
         // The credentials end at the last '@': a password may contain '@' itself.
         let (credentials, location) = match rest.rfind('@') {
@@ -87,7 +165,26 @@ impl ServerUrl {
             Some((host_port, path)) => (host_port, Some(path)),
             None => (location, None),
         };
-        let (host, port) = split_host_port(host_port).map_err(fail)?;
+        let (host, port, sentinels) = if sentinel {
+            let master_name = master_name
+                .filter(|name| !name.is_empty())
+                .ok_or_else(|| fail(UrlProblem::NoMasterName))?;
+            let nodes = host_port
+                .split(',')
+                .map(|node| split_host_port(node, DEFAULT_SENTINEL_PORT))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fail)?;
+            let sentinels = Sentinels {
+                master_name: master_name.to_owned(),
+                nodes,
+                username: None,
+                password: None,
+            };
+            (String::new(), 0, Some(sentinels))
+        } else {
+            let (host, port) = split_host_port(host_port, DEFAULT_PORT).map_err(fail)?;
+            (host, port, None)
+        };
         let db = match path {
             None | Some("") => None,
             Some(number) => Some(
@@ -119,20 +216,31 @@ impl ServerUrl {
             password,
             db,
             tls: tls.then(TlsSettings::default),
+            sentinel: sentinels,
         })
     }
 
-    /// `host:port`, for connecting (IPv6 hosts in brackets).
+    /// `host:port`, for connecting (IPv6 hosts in brackets). Through Sentinel: the
+    /// primary the sentinels named last.
     pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        join_host_port(&self.host, self.port)
+    }
+
+    /// A Sentinel URL whose primary is not known yet: nothing to connect to.
+    pub fn unresolved(&self) -> bool {
+        self.sentinel.is_some() && self.port == 0
     }
 }
 
-fn split_host_port(text: &str) -> Result<(String, u16), UrlProblem> {
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16), UrlProblem> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or(UrlProblem::UnclosedBracket)?;
         let port = match after {
@@ -154,7 +262,7 @@ fn split_host_port(text: &str) -> Result<(String, u16), UrlProblem> {
         return Err(UrlProblem::NoHost);
     }
     let port = match port {
-        None => DEFAULT_PORT,
+        None => default_port,
         Some(port) => port
             .parse::<u16>()
             .ok()
@@ -200,13 +308,17 @@ fn hide_password(text: &str) -> String {
     }
 }
 
+/// A Sentinel URL shows its sentinels and master name, not the primary of the moment: the
+/// text stays the same across a failover (the state file compares it).
 impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match (self.scheme, self.tls.is_some()) {
-            (Scheme::Redis, false) => "redis",
-            (Scheme::Valkey, false) => "valkey",
-            (Scheme::Redis, true) => "rediss",
-            (Scheme::Valkey, true) => "valkeys",
+        let scheme = match (self.scheme, self.tls.is_some(), self.sentinel.is_some()) {
+            (Scheme::Redis, _, true) => "redis-sentinel",
+            (Scheme::Valkey, _, true) => "valkey-sentinel",
+            (Scheme::Redis, false, false) => "redis",
+            (Scheme::Valkey, false, false) => "valkey",
+            (Scheme::Redis, true, false) => "rediss",
+            (Scheme::Valkey, true, false) => "valkeys",
         };
         write!(f, "{scheme}://")?;
         match (&self.username, &self.password) {
@@ -215,11 +327,23 @@ impl fmt::Display for ServerUrl {
             (None, Some(_)) => f.write_str(":***@")?,
             (None, None) => {}
         }
-        f.write_str(&self.address())?;
+        match &self.sentinel {
+            Some(sentinels) => f.write_str(&sentinels.addresses())?,
+            None => f.write_str(&self.address())?,
+        }
         if let Some(db) = self.db {
             write!(f, "/{db}")?;
         }
+        if let Some(sentinels) = &self.sentinel {
+            write!(f, "#{}", sentinels.master_name)?;
+        }
         Ok(())
+    }
+}
+
+impl fmt::Debug for Sentinels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sentinels({}#{})", self.addresses(), self.master_name)
     }
 }
 
@@ -287,6 +411,54 @@ mod tests {
         assert_eq!(url.scheme, Scheme::Valkey);
         assert_eq!(url.to_string(), "valkeys://h:6379");
         assert!(ServerUrl::parse("redis://h").unwrap().tls.is_none());
+    }
+
+    #[test]
+    fn sentinel_urls_name_their_sentinels_and_master() {
+        let url =
+            ServerUrl::parse("redis-sentinel://u:p%23w@10.0.0.1:26380,[::1],s3:5000/0#mymaster")
+                .unwrap();
+        let sentinels = url.sentinel.as_ref().expect("a Sentinel URL");
+        assert_eq!(sentinels.master_name, "mymaster");
+        assert_eq!(
+            sentinels.nodes,
+            vec![
+                ("10.0.0.1".to_owned(), 26380),
+                ("::1".to_owned(), DEFAULT_SENTINEL_PORT),
+                ("s3".to_owned(), 5000)
+            ]
+        );
+        assert_eq!(url.username.as_deref(), Some("u"));
+        assert_eq!(url.password.as_ref().map(Secret::expose), Some("p#w"));
+        assert_eq!(url.db, Some(0));
+        assert!(url.unresolved());
+        assert_eq!(
+            url.to_string(),
+            "redis-sentinel://u:***@10.0.0.1:26380,[::1]:26379,s3:5000/0#mymaster"
+        );
+        let valkey = ServerUrl::parse("valkey-sentinel://h#m").unwrap();
+        assert_eq!(valkey.scheme, Scheme::Valkey);
+        assert_eq!(valkey.to_string(), "valkey-sentinel://h:26379#m");
+        assert_eq!(valkey.sentinel.unwrap().node_url(0).address(), "h:26379");
+    }
+
+    #[test]
+    fn bad_sentinel_urls_say_why() {
+        for (text, why) in [
+            ("redis-sentinel://h:1", "ends with #MASTER_NAME"),
+            ("redis-sentinel://h:1#", "ends with #MASTER_NAME"),
+            ("redis-sentinel://h:1,:2#m", "no host"),
+            ("redis-sentinel://h:1,h:0#m", "port '0'"),
+            ("redis://h:1#m", "belongs to a Sentinel URL"),
+            ("rediss-sentinel://h:1#m", "TLS through Sentinel"),
+        ] {
+            let err = ServerUrl::parse(text).unwrap_err().to_string();
+            assert!(err.contains(why), "{text}: {err}");
+        }
+        let err = ServerUrl::parse("redis-sentinel://u:hunter2@h:x#m")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::sources::file::RdbFileSource;
 use crate::sources::Source;
 use crate::target::Target;
 use crate::transforms::compat::{CompatTransform, PolicyReport};
+use crate::transforms::filter::ScopeTransform;
 use std::io::Write;
 
 pub fn run(args: ConvertArgs, out: &mut dyn Write) -> Result<(), Error> {
@@ -24,18 +25,35 @@ pub fn run(args: ConvertArgs, out: &mut dyn Write) -> Result<(), Error> {
         databases: Some(args.databases),
         ..EncodeOptions::default()
     };
+    let scope = args
+        .filters
+        .scope()
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let mut sink = RdbFileSink::create(&args.output, target.format, options, args.force)?;
 
     let progress = InputProgress::new(source.total_bytes());
-    let result = pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut |bytes| {
-        progress.set(bytes)
-    });
+    // The scope goes first, so that the policies see only kept keys; without one the
+    // compatibility transform stays alone and keeps its fast paths.
+    let mut scoped = (!scope.is_everything()).then(|| ScopeTransform::new(scope));
+    let mut on_progress = |bytes| progress.set(bytes);
+    let result = match &mut scoped {
+        Some(scoped) => pipeline::run(
+            &mut source,
+            &mut [scoped, &mut compat],
+            &mut sink,
+            &mut on_progress,
+        ),
+        None => pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut on_progress),
+    };
     progress.finish();
     let stats = result?;
     let report = compat.complete()?;
 
     let summary = summary_line(&args.output.display().to_string(), &target, &stats);
     writeln!(out, "{summary}").map_err(Error::Stdout)?;
+    if let Some(scoped) = &scoped {
+        writeln!(out, "{}", scoped.report_line()).map_err(Error::Stdout)?;
+    }
     write_report(out, &report)
 }
 

@@ -10,8 +10,33 @@ pub mod rollback;
 pub mod verify;
 
 use crate::error::Error;
+use crate::url::ServerUrl;
 use std::future::Future;
 use std::time::Duration;
+
+/// How long the commands that connect once give each sentinel and the primary it names.
+const SENTINEL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `url` pointed at the primary its sentinels name now, for the commands that connect
+/// once (verify, assess, cutover, rollback); a plain URL is returned as it is.
+pub(crate) fn primary_now(url: ServerUrl) -> Result<ServerUrl, Error> {
+    if url.sentinel.is_none() {
+        return Ok(url);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Migration(format!("cannot start the async runtime: {e}")))?;
+    runtime
+        .block_on(crate::server::sentinel::locate(
+            &url,
+            SENTINEL_CONNECT_TIMEOUT,
+        ))
+        .map_err(|e| Error::Connect {
+            url: url.to_string(),
+            source: Box::new(e),
+        })
+}
 
 /// Runs a long-lived command (migrate, relay) on a two-thread runtime. Tasks still running
 /// when it returns (ACKs, an abandoned pipe) get 200 ms, so they do not hold the exit up.

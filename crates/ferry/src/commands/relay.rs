@@ -23,6 +23,14 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
     let source_url = args.source_connection.settings().apply(
         ServerUrl::parse(&args.source).map_err(|e| Error::Usage(format!("--source: {e}")))?,
     )?;
+    if source_url.sentinel.is_some() {
+        // A relay's histories reconnect to the one address they were given.
+        return Err(Error::Usage(
+            "--source: ferry relay does not follow a Sentinel failover yet; give the \
+             primary's redis:// URL"
+                .into(),
+        ));
+    }
     if source_url.db.is_some_and(|db| db != 0) {
         return Err(Error::Usage(
             "--source: a relay carries every database; leave the /db part out of the URL".into(),
@@ -71,6 +79,10 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         source_url: source_url.clone(),
         source_info: source_info.clone(),
         policies: Policies::from(args.policies.clone()),
+        scope: args
+            .filters
+            .scope()
+            .map_err(|e| Error::Usage(e.to_string()))?,
         backlog_bytes: (args.backlog_mb as usize).saturating_mul(1 << 20),
         backlog_ttl: Duration::from_secs(args.backlog_ttl),
         password,
@@ -88,6 +100,16 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
                     path.display(),
                     state.source,
                     source_url
+                )));
+            }
+            let scope = relay.config.scope.describe();
+            if state.scope != scope {
+                return Err(Error::Migration(format!(
+                    "the state file {} was written for the scope {:?}, and this run has \
+                     {scope:?}: its replicas hold the other scope's keys; run with the same \
+                     --match, --exclude, --db and --db-map, or use another --state file",
+                    path.display(),
+                    state.scope,
                 )));
             }
             relay.log(format!(
@@ -162,7 +184,8 @@ fn state_error(error: saved::SavedError) -> Error {
 }
 
 fn save_state(relay: &Relay, path: &std::path::Path) -> Result<(), Error> {
-    let state = RelayState::new(relay.config.source_url.to_string(), relay.saved_histories());
+    let mut state = RelayState::new(relay.config.source_url.to_string(), relay.saved_histories());
+    state.scope = relay.config.scope.describe();
     saved::save(path, &state).map_err(state_error)
 }
 

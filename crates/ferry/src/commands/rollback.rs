@@ -10,14 +10,16 @@ use crate::error::Error;
 use std::io::Write;
 
 pub fn run(args: RollbackArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let source = args
-        .source_connection
-        .settings()
-        .resolve(&args.source, "--source")?;
-    let target = args
-        .target_connection
-        .settings()
-        .resolve(&args.target, "--target")?;
+    let source = super::primary_now(
+        args.source_connection
+            .settings()
+            .resolve(&args.source, "--source")?,
+    )?;
+    let target = super::primary_now(
+        args.target_connection
+            .settings()
+            .resolve(&args.target, "--target")?,
+    )?;
     let token = control_token(&args.control)?;
     let plan = plan("rollback", source, target, &args.switch, token)?;
     switch(&plan, args.switch.json, out)

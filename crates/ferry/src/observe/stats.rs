@@ -232,6 +232,13 @@ impl Stats {
         }
     }
 
+    /// The source's `host:port` after a failover moved the run to another primary.
+    pub fn set_source(&self, source: &str) {
+        if let Ok(mut details) = self.details.lock() {
+            details.source = source.to_owned();
+        }
+    }
+
     /// What kind of run this is, for `/status` (`migrate` when never set).
     pub fn set_mode(&self, mode: &'static str) {
         if let Ok(mut details) = self.details.lock() {

@@ -2,13 +2,17 @@
 //! read the relay like any primary: `role:master`, the attached replicas and their
 //! offsets, `master_replid`/`master_repl_offset`, and `sync_full`/`sync_partial_ok`/
 //! `sync_partial_err`. ferry adds the source offset each replica's ACK covers.
+//! `slave_priority:0` and `replica_announced:0` say the relay is never a candidate for
+//! promotion; Sentinel reads them only from a replica (`role:slave`), so a connection that
+//! named itself as a sentinel (`CLIENT SETNAME sentinel-…`) is shown the relay as a
+//! replica of its source.
 
 use super::Relay;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 /// The text of `INFO [section ...]` (CRLF lines, as servers send).
-pub fn render(relay: &Relay, sections: &[String]) -> String {
+pub fn render(relay: &Relay, sections: &[String], reader: Reader) -> String {
     let all = sections.is_empty()
         || sections
             .iter()
@@ -24,7 +28,7 @@ pub fn render(relay: &Relay, sections: &[String]) -> String {
         );
     }
     if wants("replication") {
-        replication(relay, &mut out);
+        replication(relay, &mut out, reader);
     }
     if wants("stats") {
         let counters = &relay.counters;
@@ -40,11 +44,32 @@ pub fn render(relay: &Relay, sections: &[String]) -> String {
     out
 }
 
-fn replication(relay: &Relay, out: &mut String) {
+/// Who asks for `INFO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// A person, a script, a replica's tooling: the relay as the primary it is.
+    Client,
+    /// A sentinel: the relay as a replica of its source that is never promoted.
+    Sentinel,
+}
+
+fn replication(relay: &Relay, out: &mut String, reader: Reader) {
     let replicas = relay.replicas();
+    out.push_str("# Replication\r\n");
+    match reader {
+        Reader::Client => out.push_str("role:master\r\n"),
+        Reader::Sentinel => {
+            let source = &relay.config.source_url;
+            let _ = write!(
+                out,
+                "role:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:up\r\n",
+                source.host, source.port
+            );
+        }
+    }
     let _ = write!(
         out,
-        "# Replication\r\nrole:master\r\nconnected_slaves:{}\r\n",
+        "slave_priority:0\r\nreplica_announced:0\r\nconnected_slaves:{}\r\n",
         replicas.len()
     );
     for (index, replica) in replicas.iter().enumerate() {

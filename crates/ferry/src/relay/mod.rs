@@ -42,6 +42,8 @@ pub struct RelayConfig {
     pub source_url: ServerUrl,
     pub source_info: ServerInfo,
     pub policies: Policies,
+    /// The keys and databases relayed, and where (`--match`, `--db`, `--db-map`).
+    pub scope: crate::filter::Scope,
     /// Bytes of each history's stream kept for partial resyncs.
     pub backlog_bytes: usize,
     /// How long a history with no replica attached is kept alive.

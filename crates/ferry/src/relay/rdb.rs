@@ -5,12 +5,14 @@
 
 use crate::codec::{EncodeOptions, Encoder};
 use crate::error::Error;
+use crate::filter::Scope;
 use crate::pipeline;
 use crate::policy::Policies;
 use crate::sinks::{Sink, SinkStats};
 use crate::sources::replication::SnapshotSource;
 use crate::target::Target;
 use crate::transforms::compat::CompatTransform;
+use crate::transforms::filter::ScopeTransform;
 use bytes::Bytes;
 use ferry_codec::Item;
 use ferry_repl::ChannelReader;
@@ -35,7 +37,7 @@ pub fn spawn_producer(
     reader: ChannelReader,
     total: Option<u64>,
     target: Target,
-    policies: Policies,
+    (policies, scope): (Policies, Scope),
     chunks: mpsc::Sender<Bytes>,
 ) -> tokio::task::JoinHandle<Result<Produced, Error>> {
     tokio::task::spawn_blocking(move || {
@@ -55,11 +57,25 @@ pub fn spawn_producer(
             keys: 0,
             bytes: 0,
         };
-        pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut |_| {})?;
+        let mut policy_lines = Vec::new();
+        if scope.is_everything() {
+            pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut |_| {})?;
+        } else {
+            // The scope first: the policies see only kept keys.
+            let mut scoped = ScopeTransform::new(scope);
+            pipeline::run(
+                &mut source,
+                &mut [&mut scoped, &mut compat],
+                &mut sink,
+                &mut |_| {},
+            )?;
+            policy_lines.push(scoped.report_line());
+        }
+        policy_lines.extend(compat.complete()?.lines());
         Ok(Produced {
             keys: sink.keys,
             bytes: sink.bytes,
-            policy_lines: compat.complete()?.lines(),
+            policy_lines,
         })
     })
 }

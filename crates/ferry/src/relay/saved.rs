@@ -19,6 +19,10 @@ pub struct RelayState {
     pub kind: String,
     pub source: String,
     pub histories: Vec<SavedHistory>,
+    /// The scope the histories were relayed with, in its canonical form; empty (and
+    /// absent) when everything was relayed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +42,7 @@ impl RelayState {
             kind: "relay".into(),
             source,
             histories,
+            scope: String::new(),
         }
     }
 }

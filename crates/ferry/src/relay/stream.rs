@@ -6,26 +6,37 @@
 //! - REPLCONF (GETACK) is not passed: ferry answers the source itself, and the relay's
 //!   replicas are asked nothing they must answer.
 //! - Everything else goes through the same [`CommandTranslator`] as `migrate`, without
-//!   its expiry hold: a replica never expires keys by its own clock, it waits for the DEL.
+//!   its expiry hold: a replica never expires keys by its own clock, it waits for the DEL;
+//!   under a scope (`--match`, `--db`, `--db-map`) behind the same
+//!   [`ScopedCommands`] as `migrate`'s, and SELECT names the mapped database.
 
 use crate::error::Error;
+use crate::filter::Scope;
+use crate::transforms::commands::transform::CommandTransform;
 use crate::transforms::commands::{CommandTranslator, Translated};
+use crate::transforms::filter::ScopedCommands;
+use bytes::Bytes;
 use bytes::BytesMut;
 use ferry_repl::resp::encode_command;
 use ferry_repl::ReplCommand;
 use std::collections::BTreeMap;
 
 pub struct StreamTranslator {
-    translator: CommandTranslator,
+    translator: Box<dyn CommandTransform>,
     db: u64,
     in_multi: bool,
     skipped: BTreeMap<&'static str, u64>,
 }
 
 impl StreamTranslator {
-    pub fn new(translator: CommandTranslator) -> Self {
+    pub fn new(translator: CommandTranslator, scope: &Scope) -> Self {
+        let translator = Box::new(translator.with_exact_expiries());
         Self {
-            translator: translator.with_exact_expiries(),
+            translator: if scope.is_everything() {
+                translator
+            } else {
+                Box::new(ScopedCommands::new(scope.clone(), translator))
+            },
             db: 0,
             in_multi: false,
             skipped: BTreeMap::new(),
@@ -49,7 +60,8 @@ impl StreamTranslator {
                 .ok_or_else(|| {
                     Error::Migration("the source sent SELECT without a database number".into())
                 })?;
-            encode_command(&args, out);
+            let target_db = self.translator.target_db(self.db).to_string();
+            encode_command(&[args[0].clone(), Bytes::from(target_db)], out);
         } else if name.eq_ignore_ascii_case(b"MULTI") {
             self.in_multi = true;
             encode_command(&args, out);
@@ -93,7 +105,7 @@ mod tests {
 
     fn stream(profile: &str, policies: &Policies) -> StreamTranslator {
         let target = Target::from_profile(profile).unwrap();
-        StreamTranslator::new(CommandTranslator::new(policies, &target))
+        StreamTranslator::new(CommandTranslator::new(policies, &target), &Scope::default())
     }
 
     #[test]

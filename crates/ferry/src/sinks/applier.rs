@@ -79,7 +79,7 @@ impl StreamApplier {
     /// primary does not repeat its SELECT.
     pub fn new(pipe: Pipe, translator: Box<dyn CommandTransform>, start: Mark) -> Self {
         let mut batch = Batch::default();
-        let db = start.db.to_string();
+        let db = translator.target_db(start.db).to_string();
         batch.push_framing(&["SELECT", db.as_str()]);
         Self {
             pipe,
@@ -144,7 +144,9 @@ impl StreamApplier {
                 .ok_or_else(|| {
                     Error::Migration("the source sent SELECT without a database number".into())
                 })?;
-            self.push(&args);
+            // Where the database lands on the target (`--db-map`).
+            let target_db = self.translator.target_db(self.db);
+            self.push(&[args[0].clone(), Bytes::from(target_db.to_string())]);
         } else if name.eq_ignore_ascii_case(b"MULTI") {
             self.in_multi = true;
             if self.marker.is_none() {
@@ -156,12 +158,16 @@ impl StreamApplier {
                 self.push(&args);
             }
         } else {
-            if name.eq_ignore_ascii_case(b"SWAPDB") {
-                self.note_swap(&args);
-            }
             match self.translator.translate(self.db, args)? {
                 Translated::Apply(commands) => {
                     for command in commands {
+                        // As sent: its databases are the target's.
+                        if command
+                            .first()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(b"SWAPDB"))
+                        {
+                            self.note_swap(&command);
+                        }
                         self.push(&command);
                     }
                 }
@@ -225,7 +231,8 @@ impl StreamApplier {
                     offset: self.safe.offset,
                     db: self.safe.db,
                 };
-                marker::push_write(&mut batch, &applied, self.db, &self.swapped);
+                let selected = self.translator.target_db(self.db);
+                marker::push_write(&mut batch, &applied, selected, &self.swapped);
                 self.swapped.clear();
             }
             (Some(Marker::Shard { stream, replid }), true) => {
@@ -233,7 +240,8 @@ impl StreamApplier {
                     replid: replid.clone(),
                     offset: self.safe.offset,
                 };
-                marker::push_shard_write(&mut batch, stream, &applied, self.db);
+                let selected = self.translator.target_db(self.db);
+                marker::push_shard_write(&mut batch, stream, &applied, selected);
             }
             _ => {}
         }

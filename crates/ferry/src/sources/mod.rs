@@ -1,7 +1,9 @@
-//! Where items come from: an RDB file, a replication stream's snapshot, a SCAN walk's
+//! Where items come from: an RDB file, an AOF (its RDB part; its commands go to the
+//! stream applier), a replication stream's snapshot, a SCAN walk's
 //! DUMP payloads. All yield the same [`Item`]s, so every transform and sink works with
 //! all of them.
 
+pub mod aof;
 pub mod file;
 pub mod replication;
 

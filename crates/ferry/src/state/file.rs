@@ -48,6 +48,10 @@ pub struct MigrationState {
     /// after the restart, are still left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved_keys: Vec<MovedKeyState>,
+    /// The scope the target was written with (`--match`, `--db`, ...), in its canonical
+    /// form; empty (and absent from the file) when everything moved.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
 }
 
 /// A key moved to another shard of a cluster source, as the state file keeps it.
@@ -93,6 +97,7 @@ impl MigrationState {
             format,
             shards: Vec::new(),
             moved_keys: Vec::new(),
+            scope: String::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod commands;
 pub mod compat;
+pub mod filter;
 pub mod shards;
 
 use crate::error::Error;

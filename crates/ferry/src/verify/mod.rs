@@ -22,6 +22,7 @@ pub use error::{Role, VerifyError};
 pub use report::{DiffKind, Finding, KeyDifference, Summary, VerifyReport};
 
 use crate::error::Error;
+use crate::filter::Scope;
 use crate::policy::Policies;
 use crate::url::ServerUrl;
 use compare::{Pair, Settings};
@@ -45,6 +46,8 @@ pub struct VerifyOptions {
     pub max_ops_per_sec: Option<u32>,
     /// The policies the migration ran with.
     pub policies: Policies,
+    /// The scope the migration ran with: only its keys are compared.
+    pub scope: Scope,
 }
 
 impl VerifyOptions {
@@ -62,6 +65,7 @@ impl VerifyOptions {
             ttl_tolerance_ms: Self::DEFAULT_TTL_TOLERANCE_MS,
             max_ops_per_sec: None,
             policies: Policies::default(),
+            scope: Scope::default(),
         }
     }
 }
@@ -75,6 +79,7 @@ pub fn run(options: &VerifyOptions) -> Result<VerifyReport, Error> {
         settings: Settings {
             ttl_tolerance_ms: options.ttl_tolerance_ms,
             policies: options.policies.clone(),
+            scope: options.scope.clone(),
         },
     };
     let mut report = VerifyReport {

@@ -1,6 +1,8 @@
 //! Which keys get compared: every key of every database in both directions (SCAN on the
 //! source, then SCAN on the target for keys the source lacks; every primary of a cluster),
-//! or a random sample.
+//! or a random sample. Under a scope (`--match`, `--db`, `--db-map`) only kept keys of
+//! kept databases count, each source database against its mapped one on the target; the
+//! target's keys outside the scope are not differences.
 
 use super::compare::{compare_keys, Pair, CHUNK};
 use super::endpoint::Endpoint;
@@ -15,8 +17,9 @@ pub fn everything(pair: &mut Pair, report: &mut VerifyReport) -> Result<(), Veri
     for db in databases(pair)? {
         if !paired(pair, db) {
             // Only the standalone side can hold it: its keys are listed as not comparable.
+            let side_db = standalone_db(pair, db);
             let side = standalone_side(pair);
-            side.select(db)?;
+            side.select(side_db)?;
             let mut keys = Scan::default();
             let node = side.server.clone();
             while let Some(batch) = keys.next(standalone_side(pair), &node)? {
@@ -24,8 +27,9 @@ pub fn everything(pair: &mut Pair, report: &mut VerifyReport) -> Result<(), Veri
             }
             continue;
         }
+        let target_db = pair.target_db(db);
         pair.source.select(db)?;
-        pair.target.select(db)?;
+        pair.target.select(target_db)?;
         for node in pair.source.nodes() {
             let mut source_keys = Scan::default();
             while let Some(batch) = source_keys.next(&mut pair.source, &node)? {
@@ -37,6 +41,10 @@ pub fn everything(pair: &mut Pair, report: &mut VerifyReport) -> Result<(), Veri
         for node in pair.target.nodes() {
             let mut target_keys = Scan::default();
             while let Some(batch) = target_keys.next(&mut pair.target, &node)? {
+                // Compared batches may have switched the source's database.
+                pair.source.select(db)?;
+                pair.target.select(target_db)?;
+                let batch = in_scope(pair, batch);
                 only_on_target.extend(missing_on(&mut pair.source, &batch)?);
                 if only_on_target.len() >= CHUNK {
                     compare_batch(pair, db, &std::mem::take(&mut only_on_target), report)?;
@@ -52,6 +60,7 @@ pub fn everything(pair: &mut Pair, report: &mut VerifyReport) -> Result<(), Veri
 /// size), and about a tenth as many random target keys checked for being extra.
 pub fn sample(pair: &mut Pair, n: u64, report: &mut VerifyReport) -> Result<(), VerifyError> {
     let dbs = databases(pair)?;
+    let target_dbs: Vec<u32> = dbs.iter().map(|&db| pair.target_db(db)).collect();
     let source_parts = sizes(&mut pair.source, &dbs)?;
     let total: u64 = source_parts.iter().map(|part| part.2).sum::<u64>().max(1);
     for (db, node, size) in source_parts {
@@ -60,12 +69,20 @@ pub fn sample(pair: &mut Pair, n: u64, report: &mut VerifyReport) -> Result<(), 
         let keys = random_keys(&mut pair.source, &node, share)?;
         compare_batch(pair, db, &keys, report)?;
     }
-    let target_parts = sizes(&mut pair.target, &dbs)?;
+    let target_parts = sizes(&mut pair.target, &target_dbs)?;
     let total: u64 = target_parts.iter().map(|part| part.2).sum::<u64>().max(1);
-    for (db, node, size) in target_parts {
+    for (target_db, node, size) in target_parts {
         let share = (n * size).div_ceil(total).min(size).div_ceil(10) as usize;
-        pair.target.select(db)?;
+        pair.target.select(target_db)?;
         let keys = random_keys(&mut pair.target, &node, share)?;
+        let keys = in_scope(pair, keys);
+        let Some(db) = dbs
+            .iter()
+            .copied()
+            .find(|&db| pair.target_db(db) == target_db)
+        else {
+            continue;
+        };
         let extra = if paired(pair, db) {
             pair.source.select(db)?;
             missing_on(&mut pair.source, &keys)?
@@ -77,10 +94,31 @@ pub fn sample(pair: &mut Pair, n: u64, report: &mut VerifyReport) -> Result<(), 
     Ok(())
 }
 
-/// Whether `db` exists on both sides: a cluster has database 0 only, unless it has
-/// `cluster-databases`.
+/// Whether source database `db` and its place on the target both exist: a cluster has
+/// database 0 only, unless it has `cluster-databases`.
 fn paired(pair: &Pair, db: u32) -> bool {
-    pair.source.has_database(db) && pair.target.has_database(db)
+    pair.source.has_database(db) && pair.target.has_database(pair.target_db(db))
+}
+
+/// The database the standalone side of a pair with a cluster holds source database
+/// `db` in.
+fn standalone_db(pair: &Pair, db: u32) -> u32 {
+    if pair.source.is_cluster() {
+        pair.target_db(db)
+    } else {
+        db
+    }
+}
+
+/// The keys the scope keeps (their database is kept already).
+fn in_scope(pair: &Pair, keys: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let scope = &pair.settings.scope;
+    if !scope.filters_keys() {
+        return keys;
+    }
+    keys.into_iter()
+        .filter(|key| scope.keeps_key(key))
+        .collect()
 }
 
 /// The side that is not a cluster, when the other one is.
@@ -92,9 +130,21 @@ fn standalone_side(pair: &mut Pair) -> &mut Endpoint {
     }
 }
 
+/// The source databases to compare: the kept ones holding keys on the source, and those
+/// whose place on the target holds keys.
 fn databases(pair: &mut Pair) -> Result<Vec<u32>, VerifyError> {
-    let mut dbs: BTreeSet<u32> = pair.source.databases()?.into_iter().collect();
-    dbs.extend(pair.target.databases()?);
+    let scope = pair.settings.scope.clone();
+    let mut dbs: BTreeSet<u32> = pair
+        .source
+        .databases()?
+        .into_iter()
+        .filter(|&db| scope.keeps_db(u64::from(db)))
+        .collect();
+    for target_db in pair.target.databases()? {
+        if let Some(db) = scope.source_db(u64::from(target_db)) {
+            dbs.insert(u32::try_from(db).unwrap_or(u32::MAX));
+        }
+    }
     Ok(dbs.into_iter().collect())
 }
 
@@ -198,16 +248,18 @@ pub fn compare_batch(
 ) -> Result<(), VerifyError> {
     // ferry's own marker (what migrate applied) is bookkeeping, not data to compare; it
     // lives in one database, a copy elsewhere would be a stray.
-    let is_marker = |key: &Vec<u8>| u64::from(db) == marker::DB && marker::is_marker(key);
+    let in_marker_db = u64::from(db) == marker::DB || u64::from(pair.target_db(db)) == marker::DB;
+    let is_marker = |key: &Vec<u8>| in_marker_db && marker::is_marker(key);
     let skipped = keys.iter().filter(|key| is_marker(key)).count();
     report.ferry_markers_skipped += skipped as u64;
     let owned;
-    let keys = if skipped == 0 {
+    let scope = &pair.settings.scope;
+    let keys = if skipped == 0 && !scope.filters_keys() {
         keys
     } else {
         owned = keys
             .iter()
-            .filter(|key| !is_marker(key))
+            .filter(|key| !is_marker(key) && scope.keeps_key(key))
             .cloned()
             .collect::<Vec<_>>();
         owned.as_slice()
@@ -215,9 +267,10 @@ pub fn compare_batch(
     if !paired(pair, db) {
         return record_unpaired(pair, db, keys, report);
     }
+    let target_db = pair.target_db(db);
     for chunk in keys.chunks(CHUNK) {
         pair.source.select(db)?;
-        pair.target.select(db)?;
+        pair.target.select(target_db)?;
         for (key, outcome) in chunk.iter().zip(compare_keys(pair, chunk)?) {
             report.record(db, key, outcome);
         }
@@ -233,6 +286,7 @@ fn record_unpaired(
     keys: &[Vec<u8>],
     report: &mut VerifyReport,
 ) -> Result<(), VerifyError> {
+    let side_db = standalone_db(pair, db);
     let side = standalone_side(pair);
     let (kind, detail) = match side.role {
         Role::Source => (
@@ -241,11 +295,11 @@ fn record_unpaired(
         ),
         Role::Target => (
             DiffKind::Extra,
-            format!("in db{db} of the target; the source is a cluster, which has only db0"),
+            format!("in db{side_db} of the target; the source is a cluster, which has only db0"),
         ),
     };
     for chunk in keys.chunks(CHUNK) {
-        side.select(db)?;
+        side.select(side_db)?;
         let absent = missing_on(side, chunk)?;
         for key in chunk {
             let outcome = if absent.contains(key) {

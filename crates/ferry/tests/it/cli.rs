@@ -37,7 +37,7 @@ fn missing_file() {
 fn directory_instead_of_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let line = one_line_error(&ferry_in(&["inspect", "."], dir.path()), 1);
-    assert!(line.contains("not a regular file"), "{line}");
+    assert!(line.contains("holds no AOF manifest"), "{line}");
 }
 
 #[test]

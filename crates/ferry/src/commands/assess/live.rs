@@ -7,6 +7,7 @@ use super::error::ProbeError;
 use super::rdb::library_name;
 use super::source::SourceFacts;
 use crate::error::Error;
+use crate::filter::Scope;
 use crate::server::cluster::blocking;
 use crate::url::ServerUrl;
 use ferry_codec::ValuePart;
@@ -22,8 +23,11 @@ const SCAN_COUNT: usize = 1000;
 /// What the server at `url` holds and uses; for a cluster node, what the whole cluster
 /// does: every primary is read in turn (with the URL's credentials and TLS) and the facts
 /// summed, so that keys and commands on other shards are not missed.
-pub fn probe(url: &ServerUrl, max_ops_per_sec: u32) -> Result<SourceFacts, Error> {
-    let entry = probe_node(url, max_ops_per_sec)?;
+///
+/// Under a scope (`--match`, `--db`, ...) only the kept keys of kept databases are
+/// counted and examined.
+pub fn probe(url: &ServerUrl, max_ops_per_sec: u32, scope: &Scope) -> Result<SourceFacts, Error> {
+    let entry = probe_node(url, max_ops_per_sec, scope)?;
     if entry.cluster_enabled != Some(true) {
         return Ok(entry);
     }
@@ -46,7 +50,7 @@ pub fn probe(url: &ServerUrl, max_ops_per_sec: u32) -> Result<SourceFacts, Error
             .take_if(|e| e.role.as_deref() == Some("master") && address == url.address())
         {
             Some(facts) => facts,
-            None => probe_node(&node_url, max_ops_per_sec)?,
+            None => probe_node(&node_url, max_ops_per_sec, scope)?,
         };
         match whole.as_mut() {
             None => whole = Some(facts),
@@ -62,7 +66,7 @@ pub fn probe(url: &ServerUrl, max_ops_per_sec: u32) -> Result<SourceFacts, Error
     Ok(whole)
 }
 
-fn probe_node(url: &ServerUrl, max_ops_per_sec: u32) -> Result<SourceFacts, Error> {
+fn probe_node(url: &ServerUrl, max_ops_per_sec: u32, scope: &Scope) -> Result<SourceFacts, Error> {
     let mut con = connect(url)?;
     let mut facts = SourceFacts {
         origin: url.to_string(),
@@ -82,8 +86,10 @@ fn probe_node(url: &ServerUrl, max_ops_per_sec: u32) -> Result<SourceFacts, Erro
     read_acl(&mut con, &mut facts);
     read_modules(&mut con, &mut facts);
     read_clients(&mut con, &mut facts);
-    let databases = keyspace(&info);
+    let mut databases = keyspace(&info);
+    databases.retain(|(db, _)| scope.keeps_db(*db));
     let mut scan = Scan::new(max_ops_per_sec, databases.iter().map(|(_, d)| d.keys).sum());
+    scan.scope = scope.clone();
     let field_ttls_possible = has_command(&mut con, "hpexpiretime");
     // INFO's per-database `subexpiry` proved unreliable (off by a few after HPERSIST), so
     // every hash is checked where the server has field TTLs at all.
@@ -274,6 +280,8 @@ struct Scan {
     started: Instant,
     ops: u64,
     bar: Option<ProgressBar>,
+    /// Keys it leaves out are not examined.
+    scope: Scope,
 }
 
 impl Scan {
@@ -292,6 +300,7 @@ impl Scan {
             started: Instant::now(),
             ops: 0,
             bar,
+            scope: Scope::default(),
         }
     }
 
@@ -332,7 +341,7 @@ impl Scan {
                 .unwrap_or_default()
                 .iter()
                 .filter_map(|k| match k {
-                    Value::BulkString(bytes) => Some(bytes.clone()),
+                    Value::BulkString(bytes) if self.scope.keeps_key(bytes) => Some(bytes.clone()),
                     _ => None,
                 })
                 .collect();

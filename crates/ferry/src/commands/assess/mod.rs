@@ -54,6 +54,9 @@ pub struct AssessArgs {
     /// The most commands per second the key scan sends to the source.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_ops_per_sec: u32,
+    /// Assess only the keys and databases a migration with these flags would move.
+    #[command(flatten)]
+    pub filters: crate::filter::FilterArgs,
     #[command(flatten)]
     pub source_connection: SourceConnectionArgs,
     #[command(flatten)]
@@ -108,18 +111,25 @@ pub fn run(args: AssessArgs, out: &mut dyn Write) -> Result<(), Error> {
 /// Builds the report the arguments ask for.
 pub fn assess(args: &AssessArgs) -> Result<Report, Error> {
     let target = match (&args.target, &args.to) {
-        (Some(url), _) => {
-            capabilities::probe_url(&args.target_connection.settings().resolve(url, "--target")?)?
-        }
+        (Some(url), _) => capabilities::probe_url(&crate::commands::primary_now(
+            args.target_connection.settings().resolve(url, "--target")?,
+        )?)?,
         (None, Some(name)) => profiles::load(name)?,
         (None, None) => profiles::load(profiles::DEFAULT)?,
     };
+    let scope = args
+        .filters
+        .scope()
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let source = match (&args.source, &args.rdb) {
         (Some(url), _) => live::probe(
-            &args.source_connection.settings().resolve(url, "--source")?,
+            &crate::commands::primary_now(
+                args.source_connection.settings().resolve(url, "--source")?,
+            )?,
             args.max_ops_per_sec,
+            &scope,
         )?,
-        (None, Some(path)) => rdb::probe(path)?,
+        (None, Some(path)) => rdb::probe(path, &scope)?,
         (None, None) => {
             return Err(Error::Usage(
                 "give one of --source URL and --rdb FILE".into(),

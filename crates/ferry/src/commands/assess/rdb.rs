@@ -4,16 +4,18 @@ use super::source::SourceFacts;
 use crate::commands::inspect::Census;
 use crate::display::plain_or_quoted;
 use crate::error::Error;
+use crate::filter::Scope;
 use crate::progress::InputProgress;
 use crate::sources::file::RdbFileSource;
 use crate::sources::Source;
 use ferry_codec::{Item, Kind, ValuePart};
 use std::path::Path;
 
-pub fn probe(path: &Path) -> Result<SourceFacts, Error> {
+/// Under a scope only the kept keys of kept databases are counted.
+pub fn probe(path: &Path, scope: &Scope) -> Result<SourceFacts, Error> {
     let mut source = RdbFileSource::open(path)?;
     let progress = InputProgress::new(source.total_bytes());
-    let facts = read(&mut source, &progress);
+    let facts = read(&mut source, &progress, scope);
     progress.finish();
     let (census, mut facts) = facts?;
     facts.origin = path.display().to_string();
@@ -37,13 +39,32 @@ pub fn probe(path: &Path) -> Result<SourceFacts, Error> {
 fn read(
     source: &mut RdbFileSource,
     progress: &InputProgress,
+    scope: &Scope,
 ) -> Result<(Census, SourceFacts), Error> {
     let mut census = Census::default();
     let mut facts = SourceFacts::default();
     let mut current: Option<(String, Kind, u64)> = None;
     let mut before = 0;
+    let mut db = 0;
+    // Inside a key the scope leaves out: its items are not counted.
+    let mut left_out = false;
     while let Some(item) = source.next_item()? {
         let after = source.bytes_read();
+        match &item {
+            Item::SelectDb(selected) => db = *selected,
+            Item::KeyStart(header) => left_out = !scope.keeps(header.db, &header.key),
+            _ => {}
+        }
+        let skip = match &item {
+            Item::SelectDb(_) | Item::ResizeDb { .. } => !scope.keeps_db(db),
+            Item::KeyStart(_) | Item::Part(_) => left_out,
+            Item::KeyEnd => std::mem::take(&mut left_out),
+            _ => false,
+        };
+        if skip {
+            before = after;
+            continue;
+        }
         census.observe(&item, before, after);
         before = after;
         match &item {

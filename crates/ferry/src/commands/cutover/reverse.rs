@@ -46,6 +46,9 @@ fn swap_to_source(target: &TargetConnectionArgs) -> SourceConnectionArgs {
         source_insecure: target.target_insecure,
         source_password_file: target.target_password_file.clone(),
         source_password_env: target.target_password_env.clone(),
+        source_sentinel_user: target.target_sentinel_user.clone(),
+        source_sentinel_password_file: target.target_sentinel_password_file.clone(),
+        source_sentinel_password_env: target.target_sentinel_password_env.clone(),
     }
 }
 
@@ -59,6 +62,9 @@ fn swap_to_target(source: &SourceConnectionArgs) -> TargetConnectionArgs {
         target_insecure: source.source_insecure,
         target_password_file: source.source_password_file.clone(),
         target_password_env: source.source_password_env.clone(),
+        target_sentinel_user: source.source_sentinel_user.clone(),
+        target_sentinel_password_file: source.source_sentinel_password_file.clone(),
+        target_sentinel_password_env: source.source_sentinel_password_env.clone(),
     }
 }
 
@@ -87,12 +93,15 @@ pub fn run(
         ..args.switch.policies.clone()
     };
     let reverse = MigrateArgs {
-        source: args.target.clone(),
+        source: Some(args.target.clone()),
+        source_aof: None,
         target: args.source.clone(),
         state: Some(state_path.to_owned()),
         allow_non_empty: false,
         flush_target: false,
         policies,
+        // The whole target goes back: cutover's own flags carry no scope.
+        filters: crate::filter::FilterArgs::default(),
         max_memory_mb: 64,
         connect_timeout: 5,
         target_reply_timeout: crate::server::client::DEFAULT_STALL_TIMEOUT.as_secs(),
@@ -145,6 +154,9 @@ mod tests {
             target_insecure: true,
             target_password_file: Some("pw".into()),
             target_password_env: Some("PW".into()),
+            target_sentinel_user: Some("watcher".into()),
+            target_sentinel_password_file: None,
+            target_sentinel_password_env: Some("SPW".into()),
         };
         let source = swap_to_source(&target);
         let settings = source.settings();
@@ -160,6 +172,8 @@ mod tests {
         assert_eq!(settings.tls_server_name.as_deref(), Some("valkey.internal"));
         assert!(settings.insecure);
         assert_eq!(settings.password_env.as_deref(), Some("PW"));
+        assert_eq!(settings.sentinel_user.as_deref(), Some("watcher"));
+        assert_eq!(settings.sentinel_password_env.as_deref(), Some("SPW"));
         let back = swap_to_target(&source).settings();
         assert_eq!(
             back,

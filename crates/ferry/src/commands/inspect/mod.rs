@@ -1,6 +1,8 @@
 //! `ferry inspect FILE [--json]`: what an RDB file holds and what each Valkey release
-//! cannot load from it.
+//! cannot load from it; for an AOF (`aof.rs`), that of its base's RDB part and the
+//! commands of each of its files.
 
+mod aof;
 mod census;
 mod targets;
 mod text;
@@ -114,6 +116,10 @@ pub struct FieldTtlStats {
 }
 
 pub fn run(args: InspectArgs, out: &mut dyn Write) -> Result<(), Error> {
+    if aof::is_aof(&args.file) {
+        let report = aof::report(&args.file)?;
+        return print(&report, aof::render, args.json, out);
+    }
     let mut source = RdbFileSource::open(&args.file)?;
     let progress = InputProgress::new(source.total_bytes());
     let census = take_census(&mut source, &progress);
@@ -122,12 +128,26 @@ pub fn run(args: InspectArgs, out: &mut dyn Write) -> Result<(), Error> {
     let before = source.bytes_read();
     let size = source.total_bytes().unwrap_or(before);
     let report = build_report(args.file.display().to_string(), size, &census);
-    let written = if args.json {
-        serde_json::to_writer_pretty(&mut *out, &report)
+    // Bytes after the RDB's checksum: an AOF with an RDB preamble (Redis before 7.0).
+    if before < size {
+        let report = aof::report_after_rdb(&args.file, before, report)?;
+        return print(&report, aof::render, args.json, out);
+    }
+    print(&report, text::render, args.json, out)
+}
+
+fn print<R: Serialize>(
+    report: &R,
+    render: fn(&R) -> String,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let written = if json {
+        serde_json::to_writer_pretty(&mut *out, report)
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
     } else {
-        out.write_all(text::render(&report).as_bytes())
+        out.write_all(render(report).as_bytes())
     };
     written.map_err(Error::Stdout)
 }

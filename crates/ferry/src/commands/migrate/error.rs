@@ -39,6 +39,16 @@ pub enum MigrateError {
         target: String,
     },
     #[error(
+        "the state file {path} was written for the scope {saved:?}, and this run has \
+         {now:?}: the target holds the other scope's keys; run with the same --match, \
+         --exclude, --db and --db-map, or use another --state file"
+    )]
+    StateOfAnotherScope {
+        path: String,
+        saved: String,
+        now: String,
+    },
+    #[error(
         "the state file {path} was written for {written_for} source, and {source_url} is \
          {now}; use another --state file"
     )]

@@ -38,6 +38,7 @@ impl Migration {
         };
         let policies = self.policies.clone();
         let exported_keys = self.exported_keys.clone();
+        let scope = self.scope.clone();
         let sink = TargetSink::new(
             pipe.clone(),
             target.format,
@@ -52,8 +53,21 @@ impl Migration {
             let mut compat = CompatTransform::new(compat_target, policies, reload)?
                 .with_exported_keys(exported_keys);
             let mut sink = sink;
-            pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut |_| {})?;
-            Ok(compat.complete()?.lines())
+            if scope.is_everything() {
+                pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut |_| {})?;
+                return Ok(compat.complete()?.lines());
+            }
+            // The scope first: the policies see only kept keys.
+            let mut scoped = ScopeTransform::new(scope);
+            pipeline::run(
+                &mut source,
+                &mut [&mut scoped, &mut compat],
+                &mut sink,
+                &mut |_| {},
+            )?;
+            let mut lines = vec![scoped.report_line()];
+            lines.extend(compat.complete()?.lines());
+            Ok(lines)
         });
 
         let forward = stream.forward(sender);

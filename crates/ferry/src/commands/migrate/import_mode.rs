@@ -89,7 +89,7 @@ impl Migration {
 
     /// `CONFIG SET import-mode no` over a connection of its own: the run's connection
     /// may be the one that failed.
-    async fn leave_import_mode(&self) -> Result<(), ClientError> {
+    pub(super) async fn leave_import_mode(&self) -> Result<(), ClientError> {
         let mut client = Client::connect(&self.target_url, self.connect_timeout).await?;
         match client.call(&["CONFIG", "SET", "import-mode", "no"]).await? {
             Frame::Simple(_) => Ok(()),

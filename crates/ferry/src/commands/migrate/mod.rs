@@ -13,6 +13,7 @@
 
 use crate::cli::{MigrateArgs, MigrateMode};
 use crate::error::Error;
+use crate::filter::Scope;
 use crate::observe::rate::RATE_WINDOW;
 use crate::observe::{Observer, Phase, Rate};
 use crate::pipeline;
@@ -37,6 +38,7 @@ use crate::tls::TlsConnector;
 use crate::transforms::commands::transform::CommandTransform;
 use crate::transforms::commands::CommandTranslator;
 use crate::transforms::compat::{CompatTransform, ExportedKeys};
+use crate::transforms::filter::{ScopeTransform, ScopedCommands};
 use crate::url::ServerUrl;
 use ferry_codec::Format;
 use ferry_repl::{
@@ -49,6 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod aof;
 mod error;
 mod full_sync;
 mod import_mode;
@@ -59,6 +62,7 @@ mod reader;
 mod run;
 pub mod scan;
 mod scan_mode;
+mod sentinel;
 mod session;
 mod shards;
 mod stream;
@@ -106,18 +110,42 @@ struct Migration {
     /// A cluster target's per-slot markers as this run found them, by stream: each
     /// stream's first session takes its own, to leave out what the target holds.
     held_markers: Arc<std::sync::Mutex<AllApplied>>,
+    /// The keys and databases moved, and where (`--match`, `--db`, `--db-map`, ...).
+    scope: Scope,
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
-    let source_url = args
-        .source_connection
-        .settings()
-        .apply(parse_url(&args.source, "--source")?)?;
+    let source_url = match (&args.source_aof, &args.source) {
+        (None, Some(source)) => Some(
+            args.source_connection
+                .settings()
+                .apply(parse_url(source, "--source")?)?,
+        ),
+        (None, None) => {
+            return Err(Error::Usage(
+                "give --source URL or --source-aof PATH".into(),
+            ))
+        }
+        (Some(_), _) => None,
+    };
     let target_url = args
         .target_connection
         .settings()
         .apply(parse_url(&args.target, "--target")?)?;
-    let job = Migration {
+    if source_url
+        .as_ref()
+        .is_some_and(|url| url.sentinel.is_some())
+        && args.mode == MigrateMode::Scan
+    {
+        return Err(Error::Usage(
+            "--mode scan does not follow a Sentinel failover: give --source the primary's \
+             redis:// URL, or use the replication mode"
+                .into(),
+        ));
+    }
+    // An AOF run has no source server: nothing on its path reads `source_url`.
+    let source_url = source_url.unwrap_or_else(|| target_url.clone());
+    let mut job = Migration {
         source_url,
         target_url,
         state_path: args.state.clone(),
@@ -131,6 +159,10 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         failover_from: None,
         exported_keys: ExportedKeys::default(),
         held_markers: Arc::default(),
+        scope: args
+            .filters
+            .scope()
+            .map_err(|e| Error::Usage(e.to_string()))?,
     };
     let control = args.control.token()?;
     if let Some(addr) = args.metrics_addr {
@@ -148,7 +180,33 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
             .line(format!("serving /metrics and /status on http://{bound}"));
         job.events.line(stop_endpoint_line(stoppable));
     }
-    let result = job.run(&args).await;
+    let timeout = job.connect_timeout;
+    if args.source_aof.is_none() {
+        job.source_url = sentinel::locate(&job.source_url, "source", timeout, &job.events).await?;
+    }
+    job.target_url = sentinel::locate(&job.target_url, "target", timeout, &job.events).await?;
+    let mut result = match &args.source_aof {
+        Some(path) => job.run_aof(&args, path).await,
+        None => job.run(&args).await,
+    };
+    // A target behind Sentinel that failed over: the same run again resumes from ferry's
+    // marker on the promoted primary (what a restart with the same --state does).
+    while let Err(error) = &result {
+        if args.source_aof.is_some()
+            || job.state_path.is_none()
+            || job.target_url.sentinel.is_none()
+        {
+            break;
+        }
+        job.events.line(format!(
+            "the run stopped ({}); asking the target's sentinels whether it failed over",
+            error_line(error)
+        ));
+        if !job.target_failed_over().await {
+            break;
+        }
+        result = job.run(&args).await;
+    }
     job.events.stopped(None);
     if let Err(error) = &result {
         job.events.error(&error_line(error));

@@ -86,9 +86,15 @@ impl Migration {
     /// sets again would need every shard's node), and a shard's rules for moved keys.
     pub(super) fn stream_translator(&self, target: &TargetSetup) -> Box<dyn CommandTransform> {
         let translator = self.translator(target);
-        match &self.shard {
+        let translator = match &self.shard {
             Some(shard) => shard.transform(Box::new(translator)),
             None => Box::new(translator.with_exported_keys(self.exported_keys.clone())),
+        };
+        // The scope goes first: the rules behind it see only kept keys.
+        if self.scope.is_everything() {
+            translator
+        } else {
+            Box::new(ScopedCommands::new(self.scope.clone(), translator))
         }
     }
 

@@ -20,6 +20,17 @@ impl Migration {
                 .into());
             }
         }
+        if let (Some(saved), Some(path)) = (&saved, &self.state_path) {
+            let now = self.scope.describe();
+            if saved.scope != now {
+                return Err(MigrateError::StateOfAnotherScope {
+                    path: path.display().to_string(),
+                    saved: saved.scope.clone(),
+                    now,
+                }
+                .into());
+            }
+        }
         // ferry wrote the target's data in an earlier run: it may replace it.
         let owned = saved.is_some();
 
@@ -68,6 +79,7 @@ impl Migration {
             )
         });
         state.format = target.format.version.to_string();
+        state.scope = self.scope.describe();
         self.enter_import_mode(&mut client, &mut target).await?;
         let entered = target.import_mode;
         match self

@@ -25,6 +25,7 @@ impl Migration {
             dirty_budget_bytes: self.memory.writer.restore_bytes,
             queued_bytes: self.memory.in_flight_bytes,
             policies: self.policies.clone(),
+            scope: self.scope.clone(),
             connect_timeout: self.connect_timeout,
             keys_per_sec: args.scan_keys_per_sec,
             follow: !args.no_follow,

@@ -130,6 +130,7 @@ impl Migration {
                     self.events.reconnecting(&lost);
                     self.say(lost);
                     self.shard_lost().await;
+                    self.follow_sentinel_source().await;
                     if !Reconnect::pause(shutdown.as_mut()).await {
                         self.say(format!("stopped at offset {}", state.offset));
                         return Ok(());
@@ -137,6 +138,7 @@ impl Migration {
                 }
                 Err(SessionError::Reconnect(error)) => {
                     self.shard_lost().await;
+                    self.follow_sentinel_source().await;
                     if !reconnect.lost() {
                         return Err(self.stopped_with(error, state));
                     }

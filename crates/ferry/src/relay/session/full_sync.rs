@@ -104,8 +104,13 @@ impl Session {
         let (sender, reader) = snapshot_channel(config.chunks);
         let (chunk_sender, chunk_receiver) = mpsc::channel::<Bytes>(config.chunks);
         let translator = CommandTranslator::new(&config.policies, &target);
-        let producer =
-            rdb::spawn_producer(reader, total, target, config.policies.clone(), chunk_sender);
+        let producer = rdb::spawn_producer(
+            reader,
+            total,
+            target,
+            (config.policies.clone(), config.scope.clone()),
+            chunk_sender,
+        );
         let forward = stream.forward(sender);
         let mark = EofMark::new();
         let write = send_rdb(
@@ -141,7 +146,7 @@ impl Session {
             relay.clone(),
             history.clone(),
             repl,
-            StreamTranslator::new(translator),
+            StreamTranslator::new(translator, &config.scope),
         ));
         Ok((history, start))
     }

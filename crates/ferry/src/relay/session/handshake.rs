@@ -64,12 +64,33 @@ impl Session {
                     return Err(SessionError::Sync);
                 }
                 Request::Info { sections } => {
-                    let text = info::render(&self.relay, &sections);
+                    let reader = if self.sentinel {
+                        info::Reader::Sentinel
+                    } else {
+                        info::Reader::Client
+                    };
+                    let text = info::render(&self.relay, &sections, reader);
                     self.reply(format!("${}\r\n{text}\r\n", text.len())).await?
                 }
                 Request::Quit => {
                     self.reply("+OK\r\n").await?;
                     return Ok(());
+                }
+                Request::Other { name } if name == "CLIENT" && sets_name(&args) => {
+                    // Sentinel names its links `sentinel-<id>-cmd|pubsub` first thing.
+                    self.sentinel |= args
+                        .get(2)
+                        .is_some_and(|client_name| client_name.starts_with(b"sentinel-"));
+                    self.reply("+OK\r\n").await?
+                }
+                Request::Other { name } if reconfigures(&name) => {
+                    // A sentinel that learnt this address may send SLAVEOF (with CONFIG
+                    // REWRITE) to re-point it: ferry relays its source, nothing else.
+                    self.reply(format!(
+                        "-ERR ferry relay refuses '{name}': it relays its source and is never \
+                         a replica to re-point or promote\r\n"
+                    ))
+                    .await?
                 }
                 Request::Other { name } => {
                     self.reply(format!(
@@ -185,4 +206,17 @@ fn command_name(args: &[Bytes]) -> String {
     args.first()
         .map(|name| String::from_utf8_lossy(&name[..name.len().min(32)]).to_ascii_uppercase())
         .unwrap_or_default()
+}
+
+/// The commands that would make a server another's replica, a primary by failover, or
+/// change its configuration (Sentinel's reconfiguration sends the first and `CONFIG`).
+fn reconfigures(name: &str) -> bool {
+    ["REPLICAOF", "SLAVEOF", "FAILOVER", "CONFIG"]
+        .iter()
+        .any(|refused| name.eq_ignore_ascii_case(refused))
+}
+
+/// `CLIENT SETNAME <name>`.
+fn sets_name(args: &[Bytes]) -> bool {
+    args.len() == 3 && args[1].eq_ignore_ascii_case(b"SETNAME")
 }

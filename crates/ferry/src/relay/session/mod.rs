@@ -58,6 +58,7 @@ pub async fn serve(relay: Arc<Relay>, stream: BoxedStream, peer: SocketAddr, slo
         listening_port: None,
         version: None,
         capa_eof: false,
+        sentinel: false,
         slot: Some(slot),
         auth_deadline: tokio::time::Instant::now() + gate::HANDSHAKE_TIMEOUT,
     };
@@ -87,6 +88,9 @@ struct Session {
     listening_port: Option<u16>,
     version: Option<String>,
     capa_eof: bool,
+    /// The peer named itself as a sentinel: INFO shows the relay as a replica that is
+    /// never promoted.
+    sentinel: bool,
     /// The gate's place, held until PSYNC.
     slot: Option<Slot>,
     /// When a client that has not authenticated (a password is set) is closed.

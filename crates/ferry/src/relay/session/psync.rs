@@ -174,7 +174,7 @@ impl Session {
             relay.clone(),
             history.clone(),
             repl,
-            StreamTranslator::new(translator),
+            StreamTranslator::new(translator, &relay.config.scope),
         ));
         let mut changes = history.subscribe();
         let caught_up = async {

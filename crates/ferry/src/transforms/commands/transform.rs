@@ -14,6 +14,11 @@ pub trait CommandTransform: Send {
     fn report_lines(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The target's database for the source's database `db` (`--db-map`): what a SELECT
+    /// of the stream selects on the target.
+    fn target_db(&self, db: u64) -> u64 {
+        db
+    }
 }
 
 impl CommandTransform for CommandTranslator {

@@ -13,6 +13,7 @@ use super::endpoint::Endpoint;
 use super::error::VerifyError;
 use super::policy;
 use super::report::{DiffKind, Finding, KeyOutcome};
+use crate::filter::Scope;
 use crate::policy::Policies;
 use redis::Value;
 
@@ -24,6 +25,8 @@ const MAX_FINDINGS: usize = 5;
 pub struct Settings {
     pub ttl_tolerance_ms: u64,
     pub policies: Policies,
+    /// Only kept keys are compared, each source database against its mapped place.
+    pub scope: Scope,
 }
 
 /// The two servers and how to compare them.
@@ -31,6 +34,14 @@ pub struct Pair {
     pub source: Endpoint,
     pub target: Endpoint,
     pub settings: Settings,
+}
+
+impl Pair {
+    /// The target's database for source database `db` (`--db-map`).
+    pub fn target_db(&self, db: u32) -> u32 {
+        let mapped = self.settings.scope.target_db(u64::from(db));
+        u32::try_from(mapped).unwrap_or(u32::MAX)
+    }
 }
 
 /// A key's type ("none" when absent) and absolute expiry.

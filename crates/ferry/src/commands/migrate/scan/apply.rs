@@ -6,6 +6,7 @@
 use super::dirty::DbKey;
 use super::fetch::Fetched;
 use crate::error::Error;
+use crate::filter::Scope;
 use crate::sinks::writer::pipe::show_key;
 use crate::sinks::writer::TargetSink;
 use crate::sinks::Sink;
@@ -68,9 +69,10 @@ impl QuietKeys {
 }
 
 /// Runs until the channel closes or an error; returns the policy report's lines.
+/// Keys arrive with their source database; `scope` says where each lands on the target.
 pub fn run(
     mut records: mpsc::Receiver<Record>,
-    mut compat: CompatTransform,
+    (mut compat, scope): (CompatTransform, Scope),
     mut sink: TargetSink,
     quiet: Arc<QuietKeys>,
 ) -> Result<Vec<String>, Error> {
@@ -80,7 +82,7 @@ pub fn run(
         match record {
             Record::Key(Fetched::Gone { db, key }, _) => {
                 quiet.note((db, key.clone()), false);
-                sink.delete(db, &key)?;
+                sink.delete(scope.target_db(db), &key)?;
             }
             Record::Key(
                 Fetched::Value {
@@ -126,6 +128,7 @@ pub fn run(
                     _ => false,
                 };
                 quiet.note((db, key.clone()), is_quiet);
+                let db = scope.target_db(db);
                 header.db = db;
                 header.expire_at_ms = expire_at_ms;
                 let mut written = pass(&mut compat, &mut sink, Item::KeyStart(header), &mut out)?;

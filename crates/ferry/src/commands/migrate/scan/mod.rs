@@ -84,6 +84,9 @@ pub struct ScanJob<'a> {
     /// Bytes of DUMP payloads read and not yet written (one bigger value goes alone).
     pub queued_bytes: usize,
     pub policies: Policies,
+    /// Only kept keys are read and written, each into its mapped database; a target's
+    /// key outside the scope is never deleted.
+    pub scope: crate::filter::Scope,
     pub connect_timeout: Duration,
     pub keys_per_sec: u32,
     /// Follow changes (keyspace notifications); `false` copies once and exits.

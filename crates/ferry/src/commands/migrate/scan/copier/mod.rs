@@ -103,8 +103,9 @@ impl<'a> Copier<'a> {
         );
         let (records, receiver) = mpsc::channel(APPLY_QUEUE);
         let quiet = self.quiet.clone();
+        let scope = self.job.scope.clone();
         let applier =
-            tokio::task::spawn_blocking(move || apply::run(receiver, compat, sink, quiet));
+            tokio::task::spawn_blocking(move || apply::run(receiver, (compat, scope), sink, quiet));
 
         let mut reconnect = Reconnect::default();
         let mut rescan = false;
@@ -306,8 +307,13 @@ impl<'a> Copier<'a> {
         &mut self,
         conn: &mut SourceConn,
         records: &mpsc::Sender<Record>,
-        keys: Vec<DbKey>,
+        mut keys: Vec<DbKey>,
     ) -> Result<(), SessionEnd> {
+        // Keys the scope leaves out are never read (nor written, nor deleted).
+        let scope = &self.job.scope;
+        if scope.filters() {
+            keys.retain(|(db, key)| scope.keeps(*db, key));
+        }
         if keys.is_empty() {
             return Ok(());
         }

@@ -47,7 +47,10 @@ impl Copier<'_> {
                         .await
                         .map_err(|e| SessionEnd::Fatal(job.target_error(e)))?;
                     pace.take(keys.len() as u64).await;
-                    self.copy(conn, records, with_db(db, keys)).await?;
+                    // Read again from the source database that lands here, if any.
+                    if let Some(source_db) = job.scope.source_db(db) {
+                        self.copy(conn, records, with_db(source_db, keys)).await?;
+                    }
                     self.copy_dirty(conn, records).await?;
                     ticks.scan(self, false);
                 }
