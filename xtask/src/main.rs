@@ -1,12 +1,14 @@
-//! Project chores: `cargo xtask servers|test|demo|bench`.
+//! Project chores: `cargo xtask servers|tools|test|demo|bench`.
 
 mod bench;
 mod chaos;
+mod debian;
 mod demo;
 mod gates;
 mod layers;
 mod profiles;
 mod servers;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,11 +19,16 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   servers        install the Redis/Valkey test servers under build/servers and print their versions
+  tools          the browser tests' tools, named in build/tools/tools.json: promtool (from
+                 Debian's prometheus package, unpacked under build/tools) and chromium with
+                 chromedriver, a test prerequisite: when they are not on PATH this installs
+                 them into the system (`apt-get install --no-install-recommends chromium
+                 chromium-driver fonts-dejavu-core`, as root or through passwordless sudo)
   test [ARGS]    gates first (cargo fmt --check, clippy and doc over the workspace, warnings
-                 as errors; the layers check), then install the servers and run `cargo test
-                 --workspace [ARGS]` against them (each crate's integration tests are one
-                 binary, `it`, a module per file: `cargo xtask test -p ferry --test it
-                 migrate_sync::`); --no-gates skips the gates (local iteration only)
+                 as errors; the layers check), then install the servers and the tools and
+                 run `cargo test --workspace [ARGS]` against them (each crate's integration
+                 tests are one binary, `it`, a module per file: `cargo xtask test -p ferry
+                 --test it migrate_sync::`); --no-gates skips the gates (local iteration only)
   demo           act 1: Valkey 8.1 refuses a Redis 8.0 file, ferry inspects and converts it;
                  act 2: ferry migrate brings an empty Valkey 8.1 in sync with that Redis 8.0
                  under a write load, and both sides are compared key by key
@@ -51,6 +58,10 @@ fn run(args: &[String]) -> Result<ExitCode> {
     match command.as_str() {
         "servers" => {
             servers::ensure(&repo_root())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "tools" => {
+            tools::ensure(&repo_root())?;
             Ok(ExitCode::SUCCESS)
         }
         "test" => test(rest),
@@ -98,8 +109,8 @@ fn run(args: &[String]) -> Result<ExitCode> {
     }
 }
 
-/// Runs the gates, installs the servers, then runs the workspace tests with `FERRY_SERVERS`
-/// pointing at them.
+/// Runs the gates, installs the servers and the tools, then runs the workspace tests with
+/// `FERRY_SERVERS` and `FERRY_TOOLS` pointing at them.
 fn test(extra: &[String]) -> Result<ExitCode> {
     let root = repo_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -108,6 +119,7 @@ fn test(extra: &[String]) -> Result<ExitCode> {
         gates::run(&root, &cargo)?;
     }
     let manifest = servers::ensure(&root)?;
+    let tools = tools::ensure(&root)?;
     // `--workspace` would override a package selection given by the caller.
     let selects_packages = extra
         .iter()
@@ -123,6 +135,7 @@ fn test(extra: &[String]) -> Result<ExitCode> {
     let status = command
         .args(&extra)
         .env("FERRY_SERVERS", &manifest)
+        .env("FERRY_TOOLS", &tools)
         .status()
         .context("cannot run cargo test")?;
     // The tests' own exit code decides; a signal death counts as failure.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
 
-use super::apt::Apt;
+use crate::debian::Apt;
 use super::spec::Spec;
 
 /// A package pinned to one exact version.

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::apt::find_deb;
+use crate::debian::{self, find_deb, remove_dir_if_exists};
 use super::closure::Pinned;
 use super::spec::Spec;
 
@@ -75,19 +75,7 @@ pub fn install(spec: &Spec, packages: &[Pinned], debs: &Path, dir: &Path) -> Res
     for (package, version) in packages {
         let deb = find_deb(debs, package, version)
             .with_context(|| format!("{name}: {package}={version} was not downloaded"))?;
-        let output = Command::new("dpkg")
-            .arg("-x")
-            .arg(&deb)
-            .arg(&partial)
-            .output()
-            .context("cannot run dpkg")?;
-        if !output.status.success() {
-            bail!(
-                "{name}: dpkg -x {} failed: {}",
-                deb.display(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
+            debian::unpack(&deb, &partial).with_context(|| name.to_string())?;
     }
     keep_symlinks_inside(&partial, &partial)?;
     remove_dir_if_exists(dir)?;
@@ -241,13 +229,4 @@ fn keep_symlinks_inside(root: &Path, dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn remove_dir_if_exists(dir: &Path) -> Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(err).with_context(|| format!("cannot remove {}", dir.display()))
-        }
-        _ => Ok(()),
-    }
 }

@@ -2,8 +2,6 @@
 //! with its own suite's libraries under `build/servers/<name>`, plus a manifest telling tests
 //! how to start them. A second run with everything present touches no network.
 
-mod apt;
-mod archive;
 mod closure;
 mod install;
 mod spec;
@@ -16,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use apt::Apt;
+use crate::debian::{archive, Apt};
 use spec::{Spec, SPECS};
 
 #[derive(Serialize)]

@@ -5,6 +5,7 @@
 mod support;
 
 mod assess_real_servers;
+mod browser_tooling;
 mod cli;
 mod cluster_slots;
 mod command_translation;

@@ -1,12 +1,16 @@
 //! Shared by the test modules: here, running the built ferry to its end, its HTTP listener,
 //! and small helpers; `migrate` runs ferry as a child process to watch and compares
-//! servers, `cutover` and `relay` build on it, and `observer` reads what a primary
-//! propagates.
+//! servers, `cutover` and `relay` build on it, `observer` reads what a primary
+//! propagates, `browser` drives a headless Chromium and `promtool` lints Prometheus text
+//! (both with the programs `tools` finds).
 
+pub mod browser;
 pub mod cutover;
 pub mod migrate;
 pub mod observer;
+pub mod promtool;
 pub mod relay;
+pub mod tools;
 
 use ferry::url::ServerUrl;
 use ferry_testkit::Server;

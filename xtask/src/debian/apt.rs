@@ -1,4 +1,4 @@
-//! A private apt state under build/servers/.apt: our own sources list, package lists and
+//! A private apt state (build/servers/.apt, build/tools/.apt): our own sources list, package lists and
 //! cache, passed to apt-get/apt-cache with `-o` options. The system's apt configuration is
 //! only read, never changed.
 

@@ -1,4 +1,5 @@
-//! Which Debian archive to fetch the servers from: the one this machine's own apt uses.
+//! Which Debian archive to fetch packages (the servers, promtool) from: the one this
+//! machine's own apt uses.
 //!
 //! No address is written into the project. Machines behind a corporate or regional mirror
 //! (CI images often are) name that mirror in their apt sources; taking the archive from
