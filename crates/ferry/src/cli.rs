@@ -117,6 +117,11 @@ pub struct VerifyArgs {
     /// Print a JSON document instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write the result as a static HTML page to FILE (to attach to a change
+    /// ticket): counts per database and type, the differences by kind with their keys,
+    /// what policies excused. Replaces FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
     /// The policies the migration ran with: what they changed is not a difference.
     #[command(flatten)]
     pub policies: PolicyArgs,

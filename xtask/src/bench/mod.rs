@@ -9,6 +9,7 @@ mod cutover;
 pub mod datasets;
 pub mod measure;
 pub mod migrate;
+mod page;
 pub mod relay;
 pub mod table;
 pub mod tools;
@@ -24,7 +25,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
-  --only PART  run one part: codec, migrate, relay, cutover, cluster, writer
+  --only PART  run one part: codec, migrate, relay, cutover, cluster, writer, page
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -77,6 +78,10 @@ const PARTS: &[Part] = &[
     Part {
         name: "writer",
         run: writer::run,
+    },
+    Part {
+        name: "page",
+        run: page::run,
     },
 ];
 

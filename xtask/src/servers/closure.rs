@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
 
-use crate::debian::Apt;
 use super::spec::Spec;
+use crate::debian::Apt;
 
 /// A package pinned to one exact version.
 pub type Pinned = (String, String);

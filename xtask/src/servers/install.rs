@@ -8,9 +8,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::debian::{self, find_deb, remove_dir_if_exists};
 use super::closure::Pinned;
 use super::spec::Spec;
+use crate::debian::{self, find_deb, remove_dir_if_exists};
 
 /// Bumped whenever the install recipe changes, so old installs are redone.
 const RECIPE: u32 = 1;
@@ -75,7 +75,7 @@ pub fn install(spec: &Spec, packages: &[Pinned], debs: &Path, dir: &Path) -> Res
     for (package, version) in packages {
         let deb = find_deb(debs, package, version)
             .with_context(|| format!("{name}: {package}={version} was not downloaded"))?;
-            debian::unpack(&deb, &partial).with_context(|| name.to_string())?;
+        debian::unpack(&deb, &partial).with_context(|| name.to_string())?;
     }
     keep_symlinks_inside(&partial, &partial)?;
     remove_dir_if_exists(dir)?;

@@ -71,6 +71,11 @@ pub fn ensure(repo_root: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Chromium, installed first if missing (for the bench's page part).
+pub fn chromium_path() -> Result<PathBuf> {
+    Ok(chromium::ensure()?.chromium)
+}
+
 /// The first line `program --version` prints: proof that it runs here.
 fn version_line(program: &Path) -> Result<String> {
     let output = Command::new(program)

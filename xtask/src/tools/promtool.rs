@@ -39,7 +39,9 @@ fn install(tools_dir: &Path, dir: &Path) -> Result<()> {
         .and_then(|versions| versions.iter().find(|v| v.suite == SUITE))
         .map(|v| v.version.clone())
         .with_context(|| {
-            let warned = warnings.first().map(|w| format!(" (apt-get update warned: {w})"));
+            let warned = warnings
+                .first()
+                .map(|w| format!(" (apt-get update warned: {w})"));
             format!(
                 "Debian {SUITE} carries no {PACKAGE} package{}",
                 warned.unwrap_or_default()

@@ -148,6 +148,8 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
             .map_err(|e| Error::Usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
         relay.log(format!("serving /metrics and /status on http://{served}"));
         relay.log(crate::commands::migrate::stop_endpoint_line(stoppable));
+        let attached = relay.clone();
+        stats.set_replicas_reader(move || replica_rows(&attached));
         tokio::spawn(publish_stats(relay.clone(), stats.clone()));
         stats_for_stop = Some(stats);
     }
@@ -245,6 +247,30 @@ async fn publish_stats(relay: std::sync::Arc<Relay>, stats: std::sync::Arc<crate
             );
         }
     }
+}
+
+/// One row per attached replica for `/status`, its lag against what the relay has
+/// received from the source.
+fn replica_rows(relay: &Relay) -> Vec<crate::observe::status::ReplicaStatus> {
+    let received = relay.offsets().1.unwrap_or(0);
+    relay
+        .replicas()
+        .into_iter()
+        .map(|replica| {
+            let acked = replica.source_offset.unwrap_or(0);
+            crate::observe::status::ReplicaStatus {
+                address: match replica.listening_port {
+                    Some(port) => format!("{}:{port}", replica.address),
+                    None => replica.address,
+                },
+                version: replica.version,
+                rdb: Some(replica.rdb),
+                policies: replica.policies,
+                acked_offset: acked,
+                lag_bytes: (received - acked).max(0),
+            }
+        })
+        .collect()
 }
 
 /// The TLS files for the listener, when `--listen-tls-cert` is given (clap makes the

@@ -3,9 +3,41 @@
 
 use crate::cli::VerifyArgs;
 use crate::error::Error;
+use crate::filter::FilterArgs;
+use crate::output_file::OutputFile;
 use crate::policy::Policies;
 use crate::verify::{self, VerifyError, VerifyOptions};
 use std::io::Write;
+use std::path::Path;
+
+/// The scope flags as given, for the page's heading.
+fn scope_words(filters: &FilterArgs) -> String {
+    let mut words = Vec::new();
+    words.extend(filters.matches.iter().map(|glob| format!("--match {glob}")));
+    words.extend(
+        filters
+            .excludes
+            .iter()
+            .map(|glob| format!("--exclude {glob}")),
+    );
+    words.extend(filters.dbs.iter().map(|db| format!("--db {db}")));
+    words.extend(filters.db_map.iter().map(|map| format!("--db-map {map}")));
+    match words.is_empty() {
+        true => "every key of every database".to_owned(),
+        false => words.join(" "),
+    }
+}
+
+/// Writes the page whole or not at all.
+fn write_page(path: &Path, page: &str) -> Result<(), Error> {
+    let (guard, mut file) = OutputFile::create(path, true)?;
+    file.write_all(page.as_bytes())
+        .map_err(|source| Error::Write {
+            path: path.to_owned(),
+            source,
+        })?;
+    guard.commit(file)
+}
 
 pub fn run(args: VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
     let options = VerifyOptions {
@@ -32,6 +64,17 @@ pub fn run(args: VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
         )
     };
     let report = verify::run(&options)?;
+    if let Some(path) = &args.report {
+        let heading = verify::html::Heading {
+            source: options.source.to_string(),
+            target: options.target.to_string(),
+            scope: scope_words(&args.filters),
+            finished_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs()),
+        };
+        write_page(path, &verify::html::render(&report, &heading))?;
+    }
     if args.json {
         let text = serde_json::to_string_pretty(&report.to_json()).unwrap_or_default();
         writeln!(out, "{text}").map_err(Error::Stdout)?;

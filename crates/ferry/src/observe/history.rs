@@ -35,7 +35,8 @@ impl History {
     /// Adds a sample, dropping the oldest once the ring is full. The sample's lag in
     /// seconds is computed against the samples before it.
     pub fn push(&mut self, mut sample: Sample) {
-        sample.lag_seconds = self.lag_seconds(sample.applied_offset, sample.source_offset, sample.t);
+        sample.lag_seconds =
+            self.lag_seconds(sample.applied_offset, sample.source_offset, sample.t);
         if self.samples.len() == CAPACITY {
             self.samples.pop_front();
         }

@@ -98,7 +98,10 @@ async fn answer(
         ("GET", "/") => {
             let head = [
                 ("Content-Type", "text/html; charset=utf-8"),
-                ("Content-Security-Policy", super::page::CONTENT_SECURITY_POLICY),
+                (
+                    "Content-Security-Policy",
+                    super::page::CONTENT_SECURITY_POLICY,
+                ),
                 ("Cache-Control", "no-store"),
             ];
             respond_with(&mut socket, "200 OK", &head, super::page::STATUS_PAGE).await

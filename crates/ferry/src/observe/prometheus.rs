@@ -72,9 +72,18 @@ fn single(text: &mut String, name: &str, kind: &str, help: &str, value: impl std
 pub fn render(status: &Status) -> String {
     let mut text = String::with_capacity(4096);
     let t = &mut text;
-    Family::new(t, "ferry_info", "gauge", "Always 1; the labels say what runs.").sample(
+    Family::new(
+        t,
         "ferry_info",
-        &[("mode", status.mode), ("version", env!("CARGO_PKG_VERSION"))],
+        "gauge",
+        "Always 1; the labels say what runs.",
+    )
+    .sample(
+        "ferry_info",
+        &[
+            ("mode", status.mode),
+            ("version", env!("CARGO_PKG_VERSION")),
+        ],
         1,
     );
     single(
@@ -208,7 +217,11 @@ pub fn render(status: &Status) -> String {
         );
         for replica in replicas {
             let labels = [("replica", replica.address.as_str())];
-            acked.sample("ferry_replica_acked_offset_bytes", &labels, replica.acked_offset);
+            acked.sample(
+                "ferry_replica_acked_offset_bytes",
+                &labels,
+                replica.acked_offset,
+            );
         }
         let mut lag = Family::new(
             t,
@@ -271,5 +284,152 @@ fn number(value: f64) -> String {
         format!("{value:.3}")
     } else {
         "0".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NAMES;
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    /// deploy/grafana/ferry.json, the dashboard shipped for these metrics.
+    const DASHBOARD: &str = include_str!("../../../../deploy/grafana/ferry.json");
+
+    fn panels(dashboard: &Value) -> Vec<&Value> {
+        dashboard["panels"]
+            .as_array()
+            .expect("a panels list")
+            .iter()
+            .filter(|panel| panel["type"] != "row")
+            .collect()
+    }
+
+    /// The `ferry_…` names a PromQL expression reads.
+    fn metric_names(expr: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let bytes = expr.as_bytes();
+        let mut at = 0;
+        while let Some(found) = expr[at..].find("ferry_") {
+            let start = at + found;
+            let glued =
+                start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+            let end = expr[start..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(expr.len(), |len| start + len);
+            if !glued {
+                names.insert(expr[start..end].to_owned());
+            }
+            at = end;
+        }
+        names
+    }
+
+    /// The fields Grafana's dashboard model (schema v1, `kinds/dashboard`) requires for an
+    /// import, checked on every panel and variable: a dashboard missing one imports as an
+    /// error or as empty panels.
+    #[test]
+    fn the_dashboard_has_what_an_import_needs() {
+        let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
+        for field in ["title", "uid"] {
+            assert!(dashboard[field].is_string(), "no {field}");
+        }
+        let uid = dashboard["uid"].as_str().unwrap();
+        assert!(
+            (1..=40).contains(&uid.len()),
+            "a uid has at most 40 characters: {uid}"
+        );
+        assert!(dashboard["schemaVersion"].as_u64().unwrap_or(0) >= 36);
+        assert!(
+            dashboard["id"].is_null(),
+            "an id ties the file to one Grafana"
+        );
+        let variables = dashboard["templating"]["list"]
+            .as_array()
+            .expect("templating.list");
+        let datasource = variables
+            .iter()
+            .find(|v| v["type"] == "datasource")
+            .expect("a data source variable, so the importer picks its Prometheus");
+        assert_eq!(datasource["query"], "prometheus");
+        let mut ids = BTreeSet::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let id = panel["id"].as_u64().expect("a panel id");
+            assert!(ids.insert(id), "panel id {id} twice");
+            let grid = &panel["gridPos"];
+            let (x, w) = (grid["x"].as_u64().unwrap(), grid["w"].as_u64().unwrap());
+            assert!(x + w <= 24 && grid["h"].as_u64().unwrap() > 0, "{panel}");
+            assert!(
+                panel["title"].is_string() && panel["type"].is_string(),
+                "{panel}"
+            );
+        }
+        for panel in panels(&dashboard) {
+            let kind = panel["type"].as_str().unwrap();
+            assert!(
+                ["timeseries", "stat", "gauge", "table", "bargauge"].contains(&kind),
+                "{kind} is not a core panel"
+            );
+            assert_eq!(panel["datasource"]["uid"], "${datasource}", "{panel}");
+            let targets = panel["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{}", panel["title"]);
+            let ref_ids: BTreeSet<&str> =
+                targets.iter().filter_map(|t| t["refId"].as_str()).collect();
+            assert_eq!(
+                ref_ids.len(),
+                targets.len(),
+                "refIds are unique: {}",
+                panel["title"]
+            );
+        }
+    }
+
+    #[test]
+    fn every_dashboard_query_names_metrics_ferry_serves_and_every_metric_is_shown() {
+        let dashboard: Value = serde_json::from_str(DASHBOARD).unwrap();
+        let served: BTreeSet<&str> = NAMES.into_iter().collect();
+        let mut used = BTreeSet::new();
+        for panel in panels(&dashboard) {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().expect("a PromQL expr");
+                let names = metric_names(expr);
+                assert!(!names.is_empty(), "{expr} reads no ferry metric");
+                for name in names {
+                    assert!(
+                        served.contains(name.as_str()),
+                        "{name} in {expr:?} is not served"
+                    );
+                    used.insert(name);
+                }
+            }
+        }
+        for variable in dashboard["templating"]["list"].as_array().unwrap() {
+            if let Some(query) = variable["definition"].as_str() {
+                for name in metric_names(query) {
+                    assert!(served.contains(name.as_str()), "{name} in {query:?}");
+                    used.insert(name);
+                }
+            }
+        }
+        let unshown: Vec<&&str> = served
+            .iter()
+            .filter(|name| !used.contains(**name))
+            .collect();
+        assert!(
+            unshown
+                .iter()
+                .all(|name| **name == "ferry_start_time_seconds"),
+            "metrics no panel shows: {unshown:?}"
+        );
+    }
+
+    #[test]
+    fn names_are_read_out_of_promql() {
+        let names =
+            metric_names("rate(ferry_commands_applied_total{job=~\"$job\"}[1m]) / x_ferry_no");
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["ferry_commands_applied_total"]
+        );
     }
 }

@@ -26,6 +26,8 @@ pub struct Stats {
     snapshot_keys: AtomicU64,
     /// Keys written by the full syncs before it.
     keys_before: AtomicU64,
+    /// See [`FullSyncStatus::expected_keys`]; 0 when unknown.
+    expected_keys: AtomicU64,
     /// Snapshot bytes decoded so far in the current (or last) full sync.
     snapshot_bytes: AtomicU64,
     /// The snapshot's size; 0 when unknown (diskless).
@@ -281,6 +283,11 @@ impl Stats {
         }
     }
 
+    /// The keys the source holds, for progress through a snapshot of unknown size.
+    pub fn set_expected_keys(&self, keys: u64) {
+        self.expected_keys.store(keys, Ordering::Relaxed);
+    }
+
     pub fn start_full_sync(&self, total_bytes: Option<u64>) {
         self.full_syncs.fetch_add(1, Ordering::Relaxed);
         let before = self.snapshot_keys.swap(0, Ordering::Relaxed);
@@ -369,15 +376,28 @@ impl Stats {
         (self.source_offset.load(Ordering::Relaxed) - self.applied_offset()).max(0)
     }
 
-    /// Seconds left in the full sync at the current decode rate, when the size is known.
+    /// Seconds left in the full sync at the current rate: of bytes when the snapshot's
+    /// size is known, else of keys against the keys the source held.
     fn eta_seconds(&self) -> Option<f64> {
-        let total = self.snapshot_total.load(Ordering::Relaxed);
-        let rate = load_f64(&self.snapshot_bytes_per_sec);
-        if self.phase() != Phase::FullSync || total == 0 || rate <= 0.0 {
+        if self.phase() != Phase::FullSync {
             return None;
         }
-        let left = total.saturating_sub(self.snapshot_bytes.load(Ordering::Relaxed));
-        Some(left as f64 / rate)
+        let (total, done, rate) = match self.snapshot_total.load(Ordering::Relaxed) {
+            0 => (
+                self.expected_keys.load(Ordering::Relaxed),
+                self.snapshot_keys.load(Ordering::Relaxed),
+                load_f64(&self.keys_per_sec),
+            ),
+            total => (
+                total,
+                self.snapshot_bytes.load(Ordering::Relaxed),
+                load_f64(&self.snapshot_bytes_per_sec),
+            ),
+        };
+        if total == 0 || rate <= 0.0 {
+            return None;
+        }
+        Some(total.saturating_sub(done) as f64 / rate)
     }
 
     /// The `/status` document.
@@ -423,6 +443,8 @@ impl Stats {
                 keys: self.snapshot_keys.load(Ordering::Relaxed),
                 bytes: self.snapshot_bytes.load(Ordering::Relaxed),
                 total_bytes: (total > 0).then_some(total),
+                expected_keys: Some(self.expected_keys.load(Ordering::Relaxed))
+                    .filter(|&keys| keys > 0),
                 keys_per_sec: load_f64(&self.keys_per_sec),
                 bytes_per_sec: load_f64(&self.snapshot_bytes_per_sec),
                 eta_seconds: self.eta_seconds(),
@@ -448,7 +470,6 @@ impl Stats {
             next_steps: self.next_steps.lock().ok().and_then(|s| s.clone()),
         }
     }
-
 }
 
 #[cfg(test)]

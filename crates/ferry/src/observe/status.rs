@@ -58,6 +58,9 @@ pub struct FullSyncStatus {
     pub keys: u64,
     pub bytes: u64,
     pub total_bytes: Option<u64>,
+    /// The keys the source held when the run began (`INFO keyspace`): the measure of
+    /// progress when a diskless snapshot's size is unknown.
+    pub expected_keys: Option<u64>,
     pub keys_per_sec: f64,
     pub bytes_per_sec: f64,
     pub eta_seconds: Option<f64>,

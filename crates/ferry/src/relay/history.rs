@@ -32,6 +32,8 @@ pub struct History {
     attached: AtomicUsize,
     /// Reports to the source how far the replicas got (mapped to source offsets).
     upstream_ack: AckHandle,
+    /// What the policies did to the snapshot this history starts from.
+    policies: Mutex<Vec<String>>,
 }
 
 struct Inner {
@@ -58,6 +60,17 @@ pub struct HistoryView {
 }
 
 impl History {
+    /// Records what the policies did to the snapshot (shown per replica in the status).
+    pub fn set_policies(&self, lines: Vec<String>) {
+        if let Ok(mut policies) = self.policies.lock() {
+            *policies = lines;
+        }
+    }
+
+    pub fn policies(&self) -> Vec<String> {
+        self.policies.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
     /// A history whose stream starts at `start`. A new one starts at the source's
     /// `FULLRESYNC` offset for both: the offsets agree until a command is rewritten.
     pub fn new(
@@ -82,6 +95,7 @@ impl History {
                 last_ack: None,
             }),
             end_offset,
+            policies: Mutex::default(),
             ended: AtomicBool::new(false),
             attached: AtomicUsize::new(0),
             upstream_ack,

@@ -80,6 +80,12 @@ pub struct ReplicaStatus {
     pub source_offset: Option<i64>,
     pub last_ack: Instant,
     pub replid: String,
+    /// What it announced (`REPLCONF version`), when it did.
+    pub version: Option<String>,
+    /// The RDB format its history is translated for.
+    pub rdb: String,
+    /// What the policies did to its snapshot (one line each).
+    pub policies: Vec<String>,
 }
 
 /// Replication IDs of past histories remembered (40 bytes each).

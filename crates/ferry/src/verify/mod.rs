@@ -10,6 +10,7 @@ mod cluster;
 mod compare;
 mod endpoint;
 pub mod error;
+pub mod html;
 mod limiter;
 mod node;
 mod policy;

@@ -68,6 +68,9 @@ pub enum KeyOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyDifference {
     pub db: u32,
+    /// Its type (the source's; the target's for a key only there).
+    #[serde(rename = "type")]
+    pub type_name: String,
     /// The key as printable text (non-UTF-8 bytes as \xNN).
     pub key: String,
     #[serde(skip)]
@@ -101,6 +104,15 @@ pub struct Summary {
     pub value: u64,
 }
 
+/// Keys of one type in one database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub compared: u64,
+    pub equal: u64,
+    pub differing: u64,
+    pub policy_excused: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
     pub summary: Summary,
@@ -121,6 +133,8 @@ pub struct VerifyReport {
     /// Copies of ferry's marker key (`ferry:migrate:applied`, migrate's record of what it
     /// applied) left out of the comparison: ferry's bookkeeping, not the application's data.
     pub ferry_markers_skipped: u64,
+    /// Keys compared per database and type.
+    pub by_database: BTreeMap<u32, BTreeMap<String, Tally>>,
     /// What each side was ("source: cluster of 3 primaries (…)"), shown in the text when
     /// a side is a cluster; not part of the JSON.
     #[serde(skip)]
@@ -134,7 +148,17 @@ impl VerifyReport {
     }
 
     /// Adds one compared key's outcome.
-    pub fn record(&mut self, db: u32, key: &[u8], outcome: KeyOutcome) {
+    pub fn record(&mut self, db: u32, type_name: &str, key: &[u8], outcome: KeyOutcome) {
+        if outcome == KeyOutcome::Gone {
+            return;
+        }
+        let tally = self.tally(db, type_name);
+        tally.compared += 1;
+        match &outcome {
+            KeyOutcome::Differs(_) => tally.differing += 1,
+            KeyOutcome::Excused(_) => tally.policy_excused += 1,
+            _ => tally.equal += 1,
+        }
         let summary = &mut self.summary;
         match outcome {
             KeyOutcome::Gone => return,
@@ -155,6 +179,7 @@ impl VerifyReport {
                 summary.differing += 1;
                 let difference = KeyDifference {
                     db,
+                    type_name: type_name.to_owned(),
                     key: printable(key),
                     raw_key: key.to_vec(),
                     findings,
@@ -172,8 +197,19 @@ impl VerifyReport {
         self.summary.keys_compared += 1;
     }
 
+    fn tally(&mut self, db: u32, type_name: &str) -> &mut Tally {
+        let types = self.by_database.entry(db).or_default();
+        if !types.contains_key(type_name) {
+            types.insert(type_name.to_owned(), Tally::default());
+        }
+        types.get_mut(type_name).expect("inserted above")
+    }
+
     /// Takes back a listed difference before it is re-checked.
     pub fn unrecord(&mut self, difference: &KeyDifference) {
+        let tally = self.tally(difference.db, &difference.type_name);
+        tally.compared = tally.compared.saturating_sub(1);
+        tally.differing = tally.differing.saturating_sub(1);
         let s = &mut self.summary;
         s.keys_compared = s.keys_compared.saturating_sub(1);
         s.differing = s.differing.saturating_sub(1);
@@ -305,11 +341,12 @@ mod tests {
     #[test]
     fn counts_follow_outcomes_and_rechecks() {
         let mut report = VerifyReport::default();
-        report.record(0, b"a", KeyOutcome::Equal);
-        report.record(0, b"gone", KeyOutcome::Gone);
-        report.record(0, b"h", KeyOutcome::Excused("field TTLs removed"));
+        report.record(0, "string", b"a", KeyOutcome::Equal);
+        report.record(0, "string", b"gone", KeyOutcome::Gone);
+        report.record(0, "string", b"h", KeyOutcome::Excused("field TTLs removed"));
         report.record(
             1,
+            "list",
             b"l",
             KeyOutcome::Differs(vec![
                 Finding::new(DiffKind::Ttl, "x"),
@@ -324,6 +361,12 @@ mod tests {
         report.unrecord(&listed);
         assert!(report.is_clean());
         assert_eq!(report.summary.keys_compared, 2);
+        let strings = report.by_database[&0]["string"];
+        assert_eq!(
+            (strings.compared, strings.equal, strings.policy_excused),
+            (2, 1, 1)
+        );
+        assert_eq!(report.by_database[&1]["list"].compared, 0);
     }
 
     /// The JSON field names are an interface (scripts, cutover logs): changing one must
@@ -333,11 +376,12 @@ mod tests {
         let mut report = VerifyReport::default();
         report.record(
             0,
+            "string",
             b"k",
             KeyOutcome::Differs(vec![Finding::new(DiffKind::Ttl, "d")]),
         );
-        report.record(0, b"h", KeyOutcome::Excused("why"));
-        report.record(0, b"s", KeyOutcome::Noted("counter"));
+        report.record(0, "string", b"h", KeyOutcome::Excused("why"));
+        report.record(0, "string", b"s", KeyOutcome::Noted("counter"));
         let json = report.to_json();
         let names = |value: &serde_json::Value| {
             let mut names: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
@@ -347,6 +391,7 @@ mod tests {
         assert_eq!(
             names(&json),
             [
+                "by_database",
                 "differences",
                 "excused",
                 "ferry_markers_skipped",
@@ -373,9 +418,13 @@ mod tests {
                 "value"
             ]
         );
-        assert_eq!(names(&json["differences"][0]), ["db", "findings", "key"]);
+        assert_eq!(
+            names(&json["differences"][0]),
+            ["db", "findings", "key", "type"]
+        );
         assert_eq!(json["differences"][0]["findings"][0]["kind"], "ttl");
         assert_eq!(json["excused"]["why"], 1);
+        assert_eq!(json["by_database"]["0"]["string"]["policy_excused"], 1);
     }
 
     #[test]
@@ -386,6 +435,7 @@ mod tests {
         };
         report.record(
             2,
+            "list",
             b"k\xff",
             KeyOutcome::Differs(vec![Finding::new(DiffKind::Missing, "list")]),
         );

@@ -271,12 +271,15 @@ pub fn compare_batch(
     for chunk in keys.chunks(CHUNK) {
         pair.source.select(db)?;
         pair.target.select(target_db)?;
-        for (key, outcome) in chunk.iter().zip(compare_keys(pair, chunk)?) {
-            report.record(db, key, outcome);
+        for (key, compared) in chunk.iter().zip(compare_keys(pair, chunk)?) {
+            report.record(db, &compared.type_name, key, compared.outcome);
         }
     }
     Ok(())
 }
+
+/// The type shown for keys compared without reading them.
+const UNREAD_TYPE: &str = "unread";
 
 /// Keys of a database other than 0 on the standalone side of a pair with a cluster: not
 /// comparable, so listed as missing (source) or extra (target) with the reason.
@@ -307,7 +310,8 @@ fn record_unpaired(
             } else {
                 KeyOutcome::Differs(vec![Finding::new(kind, detail.clone())])
             };
-            report.record(db, key, outcome);
+            // Not read on the other side: its type is not asked for either.
+            report.record(db, UNREAD_TYPE, key, outcome);
         }
     }
     Ok(())

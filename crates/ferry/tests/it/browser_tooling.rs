@@ -15,7 +15,12 @@ use std::time::Duration;
 /// Width and height from a PNG's header (the IHDR chunk comes first).
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
     let number = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
     (number(16), number(20))
 }
@@ -81,7 +86,9 @@ fn a_clean_page_yields_no_console_errors_and_the_window_takes_the_asked_sizes() 
 
     let console = browser.console();
     assert!(
-        console.iter().any(|e| e.message.contains("just information")),
+        console
+            .iter()
+            .any(|e| e.message.contains("just information")),
         "the log endpoint returned nothing at all:\n{}",
         describe(&console)
     );
@@ -99,12 +106,7 @@ fn chromium_shows_the_status_of_a_live_migration_as_served() {
     dataset::populate(&source).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
-    let mut ferry = Ferry::migrate(
-        &source,
-        &target,
-        &state,
-        &["--metrics-addr", "127.0.0.1:0"],
-    );
+    let mut ferry = Ferry::migrate(&source, &target, &state, &["--metrics-addr", "127.0.0.1:0"]);
     let addr = ferry.status_address(Duration::from_secs(30));
     ferry.wait_in_sync();
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// A cluster source filled with the database 0 dataset (written to a standalone server of
 /// the same kind, then copied in by DUMP/RESTORE).
-fn source_cluster(kind: ServerKind, primaries: usize, replicas: usize) -> Cluster {
+pub(crate) fn source_cluster(kind: ServerKind, primaries: usize, replicas: usize) -> Cluster {
     let cluster = Cluster::start_with_replicas(kind, primaries, replicas).unwrap();
     let staging = Server::start(kind).unwrap();
     dataset::populate_db0(&staging).unwrap();
@@ -24,7 +24,7 @@ fn source_cluster(kind: ServerKind, primaries: usize, replicas: usize) -> Cluste
 }
 
 /// A load on one primary: its keys carry a hash tag of that primary's slots.
-fn load_on(
+pub(crate) fn load_on(
     cluster: &Cluster,
     primary: usize,
     seed: u64,
@@ -37,13 +37,17 @@ fn load_on(
         .start(cluster.nodes()[primary].url(), stop.clone())
 }
 
-fn loads(cluster: &Cluster, seed: u64, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<WorkloadStats>> {
+pub(crate) fn loads(
+    cluster: &Cluster,
+    seed: u64,
+    stop: &Arc<AtomicBool>,
+) -> Vec<JoinHandle<WorkloadStats>> {
     (0..cluster.nodes().len())
         .map(|primary| load_on(cluster, primary, seed + primary as u64, stop))
         .collect()
 }
 
-fn stop_loads(stop: &Arc<AtomicBool>, loads: Vec<JoinHandle<WorkloadStats>>) {
+pub(crate) fn stop_loads(stop: &Arc<AtomicBool>, loads: Vec<JoinHandle<WorkloadStats>>) {
     stop.store(true, Ordering::Relaxed);
     for load in loads {
         let stats = load.join().expect("the load ends");

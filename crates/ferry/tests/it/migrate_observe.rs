@@ -140,8 +140,8 @@ fn metrics_and_status_answer_during_a_run_with_consistent_offsets() {
 
     let (code, metrics) = http_get(&addr, "/metrics");
     assert_eq!(code, 200);
-    let applied_metric = sample(&metrics, "ferry_applied_offset");
-    let source_metric = sample(&metrics, "ferry_source_offset");
+    let applied_metric = sample(&metrics, "ferry_applied_offset_bytes");
+    let source_metric = sample(&metrics, "ferry_source_offset_bytes");
     assert!(applied_metric >= wanted as f64, "{metrics}");
     assert!(applied_metric <= source_metric, "{metrics}");
     assert_eq!(

@@ -75,5 +75,5 @@ fn a_restarted_replica_continues_from_the_backlog() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let metrics = http_get(&address, "/metrics").1;
-    assert!(metrics.contains("ferry_applied_offset"), "{metrics}");
+    assert!(metrics.contains("ferry_applied_offset_bytes"), "{metrics}");
 }

@@ -87,7 +87,7 @@ fn start(kind: ServerKind) -> Server {
 /// `/metrics` and `/status` of a run, recorded; `/status` is returned.
 fn fetch_both(seen: &mut Seen, what: &str, addr: &str) -> String {
     let metrics = http(addr, "GET", "/metrics", &[]);
-    assert!(metrics.contains("ferry_applied_offset"), "{metrics}");
+    assert!(metrics.contains("ferry_applied_offset_bytes"), "{metrics}");
     seen.add(format!("{what} /metrics"), metrics);
     let status = http(addr, "GET", "/status", &[]);
     assert!(status.contains("\"phase\""), "{status}");

@@ -47,7 +47,10 @@ fn cmd(con: &mut Connection, args: &[&str]) {
 }
 
 /// A source filled with the dataset, and a target of the same kind started from its save.
-fn identical_pair(kind: ServerKind, prepare: impl Fn(&mut Connection)) -> (Server, Server) {
+pub(crate) fn identical_pair(
+    kind: ServerKind,
+    prepare: impl Fn(&mut Connection),
+) -> (Server, Server) {
     let source = Server::start(kind).expect("start source");
     dataset::populate(&source).expect("populate");
     prepare(&mut source.client());

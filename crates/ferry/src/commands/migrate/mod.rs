@@ -170,12 +170,15 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         let bound = crate::observe::http::serve(addr, job.events.stats().clone(), control)
             .await
             .map_err(|e| Error::Usage(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
-        job.events.stats().set_next_steps(next_steps::next_steps(
-            &args,
-            &job.source_url,
-            &job.target_url,
-            bound,
-        ));
+        // An AOF has no server to verify against.
+        if args.source_aof.is_none() {
+            job.events.stats().set_next_steps(next_steps::next_steps(
+                &args,
+                &job.source_url,
+                &job.target_url,
+                bound,
+            ));
+        }
         job.events
             .line(format!("serving /metrics and /status on http://{bound}"));
         job.events.line(stop_endpoint_line(stoppable));

@@ -52,7 +52,13 @@ impl Migration {
             self.check_state_kind(saved, cluster_source)?;
         }
         if target.cluster && !cluster_source {
-            check_cluster_databases(&source_info, target.databases)?;
+            check_cluster_databases(&source_info, &self.scope, target.databases)?;
+        }
+        // One node of a cluster, or a scope that leaves keys out, would mislead.
+        if !cluster_source && self.scope.is_everything() {
+            self.events
+                .stats()
+                .set_expected_keys(source_info.total_keys());
         }
         self.events.started(
             &self.source_url.address(),
@@ -154,14 +160,19 @@ impl Migration {
 
 /// Refuses, before anything is copied, a source whose databases a cluster target lacks
 /// (all but 0 before Valkey 9.0 or without `cluster-databases`).
-fn check_cluster_databases(source: &ServerInfo, databases: u64) -> Result<(), MigrateError> {
+fn check_cluster_databases(
+    source: &ServerInfo,
+    scope: &Scope,
+    databases: u64,
+) -> Result<(), MigrateError> {
+    // The databases the scope keeps, each landing where --db-map puts it.
     let used: Vec<u64> = source
         .keys_per_db
         .iter()
-        .filter(|(_, keys)| **keys > 0)
+        .filter(|(db, keys)| **keys > 0 && scope.keeps_db(**db))
         .map(|(db, _)| *db)
         .collect();
-    let Some(&highest) = used.last() else {
+    let Some(highest) = used.iter().map(|db| scope.target_db(*db)).max() else {
         return Ok(());
     };
     if highest < databases {

@@ -138,9 +138,10 @@ impl Session {
             short(&history.replid),
         ));
         // Replicas of different versions are treated differently: each line says which.
-        for line in produced.policy_lines {
+        for line in &produced.policy_lines {
             relay.log(format!("{}: {line}", self.name()));
         }
+        history.set_policies(produced.policy_lines);
         relay.add_history(history.clone());
         tokio::spawn(history::follow(
             relay.clone(),

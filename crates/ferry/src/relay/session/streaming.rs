@@ -33,6 +33,9 @@ impl Session {
                 source_offset: None,
                 last_ack: Instant::now(),
                 replid: history.replid.clone(),
+                version: self.version.clone(),
+                rdb: history.target.format.version.to_string(),
+                policies: history.policies(),
             },
         );
         let result = self.stream_loop(&history, have, after_snapshot).await;

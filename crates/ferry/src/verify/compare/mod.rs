@@ -123,14 +123,28 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// One key's outcome and its type (the source's; the target's for a key only there).
+pub struct Compared {
+    pub outcome: KeyOutcome,
+    pub type_name: String,
+}
+
 /// Compares `keys` (at most [`CHUNK`]) of the database selected on both sides.
-pub fn compare_keys(pair: &mut Pair, keys: &[Vec<u8>]) -> Result<Vec<KeyOutcome>, VerifyError> {
+pub fn compare_keys(pair: &mut Pair, keys: &[Vec<u8>]) -> Result<Vec<Compared>, VerifyError> {
     let source = headers(&mut pair.source, keys)?;
     let target = headers(&mut pair.target, keys)?;
     let small_values = small::compare(pair, keys, &source, &target)?;
     let mut outcomes = Vec::with_capacity(keys.len());
     for (((key, s), t), prefetched) in keys.iter().zip(&source).zip(&target).zip(small_values) {
-        outcomes.push(compare_key(pair, key, s, t, prefetched)?);
+        let type_name = if s.exists() {
+            &s.type_name
+        } else {
+            &t.type_name
+        };
+        outcomes.push(Compared {
+            type_name: type_name.clone(),
+            outcome: compare_key(pair, key, s, t, prefetched)?,
+        });
     }
     Ok(outcomes)
 }

@@ -24,6 +24,9 @@ pub(super) struct Board {
     pub(super) settling: Vec<AtomicBool>,
     /// Failovers of each shard's primary followed, for `/status`.
     pub(super) failovers: Vec<AtomicU64>,
+    /// The primary each shard follows since its last failover, for `/status` before the
+    /// state file records it with an offset.
+    pub(super) promoted: Mutex<Vec<Option<String>>>,
 }
 
 /// The keys an earlier run remembered as moved ([`Board::save_moves`]), by the index of
@@ -243,9 +246,12 @@ impl ShardContext {
     }
 
     /// The shard's primary failed over and the shard follows the promoted one.
-    pub(super) fn followed_failover(&self) {
+    pub(super) fn followed_failover(&self, promoted: &str) {
         if let Some(count) = self.board.failovers.get(self.index) {
             count.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(node) = lock(&self.board.promoted).get_mut(self.index) {
+            *node = Some(promoted.to_owned());
         }
     }
 
@@ -268,6 +274,7 @@ impl Board {
         let state = lock(&self.state);
         let progress = lock(&self.progress);
         let pipes = lock(&self.pipes);
+        let promoted = lock(&self.promoted);
         state
             .shards
             .iter()
@@ -280,7 +287,11 @@ impl Board {
                     .map_or(ticked, |mark| mark.offset);
                 ShardStatus {
                     slots: slots_text(&shard.slots),
-                    node: shard.node.clone(),
+                    node: promoted
+                        .get(index)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| shard.node.clone()),
                     replid: shard.replid.clone(),
                     applied_offset: live.max(ticked),
                     source_offset: received,

@@ -97,7 +97,7 @@ impl Migration {
             return;
         }
         let was = shard.label(&self.source_url);
-        shard.followed_failover();
+        shard.followed_failover(&now.primary.to_string());
         self.failover_from = Some(self.source_url.address());
         self.source_url = now.primary.url(&self.source_url);
         self.events.line(format!(

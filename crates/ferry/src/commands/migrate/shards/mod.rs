@@ -146,6 +146,7 @@ impl Migration {
             read_up_to: shards.iter().map(|_| AtomicI64::new(i64::MIN)).collect(),
             settling: shards.iter().map(|_| AtomicBool::new(false)).collect(),
             failovers: shards.iter().map(|_| AtomicU64::new(0)).collect(),
+            promoted: Mutex::new(vec![None; shards.len()]),
         });
         {
             let whole = lock(&board.state);
