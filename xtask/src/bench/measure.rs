@@ -14,6 +14,8 @@ pub struct Sample {
     pub wall: Duration,
     /// Peak resident set size of the child, in bytes.
     pub peak_rss: u64,
+    /// CPU time the child used (user + system): its own cost, whatever else runs.
+    pub cpu: Duration,
 }
 
 /// How a command did over several runs.
@@ -260,7 +262,7 @@ impl Drop for Running {
 }
 
 /// `cargo xtask __measure -- PROGRAM ARGS…`: runs the program (stdout discarded, stderr
-/// inherited), then prints "WAIT_STATUS WALL_NS PEAK_RSS_BYTES" on stdout.
+/// inherited), then prints "WAIT_STATUS WALL_NS PEAK_RSS_BYTES CPU_NS" on stdout.
 pub fn helper(args: &[String]) -> Result<()> {
     let Some((program, rest)) = args
         .strip_prefix(&["--".to_string()])
@@ -271,7 +273,12 @@ pub fn helper(args: &[String]) -> Result<()> {
     let mut command = Command::new(program);
     command.args(rest);
     let (status, sample) = spawn_and_wait(&mut command)?;
-    println!("{status} {} {}", sample.wall.as_nanos(), sample.peak_rss);
+    println!(
+        "{status} {} {} {}",
+        sample.wall.as_nanos(),
+        sample.peak_rss,
+        sample.cpu.as_nanos()
+    );
     Ok(())
 }
 
@@ -280,7 +287,15 @@ fn parse_report(report: &str) -> Option<(libc::c_int, Sample)> {
     let status = fields.next()?.parse().ok()?;
     let wall = Duration::from_nanos(fields.next()?.parse().ok()?);
     let peak_rss = fields.next()?.parse().ok()?;
-    Some((status, Sample { wall, peak_rss }))
+    let cpu = Duration::from_nanos(fields.next()?.parse().ok()?);
+    Some((
+        status,
+        Sample {
+            wall,
+            peak_rss,
+            cpu,
+        },
+    ))
 }
 
 /// Spawns `command` (stdout discarded, stderr inherited) and waits for it: its raw wait
@@ -292,15 +307,23 @@ fn spawn_and_wait(command: &mut Command) -> Result<(libc::c_int, Sample)> {
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {:?}", command.get_program()))?;
-    let (status, peak_rss) = wait_with_rusage(child.id())?;
+    let (status, peak_rss, cpu) = wait_with_rusage(child.id())?;
     let wall = started.elapsed();
     // `child` was reaped by wait4 above; dropping a std Child neither waits nor kills.
     drop(child);
-    Ok((status, Sample { wall, peak_rss }))
+    Ok((
+        status,
+        Sample {
+            wall,
+            peak_rss,
+            cpu,
+        },
+    ))
 }
 
-/// Waits for the child `pid` and returns its raw wait status and peak RSS in bytes.
-fn wait_with_rusage(pid: u32) -> Result<(libc::c_int, u64)> {
+/// Waits for the child `pid` and returns its raw wait status, peak RSS in bytes and CPU
+/// time.
+fn wait_with_rusage(pid: u32) -> Result<(libc::c_int, u64, Duration)> {
     let pid = libc::pid_t::try_from(pid).context("process id out of range")?;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; wait4 fills it in and we read it only on success.
@@ -318,7 +341,15 @@ fn wait_with_rusage(pid: u32) -> Result<(libc::c_int, u64)> {
     }
     // Linux reports ru_maxrss in kilobytes.
     let peak_kb = u64::try_from(usage.ru_maxrss).unwrap_or(0);
-    Ok((status, peak_kb * 1024))
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    Ok((
+        status,
+        peak_kb * 1024,
+        time(usage.ru_utime) + time(usage.ru_stime),
+    ))
 }
 
 fn status_succeeded(status: libc::c_int) -> bool {

@@ -71,9 +71,10 @@ pub fn ensure(repo_root: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Chromium, installed first if missing (for the bench's page part).
-pub fn chromium_path() -> Result<PathBuf> {
-    Ok(chromium::ensure()?.chromium)
+/// Chromium and chromedriver, installed first if missing (for the bench's page part).
+pub fn browser() -> Result<(PathBuf, PathBuf)> {
+    let browser = chromium::ensure()?;
+    Ok((browser.chromium, browser.chromedriver))
 }
 
 /// The first line `program --version` prints: proof that it runs here.

@@ -237,11 +237,19 @@ pub fn render(status: &Status) -> String {
     text
 }
 
+/// Name, type, help and value of a per-shard metric.
+type ShardFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&super::status::ShardStatus) -> i64,
+);
+
 fn shards(t: &mut String, status: &Status) {
     let labels = |shard: &super::status::ShardStatus| {
         [("shard", shard.slots.clone()), ("node", shard.node.clone())]
     };
-    let families: [(&str, &str, &str, fn(&super::status::ShardStatus) -> i64); 3] = [
+    let families: [ShardFamily; 3] = [
         (
             "ferry_shard_applied_offset_bytes",
             "gauge",

@@ -156,6 +156,10 @@ impl Stats {
             let now = unix_now();
             if timeline.started_at == 0.0 {
                 timeline.started_at = now;
+                // Every run starts by probing, whether or not it said so.
+                if phase != Phase::Starting {
+                    timeline.enter(Phase::Starting, now);
+                }
             }
             timeline.enter(phase, now);
         }

@@ -1,16 +1,10 @@
-//! The tooling the status-page tests stand on, proven on its own: a real headless Chromium
-//! (support/browser.rs) sees what a page shows and what its console reports, it loads a
-//! live `ferry migrate`'s `/status`, and promtool (support/promtool.rs) judges Prometheus
-//! text.
+//! The tooling the status-page tests stand on, proven able to fail: a real headless
+//! Chromium (support/browser.rs) reports a page's console errors and uncaught exceptions,
+//! and promtool (support/promtool.rs) rejects badly named metrics.
 
 use crate::support::browser::{Browser, ConsoleEntry, NARROW, WIDE};
-use crate::support::http_get;
-use crate::support::migrate::Ferry;
 use crate::support::promtool::check_metrics;
-use ferry_testkit::{dataset, Server, ServerKind};
-use serde_json::Value;
 use std::path::Path;
-use std::time::Duration;
 
 /// Width and height from a PNG's header (the IHDR chunk comes first).
 fn png_size(path: &Path) -> (u32, u32) {
@@ -97,49 +91,6 @@ fn a_clean_page_yields_no_console_errors_and_the_window_takes_the_asked_sizes() 
         "{}",
         describe(&console)
     );
-}
-
-#[test]
-fn chromium_shows_the_status_of_a_live_migration_as_served() {
-    let source = Server::start(ServerKind::Redis70).unwrap();
-    let target = Server::start(ServerKind::Valkey81).unwrap();
-    dataset::populate(&source).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("ferry.state");
-    let mut ferry = Ferry::migrate(&source, &target, &state, &["--metrics-addr", "127.0.0.1:0"]);
-    let addr = ferry.status_address(Duration::from_secs(30));
-    ferry.wait_in_sync();
-
-    let browser = Browser::start(WIDE);
-    browser.goto(&format!("http://{addr}/status"));
-    // Chromium shows a JSON response as its text in a <pre>.
-    let shown = browser.text_of("pre");
-    let shown: Value = serde_json::from_str(&shown)
-        .unwrap_or_else(|e| panic!("the page does not show JSON ({e}):\n{shown}"));
-    let (code, body) = http_get(&addr, "/status");
-    assert_eq!(code, 200, "{body}");
-    let fetched: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(shown["phase"], "in-sync", "{shown:#}");
-    assert_eq!(shown["phase"], fetched["phase"], "{shown:#}\n{fetched:#}");
-    let shot = browser.screenshot("tooling-status-json-wide");
-    assert_eq!(png_size(&shot), WIDE, "{}", shot.display());
-    eprintln!("screenshot: {}", shot.display());
-    eprintln!(
-        "console on /status: {}",
-        describe(&browser.console_errors())
-    );
-
-    // Today's metric names are being reworked: shown here, judged by the status-page tests.
-    let (code, metrics) = http_get(&addr, "/metrics");
-    assert_eq!(code, 200, "{metrics}");
-    match check_metrics(&metrics) {
-        Ok(()) => eprintln!("promtool check metrics on /metrics: clean"),
-        Err(complaints) => eprintln!("promtool check metrics on /metrics:\n{complaints}"),
-    }
-
-    drop(browser);
-    ferry.signal("TERM");
-    assert!(ferry.wait_exit(Duration::from_secs(20)).success());
 }
 
 #[test]

@@ -7,10 +7,10 @@
 
 use crate::migrate_cluster_source::{load_on, loads, source_cluster, stop_loads};
 use crate::support::browser::{Browser, NARROW, WIDE};
-use crate::support::http_get;
 use crate::support::migrate::{master_repl_offset, Ferry, Load};
 use crate::support::promtool::check_metrics;
 use crate::support::relay::{start_replica, wait_link_up, Relay};
+use crate::support::{grouped, http_get};
 use ferry_testkit::{dataset, Server, ServerKind};
 use serde_json::Value;
 use std::sync::atomic::AtomicBool;
@@ -41,23 +41,6 @@ fn wait_page(browser: &Browser, what: &str, mut check: impl FnMut(&Browser) -> b
             shown(browser, "applied-offset")
         );
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A number as the page writes counts (en-US grouping).
-fn grouped(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
     }
 }
 
@@ -176,7 +159,7 @@ fn the_page_follows_a_migration_under_load_from_full_sync_to_in_sync() {
         steady
             && page
                 == (
-                    grouped(now["applied_offset"].as_i64().unwrap()),
+                    grouped(now["applied_offset"].as_u64().unwrap()),
                     "0 B".to_owned(),
                 )
     });
@@ -205,6 +188,8 @@ fn the_page_follows_a_migration_under_load_from_full_sync_to_in_sync() {
         browser.execute("return document.documentElement.dataset.theme"),
         "dark"
     );
+    // The progress bar grows over 0.4 s after a load.
+    std::thread::sleep(Duration::from_millis(600));
     browser.screenshot("status-in-sync-dark");
     browser.set_window_size(NARROW);
     std::thread::sleep(Duration::from_millis(500));
@@ -286,6 +271,10 @@ fn the_page_shows_each_shard_of_a_cluster_source_and_the_failover_it_followed() 
     assert!(
         shown_row.contains(followed["slots"].as_str().unwrap()),
         "{shown_row:?}"
+    );
+    assert!(
+        fits_width(&browser),
+        "the page scrolls sideways at {WIDE:?}"
     );
     browser.screenshot("status-cluster-3-shards");
     assert_no_page_errors(&browser);

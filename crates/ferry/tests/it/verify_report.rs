@@ -3,7 +3,7 @@
 //! no password, and opens in a real Chromium without a console error.
 
 use crate::support::browser::{Browser, WIDE};
-use crate::support::{ferry, require_password};
+use crate::support::{ferry, grouped, require_password};
 use crate::verify_real_servers::identical_pair;
 use ferry_testkit::ServerKind;
 use serde_json::Value;
@@ -23,18 +23,6 @@ fn verify_with_report(source_url: &str, target_url: &str, page: &Path) -> (i32, 
     let html = std::fs::read_to_string(page)
         .unwrap_or_else(|e| panic!("no report at {} ({e})", page.display()));
     (code, json, html)
-}
-
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 /// Every (database, type) count of the JSON is a row of the page's table.

@@ -140,3 +140,16 @@ fn code_and_body(response: &str) -> (u16, String) {
         .expect("a status code");
     (code, body.to_owned())
 }
+
+/// A count as ferry's pages write it (en-US grouping: 1,234,567).
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
