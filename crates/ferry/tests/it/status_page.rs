@@ -272,9 +272,16 @@ fn the_page_shows_each_shard_of_a_cluster_source_and_the_failover_it_followed() 
         shown_row.contains(followed["slots"].as_str().unwrap()),
         "{shown_row:?}"
     );
+    // Once the shard caught up on the promoted primary the run is in sync again.
+    wait_page(&browser, "in sync after the failover", |b| {
+        shown(b, "phase") == "in-sync"
+    });
     assert!(
         fits_width(&browser),
         "the page scrolls sideways at {WIDE:?}"
+    );
+    browser.execute(
+        "document.querySelector('[data-field=\"shards-section\"]').scrollIntoView(); return 0",
     );
     browser.screenshot("status-cluster-3-shards");
     assert_no_page_errors(&browser);
@@ -333,6 +340,9 @@ fn the_page_of_a_relay_lists_its_replicas_with_what_each_was_sent() {
             "{field} {value:?} is not in the row {shown_row:?}"
         );
     }
+    browser.execute(
+        "document.querySelector('[data-field=\"replicas-section\"]').scrollIntoView(); return 0",
+    );
     browser.screenshot("status-relay");
     assert_no_page_errors(&browser);
 
