@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::tls::{ServerTls, TestPki};
 use crate::{Server, ServerKind};
 
 /// The name the sentinels monitor the primary under.
@@ -29,6 +30,9 @@ pub struct SentinelGroup {
     sentinels: Vec<Server>,
     /// Primaries killed by [`SentinelGroup::kill_primary`].
     dead: Vec<Server>,
+    /// Every link over TLS (`tls-replication yes`): replication, the sentinels' links,
+    /// and the addresses the sentinels name are the TLS ports.
+    tls: bool,
 }
 
 impl SentinelGroup {
@@ -46,11 +50,58 @@ impl SentinelGroup {
         replica_args: &[&str],
         sentinel_lines: &[String],
     ) -> Result<SentinelGroup> {
-        let primary = Server::start(kind)?;
-        let replicaof = primary.port().to_string();
+        Self::launch(kind, replica_args, sentinel_lines, None)
+    }
+
+    /// A group whose every link is TLS (`tls-replication yes` on the data nodes and the
+    /// sentinels, which monitor the primary's TLS port and are reached on theirs): the
+    /// form a TLS deployment of Sentinel takes. The test's own clients still use the
+    /// plain ports. Client certificates are required everywhere; each node presents
+    /// `pki`'s client certificate when it connects to another.
+    pub fn start_tls(kind: ServerKind, pki: &TestPki) -> Result<SentinelGroup> {
+        let client = |p: &std::path::Path| p.display().to_string();
+        let (cert, key) = (client(&pki.client.cert), client(&pki.client.key));
+        let lines = [
+            format!("tls-client-cert-file {cert}"),
+            format!("tls-client-key-file {key}"),
+        ];
+        let args = [
+            "--tls-client-cert-file",
+            cert.as_str(),
+            "--tls-client-key-file",
+            key.as_str(),
+        ];
+        Self::launch(kind, &args, &lines, Some(&ServerTls::mutual(pki)))
+    }
+
+    fn launch(
+        kind: ServerKind,
+        replica_args: &[&str],
+        sentinel_lines: &[String],
+        tls: Option<&ServerTls>,
+    ) -> Result<SentinelGroup> {
+        // A TLS group's nodes all take the replica's TLS arguments (the client
+        // certificate they present to each other).
+        let start = |args: &[&str]| match tls {
+            Some(tls) => {
+                let mut args = args.to_vec();
+                args.extend_from_slice(&["--tls-replication", "yes"]);
+                Server::start_with_tls(kind, tls, &args)
+            }
+            None => Server::start_with_args(kind, args),
+        };
+        let primary = match tls {
+            Some(_) => start(replica_args)?,
+            None => start(&[])?,
+        };
+        let replicaof = match tls {
+            Some(_) => primary.tls_port(),
+            None => primary.port(),
+        }
+        .to_string();
         let mut args = vec!["--replicaof", "127.0.0.1", &replicaof];
         args.extend_from_slice(replica_args);
-        let replica = Server::start_with_args(kind, &args)?;
+        let replica = start(&args)?;
         wait_linked(&replica)?;
         let mut config = vec![
             format!("sentinel monitor {MASTER_NAME} 127.0.0.1 {replicaof} 2"),
@@ -59,8 +110,14 @@ impl SentinelGroup {
             format!("sentinel parallel-syncs {MASTER_NAME} 1"),
         ];
         config.extend_from_slice(sentinel_lines);
+        if tls.is_some() {
+            config.push("tls-replication yes".to_owned());
+        }
         let sentinels = (0..3)
-            .map(|_| Server::start_sentinel(kind, &config))
+            .map(|_| match tls {
+                Some(tls) => Server::start_sentinel_with_tls(kind, tls, &config),
+                None => Server::start_sentinel(kind, &config),
+            })
             .collect::<Result<Vec<_>>>()?;
         let group = SentinelGroup {
             kind,
@@ -68,6 +125,7 @@ impl SentinelGroup {
             replica: Some(replica),
             sentinels,
             dead: Vec::new(),
+            tls: tls.is_some(),
         };
         group.wait_settled()?;
         Ok(group)
@@ -77,18 +135,20 @@ impl SentinelGroup {
         self.kind
     }
 
-    /// `redis-sentinel://…#ferry-group` (`valkey-sentinel://` for Valkey), every sentinel
-    /// listed.
+    /// `redis-sentinel://…#ferry-group` (`valkey-sentinel://` for Valkey;
+    /// `rediss-sentinel://` with the sentinels' TLS ports for a TLS group), every
+    /// sentinel listed.
     pub fn url(&self) -> String {
-        let scheme = if self.kind.is_valkey() {
-            "valkey-sentinel"
-        } else {
-            "redis-sentinel"
+        let scheme = match (self.kind.is_valkey(), self.tls) {
+            (true, false) => "valkey-sentinel",
+            (false, false) => "redis-sentinel",
+            (true, true) => "valkeys-sentinel",
+            (false, true) => "rediss-sentinel",
         };
         let nodes: Vec<String> = self
             .sentinels
             .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .map(|s| format!("127.0.0.1:{}", self.link_port(s)))
             .collect();
         format!("{scheme}://{}#{MASTER_NAME}", nodes.join(","))
     }
@@ -107,12 +167,22 @@ impl SentinelGroup {
         &self.sentinels
     }
 
+    /// The port the group's links use on `server` (its TLS port in a TLS group): the
+    /// port the sentinels name.
+    pub fn link_port(&self, server: &Server) -> u16 {
+        if self.tls {
+            server.tls_port()
+        } else {
+            server.port()
+        }
+    }
+
     /// Kills the primary (SIGKILL) and waits until every sentinel names the replica as
     /// the primary and it says `role:master`; it is [`SentinelGroup::primary`] from then.
     pub fn kill_primary(&mut self) -> Result<()> {
         let replica = self.replica.take().context("no replica left to promote")?;
         self.primary.kill()?;
-        let promoted = replica.port();
+        let promoted = self.link_port(&replica);
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         loop {
             let named: Vec<Option<u16>> = self.sentinels.iter().map(named_port).collect();
@@ -157,7 +227,7 @@ impl SentinelGroup {
     /// Every sentinel names the primary, sees two other sentinels and knows the replica.
     fn wait_settled(&self) -> Result<()> {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
-        let replica_port = self.replica.as_ref().map(|r| r.port().to_string());
+        let replica_port = self.replica.as_ref().map(|r| self.link_port(r).to_string());
         loop {
             let mut settled = true;
             for sentinel in &self.sentinels {

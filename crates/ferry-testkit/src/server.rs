@@ -55,6 +55,16 @@ impl Server {
         Self::launch_with(kind, None, &["--sentinel"], None, config)
     }
 
+    /// [`Server::start_sentinel`] serving TLS on [`Server::tls_port`] too (its plain port
+    /// stays open for the test's own clients).
+    pub fn start_sentinel_with_tls(
+        kind: ServerKind,
+        tls: &ServerTls,
+        config: &[String],
+    ) -> Result<Server> {
+        Self::launch_with(kind, None, &["--sentinel"], Some(tls), config)
+    }
+
     /// Starts a server that loads `rdb` at startup. If the server refuses the file (exits
     /// while loading), the error carries the last lines of its log.
     pub fn start_with_rdb(kind: ServerKind, rdb: &Path) -> Result<Server> {

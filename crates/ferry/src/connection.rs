@@ -61,6 +61,16 @@ pub struct SourceConnectionArgs {
     /// Read the password of the source's sentinels from the environment variable VAR.
     #[arg(long, value_name = "VAR")]
     pub source_sentinel_password_env: Option<String>,
+    /// CA certificates (PEM) that sign the source's sentinels' certificates, with a
+    /// rediss-sentinel:// URL (default: --source-tls-ca's).
+    #[arg(long, value_name = "FILE")]
+    pub source_sentinel_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for the source's sentinels (default: --source-tls-cert's).
+    #[arg(long, value_name = "FILE", requires = "source_sentinel_tls_key")]
+    pub source_sentinel_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --source-sentinel-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "source_sentinel_tls_cert")]
+    pub source_sentinel_tls_key: Option<PathBuf>,
 }
 
 /// Connection flags for the target.
@@ -104,6 +114,16 @@ pub struct TargetConnectionArgs {
     /// Read the password of the target's sentinels from the environment variable VAR.
     #[arg(long, value_name = "VAR")]
     pub target_sentinel_password_env: Option<String>,
+    /// CA certificates (PEM) that sign the target's sentinels' certificates, with a
+    /// rediss-sentinel:// URL (default: --target-tls-ca's).
+    #[arg(long, value_name = "FILE")]
+    pub target_sentinel_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for the target's sentinels (default: --target-tls-cert's).
+    #[arg(long, value_name = "FILE", requires = "target_sentinel_tls_key")]
+    pub target_sentinel_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --target-sentinel-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "target_sentinel_tls_cert")]
+    pub target_sentinel_tls_key: Option<PathBuf>,
 }
 
 /// One side's flags, whichever side.
@@ -122,6 +142,10 @@ pub struct ConnectionSettings {
     pub sentinel_user: Option<String>,
     pub sentinel_password_file: Option<PathBuf>,
     pub sentinel_password_env: Option<String>,
+    /// The sentinels' TLS files where they differ from the data nodes'.
+    pub sentinel_tls_ca: Option<PathBuf>,
+    pub sentinel_tls_cert: Option<PathBuf>,
+    pub sentinel_tls_key: Option<PathBuf>,
 }
 
 impl SourceConnectionArgs {
@@ -138,6 +162,9 @@ impl SourceConnectionArgs {
             sentinel_user: self.source_sentinel_user.clone(),
             sentinel_password_file: self.source_sentinel_password_file.clone(),
             sentinel_password_env: self.source_sentinel_password_env.clone(),
+            sentinel_tls_ca: self.source_sentinel_tls_ca.clone(),
+            sentinel_tls_cert: self.source_sentinel_tls_cert.clone(),
+            sentinel_tls_key: self.source_sentinel_tls_key.clone(),
         }
     }
 }
@@ -156,6 +183,9 @@ impl TargetConnectionArgs {
             sentinel_user: self.target_sentinel_user.clone(),
             sentinel_password_file: self.target_sentinel_password_file.clone(),
             sentinel_password_env: self.target_sentinel_password_env.clone(),
+            sentinel_tls_ca: self.target_sentinel_tls_ca.clone(),
+            sentinel_tls_cert: self.target_sentinel_tls_cert.clone(),
+            sentinel_tls_key: self.target_sentinel_tls_key.clone(),
         }
     }
 }
@@ -214,10 +244,48 @@ impl ConnectionSettings {
             &format!("{prefix}-sentinel-password"),
             env,
         )?;
+        let sentinel_tls_flag = [
+            (self.sentinel_tls_ca.is_some(), "sentinel-tls-ca"),
+            (self.sentinel_tls_cert.is_some(), "sentinel-tls-cert"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name));
         match &mut url.sentinel {
             Some(sentinels) => {
                 sentinels.username = self.sentinel_user.clone();
                 sentinels.password = sentinel_password;
+                match (&mut sentinels.tls, &url.tls) {
+                    (Some(tls), Some(data_nodes)) => {
+                        // The sentinels are checked against their own host names: the
+                        // data nodes' --…-tls-server-name is theirs alone.
+                        *tls = TlsSettings {
+                            ca_file: self.sentinel_tls_ca.clone().or(data_nodes.ca_file.clone()),
+                            cert_file: self
+                                .sentinel_tls_cert
+                                .clone()
+                                .or(data_nodes.cert_file.clone()),
+                            key_file: self
+                                .sentinel_tls_key
+                                .clone()
+                                .or(data_nodes.key_file.clone()),
+                            server_name: None,
+                            insecure: self.insecure,
+                            flag_prefix: prefix,
+                        };
+                    }
+                    _ => {
+                        if let Some(name) = sentinel_tls_flag {
+                            return Err(Error::Usage(format!(
+                                "{prefix}-{name} needs a TLS Sentinel URL: use rediss-sentinel:// (or valkeys-sentinel://) for {prefix}"
+                            )));
+                        }
+                    }
+                }
+            }
+            None if sentinel_tls_flag.is_some() => {
+                return Err(Error::Usage(format!(
+                    "{prefix}-sentinel-* flags need a Sentinel URL: use redis-sentinel://host:port,…#MASTER_NAME for {prefix}"
+                )));
             }
             None if self.sentinel_user.is_some() || sentinel_password.is_some() => {
                 return Err(Error::Usage(format!(

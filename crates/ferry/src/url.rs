@@ -44,6 +44,9 @@ pub struct Sentinels {
     /// credentials are the data nodes'.
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// How to reach the sentinels over TLS (`rediss-sentinel://`): the data nodes'
+    /// settings unless `--…-sentinel-tls-*` say otherwise; `None`: plain TCP.
+    pub tls: Option<TlsSettings>,
 }
 
 /// Used when a sentinel in the URL names no port.
@@ -70,7 +73,7 @@ impl Sentinels {
             username: self.username.clone(),
             password: self.password.clone(),
             db: None,
-            tls: None,
+            tls: self.tls.clone(),
             sentinel: None,
         }
     }
@@ -120,10 +123,6 @@ pub enum UrlProblem {
         "a '#MASTER_NAME' belongs to a Sentinel URL: use redis-sentinel:// (or valkey-sentinel://)"
     )]
     FragmentWithoutSentinel,
-    #[error(
-        "TLS through Sentinel is not supported yet: use redis-sentinel:// (or valkey-sentinel://)"
-    )]
-    SentinelTls,
 }
 
 impl ServerUrl {
@@ -139,9 +138,8 @@ impl ServerUrl {
             Some(("valkeys", rest)) => (Scheme::Valkey, true, false, rest),
             Some(("redis-sentinel", rest)) => (Scheme::Redis, false, true, rest),
             Some(("valkey-sentinel", rest)) => (Scheme::Valkey, false, true, rest),
-            Some(("rediss-sentinel" | "valkeys-sentinel", _)) => {
-                return Err(fail(UrlProblem::SentinelTls))
-            }
+            Some(("rediss-sentinel", rest)) => (Scheme::Redis, true, true, rest),
+            Some(("valkeys-sentinel", rest)) => (Scheme::Valkey, true, true, rest),
             Some((other, _)) => return Err(fail(UrlProblem::UnknownScheme(other.to_owned()))),
             None => return Err(fail(UrlProblem::NoScheme)),
         };
@@ -179,6 +177,7 @@ impl ServerUrl {
                 nodes,
                 username: None,
                 password: None,
+                tls: tls.then(TlsSettings::default),
             };
             (String::new(), 0, Some(sentinels))
         } else {
@@ -313,8 +312,10 @@ fn hide_password(text: &str) -> String {
 impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = match (self.scheme, self.tls.is_some(), self.sentinel.is_some()) {
-            (Scheme::Redis, _, true) => "redis-sentinel",
-            (Scheme::Valkey, _, true) => "valkey-sentinel",
+            (Scheme::Redis, false, true) => "redis-sentinel",
+            (Scheme::Valkey, false, true) => "valkey-sentinel",
+            (Scheme::Redis, true, true) => "rediss-sentinel",
+            (Scheme::Valkey, true, true) => "valkeys-sentinel",
             (Scheme::Redis, false, false) => "redis",
             (Scheme::Valkey, false, false) => "valkey",
             (Scheme::Redis, true, false) => "rediss",
@@ -436,6 +437,14 @@ mod tests {
             url.to_string(),
             "redis-sentinel://u:***@10.0.0.1:26380,[::1]:26379,s3:5000/0#mymaster"
         );
+        let tls = ServerUrl::parse("rediss-sentinel://s1:5000,s2#m").unwrap();
+        assert!(tls.tls.is_some());
+        assert_eq!(tls.to_string(), "rediss-sentinel://s1:5000,s2:26379#m");
+        let sentinels = tls.sentinel.unwrap();
+        assert!(
+            sentinels.node_url(1).tls.is_some(),
+            "the sentinels are reached over TLS"
+        );
         let valkey = ServerUrl::parse("valkey-sentinel://h#m").unwrap();
         assert_eq!(valkey.scheme, Scheme::Valkey);
         assert_eq!(valkey.to_string(), "valkey-sentinel://h:26379#m");
@@ -450,7 +459,6 @@ mod tests {
             ("redis-sentinel://h:1,:2#m", "no host"),
             ("redis-sentinel://h:1,h:0#m", "port '0'"),
             ("redis://h:1#m", "belongs to a Sentinel URL"),
-            ("rediss-sentinel://h:1#m", "TLS through Sentinel"),
         ] {
             let err = ServerUrl::parse(text).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");

@@ -401,3 +401,72 @@ fn unreachable_sentinels_are_one_line_naming_each() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// A group whose every link is TLS (`rediss-sentinel://`): ferry asks the sentinels over
+/// TLS with its client certificate, replicates from the primary over TLS, and follows
+/// the failover to the replica's TLS port by partial resync.
+#[test]
+fn a_tls_group_is_reached_over_tls_and_its_failover_followed() {
+    let pki = ferry_testkit::tls::TestPki::generate().unwrap();
+    let mut group = SentinelGroup::start_tls(ServerKind::Redis70, &pki).unwrap();
+    dataset::populate(group.primary()).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let path = |p: &Path| p.display().to_string();
+    let (ca, cert, key) = (path(&pki.ca), path(&pki.client.cert), path(&pki.client.key));
+    let url = group.url();
+    assert!(url.starts_with("rediss-sentinel://"), "{url}");
+    let flags = [
+        "--source-tls-ca",
+        ca.as_str(),
+        "--source-tls-cert",
+        cert.as_str(),
+        "--source-tls-key",
+        key.as_str(),
+    ];
+    let mut ferry = Ferry::migrate_between(&url, &target.url(), &state, &flags);
+    let old_port = group.link_port(group.primary());
+    ferry.wait_for(
+        &format!("name 127.0.0.1:{old_port} as the primary"),
+        Duration::from_secs(30),
+    );
+    ferry.wait_in_sync();
+    simple_writes(group.primary());
+
+    let replica = group.replica().unwrap();
+    let new_port = group.link_port(replica);
+    wait_caught_up(group.primary(), replica);
+    wait_applied(group.primary(), &state, &ferry);
+    group.kill_primary().unwrap();
+    ferry.wait_for(
+        &format!("failover followed from 127.0.0.1:{old_port} without a full sync"),
+        Duration::from_secs(60),
+    );
+    simple_writes(group.primary());
+    assert_equal(group.primary(), &target, &state, &ferry, FieldTtl::Keep);
+    assert_eq!(stat(group.primary(), "sync_full"), 0, "{}", ferry.output());
+    assert!(
+        ferry.output().contains(&format!("127.0.0.1:{new_port}")),
+        "{}",
+        ferry.output()
+    );
+
+    // The sentinels' TLS needs the client certificate they require: without it, one
+    // line naming each sentinel.
+    let other_state = dir.path().join("other.state");
+    let mut refused = Ferry::migrate_between(&url, &target.url(), &other_state, &flags[..2]);
+    let status = refused.wait_exit(Duration::from_secs(60));
+    assert!(!status.success());
+    let output = refused.output();
+    let last = output.lines().last().unwrap_or_default();
+    assert!(last.starts_with("ferry: "), "{output}");
+    assert!(last.contains("no sentinel named the primary"), "{output}");
+
+    ferry.signal("TERM");
+    assert!(
+        ferry.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        ferry.output()
+    );
+}

@@ -49,6 +49,9 @@ fn swap_to_source(target: &TargetConnectionArgs) -> SourceConnectionArgs {
         source_sentinel_user: target.target_sentinel_user.clone(),
         source_sentinel_password_file: target.target_sentinel_password_file.clone(),
         source_sentinel_password_env: target.target_sentinel_password_env.clone(),
+        source_sentinel_tls_ca: target.target_sentinel_tls_ca.clone(),
+        source_sentinel_tls_cert: target.target_sentinel_tls_cert.clone(),
+        source_sentinel_tls_key: target.target_sentinel_tls_key.clone(),
     }
 }
 
@@ -65,6 +68,9 @@ fn swap_to_target(source: &SourceConnectionArgs) -> TargetConnectionArgs {
         target_sentinel_user: source.source_sentinel_user.clone(),
         target_sentinel_password_file: source.source_sentinel_password_file.clone(),
         target_sentinel_password_env: source.source_sentinel_password_env.clone(),
+        target_sentinel_tls_ca: source.source_sentinel_tls_ca.clone(),
+        target_sentinel_tls_cert: source.source_sentinel_tls_cert.clone(),
+        target_sentinel_tls_key: source.source_sentinel_tls_key.clone(),
     }
 }
 
@@ -157,6 +163,9 @@ mod tests {
             target_sentinel_user: Some("watcher".into()),
             target_sentinel_password_file: None,
             target_sentinel_password_env: Some("SPW".into()),
+            target_sentinel_tls_ca: Some("sentinel-ca.pem".into()),
+            target_sentinel_tls_cert: None,
+            target_sentinel_tls_key: None,
         };
         let source = swap_to_source(&target);
         let settings = source.settings();
@@ -174,6 +183,7 @@ mod tests {
         assert_eq!(settings.password_env.as_deref(), Some("PW"));
         assert_eq!(settings.sentinel_user.as_deref(), Some("watcher"));
         assert_eq!(settings.sentinel_password_env.as_deref(), Some("SPW"));
+        assert_eq!(settings.sentinel_tls_ca, target.target_sentinel_tls_ca);
         let back = swap_to_target(&source).settings();
         assert_eq!(
             back,
