@@ -23,14 +23,6 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
     let source_url = args.source_connection.settings().apply(
         ServerUrl::parse(&args.source).map_err(|e| Error::Usage(format!("--source: {e}")))?,
     )?;
-    if source_url.sentinel.is_some() {
-        // A relay's histories reconnect to the one address they were given.
-        return Err(Error::Usage(
-            "--source: ferry relay does not follow a Sentinel failover yet; give the \
-             primary's redis:// URL"
-                .into(),
-        ));
-    }
     if source_url.db.is_some_and(|db| db != 0) {
         return Err(Error::Usage(
             "--source: a relay carries every database; leave the /db part out of the URL".into(),
@@ -47,6 +39,14 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
         .map(Target::from_profile)
         .transpose()?;
     let connect_timeout = Duration::from_secs(args.connect_timeout);
+    // A Sentinel source: the primary named now; every later connect asks again
+    // (`relay::history::connect_source`), so a failover is followed.
+    let source_url = crate::server::sentinel::locate(&source_url, connect_timeout)
+        .await
+        .map_err(|e| Error::Source {
+            url: source_url.to_string(),
+            source: Box::new(e),
+        })?;
     let source_upgrade = crate::tls::TlsConnector::for_url(&source_url, connect_timeout)
         .map_err(|e| Error::Source {
             url: source_url.to_string(),
@@ -119,6 +119,14 @@ async fn relay(args: RelayArgs) -> Result<(), Error> {
             ));
             relay.set_dormant(state.histories);
         }
+    }
+    if let Some(sentinels) = &relay.config.source_url.sentinel {
+        relay.log(format!(
+            "source {}: the sentinels of {:?} name {} as the primary",
+            relay.config.source_url,
+            sentinels.master_name,
+            relay.config.source_url.address()
+        ));
     }
     relay.log(format!(
         "relaying {} ({}); listening on {bound}: point replicas at it with REPLICAOF {} {}",
@@ -240,7 +248,7 @@ async fn publish_stats(relay: std::sync::Arc<Relay>, stats: std::sync::Arc<crate
                 replica.listening_port.unwrap_or(0)
             );
             stats.set_servers(
-                &relay.config.source_url.address(),
+                &relay.source_now().address(),
                 &relay.config.source_info.name(),
                 &target,
                 "replica",

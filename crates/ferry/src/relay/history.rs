@@ -4,7 +4,7 @@
 use super::offsets::{OffsetMap, OffsetPair};
 use super::saved::SavedHistory;
 use super::stream::StreamTranslator;
-use super::{lock, Relay, RelayConfig};
+use super::{lock, Relay};
 use crate::server::reconnect::{Reconnect, RECONNECT_FOR};
 use crate::sources::replication::continuation::{self, CheckError};
 use crate::target::Target;
@@ -256,7 +256,37 @@ impl History {
 }
 
 /// A replica connection to the source, handshake done.
-pub async fn connect_source(config: &RelayConfig) -> Result<ReplicaConnection, ReplError> {
+/// A replica connection to the source's primary: for a Sentinel source, the one its
+/// sentinels name now (a failover moved it), over TLS made for that host.
+pub async fn connect_source(relay: &Relay) -> Result<ReplicaConnection, ReplError> {
+    let config = &relay.config;
+    let (primary, upgrade) = match &config.source_url.sentinel {
+        None => (config.source_url.clone(), config.source_upgrade.clone()),
+        Some(sentinels) => {
+            let unreachable =
+                |cause: Box<dyn std::error::Error + Send + Sync>| ReplError::Connect {
+                    address: sentinels.addresses(),
+                    cause: std::io::Error::other(cause),
+                };
+            let primary =
+                crate::server::sentinel::locate(&config.source_url, config.connect_timeout)
+                    .await
+                    .map_err(|e| unreachable(Box::new(e)))?;
+            let upgrade = crate::tls::TlsConnector::for_url(&primary, config.connect_timeout)
+                .map_err(|e| unreachable(Box::new(e)))?
+                .map(|tls| Arc::new(tls) as Arc<dyn ferry_repl::StreamUpgrade>);
+            if primary.address() != relay.source_now().address() {
+                relay.log(format!(
+                    "source {}: the sentinels of {:?} name {} as the primary now",
+                    config.source_url,
+                    sentinels.master_name,
+                    primary.address()
+                ));
+            }
+            relay.set_source_now(primary.clone());
+            (primary, upgrade)
+        }
+    };
     let source = &config.source_info;
     let announce_version =
         (source.product == "valkey" && source.series().0 >= 9).then(|| source.version.clone());
@@ -269,10 +299,10 @@ pub async fn connect_source(config: &RelayConfig) -> Result<ReplicaConnection, R
             .map(|p| Secret::new(p.expose())),
         announce_version,
         connect_timeout: config.connect_timeout,
-        upgrade: config.source_upgrade.clone(),
+        upgrade,
         ..ConnectOptions::default()
     };
-    ReplicaConnection::connect(&config.source_url.address(), options).await
+    ReplicaConnection::connect(&primary.address(), options).await
 }
 
 /// Follows the source's command stream into the history until it ends: the source
@@ -417,7 +447,7 @@ async fn reconnect(
         }
         Reconnect::pause(std::future::pending()).await;
         let (replid, offset) = history.source_position();
-        let mut repl = match connect_source(&relay.config).await {
+        let mut repl = match connect_source(relay).await {
             Ok(repl) => repl,
             Err(_) => continue,
         };
@@ -425,7 +455,7 @@ async fn reconnect(
             Ok(PsyncOutcome::Continue { replid: new_id }) => {
                 let config = &relay.config;
                 let checked = continuation::verify_at(
-                    &config.source_url,
+                    &relay.source_now(),
                     config.connect_timeout,
                     &replid,
                     offset,

@@ -59,7 +59,7 @@ fn replication(relay: &Relay, out: &mut String, reader: Reader) {
     match reader {
         Reader::Client => out.push_str("role:master\r\n"),
         Reader::Sentinel => {
-            let source = &relay.config.source_url;
+            let source = relay.source_now();
             let _ = write!(
                 out,
                 "role:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:up\r\n",

@@ -107,11 +107,15 @@ pub struct Relay {
     /// Places for connections that have not started replicating.
     pub gate: gate::Gate,
     refusals: gate::LimitedLog,
+    /// The source's primary now: `config.source_url` until a Sentinel source failed
+    /// over, then the primary its sentinels named at the last connect.
+    source_now: Mutex<ServerUrl>,
 }
 
 impl Relay {
     pub fn new(config: RelayConfig) -> Arc<Self> {
         Arc::new(Self {
+            source_now: Mutex::new(config.source_url.clone()),
             config,
             histories: Mutex::new(Vec::new()),
             dormant: Mutex::new(Vec::new()),
@@ -126,6 +130,16 @@ impl Relay {
     }
 
     /// A plain log line on stderr.
+    /// The source's primary now (see `source_now`).
+    pub fn source_now(&self) -> ServerUrl {
+        lock(&self.source_now).clone()
+    }
+
+    /// A Sentinel source's sentinels named `primary`.
+    pub fn set_source_now(&self, primary: ServerUrl) {
+        *lock(&self.source_now) = primary;
+    }
+
     pub fn log(&self, text: impl AsRef<str>) {
         eprintln!("ferry: {}", text.as_ref());
     }

@@ -9,7 +9,9 @@ use crate::support::migrate::{
     assert_as_policies_promise, capture_in_step, master_repl_offset, wait_applied, Ferry, Load,
     CONTROL_FLAGS,
 };
-use crate::support::relay::{simple_writes, start_replica, wait_link_up, Relay};
+use crate::support::relay::{
+    assert_replicas_equal, simple_writes, start_replica, wait_link_up, Relay,
+};
 use crate::support::server_info;
 use ferry_testkit::expect::{FieldTtl, VectorSets};
 use ferry_testkit::sentinel::ReplicaFields;
@@ -468,5 +470,69 @@ fn a_tls_group_is_reached_over_tls_and_its_failover_followed() {
         ferry.wait_exit(Duration::from_secs(30)).success(),
         "{}",
         ferry.output()
+    );
+}
+
+/// `ferry relay` with a Sentinel source: its replicas keep streaming across a failover of
+/// the source, which the relay continues on the promoted primary by partial resync; the
+/// relay's replicas do not sync again.
+#[test]
+fn a_relay_follows_its_sentinel_sources_failover_without_a_full_sync() {
+    let mut group = SentinelGroup::start(ServerKind::Redis70).unwrap();
+    dataset::populate(group.primary()).unwrap();
+    let relay = Relay::start_url(&group.url(), "127.0.0.1:0", &[]);
+    let old_port = group.primary().port();
+    relay
+        .output()
+        .contains(&format!("name 127.0.0.1:{old_port} as the primary"));
+    let relayed = start_replica(ServerKind::Valkey81, &relay, &[]);
+    wait_link_up(&relayed, &relay);
+    simple_writes(group.primary());
+    let replica = group.replica().unwrap();
+    let new_port = replica.port();
+    wait_caught_up(group.primary(), replica);
+    relay.wait_acked(group.primary());
+    group.kill_primary().unwrap();
+
+    // Writes only the promoted primary has: they reach the relay's replica.
+    let mut con = group.primary().client();
+    for i in 0..100 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("after-failover:{i}"))
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut replica_con = relayed.client();
+        let last: Option<String> = redis::cmd("GET")
+            .arg("after-failover:99")
+            .query(&mut replica_con)
+            .unwrap();
+        if last.as_deref() == Some("99") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the relay's replica never got the promoted primary's writes:\n{}",
+            relay.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_replicas_equal(group.primary(), &relay, &[&relayed], FieldTtl::Keep, 0);
+    let output = relay.output();
+    assert!(
+        output.contains(&format!("name 127.0.0.1:{new_port} as the primary now")),
+        "{output}"
+    );
+    // The promoted primary continued the relay's stream; the relay's replica was not
+    // sent a second snapshot.
+    assert_eq!(stat(group.primary(), "sync_full"), 0, "{output}");
+    assert!(stat(group.primary(), "sync_partial_ok") >= 1, "{output}");
+    assert_eq!(
+        relay.info_field("sync_full").as_deref(),
+        Some("1"),
+        "{output}"
     );
 }

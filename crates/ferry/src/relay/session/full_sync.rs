@@ -56,7 +56,7 @@ impl Session {
             config.source_url
         ));
         let mut repl = self
-            .keepalive(history::connect_source(config))
+            .keepalive(history::connect_source(&relay))
             .await?
             .map_err(SessionError::Source)?;
         let outcome = self

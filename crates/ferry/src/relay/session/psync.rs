@@ -114,9 +114,7 @@ impl Session {
             saved.relay_offset,
             saved.source_offset
         ));
-        let connected = self
-            .keepalive(history::connect_source(&relay.config))
-            .await?;
+        let connected = self.keepalive(history::connect_source(&relay)).await?;
         let mut repl = match connected {
             Ok(repl) => repl,
             Err(error) => {
@@ -141,7 +139,7 @@ impl Session {
             return Ok(None);
         };
         let checked = continuation::verify_at(
-            &relay.config.source_url,
+            &relay.source_now(),
             relay.config.connect_timeout,
             &saved.source_replid,
             saved.source_offset,

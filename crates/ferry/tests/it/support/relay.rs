@@ -52,8 +52,12 @@ impl Relay {
 
     /// Starts `ferry relay --source <source> --listen <listen> <extra>`.
     pub fn start_on(source: &Server, listen: &str, extra: &[&str]) -> Relay {
-        let url = source.url();
-        let mut args = vec!["--source", url.as_str(), "--listen", listen];
+        Relay::start_url(&source.url(), listen, extra)
+    }
+
+    /// Starts `ferry relay --source <url> --listen <listen> <extra>` (a Sentinel URL, say).
+    pub fn start_url(url: &str, listen: &str, extra: &[&str]) -> Relay {
+        let mut args = vec!["--source", url, "--listen", listen];
         args.extend_from_slice(extra);
         let mut ferry = Ferry::start_command("relay", &args);
         let line = ferry.wait_for("listening on", Duration::from_secs(30));
