@@ -536,3 +536,84 @@ fn a_relay_follows_its_sentinel_sources_failover_without_a_full_sync() {
         "{output}"
     );
 }
+
+/// `migrate --mode scan` with a Sentinel source: after the primary is killed it asks the
+/// sentinels, turns the key events on on the promoted primary, rescans, and follows
+/// changes there; what the load wrote before and after ends on the target.
+#[test]
+fn scan_mode_follows_a_sentinel_failover_and_rescans() {
+    let mut group = SentinelGroup::start(ServerKind::Redis70).unwrap();
+    simple_writes(group.primary());
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry =
+        Ferry::migrate_between(&group.url(), &target.url(), &state, &["--mode", "scan"]);
+    ferry.wait_for("ferry: in sync", Duration::from_secs(60));
+
+    let replica = group.replica().unwrap();
+    let new_port = replica.port();
+    wait_caught_up(group.primary(), replica);
+    group.kill_primary().unwrap();
+    ferry.wait_for(
+        &format!("name 127.0.0.1:{new_port} as the primary now"),
+        Duration::from_secs(60),
+    );
+    let notify: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query(&mut group.primary().client())
+        .unwrap();
+    assert!(
+        !notify[1].is_empty(),
+        "key events are off on the promoted primary"
+    );
+
+    // Changes only the promoted primary saw: a new key, a changed one, a deleted one.
+    let mut con = group.primary().client();
+    let _: () = redis::cmd("SET")
+        .arg("after-failover")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("w:1")
+        .arg("changed")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("DEL").arg("w:2").query(&mut con).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let expected = ferry_testkit::snapshot::Snapshot::capture(group.primary()).unwrap();
+        let actual = ferry_testkit::snapshot::Snapshot::capture(&target).unwrap();
+        let differences = expected.diff(&actual, &DiffOptions::new());
+        if differences.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} differences:\n{:?}\n{}",
+            differences.len(),
+            differences
+                .iter()
+                .take(10)
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>(),
+            ferry.output()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    ferry.signal("TERM");
+    assert!(
+        ferry.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        ferry.output()
+    );
+    // ferry put the promoted primary's setting back.
+    let notify: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query(&mut group.primary().client())
+        .unwrap();
+    assert_eq!(notify[1], "", "{}", ferry.output());
+}

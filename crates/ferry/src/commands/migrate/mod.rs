@@ -132,17 +132,6 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         .target_connection
         .settings()
         .apply(parse_url(&args.target, "--target")?)?;
-    if source_url
-        .as_ref()
-        .is_some_and(|url| url.sentinel.is_some())
-        && args.mode == MigrateMode::Scan
-    {
-        return Err(Error::Usage(
-            "--mode scan does not follow a Sentinel failover: give --source the primary's \
-             redis:// URL, or use the replication mode"
-                .into(),
-        ));
-    }
     // An AOF run has no source server: nothing on its path reads `source_url`.
     let source_url = source_url.unwrap_or_else(|| target_url.clone());
     let mut job = Migration {

@@ -33,6 +33,7 @@ impl Migration {
             owns_target: owned || args.flush_target || target.info.total_keys() == 0,
             state_given: self.state_path.is_some(),
             events: &self.events,
+            notifications_changed: Default::default(),
         }
     }
 }

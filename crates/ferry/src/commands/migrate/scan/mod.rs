@@ -97,6 +97,9 @@ pub struct ScanJob<'a> {
     /// `--state` was passed (scan mode does not use it).
     pub state_given: bool,
     pub events: &'a Observer,
+    /// The primaries whose `notify-keyspace-events` ferry changed, with what it was: put
+    /// back when the run stops (a Sentinel source's promoted primary gets its own).
+    pub notifications_changed: std::sync::Mutex<Vec<(ServerUrl, String)>>,
 }
 
 /// The server's words when a replication error means the source refuses to be replicated
@@ -131,22 +134,27 @@ pub async fn run(
                 .into(),
         ));
     }
-    let restore_to = if job.follow {
-        job.enable_notifications().await?
+    if job.follow {
+        job.enable_notifications(job.source_url).await?;
     } else {
         job.events.line(
             "--no-follow: copying once without following changes; writes made during the copy may be missed",
         );
-        None
-    };
+    }
     if job.state_given {
         job.events.line(
             "scan mode keeps no resume position: --state is not written, and a restart scans everything again",
         );
     }
     let result = Copier::new(&job, pipe).run(shutdown).await;
-    if let Some(original) = restore_to {
-        job.restore_notifications(&original).await;
+    let changed = std::mem::take(
+        &mut *job
+            .notifications_changed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    );
+    for (primary, original) in changed {
+        job.restore_notifications(&primary, &original).await;
     }
     result
 }
@@ -166,9 +174,10 @@ impl ScanJob<'_> {
         }
     }
 
-    /// Turns on the key events ferry follows; the original value, if changed.
-    async fn enable_notifications(&self) -> Result<Option<String>, Error> {
-        let mut client = Client::connect(self.source_url, self.connect_timeout)
+    /// Turns on the key events ferry follows on `primary`, remembering the original value
+    /// when it changed it.
+    async fn enable_notifications(&self, primary: &ServerUrl) -> Result<(), Error> {
+        let mut client = Client::connect(primary, self.connect_timeout)
             .await
             .map_err(|e| self.source_error(e))?;
         let setting = notify::enable(&mut client)
@@ -180,21 +189,24 @@ impl ScanJob<'_> {
                     "set notify-keyspace-events on the source to \"{}\" (was \"{was}\"); it is put back when ferry stops",
                     notify::with_needed(&was)
                 ));
-                Ok(Some(was))
+                if let Ok(mut changed) = self.notifications_changed.lock() {
+                    changed.push((primary.clone(), was));
+                }
+                Ok(())
             }
             notify::Setting::AlreadyOn => {
                 self.events.line(
                     "the source already sends the key events ferry follows (notify-keyspace-events)",
                 );
-                Ok(None)
+                Ok(())
             }
             notify::Setting::Unknown { reason } => {
-                match self.probe_notifications(&mut client).await? {
+                match self.probe_notifications(primary, &mut client).await? {
                     Ok(()) => {
                         self.events.line(format!(
                             "CONFIG is refused ({reason}), but a probe key's changes were notified: notify-keyspace-events is on (ferry cannot check that it has every class it needs: E and A)"
                         ));
-                        Ok(None)
+                        Ok(())
                     }
                     Err(probe) => {
                         Err(self.source_error(notify::NotifyError::NotObserved { reason, probe }))
@@ -209,9 +221,10 @@ impl ScanJob<'_> {
     /// they did not (or the key could not be written).
     async fn probe_notifications(
         &self,
+        primary: &ServerUrl,
         client: &mut Client,
     ) -> Result<Result<(), notify::ProbeFailure>, Error> {
-        let subscription = subscriber::subscribe(self.source_url, self.connect_timeout)
+        let subscription = subscriber::subscribe(primary, self.connect_timeout)
             .await
             .map_err(|e| self.source_error(e))?;
         let seen = Arc::new(DirtyKeys::new(1 << 20));
@@ -250,9 +263,9 @@ impl ScanJob<'_> {
         Ok(arrived)
     }
 
-    async fn restore_notifications(&self, original: &str) {
+    async fn restore_notifications(&self, primary: &ServerUrl, original: &str) {
         let restored = async {
-            let mut client = Client::connect(self.source_url, self.connect_timeout).await?;
+            let mut client = Client::connect(primary, self.connect_timeout).await?;
             notify::restore(&mut client, original).await
         }
         .await;

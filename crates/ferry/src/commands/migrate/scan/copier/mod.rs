@@ -38,6 +38,8 @@ impl From<Error> for SessionEnd {
 
 pub(super) struct Copier<'a> {
     job: &'a ScanJob<'a>,
+    /// The source's primary: `job.source_url` until a Sentinel source fails over.
+    source: ServerUrl,
     pipe: Pipe,
     dirty: Arc<DirtyKeys>,
     quiet: Arc<QuietKeys>,
@@ -61,6 +63,7 @@ impl<'a> Copier<'a> {
     pub(super) fn new(job: &'a ScanJob<'a>, pipe: Pipe) -> Self {
         Self {
             job,
+            source: job.source_url.clone(),
             pipe,
             dirty: Arc::new(DirtyKeys::new(job.dirty_budget_bytes)),
             quiet: Arc::new(QuietKeys::new(
@@ -127,6 +130,9 @@ impl<'a> Copier<'a> {
                     if !Reconnect::pause(shutdown.as_mut()).await {
                         break SessionEnd::Done;
                     }
+                    if let Err(error) = self.follow_sentinel().await {
+                        break SessionEnd::Fatal(error);
+                    }
                 }
                 other => break other,
             }
@@ -160,6 +166,44 @@ impl<'a> Copier<'a> {
         Ok(())
     }
 
+    /// A Sentinel source: asks its sentinels for the primary before the next session; a
+    /// promoted one gets the key events turned on (the setting is not replicated). The
+    /// next session rescans both sides, as after any loss. Sentinels that do not answer
+    /// now are asked again after the next loss.
+    async fn follow_sentinel(&mut self) -> Result<(), Error> {
+        let job = self.job;
+        let Some(sentinels) = &job.source_url.sentinel else {
+            return Ok(());
+        };
+        let now = match crate::server::sentinel::locate(job.source_url, job.connect_timeout).await {
+            Ok(now) => now,
+            Err(error) => {
+                job.events.line(format!(
+                    "the sentinels of {:?} did not name a primary now ({error}); trying {} again",
+                    sentinels.master_name,
+                    self.source.address()
+                ));
+                return Ok(());
+            }
+        };
+        if now.address() == self.source.address() {
+            return Ok(());
+        }
+        job.events.line(format!(
+            "the sentinels of {:?} name {} as the primary now (was {}); following it",
+            sentinels.master_name,
+            now.address(),
+            self.source.address()
+        ));
+        self.source = now;
+        // Its own counters: the last FLUSHDB count seen was the old primary's.
+        self.unnotified = None;
+        if job.follow {
+            job.enable_notifications(&self.source).await?;
+        }
+        Ok(())
+    }
+
     /// One connection to the source: subscribe, scan everything, then follow changes.
     async fn session(
         &mut self,
@@ -179,14 +223,14 @@ impl<'a> Copier<'a> {
         };
         let mut follower = None;
         if job.follow {
-            match subscriber::subscribe(job.source_url, job.connect_timeout).await {
+            match subscriber::subscribe(&self.source, job.connect_timeout).await {
                 Ok(subscription) => {
                     follower = Some(tokio::spawn(subscription.follow(self.dirty.clone())))
                 }
                 Err(error) => return setup_failed(error),
             }
         }
-        let mut conn = match SourceConn::connect(job.source_url, job.connect_timeout).await {
+        let mut conn = match SourceConn::connect(&self.source, job.connect_timeout).await {
             Ok(conn) => conn,
             Err(error) => return setup_failed(error),
         };
