@@ -17,6 +17,17 @@ use std::time::Duration;
 /// How long the commands that connect once give each sentinel and the primary it names.
 const SENTINEL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `--source` and `--target` with their connection flags applied, each pointed at the
+/// primary its sentinels name now (a plain URL as it is).
+pub(crate) fn primaries_now(
+    (source, source_flags): (&str, &crate::connection::SourceConnectionArgs),
+    (target, target_flags): (&str, &crate::connection::TargetConnectionArgs),
+) -> Result<(ServerUrl, ServerUrl), Error> {
+    let source = primary_now(source_flags.settings().resolve(source, "--source")?)?;
+    let target = primary_now(target_flags.settings().resolve(target, "--target")?)?;
+    Ok((source, target))
+}
+
 /// `url` pointed at the primary its sentinels name now, for the commands that connect
 /// once (verify, assess, cutover, rollback); a plain URL is returned as it is.
 pub(crate) fn primary_now(url: ServerUrl) -> Result<ServerUrl, Error> {

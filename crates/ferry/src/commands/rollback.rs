@@ -10,15 +10,9 @@ use crate::error::Error;
 use std::io::Write;
 
 pub fn run(args: RollbackArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let source = super::primary_now(
-        args.source_connection
-            .settings()
-            .resolve(&args.source, "--source")?,
-    )?;
-    let target = super::primary_now(
-        args.target_connection
-            .settings()
-            .resolve(&args.target, "--target")?,
+    let (source, target) = super::primaries_now(
+        (&args.source, &args.source_connection),
+        (&args.target, &args.target_connection),
     )?;
     let token = control_token(&args.control)?;
     let plan = plan("rollback", source, target, &args.switch, token)?;

@@ -40,28 +40,23 @@ fn write_page(path: &Path, page: &str) -> Result<(), Error> {
 }
 
 pub fn run(args: VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
+    // The flags are checked before anything connects.
+    let scope = args
+        .filters
+        .scope()
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let (source, target) = super::primaries_now(
+        (&args.source, &args.source_connection),
+        (&args.target, &args.target_connection),
+    )?;
     let options = VerifyOptions {
         sample: args.sample,
         rounds: args.rounds,
         ttl_tolerance_ms: args.ttl_tolerance_ms,
         max_ops_per_sec: args.max_ops_per_sec,
         policies: Policies::from(args.policies),
-        scope: args
-            .filters
-            .scope()
-            .map_err(|e| Error::Usage(e.to_string()))?,
-        ..VerifyOptions::new(
-            super::primary_now(
-                args.source_connection
-                    .settings()
-                    .resolve(&args.source, "--source")?,
-            )?,
-            super::primary_now(
-                args.target_connection
-                    .settings()
-                    .resolve(&args.target, "--target")?,
-            )?,
-        )
+        scope,
+        ..VerifyOptions::new(source, target)
     };
     let report = verify::run(&options)?;
     if let Some(path) = &args.report {

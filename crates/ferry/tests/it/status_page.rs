@@ -44,6 +44,12 @@ fn wait_page(browser: &Browser, what: &str, mut check: impl FnMut(&Browser) -> b
     }
 }
 
+/// How many elements match `css` (double quotes only inside it).
+fn matching(browser: &Browser, css: &str) -> u64 {
+    let count = browser.execute(&format!("return document.querySelectorAll('{css}').length"));
+    count.as_u64().unwrap_or(0)
+}
+
 /// No console error in the browser and none the page's own handlers caught.
 fn assert_no_page_errors(browser: &Browser) {
     let console = browser.console_errors();
@@ -236,7 +242,7 @@ fn the_page_shows_each_shard_of_a_cluster_source_and_the_failover_it_followed() 
     let browser = Browser::start(WIDE);
     browser.goto(&format!("http://{addr}/"));
     wait_page(&browser, "three shard rows", |b| {
-        b.execute("return document.querySelectorAll('[data-field=\"shards\"] tr').length") == 3
+        matching(b, "[data-field=\"shards\"] tr") == 3
     });
 
     let shard_stop = Arc::new(AtomicBool::new(false));
@@ -253,7 +259,7 @@ fn the_page_shows_each_shard_of_a_cluster_source_and_the_failover_it_followed() 
     );
     let row = "[data-field=\"shards\"] tr[data-failovers=\"1\"]";
     wait_page(&browser, "a shard row with one failover", |b| {
-        b.execute(&format!("return document.querySelectorAll('{row}').length")) == 1
+        matching(b, row) == 1
     });
     let shown_row = browser.text_of(row);
     assert!(
@@ -317,8 +323,7 @@ fn the_page_of_a_relay_lists_its_replicas_with_what_each_was_sent() {
     browser.goto(&format!("http://{addr}/"));
     let row = "[data-field=\"replicas\"] tr";
     wait_page(&browser, "a replica row", |b| {
-        b.execute(&format!("return document.querySelectorAll('{row}').length")) == 1
-            && !b.text_of(row).contains("no replica attached")
+        matching(b, row) == 1 && !b.text_of(row).contains("no replica attached")
     });
     let replicas = status(&addr)["replicas"].clone();
     let listed = &replicas[0];

@@ -22,15 +22,9 @@ use std::io::Write;
 use std::time::Duration;
 
 pub fn run(args: CutoverArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let source = super::primary_now(
-        args.source_connection
-            .settings()
-            .resolve(&args.source, "--source")?,
-    )?;
-    let target = super::primary_now(
-        args.target_connection
-            .settings()
-            .resolve(&args.target, "--target")?,
+    let (source, target) = super::primaries_now(
+        (&args.source, &args.source_connection),
+        (&args.target, &args.target_connection),
     )?;
     if let Some(path) = &args.rollback_state {
         reverse::check_state_path(path)?;
