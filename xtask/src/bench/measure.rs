@@ -404,12 +404,17 @@ mod tests {
 
     #[test]
     fn the_helpers_report_reads_back() {
-        let (status, sample) = parse_report("768 1500000000 27000000\n").unwrap();
+        let (status, sample) = parse_report("768 1500000000 27000000 900000000\n").unwrap();
         assert_eq!(describe_status(status), "exit code 3");
         assert_eq!(sample.wall, Duration::from_millis(1500));
         assert_eq!(sample.peak_rss, 27_000_000);
+        assert_eq!(sample.cpu, Duration::from_millis(900));
         assert!(parse_report("").is_none());
         assert!(parse_report("0 12").is_none());
+        assert!(
+            parse_report("0 12 34").is_none(),
+            "a report without the CPU time"
+        );
     }
 
     #[test]

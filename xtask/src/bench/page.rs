@@ -60,7 +60,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
     for _ in 0..ctx.runs.max(2) {
         for watched in [Watched::Closed, Watched::Open] {
             let target = Server::start(ServerKind::Valkey81)?;
-            let run = sync_once(ctx, &browser, &source, &target, watched)?;
+            let run = sync_once(ctx, &browser, &source, &target, watched, false)?;
             println!(
                 "{}: {:.2} s to in sync, ferry used {:.2} s of CPU",
                 watched.label(),
@@ -124,6 +124,23 @@ pub fn run(ctx: &Context) -> Result<Section> {
         println!("{line}");
         writeln!(text, "- {line}")?;
     }
+    let burst = sync_once(
+        ctx,
+        &browser,
+        &source,
+        &Server::start(ServerKind::Valkey81)?,
+        Watched::Closed,
+        true,
+    )?;
+    if let Some(served) = burst.status_per_sec {
+        let line = format!(
+            "ferry's listener answered {served:.0} `GET /status` per second (two clients \
+             back to back for 2 s, once in sync, in a run of its own); an open page asks 2 \
+             per second."
+        );
+        println!("{line}");
+        writeln!(text, "- {line}")?;
+    }
     Ok(Section {
         title: "The status page open vs closed".to_owned(),
         markdown: text,
@@ -132,6 +149,8 @@ pub fn run(ctx: &Context) -> Result<Section> {
 
 struct Run {
     watched: Watched,
+    /// `GET /status` answered per second once in sync, with the page closed.
+    status_per_sec: Option<f64>,
     /// Seconds from start to in sync.
     wall: f64,
     /// Seconds of CPU ferry used.
@@ -156,6 +175,7 @@ fn sync_once(
     source: &Server,
     target: &Server,
     watched: Watched,
+    serve_burst: bool,
 ) -> Result<Run> {
     let out = ctx.dir.join("out");
     let state = out.join("page.state");
@@ -180,6 +200,11 @@ fn sync_once(
         browser.goto(&format!("http://{address}/"))?;
     }
     let took = running.wait_for_line(IN_SYNC, SYNC_TIMEOUT)?;
+    // Not in the timed runs: the burst would count in ferry's CPU time.
+    let status_per_sec = match serve_burst {
+        true => Some(requests_per_sec(&address, "/status")?),
+        false => None,
+    };
     if watched == Watched::Open {
         let shown = browser.phase_shown()?;
         // "…" until the first /status arrives.
@@ -191,12 +216,48 @@ fn sync_once(
     match running.stop(libc::SIGTERM)? {
         Ok(sample) => Ok(Run {
             watched,
+            status_per_sec,
             wall: took.as_secs_f64(),
             cpu: sample.cpu.as_secs_f64(),
             peak_rss: sample.peak_rss,
         }),
         Err(refusal) => bail!("ferry migrate failed: {}", refusal.reason()),
     }
+}
+
+/// How many `GET path` ferry's listener answers per second, two clients asking back to
+/// back for two seconds (one connection per request, as the listener closes each).
+fn requests_per_sec(address: &str, path: &str) -> Result<f64> {
+    use std::io::{Read, Write};
+    const FOR: Duration = Duration::from_secs(2);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (address, path) = (address.to_owned(), path.to_owned());
+            std::thread::spawn(move || -> Result<u64> {
+                let mut answered = 0;
+                let mut reply = Vec::new();
+                while started.elapsed() < FOR {
+                    let mut stream = TcpStream::connect(&address)?;
+                    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n")?;
+                    reply.clear();
+                    stream.read_to_end(&mut reply)?;
+                    if !reply.starts_with(b"HTTP/1.1 200") {
+                        bail!("GET {path} was not answered 200");
+                    }
+                    answered += 1;
+                }
+                Ok(answered)
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    for client in clients {
+        answered += client
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client panicked"))??;
+    }
+    Ok(answered as f64 / started.elapsed().as_secs_f64())
 }
 
 /// A headless Chromium driven by chromedriver over WebDriver.
