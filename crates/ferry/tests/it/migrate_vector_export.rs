@@ -123,3 +123,58 @@ fn the_export_is_current_when_the_migration_stops() {
         ferry.output()
     );
 }
+
+/// Each vector set's database in the export, as the lines say.
+fn exported_dbs(path: &std::path::Path) -> BTreeMap<String, u64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            (
+                v["key"].as_str().unwrap().to_owned(),
+                v["db"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Vector sets that change database after the full sync (SWAPDB, MOVE; Redis 8.0 refuses
+/// COPY of a vector set) are in the export at the stop, in the database they are in then.
+#[test]
+fn vector_sets_moved_between_databases_are_exported_where_they_are() {
+    let source = Server::start(ServerKind::Redis80).unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let mut con = source.client();
+    let add = |con: &mut redis::Connection, db: &str, key: &str| {
+        run(con, &["SELECT", db]);
+        run(
+            con,
+            &["VADD", key, "VALUES", "2", "0.5", "1.5", "e", "NOQUANT"],
+        );
+    };
+    add(&mut con, "2", "vs:in-2");
+    add(&mut con, "3", "vs:in-3");
+    add(&mut con, "0", "vs:moved");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vectors.jsonl");
+    let export = format!("export={}", path.display());
+    let state = dir.path().join("ferry.state");
+    let mut ferry = Ferry::migrate(&source, &target, &state, &["--vector-set", &export]);
+    ferry.wait_in_sync();
+
+    run(&mut con, &["SELECT", "0"]);
+    run(&mut con, &["SWAPDB", "2", "3"]);
+    run(&mut con, &["MOVE", "vs:moved", "5"]);
+    migrate::wait_applied(&source, &state, &ferry);
+    ferry.signal("TERM");
+    let status = ferry.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{}", ferry.output());
+
+    let expected: BTreeMap<String, u64> = [("vs:in-2", 3), ("vs:in-3", 2), ("vs:moved", 5)]
+        .into_iter()
+        .map(|(key, db)| (key.to_owned(), db))
+        .collect();
+    assert_eq!(exported_dbs(&path), expected, "{}", ferry.output());
+}

@@ -53,6 +53,27 @@ mod payload;
 mod renames;
 mod report;
 mod syntax;
+/// Keeps the export's list of vector sets where the sets are: `SWAPDB` exchanges two
+/// databases' entries, `MOVE` takes a noted set to its new database (the end of the run reads
+/// each set again from where the list says; Redis refuses `COPY` of a vector set).
+fn follow_database_changes(
+    keys: &crate::transforms::compat::ExportedKeys,
+    db: u64,
+    args: &[Bytes],
+) {
+    let number = |arg: Option<&Bytes>| std::str::from_utf8(arg?).ok()?.parse::<u64>().ok();
+    let name = &args[0];
+    if name.eq_ignore_ascii_case(b"SWAPDB") {
+        if let (Some(a), Some(b)) = (number(args.get(1)), number(args.get(2))) {
+            keys.swap_dbs(a, b);
+        }
+    } else if name.eq_ignore_ascii_case(b"MOVE") {
+        if let (Some(key), Some(to)) = (args.get(1), number(args.get(2))) {
+            keys.move_key(db, key, to);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
 pub mod transform;
@@ -282,6 +303,9 @@ impl CommandTranslator {
             }
             .into());
         };
+        if let Some(keys) = &self.exported_keys {
+            follow_database_changes(keys, db, &args);
+        }
         match special(name) {
             Some((_, Special::HSetEx)) => self.hsetex(db, args),
             Some((_, Special::HExpire)) => self.hexpire(db, args),

@@ -35,6 +35,31 @@ impl ExportedKeys {
         }
     }
 
+    /// `MOVE key to` in `from`: a set noted there is in `to` now (other keys stay
+    /// unnoted, so the list holds vector sets only).
+    pub fn move_key(&self, from: u64, key: &Bytes, to: u64) {
+        if let Ok(mut keys) = self.0.lock() {
+            if keys.remove(&(from, key.clone())) {
+                keys.insert((to, key.clone()));
+            }
+        }
+    }
+
+    /// `SWAPDB a b`: the sets noted in `a` are in `b` now, and the other way round.
+    pub fn swap_dbs(&self, a: u64, b: u64) {
+        if let Ok(mut keys) = self.0.lock() {
+            let swapped = std::mem::take(&mut *keys)
+                .into_iter()
+                .map(|(db, key)| match db {
+                    db if db == a => (b, key),
+                    db if db == b => (a, key),
+                    db => (db, key),
+                })
+                .collect();
+            *keys = swapped;
+        }
+    }
+
     pub fn snapshot(&self) -> BTreeSet<(u64, Bytes)> {
         self.0.lock().map(|keys| keys.clone()).unwrap_or_default()
     }
@@ -147,6 +172,19 @@ mod tests {
     use crate::codec::vectorset::VectorElement;
     use bytes::Bytes;
     use serde_json::json;
+
+    #[test]
+    fn noted_sets_follow_swapdb_and_move_and_other_keys_stay_out() {
+        let keys = ExportedKeys::default();
+        let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
+        keys.note(2, &a);
+        keys.note(3, &b);
+        keys.swap_dbs(2, 3);
+        keys.move_key(2, &b, 7);
+        keys.move_key(0, &Bytes::from_static(b"plain"), 7);
+        let noted: Vec<(u64, Bytes)> = keys.snapshot().into_iter().collect();
+        assert_eq!(noted, [(3, a), (7, b)]);
+    }
 
     fn element(
         name: &'static [u8],
