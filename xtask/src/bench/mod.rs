@@ -11,6 +11,7 @@ pub mod measure;
 pub mod migrate;
 mod page;
 pub mod relay;
+mod scan;
 pub mod table;
 pub mod tools;
 mod writer;
@@ -25,7 +26,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
-  --only PART  run one part: codec, migrate, relay, cutover, cluster, writer, page
+  --only PART  run one part: codec, migrate, relay, cutover, cluster, writer, page, scan
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -82,6 +83,10 @@ const PARTS: &[Part] = &[
     Part {
         name: "page",
         run: page::run,
+    },
+    Part {
+        name: "scan",
+        run: scan::run,
     },
 ];
 
