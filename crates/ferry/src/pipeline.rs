@@ -3,9 +3,25 @@
 use crate::error::Error;
 use crate::sinks::{Sink, SinkStats};
 use crate::sources::Source;
+use crate::transforms::filter::ScopeTransform;
 use crate::transforms::Transform;
 use ferry_codec::Item;
 use std::time::{Duration, Instant};
+
+/// [`run`] through `compat` (the policies), behind `scoped` when there is one: the scope
+/// goes first, so that the policies see only kept keys.
+pub fn run_scoped<S: Source + ?Sized, K: Sink + ?Sized>(
+    source: &mut S,
+    scoped: Option<&mut ScopeTransform>,
+    compat: &mut dyn Transform,
+    sink: &mut K,
+    progress: &mut dyn FnMut(u64),
+) -> Result<RunStats, Error> {
+    match scoped {
+        Some(scoped) => run(source, &mut [scoped, compat], sink, progress),
+        None => run(source, &mut [compat], sink, progress),
+    }
+}
 
 /// How often, in items, the progress callback hears the source's position.
 const PROGRESS_EVERY: u64 = 256;

@@ -32,19 +32,14 @@ pub fn run(args: ConvertArgs, out: &mut dyn Write) -> Result<(), Error> {
     let mut sink = RdbFileSink::create(&args.output, target.format, options, args.force)?;
 
     let progress = InputProgress::new(source.total_bytes());
-    // The scope goes first, so that the policies see only kept keys; without one the
-    // compatibility transform stays alone and keeps its fast paths.
-    let mut scoped = (!scope.is_everything()).then(|| ScopeTransform::new(scope));
-    let mut on_progress = |bytes| progress.set(bytes);
-    let result = match &mut scoped {
-        Some(scoped) => pipeline::run(
-            &mut source,
-            &mut [scoped, &mut compat],
-            &mut sink,
-            &mut on_progress,
-        ),
-        None => pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut on_progress),
-    };
+    let mut scoped = ScopeTransform::for_scope(scope);
+    let result = pipeline::run_scoped(
+        &mut source,
+        scoped.as_mut(),
+        &mut compat,
+        &mut sink,
+        &mut |bytes| progress.set(bytes),
+    );
     progress.finish();
     let stats = result?;
     let report = compat.complete()?;

@@ -3,30 +3,11 @@
 
 use crate::cli::VerifyArgs;
 use crate::error::Error;
-use crate::filter::FilterArgs;
 use crate::output_file::OutputFile;
 use crate::policy::Policies;
 use crate::verify::{self, VerifyError, VerifyOptions};
 use std::io::Write;
 use std::path::Path;
-
-/// The scope flags as given, for the page's heading.
-fn scope_words(filters: &FilterArgs) -> String {
-    let mut words = Vec::new();
-    words.extend(filters.matches.iter().map(|glob| format!("--match {glob}")));
-    words.extend(
-        filters
-            .excludes
-            .iter()
-            .map(|glob| format!("--exclude {glob}")),
-    );
-    words.extend(filters.dbs.iter().map(|db| format!("--db {db}")));
-    words.extend(filters.db_map.iter().map(|map| format!("--db-map {map}")));
-    match words.is_empty() {
-        true => "every key of every database".to_owned(),
-        false => words.join(" "),
-    }
-}
 
 /// Writes the page whole or not at all.
 fn write_page(path: &Path, page: &str) -> Result<(), Error> {
@@ -63,7 +44,10 @@ pub fn run(args: VerifyArgs, out: &mut dyn Write) -> Result<(), Error> {
         let heading = verify::html::Heading {
             source: options.source.to_string(),
             target: options.target.to_string(),
-            scope: scope_words(&args.filters),
+            scope: match options.scope.is_everything() {
+                true => "every key of every database".to_owned(),
+                false => options.scope.describe(),
+            },
             finished_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |since| since.as_secs()),

@@ -57,20 +57,16 @@ pub fn spawn_producer(
             keys: 0,
             bytes: 0,
         };
-        let mut policy_lines = Vec::new();
-        if scope.is_everything() {
-            pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut |_| {})?;
-        } else {
-            // The scope first: the policies see only kept keys.
-            let mut scoped = ScopeTransform::new(scope);
-            pipeline::run(
-                &mut source,
-                &mut [&mut scoped, &mut compat],
-                &mut sink,
-                &mut |_| {},
-            )?;
-            policy_lines.push(scoped.report_line());
-        }
+        let mut scoped = ScopeTransform::for_scope(scope);
+        pipeline::run_scoped(
+            &mut source,
+            scoped.as_mut(),
+            &mut compat,
+            &mut sink,
+            &mut |_| {},
+        )?;
+        let mut policy_lines: Vec<String> =
+            scoped.iter().map(ScopeTransform::report_line).collect();
         policy_lines.extend(compat.complete()?.lines());
         Ok(Produced {
             keys: sink.keys,

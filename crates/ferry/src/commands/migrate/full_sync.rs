@@ -53,19 +53,15 @@ impl Migration {
             let mut compat = CompatTransform::new(compat_target, policies, reload)?
                 .with_exported_keys(exported_keys);
             let mut sink = sink;
-            if scope.is_everything() {
-                pipeline::run(&mut source, &mut [&mut compat], &mut sink, &mut |_| {})?;
-                return Ok(compat.complete()?.lines());
-            }
-            // The scope first: the policies see only kept keys.
-            let mut scoped = ScopeTransform::new(scope);
-            pipeline::run(
+            let mut scoped = ScopeTransform::for_scope(scope);
+            pipeline::run_scoped(
                 &mut source,
-                &mut [&mut scoped, &mut compat],
+                scoped.as_mut(),
+                &mut compat,
                 &mut sink,
                 &mut |_| {},
             )?;
-            let mut lines = vec![scoped.report_line()];
+            let mut lines: Vec<String> = scoped.iter().map(ScopeTransform::report_line).collect();
             lines.extend(compat.complete()?.lines());
             Ok(lines)
         });

@@ -39,6 +39,12 @@ impl ScopeTransform {
         }
     }
 
+    /// The transform a scope needs: none when it keeps everything, so that the
+    /// transforms after it keep their fast paths.
+    pub fn for_scope(scope: Scope) -> Option<Self> {
+        (!scope.is_everything()).then(|| Self::new(scope))
+    }
+
     pub fn counts(&self) -> ScopeCounts {
         self.counts
     }
