@@ -18,7 +18,7 @@ use super::table::Table;
 use super::{Context, Section};
 
 /// ferry's line once the target holds everything the source has sent.
-const IN_SYNC: &str = "ferry: in sync at offset";
+pub(super) const IN_SYNC: &str = "ferry: in sync at offset";
 /// A full sync of the full-size dataset takes seconds; this only catches a hang.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(600);
 const POLL: Duration = Duration::from_millis(10);
@@ -192,7 +192,7 @@ fn data_keys(target: &Server) -> Result<u64> {
     Ok(keys - marker)
 }
 
-fn no_sync_delay(server: &Server) -> Result<()> {
+pub(super) fn no_sync_delay(server: &Server) -> Result<()> {
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("repl-diskless-sync-delay")

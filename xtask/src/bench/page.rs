@@ -15,10 +15,10 @@ use ferry_testkit::{Server, ServerKind};
 
 use super::datasets::{self, Recipe};
 use super::measure;
+use super::migrate::{no_sync_delay, IN_SYNC};
 use super::table::Table;
 use super::{Context, Section};
 
-const IN_SYNC: &str = "ferry: in sync at offset";
 const SERVING: &str = "serving /metrics and /status on http://";
 const SYNC_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -50,11 +50,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
     println!("filling Redis 7.0: {}", recipe.describe());
     let source = Server::start(ServerKind::Redis70)?;
     datasets::fill(&source, &mut source.try_client()?, recipe)?;
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("repl-diskless-sync-delay")
-        .arg("0")
-        .query::<()>(&mut source.try_client()?)?;
+    no_sync_delay(&source)?;
 
     let mut runs: Vec<Run> = Vec::new();
     for _ in 0..ctx.runs.max(2) {

@@ -13,6 +13,7 @@ use ferry_testkit::{Server, ServerKind};
 
 use super::datasets::{self, thousands, Recipe};
 use super::measure;
+use super::migrate::{no_sync_delay, IN_SYNC};
 use super::table::Table;
 use super::{Context, Section};
 
@@ -37,7 +38,7 @@ impl Mode {
     /// The line ferry prints once the target holds what the source had.
     fn in_sync(self) -> &'static str {
         match self {
-            Mode::Replication => "ferry: in sync at offset",
+            Mode::Replication => IN_SYNC,
             Mode::Scan => "ferry: in sync: every key scanned",
         }
     }
@@ -64,11 +65,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
     println!("filling Redis 7.0: {}", recipe.describe());
     let source = Server::start(ServerKind::Redis70)?;
     datasets::fill(&source, &mut source.try_client()?, recipe)?;
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("repl-diskless-sync-delay")
-        .arg("0")
-        .query::<()>(&mut source.try_client()?)?;
+    no_sync_delay(&source)?;
     let source_keys = datasets::count_keys(&mut source.try_client()?)?;
 
     let mut runs = Vec::new();
