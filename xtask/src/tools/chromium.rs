@@ -41,7 +41,8 @@ fn plan(root: bool, passwordless_sudo: bool) -> Plan {
     }
 }
 
-/// The apt-get commands that install [`PACKAGES`], each behind `prefix`.
+/// The apt-get commands that install [`PACKAGES`], each behind `prefix`; the downloaded
+/// packages are removed after (CI machines have little disk to spare for the build).
 fn install_commands(prefix: &[&str]) -> Vec<Vec<String>> {
     let mut install = vec![
         "env",
@@ -52,7 +53,7 @@ fn install_commands(prefix: &[&str]) -> Vec<Vec<String>> {
         "--no-install-recommends",
     ];
     install.extend(PACKAGES);
-    [vec!["apt-get", "update"], install]
+    [vec!["apt-get", "update"], install, vec!["apt-get", "clean"]]
         .into_iter()
         .map(|command| {
             prefix
@@ -153,7 +154,7 @@ mod tests {
     }
 
     #[test]
-    fn the_install_updates_the_lists_then_installs_without_questions_or_recommends() {
+    fn the_install_updates_the_lists_installs_without_questions_or_recommends_then_cleans() {
         let commands = install_commands(&["sudo", "-n"]);
         assert_eq!(commands[0], ["sudo", "-n", "apt-get", "update"]);
         assert_eq!(
@@ -161,6 +162,7 @@ mod tests {
             "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y \
              --no-install-recommends chromium chromium-driver fonts-dejavu-core"
         );
+        assert_eq!(commands[2], ["sudo", "-n", "apt-get", "clean"]);
         assert_eq!(install_commands(&[])[0], ["apt-get", "update"]);
     }
 
