@@ -166,6 +166,23 @@ pub struct MigrateArgs {
     /// the last run stopped (partial resync) instead of copying everything again.
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// Receive a full sync into this folder at network speed and load the target from
+    /// it: the source then only buffers writes for the transfer, not for the load, and a
+    /// crash of ferry or a restart of the target resumes the load from the folder instead
+    /// of a new snapshot. Needs --state. Deleted once the stream has caught up.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "state",
+        conflicts_with = "source_aof"
+    )]
+    pub spool_dir: Option<PathBuf>,
+    /// The most the spool may hold, snapshot and stream together. A snapshot larger than
+    /// this (or than the free space) is refused before it is written; a stream that
+    /// reaches it is applied as it arrives, as without a spool. Default: no limit but the
+    /// disk's.
+    #[arg(long, value_name = "N", requires = "spool_dir", value_parser = clap::value_parser!(u64).range(1..))]
+    pub spool_max_mb: Option<u64>,
     /// Write into a target that already holds keys (they are overwritten where the source
     /// has the same names, kept otherwise).
     #[arg(long, conflicts_with = "flush_target")]

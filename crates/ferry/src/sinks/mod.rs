@@ -2,6 +2,7 @@
 //! take the same [`Item`]s.
 
 pub mod applier;
+pub mod load_checkpoints;
 pub mod rdb_file;
 pub mod writer;
 

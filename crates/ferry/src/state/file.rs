@@ -34,6 +34,10 @@ pub struct MigrationState {
     /// Absent in files of earlier versions (then `replid` names the stream).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The replication ID of a spooled snapshot being loaded (`--spool-dir`): the next
+    /// start resumes its load from the spool. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loading: Option<String>,
     /// The target, without its password.
     pub target: String,
     /// The target's format, e.g. `RDB 11`.
@@ -93,6 +97,7 @@ impl MigrationState {
             offset: 0,
             db: 0,
             origin: None,
+            loading: None,
             target,
             format,
             shards: Vec::new(),

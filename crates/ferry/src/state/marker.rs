@@ -36,10 +36,13 @@ pub struct Applied {
 /// The marker of a cluster source's shard streams on a standalone target.
 pub const SHARDS_KEY: &str = "ferry:migrate:applied:shards";
 
-/// True for ferry's marker keys' names: [`KEY`], [`SHARDS_KEY`] and a cluster target's
-/// per-slot markers (`ferry:migrate:applied:{tag}`), all in database [`DB`].
+/// True for ferry's marker keys' names: [`KEY`], [`SHARDS_KEY`], a cluster target's
+/// per-slot markers (`ferry:migrate:applied:{tag}`) and a spooled load's position
+/// ([`super::loading_marker::KEY`]), all in database [`DB`].
 pub fn is_marker(key: &[u8]) -> bool {
-    key == KEY.as_bytes() || key.starts_with(b"ferry:migrate:applied:")
+    key == KEY.as_bytes()
+        || key == super::loading_marker::KEY.as_bytes()
+        || key.starts_with(b"ferry:migrate:applied:")
 }
 
 /// Where one shard stream of a cluster source is on the target.
@@ -319,6 +322,7 @@ mod tests {
         assert!(is_marker(b"ferry:migrate:applied"));
         assert!(is_marker(b"ferry:migrate:applied:shards"));
         assert!(is_marker(b"ferry:migrate:applied:{12}"));
+        assert!(is_marker(b"ferry:migrate:loading"));
         assert!(!is_marker(b"ferry:migrate:appliedx"));
         assert!(!is_marker(b"user:ferry:migrate:applied"));
     }

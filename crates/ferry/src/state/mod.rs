@@ -1,9 +1,11 @@
 //! Where a migration stands: the state file ([`file`]: the resume point and ownership of
 //! the target, written every second) and ferry's markers on the target, written with the
 //! data (the single-stream [`marker`], and the per-slot [`slot_markers`] of a cluster
-//! target). On start the markers win over the file (see [`file::resume_from_target`]).
+//! target), and how far a load from the spool got ([`loading_marker`]). On start the
+//! markers win over the file (see [`file::resume_from_target`]).
 
 mod file;
+pub mod loading_marker;
 pub mod marker;
 pub mod slot_markers;
 

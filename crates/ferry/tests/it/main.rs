@@ -39,6 +39,7 @@ mod migrate_proxy_faults;
 mod migrate_restarts;
 mod migrate_resume;
 mod migrate_scan;
+mod migrate_spool;
 mod migrate_sync;
 mod migrate_vector_export;
 mod propagation;

@@ -103,6 +103,9 @@ pub fn run(
         source_aof: None,
         target: args.source.clone(),
         state: Some(state_path.to_owned()),
+        // `ferry rollback` has no spool flags: the reverse run loads as without a spool.
+        spool_dir: None,
+        spool_max_mb: None,
         allow_non_empty: false,
         flush_target: false,
         policies,

@@ -16,7 +16,8 @@ pub enum MigrateError {
     },
     #[error(
         "source {source_url}: {count} full syncs in a row were cut ({last}); is the source's \
-         client-output-buffer-limit for replicas or its repl-timeout too small?"
+         client-output-buffer-limit for replicas or its repl-timeout too small? --spool-dir \
+         receives the snapshot at network speed, so the source only buffers for the transfer"
     )]
     SnapshotsCut {
         source_url: String,
@@ -28,6 +29,8 @@ pub enum MigrateError {
          SCAN/DUMP and keyspace notifications"
     )]
     ReplicationRefused { source_url: String, reason: String },
+    #[error(transparent)]
+    Spool(#[from] crate::sources::replication::spool::SpoolError),
     #[error("the snapshot decoder stopped: {0}")]
     DecoderStopped(String),
     #[error(

@@ -29,6 +29,7 @@ use crate::sinks::writer::pipe::{Batch, Mark, Pipe};
 use crate::sinks::writer::DRAIN_TIMEOUT;
 use crate::sinks::writer::{TargetSink, WriteMode, WriterCounters, WriterLimits};
 use crate::sources::replication::continuation::{self, CheckError};
+use crate::sources::replication::spool::SpoolLimit;
 use crate::sources::replication::SnapshotSource;
 use crate::state::marker::{self, Applied, ShardApplied};
 use crate::state::slot_markers::AllApplied;
@@ -65,6 +66,7 @@ mod scan_mode;
 mod sentinel;
 mod session;
 mod shards;
+mod spooled;
 mod stream;
 mod target;
 mod vector_export;
@@ -112,6 +114,12 @@ struct Migration {
     held_markers: Arc<std::sync::Mutex<AllApplied>>,
     /// The keys and databases moved, and where (`--match`, `--db`, `--db-map`, ...).
     scope: Scope,
+    /// `--spool-dir`: full syncs go through a spool on disk (a cluster source's shards
+    /// each in a folder of their own).
+    spool: Option<spooled::SpoolSettings>,
+    /// Set when a run stopped because the connection to the target failed (a restart):
+    /// with a spool, the run waits for the target and resumes.
+    target_lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
@@ -152,7 +160,19 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
             .filters
             .scope()
             .map_err(|e| Error::Usage(e.to_string()))?,
+        spool: args.spool_dir.clone().map(|dir| spooled::SpoolSettings {
+            dir,
+            limit: SpoolLimit {
+                max_bytes: args.spool_max_mb.map_or(u64::MAX, |mb| mb << 20),
+            },
+        }),
+        target_lost: Arc::default(),
     };
+    if job.spool.is_some() && args.mode == MigrateMode::Scan {
+        return Err(Error::Usage(
+            "--spool-dir spools a replication full sync; --mode scan has none".into(),
+        ));
+    }
     let control = args.control.token()?;
     if let Some(addr) = args.metrics_addr {
         let stoppable = control.is_some();
@@ -182,19 +202,30 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         None => job.run(&args).await,
     };
     // A target behind Sentinel that failed over: the same run again resumes from ferry's
-    // marker on the promoted primary (what a restart with the same --state does).
+    // marker on the promoted primary (what a restart with the same --state does). A
+    // target that restarted, with a spool: the same run again resumes from the spool.
     while let Err(error) = &result {
-        if args.source_aof.is_some()
-            || job.state_path.is_none()
-            || job.target_url.sentinel.is_none()
-        {
+        if args.source_aof.is_some() || job.state_path.is_none() {
             break;
         }
-        job.events.line(format!(
-            "the run stopped ({}); asking the target's sentinels whether it failed over",
-            error_line(error)
-        ));
-        if !job.target_failed_over().await {
+        if job.target_url.sentinel.is_some() {
+            job.events.line(format!(
+                "the run stopped ({}); asking the target's sentinels whether it failed over",
+                error_line(error)
+            ));
+            if !job.target_failed_over().await {
+                break;
+            }
+        } else if job.spool.is_some() && job.target_lost.swap(false, Ordering::AcqRel) {
+            job.events.line(format!(
+                "the run stopped ({}); waiting for the target to answer again, then resuming \
+                 from the spool",
+                error_line(error)
+            ));
+            if !job.target_back().await {
+                break;
+            }
+        } else {
             break;
         }
         result = job.run(&args).await;

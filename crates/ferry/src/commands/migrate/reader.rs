@@ -145,6 +145,13 @@ impl Migration {
     }
 
     pub(super) fn stopped_during_full_sync(&self) {
+        if let Some(spool) = &self.spool {
+            return self.say(format!(
+                "stopped during the full sync; the next run with the same --state and \
+                 --spool-dir resumes the load from the spool in {}",
+                spool.dir.display()
+            ));
+        }
         match self.shard {
             // The other shards' keys stay: only a flush makes a reload clean.
             Some(_) => {

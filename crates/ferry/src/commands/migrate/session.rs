@@ -2,6 +2,7 @@
 //! then the stream, until a stop or an error; a lost source is resumed within
 //! [`crate::server::reconnect::RECONNECT_FOR`].
 
+use super::spooled::Feed;
 use super::*;
 
 /// A refused client certificate shows on the first read after a TLS 1.3 handshake; a
@@ -148,6 +149,9 @@ impl Migration {
                     }
                 }
                 Err(SessionError::Fatal(error)) => {
+                    if pipe.failure().is_some_and(|f| f.is_connection_loss()) {
+                        self.target_lost.store(true, Ordering::Release);
+                    }
                     // Keep what is applied so that a restart resumes from there.
                     self.drain(pipe, state).await;
                     return Err(self.stopped_with(error, state));
@@ -216,10 +220,10 @@ impl Migration {
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<Stop, SessionError> {
         let Settled {
-            args,
             source: source_info,
             target,
             pipe,
+            ..
         } = *settled;
         // The first connection's failures end the run; after a loss they are retried.
         let reconnecting = reconnect.retrying();
@@ -235,7 +239,12 @@ impl Migration {
             .await
             .map_err(setup_error)?;
         pipe.report_to(repl.ack_handle());
-        let resume = state.replid.clone().map(|id| (id, state.offset));
+        let spooled = self.spool_resume(state)?;
+        let resume = match &spooled {
+            // The source continues from what the spool holds, not from what is applied.
+            Some(spool) => Some((spool.replid().to_owned(), spool.end)),
+            None => state.replid.clone().map(|id| (id, state.offset)),
+        };
         let outcome = repl
             .psync(
                 resume.as_ref().map(|(id, _)| id.as_str()),
@@ -243,7 +252,7 @@ impl Migration {
             )
             .await
             .map_err(|e| setup_error(self.replication_error(e)))?;
-        let start = match outcome {
+        let started = match outcome {
             PsyncOutcome::Continue { replid } => {
                 if let Some((asked, offset)) = &resume {
                     self.check_continue(asked, *offset, &replid)
@@ -256,24 +265,12 @@ impl Migration {
                         })?;
                 }
                 reconnect.connected();
-                self.say(format!(
-                    "partial resync accepted (+CONTINUE) at offset {}",
-                    state.offset
-                ));
-                if let Some(from) = &self.failover_from {
-                    self.say(format!(
-                        "failover followed from {from} without a full sync: the promoted \
-                         node continued replication ID {} at offset {}",
-                        state.replid.as_deref().unwrap_or_default(),
-                        state.offset
-                    ));
-                }
-                self.events.replid(&replid);
-                self.events.phase(Phase::Streaming, Some(state.offset));
-                state.replid = Some(replid);
-                Mark {
-                    offset: state.offset,
-                    db: state.db,
+                match spooled {
+                    Some(spool) => {
+                        self.continue_spool(repl, spool, settled, state, replid, shutdown)
+                            .await?
+                    }
+                    None => Some(self.continued(repl, state, replid)),
                 }
             }
             PsyncOutcome::FullResync { replid, offset } => {
@@ -285,34 +282,38 @@ impl Migration {
                          replication)"
                     ));
                 }
-                self.clear_for_full_sync(args, pipe, owned, resume.is_some())
-                    .await?;
-                // Until the snapshot is complete the target holds a partial copy: a run
-                // that stops now must start over, never resume.
-                state.replid = None;
-                state.offset = 0;
-                state.db = 0;
-                self.save_state(state).map_err(SessionError::Fatal)?;
-                tokio::select! {
-                    loaded = self.load_snapshot(&mut repl, pipe, target, (&replid, offset), owned) => loaded?,
-                    _ = shutdown.as_mut() => return Ok(Stop::DuringFullSync),
+                if self.spool.is_some() {
+                    self.spool_full_sync(
+                        repl,
+                        settled,
+                        state,
+                        (replid, offset),
+                        (owned, resume.is_some()),
+                        shutdown,
+                    )
+                    .await?
+                } else {
+                    self.full_sync(
+                        repl,
+                        settled,
+                        state,
+                        (replid, offset),
+                        (owned, resume.is_some()),
+                        shutdown,
+                    )
+                    .await?
                 }
-                self.events.replid(&replid);
-                self.events.phase(Phase::Streaming, Some(offset));
-                state.origin = Some(replid.clone());
-                state.replid = Some(replid);
-                state.offset = offset;
-                state.db = 0;
-                self.save_state(state).map_err(SessionError::Fatal)?;
-                Mark { offset, db: 0 }
             }
+        };
+        let Some((start, mut feed)) = started else {
+            return Ok(Stop::DuringFullSync);
         };
 
         let translator = self.stream_translator(target);
         let applier = StreamApplier::new(pipe.clone(), translator, start);
         let mut applier = self.with_markers(applier, pipe, state).await;
         let result = self
-            .stream(&mut repl, &mut applier, pipe, state, shutdown)
+            .stream(&mut feed, &mut applier, pipe, state, shutdown)
             .await;
         self.events.commands_skipped(applier.skipped());
         let split = pipe.split_transactions();
@@ -355,6 +356,69 @@ impl Migration {
         result
     }
 
+    /// After `+CONTINUE` without a spool: the stream goes on from the applied offset.
+    fn continued(
+        &self,
+        repl: ReplicaConnection,
+        state: &mut MigrationState,
+        replid: String,
+    ) -> (Mark, Feed) {
+        self.say(format!(
+            "partial resync accepted (+CONTINUE) at offset {}",
+            state.offset
+        ));
+        if let Some(from) = &self.failover_from {
+            self.say(format!(
+                "failover followed from {from} without a full sync: the promoted \
+                 node continued replication ID {} at offset {}",
+                state.replid.as_deref().unwrap_or_default(),
+                state.offset
+            ));
+        }
+        self.events.replid(&replid);
+        self.events.phase(Phase::Streaming, Some(state.offset));
+        state.replid = Some(replid);
+        let start = Mark {
+            offset: state.offset,
+            db: state.db,
+        };
+        (start, Feed::Direct(repl))
+    }
+
+    /// After `+FULLRESYNC` without a spool: the snapshot straight from the connection
+    /// into the target. `None`: stopped during it.
+    async fn full_sync(
+        &self,
+        mut repl: ReplicaConnection,
+        settled: &Settled<'_>,
+        state: &mut MigrationState,
+        (replid, offset): (String, i64),
+        (owned, resumed): (bool, bool),
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Option<(Mark, Feed)>, SessionError> {
+        self.clear_for_full_sync(settled.args, settled.pipe, owned, resumed)
+            .await?;
+        // Until the snapshot is complete the target holds a partial copy: a run
+        // that stops now must start over, never resume.
+        state.replid = None;
+        state.offset = 0;
+        state.db = 0;
+        state.loading = None;
+        self.save_state(state).map_err(SessionError::Fatal)?;
+        tokio::select! {
+            loaded = self.load_snapshot(&mut repl, settled.pipe, settled.target, (&replid, offset), owned) => loaded?,
+            _ = shutdown.as_mut() => return Ok(None),
+        }
+        self.events.replid(&replid);
+        self.events.phase(Phase::Streaming, Some(offset));
+        state.origin = Some(replid.clone());
+        state.replid = Some(replid);
+        state.offset = offset;
+        state.db = 0;
+        self.save_state(state).map_err(SessionError::Fatal)?;
+        Ok(Some((Mark { offset, db: 0 }, Feed::Direct(repl))))
+    }
+
     /// The rules for replicated commands: the policies, for this target.
     pub(super) fn translator(&self, target: &TargetSetup) -> CommandTranslator {
         let compat_target = Target {
@@ -388,6 +452,28 @@ impl Migration {
         &self,
         source: &ServerInfo,
     ) -> Result<ReplicaConnection, Error> {
+        let upgrade = self.replica_tls().map_err(|e| self.source_error(e))?;
+        self.open_replica(source, upgrade)
+            .await
+            .map_err(|e| self.replication_error(explain_replica_setup(e, &self.source_url)))
+    }
+
+    /// The TLS upgrade of the replica connection, when the source URL asks for TLS.
+    pub(super) fn replica_tls(
+        &self,
+    ) -> Result<Option<Arc<dyn StreamUpgrade>>, crate::tls::TlsError> {
+        Ok(
+            TlsConnector::for_url(&self.source_url, self.connect_timeout)?
+                .map(|tls| Arc::new(tls) as Arc<dyn StreamUpgrade>),
+        )
+    }
+
+    /// The replica connection, its errors as the protocol gives them.
+    pub(super) async fn open_replica(
+        &self,
+        source: &ServerInfo,
+        upgrade: Option<Arc<dyn StreamUpgrade>>,
+    ) -> Result<ReplicaConnection, ReplError> {
         let announce_version =
             (source.product == "valkey" && source.series().0 >= 9).then(|| source.version.clone());
         let options = ConnectOptions {
@@ -400,13 +486,9 @@ impl Migration {
             announce_version,
             connect_timeout: self.connect_timeout,
             read_timeout: self.source_read_timeout,
-            upgrade: TlsConnector::for_url(&self.source_url, self.connect_timeout)
-                .map_err(|e| self.source_error(e))?
-                .map(|tls| Arc::new(tls) as Arc<dyn StreamUpgrade>),
+            upgrade,
             ..ConnectOptions::default()
         };
-        ReplicaConnection::connect(&self.source_url.address(), options)
-            .await
-            .map_err(|e| self.replication_error(explain_replica_setup(e, &self.source_url)))
+        ReplicaConnection::connect(&self.source_url.address(), options).await
     }
 }

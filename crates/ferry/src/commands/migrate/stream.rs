@@ -1,6 +1,7 @@
 //! The command stream, applied until a stop: batches to the target, the applied
 //! position saved every second, progress and in-sync reporting.
 
+use super::spooled::Feed;
 use super::*;
 
 pub(super) fn save_to(path: &Path, state: &MigrationState) -> Result<(), Error> {
@@ -11,7 +12,7 @@ impl Migration {
     /// Applies the command stream until a signal or an error.
     pub(super) async fn stream(
         &self,
-        repl: &mut ReplicaConnection,
+        feed: &mut Feed,
         applier: &mut StreamApplier,
         pipe: &Pipe,
         state: &mut MigrationState,
@@ -26,26 +27,10 @@ impl Migration {
         let mut in_sync = false;
         let mut catch_up = in_sync::CatchUp::default();
         loop {
+            // The ticker before the commands: a spooled stream always has one ready.
             tokio::select! {
                 biased;
                 _ = shutdown.as_mut() => return Ok(Stop::Signal),
-                command = repl.next_command() => {
-                    applier.apply(command.map_err(SessionError::SourceLost)?)?;
-                    // Take whatever already arrived, so the batch carries many commands.
-                    while !applier.batch_full() {
-                        let more = tokio::select! {
-                            biased;
-                            command = repl.next_command() => Some(command),
-                            _ = std::future::ready(()) => None,
-                        };
-                        match more {
-                            Some(command) => applier.apply(command.map_err(SessionError::SourceLost)?)?,
-                            None => break,
-                        }
-                    }
-                    self.before_batch(applier.position().offset).await;
-                    applier.flush().await.map_err(|e| self.fatal_target(e))?;
-                }
                 _ = ticker.tick() => {
                     if let Some(failure) = pipe.failure() {
                         return Err(self.fatal_target(failure));
@@ -55,7 +40,8 @@ impl Migration {
                         state.offset = mark.offset;
                         state.db = mark.db;
                     }
-                    let received = repl.offset();
+                    let received = feed.received();
+                    self.spool_tick(feed, state.offset);
                     if !in_sync && catch_up.in_sync(Instant::now(), received, state.offset) {
                         in_sync = true;
                         self.report_in_sync(state.offset);
@@ -73,6 +59,23 @@ impl Migration {
                     }
                     let rate = ops_rate.update(replies);
                     self.stream_progress(state.offset, received, rate, line);
+                }
+                command = feed.next_command() => {
+                    applier.apply(command?)?;
+                    // Take whatever already arrived, so the batch carries many commands.
+                    while !applier.batch_full() {
+                        let more = tokio::select! {
+                            biased;
+                            command = feed.next_command() => Some(command),
+                            _ = std::future::ready(()) => None,
+                        };
+                        match more {
+                            Some(command) => applier.apply(command?)?,
+                            None => break,
+                        }
+                    }
+                    self.before_batch(applier.position().offset).await;
+                    applier.flush().await.map_err(|e| self.fatal_target(e))?;
                 }
             }
         }

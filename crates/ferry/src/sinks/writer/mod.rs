@@ -144,6 +144,15 @@ impl TargetSink {
         self.send_if_full().map_err(Error::from)
     }
 
+    /// Sends what is gathered with ferry's own commands appended (`framing`, e.g. a
+    /// marker: after every key before it on the same connection). The connection's
+    /// database is then unknown to the sink, which selects again before the next key.
+    pub fn send_with(&mut self, framing: impl FnOnce(&mut Batch)) -> Result<(), Error> {
+        framing(&mut self.batch);
+        self.db = None;
+        self.send().map_err(Error::from)
+    }
+
     fn select(&mut self, db: u64) {
         if self.db != Some(db) {
             let number = db.to_string();

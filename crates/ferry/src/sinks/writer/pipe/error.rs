@@ -64,6 +64,21 @@ pub enum PipeError {
 }
 
 impl PipeError {
+    /// The connection failed (closed, reset, stalled), as when the target restarts: not
+    /// a refusal of what was written.
+    pub fn is_connection_loss(&self) -> bool {
+        match self {
+            PipeError::WriteClosed
+            | PipeError::WriteFailed(_)
+            | PipeError::WriteStalled(_)
+            | PipeError::ReplyStalled(_)
+            | PipeError::ConnectionLost(_)
+            | PipeError::Stopped => true,
+            PipeError::Primary { source, .. } => source.is_connection_loss(),
+            PipeError::Refused { .. } | PipeError::Redirect(_) | PipeError::Unroutable(_) => false,
+        }
+    }
+
     /// The failure for a reply that could not be read: the target stalled, or the
     /// connection is gone.
     pub(super) fn reading(error: ClientError) -> Self {
