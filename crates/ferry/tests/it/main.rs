@@ -40,6 +40,7 @@ mod migrate_restarts;
 mod migrate_resume;
 mod migrate_scan;
 mod migrate_spool;
+mod migrate_spool_buffer;
 mod migrate_sync;
 mod migrate_vector_export;
 mod propagation;

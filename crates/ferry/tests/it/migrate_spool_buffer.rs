@@ -1,0 +1,155 @@
+//! The endless full-sync loop and its way out: a source whose replicas get a small output
+//! buffer (`client-output-buffer-limit replica 8mb 4mb 5`), a write load of 1.5 MB/s on
+//! it, and a slow target (a link of 4 MB/s: it keeps up with the writes, not with them
+//! and a load at once). Without a spool ferry loads at the target's pace while the source
+//! buffers every write for it; the source drops ferry, its backlog no longer holds the
+//! offset, and the next full sync starts over, again and again. With `--spool-dir` the
+//! snapshot and the writes leave the source at network speed, the buffer stays small, and
+//! the same migration ends equal after one full sync.
+
+use crate::support::migrate::{assert_same, wait_applied, Ferry};
+use ferry_testkit::snapshot::DiffOptions;
+use ferry_testkit::{FaultProxy, Server, ServerKind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const KEYS: u64 = 600_000;
+/// The loaded keys' database (the writes go to 0): compared by value in bulk, then
+/// dropped, so that the key-by-key comparison of the rest takes seconds.
+const BULK_DB: u64 = 9;
+/// The target's link: above the write load, well below a load and the writes together.
+const LINK_BYTES_PER_SEC: u64 = 4 << 20;
+
+fn sync_full(source: &Server) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut source.client())
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("sync_full:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap()
+}
+
+/// About 1.5 MB/s of 1 KiB values over 4,000 keys, until stopped (or the source is gone):
+/// a load of some 14 s leaves 20 MB for the source to buffer, over twice its limit.
+fn heavy_writes(source: &Server, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
+    let mut con = source.client();
+    std::thread::spawn(move || {
+        let value = "x".repeat(1024);
+        let mut written = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let mut pipe = redis::pipe();
+            for _ in 0..150 {
+                pipe.cmd("SET")
+                    .arg(format!("heavy:{}", written % 4000))
+                    .arg(format!("{written}:{value}"))
+                    .ignore();
+                written += 1;
+            }
+            if pipe.query::<()>(&mut con).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        written
+    })
+}
+
+fn source_with_small_replica_buffer() -> Server {
+    let source = Server::start_with_args(
+        ServerKind::Redis70,
+        &["--client-output-buffer-limit", "replica 8mb 4mb 5"],
+    )
+    .unwrap();
+    let mut con = source.client();
+    let _: () = redis::cmd("SELECT").arg(BULK_DB).query(&mut con).unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(KEYS)
+        .arg("bulk")
+        .arg(100)
+        .query(&mut con)
+        .unwrap();
+    source
+}
+
+/// The loaded keys hold the same values on both sides, and there are as many.
+fn assert_bulk_equal(source: &Server, target: &Server) {
+    let mut from = source.client();
+    let mut to = target.client();
+    for con in [&mut from, &mut to] {
+        let _: () = redis::cmd("SELECT").arg(BULK_DB).query(con).unwrap();
+        let keys: u64 = redis::cmd("DBSIZE").query(con).unwrap();
+        assert_eq!(keys, KEYS);
+    }
+    const CHUNK: u64 = 10_000;
+    for first in (0..KEYS).step_by(CHUNK as usize) {
+        let keys: Vec<String> = (first..first + CHUNK)
+            .map(|n| format!("bulk:{n}"))
+            .collect();
+        let expected: Vec<Option<Vec<u8>>> =
+            redis::cmd("MGET").arg(&keys).query(&mut from).unwrap();
+        let actual: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query(&mut to).unwrap();
+        assert!(expected.iter().all(Option::is_some));
+        assert!(expected == actual, "bulk:{first}.. differ on the target");
+    }
+    let _: () = redis::cmd("FLUSHDB").query(&mut from).unwrap();
+}
+
+#[test]
+fn a_small_replica_buffer_cuts_every_unspooled_full_sync_and_no_spooled_one() {
+    let source = source_with_small_replica_buffer();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = heavy_writes(&source, stop.clone());
+
+    // Today's path: the source drops ferry during each load (while the snapshot still
+    // arrives, or once it is loaded, too late for its backlog), and each reconnection is
+    // a full sync again.
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let slow = FaultProxy::start(target.port()).unwrap();
+    slow.set_rate(Some(LINK_BYTES_PER_SEC));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("unspooled.state");
+    let mut ferry = Ferry::migrate_between(&source.url(), &slow.url(), &state, &[]);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while sync_full(&source) < 3 {
+        assert!(Instant::now() < deadline, "{}", ferry.output());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ferry.kill();
+    let output = ferry.output();
+    assert!(output.matches("lost the source").count() >= 2, "{output}");
+    assert!(!output.contains("in sync at offset"), "{output}");
+    let looped = sync_full(&source);
+
+    // The same source, load and slow link, spooled.
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let slow = FaultProxy::start(target.port()).unwrap();
+    slow.set_rate(Some(LINK_BYTES_PER_SEC));
+    let state = dir.path().join("spooled.state");
+    let spool = dir.path().join("spool");
+    let mut ferry = Ferry::migrate_between(
+        &source.url(),
+        &slow.url(),
+        &state,
+        &["--spool-dir", spool.to_str().unwrap()],
+    );
+    ferry.wait_in_sync();
+    assert_eq!(
+        sync_full(&source),
+        looped + 1,
+        "the spooled run needed more than one full sync:\n{}",
+        ferry.output()
+    );
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(written > 10_000, "{written} writes");
+    slow.set_rate(None);
+    wait_applied(&source, &state, &ferry);
+    assert_bulk_equal(&source, &target);
+    wait_applied(&source, &state, &ferry);
+    assert_same(&source, &target, &DiffOptions::new());
+}
