@@ -1,0 +1,193 @@
+//! A run that starts from a checkpoint: it checks that the checkpoint still holds, then
+//! catches up on what changed while ferry was stopped (its notifications are lost) in
+//! the part already copied, without reading it all again: keys the source no longer has
+//! are deleted on the target, and only keys touched since the checkpoint (by their
+//! `OBJECT IDLETIME`) are copied again. The scan then goes on from the checkpoint.
+
+use super::{with_db, Copier, SessionEnd, Ticks};
+use crate::commands::migrate::scan::apply::Record;
+use crate::commands::migrate::scan::conn::SourceConn;
+use crate::commands::migrate::scan::facts;
+use crate::commands::migrate::scan::fetch::Fetched;
+use crate::commands::migrate::scan::scanner::{self, cursor_reached, Pace, Walk};
+use crate::commands::migrate::scan::touched::{self, Idle, IdleError};
+use crate::commands::migrate::scan::ScanJob;
+use crate::server::client::ClientError;
+use crate::state::ScanCheckpoint;
+use bytes::Bytes;
+use std::collections::BTreeSet;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Added to the time ferry was stopped when judging idle times: they count whole
+/// seconds of a clock the source updates about once a second, and a notification sent
+/// just before a checkpoint may have been on its way.
+const IDLE_MARGIN_SECS: u64 = 5;
+
+/// What the catch-up did, for its closing line.
+#[derive(Debug, Default)]
+struct CatchUp {
+    checked: u64,
+    copied: u64,
+    deleted: u64,
+}
+
+impl Copier<'_> {
+    /// Resumes from `saved`: `Ok(true)` when the scan goes on from it, `Ok(false)` when it
+    /// no longer holds and everything is to be copied again (the target too).
+    pub(super) async fn resume_from(
+        &mut self,
+        conn: &mut SourceConn,
+        records: &mpsc::Sender<Record>,
+        saved: ScanCheckpoint,
+    ) -> Result<bool, SessionEnd> {
+        let job = self.job;
+        let now = facts::read(conn).await.map_err(lost_or_refused(job))?;
+        let facts_read = Instant::now();
+        if now.run_id != saved.run_id {
+            job.events.line(
+                "the source restarted since the checkpoint (its run_id changed): its SCAN cursors and idle times mean nothing now; copying everything again",
+            );
+            return Ok(false);
+        }
+        if let (Some(before), Some(calls)) = (saved.unnotified_calls, self.unnotified) {
+            if before != calls {
+                job.events.line(
+                    "the source ran FLUSHDB, FLUSHALL or SWAPDB while ferry was stopped, which notify no keys; copying everything again",
+                );
+                return Ok(false);
+            }
+        }
+        let position = super::checkpoint::ScanPosition::from_saved(&saved.dbs);
+        let stopped_secs = (now.time_ms - saved.source_time_ms).max(0) as u64 / 1000;
+        job.events.line(format!(
+            "resuming the scan from the checkpoint taken {stopped_secs} s ago (by the source's clock): {}",
+            position.describe()
+        ));
+        let mut idle_trusted = saved.forks.is_some() && saved.forks == now.forks;
+        if !idle_trusted {
+            job.events.line(
+                "the source forked since the checkpoint (BGSAVE, AOF rewrite, a replica's sync) or does not count its forks: writes made while a fork runs leave idle times alone, so every key already copied is copied again",
+            );
+        }
+        let mut done = CatchUp::default();
+        let mut pace = Pace::new(job.keys_per_sec);
+        let mut ticks = Ticks::new(
+            self.counters
+                .keys
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        self.delete_gone(conn, records, &mut pace, &mut done)
+            .await?;
+        for (db, stop) in position.parts() {
+            let mut walk = Walk::new(BTreeSet::from([db]));
+            while !walk.done() {
+                let (db, keys) = walk.step(conn).await.map_err(SessionEnd::Lost)?;
+                let keys = self.in_scope(db, keys);
+                pace.take(keys.len() as u64).await;
+                done.checked += keys.len() as u64;
+                // Touched since the checkpoint: the source's clock has moved on since it
+                // was read, by about ferry's.
+                let within = stopped_secs + facts_read.elapsed().as_secs() + 1 + IDLE_MARGIN_SECS;
+                let changed = if idle_trusted {
+                    match touched::idle_times(conn, db, &keys).await {
+                        Ok(idle) => keys
+                            .into_iter()
+                            .zip(idle)
+                            .filter(|(_, idle)| matches!(idle, Idle::Seconds(s) if *s <= within))
+                            .map(|(key, _)| key)
+                            .collect(),
+                        Err(IdleError::Refused(reason)) => {
+                            idle_trusted = false;
+                            job.events.line(format!(
+                                "OBJECT IDLETIME is refused ({reason}): under an LFU maxmemory-policy the source keeps no idle times, so every key already copied is copied again"
+                            ));
+                            keys
+                        }
+                        Err(IdleError::Failed(error)) => return Err(SessionEnd::Lost(error)),
+                    }
+                } else {
+                    keys
+                };
+                done.copied += changed.len() as u64;
+                self.copy(conn, records, with_db(db, changed)).await?;
+                self.copy_dirty(conn, records).await?;
+                ticks.scan(self, false);
+                if let (Some(stop), Some(cursor)) = (stop, walk.cursor_in(db)) {
+                    if cursor_reached(cursor, stop) {
+                        break;
+                    }
+                }
+            }
+        }
+        job.events.line(format!(
+            "caught up with the downtime: {} keys already copied checked, {} changed while ferry was stopped copied again, {} gone from the source deleted on the target",
+            done.checked, done.copied, done.deleted
+        ));
+        self.position = position;
+        Ok(true)
+    }
+
+    /// Deletes the target's keys that the source no longer has (deleted while ferry was
+    /// stopped): the target's keys walked, the source asked `EXISTS` for each.
+    async fn delete_gone(
+        &mut self,
+        conn: &mut SourceConn,
+        records: &mpsc::Sender<Record>,
+        pace: &mut Pace,
+        done: &mut CatchUp,
+    ) -> Result<(), SessionEnd> {
+        let job = self.job;
+        if !job.owns_target {
+            return Ok(());
+        }
+        let target_failed = |e: ClientError| SessionEnd::Fatal(job.target_error(e));
+        let mut target = SourceConn::connect(job.target_url, job.connect_timeout)
+            .await
+            .map_err(target_failed)?;
+        let dbs = scanner::databases(&mut target)
+            .await
+            .map_err(target_failed)?;
+        let mut walk = Walk::new(dbs);
+        while !walk.done() {
+            let (target_db, keys) = walk.step(&mut target).await.map_err(target_failed)?;
+            // Keys of databases the scope does not write here are not ferry's.
+            let Some(db) = job.scope.source_db(target_db) else {
+                continue;
+            };
+            let keys = self.in_scope(db, keys);
+            pace.take(keys.len() as u64).await;
+            let exist = touched::exist(conn, db, &keys)
+                .await
+                .map_err(lost_or_refused(job))?;
+            for (key, exists) in keys.into_iter().zip(exist) {
+                if !exists {
+                    done.deleted += 1;
+                    records
+                        .send(Record::Key(Fetched::Gone { db, key }, None))
+                        .await
+                        .map_err(|_| SessionEnd::ApplyStopped)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys of source database `db` that the scope moves.
+    fn in_scope(&self, db: u64, mut keys: Vec<Bytes>) -> Vec<Bytes> {
+        let scope = &self.job.scope;
+        if scope.filters() {
+            keys.retain(|key| scope.keeps(db, key));
+        }
+        keys
+    }
+}
+
+/// A refused command ends the run (reconnecting cures nothing); a lost connection is
+/// retried.
+fn lost_or_refused<'a>(job: &'a ScanJob<'a>) -> impl Fn(ClientError) -> SessionEnd + 'a {
+    move |error| match error {
+        ClientError::Command { .. } => SessionEnd::Fatal(job.source_error(error)),
+        other => SessionEnd::Lost(other),
+    }
+}
