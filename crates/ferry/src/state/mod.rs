@@ -1,5 +1,5 @@
 //! Where a migration stands: the state file ([`file`]: the resume point and ownership of
-//! the target, written every second; [`scan`]: scan mode's checkpoint) and ferry's
+//! the target, written every second; `scan`: scan mode's checkpoint) and ferry's
 //! markers on the target, written with the data (the single-stream [`marker`], and the
 //! per-slot [`slot_markers`] of a cluster target). On start the markers win over the
 //! file (see [`file::resume_from_target`]).
