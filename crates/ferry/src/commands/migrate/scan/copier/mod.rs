@@ -135,7 +135,7 @@ impl<'a> Copier<'a> {
             .is_some_and(Checkpoints::owned_without_checkpoint);
         if rescan {
             job.events.line(
-                "the state file holds no checkpoint (the run before stopped in its first second): copying everything again",
+                "the state file holds no checkpoint (the run before stopped before its first one): copying everything again, the target's keys too",
             );
         }
         let mut saved = self.checkpoints.as_ref().and_then(|c| c.saved().cloned());
