@@ -280,3 +280,37 @@ impl Copier<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_goes_to_the_file_and_back() {
+        let mut position = ScanPosition::default();
+        position.passed(0, None);
+        position.passed(3, Some(&Bytes::from_static(b"1234")));
+        let saved = position.to_saved();
+        assert_eq!(
+            saved,
+            vec![
+                DbScan {
+                    db: 0,
+                    done: true,
+                    cursor: String::new()
+                },
+                DbScan {
+                    db: 3,
+                    done: false,
+                    cursor: "1234".into()
+                },
+            ]
+        );
+        let back = ScanPosition::from_saved(&saved);
+        assert_eq!(back, position);
+        assert_eq!(back.done(), BTreeSet::from([0]));
+        assert_eq!(back.at(), Some((3, Bytes::from_static(b"1234"))));
+        assert_eq!(back.describe(), "db 0 done, db 3 at cursor 1234");
+        assert_eq!(ScanPosition::default().describe(), "nothing scanned yet");
+    }
+}

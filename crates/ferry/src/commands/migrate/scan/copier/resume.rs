@@ -4,6 +4,7 @@
 //! are deleted on the target, and only keys touched since the checkpoint (by their
 //! `OBJECT IDLETIME`) are copied again. The scan then goes on from the checkpoint.
 
+use super::checkpoint::ScanPosition;
 use super::{with_db, Copier, SessionEnd, Ticks};
 use crate::commands::migrate::scan::apply::Record;
 use crate::commands::migrate::scan::conn::SourceConn;
@@ -16,6 +17,7 @@ use crate::server::client::ClientError;
 use crate::state::ScanCheckpoint;
 use bytes::Bytes;
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -24,12 +26,24 @@ use tokio::sync::mpsc;
 /// just before a checkpoint may have been on its way.
 const IDLE_MARGIN_SECS: u64 = 5;
 
-/// What the catch-up did, for its closing line.
-#[derive(Debug, Default)]
+/// The catch-up's pace, its idea of "touched since the checkpoint", and what it did.
 struct CatchUp {
+    pace: Pace,
+    /// Seconds from the checkpoint to when the source's clock was read, and when that
+    /// was; `None` once idle times cannot be trusted (every passed key is copied again).
+    touched: Option<(u64, Instant)>,
     checked: u64,
     copied: u64,
     deleted: u64,
+}
+
+impl CatchUp {
+    /// The longest idle time of a key touched since the checkpoint, now.
+    fn idle_limit(&self) -> Option<u64> {
+        let (stopped_secs, read) = self.touched?;
+        // Whole seconds lost on both clocks: one more.
+        Some(stopped_secs + read.elapsed().as_secs() + 1 + IDLE_MARGIN_SECS)
+    }
 }
 
 impl Copier<'_> {
@@ -58,59 +72,76 @@ impl Copier<'_> {
                 return Ok(false);
             }
         }
-        let position = super::checkpoint::ScanPosition::from_saved(&saved.dbs);
+        let position = ScanPosition::from_saved(&saved.dbs);
         let stopped_secs = (now.time_ms - saved.source_time_ms).max(0) as u64 / 1000;
         job.events.line(format!(
             "resuming the scan from the checkpoint taken {stopped_secs} s ago (by the source's clock): {}",
             position.describe()
         ));
-        let mut idle_trusted = saved.forks.is_some() && saved.forks == now.forks;
+        let idle_trusted = saved.forks.is_some() && saved.forks == now.forks;
         if !idle_trusted {
             job.events.line(
                 "the source forked since the checkpoint (BGSAVE, AOF rewrite, a replica's sync) or does not count its forks: writes made while a fork runs leave idle times alone, so every key already copied is copied again",
             );
         }
-        let mut done = CatchUp::default();
-        let mut pace = Pace::new(job.keys_per_sec);
-        let mut ticks = Ticks::new(
-            self.counters
-                .keys
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-        self.delete_gone(conn, records, &mut pace, &mut done)
+        let mut done = CatchUp {
+            pace: Pace::new(job.keys_per_sec),
+            // The source's clock moves on from `now` by about ferry's.
+            touched: idle_trusted.then_some((stopped_secs, facts_read)),
+            checked: 0,
+            copied: 0,
+            deleted: 0,
+        };
+        self.delete_gone(conn, records, &mut done).await?;
+        self.copy_touched(conn, records, &position, &mut done)
             .await?;
+        job.events.line(format!(
+            "caught up with the downtime: {} keys already copied checked, {} changed while ferry was stopped copied again, {} gone from the source deleted on the target",
+            done.checked, done.copied, done.deleted
+        ));
+        self.position = position;
+        Ok(true)
+    }
+
+    /// Walks the part of the source already copied (`position`) and copies again the keys
+    /// touched since the checkpoint, by their idle time (all of them when idle times
+    /// cannot be trusted).
+    async fn copy_touched(
+        &mut self,
+        conn: &mut SourceConn,
+        records: &mpsc::Sender<Record>,
+        position: &ScanPosition,
+        done: &mut CatchUp,
+    ) -> Result<(), SessionEnd> {
+        let mut ticks = Ticks::new(self.counters.keys.load(Ordering::Relaxed));
         for (db, stop) in position.parts() {
             let mut walk = Walk::new(BTreeSet::from([db]));
             while !walk.done() {
                 let (db, keys) = walk.step(conn).await.map_err(SessionEnd::Lost)?;
                 let keys = self.in_scope(db, keys);
-                pace.take(keys.len() as u64).await;
+                done.pace.take(keys.len() as u64).await;
                 done.checked += keys.len() as u64;
-                // Touched since the checkpoint: the source's clock has moved on since it
-                // was read, by about ferry's.
-                let within = stopped_secs + facts_read.elapsed().as_secs() + 1 + IDLE_MARGIN_SECS;
-                let changed = if idle_trusted {
-                    match touched::idle_times(conn, db, &keys).await {
+                let touched = match done.idle_limit() {
+                    Some(limit) => match touched::idle_times(conn, db, &keys).await {
                         Ok(idle) => keys
                             .into_iter()
                             .zip(idle)
-                            .filter(|(_, idle)| matches!(idle, Idle::Seconds(s) if *s <= within))
+                            .filter(|(_, idle)| matches!(idle, Idle::Seconds(s) if *s <= limit))
                             .map(|(key, _)| key)
                             .collect(),
                         Err(IdleError::Refused(reason)) => {
-                            idle_trusted = false;
-                            job.events.line(format!(
+                            done.touched = None;
+                            self.job.events.line(format!(
                                 "OBJECT IDLETIME is refused ({reason}): under an LFU maxmemory-policy the source keeps no idle times, so every key already copied is copied again"
                             ));
                             keys
                         }
                         Err(IdleError::Failed(error)) => return Err(SessionEnd::Lost(error)),
-                    }
-                } else {
-                    keys
+                    },
+                    None => keys,
                 };
-                done.copied += changed.len() as u64;
-                self.copy(conn, records, with_db(db, changed)).await?;
+                done.copied += touched.len() as u64;
+                self.copy(conn, records, with_db(db, touched)).await?;
                 self.copy_dirty(conn, records).await?;
                 ticks.scan(self, false);
                 if let (Some(stop), Some(cursor)) = (stop, walk.cursor_in(db)) {
@@ -120,12 +151,7 @@ impl Copier<'_> {
                 }
             }
         }
-        job.events.line(format!(
-            "caught up with the downtime: {} keys already copied checked, {} changed while ferry was stopped copied again, {} gone from the source deleted on the target",
-            done.checked, done.copied, done.deleted
-        ));
-        self.position = position;
-        Ok(true)
+        Ok(())
     }
 
     /// Deletes the target's keys that the source no longer has (deleted while ferry was
@@ -134,7 +160,6 @@ impl Copier<'_> {
         &mut self,
         conn: &mut SourceConn,
         records: &mpsc::Sender<Record>,
-        pace: &mut Pace,
         done: &mut CatchUp,
     ) -> Result<(), SessionEnd> {
         let job = self.job;
@@ -156,7 +181,7 @@ impl Copier<'_> {
                 continue;
             };
             let keys = self.in_scope(db, keys);
-            pace.take(keys.len() as u64).await;
+            done.pace.take(keys.len() as u64).await;
             let exist = touched::exist(conn, db, &keys)
                 .await
                 .map_err(lost_or_refused(job))?;
