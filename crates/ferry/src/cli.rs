@@ -162,8 +162,9 @@ pub struct MigrateArgs {
     /// valkeys:// for TLS). Give the password with --target-password-file or -env.
     #[arg(long, value_name = "URL", env = "FERRY_TARGET", hide_env_values = true)]
     pub target: String,
-    /// Keep the replication position here; a restart with the same file resumes where
-    /// the last run stopped (partial resync) instead of copying everything again.
+    /// Keep the position here (the replication offset; with --mode scan, its checkpoint);
+    /// a restart with the same file resumes where the last run stopped (partial resync,
+    /// or the scan's cursors) instead of copying everything again.
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
     /// Receive a full sync into this folder at network speed and load the target from

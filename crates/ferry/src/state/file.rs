@@ -11,6 +11,7 @@
 //! tell: that ferry owns the target, and that a full sync was under way.
 
 use crate::state::marker::Applied;
+use crate::state::scan::{ScanCheckpoint, StateMode};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,13 @@ pub struct MigrationState {
     /// form; empty (and absent from the file) when everything moved.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// The `--mode` that wrote the file (absent: replication).
+    #[serde(default, skip_serializing_if = "StateMode::is_replication")]
+    pub mode: StateMode,
+    /// Scan mode: where the scan stands ([`ScanCheckpoint`]); absent until the first
+    /// checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanCheckpoint>,
 }
 
 /// A key moved to another shard of a cluster source, as the state file keeps it.
@@ -103,6 +111,8 @@ impl MigrationState {
             shards: Vec::new(),
             moved_keys: Vec::new(),
             scope: String::new(),
+            mode: StateMode::Replication,
+            scan: None,
         }
     }
 }

@@ -51,6 +51,7 @@ mod relay_restart;
 mod relay_resync;
 mod relay_sync;
 mod relay_tls;
+mod scan_resume;
 mod secrets;
 mod sentinel;
 mod status_page;

@@ -62,6 +62,24 @@ pub enum MigrateError {
         now: &'static str,
     },
     #[error(
+        "the state file {path} was written by --mode {written_by}, and this run is --mode \
+         {now}: its position means nothing here; use another --state file"
+    )]
+    StateOfAnotherMode {
+        path: String,
+        written_by: &'static str,
+        now: &'static str,
+    },
+    #[error(
+        "the state file {path} holds a scan of source {saved}, not {source_url}: the target \
+         holds that source's keys; use another --state file, or --flush-target to start over"
+    )]
+    StateOfAnotherSource {
+        path: String,
+        saved: String,
+        source_url: String,
+    },
+    #[error(
         "the source offers this shard only a full sync (FULLRESYNC) while the target holds its \
          keys from before, and reloading over them would keep keys deleted meanwhile; rerun \
          with --flush-target to copy the whole cluster again"
@@ -146,6 +164,16 @@ mod tests {
                 path: text(),
                 saved: text(),
                 target: text(),
+            },
+            MigrateError::StateOfAnotherMode {
+                path: text(),
+                written_by: "replication",
+                now: "scan",
+            },
+            MigrateError::StateOfAnotherSource {
+                path: text(),
+                saved: text(),
+                source_url: text(),
             },
         ];
         for error in all {

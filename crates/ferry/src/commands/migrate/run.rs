@@ -3,6 +3,7 @@
 //! mode, or the replication sessions of a standalone source.
 
 use super::*;
+use crate::state::StateMode;
 
 impl Migration {
     pub(super) async fn run(&self, args: &MigrateArgs) -> Result<(), Error> {
@@ -27,6 +28,20 @@ impl Migration {
                     path: path.display().to_string(),
                     saved: saved.scope.clone(),
                     now,
+                }
+                .into());
+            }
+        }
+        if let (Some(saved), Some(path)) = (&saved, &self.state_path) {
+            let now = match args.mode {
+                MigrateMode::Scan => StateMode::Scan,
+                MigrateMode::Replication => StateMode::Replication,
+            };
+            if saved.mode != now {
+                return Err(MigrateError::StateOfAnotherMode {
+                    path: path.display().to_string(),
+                    written_by: saved.mode.name(),
+                    now: now.name(),
                 }
                 .into());
             }
@@ -119,7 +134,7 @@ impl Migration {
                 .run_cluster_source(args, source_info, (client, target), state, owned)
                 .await;
         }
-        // Scan mode keeps no position (and no marker): it always copies everything.
+        // Scan mode keeps its own checkpoint in the state file (and no marker).
         // A cluster target's markers are per slot: read below, used by the stream's
         // first session to leave out what the target holds; the state file says
         // where to resume.
@@ -139,7 +154,7 @@ impl Migration {
         let shutdown = shutdown_or_stop(self.events.stats().clone(), self.events.clone());
         tokio::pin!(shutdown);
         if args.mode == MigrateMode::Scan {
-            let job = self.scan_job(args, source_info, &target, owned);
+            let job = self.scan_job(args, source_info, &target, owned, state);
             return crate::commands::migrate::scan::run(job, pipe, &mut shutdown).await;
         }
         self.clone()

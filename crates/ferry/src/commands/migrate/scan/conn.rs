@@ -32,6 +32,16 @@ impl SourceConn {
         })
     }
 
+    /// Asks the server to leave the keys this connection reads looking as idle as they
+    /// were (`CLIENT NO-TOUCH`, Redis and Valkey 7.2+): ferry's reads then neither make
+    /// keys look used to the source's eviction nor hide, in `OBJECT IDLETIME`, which keys
+    /// changed while ferry was stopped. `false` where the server has no such mode.
+    pub async fn leave_keys_untouched(&mut self) -> Result<bool, ClientError> {
+        self.push(&["CLIENT", "NO-TOUCH", "ON"]);
+        let reply = self.replies(1).await?.pop().unwrap_or(Frame::Null);
+        Ok(refused("CLIENT NO-TOUCH", &reply).is_none())
+    }
+
     /// Queues a command; nothing is sent before [`SourceConn::replies`].
     pub fn push<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         encode_command(args, &mut self.out);

@@ -22,6 +22,20 @@ struct Inner {
     members: HashSet<DbKey>,
     bytes: usize,
     overflowed: bool,
+    /// Keys added to `order` so far, and taken from it (or dropped by an overflow): the
+    /// set is first in, first out, so once `left` reaches what `added` was at a moment,
+    /// every key held then is out ([`DirtyKeys::drained_past`]).
+    added: u64,
+    left: u64,
+    /// Overflows so far: keys dropped by one were not read.
+    overflows: u64,
+}
+
+/// A moment of the changed-key set ([`DirtyKeys::watermark`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Watermark {
+    added: u64,
+    overflows: u64,
 }
 
 #[derive(Debug)]
@@ -65,12 +79,16 @@ impl DirtyKeys {
         if inner.bytes + cost > self.budget_bytes {
             *inner = Inner {
                 overflowed: true,
+                added: inner.added,
+                left: inner.added,
+                overflows: inner.overflows + 1,
                 ..Inner::default()
             };
         } else {
             inner.bytes += cost;
             inner.members.insert(entry.clone());
             inner.order.push_back(entry);
+            inner.added += 1;
         }
         drop(inner);
         self.wake.notify_one();
@@ -84,6 +102,7 @@ impl DirtyKeys {
         };
         let count = max.min(inner.order.len());
         let taken: Vec<DbKey> = inner.order.drain(..count).collect();
+        inner.left += count as u64;
         for entry in &taken {
             inner.members.remove(entry);
             inner.bytes = inner.bytes.saturating_sub(entry.1.len() + ENTRY_OVERHEAD);
@@ -110,6 +129,24 @@ impl DirtyKeys {
     /// Whether the budget ran out (and the caller has not seen it yet).
     pub fn overflowed(&self) -> bool {
         self.inner.lock().map(|i| i.overflowed).unwrap_or(false)
+    }
+
+    /// Where the set stands now: compare with [`DirtyKeys::drained_past`] later.
+    pub fn watermark(&self) -> Watermark {
+        self.inner
+            .lock()
+            .map(|i| Watermark {
+                added: i.added,
+                overflows: i.overflows,
+            })
+            .unwrap_or_default()
+    }
+
+    /// `Some(true)` once every key the set held at `mark` has been taken; `None` when an
+    /// overflow dropped keys since (they were not read).
+    pub fn drained_past(&self, mark: Watermark) -> Option<bool> {
+        let inner = self.inner.lock().ok()?;
+        (inner.overflows == mark.overflows).then_some(inner.left >= mark.added)
     }
 
     /// Resolves when a key is marked (or was marked since the last wait).
@@ -141,6 +178,37 @@ mod tests {
         // Taken keys are marked again by the next change.
         dirty.mark(0, key("a"));
         assert_eq!(dirty.take(1), vec![(0, key("a"))]);
+    }
+
+    #[test]
+    fn the_keys_held_at_a_watermark_are_drained_first_in_first_out() {
+        let dirty = DirtyKeys::new(1 << 20);
+        dirty.mark(0, key("a"));
+        dirty.mark(0, key("b"));
+        let mark = dirty.watermark();
+        dirty.mark(0, key("c"));
+        // Marked again while held: still one entry, in its first place.
+        dirty.mark(0, key("a"));
+        assert_eq!(dirty.drained_past(mark), Some(false));
+        dirty.take(1);
+        assert_eq!(dirty.drained_past(mark), Some(false));
+        dirty.take(1);
+        assert_eq!(dirty.drained_past(mark), Some(true));
+        let later = dirty.watermark();
+        assert_eq!(dirty.drained_past(later), Some(false), "c is still held");
+    }
+
+    #[test]
+    fn an_overflow_voids_the_watermarks_before_it() {
+        let dirty = DirtyKeys::new(2 * (ENTRY_OVERHEAD + 1));
+        dirty.mark(0, key("a"));
+        let mark = dirty.watermark();
+        dirty.mark(0, key("b"));
+        dirty.mark(0, key("c"));
+        assert!(dirty.take_overflow());
+        assert_eq!(dirty.drained_past(mark), None);
+        let after = dirty.watermark();
+        assert_eq!(dirty.drained_past(after), Some(true));
     }
 
     #[test]

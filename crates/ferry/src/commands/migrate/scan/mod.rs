@@ -19,18 +19,28 @@
 //! set. Keys that change silently (streams' consumer groups, vector sets) are re-read.
 //! The limits are in docs/migrate.md.
 //!
+//! With `--state`, a checkpoint is saved about every second: each database's SCAN cursor
+//! whose keys are all acknowledged by the target, and the source's clock. A restart goes
+//! on from it, and catches up with what changed while ferry was stopped without reading
+//! the copied part again: keys gone from the source are deleted on the target, and only
+//! keys whose `OBJECT IDLETIME` says they were touched since the checkpoint are copied
+//! again (everything again when the source restarted, flushed or forked meanwhile).
+//!
 //! Files: `notify` (the setting), `subscriber`, `dirty` (changed keys), `scanner` (SCAN,
 //! pacing, commandstats), `conn` + `fetch` (pipelined DUMP and expiry), `apply` (decode,
-//! compat, writer), `copier/` (sessions, scans, following, progress).
+//! compat, writer), `facts` (the source's clock, run_id, forks), `touched` (idle times,
+//! existence), `copier/` (sessions, scans, following, progress, checkpoints, resuming).
 
 mod apply;
 mod conn;
 mod copier;
 mod dirty;
+mod facts;
 mod fetch;
 mod notify;
 mod scanner;
 mod subscriber;
+mod touched;
 
 use crate::error::Error;
 use crate::observe::rate::RATE_WINDOW;
@@ -94,12 +104,24 @@ pub struct ScanJob<'a> {
     pub flush_target: bool,
     /// ferry may delete target keys the source lacks (the target was empty or flushed).
     pub owns_target: bool,
-    /// `--state` was passed (scan mode does not use it).
-    pub state_given: bool,
+    /// `--state`: where checkpoints go, and the one to resume from.
+    pub state: Option<ScanState>,
     pub events: &'a Observer,
     /// The primaries whose `notify-keyspace-events` ferry changed, with what it was: put
     /// back when the run stops (a Sentinel source's promoted primary gets its own).
     pub notifications_changed: std::sync::Mutex<Vec<(ServerUrl, String)>>,
+}
+
+/// The state file of a scan-mode run (`--state`).
+#[derive(Debug, Clone)]
+pub struct ScanState {
+    pub path: std::path::PathBuf,
+    /// What the file holds besides the checkpoint (target, format, scope, mode).
+    pub file: crate::state::MigrationState,
+    /// The checkpoint the run before left, to resume from.
+    pub saved: Option<crate::state::ScanCheckpoint>,
+    /// An earlier run wrote the target (the file was there), and it was not emptied since.
+    pub owned: bool,
 }
 
 /// The server's words when a replication error means the source refuses to be replicated
@@ -141,10 +163,18 @@ pub async fn run(
             "--no-follow: copying once without following changes; writes made during the copy may be missed",
         );
     }
-    if job.state_given {
-        job.events.line(
-            "scan mode keeps no resume position: --state is not written, and a restart scans everything again",
-        );
+    if let Some(state) = &job.state {
+        let source = job.source_url.to_string();
+        if let Some(saved) = state.saved.as_ref().filter(|saved| saved.source != source) {
+            return Err(
+                crate::commands::migrate::MigrateError::StateOfAnotherSource {
+                    path: state.path.display().to_string(),
+                    saved: saved.source.clone(),
+                    source_url: source,
+                }
+                .into(),
+            );
+        }
     }
     let result = Copier::new(&job, pipe).run(shutdown).await;
     let changed = std::mem::take(

@@ -23,6 +23,8 @@ pub struct Walk {
     count: usize,
     /// Only keys of this type (`SCAN … TYPE`).
     only: Option<&'static str>,
+    /// A database whose SCAN goes on from this cursor (a resumed walk).
+    resume_at: Option<(u64, Bytes)>,
 }
 
 impl Walk {
@@ -33,7 +35,27 @@ impl Walk {
             cursor: Bytes::from_static(b"0"),
             count: SCAN_COUNT,
             only: None,
+            resume_at: None,
         }
+    }
+
+    /// A walk that goes on from an earlier one: the databases in `done` left out, and
+    /// `at`'s database (walked even if it holds no keys now) from its cursor on.
+    pub fn resume(mut dbs: BTreeSet<u64>, done: &BTreeSet<u64>, at: Option<(u64, Bytes)>) -> Self {
+        if let Some((db, _)) = &at {
+            dbs.insert(*db);
+        }
+        dbs.retain(|db| !done.contains(db));
+        Self {
+            resume_at: at,
+            ..Self::new(dbs)
+        }
+    }
+
+    /// The cursor `db`'s SCAN goes on from, or `None` once it is done (call it with the
+    /// database the last step returned).
+    pub fn cursor_in(&self, db: u64) -> Option<&Bytes> {
+        (self.dbs.get(self.at) == Some(&db)).then_some(&self.cursor)
     }
 
     /// A walk returning only keys of type `name`, `count` keys examined per step.
@@ -55,6 +77,9 @@ impl Walk {
         let Some(&db) = self.dbs.get(self.at) else {
             return Ok((0, Vec::new()));
         };
+        if let Some((_, cursor)) = self.resume_at.take_if(|(first, _)| *first == db) {
+            self.cursor = cursor;
+        }
         let selected = conn.select(db);
         let count = self.count.to_string();
         let mut args: Vec<&[u8]> = vec![b"SCAN", &self.cursor, b"COUNT", count.as_bytes()];
@@ -81,6 +106,18 @@ impl Walk {
             self.cursor = cursor;
         }
         Ok((db, keys))
+    }
+}
+
+/// Whether a walk whose SCAN returned `cursor` has covered every bucket before `stop`,
+/// another cursor of the same server. SCAN visits buckets in the order of their index's
+/// bits reversed (so that a table resized meanwhile loses no bucket): a cursor's place in
+/// the walk is its bits reversed. A cursor that is not a number is never taken as reached.
+pub fn cursor_reached(cursor: &[u8], stop: &[u8]) -> bool {
+    let number = |text: &[u8]| std::str::from_utf8(text).ok()?.parse::<u64>().ok();
+    match (number(cursor), number(stop)) {
+        (Some(cursor), Some(stop)) => cursor.reverse_bits() >= stop.reverse_bits(),
+        _ => false,
     }
 }
 
@@ -137,6 +174,26 @@ impl Pace {
 mod tests {
     use super::*;
     use crate::server::client::parse_scan;
+
+    #[test]
+    fn a_cursor_is_placed_by_its_bits_reversed() {
+        // A table of 8 buckets is walked 0, 4, 2, 6, 1, 5, 3, 7.
+        let order = [0u64, 4, 2, 6, 1, 5, 3, 7];
+        let text = |n: u64| n.to_string().into_bytes();
+        for (i, stop) in order.iter().enumerate() {
+            for (j, cursor) in order.iter().enumerate().skip(1) {
+                assert_eq!(
+                    cursor_reached(&text(*cursor), &text(*stop)),
+                    j >= i,
+                    "cursor {cursor} stop {stop}"
+                );
+            }
+        }
+        // The table grew to 16 buckets: 12 lies between 4 and 2 of the small one.
+        assert!(cursor_reached(b"12", b"4"));
+        assert!(!cursor_reached(b"12", b"2"));
+        assert!(!cursor_reached(b"x", b"4"));
+    }
 
     #[test]
     fn a_scan_reply_is_a_cursor_and_keys() {

@@ -95,6 +95,9 @@ impl Copier<'_> {
                     );
                 }
             }
+            if tick {
+                self.checkpoint(conn, records).await?;
+            }
             ticks.follow(self);
         }
     }

@@ -1,8 +1,10 @@
 //! The copy itself: sessions with the source (subscribe, scan, follow), reads handed to the
 //! apply thread in order, and what ends a session.
 
+mod checkpoint;
 mod follow;
 mod progress;
+mod resume;
 mod scan;
 
 use super::apply::{self, QuietKeys, Record};
@@ -14,7 +16,9 @@ use super::subscriber;
 use super::*;
 use crate::sinks::writer::pipe::Batch;
 use crate::sinks::writer::{TargetSink, WriterCounters};
+use crate::state::ScanCheckpoint;
 use crate::transforms::compat::CompatTransform;
+use checkpoint::{Checkpoints, ScanPosition};
 use progress::Ticks;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -57,6 +61,12 @@ pub(super) struct Copier<'a> {
     commandstats_refused: bool,
     expiry: ExpiryRead,
     in_sync: bool,
+    /// How far the current scan got (what a checkpoint records).
+    position: ScanPosition,
+    /// The next scan goes on from `position` (a resumed run) instead of starting over.
+    continuing: bool,
+    /// `--state`: the checkpoints and the file they go to.
+    checkpoints: Option<Checkpoints>,
 }
 
 impl<'a> Copier<'a> {
@@ -77,6 +87,9 @@ impl<'a> Copier<'a> {
             commandstats_refused: false,
             expiry: ExpiryRead::for_source(&job.source.product, job.source.series()),
             in_sync: false,
+            position: ScanPosition::default(),
+            continuing: false,
+            checkpoints: job.state.clone().map(Checkpoints::new),
         }
     }
 
@@ -95,6 +108,9 @@ impl<'a> Copier<'a> {
             self.pipe.barrier().await.map_err(|e| job.target_error(e))?;
             job.events.line("emptied the target (FLUSHALL)");
         }
+        if let Some(checkpoints) = self.checkpoints.as_mut() {
+            checkpoints.save_initial()?;
+        }
         let compat = CompatTransform::new(job.target.clone(), job.policies.clone(), false)?;
         let sink = TargetSink::new(
             self.pipe.clone(),
@@ -111,10 +127,21 @@ impl<'a> Copier<'a> {
             tokio::task::spawn_blocking(move || apply::run(receiver, (compat, scope), sink, quiet));
 
         let mut reconnect = Reconnect::default();
-        let mut rescan = false;
+        // An earlier run's keys are on the target, and where it got is unknown: the
+        // target is walked too, for keys the source no longer has.
+        let mut rescan = self
+            .checkpoints
+            .as_ref()
+            .is_some_and(Checkpoints::owned_without_checkpoint);
+        if rescan {
+            job.events.line(
+                "the state file holds no checkpoint (the run before stopped before its first one): copying everything again, the target's keys too",
+            );
+        }
+        let mut saved = self.checkpoints.as_ref().and_then(|c| c.saved().cloned());
         let end = loop {
             let end = self
-                .session(&records, rescan, &mut reconnect, shutdown)
+                .session(&records, rescan, saved.take(), &mut reconnect, shutdown)
                 .await;
             rescan = true;
             match end {
@@ -157,8 +184,16 @@ impl<'a> Copier<'a> {
         if let Some(failure) = self.pipe.failure() {
             return Err(job.target_error(failure));
         }
+        self.last_checkpoint().await?;
+        let resume = match &self.checkpoints {
+            Some(checkpoints) => format!(
+                "a run with the same --state {} resumes from its checkpoint",
+                checkpoints.path().display()
+            ),
+            None => "without --state a new run copies everything again".into(),
+        };
         job.events.line(format!(
-            "stopped: {} keys written ({} by RESTORE, {} with plain commands); scan mode keeps no resume position, a new run copies everything again",
+            "stopped: {} keys written ({} by RESTORE, {} with plain commands); {resume}",
             self.counters.keys.load(Ordering::Relaxed),
             self.counters.restored.load(Ordering::Relaxed),
             self.counters.plain.load(Ordering::Relaxed),
@@ -209,6 +244,7 @@ impl<'a> Copier<'a> {
         &mut self,
         records: &mpsc::Sender<Record>,
         rescan: bool,
+        saved: Option<ScanCheckpoint>,
         reconnect: &mut Reconnect,
         shutdown: &mut Pin<&mut impl Future<Output = ()>>,
     ) -> SessionEnd {
@@ -234,6 +270,9 @@ impl<'a> Copier<'a> {
             Ok(conn) => conn,
             Err(error) => return setup_failed(error),
         };
+        if let Err(error) = conn.leave_keys_untouched().await {
+            return setup_failed(error);
+        }
         reconnect.connected();
         let abort = follower.as_ref().map(|task| task.abort_handle());
         let subscription_lost = async {
@@ -251,7 +290,7 @@ impl<'a> Copier<'a> {
                 biased;
                 _ = shutdown.as_mut() => SessionEnd::Done,
                 error = &mut subscription_lost => SessionEnd::Lost(error),
-                end = self.copy_and_follow(&mut conn, records, rescan) => end,
+                end = self.copy_and_follow(&mut conn, records, rescan, saved) => end,
             }
         };
         if let Some(task) = abort {
@@ -267,15 +306,26 @@ impl<'a> Copier<'a> {
         end
     }
 
-    /// Scans everything, then (following) copies changed keys as they are notified.
+    /// Scans everything (or, from a checkpoint `saved`, catches up and goes on from it),
+    /// then (following) copies changed keys as they are notified.
     async fn copy_and_follow(
         &mut self,
         conn: &mut SourceConn,
         records: &mpsc::Sender<Record>,
         mut rescan: bool,
+        saved: Option<ScanCheckpoint>,
     ) -> SessionEnd {
         if let Err(end) = self.unseen_changes(conn).await {
             return end;
+        }
+        if let Some(saved) = saved {
+            match self.resume_from(conn, records, saved).await {
+                Ok(continuing) => {
+                    self.continuing = continuing;
+                    rescan = !continuing;
+                }
+                Err(end) => return end,
+            }
         }
         loop {
             if let Err(end) = self.scan_all(conn, records, rescan).await {
@@ -290,7 +340,11 @@ impl<'a> Copier<'a> {
                 Err(end) => return end,
             }
             if !self.job.follow {
-                return match self.settle(records).await {
+                let settled = match self.settle(records).await {
+                    Ok(()) => self.checkpoint_settled(conn).await,
+                    Err(end) => Err(end),
+                };
+                return match settled {
                     Ok(()) => {
                         self.job
                             .events

@@ -21,6 +21,10 @@ impl Copier<'_> {
         rescan: bool,
     ) -> Result<(), SessionEnd> {
         let job = self.job;
+        if !std::mem::take(&mut self.continuing) {
+            self.position = Default::default();
+            self.restart_checkpoints();
+        }
         let started = Instant::now();
         let written_before = self.counters.keys.load(Ordering::Relaxed);
         let near_expiry_before = self.counters.near_expiry.load(Ordering::Relaxed);
@@ -62,12 +66,15 @@ impl Copier<'_> {
         }
         self.copy_functions(conn, records).await?;
         let dbs = scanner::databases(conn).await.map_err(SessionEnd::Lost)?;
-        let mut walk = Walk::new(dbs);
+        // A resumed run's position is what the checkpoint held; a new scan's is empty.
+        let mut walk = Walk::resume(dbs, &self.position.done(), self.position.at());
         while !walk.done() {
             let (db, keys) = walk.step(conn).await.map_err(SessionEnd::Lost)?;
             pace.take(keys.len() as u64).await;
             self.copy(conn, records, with_db(db, keys)).await?;
             self.copy_dirty(conn, records).await?;
+            self.position.passed(db, walk.cursor_in(db));
+            self.checkpoint(conn, records).await?;
             ticks.scan(self, false);
         }
         ticks.scan(self, true);
