@@ -12,6 +12,7 @@ pub mod migrate;
 mod page;
 pub mod relay;
 mod scan;
+mod spool;
 pub mod table;
 pub mod tools;
 mod writer;
@@ -87,6 +88,10 @@ const PARTS: &[Part] = &[
     Part {
         name: "scan",
         run: scan::run,
+    },
+    Part {
+        name: "spool",
+        run: spool::run,
     },
 ];
 

@@ -89,6 +89,9 @@ pub struct ShardState {
     /// The replication ID of the shard's full sync ([`MigrationState::origin`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The shard's spooled snapshot being loaded ([`MigrationState::loading`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loading: Option<String>,
 }
 
 impl MigrationState {
@@ -360,6 +363,7 @@ mod tests {
             replid: Some("b".repeat(40)),
             offset: 42,
             origin: Some("c".repeat(40)),
+            loading: None,
         });
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), Some(state));

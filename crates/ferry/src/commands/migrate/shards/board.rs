@@ -127,6 +127,7 @@ impl ShardContext {
             entry.replid = state.replid.clone();
             entry.offset = state.offset;
             entry.origin = state.origin.clone();
+            entry.loading = state.loading.clone();
         }
         self.board.save(&whole)
     }

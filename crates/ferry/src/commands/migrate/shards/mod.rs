@@ -105,6 +105,7 @@ impl Migration {
                     replid: None,
                     offset: 0,
                     origin: None,
+                    loading: None,
                 })
                 .collect(),
         };
@@ -162,6 +163,17 @@ impl Migration {
             let mut job = self.clone();
             job.source_url = shard.primary.url(&self.source_url);
             job.memory = self.memory.shared_by(shards.len());
+            // Each shard spools into a folder of its own, named by its slots (what
+            // identifies a shard across restarts).
+            job.spool = self
+                .spool
+                .clone()
+                .map(|spool| super::spooled::SpoolSettings {
+                    dir: spool
+                        .dir
+                        .join(format!("shard-{}", shard.slots_text().replace(',', "_"))),
+                    ..spool
+                });
             job.shard = Some(Arc::new(ShardContext {
                 index,
                 slots: shard.slots.clone(),
@@ -180,6 +192,7 @@ impl Migration {
             shard_state.replid = entry.replid;
             shard_state.offset = entry.offset;
             shard_state.origin = entry.origin;
+            shard_state.loading = entry.loading;
             runs.push(job.run_shard(
                 args,
                 source_info,
