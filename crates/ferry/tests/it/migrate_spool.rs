@@ -322,3 +322,33 @@ fn a_spooled_full_sync_under_load_ends_equal_and_deletes_its_spool() {
     assert_one_full_sync_never_flushed_not_restarted(&source, &target, &ferry);
     settle_and_compare(&source, &target, &paths.state, &ferry, load);
 }
+
+#[test]
+fn a_snapshot_larger_than_the_spool_may_hold_is_refused_in_one_line() {
+    let source = Server::start(ServerKind::Redis70).unwrap();
+    dataset::populate(&source).unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(100_000)
+        .arg("bulk")
+        .arg(100)
+        .query(&mut source.client())
+        .unwrap();
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let paths = Paths::new();
+    let mut flags = paths.spool_flag().to_vec();
+    flags.extend(["--spool-max-mb", "1"]);
+    let mut ferry = Ferry::migrate(&source, &target, &paths.state, &flags);
+    let status = ferry.wait_exit(Duration::from_secs(60));
+    let output = ferry.output();
+    assert!(!status.success(), "{output}");
+    let last = output.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("the snapshot needs") && last.contains("--spool-max-mb"),
+        "{output}"
+    );
+    assert!(
+        std::fs::metadata(paths.spool.join("snapshot.rdb")).map_or(0, |m| m.len()) <= 1 << 20,
+        "more than the limit was written"
+    );
+}
