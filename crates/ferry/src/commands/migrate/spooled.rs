@@ -14,7 +14,8 @@
 use super::session::Settled;
 use super::*;
 use crate::sources::replication::spool::{
-    ReceiveError, Receiving, Resume, Resumed, SnapshotPlan, Spool, SpoolFeed, SpoolLimit,
+    check_room, ReceiveError, Receiving, Resume, Resumed, SnapshotPlan, Spool, SpoolFeed,
+    SpoolLimit,
 };
 use crate::state::loading_marker::{self, Loading};
 use ferry_repl::ReplCommand;
@@ -274,6 +275,24 @@ impl Migration {
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<Option<(Mark, Feed)>, SessionError> {
         let settings = self.spool_settings()?;
+        // Refused before the target is emptied: the source's own estimate (a snapshot
+        // sent with its size is checked again once the size is known).
+        let estimate = self.dataset_bytes().await;
+        if let Some(estimate) = estimate {
+            std::fs::create_dir_all(&settings.dir).map_err(|e| {
+                SessionError::Fatal(Error::Usage(format!(
+                    "--spool-dir {}: cannot create it: {e}",
+                    settings.dir.display()
+                )))
+            })?;
+            check_room(
+                &settings.dir,
+                estimate,
+                "the source's used_memory_dataset",
+                settings.limit,
+            )
+            .map_err(|e| SessionError::Fatal(MigrateError::from(e).into()))?;
+        }
         self.clear_for_full_sync(settled.args, settled.pipe, owned, resumed)
             .await?;
         let spool = Spool::create(&settings.dir, &replid, offset, &self.source_url.address())
@@ -285,7 +304,6 @@ impl Migration {
         state.db = 0;
         state.loading = Some(replid.clone());
         self.save_state(state).map_err(SessionError::Fatal)?;
-        let estimate = self.dataset_bytes().await;
         let plan = Some(SnapshotPlan { estimate });
         let receiving = Receiving::start(repl, spool, plan, self.spool_receiving(settled)?)
             .map_err(|e| SessionError::Fatal(MigrateError::from(e).into()))?;

@@ -32,7 +32,9 @@ mod tail;
 pub use disk::free_bytes;
 pub use feed::SpoolFeed;
 pub use meta::SpoolMeta;
-pub use receiver::{ReceiveError, Receiving, Resume, Resumed, SnapshotPlan, SpoolLimit};
+pub use receiver::{
+    check_room, ReceiveError, Receiving, Resume, Resumed, SnapshotPlan, SpoolLimit,
+};
 pub use tail::TailReader;
 
 use std::path::{Path, PathBuf};
@@ -53,12 +55,14 @@ pub enum SpoolError {
     #[error("spool: {path} is damaged ({reason}); delete the spool folder to start over")]
     Corrupt { path: String, reason: String },
     #[error(
-        "spool: {dir} has {free} free, and the snapshot needs {needed} ({basis}); free space, \
-         point --spool-dir elsewhere, or raise --spool-max-mb"
+        "spool: {dir} can take {room} ({why}), and the snapshot needs {needed} ({basis}); \
+         free space, point --spool-dir elsewhere, or raise --spool-max-mb"
     )]
     NoRoom {
         dir: String,
-        free: String,
+        room: String,
+        /// What bounds the room: the free space or the limit.
+        why: String,
         needed: String,
         basis: String,
     },

@@ -379,7 +379,8 @@ async fn receive_snapshot(
     Ok(())
 }
 
-fn check_room(
+/// Refuses `needed` bytes of snapshot that the spool's disk or limit cannot take.
+pub fn check_room(
     dir: &std::path::Path,
     needed: u64,
     basis: &str,
@@ -396,10 +397,16 @@ fn check_room(
 }
 
 fn no_room(dir: &std::path::Path, needed: u64, basis: &str, limit: SpoolLimit) -> SpoolError {
-    let free = super::free_bytes(dir).unwrap_or(0).min(limit.max_bytes);
+    let free = super::free_bytes(dir).unwrap_or(0);
+    let (room, why) = if limit.max_bytes < free {
+        (limit.max_bytes, "--spool-max-mb".to_owned())
+    } else {
+        (free, "the free space on its disk".to_owned())
+    };
     SpoolError::NoRoom {
         dir: dir.display().to_string(),
-        free: crate::display::size(free),
+        room: crate::display::size(room),
+        why,
         needed: crate::display::size(needed),
         basis: basis.to_owned(),
     }
