@@ -49,6 +49,8 @@ struct Outcome {
     path: Route,
     full_syncs: u64,
     in_sync_after: Option<f64>,
+    /// ferry ended by itself before it was in sync: after how long.
+    gave_up_after: Option<f64>,
     peak_rss: Option<u64>,
     spool_peak: Option<u64>,
 }
@@ -108,11 +110,11 @@ pub fn run(ctx: &Context) -> Result<Section> {
         table.row(vec![
             outcome.path.label().to_owned(),
             outcome.full_syncs.to_string(),
-            outcome
-                .in_sync_after
-                .map_or(format!("not in {} s", window.as_secs()), |s| {
-                    format!("{s:.1}")
-                }),
+            match (outcome.in_sync_after, outcome.gave_up_after) {
+                (Some(after), _) => format!("{after:.1}"),
+                (None, Some(after)) => format!("never: ferry gave up after {after:.0} s"),
+                (None, None) => format!("not in {} s", window.as_secs()),
+            },
             outcome
                 .peak_rss
                 .map_or("—".to_owned(), |b| format!("{:.0}", b as f64 / 1e6)),
@@ -207,6 +209,7 @@ fn native(source: &Server, window: Duration) -> Result<Outcome> {
         path: Route::Native,
         full_syncs: full_syncs(source)?,
         in_sync_after,
+        gave_up_after: None,
         peak_rss: None,
         spool_peak: None,
     })
@@ -248,6 +251,8 @@ fn ferry(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let gave_up_after =
+        (in_sync_after.is_none() && running.has_exited()).then(|| running.elapsed().as_secs_f64());
     let full_syncs = full_syncs(source)?;
     let sample = running.stop(libc::SIGTERM)?;
     let peak_rss = sample.ok().map(|sample| sample.peak_rss);
@@ -255,6 +260,7 @@ fn ferry(
         path,
         full_syncs,
         in_sync_after,
+        gave_up_after,
         peak_rss,
         spool_peak: (path == Route::Spooled).then_some(spool_peak),
     })
