@@ -1,7 +1,7 @@
 //! Part "spool": the full-sync loop a small replica output buffer causes, and
 //! `--spool-dir`'s way out. One Redis 7.0 source with `client-output-buffer-limit replica
 //! 8mb 4mb 5` and a steady write load of about 1.5 MB/s; the target behind a link of
-//! 4 MB/s (the testkit's proxy): enough for the writes, not for them and a load at once.
+//! 3 MB/s (the testkit's proxy): enough for the writes, not for them and a load at once.
 //! Side by side, each for at most a window: Valkey's own replication (a Valkey 8.1 replica
 //! behind the same link), `ferry migrate` without a spool, and with one. For each: the full
 //! syncs the source served, whether and when it was in sync, ferry's peak memory, and the
@@ -25,7 +25,7 @@ use super::migrate::{no_sync_delay, IN_SYNC};
 use super::table::Table;
 use super::{Context, Section};
 
-const LINK_BYTES_PER_SEC: u64 = 4 << 20;
+const LINK_BYTES_PER_SEC: u64 = 3 << 20;
 const BUFFER_LIMIT: &str = "replica 8mb 4mb 5";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
