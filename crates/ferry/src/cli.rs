@@ -42,6 +42,33 @@ pub enum Command {
     /// Undo a cutover made with --keep-rollback: the same switch, from the target (now
     /// live) back to the old source, which the reverse migration kept up to date.
     Rollback(RollbackArgs),
+    /// Print ferry's man page or a shell's completion script, made from this command
+    /// line's own definition (`ferry generate man > ferry.1`).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to print.
+    #[arg(value_enum)]
+    pub what: Generated,
+    /// With `man`: write every page into this folder (ferry.1 and one per subcommand,
+    /// ferry-migrate.1 …) instead of printing ferry.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generated {
+    /// The man page (roff), for `man -l` or `share/man/man1/ferry.1`; with --dir, one
+    /// page per subcommand too.
+    Man,
+    /// bash completion, for `share/bash-completion/completions/ferry`.
+    Bash,
+    /// zsh completion, for a `site-functions/_ferry`.
+    Zsh,
+    /// fish completion, for `vendor_completions.d/ferry.fish`.
+    Fish,
 }
 
 pub use crate::commands::assess::AssessArgs;
