@@ -282,9 +282,9 @@ impl Migration {
                          replication)"
                     ));
                 }
-                if self.spool.is_some() {
+                if let Some(settings) = &self.spool {
                     self.spool_full_sync(
-                        repl,
+                        (repl, settings),
                         settled,
                         state,
                         (replid, offset),
@@ -400,23 +400,44 @@ impl Migration {
             .await?;
         // Until the snapshot is complete the target holds a partial copy: a run
         // that stops now must start over, never resume.
-        state.replid = None;
-        state.offset = 0;
-        state.db = 0;
-        state.loading = None;
-        self.save_state(state).map_err(SessionError::Fatal)?;
+        self.begin_load(state, None)?;
         tokio::select! {
             loaded = self.load_snapshot(&mut repl, settled.pipe, settled.target, (&replid, offset), owned) => loaded?,
             _ = shutdown.as_mut() => return Ok(None),
         }
         self.events.replid(&replid);
         self.events.phase(Phase::Streaming, Some(offset));
-        state.origin = Some(replid.clone());
-        state.replid = Some(replid);
+        self.loaded(state, &replid, offset)?;
+        Ok(Some((Mark { offset, db: 0 }, Feed::Direct(repl))))
+    }
+
+    /// A full sync starts loading: the state file holds no position until it is done,
+    /// only (with a spool) the snapshot whose load a restart resumes.
+    pub(super) fn begin_load(
+        &self,
+        state: &mut MigrationState,
+        loading: Option<String>,
+    ) -> Result<(), SessionError> {
+        state.replid = None;
+        state.offset = 0;
+        state.db = 0;
+        state.loading = loading;
+        self.save_state(state).map_err(SessionError::Fatal)
+    }
+
+    /// The snapshot is on the target: the state file says so.
+    pub(super) fn loaded(
+        &self,
+        state: &mut MigrationState,
+        replid: &str,
+        offset: i64,
+    ) -> Result<(), SessionError> {
+        state.origin = Some(replid.to_owned());
+        state.replid = Some(replid.to_owned());
         state.offset = offset;
         state.db = 0;
-        self.save_state(state).map_err(SessionError::Fatal)?;
-        Ok(Some((Mark { offset, db: 0 }, Feed::Direct(repl))))
+        state.loading = None;
+        self.save_state(state).map_err(SessionError::Fatal)
     }
 
     /// The rules for replicated commands: the policies, for this target.

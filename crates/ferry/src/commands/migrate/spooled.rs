@@ -29,6 +29,7 @@ pub(super) struct SpoolSettings {
 
 /// A spool the next session continues from.
 pub(super) struct SpoolResume {
+    settings: SpoolSettings,
     spool: Spool,
     /// The offset after its last complete command.
     pub(super) end: i64,
@@ -133,14 +134,14 @@ impl Migration {
     /// How the receiver of a spool gets back to a lost source.
     fn spool_receiving(
         &self,
+        settings: &SpoolSettings,
         settled: &Settled<'_>,
-    ) -> Result<(SpoolLimit, Arc<dyn Resume>), SessionError> {
-        let settings = self.spool_settings()?;
+    ) -> (SpoolLimit, Arc<dyn Resume>) {
         let resume = SourceResume {
             migration: self.clone(),
             source: settled.source.clone(),
         };
-        Ok((settings.limit, Arc::new(resume)))
+        (settings.limit, Arc::new(resume))
     }
 
     /// The spool this session continues from, if `--spool-dir` holds one of this run's
@@ -153,47 +154,40 @@ impl Migration {
             return Ok(None);
         };
         let spool_error = |e| SessionError::Fatal(MigrateError::from(e).into());
-        let Some(spool) = Spool::open(&settings.dir).map_err(spool_error)? else {
+        let Some(mut spool) = Spool::open(&settings.dir).map_err(spool_error)? else {
             return Ok(None);
         };
         let replid = spool.meta().replid.clone();
-        let unusable = if !spool.snapshot_complete() {
-            Some("its snapshot did not arrive whole (ferry stopped while receiving it)".to_owned())
-        } else {
-            None
-        };
-        let unusable = match unusable {
-            Some(why) => Some(why),
-            None => {
-                let (end, _) = spool.stream_end().map_err(spool_error)?;
-                let loading = state.replid.is_none() && state.loading.as_deref() == Some(&replid);
-                let streaming = state.stream_name().as_deref() == Some(replid.as_str())
-                    && (spool.meta().offset..=end).contains(&state.offset);
-                if loading || streaming {
-                    return Ok(Some(SpoolResume {
-                        spool,
-                        end,
-                        loading,
-                    }));
-                }
-                Some(format!(
-                    "it holds snapshot {replid} up to offset {end}, and the state file is at \
-                     {} offset {}",
-                    state
-                        .stream_name()
-                        .or_else(|| state.loading.clone())
-                        .unwrap_or_else(|| "no stream".into()),
-                    state.offset
-                ))
+        let why = if spool.snapshot_complete() {
+            let (end, _) = spool.stream_end().map_err(spool_error)?;
+            let loading = state.replid.is_none() && state.loading.as_deref() == Some(&replid);
+            let streaming = state.stream_name().as_deref() == Some(replid.as_str())
+                && (spool.meta().offset..=end).contains(&state.offset);
+            if loading || streaming {
+                return Ok(Some(SpoolResume {
+                    settings: settings.clone(),
+                    spool,
+                    end,
+                    loading,
+                }));
             }
+            format!(
+                "it holds snapshot {replid} up to offset {end}, and the state file is at {} \
+                 offset {}",
+                state
+                    .stream_name()
+                    .or_else(|| state.loading.clone())
+                    .unwrap_or_else(|| "no stream".into()),
+                state.offset
+            )
+        } else {
+            "its snapshot did not arrive whole (ferry stopped while receiving it)".to_owned()
         };
-        if let Some(why) = unusable {
-            self.say(format!(
-                "the spool in {} is not used: {why}; deleting it",
-                settings.dir.display()
-            ));
-            Spool::remove_files(&settings.dir).map_err(spool_error)?;
-        }
+        self.say(format!(
+            "the spool in {} is not used: {why}; deleting it",
+            settings.dir.display()
+        ));
+        Spool::remove_files(&settings.dir).map_err(spool_error)?;
         Ok(None)
     }
 
@@ -208,19 +202,24 @@ impl Migration {
         continued: String,
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<Option<(Mark, Feed)>, SessionError> {
-        let settings = self.spool_settings()?;
-        let meta = resume.spool.meta().clone();
+        let SpoolResume {
+            settings,
+            spool,
+            end,
+            loading,
+        } = resume;
+        let meta = spool.meta().clone();
         let mut receiving =
-            Receiving::start(repl, resume.spool, None, self.spool_receiving(settled)?)
+            Receiving::start(repl, spool, None, self.spool_receiving(&settings, settled))
                 .map_err(|e| SessionError::Fatal(MigrateError::from(e).into()))?;
         settled.pipe.report_to(receiving.applied());
         self.say(format!(
             "partial resync accepted (+CONTINUE) at offset {}, the end of the spool in {}: \
              the source sends only what came after it",
-            resume.end,
+            end,
             settings.dir.display()
         ));
-        if resume.loading {
+        if loading {
             let from = self.load_position(&meta, settled.pipe).await?;
             let size = meta.snapshot_bytes.unwrap_or(0);
             self.say(format!(
@@ -240,7 +239,7 @@ impl Migration {
             self.say(format!(
                 "applying the spooled stream from offset {} (spooled up to {}), then the \
                  live one",
-                state.offset, resume.end
+                state.offset, end
             ));
         }
         state.replid = Some(continued.clone());
@@ -267,14 +266,13 @@ impl Migration {
     /// arrives. `None`: stopped during the load.
     pub(super) async fn spool_full_sync(
         &self,
-        repl: ReplicaConnection,
+        (repl, settings): (ReplicaConnection, &SpoolSettings),
         settled: &Settled<'_>,
         state: &mut MigrationState,
         (replid, offset): (String, i64),
         (owned, resumed): (bool, bool),
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<Option<(Mark, Feed)>, SessionError> {
-        let settings = self.spool_settings()?;
         // Refused before the target is emptied: the source's own estimate (a snapshot
         // sent with its size is checked again once the size is known).
         let estimate = self.dataset_bytes().await;
@@ -299,14 +297,11 @@ impl Migration {
             .map_err(|e| SessionError::Fatal(MigrateError::from(e).into()))?;
         // Until the load completes the target holds part of this snapshot: the next
         // start resumes it from the spool.
-        state.replid = None;
-        state.offset = 0;
-        state.db = 0;
-        state.loading = Some(replid.clone());
-        self.save_state(state).map_err(SessionError::Fatal)?;
+        self.begin_load(state, Some(replid.clone()))?;
         let plan = Some(SnapshotPlan { estimate });
-        let receiving = Receiving::start(repl, spool, plan, self.spool_receiving(settled)?)
-            .map_err(|e| SessionError::Fatal(MigrateError::from(e).into()))?;
+        let receiving =
+            Receiving::start(repl, spool, plan, self.spool_receiving(settings, settled))
+                .map_err(|e| SessionError::Fatal(MigrateError::from(e).into()))?;
         settled.pipe.report_to(receiving.applied());
         self.say(format!(
             "full sync: receiving the snapshot into the spool in {} as fast as the source \
@@ -329,7 +324,6 @@ impl Migration {
             crate::display::size(receiving.spool().disk_bytes())
         ));
         self.loaded(state, &replid, offset)?;
-        state.replid = Some(replid.clone());
         self.events.replid(&replid);
         self.events.phase(Phase::Streaming, Some(offset));
         let mut receiving = receiving;
@@ -376,29 +370,6 @@ impl Migration {
             Err(error) => self.say(format!("{error}; delete it by hand")),
         }
         *deleted = true;
-    }
-
-    fn spool_settings(&self) -> Result<&SpoolSettings, SessionError> {
-        self.spool.as_ref().ok_or_else(|| {
-            SessionError::Fatal(Error::Migration(
-                "internal: a spooled session without --spool-dir".into(),
-            ))
-        })
-    }
-
-    /// The snapshot is on the target: the state file says so.
-    fn loaded(
-        &self,
-        state: &mut MigrationState,
-        replid: &str,
-        offset: i64,
-    ) -> Result<(), SessionError> {
-        state.origin = Some(replid.to_owned());
-        state.replid = Some(replid.to_owned());
-        state.offset = offset;
-        state.db = 0;
-        state.loading = None;
-        self.save_state(state).map_err(SessionError::Fatal)
     }
 
     /// Where the interrupted load of `meta`'s snapshot resumes: the target's loading

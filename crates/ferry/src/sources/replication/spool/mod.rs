@@ -83,6 +83,9 @@ impl SpoolError {
 pub struct Spool {
     dir: PathBuf,
     meta: SpoolMeta,
+    /// [`Spool::stream_end`], once found: a resumed session asks before PSYNC and the
+    /// receiver again, and the stream file may be gigabytes long.
+    end: Option<(i64, u64)>,
 }
 
 impl Spool {
@@ -100,6 +103,7 @@ impl Spool {
         Ok(Some(Spool {
             dir: dir.to_owned(),
             meta,
+            end: None,
         }))
     }
 
@@ -127,6 +131,7 @@ impl Spool {
         meta::save(&dir.join(META_FILE), &meta)?;
         Ok(Spool {
             dir: dir.to_owned(),
+            end: Some((meta.offset, 0)),
             meta,
         })
     }
@@ -160,7 +165,10 @@ impl Spool {
 
     /// The offset after the last complete command spooled, and the stream file's length
     /// up to it. A record cut short by a kill is cut off, so appending continues cleanly.
-    pub fn stream_end(&self) -> Result<(i64, u64), SpoolError> {
+    pub fn stream_end(&mut self) -> Result<(i64, u64), SpoolError> {
+        if let Some(end) = self.end {
+            return Ok(end);
+        }
         let path = self.stream_path();
         let mut reader = records::RecordReader::open(&path)?;
         let mut end = self.meta.offset;
@@ -174,6 +182,7 @@ impl Spool {
             .map_err(|e| SpoolError::io("cannot open", &path, e))?;
         file.set_len(complete)
             .map_err(|e| SpoolError::io("cannot truncate", &path, e))?;
+        self.end = Some((end, complete));
         Ok((end, complete))
     }
 
@@ -211,12 +220,13 @@ mod tests {
     #[test]
     fn a_spool_reads_back_what_created_it_and_removal_leaves_none() {
         let dir = tempfile::tempdir().unwrap();
-        let spool =
+        let mut spool =
             Spool::create(dir.path(), "a".repeat(40).as_str(), 1234, "127.0.0.1:6379").unwrap();
         assert!(!spool.snapshot_complete());
         assert_eq!(spool.stream_end().unwrap(), (1234, 0));
-        let again = Spool::open(dir.path()).unwrap().unwrap();
+        let mut again = Spool::open(dir.path()).unwrap().unwrap();
         assert_eq!(again.meta(), spool.meta());
+        assert_eq!(again.stream_end().unwrap(), (1234, 0), "read from the file");
         Spool::remove_files(dir.path()).unwrap();
         assert!(Spool::open(dir.path()).unwrap().is_none());
     }

@@ -160,7 +160,7 @@ impl Receiving {
     /// record.
     pub fn start(
         repl: ReplicaConnection,
-        spool: Spool,
+        mut spool: Spool,
         snapshot: Option<SnapshotPlan>,
         (limit, resume): (SpoolLimit, Arc<dyn Resume>),
     ) -> Result<Receiving, SpoolError> {
@@ -363,13 +363,10 @@ async fn receive_snapshot(
         written += chunk.len() as u64;
         shared.snapshot_written.store(written, Ordering::Release);
         if written > limit.max_bytes {
-            return Err(no_room(
-                spool.dir(),
-                written,
-                "more than --spool-max-mb allows",
-                limit,
-            )
-            .into());
+            let free = super::free_bytes(spool.dir()).unwrap_or(0);
+            let room = (free, limit);
+            let basis = "more than --spool-max-mb allows";
+            return Err(no_room(spool.dir(), written, basis, room).into());
         }
     }
     file.sync_data()
@@ -391,13 +388,17 @@ pub fn check_room(
     }
     let free = super::free_bytes(dir).map_err(|e| SpoolError::io("cannot measure", dir, e))?;
     if needed > free.min(limit.max_bytes) {
-        return Err(no_room(dir, needed, basis, limit));
+        return Err(no_room(dir, needed, basis, (free, limit)));
     }
     Ok(())
 }
 
-fn no_room(dir: &std::path::Path, needed: u64, basis: &str, limit: SpoolLimit) -> SpoolError {
-    let free = super::free_bytes(dir).unwrap_or(0);
+fn no_room(
+    dir: &std::path::Path,
+    needed: u64,
+    basis: &str,
+    (free, limit): (u64, SpoolLimit),
+) -> SpoolError {
     let (room, why) = if limit.max_bytes < free {
         (limit.max_bytes, "--spool-max-mb".to_owned())
     } else {
