@@ -1001,6 +1001,36 @@ pub fn forget_unreplicated_group_state(snapshot: &mut Snapshot) {
     }
 }
 
+/// Writes of [`spawn_heavy_writes`] per round, and the pause between rounds.
+const HEAVY_PER_ROUND: u64 = 150;
+const HEAVY_PAUSE: Duration = Duration::from_millis(100);
+
+/// A load heavy in bytes rather than in kinds: about 1.5 MB/s of 1 KiB values (each
+/// different) over 4,000 keys `heavy:N`, on `con` until `stop` is set or the connection
+/// fails. What fills a replica's output buffer during a long full sync. Returns the writes
+/// made.
+pub fn spawn_heavy_writes(mut con: Connection, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let value = "x".repeat(1024);
+        let mut written = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let mut pipe = redis::pipe();
+            for _ in 0..HEAVY_PER_ROUND {
+                pipe.cmd("SET")
+                    .arg(format!("heavy:{}", written % 4000))
+                    .arg(format!("{written}:{value}"))
+                    .ignore();
+                written += 1;
+            }
+            if pipe.query::<()>(&mut con).is_err() {
+                break;
+            }
+            std::thread::sleep(HEAVY_PAUSE);
+        }
+        written
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,10 +13,10 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use ferry_testkit::workload::spawn_heavy_writes;
 use ferry_testkit::{FaultProxy, Server, ServerKind};
 
 use super::datasets::{self, thousands, Recipe};
@@ -75,7 +75,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
         datasets::fill(&source, &mut source.try_client()?, recipe)?;
         no_sync_delay(&source)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let writer = heavy_writes(&source, stop.clone())?;
+        let writer = spawn_heavy_writes(source.try_client()?, stop.clone());
         let outcome = match path {
             Route::Native => native(&source, window),
             _ => ferry(ctx, &source, path, window, &out),
@@ -142,30 +142,6 @@ pub fn run(ctx: &Context) -> Result<Section> {
         title: "A full sync under a small replica buffer, with and without a spool".to_owned(),
         markdown: text,
     })
-}
-
-/// About 1.5 MB/s of 1 KiB values over 4,000 keys, until stopped.
-fn heavy_writes(source: &Server, stop: Arc<AtomicBool>) -> Result<JoinHandle<u64>> {
-    let mut con = source.try_client()?;
-    Ok(std::thread::spawn(move || {
-        let value = "x".repeat(1024);
-        let mut written = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            let mut pipe = redis::pipe();
-            for _ in 0..150 {
-                pipe.cmd("SET")
-                    .arg(format!("heavy:{}", written % 4000))
-                    .arg(&value)
-                    .ignore();
-                written += 1;
-            }
-            if pipe.query::<()>(&mut con).is_err() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        written
-    }))
 }
 
 fn info_field(server: &Server, section: &str, field: &str) -> Result<String> {

@@ -2,7 +2,7 @@
 //! dataset and having served a workload, assessed for Valkey 8.1 and 9.1 both live
 //! (`--target URL`) and from the built-in profiles (`--to`), and from their saved files.
 
-use crate::support::ferry;
+use crate::support::{command_calls, ferry};
 use std::thread::sleep;
 
 use ferry_testkit::workload::{Workload, DEFAULT_SEED};
@@ -118,22 +118,6 @@ fn inspect(file: &std::path::Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn calls(server: &Server, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut server.client())
-        .unwrap();
-    // Module commands (vector sets) are listed in upper case.
-    info.lines()
-        .find_map(|line| {
-            line.to_ascii_lowercase()
-                .strip_prefix(&format!("cmdstat_{command}:calls="))
-                .map(str::to_owned)
-        })
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Every way of naming a target: live and by profile.
 fn reports_for(source: &Server, extra: &[&str]) -> Vec<(ServerKind, &'static str, Value)> {
     let url = source.url();
@@ -201,8 +185,8 @@ fn redis_8_0_splits_with_field_ttls_blocking_only_valkey_8() {
     let inspected = inspect(&saved);
     let ttl_hashes = inspected["hash_field_ttl"]["keys"].as_u64().unwrap();
     let ttl_fields = inspected["hash_field_ttl"]["fields"].as_u64().unwrap();
-    let vadd_calls = calls(&source, "vadd");
-    let hexpire_calls = calls(&source, "hexpire");
+    let vadd_calls = command_calls(&source, "vadd");
+    let hexpire_calls = command_calls(&source, "hexpire");
     // A setting Valkey dropped, changed from its default; and an application connection
     // that names its client library.
     redis::cmd("CONFIG")

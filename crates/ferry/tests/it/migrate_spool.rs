@@ -9,6 +9,7 @@
 use crate::support::migrate::{
     assert_as_policies_promise, capture_in_step, wait_applied, Ferry, Load,
 };
+use crate::support::{command_calls, info_number};
 use ferry_testkit::expect::{FieldTtl, VectorSets};
 use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::FaultProxy;
@@ -22,31 +23,6 @@ const BULK_KEYS: u64 = 1_000_000;
 /// replicated FLUSHDB) so that the full comparison of the rest takes seconds, not the
 /// minutes in which the load's expiring keys would run out between the two captures.
 const BULK_DB: u64 = 9;
-
-/// A field of `INFO section`, as a number (0 when absent).
-fn info_number(server: &Server, section: &str, field: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query(&mut server.client())
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Calls of `command` the server counted (`INFO commandstats`).
-fn calls(server: &Server, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut server.client())
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|calls| calls.parse().ok())
-        .unwrap_or(0)
-}
 
 /// Keys in every database.
 fn dbsize(server: &Server) -> u64 {
@@ -170,13 +146,13 @@ fn assert_one_full_sync_never_flushed_not_restarted(
         ferry.output()
     );
     // The load's own FLUSHDB (of database 2) replicates; ferry adds none.
-    assert_eq!(calls(target, "flushall"), 0, "{}", ferry.output());
+    assert_eq!(command_calls(target, "flushall"), 0, "{}", ferry.output());
     assert!(
-        calls(target, "flushdb") <= calls(source, "flushdb"),
+        command_calls(target, "flushdb") <= command_calls(source, "flushdb"),
         "{}",
         ferry.output()
     );
-    let restores = calls(target, "restore");
+    let restores = command_calls(target, "restore");
     assert!(
         restores < BULK_KEYS * 14 / 10,
         "{restores} RESTOREs for {BULK_KEYS} keys: the load started over:\n{}",

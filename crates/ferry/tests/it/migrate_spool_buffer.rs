@@ -7,6 +7,7 @@
 //! snapshot and the writes leave the source at network speed, the buffer stays small, and
 //! the same migration ends equal after one full sync.
 
+use crate::support::info_number;
 use crate::support::migrate::{assert_same, wait_applied, Ferry};
 use ferry_testkit::snapshot::DiffOptions;
 use ferry_testkit::{FaultProxy, Server, ServerKind};
@@ -23,39 +24,13 @@ const BULK_DB: u64 = 9;
 const LINK_BYTES_PER_SEC: u64 = 4 << 20;
 
 fn sync_full(source: &Server) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query(&mut source.client())
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("sync_full:"))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap()
+    info_number(source, "stats", "sync_full")
 }
 
-/// About 1.5 MB/s of 1 KiB values over 4,000 keys, until stopped (or the source is gone):
-/// a load of some 14 s leaves 20 MB for the source to buffer, over twice its limit.
+/// The test kit's heavy writes (about 1.5 MB/s): a load of some 14 s leaves 20 MB for the
+/// source to buffer, over twice its limit.
 fn heavy_writes(source: &Server, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
-    let mut con = source.client();
-    std::thread::spawn(move || {
-        let value = "x".repeat(1024);
-        let mut written = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            let mut pipe = redis::pipe();
-            for _ in 0..150 {
-                pipe.cmd("SET")
-                    .arg(format!("heavy:{}", written % 4000))
-                    .arg(format!("{written}:{value}"))
-                    .ignore();
-                written += 1;
-            }
-            if pipe.query::<()>(&mut con).is_err() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        written
-    })
+    ferry_testkit::workload::spawn_heavy_writes(source.client(), stop)
 }
 
 fn source_with_small_replica_buffer() -> Server {

@@ -92,6 +92,27 @@ pub fn info_field(info: &str, name: &str) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
+/// A number in `INFO <section>` of the server (0 when absent).
+pub fn info_number(server: &Server, section: &str, name: &str) -> u64 {
+    info_field(&server_info(server, section), name)
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Calls of `command` (lower case) the server counted, by `INFO commandstats`.
+pub fn command_calls(server: &Server, command: &str) -> u64 {
+    // Module commands (vector sets) are listed in upper case.
+    server_info(server, "commandstats")
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix(&format!("cmdstat_{command}:calls="))
+                .map(str::to_owned)
+        })
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A size field (`VmHWM`, `VmRSS`) of process `pid`'s `/proc/<pid>/status`, in kB; `None`
 /// once the process is gone.
 pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
