@@ -181,8 +181,10 @@ fn no_password_or_control_token_shows_in_any_output() {
         seen.output(&format!("assess --format {format}"), &output);
     }
 
-    // migrate with --json events, /metrics, /status, the state file and the export file.
+    // migrate with --json events, /metrics, /status, the state file, the export file and
+    // a spool (its own lines, its description file while it exists).
     let export = out.path().join("vectors.jsonl");
+    let spool = out.path().join("spool");
     let export_policy = format!("export={}", path(&export));
     let state = out.path().join("migrate.state");
     let migrate_args = [
@@ -192,6 +194,8 @@ fn no_password_or_control_token_shows_in_any_output() {
         &[
             "--state",
             path(&state),
+            "--spool-dir",
+            path(&spool),
             "--json",
             "--metrics-addr",
             "127.0.0.1:0",
@@ -504,6 +508,7 @@ fn no_password_or_control_token_shows_in_any_output() {
     seen.files(out.path());
     for (what, needle) in [
         ("migrate: stdout", "\"event\""),
+        ("migrate: stderr", "into the spool"),
         ("cutover --keep-rollback: stdout", "pause"),
         ("rollback --json: stdout", "\"ok\":true"),
     ] {
