@@ -326,6 +326,31 @@ impl Cluster {
         }
     }
 
+    /// Waits until every node knows the same current epoch. A slot moved back soon after
+    /// it moved needs it: the node taking it back bumps its config epoch above the ones
+    /// it knows, and one that had not heard of the last owner's bump could end with an
+    /// epoch no higher than that owner's; that owner's ping sent before it gave the slot
+    /// up then wins it back, and the node deletes the slot's keys as no longer its own.
+    pub fn wait_epochs_agree(&self) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let mut epochs = Vec::new();
+            for node in self.all_nodes() {
+                epochs.push(cluster_info(node)?.get("cluster_current_epoch").cloned());
+            }
+            if epochs.windows(2).all(|pair| pair[0] == pair[1]) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} nodes' epochs still differ after {READY_TIMEOUT:?}: {epochs:?}",
+                    self.kind
+                );
+            }
+            sleep(Duration::from_millis(20));
+        }
+    }
+
     fn extra_args(&self) -> Vec<&str> {
         self.node_args.iter().map(String::as_str).collect()
     }

@@ -373,10 +373,26 @@ impl Server {
     }
 }
 
+/// Lines of a server's log shown when a test fails while the server runs.
+const LOG_LINES_ON_FAILURE: usize = 15;
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test (one that fails only now and then, on a loaded CI machine above
+        // all) leaves nothing else behind: its servers' folders go with it.
+        if std::thread::panicking() {
+            let log = fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_LINES_ON_FAILURE)..];
+            eprintln!(
+                "--- {} on port {}, last lines of its log:\n{}",
+                self.entry.name,
+                self.port,
+                tail.join("\n")
+            );
+        }
     }
 }
 

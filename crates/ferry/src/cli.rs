@@ -218,6 +218,13 @@ pub struct MigrateArgs {
     /// Empty the target (FLUSHALL) before copying.
     #[arg(long)]
     pub flush_target: bool,
+    /// A cluster source split over N ferry processes (workers): this one follows share K
+    /// (0 to N-1) of the source's primaries, ordered by their first slot. Each worker
+    /// has its own --state and --metrics-addr; one `ferry cutover` with every worker's
+    /// --status switches them together. The target must be empty when the first worker
+    /// starts: workers never empty it (each would delete the others' keys).
+    #[arg(long, value_name = "K/N", conflicts_with_all = ["flush_target", "source_aof"])]
+    pub shards: Option<ShardShare>,
     #[command(flatten)]
     pub policies: PolicyArgs,
     /// Which keys and databases to move (see docs/filters.md).
@@ -276,6 +283,42 @@ pub struct MigrateArgs {
     pub target_connection: TargetConnectionArgs,
 }
 
+/// `--shards K/N`: which of N workers this process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardShare {
+    /// 0-based, below `count`.
+    pub index: usize,
+    pub count: usize,
+}
+
+impl ShardShare {
+    /// Whether this worker follows the `position`-th primary (by first slot).
+    pub fn takes(&self, position: usize) -> bool {
+        position % self.count == self.index
+    }
+}
+
+impl std::fmt::Display for ShardShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for ShardShare {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let wrong = || format!("{text:?} is not K/N (share K of N workers, 0 <= K < N)");
+        let (index, count) = text.split_once('/').ok_or_else(wrong)?;
+        let index: usize = index.trim().parse().map_err(|_| wrong())?;
+        let count: usize = count.trim().parse().map_err(|_| wrong())?;
+        if count == 0 || index >= count {
+            return Err(wrong());
+        }
+        Ok(Self { index, count })
+    }
+}
+
 /// Scan mode's default pace: gentle enough for a production source.
 pub const DEFAULT_SCAN_KEYS_PER_SEC: u32 = 5_000;
 
@@ -289,9 +332,11 @@ pub enum MigrateMode {
 /// The steps cutover and rollback share.
 #[derive(Debug, Clone, Args)]
 pub struct SwitchArgs {
-    /// The running migration's --metrics-addr (host:port or http://host:port).
-    #[arg(long, value_name = "ADDR")]
-    pub status: String,
+    /// The running migration's --metrics-addr (host:port or http://host:port). For a
+    /// cluster source split over workers (migrate --shards K/N), once per worker: every
+    /// source primary is then paused, drained against its worker and switched at once.
+    #[arg(long, value_name = "ADDR", required = true)]
+    pub status: Vec<String>,
     /// A shell command (run with `sh -c`) that moves clients to the new server while
     /// writes are paused: DNS, configuration, proxy. A non-zero exit aborts the switch.
     /// It sees FERRY_FROM and FERRY_TO (host:port of the old and new server).
@@ -535,6 +580,40 @@ mod tests {
             line.contains("--module") && line.contains("fail or skip"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn a_worker_share_is_k_of_n_with_k_below_n() {
+        let share: ShardShare = "1/3".parse().unwrap();
+        assert_eq!((share.index, share.count), (1, 3));
+        assert!([0, 2, 3, 5].iter().all(|&p| share.takes(p) == (p % 3 == 1)));
+        for wrong in ["3/3", "0/0", "1", "a/3", "-1/3", "1/3/4"] {
+            assert!(wrong.parse::<ShardShare>().is_err(), "{wrong}");
+        }
+        let err = parse([
+            "ferry",
+            "migrate",
+            "--source",
+            "redis://a:1",
+            "--target",
+            "redis://b:2",
+            "--shards",
+            "2/2",
+        ])
+        .unwrap_err();
+        assert!(usage_error_line(&err).contains("0 <= K < N"), "{err}");
+        assert!(parse([
+            "ferry",
+            "migrate",
+            "--source",
+            "redis://a:1",
+            "--target",
+            "redis://b:2",
+            "--shards",
+            "0/2",
+            "--flush-target",
+        ])
+        .is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod assess_real_servers;
 mod browser_tooling;
 mod cli;
 mod cluster_slots;
+mod cluster_workers;
 mod command_translation;
 mod connect_errors;
 mod convert;

@@ -67,14 +67,24 @@ pub fn plan(
     args: &SwitchArgs,
     token: ControlToken,
 ) -> Result<Plan, Error> {
-    let mut status =
-        StatusEndpoint::parse(&args.status).map_err(|e| Error::Usage(format!("--status: {e}")))?;
-    status.token = Some(token);
+    let mut runs = Vec::with_capacity(args.status.len());
+    for text in &args.status {
+        let mut endpoint =
+            StatusEndpoint::parse(text).map_err(|e| Error::Usage(format!("--status: {e}")))?;
+        if runs
+            .iter()
+            .any(|run: &StatusEndpoint| run.addr == endpoint.addr)
+        {
+            return Err(Error::Usage(format!("--status {text} is given twice")));
+        }
+        endpoint.token = Some(token.clone());
+        runs.push(endpoint);
+    }
     Ok(Plan {
         command,
         source,
         target,
-        status,
+        runs,
         exec: args.exec.clone(),
         exec_undo: args.exec_undo.clone(),
         exec_timeout: Duration::from_millis(args.exec_timeout_ms),

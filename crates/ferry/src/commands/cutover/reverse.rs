@@ -108,6 +108,8 @@ pub fn run(
         spool_max_mb: None,
         allow_non_empty: false,
         flush_target: false,
+        // One process carries the writes back, whatever the forward run's workers.
+        shards: None,
         policies,
         // The whole target goes back: cutover's own flags carry no scope.
         filters: crate::filter::FilterArgs::default(),

@@ -29,6 +29,10 @@ pub struct RunStatus {
     /// A cluster source's shards, each followed on its own; empty for one server.
     #[serde(default)]
     pub shards: Vec<ShardRun>,
+    /// The `/status` address this came from (for several workers: the one whose phase
+    /// this is).
+    #[serde(skip)]
+    pub run: Option<SocketAddr>,
 }
 
 /// One shard of a cluster source in `/status`.
@@ -38,6 +42,9 @@ pub struct ShardRun {
     pub node: String,
     pub replid: Option<String>,
     pub applied_offset: i64,
+    /// The `/status` address of the run (the worker) following it.
+    #[serde(skip)]
+    pub run: Option<SocketAddr>,
 }
 
 impl RunStatus {
@@ -108,10 +115,16 @@ impl StatusEndpoint {
 
     pub fn status(&self) -> Result<RunStatus, StatusError> {
         let body = self.request("GET", "/status")?;
-        serde_json::from_slice(&body).map_err(|source| StatusError::Malformed {
-            addr: self.addr,
-            source,
-        })
+        let mut status: RunStatus =
+            serde_json::from_slice(&body).map_err(|source| StatusError::Malformed {
+                addr: self.addr,
+                source,
+            })?;
+        status.run = Some(self.addr);
+        for shard in &mut status.shards {
+            shard.run = Some(self.addr);
+        }
+        Ok(status)
     }
 
     /// Asks the run to drain and exit.

@@ -105,6 +105,23 @@ pub enum MigrateError {
     )]
     UnfollowedPrimary { slots: String, primary: String },
     #[error(
+        "--shards {share}: the source cluster has {primaries} primaries serving slots, so \
+         this worker would follow none; run at most {primaries} workers"
+    )]
+    EmptyShare { share: String, primaries: usize },
+    #[error(
+        "slots {slots} moved between workers' shares (now served by {primary}; this is \
+         worker {share}): each worker reads only its own primaries' streams, so keys moved \
+         between them could be lost on the target; reshard before or after the migration, \
+         or migrate the cluster source in one process, then rerun every worker on an \
+         emptied target"
+    )]
+    ReshardedAcrossShares {
+        share: String,
+        slots: String,
+        primary: String,
+    },
+    #[error(
         "the source holds keys in databases {used}, and the target cluster has {has}: \
          Valkey 9.0 or later started with cluster-databases {needed} or more keeps them all; \
          or copy part with --db N, or merge into database 0 with --db-map SRC:0"
@@ -141,6 +158,15 @@ mod tests {
                 node: text(),
             },
             MigrateError::UnfollowedPrimary {
+                slots: text(),
+                primary: text(),
+            },
+            MigrateError::EmptyShare {
+                share: text(),
+                primaries: 3,
+            },
+            MigrateError::ReshardedAcrossShares {
+                share: text(),
                 slots: text(),
                 primary: text(),
             },

@@ -105,6 +105,8 @@ struct Migration {
     events: Arc<Observer>,
     /// Set when this runs one shard of a cluster source ([`shards`]).
     shard: Option<Arc<shards::ShardContext>>,
+    /// `--shards K/N`: this process follows only share K of a cluster source's primaries.
+    share: Option<crate::cli::ShardShare>,
     /// The node a failover of this shard moved away from, until a session continued.
     failover_from: Option<String>,
     /// Under `--vector-set export`: the vector sets the export covers (`vector_export`).
@@ -153,6 +155,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
         source_read_timeout: Duration::from_secs(args.source_read_timeout),
         events: Arc::new(Observer::new(args.json)),
         shard: None,
+        share: args.shards,
         failover_from: None,
         exported_keys: ExportedKeys::default(),
         held_markers: Arc::default(),

@@ -33,9 +33,17 @@ pub(super) fn next_steps(
         // Without a token the run refuses POST /stop: the line says what cutover needs.
         (None, None) => " --control-token-file <restart the run with a control token>".to_owned(),
     };
+    // A worker knows only its own address: the others' are the operator's to add.
+    let workers = match args.shards {
+        Some(share) => format!(
+            " --status <each of the other {} workers' --metrics-addr>",
+            share.count - 1
+        ),
+        None => String::new(),
+    };
     NextSteps {
         verify: format!("ferry verify {sides}{}", scope(&args.filters)),
-        cutover: format!("ferry cutover {sides} --status http://{status}{control}"),
+        cutover: format!("ferry cutover {sides} --status http://{status}{workers}{control}"),
     }
 }
 
@@ -171,5 +179,27 @@ mod tests {
             .cutover
             .ends_with("--status http://127.0.0.1:9121 --control-token-file /run/ferry/token"));
         assert!(!steps.verify.contains("s3cret") && !steps.cutover.contains("s3cret"));
+    }
+
+    #[test]
+    fn a_worker_s_cutover_line_asks_for_the_other_workers() {
+        let steps = steps(&[
+            "--source",
+            "redis://10.0.0.1:7000",
+            "--target",
+            "redis://10.0.0.2:7000",
+            "--shards",
+            "1/3",
+            "--control-token-env",
+            "TOKEN",
+        ]);
+        assert!(
+            steps.cutover.ends_with(
+                "--status http://127.0.0.1:9121 --status <each of the other 2 workers' \
+                 --metrics-addr> --control-token-env TOKEN"
+            ),
+            "{}",
+            steps.cutover
+        );
     }
 }

@@ -63,6 +63,13 @@ impl Migration {
                 self.source_url
             )));
         }
+        if let (Some(share), false) = (self.share, cluster_source) {
+            return Err(Error::Usage(format!(
+                "--shards {share} splits a cluster source over workers, and {} is not a \
+                 cluster node; migrate it in one process",
+                self.source_url
+            )));
+        }
         if let Some(saved) = &saved {
             self.check_state_kind(saved, cluster_source)?;
         }

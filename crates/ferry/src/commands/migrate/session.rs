@@ -270,7 +270,7 @@ impl Migration {
                         self.continue_spool(repl, spool, settled, state, replid, shutdown)
                             .await?
                     }
-                    None => Some(self.continued(repl, state, replid)),
+                    None => Some(self.continued(repl, state, replid)?),
                 }
             }
             PsyncOutcome::FullResync { replid, offset } => {
@@ -362,7 +362,7 @@ impl Migration {
         repl: ReplicaConnection,
         state: &mut MigrationState,
         replid: String,
-    ) -> (Mark, Feed) {
+    ) -> Result<(Mark, Feed), SessionError> {
         self.say(format!(
             "partial resync accepted (+CONTINUE) at offset {}",
             state.offset
@@ -377,12 +377,18 @@ impl Migration {
         }
         self.events.replid(&replid);
         self.events.phase(Phase::Streaming, Some(state.offset));
+        let renamed = state.replid.as_deref() != Some(replid.as_str());
         state.replid = Some(replid);
+        // A promoted node continues under its own ID: recorded at once, so that /status
+        // (which cutover checks against the primary's ID) names it from now on.
+        if renamed {
+            self.save_state(state).map_err(SessionError::Fatal)?;
+        }
         let start = Mark {
             offset: state.offset,
             db: state.db,
         };
-        (start, Feed::Direct(repl))
+        Ok((start, Feed::Direct(repl)))
     }
 
     /// After `+FULLRESYNC` without a spool: the snapshot straight from the connection

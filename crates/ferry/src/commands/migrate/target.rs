@@ -175,7 +175,14 @@ impl Migration {
                 info.name()
             )));
         }
-        if !owned && info.total_keys() > 0 && !args.allow_non_empty && !args.flush_target {
+        // A worker (--shards) finds the keys the other workers wrote already.
+        let workers = args.shards.is_some();
+        if !owned
+            && info.total_keys() > 0
+            && !args.allow_non_empty
+            && !args.flush_target
+            && !workers
+        {
             let per_db: Vec<String> = info
                 .keys_per_db
                 .iter()

@@ -11,7 +11,7 @@ impl Switch<'_> {
         let wanted = self.paused_offsets.clone();
         let deadline = Instant::now() + plan.drain_timeout;
         loop {
-            let status = plan.status.status()?;
+            let status = self.run_status()?;
             let mut applied = Vec::with_capacity(wanted.len());
             for index in 0..wanted.len() {
                 applied.push(self.applied_for(&status, index)?);

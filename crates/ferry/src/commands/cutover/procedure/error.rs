@@ -7,7 +7,7 @@ use crate::commands::cutover::primaries::{PauseError, PrimaryError};
 use crate::commands::cutover::server::SlotMapError;
 use crate::commands::cutover::status::StatusError;
 
-/// `run` is always the address of the run's `/status` (`--status`).
+/// `run` is always the address of a run's `/status` (`--status`; one per worker).
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     #[error("interrupted (Ctrl-C or SIGTERM)")]
@@ -82,15 +82,23 @@ pub enum StepError {
         primary: String,
     },
     #[error(
-        "the run at {run} follows no shard at {primary} (it follows {followed}): the \
-         source's primaries changed since it started; wait for it to follow them"
+        "no run at {runs} follows {primary} (they follow {followed}): the source's \
+         primaries changed since they started, or a worker is missing; wait for them to \
+         follow it, or give every worker's --status"
     )]
     NoShard {
-        run: std::net::SocketAddr,
+        runs: String,
         primary: String,
         /// The shards' nodes, comma-separated.
         followed: String,
     },
+    #[error(
+        "{primary} is followed by the runs at {runs}: each source primary must be one \
+         worker's (check their --shards K/N)"
+    )]
+    FollowedTwice { primary: String, runs: String },
+    #[error("the runs at {runs} copy different servers ({copies}); give cutover the workers of one migration")]
+    RunsDisagree { runs: String, copies: String },
 
     // The pause and the offsets under it.
     #[error(

@@ -11,7 +11,9 @@
 //! file resumes it).
 //!
 //! A cluster source is paused, read, drained and checked primary by primary
-//! ([`Primaries`]), each against its own shard of the run's `/status`.
+//! ([`Primaries`]), each against its own shard of the run's `/status`; a source split
+//! over workers (`migrate --shards K/N`) against the worker following that primary, all
+//! workers' statuses read as one ([`runs`]).
 //!
 //! The order of the steps is `Switch::steps` below, the one place to read it; each step's
 //! work is in the file named for it, and `undo.rs` puts back what the steps did.
@@ -22,6 +24,7 @@ mod handover;
 mod pause;
 mod preflight;
 mod release;
+mod runs;
 mod stop;
 mod undo;
 mod verify;
@@ -49,7 +52,8 @@ pub struct Plan {
     /// The running migration's source (clients leave it) and target (they move to it).
     pub source: ServerUrl,
     pub target: ServerUrl,
-    pub status: StatusEndpoint,
+    /// The run's `--status`, or each worker's.
+    pub runs: Vec<StatusEndpoint>,
     pub exec: Option<String>,
     /// Moves clients back if a step after the hook fails.
     pub exec_undo: Option<String>,

@@ -38,10 +38,11 @@ impl Switch<'_> {
         let replication = source.replication()?;
         self.source = Some(source);
         self.target = Some(target);
-        let mut status = plan.status.status()?;
+        let mut status = self.run_status()?;
+        let run = status.run.unwrap_or(plan.runs[0].addr);
         if status.source != source_address || status.target != target_address {
             return Err(StepError::OtherServers {
-                run: plan.status.addr,
+                run,
                 copies: format!("{} -> {}", status.source, status.target),
                 wanted: format!("{source_address} -> {target_address}"),
             });
@@ -49,8 +50,9 @@ impl Switch<'_> {
         for (index, replication) in replication.iter().enumerate() {
             let followed = self.followed_replid(&status, index)?;
             if followed != Some(replication.replid.as_str()) {
+                let shard_run = self.shard_of(&status, index)?.and_then(|s| s.run);
                 return Err(StepError::OtherHistory {
-                    run: plan.status.addr,
+                    run: shard_run.unwrap_or(run),
                     followed: followed.unwrap_or("none yet").to_owned(),
                     primary: self.source()?.list[index].link.address.clone(),
                     replid: replication.replid.clone(),
@@ -61,7 +63,7 @@ impl Switch<'_> {
         let lag = loop {
             if !matches!(status.phase.as_str(), "streaming" | "in-sync") {
                 return Err(StepError::NotStreaming {
-                    run: plan.status.addr,
+                    run: status.run.unwrap_or(run),
                     phase: status.phase,
                 });
             }
@@ -83,7 +85,7 @@ impl Switch<'_> {
             }
             std::thread::sleep(Duration::from_millis(100));
             self.not_interrupted()?;
-            status = plan.status.status()?;
+            status = self.run_status()?;
         };
         if plan.promote || status.is_relay() {
             if self.target_cluster {
@@ -127,7 +129,7 @@ impl Switch<'_> {
             .as_ref()
             .ok_or(StepError::NoConnection("source"))?;
         let primary = &source.list[index].link.address;
-        let run = self.plan.status.addr;
+        let run = status.run.unwrap_or(self.plan.runs[0].addr);
         match (source.cluster, status.shards.is_empty()) {
             (false, true) => Ok(None),
             (false, false) => Err(StepError::RunReadsCluster {
@@ -138,20 +140,33 @@ impl Switch<'_> {
                 run,
                 primary: primary.clone(),
             }),
-            (true, false) => status
-                .shards
-                .iter()
-                .find(|shard| shard.node == *primary)
-                .map(Some)
-                .ok_or_else(|| {
-                    let followed: Vec<&str> =
-                        status.shards.iter().map(|s| s.node.as_str()).collect();
-                    StepError::NoShard {
-                        run,
-                        primary: primary.clone(),
-                        followed: followed.join(", "),
+            (true, false) => {
+                let following: Vec<&ShardRun> = status
+                    .shards
+                    .iter()
+                    .filter(|shard| shard.node == *primary)
+                    .collect();
+                match following[..] {
+                    [one] => Ok(Some(one)),
+                    [] => {
+                        let followed: Vec<&str> =
+                            status.shards.iter().map(|s| s.node.as_str()).collect();
+                        Err(StepError::NoShard {
+                            runs: self.run_addresses(),
+                            primary: primary.clone(),
+                            followed: followed.join(", "),
+                        })
                     }
-                }),
+                    _ => Err(StepError::FollowedTwice {
+                        primary: primary.clone(),
+                        runs: following
+                            .iter()
+                            .filter_map(|shard| shard.run.map(|addr| addr.to_string()))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }),
+                }
+            }
         }
     }
 

@@ -12,24 +12,35 @@ impl Switch<'_> {
     pub(super) fn stop_run(&mut self) -> StepResult {
         // Past the pause, writes reach the source again: the run must go on carrying them.
         self.pause_in_force("before the migration was stopped")?;
-        let endpoint = &self.plan.status;
-        endpoint.stop()?;
+        // Every worker is told first, then waited for: they stop together.
+        for endpoint in &self.plan.runs {
+            endpoint.stop()?;
+        }
         self.stop_sent = true;
         let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match endpoint.status() {
-                Ok(status) if status.phase == "stopped" => break,
-                Err(error) if error.is_refused() => break,
-                Ok(_) | Err(_) if Instant::now() >= deadline => {
-                    return Err(StepError::NotStopped {
-                        run: endpoint.addr,
-                        timeout_s: STOP_TIMEOUT.as_secs(),
-                    })
+        for endpoint in &self.plan.runs {
+            loop {
+                match endpoint.status() {
+                    Ok(status) if status.phase == "stopped" => break,
+                    Err(error) if error.is_refused() => break,
+                    Ok(_) | Err(_) if Instant::now() >= deadline => {
+                        return Err(StepError::NotStopped {
+                            run: endpoint.addr,
+                            timeout_s: STOP_TIMEOUT.as_secs(),
+                        })
+                    }
+                    _ => std::thread::sleep(POLL),
                 }
-                _ => std::thread::sleep(POLL),
             }
         }
         self.run_stopped = true;
-        Ok(((), format!("the run at {} stopped", endpoint.addr)))
+        let which = match self.plan.runs.len() {
+            1 => "run",
+            _ => "runs",
+        };
+        Ok((
+            (),
+            format!("the {which} at {} stopped", self.run_addresses()),
+        ))
     }
 }

@@ -20,6 +20,7 @@
 mod board;
 mod follow;
 mod saved;
+mod share;
 
 use super::{shutdown_or_stop, MigrateError, Migration, TargetSetup};
 use crate::cli::MigrateArgs;
@@ -78,18 +79,28 @@ impl Migration {
         let mut seed = Client::connect(&self.source_url, self.connect_timeout)
             .await
             .map_err(|e| self.source_error(e))?;
-        let shards = cluster::discover(&mut seed, &self.source_url.host)
+        let all = cluster::discover(&mut seed, &self.source_url.host)
             .await
             .map_err(|e| self.source_error(e))?;
         drop(seed);
+        // Every node, the other workers' included: none of them is a stranger.
+        let known: Vec<NodeAddr> = all.iter().flat_map(|s| s.nodes.clone()).collect();
+        let primaries = all.len();
+        let shards = share::take_share(all, self.share)?;
         let listed: Vec<String> = shards
             .iter()
             .map(|s| format!("{} at {}", s.slots_text(), s.primary))
             .collect();
+        let worker = match self.share {
+            Some(share) => format!(
+                "worker {share} follows {} of its {primaries} primaries",
+                shards.len()
+            ),
+            None => format!("{} shards", shards.len()),
+        };
         self.events.line(format!(
-            "source is a cluster of {} shards ({}): one replication reader per primary, \
+            "source is a cluster, {worker} ({}): one replication reader per primary, \
              database 0 only; each shard's stream keeps its own resume marker on the target",
-            shards.len(),
             listed.join(", ")
         ));
         let saved = std::mem::take(&mut state.shards);
@@ -124,7 +135,9 @@ impl Migration {
         if resume {
             self.read_held_markers(&pipe).await?;
         }
-        if args.flush_target || (owned && !resume && !args.allow_non_empty) {
+        // Workers never empty it: each would delete what the others wrote.
+        let workers = self.share.is_some();
+        if args.flush_target || (owned && !resume && !args.allow_non_empty && !workers) {
             let mut batch = Batch::default();
             batch.push(&["FLUSHALL"]);
             pipe.send(batch).await.map_err(|e| self.target_error(e))?;
@@ -134,7 +147,6 @@ impl Migration {
         }
         drop(pipe);
 
-        let known: Vec<NodeAddr> = shards.iter().flat_map(|s| s.nodes.clone()).collect();
         let entries = state.shards.clone();
         let board = Arc::new(Board {
             path: self.state_path.clone(),
@@ -207,7 +219,8 @@ impl Migration {
         tokio::pin!(all);
         let signal = shutdown_or_stop(self.events.stats().clone(), self.events.clone());
         tokio::pin!(signal);
-        let unfollowed = self.watch_for_unfollowed_primaries(&board, known);
+        let own_nodes: Vec<NodeAddr> = shards.iter().flat_map(|s| s.nodes.clone()).collect();
+        let unfollowed = self.watch_for_unfollowed_primaries(&board, known, own_nodes);
         tokio::pin!(unfollowed);
         let (results, stopped_by) = tokio::select! {
             results = &mut all => (results, None),
