@@ -342,6 +342,11 @@ impl Stats {
         self.stop.notify_waiters();
     }
 
+    /// Whether [`Stats::request_stop`] was called (a cutover's `POST /stop`).
+    pub fn stop_was_requested(&self) -> bool {
+        self.stop_requested.load(Ordering::SeqCst)
+    }
+
     /// Resolves once [`Stats::request_stop`] was called (before or after this call).
     pub async fn stop_requested(&self) {
         loop {

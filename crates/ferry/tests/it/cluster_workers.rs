@@ -269,7 +269,8 @@ fn a_cutover_missing_a_worker_or_given_one_twice_changes_nothing() {
     let stderr = String::from_utf8_lossy(&twice.stderr);
     assert!(stderr.contains("given twice"), "{stderr}");
 
-    // Both workers still run and carry new writes.
+    // Both workers still run. Stopped by a signal rather than a cutover, a worker exits
+    // non-zero, so that a scheduler starts it again rather than count its share done.
     for ferry in &mut workers {
         assert!(ferry.is_running(), "{}", ferry.output());
     }
@@ -277,7 +278,10 @@ fn a_cutover_missing_a_worker_or_given_one_twice_changes_nothing() {
         ferry.signal("TERM");
     }
     for ferry in &mut workers {
-        assert!(ferry.wait_exit(Duration::from_secs(20)).success());
+        let status = ferry.wait_exit(Duration::from_secs(20));
+        assert_eq!(status.code(), Some(1), "{}", ferry.output());
+        let line = ferry.wait_for("stopped before a cutover", Duration::from_secs(1));
+        assert!(line.contains("starts it again"), "{line}");
     }
 }
 

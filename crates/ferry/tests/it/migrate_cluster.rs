@@ -313,3 +313,100 @@ fn a_target_primary_lost_mid_stream_stops_ferry_with_one_line_naming_it() {
         "{output}"
     );
 }
+
+/// `CLUSTER SETSLOT slot IMPORTING/MIGRATING` between primaries `from` and `to`, then
+/// `MIGRATE` of `keys` only: the slot is left half moved, as a resharding tool leaves it
+/// between two batches.
+fn half_move(cluster: &Cluster, slot: u16, (from, to): (usize, usize), keys: &[Vec<u8>]) {
+    let (from_id, to_id) = (cluster.node_id(from).unwrap(), cluster.node_id(to).unwrap());
+    let mut origin = cluster.nodes()[from].client();
+    let mut destination = cluster.nodes()[to].client();
+    redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("IMPORTING")
+        .arg(&from_id)
+        .query::<()>(&mut destination)
+        .unwrap();
+    redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("MIGRATING")
+        .arg(&to_id)
+        .query::<()>(&mut origin)
+        .unwrap();
+    redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(cluster.nodes()[to].port())
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(keys)
+        .query::<()>(&mut origin)
+        .unwrap();
+}
+
+#[test]
+fn a_write_into_a_slot_half_moved_on_the_target_waits_for_the_move_and_ends_equal() {
+    let source = Server::start(ServerKind::Valkey81).unwrap();
+    let cluster = Cluster::start(ServerKind::Valkey81, 2).unwrap();
+    let tag = cluster.tag_for(0).unwrap();
+    let key = format!("{{{tag}}}:balance");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let mut ferry = Ferry::migrate_between(&source.url(), &cluster.url(), &state, &[]);
+    ferry.wait_in_sync();
+    // Written through the stream: with ferry's marker of its slot beside it.
+    let mut writer = source.client();
+    redis::cmd("SET")
+        .arg(&key)
+        .arg(1)
+        .query::<()>(&mut writer)
+        .unwrap();
+    wait_applied(&source, &state, &ferry);
+
+    // The slot's keys on the target: the data key and ferry's marker of the slot.
+    let slot = cluster.keyslot(key.as_bytes()).unwrap();
+    let mut first = cluster.nodes()[0].client();
+    let held: Vec<Vec<u8>> = redis::cmd("CLUSTER")
+        .arg("GETKEYSINSLOT")
+        .arg(slot)
+        .arg(10)
+        .query(&mut first)
+        .unwrap();
+    let (marker, data): (Vec<Vec<u8>>, Vec<Vec<u8>>) = held
+        .into_iter()
+        .partition(|k| k.starts_with(b"ferry:migrate:applied:"));
+    assert_eq!((marker.len(), data.len()), (1, 1), "{marker:?} {data:?}");
+    // The operator's resharding has moved the marker, not yet the data key: a batch
+    // writing both (MULTI, SET, HSET marker, EXEC) has its keys on two nodes.
+    half_move(&cluster, slot, (0, 1), &marker);
+    redis::cmd("SET")
+        .arg(&key)
+        .arg(2)
+        .query::<()>(&mut writer)
+        .unwrap();
+    ferry.wait_for("half moved", Duration::from_secs(20));
+    // The resharding goes on: the rest of the slot, then its new owner.
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.move_slot(slot, 0, 1).unwrap();
+    redis::cmd("SET")
+        .arg("after")
+        .arg(1)
+        .query::<()>(&mut writer)
+        .unwrap();
+    wait_applied(&source, &state, &ferry);
+
+    let expected = Snapshot::capture(&source).unwrap();
+    let actual = cluster.snapshot().unwrap();
+    let differences = expected.diff(&actual, &DiffOptions::new());
+    assert!(
+        differences.is_empty(),
+        "{differences:?}\n{}",
+        ferry.output()
+    );
+    assert!(ferry.is_running(), "{}", ferry.output());
+    ferry.signal("TERM");
+    assert!(ferry.wait_exit(Duration::from_secs(20)).success());
+}

@@ -110,6 +110,12 @@ pub enum MigrateError {
     )]
     EmptyShare { share: String, primaries: usize },
     #[error(
+        "worker {share} stopped before a cutover (a signal): its primaries are no longer \
+         followed; exiting non-zero so that a scheduler starts it again (it resumes from \
+         its --state)"
+    )]
+    WorkerStopped { share: String },
+    #[error(
         "slots {slots} moved between workers' shares (now served by {primary}; this is \
          worker {share}): each worker reads only its own primaries' streams, so keys moved \
          between them could be lost on the target; reshard before or after the migration, \
@@ -170,6 +176,7 @@ mod tests {
                 slots: text(),
                 primary: text(),
             },
+            MigrateError::WorkerStopped { share: text() },
             MigrateError::ShardFullSyncAgain,
             MigrateError::SnapshotsCut {
                 source_url: text(),

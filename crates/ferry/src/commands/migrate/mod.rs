@@ -122,7 +122,15 @@ struct Migration {
     /// Set when a run stopped because the connection to the target failed (a restart):
     /// with a spool, the run waits for the target and resumes.
     target_lost: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when a run stopped because a resharding of a cluster target had left a
+    /// transaction's keys on two nodes: the run resumes once the slot has moved.
+    target_resharding: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// A resharding tool moves a slot's keys in quick batches: a slot seen half moved is
+/// whole again within seconds, unless the resharding itself stopped half way.
+const HALF_MOVED_PAUSE: Duration = Duration::from_secs(1);
+const HALF_MOVED_RETRIES: u32 = 60;
 
 async fn migrate(args: MigrateArgs) -> Result<(), Error> {
     let source_url = match (&args.source_aof, &args.source) {
@@ -170,6 +178,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
             },
         }),
         target_lost: Arc::default(),
+        target_resharding: Arc::default(),
     };
     if job.spool.is_some() && args.mode == MigrateMode::Scan {
         return Err(Error::Usage(
@@ -207,11 +216,25 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
     // A target behind Sentinel that failed over: the same run again resumes from ferry's
     // marker on the promoted primary (what a restart with the same --state does). A
     // target that restarted, with a spool: the same run again resumes from the spool.
+    let mut half_moved_retries = 0;
     while let Err(error) = &result {
         if args.source_aof.is_some() || job.state_path.is_none() {
             break;
         }
-        if job.target_url.sentinel.is_some() {
+        if job.target_resharding.swap(false, Ordering::AcqRel) {
+            half_moved_retries += 1;
+            if half_moved_retries > HALF_MOVED_RETRIES {
+                break;
+            }
+            job.events.line(format!(
+                "the run stopped ({}); resuming from ferry's markers in {} s, once the \
+                 resharding has moved the slot (attempt {half_moved_retries} of \
+                 {HALF_MOVED_RETRIES})",
+                error_line(error),
+                HALF_MOVED_PAUSE.as_secs()
+            ));
+            tokio::time::sleep(HALF_MOVED_PAUSE).await;
+        } else if job.target_url.sentinel.is_some() {
             job.events.line(format!(
                 "the run stopped ({}); asking the target's sentinels whether it failed over",
                 error_line(error)
@@ -232,6 +255,16 @@ async fn migrate(args: MigrateArgs) -> Result<(), Error> {
             break;
         }
         result = job.run(&args).await;
+    }
+    // A worker that ends before its cutover leaves its share unfollowed: a scheduler
+    // (a Kubernetes Job) must see a failure, and start it again to resume, not a success.
+    if let (Ok(()), Some(share)) = (&result, job.share) {
+        if !job.events.stats().stop_was_requested() {
+            result = Err(MigrateError::WorkerStopped {
+                share: share.to_string(),
+            }
+            .into());
+        }
     }
     job.events.stopped(None);
     if let Err(error) = &result {

@@ -152,6 +152,9 @@ impl Migration {
                     if pipe.failure().is_some_and(|f| f.is_connection_loss()) {
                         self.target_lost.store(true, Ordering::Release);
                     }
+                    if pipe.failure().is_some_and(|f| f.is_half_moved()) {
+                        self.target_resharding.store(true, Ordering::Release);
+                    }
                     // Keep what is applied so that a restart resumes from there.
                     self.drain(pipe, state).await;
                     return Err(self.stopped_with(error, state));

@@ -2,7 +2,7 @@
 //! elsewhere, as units to send again (a whole transaction when one of its commands was
 //! redirected: the node then aborts it with `EXECABORT`).
 
-use super::pipe::{Batch, PipeError};
+use super::pipe::{describe_command, Batch, PipeError};
 use super::walk::{self, WalkError};
 use crate::server::client::ClientError;
 use bytes::Bytes;
@@ -73,6 +73,15 @@ pub enum RedirectError {
     /// An EXECABORT with no redirected command in its transaction to explain it.
     #[error("the target aborted a transaction (EXECABORT)")]
     Aborted,
+    /// A transaction whose keys a resharding of the target has left on two nodes (some
+    /// moved, some not yet: `ASK` for part of it, or `TRYAGAIN`). It can run on neither
+    /// node as one; sent command by command it would write keys the resharding has not
+    /// moved yet onto the importing node, where the move would then overwrite them.
+    #[error(
+        "the target is resharding the slot of {command}, half moved: its transaction's \
+         keys are on two nodes"
+    )]
+    HalfMoved { command: String },
     /// The node a redirect names could not be connected to.
     #[error("the target sent {command} to {address}, which ferry cannot reach: {source}")]
     Unreachable {
@@ -123,6 +132,32 @@ pub fn redirection(reply: &Frame) -> Option<Redirection> {
     })
 }
 
+/// `TRYAGAIN`: a command (EXEC, for ferry's transactions) whose keys are in a slot being
+/// moved, some of them moved already and some not.
+pub fn is_try_again(reply: &Frame) -> bool {
+    matches!(reply, Frame::Error(message) if message.starts_with(b"TRYAGAIN"))
+}
+
+/// The failure for a transaction the node refused with `TRYAGAIN` at its EXEC (`exec`,
+/// the command index), named by its first command.
+pub fn half_moved(payload: &[u8], exec: u32) -> RedirectError {
+    let commands = match decode_all(payload) {
+        Ok(commands) => commands,
+        Err(error) => return error.into(),
+    };
+    let before = commands.get(..exec as usize).unwrap_or_default();
+    let start = before
+        .iter()
+        .rposition(|c| c.first().is_some_and(|n| n.eq_ignore_ascii_case(b"MULTI")))
+        .map_or(0, |at| at + 1);
+    let command = before[start..]
+        .iter()
+        .find(|c| !is_select(c))
+        .map(|c| describe_command(c))
+        .unwrap_or_else(|| "a transaction".into());
+    RedirectError::HalfMoved { command }
+}
+
 pub fn is_exec_abort(reply: &Frame) -> bool {
     matches!(reply, Frame::Error(message) if message.starts_with(b"EXECABORT"))
 }
@@ -138,6 +173,8 @@ pub fn collect(
     let mut out: Vec<Redirected> = Vec::new();
     // The open transaction: MULTI's index and the redirect seen in it, if any.
     let mut open: Option<(usize, Option<Redirection>, u64)> = None;
+    // Its commands with keys, and how many of them were redirected.
+    let (mut keyed, mut moved) = (0usize, 0usize);
     let mut db = 0;
     let mut hits = redirected.iter().peekable();
     for (index, args) in commands.iter().enumerate() {
@@ -160,12 +197,29 @@ pub fn collect(
         }
         if name == b"MULTI" {
             open = Some((index, None, db));
+            (keyed, moved) = (0, 0);
             continue;
         }
         if name == b"EXEC" {
             let Some((start, seen, started_in)) = open.take() else {
                 continue;
             };
+            // EXEC itself redirected: the slot moved (or its keys left) between the
+            // queueing and EXEC, which then discarded the whole transaction.
+            if let Some(at_exec) = hit {
+                if seen.is_some() {
+                    return Err(RedirectError::TransactionRan);
+                }
+                out.push(Redirected {
+                    ask: at_exec.ask,
+                    slot: at_exec.slot,
+                    address: at_exec.address,
+                    commands: commands[start + 1..index].to_vec(),
+                    transaction: true,
+                    db: started_in,
+                });
+                continue;
+            }
             if !aborted.contains(&(index as u32)) {
                 if seen.is_some() {
                     return Err(RedirectError::TransactionRan);
@@ -175,6 +229,15 @@ pub fn collect(
             let Some(Redirection { ask, slot, address }) = seen else {
                 return Err(RedirectError::Aborted);
             };
+            // Part of it sent elsewhere, part queued here: the keys are on two nodes.
+            if ask && moved < keyed {
+                let first = commands[start + 1..index]
+                    .iter()
+                    .find(|c| !is_select(c))
+                    .map(|c| describe_command(c))
+                    .unwrap_or_default();
+                return Err(RedirectError::HalfMoved { command: first });
+            }
             out.push(Redirected {
                 ask,
                 slot,
@@ -184,6 +247,10 @@ pub fn collect(
                 db: started_in,
             });
             continue;
+        }
+        if open.is_some() && !is_select(args) {
+            keyed += 1;
+            moved += usize::from(hit.is_some());
         }
         match (&mut open, hit) {
             (Some((_, seen, _)), Some(hit)) => {
@@ -201,6 +268,11 @@ pub fn collect(
         }
     }
     Ok(out)
+}
+
+fn is_select(args: &[Bytes]) -> bool {
+    args.first()
+        .is_some_and(|name| name.eq_ignore_ascii_case(b"SELECT"))
 }
 
 fn decode_all(payload: &[u8]) -> Result<Vec<Vec<Bytes>>, WalkError> {
@@ -299,6 +371,40 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_transaction_half_asked_or_redirected_at_exec_is_told_apart() {
+        // ASK for the marker only: the data key is still on this node.
+        let sent = payload(&["MULTI", "SET {t}:a 2", "HSET {t}:m s 9", "EXEC"]);
+        let err = collect(&sent, &[(2, to(true, 5, "n:2"))], &[3]).unwrap_err();
+        assert!(matches!(err, RedirectError::HalfMoved { .. }), "{err}");
+        assert!(err.to_string().contains(r#"SET "{t}:a""#), "{err}");
+        // ASK for both: all moved, each goes there after its ASKING.
+        let both = [(1, to(true, 5, "n:2")), (2, to(true, 5, "n:2"))];
+        let units = collect(&sent, &both, &[3]).unwrap();
+        assert_eq!(units.len(), 1);
+        assert!(units[0].ask && units[0].transaction);
+        // EXEC itself answered MOVED (the slot moved after the commands were queued):
+        // the whole transaction goes to the new owner.
+        let units = collect(&sent, &[(3, to(false, 5, "n:3"))], &[]).unwrap();
+        assert_eq!(
+            units,
+            [Redirected {
+                ask: false,
+                slot: 5,
+                address: "n:3".into(),
+                commands: vec![args("SET {t}:a 2"), args("HSET {t}:m s 9")],
+                transaction: true,
+                db: 0,
+            }]
+        );
+        // TRYAGAIN at EXEC names the transaction's first command.
+        let err = half_moved(&sent, 3);
+        assert!(err.to_string().contains(r#"SET "{t}:a""#), "{err}");
+        assert!(is_try_again(&Frame::Error(Bytes::from_static(
+            b"TRYAGAIN Multiple keys request during rehashing of slot"
+        ))));
     }
 
     fn sent(batch: &Batch) -> Vec<String> {

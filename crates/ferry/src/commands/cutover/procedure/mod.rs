@@ -13,7 +13,7 @@
 //! A cluster source is paused, read, drained and checked primary by primary
 //! ([`Primaries`]), each against its own shard of the run's `/status`; a source split
 //! over workers (`migrate --shards K/N`) against the worker following that primary, all
-//! workers' statuses read as one ([`runs`]).
+//! workers' statuses read as one (`runs.rs`).
 //!
 //! The order of the steps is `Switch::steps` below, the one place to read it; each step's
 //! work is in the file named for it, and `undo.rs` puts back what the steps did.

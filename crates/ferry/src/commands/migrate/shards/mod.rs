@@ -86,20 +86,20 @@ impl Migration {
         // Every node, the other workers' included: none of them is a stranger.
         let known: Vec<NodeAddr> = all.iter().flat_map(|s| s.nodes.clone()).collect();
         let primaries = all.len();
-        let shards = share::take_share(all, self.share)?;
+        let shards = share::take_share(all, self.share, &state.shards)?;
         let listed: Vec<String> = shards
             .iter()
             .map(|s| format!("{} at {}", s.slots_text(), s.primary))
             .collect();
         let worker = match self.share {
             Some(share) => format!(
-                "worker {share} follows {} of its {primaries} primaries",
+                ", worker {share} follows {} of its {primaries} primaries",
                 shards.len()
             ),
-            None => format!("{} shards", shards.len()),
+            None => format!(" of {} shards", shards.len()),
         };
         self.events.line(format!(
-            "source is a cluster, {worker} ({}): one replication reader per primary, \
+            "source is a cluster{worker} ({}): one replication reader per primary, \
              database 0 only; each shard's stream keeps its own resume marker on the target",
             listed.join(", ")
         ));

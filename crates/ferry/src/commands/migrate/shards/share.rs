@@ -10,9 +10,14 @@ use super::*;
 use crate::cli::ShardShare;
 
 /// The primaries this worker follows, in slot order, or all of them without a share.
+/// `saved`: the state file's shards. A restarted worker keeps the primaries it followed
+/// (by node, or after a failover while it was stopped by slots): a reshard since may have
+/// changed the order the shares are dealt in. Its share's slots must be the same as
+/// before, or keys moved across shares meanwhile could not be paired.
 pub(super) fn take_share(
     mut shards: Vec<SourceShard>,
     share: Option<ShardShare>,
+    saved: &[ShardState],
 ) -> Result<Vec<SourceShard>, MigrateError> {
     let Some(share) = share else {
         return Ok(shards);
@@ -21,12 +26,33 @@ pub(super) fn take_share(
     shards.retain(|shard| !shard.slots.is_empty());
     shards.sort_by_key(|shard| shard.slots.first().map(|[first, _]| *first));
     let primaries = shards.len();
-    let mine: Vec<SourceShard> = shards
-        .into_iter()
-        .enumerate()
-        .filter(|(position, _)| share.takes(*position))
-        .map(|(_, shard)| shard)
-        .collect();
+    let mine: Vec<SourceShard> = if saved.is_empty() {
+        shards
+            .into_iter()
+            .enumerate()
+            .filter(|(position, _)| share.takes(*position))
+            .map(|(_, shard)| shard)
+            .collect()
+    } else {
+        let mine: Vec<SourceShard> = shards
+            .into_iter()
+            .filter(|shard| {
+                saved.iter().any(|entry| {
+                    entry.node == shard.primary.to_string() || entry.slots == shard.slots
+                })
+            })
+            .collect();
+        let before = covered(saved.iter().map(|entry| &entry.slots));
+        let now = covered(mine.iter().map(|shard| &shard.slots));
+        if let Some((slots, primary)) = first_difference(&before, &now, &mine) {
+            return Err(MigrateError::ReshardedAcrossShares {
+                share: share.to_string(),
+                slots,
+                primary,
+            });
+        }
+        mine
+    };
     if mine.is_empty() {
         return Err(MigrateError::EmptyShare {
             share: share.to_string(),
@@ -34,6 +60,39 @@ pub(super) fn take_share(
         });
     }
     Ok(mine)
+}
+
+/// Which of the 16384 slots some range covers.
+fn covered<'a>(ranges: impl Iterator<Item = &'a Vec<[u16; 2]>>) -> Vec<bool> {
+    let mut slots = vec![false; 16384];
+    for [a, b] in ranges.flatten() {
+        for slot in *a..=*b {
+            if let Some(flag) = slots.get_mut(usize::from(slot)) {
+                *flag = true;
+            }
+        }
+    }
+    slots
+}
+
+/// The slots in one of `before` and `now` only, and the primary serving them now (or
+/// `elsewhere`).
+fn first_difference(
+    before: &[bool],
+    now: &[bool],
+    mine: &[SourceShard],
+) -> Option<(String, String)> {
+    let differ: Vec<u16> = (0..16384u16)
+        .filter(|&slot| before[usize::from(slot)] != now[usize::from(slot)])
+        .collect();
+    let first = *differ.first()?;
+    let primary = mine
+        .iter()
+        .find(|shard| shard.serves(first))
+        .map_or("another worker's primary".to_owned(), |shard| {
+            shard.primary.to_string()
+        });
+    Some((slots_text(&ranges(&differ)), primary))
 }
 
 /// Slots that crossed this worker's share since it started: slots of its share served
@@ -106,7 +165,7 @@ mod tests {
             shard(&[[5461, 10922]], 7001),
         ];
         let ports = |share: &str| -> Vec<u16> {
-            take_share(all.clone(), Some(share.parse().unwrap()))
+            take_share(all.clone(), Some(share.parse().unwrap()), &[])
                 .unwrap()
                 .iter()
                 .map(|s| s.primary.port)
@@ -115,9 +174,9 @@ mod tests {
         assert_eq!(ports("0/2"), [7000, 7002]);
         assert_eq!(ports("1/2"), [7001]);
         assert_eq!(ports("2/3"), [7002]);
-        let err = take_share(all.clone(), Some("3/4".parse().unwrap())).unwrap_err();
+        let err = take_share(all.clone(), Some("3/4".parse().unwrap()), &[]).unwrap_err();
         assert!(err.to_string().contains("at most 3 workers"), "{err}");
-        assert_eq!(take_share(all, None).unwrap().len(), 4);
+        assert_eq!(take_share(all, None, &[]).unwrap().len(), 4);
     }
 
     #[test]
@@ -151,5 +210,30 @@ mod tests {
             resharded_across(&mine, &own, &received),
             Some(("6000-6001,6003".to_owned(), "127.0.0.1:7000".to_owned()))
         );
+    }
+
+    #[test]
+    fn a_restarted_worker_keeps_its_primaries_and_refuses_slots_moved_across_shares() {
+        let saved = |slots: &[[u16; 2]], port: u16| ShardState {
+            slots: slots.to_vec(),
+            node: format!("127.0.0.1:{port}"),
+            replid: None,
+            offset: 0,
+            origin: None,
+            loading: None,
+        };
+        let share = Some("0/2".parse().unwrap());
+        // A failover while stopped: the same slots on the promoted node.
+        let now = vec![shard(&[[0, 8191]], 7100), shard(&[[8192, 16383]], 7001)];
+        let mine = take_share(now, share, &[saved(&[[0, 8191]], 7000)]).unwrap();
+        assert_eq!(mine[0].primary.port, 7100);
+        // Slots moved to the other worker's primary while stopped: dealt afresh the
+        // shares would swap; kept, the share lost slots 0-99.
+        let now = vec![
+            shard(&[[100, 8191]], 7000),
+            shard(&[[0, 99], [8192, 16383]], 7001),
+        ];
+        let err = take_share(now, share, &[saved(&[[0, 8191]], 7000)]).unwrap_err();
+        assert!(err.to_string().contains("slots 0-99"), "{err}");
     }
 }

@@ -79,6 +79,17 @@ impl PipeError {
         }
     }
 
+    /// A resharding of a cluster target left a transaction's keys on two nodes: nothing
+    /// of it was applied, and a run resumed from the markers once the slot has moved
+    /// applies it where it belongs.
+    pub fn is_half_moved(&self) -> bool {
+        match self {
+            PipeError::Redirect(RedirectError::HalfMoved { .. }) => true,
+            PipeError::Primary { source, .. } => source.is_half_moved(),
+            _ => false,
+        }
+    }
+
     /// The failure for a reply that could not be read: the target stalled, or the
     /// connection is gone.
     pub(super) fn reading(error: ClientError) -> Self {

@@ -37,6 +37,10 @@ pub(super) async fn reply_task(
                     aborted.push(index);
                     continue;
                 }
+                if redirect::is_try_again(&reply) {
+                    shared.fail(redirect::half_moved(&batch.payload, index).into());
+                    return;
+                }
             }
             if let Some(refused) = refusal(&reply, index, |n| nth_command(&batch.payload, n)) {
                 shared.fail(refused);
