@@ -236,6 +236,13 @@ fn rehost(url: &str, address: &str) -> String {
     }
 }
 
+/// The `host:port` of `scheme://[user@]host:port[/db]`.
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").unwrap().1;
+    let address = rest.rsplit_once('@').map_or(rest, |(_, address)| address);
+    address.split('/').next().unwrap().to_string()
+}
+
 /// A loopback port nothing listens on: connecting to it is refused at once.
 fn closed_port() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -453,9 +460,16 @@ fn the_worker_count_and_the_status_port_agree_across_the_manifests() {
         assert_eq!(ports[0]["targetPort"], "status");
         addresses.push(format!("ferry-worker-{index}:{}", ports[0]["port"]));
     }
-    // The cutover asks every worker, through its Service.
+    // The cutover asks every worker, through its Service, about the servers they copy
+    // (it refuses workers of other servers): the same hosts, another user.
     let cutover = args(container(deploy.cutover()));
     assert_eq!(values_of(&cutover, "--status"), addresses);
+    for side in ["--source", "--target"] {
+        let servers = |args: &[String]| -> Vec<String> {
+            values_of(args, side).into_iter().map(host_port).collect()
+        };
+        assert_eq!(servers(&cutover), servers(&worker_args), "{side}");
+    }
     assert_eq!(deploy.cutover()["spec"]["backoffLimit"], 0);
     // Voluntary evictions wait for all of them.
     let budget = deploy.get("PodDisruptionBudget", "ferry-migrate");
