@@ -1,16 +1,21 @@
 //! deploy/: the Kubernetes manifests pass kubernetes-validate `--strict` against the newest
 //! Kubernetes its pinned release knows (and a broken copy does not); the workers' and the
 //! cutover's command lines are ones this build of ferry accepts, with secrets only by
-//! variable name, each from a key the Secret has; the worker count agrees everywhere; the
+//! variable name, each from a key the Secret has, and they migrate a real cluster, resume
+//! a killed worker and cut all of them over; the worker count agrees everywhere; the
 //! container definition fits the binary and names the image the manifests run.
 
+use super::support::migrate::Ferry;
 use super::support::tools::tools;
 use super::support::FERRY;
+use ferry_testkit::snapshot::DiffOptions;
+use ferry_testkit::{Cluster, Server, ServerKind};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// The newest Kubernetes release whose schemas kubernetes-validate 1.37.0 (pinned in
 /// xtask/src/tools/kubernetes_validate.rs) ships.
@@ -251,23 +256,77 @@ fn closed_port() -> String {
     address
 }
 
-/// Runs ferry with a manifest's arguments, its servers and status addresses moved to
-/// closed loopback ports (so it fails at its first connection, after parsing), the state
-/// file into `dir`, and its variables set to the Secret's placeholders.
-fn run_as_in_the_pod(args: &[String], env: &BTreeMap<String, String>, dir: &Path) -> Output {
+/// Where a manifest's command line runs in a test instead of a cluster: the servers
+/// (`host:port`), the workers' status addresses (in `--status` order) and the state file.
+struct Here {
+    source: String,
+    target: String,
+    statuses: Vec<String>,
+    state: PathBuf,
+}
+
+/// `args` (expanded) with `here`'s servers, status addresses and state file, and the
+/// listener on a free loopback port: the workers share this host, not one pod IP each.
+fn localize(args: &[String], here: &Here) -> Vec<String> {
+    let mut statuses = here.statuses.iter();
     let mut local = args.to_vec();
     for i in 1..local.len() {
         let value = &local[i];
         local[i] = match local[i - 1].as_str() {
-            "--source" | "--target" => rehost(value, &closed_port()),
-            "--status" => closed_port(),
+            "--source" => rehost(value, &here.source),
+            "--target" => rehost(value, &here.target),
+            "--status" => statuses.next().expect("an address per --status").clone(),
             "--metrics-addr" => "127.0.0.1:0".to_string(),
-            "--state" => dir.join("state.json").display().to_string(),
+            "--state" => here.state.display().to_string(),
             _ => continue,
         };
     }
+    local
+}
+
+/// The variables of a Job's container in its pod: each from its Secret key's value, and
+/// for a worker the completion index the Job controller sets.
+fn pod_env(deploy: &Deploy, job: &Value, index: Option<i64>) -> BTreeMap<String, String> {
+    let secret = deploy.secret();
+    let mut env: BTreeMap<String, String> = secret_variables(container(job))
+        .into_iter()
+        .map(|(variable, key)| (variable, secret[&key].clone()))
+        .collect();
+    if let Some(index) = index {
+        env.insert(INDEX_VARIABLE.to_string(), index.to_string());
+    }
+    env
+}
+
+/// A worker's command line as its pod runs it, expanded.
+fn expanded_args(job: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
+    args(container(job))
+        .iter()
+        .map(|arg| expand(arg, env))
+        .collect()
+}
+
+/// Where a worker's `--state` lands under `claim` (the shared claim's root): in the folder
+/// its `subPathExpr` names.
+fn state_on_claim(job: &Value, env: &BTreeMap<String, String>, claim: &Path) -> PathBuf {
+    let worker = container(job);
+    let mount = &worker["volumeMounts"][0];
+    let folder = expand(mount["subPathExpr"].as_str().unwrap(), env);
+    let state = values_of(&args(worker), "--state")[0].to_string();
+    let inside = state
+        .strip_prefix(mount["mountPath"].as_str().unwrap())
+        .unwrap()
+        .trim_start_matches('/')
+        .to_string();
+    let dir = claim.join(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(inside)
+}
+
+/// Runs ferry with a command line to its end, in exactly the environment `env`.
+fn run_with_only(args: &[String], env: &BTreeMap<String, String>) -> Output {
     Command::new(FERRY)
-        .args(&local)
+        .args(args)
         .env_clear()
         .envs(env)
         .stdin(Stdio::null())
@@ -402,19 +461,24 @@ fn the_workers_and_the_cutover_run_command_lines_ferry_accepts_with_secrets_by_n
                 assert!(!arg.contains(value.as_str()), "{name}: a secret in {arg:?}");
             }
         }
-        // The pod's environment: the Secret's placeholders, and the index if indexed.
-        let mut env: BTreeMap<String, String> = variables
-            .iter()
-            .map(|(variable, key)| (variable.clone(), secret[key].clone()))
-            .collect();
-        let indexes = if indexed { 0..count } else { 0..1 };
+        // In the pod's environment (the Secret's placeholders, the index if indexed),
+        // against closed loopback ports: ferry fails at its first connection, after
+        // parsing.
+        let indexes: Vec<Option<i64>> = match indexed {
+            true => (0..count).map(Some).collect(),
+            false => vec![None],
+        };
         for index in indexes {
-            if indexed {
-                env.insert(INDEX_VARIABLE.to_string(), index.to_string());
-            }
-            let expanded: Vec<String> = args.iter().map(|arg| expand(arg, &env)).collect();
-            let output = run_as_in_the_pod(&expanded, &env, dir.path());
-            assert_accepted(&format!("{name} index {index}: {expanded:?}"), &output);
+            let env = pod_env(&deploy, job, index);
+            let here = Here {
+                source: closed_port(),
+                target: closed_port(),
+                statuses: (0..count).map(|_| closed_port()).collect(),
+                state: dir.path().join("state.json"),
+            };
+            let local = localize(&expanded_args(job, &env), &here);
+            let output = run_with_only(&local, &env);
+            assert_accepted(&format!("{name} index {index:?}: {local:?}"), &output);
             // Nothing ferry printed holds a secret either.
             let printed = text(&output);
             for value in secret.values() {
@@ -596,4 +660,134 @@ fn the_binary_needs_only_what_the_image_base_provides() {
         "ferry needs glibc {newest_glibc:?}, {BASE_IMAGE} has {BASE_GLIBC:?}: build on \
          Debian 12 or change the base"
     );
+}
+
+/// Creates `user` with `password` and every right on each node (the ACL rules a
+/// deployment needs are security.md's; here the command lines are what is tested).
+fn add_user(nodes: &[Server], user: &str, password: &str) {
+    for node in nodes {
+        let mut client = node.client();
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(user)
+            .arg("on")
+            .arg(format!(">{password}"))
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all")
+            .query::<()>(&mut client)
+            .unwrap();
+    }
+}
+
+/// Writes `count` string keys named `prefix:N` into the cluster (each on the primary
+/// serving its slot).
+fn write_keys(cluster: &Cluster, prefix: &str, count: usize) {
+    let filler = Server::start(cluster.kind()).unwrap();
+    let mut client = filler.client();
+    let mut pipe = redis::pipe();
+    for i in 0..count {
+        pipe.cmd("SET").arg(format!("{prefix}:{i}")).arg(i).ignore();
+    }
+    pipe.query::<()>(&mut client).unwrap();
+    cluster.copy_from(&filler).unwrap();
+}
+
+fn address(server: &Server) -> String {
+    format!("127.0.0.1:{}", server.port())
+}
+
+/// A worker started with its pod's command line, from the subcommand on.
+fn start_worker(local: &[String], env: &BTreeMap<String, String>) -> Ferry {
+    let rest: Vec<&str> = local[1..].iter().map(String::as_str).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Ferry::start_command_with_env(&local[0], &rest, &env)
+}
+
+#[test]
+fn the_manifests_command_lines_migrate_a_cluster_resume_a_replaced_worker_and_cut_over() {
+    let deploy = Deploy::load();
+    let count = worker_count(&deploy) as usize;
+    let secret = deploy.secret();
+    // A source of one primary per worker, a target of two, each side with the users the
+    // URLs name and the Secret's passwords.
+    let source = Cluster::start(ServerKind::Valkey81, count).unwrap();
+    let target = Cluster::start(ServerKind::Valkey81, 2).unwrap();
+    add_user(source.nodes(), "ferry-source", &secret["source-password"]);
+    add_user(target.nodes(), "ferry-target", &secret["target-password"]);
+    add_user(
+        source.nodes(),
+        "ferry-ops",
+        &secret["cutover-source-password"],
+    );
+    add_user(
+        target.nodes(),
+        "ferry-ops",
+        &secret["cutover-target-password"],
+    );
+    write_keys(&source, "before", 3000);
+
+    let claim = tempfile::tempdir().unwrap();
+    let job = deploy.workers();
+    let pod = |index: usize| {
+        let env = pod_env(&deploy, job, Some(index as i64));
+        let here = Here {
+            source: address(&source.nodes()[0]),
+            target: address(&target.nodes()[0]),
+            statuses: Vec::new(),
+            state: state_on_claim(job, &env, claim.path()),
+        };
+        (localize(&expanded_args(job, &env), &here), env)
+    };
+    let mut workers: Vec<Ferry> = (0..count)
+        .map(|index| {
+            let (local, env) = pod(index);
+            start_worker(&local, &env)
+        })
+        .collect();
+    for ferry in &mut workers {
+        ferry.wait_all_shards_in_sync();
+    }
+
+    // Worker 1's pod is lost (SIGKILL, as with its node) while the source takes writes;
+    // its replacement, the same command line on the same claim folder, resumes.
+    workers[1].kill();
+    write_keys(&source, "during", 1000);
+    let (local, env) = pod(1);
+    workers[1] = start_worker(&local, &env);
+    workers[1].wait_all_shards_in_sync();
+    let resumed = workers[1].output();
+    assert!(
+        resumed.contains("partial resync accepted (+CONTINUE)") && !resumed.contains("full sync"),
+        "{resumed}"
+    );
+
+    // The one cutover, each --status the worker of that index.
+    let statuses: Vec<String> = workers
+        .iter_mut()
+        .map(|ferry| ferry.status_address(Duration::from_secs(10)))
+        .collect();
+    let env = pod_env(&deploy, deploy.cutover(), None);
+    let here = Here {
+        source: address(&source.nodes()[0]),
+        target: address(&target.nodes()[0]),
+        statuses,
+        state: PathBuf::new(),
+    };
+    let local = localize(&expanded_args(deploy.cutover(), &env), &here);
+    let output = run_with_only(&local, &env);
+    assert!(output.status.success(), "{local:?}: {}", text(&output));
+    for ferry in &mut workers {
+        let status = ferry.wait_exit(Duration::from_secs(30));
+        assert!(status.success(), "{}", ferry.output());
+    }
+    let expected = source.snapshot().unwrap();
+    let differences = expected.diff(&target.snapshot().unwrap(), &DiffOptions::new());
+    assert!(
+        differences.is_empty(),
+        "{} differences, first: {}",
+        differences.len(),
+        differences[0]
+    );
+    assert_eq!(expected.key_count(), 4000);
 }
