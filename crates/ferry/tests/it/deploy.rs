@@ -27,6 +27,13 @@ const BASE_LIBRARIES: [&str; 3] = ["libc.so.6", "libm.so.6", "libgcc_s.so.1"];
 const BASE_GLIBC: (u32, u32) = (2, 36);
 /// The base's `nonroot` user and group.
 const NONROOT: i64 = 65532;
+/// The ACL rules of docs/deploy.md's users: the workers' (docs/security.md's, and for a
+/// cluster source `CLUSTER SHARDS`, by which each worker finds its share) and the
+/// cutover's operations user.
+const SOURCE_USER_RULES: &str =
+    "resetkeys resetchannels -@all +ping +info +replconf +psync +cluster|shards";
+const TARGET_USER_RULES: &str = "~* &* +@all -@admin";
+const OPERATIONS_USER_RULES: &str = "~* &* +@all";
 /// Set in each pod of an Indexed Job by the Job controller.
 const INDEX_VARIABLE: &str = "JOB_COMPLETION_INDEX";
 
@@ -662,9 +669,8 @@ fn the_binary_needs_only_what_the_image_base_provides() {
     );
 }
 
-/// Creates `user` with `password` and every right on each node (the ACL rules a
-/// deployment needs are security.md's; here the command lines are what is tested).
-fn add_user(nodes: &[Server], user: &str, password: &str) {
+/// Creates `user` with `password` and `rules` on each node.
+fn add_user(nodes: &[Server], user: &str, password: &str, rules: &str) {
     for node in nodes {
         let mut client = node.client();
         redis::cmd("ACL")
@@ -672,9 +678,7 @@ fn add_user(nodes: &[Server], user: &str, password: &str) {
             .arg(user)
             .arg("on")
             .arg(format!(">{password}"))
-            .arg("~*")
-            .arg("&*")
-            .arg("+@all")
+            .arg(rules.split(' ').collect::<Vec<_>>())
             .query::<()>(&mut client)
             .unwrap();
     }
@@ -710,21 +714,38 @@ fn the_manifests_command_lines_migrate_a_cluster_resume_a_replaced_worker_and_cu
     let count = worker_count(&deploy) as usize;
     let secret = deploy.secret();
     // A source of one primary per worker, a target of two, each side with the users the
-    // URLs name and the Secret's passwords.
+    // URLs name, their rules as docs/deploy.md gives them, and the Secret's passwords.
     let source = Cluster::start(ServerKind::Valkey81, count).unwrap();
     let target = Cluster::start(ServerKind::Valkey81, 2).unwrap();
-    add_user(source.nodes(), "ferry-source", &secret["source-password"]);
-    add_user(target.nodes(), "ferry-target", &secret["target-password"]);
-    add_user(
-        source.nodes(),
-        "ferry-ops",
-        &secret["cutover-source-password"],
-    );
-    add_user(
-        target.nodes(),
-        "ferry-ops",
-        &secret["cutover-target-password"],
-    );
+    let users = [
+        (
+            &source,
+            "ferry-source",
+            "source-password",
+            SOURCE_USER_RULES,
+        ),
+        (
+            &target,
+            "ferry-target",
+            "target-password",
+            TARGET_USER_RULES,
+        ),
+        (
+            &source,
+            "ferry-ops",
+            "cutover-source-password",
+            OPERATIONS_USER_RULES,
+        ),
+        (
+            &target,
+            "ferry-ops",
+            "cutover-target-password",
+            OPERATIONS_USER_RULES,
+        ),
+    ];
+    for (cluster, user, key, rules) in users {
+        add_user(cluster.nodes(), user, &secret[key], rules);
+    }
     write_keys(&source, "before", 3000);
 
     let claim = tempfile::tempdir().unwrap();
