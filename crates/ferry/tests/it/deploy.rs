@@ -397,8 +397,8 @@ fn every_manifest_passes_strict_validation_and_a_broken_one_does_not() {
         text(&refused)
     );
 
-    // The negative controls: the workers' Job with a misspelled field, and with a number
-    // as a string, are each refused, naming what is wrong.
+    // The negative controls: the workers' Job with a misspelled field, a string for a
+    // number and a string for a boolean is each refused, naming what is wrong.
     let original = std::fs::read_to_string(kubernetes_dir().join("job-migrate.yaml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for (broken, complaint) in [
