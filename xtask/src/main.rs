@@ -19,11 +19,14 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   servers        install the Redis/Valkey test servers under build/servers and print their versions
-  tools          the browser tests' tools, named in build/tools/tools.json: promtool (from
-                 Debian's prometheus package, unpacked under build/tools) and chromium with
+  tools          the tests' tools, named in build/tools/tools.json: promtool (from
+                 Debian's prometheus package, unpacked under build/tools), chromium with
                  chromedriver, a test prerequisite: when they are not on PATH this installs
                  them into the system (`apt-get install --no-install-recommends chromium
-                 chromium-driver fonts-dejavu-core`, as root or through passwordless sudo)
+                 chromium-driver fonts-dejavu-core`, as root or through passwordless sudo),
+                 and kubernetes-validate from PyPI in a venv under build/tools (with
+                 Debian's python3-venv installed the same way where `python3 -m venv`
+                 fails)
   test [ARGS]    gates first (cargo fmt --check, clippy and doc over the workspace, warnings
                  as errors; the layers check), then install the servers and the tools and
                  run `cargo test --workspace [ARGS]` against them (each crate's integration

@@ -1,10 +1,13 @@
-//! `cargo xtask tools`: the programs the status-page tests drive besides the servers —
-//! promtool (unpacked from Debian's `prometheus` package under build/tools) and Chromium with
-//! chromedriver (system packages, see `chromium.rs`) — named with their versions in
-//! build/tools/tools.json, which tests find through `FERRY_TOOLS`.
+//! `cargo xtask tools`: the programs the tests drive besides the servers — promtool
+//! (unpacked from Debian's `prometheus` package under build/tools), Chromium with
+//! chromedriver (system packages, see `chromium.rs`) and kubernetes-validate (PyPI, in a
+//! venv under build/tools) — named with their versions in build/tools/tools.json, which
+//! tests find through `FERRY_TOOLS`.
 
 mod chromium;
+mod kubernetes_validate;
 mod promtool;
+mod system;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,7 @@ struct Manifest {
     promtool: String,
     chromium: String,
     chromedriver: String,
+    kubernetes_validate: String,
     versions: Versions,
 }
 
@@ -28,6 +32,7 @@ struct Versions {
     promtool: String,
     chromium: String,
     chromedriver: String,
+    kubernetes_validate: String,
 }
 
 /// Makes sure every tool is there, rewrites the manifest and prints the versions. Returns
@@ -39,15 +44,18 @@ pub fn ensure(repo_root: &Path) -> Result<PathBuf> {
 
     let promtool = promtool::ensure(&dir)?;
     let browser = chromium::ensure()?;
+    let validator = kubernetes_validate::ensure(&dir)?;
     let manifest = Manifest {
         versions: Versions {
             promtool: version_line(&promtool)?,
             chromium: version_line(&browser.chromium)?,
             chromedriver: version_line(&browser.chromedriver)?,
+            kubernetes_validate: format!("kubernetes-validate {}", version_line(&validator)?),
         },
         promtool: promtool.display().to_string(),
         chromium: browser.chromium.display().to_string(),
         chromedriver: browser.chromedriver.display().to_string(),
+        kubernetes_validate: validator.display().to_string(),
     };
 
     let path = dir.join("tools.json");
@@ -63,6 +71,11 @@ pub fn ensure(repo_root: &Path) -> Result<PathBuf> {
             "chromedriver",
             &manifest.versions.chromedriver,
             &manifest.chromedriver,
+        ),
+        (
+            "k8s-validate",
+            &manifest.versions.kubernetes_validate,
+            &manifest.kubernetes_validate,
         ),
     ] {
         println!("{name:<12} {version} ({program})");

@@ -20,6 +20,7 @@ mod cutover_promote;
 mod cutover_rollback;
 mod cutover_tls;
 mod cutover_zero_loss;
+mod deploy;
 mod filters_assess;
 mod filters_cluster;
 mod filters_convert;
