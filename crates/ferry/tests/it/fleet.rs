@@ -278,7 +278,7 @@ fn twenty_pairs_in_three_waves_end_verified_equal_in_one_report() {
     let fleet_time = fleet_started.elapsed();
     assert!(exit.success(), "{exit}: {}", fleet.output());
     assert!(
-        most_active >= 2 && most_active <= 4,
+        (2..=4).contains(&most_active),
         "at most 4 at once, saw {most_active}"
     );
     assert!(seen_phases.contains("waiting"), "{seen_phases:?}");

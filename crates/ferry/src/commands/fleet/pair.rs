@@ -45,6 +45,8 @@ pub enum PairError {
     Verify(Error),
     #[error("verify found {differing} of {compared} keys differing")]
     Differences { differing: u64, compared: u64 },
+    #[error("internal error (please report)")]
+    Panicked,
 }
 
 /// Runs the pair to its end; the board follows every phase.

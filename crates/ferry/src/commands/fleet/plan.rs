@@ -2,7 +2,7 @@
 //! `[[pair]]` per source → target. Everything is checked before anything starts; each
 //! problem is one line naming the pair.
 
-use crate::policy::{HashFieldTtlPolicy, ModulePolicy, Policies, VectorSetPolicy};
+use crate::policy::Policies;
 use crate::url::ServerUrl;
 use ferry_repl::Secret;
 use serde::Deserialize;
@@ -22,14 +22,84 @@ pub enum PlanError {
     },
     #[error("{}: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
-    #[error("{}: {message}", path.display())]
-    Plan { path: PathBuf, message: String },
-    #[error("{}: pair {pair}: {message}", path.display())]
+    #[error("{}: [defaults]: {message}", path.display())]
+    Defaults { path: PathBuf, message: String },
+    #[error("{}: no [[pair]]: nothing to migrate", path.display())]
+    NoPairs { path: PathBuf },
+    #[error("{}: concurrency must be at least 1", path.display())]
+    Concurrency { path: PathBuf },
+    #[error("{}: pair {pair}: {problem}", path.display())]
     Pair {
         path: PathBuf,
         pair: String,
-        message: String,
+        problem: PairProblem,
     },
+}
+
+/// What is wrong with one `[[pair]]`. Never quotes a password.
+#[derive(Debug, thiserror::Error)]
+pub enum PairProblem {
+    #[error("not a table")]
+    NotATable,
+    #[error("`{0}` is missing")]
+    Missing(&'static str),
+    #[error("`{0}` must be a non-empty string")]
+    NotAString(&'static str),
+    #[error("name {0:?}: use letters, digits, '.', '_' and '-' only (it names a folder)")]
+    Name(String),
+    /// serde's message: an unknown key, a wrong type.
+    #[error("{0}")]
+    Key(String),
+    #[error("{key} {value:?}: {source}")]
+    Policy {
+        key: &'static str,
+        value: String,
+        source: crate::policy::ParsePolicyError,
+    },
+    #[error("give {0}_password_env or {0}_password_file, not both")]
+    BothPasswords(&'static str),
+    #[error("{side}: {source}")]
+    Url {
+        side: &'static str,
+        source: crate::url::UrlError,
+    },
+    #[error("{0}: put the password in {0}_password_env or {0}_password_file, not in the URL")]
+    PasswordInUrl(&'static str),
+    #[error("{0}: Sentinel URLs are not supported in a fleet plan; name the primary")]
+    Sentinel(&'static str),
+    #[error("{0}: a migration copies every database; leave the /db part out of the URL")]
+    Database(&'static str),
+    #[error("{side}_password_env {var}: the variable is {why}")]
+    Variable {
+        side: &'static str,
+        var: String,
+        why: &'static str,
+    },
+    #[error("{side}_password_file {}: cannot read it: {source}", path.display())]
+    FileRead {
+        side: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{side}_password_file {}: {why}", path.display())]
+    FileLine {
+        side: &'static str,
+        path: PathBuf,
+        why: &'static str,
+    },
+    #[error("`exec` runs at the cutover, and `switch = false` makes none")]
+    ExecWithoutSwitch,
+    #[error("the name is used by an earlier pair")]
+    DuplicateName,
+    #[error("target {target} is also pair {other}'s target")]
+    SharedTarget { target: String, other: String },
+    #[error("source {source_address} is pair {other}'s target")]
+    SourceIsTarget {
+        source_address: String,
+        other: String,
+    },
+    #[error("source and target are the same server, {0}")]
+    SameServer(String),
 }
 
 /// The file's top level, as written.
@@ -180,39 +250,36 @@ pub fn parse(
         message: toml_line(text, &error),
     };
     let file: PlanFile = toml::from_str(text).map_err(syntax)?;
-    let plan_error = |message: String| PlanError::Plan {
-        path: path.to_owned(),
-        message,
-    };
     let defaults: Settings = match file.defaults {
         Some(value) => value
             .try_into()
-            .map_err(|e: toml::de::Error| plan_error(format!("[defaults]: {}", e.message())))?,
+            .map_err(|e: toml::de::Error| PlanError::Defaults {
+                path: path.to_owned(),
+                message: e.message().replace('\n', " "),
+            })?,
         None => Settings::default(),
     };
     if file.pair.is_empty() {
-        return Err(plan_error("no [[pair]]: nothing to migrate".into()));
+        return Err(PlanError::NoPairs {
+            path: path.to_owned(),
+        });
     }
     let concurrency = file.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     if concurrency == 0 {
-        return Err(plan_error("concurrency must be at least 1".into()));
+        return Err(PlanError::Concurrency {
+            path: path.to_owned(),
+        });
     }
     let mut pairs: Vec<PairPlan> = Vec::with_capacity(file.pair.len());
-    for (index, value) in file.pair.into_iter().enumerate() {
-        let pair = check_pair(index, value, &defaults, base, env).map_err(|(pair, message)| {
-            PlanError::Pair {
-                path: path.to_owned(),
-                pair,
-                message,
-            }
-        })?;
-        pairs.push(pair);
-    }
-    check_together(&pairs).map_err(|(pair, message)| PlanError::Pair {
+    let pair_error = |(pair, problem)| PlanError::Pair {
         path: path.to_owned(),
         pair,
-        message,
-    })?;
+        problem,
+    };
+    for (index, value) in file.pair.into_iter().enumerate() {
+        pairs.push(check_pair(index, value, &defaults, base, env).map_err(pair_error)?);
+    }
+    check_together(&pairs).map_err(pair_error)?;
     Ok(Plan {
         path: path.to_owned(),
         state_dir: base.join(file.state_dir),
@@ -233,49 +300,43 @@ fn toml_line(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
-/// One `[[pair]]` (the `index`-th) checked on its own: `Err((how to name it, why))`.
+/// A problem and the pair it is about (its name, or `#N` before the name is known).
+type Named = (String, PairProblem);
+
+/// One `[[pair]]` (the `index`-th) checked on its own.
 fn check_pair(
     index: usize,
     value: toml::Value,
     defaults: &Settings,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<PairPlan, (String, String)> {
+) -> Result<PairPlan, Named> {
     let number = format!("#{}", index + 1);
     let toml::Value::Table(mut table) = value else {
-        return Err((number, "not a table".into()));
+        return Err((number, PairProblem::NotATable));
     };
-    let mut take = |key: &str, who: &str| -> Result<String, (String, String)> {
+    let mut take = |key: &'static str, who: &str| -> Result<String, Named> {
         match table.remove(key) {
             Some(toml::Value::String(text)) if !text.is_empty() => Ok(text),
-            Some(_) => Err((
-                who.to_owned(),
-                format!("`{key}` must be a non-empty string"),
-            )),
-            None => Err((who.to_owned(), format!("`{key}` is missing"))),
+            Some(_) => Err((who.to_owned(), PairProblem::NotAString(key))),
+            None => Err((who.to_owned(), PairProblem::Missing(key))),
         }
     };
     let name = take("name", &number)?;
-    let fail = |message: String| (name.clone(), message);
     if !valid_name(&name) {
-        return Err((
-            number,
-            format!(
-                "name {name:?}: use letters, digits, '.', '_' and '-' only (it names a folder)"
-            ),
-        ));
+        return Err((number, PairProblem::Name(name)));
     }
     let source = take("source", &name)?;
     let target = take("target", &name)?;
+    let fail = |problem: PairProblem| (name.clone(), problem);
     let own: Settings = toml::Value::Table(table)
         .try_into()
-        .map_err(|e: toml::de::Error| fail(e.message().replace('\n', " ")))?;
+        .map_err(|e: toml::de::Error| fail(PairProblem::Key(e.message().replace('\n', " "))))?;
     let settings = own.over(defaults);
     let policies = Policies {
-        hash_field_ttl: policy::<HashFieldTtlPolicy>(&settings.hash_field_ttl, "hash_field_ttl")
-            .map_err(fail)?,
-        vector_set: policy::<VectorSetPolicy>(&settings.vector_set, "vector_set").map_err(fail)?,
-        module: policy::<ModulePolicy>(&settings.module, "module").map_err(fail)?,
+        hash_field_ttl: policy(&settings.hash_field_ttl, "hash_field_ttl").map_err(fail)?,
+        vector_set: policy(&settings.vector_set, "vector_set").map_err(fail)?,
+        module: policy(&settings.module, "module").map_err(fail)?,
     };
     let source_password = password_from(
         "source",
@@ -293,15 +354,12 @@ fn check_pair(
     .map_err(fail)?;
     let source = server_url("source", &source, source_password.as_ref(), env).map_err(fail)?;
     let target = server_url("target", &target, target_password.as_ref(), env).map_err(fail)?;
-    let wave = settings.wave.unwrap_or(1);
     if settings.switch == Some(false) && settings.exec.is_some() {
-        return Err(fail(
-            "`exec` runs at the cutover, and `switch = false` makes none".into(),
-        ));
+        return Err(fail(PairProblem::ExecWithoutSwitch));
     }
     Ok(PairPlan {
+        wave: settings.wave.unwrap_or(1),
         name,
-        wave,
         source,
         target,
         source_password,
@@ -323,26 +381,28 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-fn policy<T>(value: &Option<String>, key: &str) -> Result<T, String>
+fn policy<T>(value: &Option<String>, key: &'static str) -> Result<T, PairProblem>
 where
     T: std::str::FromStr<Err = crate::policy::ParsePolicyError> + Default,
 {
     match value {
         None => Ok(T::default()),
-        Some(text) => text.parse().map_err(|e| format!("{key} {text:?}: {e}")),
+        Some(text) => text.parse().map_err(|source| PairProblem::Policy {
+            key,
+            value: text.clone(),
+            source,
+        }),
     }
 }
 
 fn password_from(
-    side: &str,
+    side: &'static str,
     env: &Option<String>,
     file: &Option<PathBuf>,
     base: &Path,
-) -> Result<Option<PasswordFrom>, String> {
+) -> Result<Option<PasswordFrom>, PairProblem> {
     match (env, file) {
-        (Some(_), Some(_)) => Err(format!(
-            "give {side}_password_env or {side}_password_file, not both"
-        )),
+        (Some(_), Some(_)) => Err(PairProblem::BothPasswords(side)),
         (Some(var), None) => Ok(Some(PasswordFrom::Env(var.clone()))),
         (None, Some(path)) => Ok(Some(PasswordFrom::File(base.join(path)))),
         (None, None) => Ok(None),
@@ -350,49 +410,47 @@ fn password_from(
 }
 
 /// The side's URL with its password read: a password in the URL itself is refused (the
-/// plan file is not a secret store). The messages never quote a password.
+/// plan file is not a secret store).
 fn server_url(
-    side: &str,
+    side: &'static str,
     text: &str,
     password: Option<&PasswordFrom>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ServerUrl, String> {
-    let mut url = ServerUrl::parse(text).map_err(|e| format!("{side}: {e}"))?;
+) -> Result<ServerUrl, PairProblem> {
+    let mut url = ServerUrl::parse(text).map_err(|source| PairProblem::Url { side, source })?;
     if url.password.is_some() {
-        return Err(format!(
-            "{side}: put the password in {side}_password_env or {side}_password_file, not in the URL"
-        ));
+        return Err(PairProblem::PasswordInUrl(side));
     }
     if url.sentinel.is_some() {
-        return Err(format!(
-            "{side}: Sentinel URLs are not supported in a fleet plan; name the primary"
-        ));
+        return Err(PairProblem::Sentinel(side));
     }
     if url.db.is_some_and(|db| db != 0) {
-        return Err(format!(
-            "{side}: a migration copies every database; leave the /db part out of the URL"
-        ));
+        return Err(PairProblem::Database(side));
     }
+    let variable = |var: &str, why| PairProblem::Variable {
+        side,
+        var: var.to_owned(),
+        why,
+    };
     url.password = match password {
         None => None,
         Some(PasswordFrom::Env(var)) => match env(var) {
             Some(value) if !value.is_empty() => Some(Secret::new(value)),
-            Some(_) => return Err(format!("{side}_password_env {var}: the variable is empty")),
-            None => {
-                return Err(format!(
-                    "{side}_password_env {var}: the variable is not set"
-                ))
-            }
+            Some(_) => return Err(variable(var, "empty")),
+            None => return Err(variable(var, "not set")),
         },
         Some(PasswordFrom::File(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "{side}_password_file {}: cannot read it: {e}",
-                    path.display()
-                )
+            let text = std::fs::read_to_string(path).map_err(|source| PairProblem::FileRead {
+                side,
+                path: path.clone(),
+                source,
             })?;
-            let line = crate::connection::password_line(&text)
-                .map_err(|why| format!("{side}_password_file {}: {why}", path.display()))?;
+            let line =
+                crate::connection::password_line(&text).map_err(|why| PairProblem::FileLine {
+                    side,
+                    path: path.clone(),
+                    why,
+                })?;
             Some(Secret::new(line))
         }
     };
@@ -401,37 +459,34 @@ fn server_url(
 
 /// What no two pairs may share: a name, a target; and no pair may write into a server
 /// another pair reads (nor into its own source).
-fn check_together(pairs: &[PairPlan]) -> Result<(), (String, String)> {
+fn check_together(pairs: &[PairPlan]) -> Result<(), Named> {
     let mut names: BTreeMap<&str, ()> = BTreeMap::new();
     let mut targets: BTreeMap<String, &str> = BTreeMap::new();
     for pair in pairs {
         if names.insert(&pair.name, ()).is_some() {
-            return Err((
-                pair.name.clone(),
-                "the name is used by an earlier pair".into(),
-            ));
+            return Err((pair.name.clone(), PairProblem::DuplicateName));
         }
         if let Some(other) = targets.insert(pair.target.address(), &pair.name) {
             return Err((
                 pair.name.clone(),
-                format!(
-                    "target {} is also pair {other}'s target",
-                    pair.target.address()
-                ),
+                PairProblem::SharedTarget {
+                    target: pair.target.address(),
+                    other: other.to_owned(),
+                },
             ));
         }
     }
     for pair in pairs {
         if let Some(other) = targets.get(&pair.source.address()) {
-            let message = if *other == pair.name {
-                format!(
-                    "source and target are the same server, {}",
-                    pair.source.address()
-                )
+            let problem = if *other == pair.name {
+                PairProblem::SameServer(pair.source.address())
             } else {
-                format!("source {} is pair {other}'s target", pair.source.address())
+                PairProblem::SourceIsTarget {
+                    source_address: pair.source.address(),
+                    other: (*other).to_owned(),
+                }
             };
-            return Err((pair.name.clone(), message));
+            return Err((pair.name.clone(), problem));
         }
     }
     Ok(())
@@ -440,6 +495,7 @@ fn check_together(pairs: &[PairPlan]) -> Result<(), (String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{HashFieldTtlPolicy, ModulePolicy};
 
     fn env(var: &str) -> Option<String> {
         (var == "PASS").then(|| "s3cret-value".to_owned())

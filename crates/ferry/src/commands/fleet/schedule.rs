@@ -78,9 +78,8 @@ fn run_wave(
                     // A bug in one pair fails that pair, not the whole fleet's wait.
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         pair::run(pair, &plan.state_dir, token, board)
-                            .map_err(|e| crate::error::one_line(crate::error::chain(&e)))
                     }))
-                    .unwrap_or_else(|_| Err("internal error (please report)".to_owned()));
+                    .unwrap_or(Err(pair::PairError::Panicked));
                     // The receiver lives until every sender is done.
                     let _ = done_tx.send((pair, result));
                 });
@@ -92,6 +91,7 @@ fn run_wave(
                 break;
             };
             running -= 1;
+            let result = result.map_err(|e| crate::error::one_line(crate::error::chain(&e)));
             if let Err(error) = &result {
                 ended.failure.get_or_insert(Failure {
                     pair: pair.name.clone(),
