@@ -2,7 +2,9 @@
 //! 7.0 and 8.0 sources, some under a write load, Valkey 8.1 targets) in three waves at
 //! concurrency 4 end with one report, every pair verified equal; a pair that fails stops
 //! its wave (and the later ones), is named, and leaks no password; a rerun skips what is
-//! done; a bad plan is one line and exit 2.
+//! done, also after the fleet was killed (which ends its migrations too); a bad plan is
+//! one line and exit 2; the status page in a headless Chromium (screenshot
+//! build/screenshots/fleet-cutover-dark.png).
 
 use crate::support::http_get;
 use crate::support::migrate::Ferry;
@@ -475,4 +477,189 @@ fn plan_errors_are_one_line_and_exit_2() {
             "nothing starts on a bad plan"
         );
     }
+}
+
+/// Waits until `check` holds, polling every 50 ms; panics with `what` after a minute.
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The names `fleet.json` lists as done.
+fn recorded_done(state: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(state.join("fleet.json")) else {
+        return Vec::new();
+    };
+    let record: Value = serde_json::from_str(&text).unwrap();
+    record["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["phase"] == "done")
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `/status` address a pair's migration logged in its `migrate.log`, if it did.
+fn migration_address(state: &Path, pair: &str) -> Option<String> {
+    let log = std::fs::read_to_string(state.join(pair).join("migrate.log")).ok()?;
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("serving /metrics and /status on"))?;
+    Some(line.rsplit("http://").next()?.trim().to_owned())
+}
+
+#[test]
+fn a_killed_fleet_takes_its_migrations_with_it_and_a_rerun_finishes_the_rest() {
+    let kinds: Vec<ServerKind> = (0..4)
+        .flat_map(|_| [ServerKind::Redis70, ServerKind::Valkey81])
+        .collect();
+    let servers = start_servers(&kinds);
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = Vec::new();
+    for i in 0..4 {
+        fill(&servers[2 * i], i);
+        // The hook holds each cutover a moment, so that the fleet is killed mid-way.
+        let extra = "exec = \"sleep 0.5\"";
+        entries.push(pair_entry(
+            &format!("k{i}"),
+            &servers[2 * i],
+            &servers[2 * i + 1],
+            1,
+            extra,
+        ));
+    }
+    let plan = write_plan(dir.path(), 1, &entries);
+    let state = dir.path().join("state");
+    let plan_arg = plan.display().to_string();
+    let mut fleet = Ferry::start_command("fleet", &["run", &plan_arg]);
+    // Killed once a pair is done and the next one's migration serves its /status.
+    let mut running = None;
+    wait_until("a pair done and the next one running", || {
+        let done = recorded_done(&state);
+        running = (0..4)
+            .map(|i| format!("k{i}"))
+            .filter(|name| !done.contains(name))
+            .find_map(|name| migration_address(&state, &name).map(|addr| (name, addr)));
+        !done.is_empty() && running.is_some()
+    });
+    assert!(
+        fleet.is_running(),
+        "the fleet ended before it could be killed"
+    );
+    fleet.kill();
+    let done_before = recorded_done(&state);
+    let (running, addr) = running.unwrap();
+    // Its migration does not stream on with nobody to cut it over.
+    wait_until("the killed fleet's migration ended", || {
+        std::net::TcpStream::connect(&addr).is_err()
+    });
+
+    let (fleet, exit) = run_fleet(&plan, &[], &[]);
+    assert!(exit.success(), "{}", fleet.output());
+    let report = report_of(&fleet);
+    assert_eq!(report["ok"], true, "{report}");
+    for i in 0..4 {
+        let name = format!("k{i}");
+        let row = pair(&report, &name);
+        assert_eq!(row["phase"], "done", "{row}");
+        assert_eq!(row["earlier_run"], done_before.contains(&name), "{row}");
+        assert_eq!(
+            user_keys(&servers[2 * i + 1]),
+            user_keys(&servers[2 * i]),
+            "{name}"
+        );
+    }
+    assert!(!done_before.contains(&running));
+    eprintln!("killed after {done_before:?} with {running} running; the rerun did the rest");
+}
+
+#[test]
+fn the_status_page_lists_every_pair_in_a_browser() {
+    use crate::support::browser::{Browser, WIDE};
+    let kinds = [
+        ServerKind::Redis70,
+        ServerKind::Valkey81,
+        ServerKind::Redis80,
+        ServerKind::Valkey81,
+        ServerKind::Redis60,
+        ServerKind::Valkey81,
+    ];
+    let servers = start_servers(&kinds);
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = Vec::new();
+    for i in 0..3 {
+        fill(&servers[2 * i], i);
+        // The first pair's hook holds its cutover long enough to look at the page.
+        let extra = match i {
+            0 => "exec = \"sleep 4\"",
+            2 => "switch = false",
+            _ => "",
+        };
+        entries.push(pair_entry(
+            &format!("page{i}"),
+            &servers[2 * i],
+            &servers[2 * i + 1],
+            1 + i as u32 / 2,
+            extra,
+        ));
+    }
+    let plan = write_plan(dir.path(), 4, &entries);
+    let plan_arg = plan.display().to_string();
+    let mut fleet = Ferry::start_command(
+        "fleet",
+        &["run", &plan_arg, "--metrics-addr", "127.0.0.1:0"],
+    );
+    let line = fleet.wait_for("serving the fleet's page", Duration::from_secs(30));
+    let addr = line.rsplit("http://").next().unwrap().trim().to_owned();
+    wait_until("page0 in its cutover", || {
+        status_now(&addr).is_some_and(|s| s["pairs"][0]["phase"] == "cutover")
+    });
+    let browser = Browser::start(WIDE);
+    browser.goto(&format!("http://{addr}/?theme=dark"));
+    let shown = |css: &str| browser.text_of(css);
+    wait_until("the page shows the pairs", || {
+        browser.execute("return document.querySelectorAll('#pairs tr').length") == 3
+    });
+    assert_eq!(
+        browser.execute("return document.documentElement.dataset.theme"),
+        "dark"
+    );
+    assert!(
+        shown("tr[data-pair=\"page0\"]").contains("cutover"),
+        "{}",
+        shown("#pairs")
+    );
+    assert!(
+        shown("tr[data-pair=\"page2\"]").contains("waiting"),
+        "{}",
+        shown("#pairs")
+    );
+    let route = format!(
+        "127.0.0.1:{} → 127.0.0.1:{}",
+        servers[0].port(),
+        servers[1].port()
+    );
+    assert!(
+        shown("tr[data-pair=\"page0\"]").contains(&route),
+        "{}",
+        shown("#pairs")
+    );
+    assert!(
+        shown("#summary").contains("3 pairs"),
+        "{}",
+        shown("#summary")
+    );
+    browser.screenshot("fleet-cutover-dark");
+    wait_until("page1 done on the page", || {
+        shown("tr[data-pair=\"page1\"]").contains("verified equal")
+    });
+    let console = browser.console_errors();
+    assert!(console.is_empty(), "console errors: {console:#?}");
+    let exit = fleet.wait_exit(FLEET_TIMEOUT);
+    assert!(exit.success(), "{}", fleet.output());
 }
