@@ -388,7 +388,13 @@ fn a_failing_pair_stops_its_wave_and_a_rerun_finishes_without_redoing_done_pairs
     let record = std::fs::read_to_string(dir.path().join("state/fleet.json")).unwrap();
     let written = std::fs::read_to_string(&report_file).unwrap();
     let stdout = fleet.stdout_lines().join("\n");
-    for text in [&stderr, &record, &written, &stdout] {
+    let logs: String = (0..4)
+        .filter_map(|i| {
+            std::fs::read_to_string(dir.path().join(format!("state/q{i}/migrate.log"))).ok()
+        })
+        .collect();
+    assert!(logs.contains("WRONGPASS"), "q0's log says why: {logs}");
+    for text in [&stderr, &record, &written, &stdout, &logs] {
         assert!(
             !text.contains(WRONG) && !text.contains(RIGHT),
             "a password leaked: {text}"
@@ -662,4 +668,93 @@ fn the_status_page_lists_every_pair_in_a_browser() {
     assert!(console.is_empty(), "console errors: {console:#?}");
     let exit = fleet.wait_exit(FLEET_TIMEOUT);
     assert!(exit.success(), "{}", fleet.output());
+}
+
+#[test]
+fn an_interrupted_fleet_undoes_the_cutover_under_way_reports_and_a_rerun_finishes() {
+    let kinds: Vec<ServerKind> = (0..3)
+        .flat_map(|_| [ServerKind::Redis70, ServerKind::Valkey81])
+        .collect();
+    let servers = start_servers(&kinds);
+    let dir = tempfile::tempdir().unwrap();
+    let hooked = dir.path().join("hooked");
+    let mut entries = Vec::new();
+    for i in 0..3 {
+        fill(&servers[2 * i], i);
+        // The first pair's hook waits, the source paused, for the interrupt.
+        let extra = match i {
+            0 => format!("exec = \"touch '{}' && sleep 20\"", hooked.display()),
+            _ => String::new(),
+        };
+        entries.push(pair_entry(
+            &format!("i{i}"),
+            &servers[2 * i],
+            &servers[2 * i + 1],
+            1,
+            &extra,
+        ));
+    }
+    let plan = write_plan(dir.path(), 1, &entries);
+    let plan_arg = plan.display().to_string();
+    let mut fleet = Ferry::start_command("fleet", &["run", &plan_arg, "--json"]);
+    wait_until("the first pair's hook runs", || hooked.exists());
+    fleet.signal("INT");
+    let exit = fleet.wait_exit(Duration::from_secs(60));
+    assert!(!exit.success(), "{}", fleet.output());
+    assert!(
+        fleet.output().contains("ferry: interrupted"),
+        "{}",
+        fleet.output()
+    );
+    let report = report_of(&fleet);
+    let first = pair(&report, "i0");
+    assert_eq!(first["phase"], "failed", "{first}");
+    assert!(
+        first["error"].as_str().unwrap().contains("interrupted"),
+        "{first}"
+    );
+    assert!(
+        report["failed"].is_null(),
+        "an interrupt is no pair's failure: {report}"
+    );
+    for name in ["i1", "i2"] {
+        assert_eq!(pair(&report, name)["phase"], "not-started", "{report}");
+    }
+    // The switch was undone: the source takes writes at once, its migration is gone.
+    let started = Instant::now();
+    redis::cmd("SET")
+        .arg("after-interrupt")
+        .arg(1)
+        .query::<()>(&mut servers[0].client())
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the source stayed paused"
+    );
+    let addr = migration_address(&dir.path().join("state"), "i0").unwrap();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "i0's migration still runs"
+    );
+
+    // The hook now moves on at once; the rerun does all three.
+    std::fs::write(
+        &plan,
+        std::fs::read_to_string(&plan)
+            .unwrap()
+            .replace("sleep 20", "true"),
+    )
+    .unwrap();
+    let (fleet, exit) = run_fleet(&plan, &[], &[]);
+    assert!(exit.success(), "{}", fleet.output());
+    let report = report_of(&fleet);
+    for i in 0..3 {
+        let row = pair(&report, &format!("i{i}"));
+        assert_eq!(row["phase"], "done", "{row}");
+        assert_eq!(
+            user_keys(&servers[2 * i + 1]),
+            user_keys(&servers[2 * i]),
+            "i{i}"
+        );
+    }
 }

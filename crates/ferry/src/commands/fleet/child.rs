@@ -138,6 +138,20 @@ impl MigrateChild {
         }
     }
 
+    /// [`MigrateChild::check_running`] for up to `timeout`: a run that stops answering
+    /// is usually exiting, and its own last line says why better than the refused
+    /// request does.
+    pub fn check_running_for(&mut self, timeout: Duration) -> Result<(), ChildError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_running()?;
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits up to `timeout` for the migration to end; an error unless it exited 0.
     pub fn wait(&mut self, timeout: Duration) -> Result<(), ChildError> {
         let deadline = Instant::now() + timeout;
@@ -171,15 +185,41 @@ impl MigrateChild {
     }
 }
 
+/// How long a migration asked to stop (SIGTERM) may drain before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Drop for MigrateChild {
-    /// A pair that failed before its cutover leaves no migration behind.
+    /// A pair that failed or was interrupted before its cutover leaves no migration
+    /// behind: asked to stop as by Ctrl-C (it drains and keeps its state file), killed if
+    /// it does not within [`STOP_TIMEOUT`].
     fn drop(&mut self) {
         if let Ok(None) = self.process.try_wait() {
-            let _ = self.process.kill();
+            terminate(&self.process);
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while let Ok(None) = self.process.try_wait() {
+                if Instant::now() >= deadline {
+                    let _ = self.process.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = self.process.wait();
         }
     }
 }
+
+#[cfg(unix)]
+fn terminate(process: &Child) {
+    if let Ok(pid) = i32::try_from(process.id()) {
+        // SAFETY: kill(2) takes plain integers; the pid is our own child's, not reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn terminate(_process: &Child) {}
 
 /// `ferry migrate`'s command line for the pair: URLs without passwords, the password
 /// and token by variable name or file.
@@ -225,10 +265,13 @@ fn url_without_password(url: &crate::url::ServerUrl) -> String {
 }
 
 /// The migration ends with the fleet, even when the fleet is killed outright: it would
-/// otherwise go on streaming into its target with nobody to cut it over.
+/// otherwise go on streaming into its target with nobody to cut it over. In a process
+/// group of its own, so that a terminal's Ctrl-C reaches the fleet alone, which then
+/// stops its pairs in order ([`super::signals`]).
 #[cfg(target_os = "linux")]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
+    command.process_group(0);
     // SAFETY: prctl(2) with plain integers, the only call between fork and exec.
     unsafe {
         command.pre_exec(|| {
@@ -240,7 +283,13 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(unix, not(target_os = "linux")))]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0);
+}
+
+#[cfg(not(unix))]
 fn die_with_parent(_command: &mut Command) {}
 
 #[cfg(test)]

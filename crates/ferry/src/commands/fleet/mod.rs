@@ -12,6 +12,7 @@ pub mod plan;
 pub mod record;
 pub mod report;
 pub mod schedule;
+pub mod signals;
 
 use crate::control::ControlToken;
 use crate::error::Error;
@@ -69,6 +70,8 @@ pub enum FleetError {
         #[source]
         source: std::io::Error,
     },
+    #[error("interrupted: the pairs not done stopped; rerun the plan to go on")]
+    Interrupted,
     #[error("cannot make a control token for the migrations")]
     Token(#[source] std::io::Error),
 }
@@ -126,7 +129,17 @@ fn run_plan(args: FleetRunArgs, out: &mut dyn Write) -> Result<(), Error> {
         Some(addr) => Some(serve(addr, &board, concurrency, started)?),
         None => None,
     };
-    let ended = schedule::run(&plan, concurrency, &token, &board);
+    let ended = {
+        let signals = signals::StopSignals::start();
+        schedule::Fleet {
+            plan: &plan,
+            concurrency,
+            token: &token,
+            board: &board,
+            interrupt: signals.interrupt(),
+        }
+        .run()
+    };
     let report = report::FleetReport::new(
         board.rows(),
         concurrency,
@@ -151,6 +164,7 @@ fn run_plan(args: FleetRunArgs, out: &mut dyn Write) -> Result<(), Error> {
             error: failure.error,
         }
         .into()),
+        None if ended.interrupted => Err(FleetError::Interrupted.into()),
         None => Ok(()),
     }
 }

@@ -23,6 +23,10 @@ use std::time::Duration;
 
 /// How often the migration's `/status` is read while it syncs.
 const POLL: Duration = Duration::from_millis(100);
+/// A `/status` request that fails is retried after this (the run may be exiting)...
+const UNANSWERED_GRACE: Duration = Duration::from_secs(1);
+/// ...and fails the pair after this many in a row.
+const MAX_UNANSWERED: u32 = 3;
 /// Longest wait for the migration to exit once the cutover stopped it.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -47,6 +51,10 @@ pub enum PairError {
     Differences { differing: u64, compared: u64 },
     #[error("internal error (please report)")]
     Panicked,
+    /// Ctrl-C or SIGTERM to the fleet: the migration was stopped (it keeps its state
+    /// file), a cutover under way undone.
+    #[error("interrupted (Ctrl-C or SIGTERM); a rerun resumes it")]
+    Interrupted,
 }
 
 /// Runs the pair to its end; the board follows every phase.
@@ -55,6 +63,7 @@ pub fn run(
     state_dir: &Path,
     token: &ControlToken,
     board: &Board,
+    interrupt: &Interrupt,
 ) -> Result<Verified, PairError> {
     let dir = state_dir.join(&pair.name);
     std::fs::create_dir_all(&dir).map_err(|source| PairError::Folder {
@@ -63,10 +72,10 @@ pub fn run(
     })?;
     board.start(&pair.name);
     let mut child = MigrateChild::start(pair, &dir, token)?;
-    wait_in_sync(pair, &mut child, board)?;
+    wait_in_sync(pair, &mut child, board, interrupt)?;
     if pair.switch {
         board.set_phase(&pair.name, Phase::Cutover);
-        cut_over(pair, &child)?;
+        cut_over(pair, &child, interrupt)?;
         child.wait(EXIT_TIMEOUT)?;
         board.set_phase(&pair.name, Phase::Verifying);
         verify(pair)
@@ -82,15 +91,30 @@ pub fn run(
 }
 
 /// Follows the migration's `/status` until it reports the target in sync.
-fn wait_in_sync(pair: &PairPlan, child: &mut MigrateChild, board: &Board) -> Result<(), PairError> {
+fn wait_in_sync(
+    pair: &PairPlan,
+    child: &mut MigrateChild,
+    board: &Board,
+    interrupt: &Interrupt,
+) -> Result<(), PairError> {
+    let mut unanswered = 0;
     loop {
+        if interrupt.requested() {
+            return Err(PairError::Interrupted);
+        }
         child.check_running()?;
         let status = match child.endpoint().status() {
-            Ok(status) => status,
-            // The run may have exited between the check and the request: say why.
+            Ok(status) => {
+                unanswered = 0;
+                status
+            }
             Err(error) => {
-                child.check_running()?;
-                return Err(PairError::Status(error));
+                child.check_running_for(UNANSWERED_GRACE)?;
+                unanswered += 1;
+                if unanswered >= MAX_UNANSWERED {
+                    return Err(PairError::Status(error));
+                }
+                continue;
             }
         };
         let phase = match status.phase.as_str() {
@@ -110,7 +134,7 @@ fn wait_in_sync(pair: &PairPlan, child: &mut MigrateChild, board: &Board) -> Res
 }
 
 /// `ferry cutover`'s procedure with its defaults and the pair's hook.
-fn cut_over(pair: &PairPlan, child: &MigrateChild) -> Result<(), PairError> {
+fn cut_over(pair: &PairPlan, child: &MigrateChild, interrupt: &Interrupt) -> Result<(), PairError> {
     let plan = SwitchPlan {
         command: "cutover",
         source: pair.source.clone(),
@@ -128,9 +152,11 @@ fn cut_over(pair: &PairPlan, child: &MigrateChild) -> Result<(), PairError> {
         kill_clients: true,
         policies: pair.policies.clone(),
     };
-    let report = procedure::run(&plan, &Interrupt::default());
+    let report = procedure::run(&plan, interrupt);
     match report.error {
         None if report.ok => Ok(()),
+        // The procedure undid the switch for the interrupt (or failed as it came).
+        _ if interrupt.requested() => Err(PairError::Interrupted),
         error => Err(PairError::Cutover(error.unwrap_or_else(|| {
             format!(
                 "cutover failed at step {}",

@@ -1,14 +1,17 @@
 //! Waves in ascending order; within a wave at most `concurrency` pairs at once, each on
 //! a thread of its own. A pair that fails closes its wave: no new pair of it starts, the
-//! running ones finish, and no later wave starts.
+//! running ones finish, and no later wave starts. An interrupt stops the running pairs
+//! and starts none.
 
-use super::board::{Board, Phase};
-use super::pair;
+use super::board::{Board, Phase, Verified};
+use super::pair::{self, PairError};
 use super::plan::{PairPlan, Plan};
 use super::record;
+use crate::commands::cutover::interrupt::Interrupt;
 use crate::control::ControlToken;
 use crate::error::Error;
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::mpsc;
 
 /// The first pair that failed, and why.
@@ -24,84 +27,106 @@ pub struct Ended {
     pub failure: Option<Failure>,
     /// The record could not be written at some point (the run went on).
     pub record_error: Option<Error>,
+    /// Ctrl-C or SIGTERM stopped the fleet.
+    pub interrupted: bool,
 }
 
-/// Runs every wave of `plan` not already done (per `board`).
-pub fn run(plan: &Plan, concurrency: u32, token: &ControlToken, board: &Board) -> Ended {
-    let record_path = record::path(&plan.state_dir);
-    let mut ended = Ended::default();
-    for pairs in plan.waves().values() {
-        let todo: VecDeque<&PairPlan> = pairs
-            .iter()
-            .copied()
-            .filter(|pair| {
-                board
-                    .row(&pair.name)
-                    .is_some_and(|row| row.phase != Phase::Done)
-            })
-            .collect();
-        run_wave(
-            todo,
-            concurrency,
-            plan,
-            token,
-            board,
-            &record_path,
-            &mut ended,
-        );
-        if ended.failure.is_some() {
-            board.abandon_waiting();
-            break;
+/// What every pair runs with.
+pub struct Fleet<'a> {
+    pub plan: &'a Plan,
+    pub concurrency: u32,
+    pub token: &'a ControlToken,
+    pub board: &'a Board,
+    pub interrupt: &'a Interrupt,
+}
+
+impl Fleet<'_> {
+    /// Runs every wave of the plan not already done (per the board).
+    pub fn run(&self) -> Ended {
+        let record_path = record::path(&self.plan.state_dir);
+        let mut ended = Ended::default();
+        for pairs in self.plan.waves().values() {
+            let todo: VecDeque<&PairPlan> = pairs
+                .iter()
+                .copied()
+                .filter(|pair| {
+                    self.board
+                        .row(&pair.name)
+                        .is_some_and(|row| row.phase != Phase::Done)
+                })
+                .collect();
+            self.run_wave(todo, &record_path, &mut ended);
+            ended.interrupted = self.interrupt.requested();
+            if ended.failure.is_some() || ended.interrupted {
+                self.board.abandon_waiting();
+                break;
+            }
         }
+        ended
     }
-    ended
-}
 
-fn run_wave(
-    mut todo: VecDeque<&PairPlan>,
-    concurrency: u32,
-    plan: &Plan,
-    token: &ControlToken,
-    board: &Board,
-    record_path: &std::path::Path,
-    ended: &mut Ended,
-) {
-    let (done_tx, done_rx) = mpsc::channel();
-    std::thread::scope(|scope| {
-        let mut running = 0u32;
-        loop {
-            while ended.failure.is_none() && running < concurrency {
-                let Some(pair) = todo.pop_front() else { break };
-                running += 1;
-                let done_tx = done_tx.clone();
-                scope.spawn(move || {
-                    // A bug in one pair fails that pair, not the whole fleet's wait.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        pair::run(pair, &plan.state_dir, token, board)
-                    }))
-                    .unwrap_or(Err(pair::PairError::Panicked));
-                    // The receiver lives until every sender is done.
-                    let _ = done_tx.send((pair, result));
-                });
+    fn run_wave(&self, mut todo: VecDeque<&PairPlan>, record_path: &Path, ended: &mut Ended) {
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::scope(|scope| {
+            let mut running = 0u32;
+            loop {
+                while ended.failure.is_none()
+                    && !self.interrupt.requested()
+                    && running < self.concurrency
+                {
+                    let Some(pair) = todo.pop_front() else { break };
+                    running += 1;
+                    let done_tx = done_tx.clone();
+                    scope.spawn(move || {
+                        // A bug in one pair fails that pair, not the whole fleet's wait.
+                        let life = std::panic::AssertUnwindSafe(|| {
+                            pair::run(
+                                pair,
+                                &self.plan.state_dir,
+                                self.token,
+                                self.board,
+                                self.interrupt,
+                            )
+                        });
+                        let result =
+                            std::panic::catch_unwind(life).unwrap_or(Err(PairError::Panicked));
+                        // The receiver lives until every sender is done.
+                        let _ = done_tx.send((pair, result));
+                    });
+                }
+                if running == 0 {
+                    break;
+                }
+                let Ok((pair, result)) = done_rx.recv() else {
+                    break;
+                };
+                running -= 1;
+                self.finished(pair, result, record_path, ended);
             }
-            if running == 0 {
-                break;
-            }
-            let Ok((pair, result)) = done_rx.recv() else {
-                break;
-            };
-            running -= 1;
-            let result = result.map_err(|e| crate::error::one_line(crate::error::chain(&e)));
-            if let Err(error) = &result {
+        });
+    }
+
+    /// Records a pair's end; the first failure (not an interrupt) closes the wave.
+    fn finished(
+        &self,
+        pair: &PairPlan,
+        result: Result<Verified, PairError>,
+        record_path: &Path,
+        ended: &mut Ended,
+    ) {
+        let result = result.map_err(|error| {
+            let line = crate::error::one_line(crate::error::chain(&error));
+            if !matches!(error, PairError::Interrupted) {
                 ended.failure.get_or_insert(Failure {
                     pair: pair.name.clone(),
-                    error: error.clone(),
+                    error: line.clone(),
                 });
             }
-            board.finish(&pair.name, result);
-            if let Err(error) = record::save(record_path, &board.rows()) {
-                ended.record_error.get_or_insert(error);
-            }
+            line
+        });
+        self.board.finish(&pair.name, result);
+        if let Err(error) = record::save(record_path, &self.board.rows()) {
+            ended.record_error.get_or_insert(error);
         }
-    });
+    }
 }
