@@ -191,7 +191,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 impl Drop for MigrateChild {
     /// A pair that failed or was interrupted before its cutover leaves no migration
     /// behind: asked to stop as by Ctrl-C (it drains and keeps its state file), killed if
-    /// it does not within [`STOP_TIMEOUT`].
+    /// it does not within `STOP_TIMEOUT`.
     fn drop(&mut self) {
         if let Ok(None) = self.process.try_wait() {
             terminate(&self.process);

@@ -41,6 +41,8 @@ pub enum FleetCommand {
 
 #[derive(Debug, Args)]
 pub struct FleetRunArgs {
+    // `[defaults]` is TOML in --help, not a link (a `\[` would show there).
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// The plan (TOML): state_dir, concurrency, [defaults] and one [[pair]] per
     /// source → target.
     pub plan: PathBuf,
