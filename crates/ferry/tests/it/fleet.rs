@@ -758,3 +758,55 @@ fn an_interrupted_fleet_undoes_the_cutover_under_way_reports_and_a_rerun_finishe
         );
     }
 }
+
+#[test]
+fn a_pair_cut_over_earlier_is_only_verified_again() {
+    let servers = start_servers(&[ServerKind::Redis80, ServerKind::Valkey81]);
+    let (source, target) = (&servers[0], &servers[1]);
+    fill(source, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir.path().join("hooks");
+    // A client moved by the hook writes to the target at once: verify then finds the
+    // key the source lacks, and the pair fails after its switch.
+    let hook = format!(
+        "exec = '''echo ran >> '{}'; bash -c 'exec 3<>/dev/tcp/127.0.0.1/{}; printf \"SET moved-client 1\\r\\n\" >&3; read -r reply <&3' '''",
+        hooks.display(),
+        target.port()
+    );
+    let plan = write_plan(
+        dir.path(),
+        1,
+        &[pair_entry("moved", source, target, 1, &hook)],
+    );
+    let (fleet, exit) = run_fleet(&plan, &[], &[]);
+    assert!(!exit.success(), "{}", fleet.output());
+    let report = report_of(&fleet);
+    let row = pair(&report, "moved");
+    assert_eq!(row["phase"], "failed", "{row}");
+    assert_eq!(row["switched"], true, "{row}");
+    assert!(
+        row["error"].as_str().unwrap().contains("verify found 1 of"),
+        "{row}"
+    );
+
+    // The operator looks, finds the stray key, removes it; the rerun neither migrates
+    // nor switches again (the clients are on the target), it only compares.
+    redis::cmd("DEL")
+        .arg("moved-client")
+        .query::<()>(&mut target.client())
+        .unwrap();
+    let (fleet, exit) = run_fleet(&plan, &[], &[]);
+    assert!(exit.success(), "{}", fleet.output());
+    assert_eq!(pair(&report_of(&fleet), "moved")["verify"]["differing"], 0);
+    assert_eq!(
+        std::fs::read_to_string(&hooks).unwrap(),
+        "ran\n",
+        "the hook ran once"
+    );
+    let log = std::fs::read_to_string(dir.path().join("state/moved/migrate.log")).unwrap();
+    assert_eq!(
+        log.matches("serving /metrics and /status on").count(),
+        1,
+        "{log}"
+    );
+}

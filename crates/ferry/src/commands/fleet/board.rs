@@ -78,6 +78,9 @@ pub struct Row {
     pub error: Option<String>,
     /// Whether the pair is cut over (`switch` in the plan).
     pub switch: bool,
+    /// The cutover happened (in this run or an earlier one): clients are on the target.
+    #[serde(default)]
+    pub switched: bool,
     /// Done by an earlier run of the same plan (from `fleet.json`), not redone.
     #[serde(default)]
     pub earlier_run: bool,
@@ -91,6 +94,7 @@ impl Row {
             name: name.to_owned(),
             wave,
             switch: true,
+            switched: false,
             source,
             target,
             phase: Phase::Waiting,
@@ -148,6 +152,11 @@ impl Board {
             row.error = None;
             row.verify = None;
         });
+    }
+
+    /// The pair's cutover is done.
+    pub fn set_switched(&self, name: &str) {
+        self.update(name, |row| row.switched = true);
     }
 
     pub fn set_phase(&self, name: &str, phase: Phase) {

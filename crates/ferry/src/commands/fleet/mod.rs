@@ -111,16 +111,15 @@ fn run_plan(args: FleetRunArgs, out: &mut dyn Write) -> Result<(), Error> {
                     pair.target.address(),
                 );
                 row.switch = pair.switch;
-                match record::done_before(&earlier, &row) {
-                    Some(done) => {
-                        let mut row = done.clone();
-                        row.earlier_run = true;
-                        row.wave = pair.wave;
-                        row.switch = pair.switch;
-                        row
-                    }
-                    None => row,
+                if let Some(done) = record::done_before(&earlier, &row) {
+                    row = done.clone();
+                    row.earlier_run = true;
+                    row.wave = pair.wave;
+                    row.switch = pair.switch;
+                } else if record::switched_before(&earlier, &row).is_some() {
+                    row.switched = true;
                 }
+                row
             })
             .collect(),
     ));
@@ -136,9 +135,13 @@ fn run_plan(args: FleetRunArgs, out: &mut dyn Write) -> Result<(), Error> {
         schedule::Fleet {
             plan: &plan,
             concurrency,
-            token: &token,
-            board: &board,
-            interrupt: signals.interrupt(),
+            pairs: pair::Context {
+                state_dir: &plan.state_dir,
+                token: &token,
+                board: &board,
+                interrupt: signals.interrupt(),
+                recorder: &record::Recorder::new(record_path),
+            },
         }
         .run()
     };

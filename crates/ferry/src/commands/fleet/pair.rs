@@ -12,6 +12,7 @@
 use super::board::{Board, Phase, Verified};
 use super::child::{ChildError, MigrateChild};
 use super::plan::PairPlan;
+use super::record::Recorder;
 use crate::commands::cutover::interrupt::Interrupt;
 use crate::commands::cutover::procedure::{self, Plan as SwitchPlan};
 use crate::commands::cutover::status::StatusError;
@@ -51,31 +52,49 @@ pub enum PairError {
     Differences { differing: u64, compared: u64 },
     #[error("internal error (please report)")]
     Panicked,
+    #[error("cut over, but cannot record it: {}", one_line(chain(.0)))]
+    Record(Error),
     /// Ctrl-C or SIGTERM to the fleet: the migration was stopped (it keeps its state
     /// file), a cutover under way undone.
     #[error("interrupted (Ctrl-C or SIGTERM); a rerun resumes it")]
     Interrupted,
 }
 
+/// What every pair runs with.
+pub struct Context<'a> {
+    /// `state_dir/<pair>/` holds the pair's migrate state file and log.
+    pub state_dir: &'a Path,
+    pub token: &'a ControlToken,
+    pub board: &'a Board,
+    pub interrupt: &'a Interrupt,
+    pub recorder: &'a Recorder,
+}
+
 /// Runs the pair to its end; the board follows every phase.
-pub fn run(
-    pair: &PairPlan,
-    state_dir: &Path,
-    token: &ControlToken,
-    board: &Board,
-    interrupt: &Interrupt,
-) -> Result<Verified, PairError> {
-    let dir = state_dir.join(&pair.name);
+pub fn run(pair: &PairPlan, fleet: &Context) -> Result<Verified, PairError> {
+    let (board, interrupt) = (fleet.board, fleet.interrupt);
+    board.start(&pair.name);
+    if board.row(&pair.name).is_some_and(|row| row.switched) {
+        // Cut over by an earlier run: the clients are on the target, so neither a second
+        // migration nor a second switch; only the comparison is left.
+        board.set_phase(&pair.name, Phase::Verifying);
+        return verify(pair);
+    }
+    let dir = fleet.state_dir.join(&pair.name);
     std::fs::create_dir_all(&dir).map_err(|source| PairError::Folder {
         path: dir.clone(),
         source,
     })?;
-    board.start(&pair.name);
-    let mut child = MigrateChild::start(pair, &dir, token)?;
+    let mut child = MigrateChild::start(pair, &dir, fleet.token)?;
     wait_in_sync(pair, &mut child, board, interrupt)?;
     if pair.switch {
         board.set_phase(&pair.name, Phase::Cutover);
         cut_over(pair, &child, interrupt)?;
+        board.set_switched(&pair.name);
+        fleet
+            .recorder
+            .save(&board.rows())
+            .map_err(PairError::Record)?;
         child.wait(EXIT_TIMEOUT)?;
         board.set_phase(&pair.name, Phase::Verifying);
         verify(pair)

@@ -1,7 +1,9 @@
-//! `state_dir/fleet.json`: each finished pair's row (done or failed), rewritten whole
-//! after every pair. A rerun of the same plan skips the pairs it lists as done with the
-//! same source and target; the others start again from their migrate state files.
-//! It holds addresses and counts, never a password.
+//! `state_dir/fleet.json`: each finished pair's row (done or failed) and each pair cut
+//! over, rewritten whole after every such change. A rerun of the same plan skips the pairs
+//! it lists as done with the same source and target, only verifies again those cut over
+//! already (their clients are on the target: no second migration, no second switch), and
+//! starts the others again from their migrate state files. It holds addresses and counts,
+//! never a password.
 
 use super::board::{Phase, Row};
 use crate::error::Error;
@@ -68,12 +70,46 @@ pub fn done_before<'a>(earlier: &'a [Row], row: &Row) -> Option<&'a Row> {
     })
 }
 
-/// Writes the finished rows of `rows`, replacing the file whole.
+/// The earlier run's row for `row`'s pair when that run cut it over (between the same
+/// two servers) without finishing it.
+pub fn switched_before<'a>(earlier: &'a [Row], row: &Row) -> Option<&'a Row> {
+    earlier.iter().find(|old| {
+        old.name == row.name
+            && old.switched
+            && old.phase != Phase::Done
+            && old.source == row.source
+            && old.target == row.target
+    })
+}
+
+/// Writes the record from the pairs' threads and the scheduler, one at a time.
+#[derive(Debug)]
+pub struct Recorder {
+    path: PathBuf,
+    writing: std::sync::Mutex<()>,
+}
+
+impl Recorder {
+    pub fn new(path: PathBuf) -> Recorder {
+        Recorder {
+            path,
+            writing: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Writes what `rows` hold now.
+    pub fn save(&self, rows: &[Row]) -> Result<(), Error> {
+        let _one_writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        save(&self.path, rows)
+    }
+}
+
+/// Writes the finished and the cut-over rows of `rows`, replacing the file whole.
 pub fn save(path: &Path, rows: &[Row]) -> Result<(), Error> {
     let file = RecordFile {
         pairs: rows
             .iter()
-            .filter(|row| row.phase.is_finished())
+            .filter(|row| row.phase.is_finished() || row.switched)
             .cloned()
             .collect(),
     };
@@ -106,12 +142,25 @@ mod tests {
         let mut failed = Row::new("b", 1, "h:3".into(), "h:4".into());
         failed.phase = Phase::Failed;
         let waiting = Row::new("c", 2, "h:5".into(), "h:6".into());
-        save(&path, &[done.clone(), failed.clone(), waiting.clone()]).unwrap();
+        let mut switched = Row::new("d", 2, "h:7".into(), "h:8".into());
+        switched.phase = Phase::Verifying;
+        switched.switched = true;
+        let recorder = Recorder::new(path.clone());
+        let rows = [
+            done.clone(),
+            failed.clone(),
+            waiting.clone(),
+            switched.clone(),
+        ];
+        recorder.save(&rows).unwrap();
         let earlier = load(&path).unwrap();
-        assert_eq!(earlier.len(), 2);
+        assert_eq!(earlier.len(), 3);
         assert!(done_before(&earlier, &done).is_some());
         assert!(done_before(&earlier, &failed).is_none());
         assert!(done_before(&earlier, &waiting).is_none());
+        assert!(done_before(&earlier, &switched).is_none());
+        assert!(switched_before(&earlier, &switched).is_some());
+        assert!(switched_before(&earlier, &failed).is_none());
         let moved = Row::new("a", 1, "h:1".into(), "h:9".into());
         assert!(done_before(&earlier, &moved).is_none());
 

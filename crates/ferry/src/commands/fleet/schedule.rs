@@ -3,15 +3,11 @@
 //! running ones finish, and no later wave starts. An interrupt stops the running pairs
 //! and starts none.
 
-use super::board::{Board, Phase, Verified};
+use super::board::{Phase, Verified};
 use super::pair::{self, PairError};
 use super::plan::{PairPlan, Plan};
-use super::record;
-use crate::commands::cutover::interrupt::Interrupt;
-use crate::control::ControlToken;
 use crate::error::Error;
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::mpsc;
 
 /// The first pair that failed, and why.
@@ -31,47 +27,45 @@ pub struct Ended {
     pub interrupted: bool,
 }
 
-/// What every pair runs with.
+/// The plan, its limit and what every pair runs with.
 pub struct Fleet<'a> {
     pub plan: &'a Plan,
     pub concurrency: u32,
-    pub token: &'a ControlToken,
-    pub board: &'a Board,
-    pub interrupt: &'a Interrupt,
+    pub pairs: pair::Context<'a>,
 }
 
 impl Fleet<'_> {
     /// Runs every wave of the plan not already done (per the board).
     pub fn run(&self) -> Ended {
-        let record_path = record::path(&self.plan.state_dir);
         let mut ended = Ended::default();
         for pairs in self.plan.waves().values() {
             let todo: VecDeque<&PairPlan> = pairs
                 .iter()
                 .copied()
                 .filter(|pair| {
-                    self.board
+                    self.pairs
+                        .board
                         .row(&pair.name)
                         .is_some_and(|row| row.phase != Phase::Done)
                 })
                 .collect();
-            self.run_wave(todo, &record_path, &mut ended);
-            ended.interrupted = self.interrupt.requested();
+            self.run_wave(todo, &mut ended);
+            ended.interrupted = self.pairs.interrupt.requested();
             if ended.failure.is_some() || ended.interrupted {
-                self.board.abandon_waiting();
+                self.pairs.board.abandon_waiting();
                 break;
             }
         }
         ended
     }
 
-    fn run_wave(&self, mut todo: VecDeque<&PairPlan>, record_path: &Path, ended: &mut Ended) {
+    fn run_wave(&self, mut todo: VecDeque<&PairPlan>, ended: &mut Ended) {
         let (done_tx, done_rx) = mpsc::channel();
         std::thread::scope(|scope| {
             let mut running = 0u32;
             loop {
                 while ended.failure.is_none()
-                    && !self.interrupt.requested()
+                    && !self.pairs.interrupt.requested()
                     && running < self.concurrency
                 {
                     let Some(pair) = todo.pop_front() else { break };
@@ -79,15 +73,7 @@ impl Fleet<'_> {
                     let done_tx = done_tx.clone();
                     scope.spawn(move || {
                         // A bug in one pair fails that pair, not the whole fleet's wait.
-                        let life = std::panic::AssertUnwindSafe(|| {
-                            pair::run(
-                                pair,
-                                &self.plan.state_dir,
-                                self.token,
-                                self.board,
-                                self.interrupt,
-                            )
-                        });
+                        let life = std::panic::AssertUnwindSafe(|| pair::run(pair, &self.pairs));
                         let result =
                             std::panic::catch_unwind(life).unwrap_or(Err(PairError::Panicked));
                         // The receiver lives until every sender is done.
@@ -101,19 +87,13 @@ impl Fleet<'_> {
                     break;
                 };
                 running -= 1;
-                self.finished(pair, result, record_path, ended);
+                self.finished(pair, result, ended);
             }
         });
     }
 
     /// Records a pair's end; the first failure (not an interrupt) closes the wave.
-    fn finished(
-        &self,
-        pair: &PairPlan,
-        result: Result<Verified, PairError>,
-        record_path: &Path,
-        ended: &mut Ended,
-    ) {
+    fn finished(&self, pair: &PairPlan, result: Result<Verified, PairError>, ended: &mut Ended) {
         let result = result.map_err(|error| {
             let line = crate::error::one_line(crate::error::chain(&error));
             if !matches!(error, PairError::Interrupted) {
@@ -124,8 +104,8 @@ impl Fleet<'_> {
             }
             line
         });
-        self.board.finish(&pair.name, result);
-        if let Err(error) = record::save(record_path, &self.board.rows()) {
+        self.pairs.board.finish(&pair.name, result);
+        if let Err(error) = self.pairs.recorder.save(&self.pairs.board.rows()) {
             ended.record_error.get_or_insert(error);
         }
     }
