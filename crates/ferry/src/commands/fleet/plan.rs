@@ -539,6 +539,39 @@ hash_field_ttl = "persist"
     }
 
     #[test]
+    fn the_example_in_docs_fleet_md_is_a_valid_plan() {
+        let doc = include_str!("../../../../../docs/fleet.md");
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/redis"), "from-a-file\n").unwrap();
+        let plan = parse(&dir.path().join("fleet.toml"), example, &|_| {
+            Some("from-a-variable".into())
+        })
+        .unwrap();
+        assert_eq!(plan.pairs.len(), 3);
+        assert_eq!(plan.waves().len(), 2);
+        let [sessions, cache, legacy] = &plan.pairs[..] else {
+            unreachable!()
+        };
+        assert_eq!(
+            sessions.source.password.as_ref().unwrap().expose(),
+            "from-a-file"
+        );
+        assert_eq!(
+            cache.source.password.as_ref().unwrap().expose(),
+            "from-a-variable"
+        );
+        assert_eq!(cache.source.username.as_deref(), Some("app"));
+        assert!(!legacy.switch && sessions.switch);
+        assert_eq!(legacy.policies.hash_field_ttl, HashFieldTtlPolicy::Persist);
+    }
+
+    #[test]
     fn each_problem_is_one_line_naming_the_pair() {
         let cases = [
             (
