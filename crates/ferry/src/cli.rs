@@ -42,6 +42,9 @@ pub enum Command {
     /// Undo a cutover made with --keep-rollback: the same switch, from the target (now
     /// live) back to the old source, which the reverse migration kept up to date.
     Rollback(RollbackArgs),
+    /// Run many standalone migrations from one plan (TOML): waves, a concurrency limit,
+    /// each pair copied, cut over and verified, one report and one status page.
+    Fleet(FleetArgs),
     /// Print ferry's man page or a shell's completion script, made from this command
     /// line's own definition (`ferry generate man > ferry.1`).
     Generate(GenerateArgs),
@@ -72,6 +75,7 @@ pub enum Generated {
 }
 
 pub use crate::commands::assess::AssessArgs;
+pub use crate::commands::fleet::FleetArgs;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {

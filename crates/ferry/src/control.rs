@@ -76,6 +76,16 @@ impl ControlToken {
         self.0.expose()
     }
 
+    /// A fresh token from the system's random source (32 bytes, 64 hex characters), for
+    /// runs ferry starts itself (`ferry fleet`'s migrations).
+    pub fn generate() -> std::io::Result<ControlToken> {
+        use std::io::Read;
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(ControlToken(Secret::new(text)))
+    }
+
     /// Whether `presented` is this token. Takes the same time wherever the first
     /// difference is, so that timing does not reveal a prefix.
     pub fn matches(&self, presented: &[u8]) -> bool {
@@ -188,6 +198,15 @@ mod tests {
             .to_string()
             .contains("cannot read"));
         assert!(ControlTokenArgs::default().token().unwrap().is_none());
+    }
+
+    #[test]
+    fn generated_tokens_are_long_and_differ() {
+        let first = ControlToken::generate().unwrap();
+        let second = ControlToken::generate().unwrap();
+        assert_eq!(first.expose().len(), 64);
+        assert!(check_token(first.expose()).is_ok());
+        assert_ne!(first, second);
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
         Command::Cutover(args) => commands::cutover::run(args, out),
         Command::Rollback(args) => commands::rollback::run(args, out),
         Command::Generate(args) => commands::generate::run(args, out),
+        Command::Fleet(args) => commands::fleet::run(args, out),
     }?;
     out.flush().map_err(Error::Stdout)
 }

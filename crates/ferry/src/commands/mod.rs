@@ -3,6 +3,7 @@
 pub mod assess;
 pub mod convert;
 pub mod cutover;
+pub mod fleet;
 pub mod generate;
 pub mod inspect;
 pub mod migrate;

@@ -65,11 +65,54 @@ async fn sample_every_second(stats: Arc<Stats>) {
     }
 }
 
-async fn answer(
-    mut socket: TcpStream,
-    stats: &Stats,
-    control: Option<&ControlToken>,
-) -> std::io::Result<()> {
+/// A read-only page and its `/status` document, served by [`serve_site`]: what a
+/// listener other than a run's own shows (`ferry fleet`'s page of all its pairs).
+pub trait Site: Send + Sync + 'static {
+    /// The self-contained HTML of `/` (under [`super::page::CONTENT_SECURITY_POLICY`]).
+    fn page(&self) -> &'static str;
+    /// The JSON document of `/status`, as it is now.
+    fn status_json(&self) -> String;
+}
+
+/// Binds `addr` (port 0 picks a free port) and serves `site` in the background: `GET /`
+/// and `GET /status`, nothing that changes anything.
+pub async fn serve_site(addr: SocketAddr, site: Arc<dyn Site>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let site = site.clone();
+            tokio::spawn(async move {
+                let answered = answer_site(socket, site.as_ref());
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, answered).await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+async fn answer_site(mut socket: TcpStream, site: &dyn Site) -> std::io::Result<()> {
+    let Some(head) = read_head(&mut socket).await? else {
+        return Ok(());
+    };
+    let (method, path, _) = request_line(&head);
+    match (method.as_str(), path.as_str()) {
+        ("GET", "/") => page(&mut socket, site.page()).await,
+        ("GET", "/status") => {
+            let body = site.status_json();
+            respond(&mut socket, "200 OK", "application/json", &body).await
+        }
+        ("GET", _) => respond(&mut socket, "404 Not Found", "text/plain", "not found\n").await,
+        _ => respond(&mut socket, "405 Method Not Allowed", "text/plain", "").await,
+    }
+}
+
+/// The request head up to its blank line; `None` once a too-large head was refused.
+async fn read_head(socket: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -79,33 +122,55 @@ async fn answer(
         }
         head.extend_from_slice(&chunk[..read]);
         if head.len() > MAX_REQUEST {
-            return respond(
-                &mut socket,
+            respond(
+                socket,
                 "431 Request Header Fields Too Large",
                 "text/plain",
                 "",
             )
-            .await;
+            .await?;
+            return Ok(None);
         }
     }
+    Ok(Some(head))
+}
+
+/// Method, path and query of the request line.
+fn request_line(head: &[u8]) -> (String, String, String) {
     let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut words = line.split_whitespace();
     let method = words.next().unwrap_or_default();
-    let path = words.next().unwrap_or_default();
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    match (method, path) {
-        ("GET", "/") => {
-            let head = [
-                ("Content-Type", "text/html; charset=utf-8"),
-                (
-                    "Content-Security-Policy",
-                    super::page::CONTENT_SECURITY_POLICY,
-                ),
-                ("Cache-Control", "no-store"),
-            ];
-            respond_with(&mut socket, "200 OK", &head, super::page::STATUS_PAGE).await
-        }
+    let target = words.next().unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    (method.to_owned(), path.to_owned(), query.to_owned())
+}
+
+/// An HTML page under the status page's content security policy.
+async fn page(socket: &mut TcpStream, html: &str) -> std::io::Result<()> {
+    let head = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        (
+            "Content-Security-Policy",
+            super::page::CONTENT_SECURITY_POLICY,
+        ),
+        ("Cache-Control", "no-store"),
+    ];
+    respond_with(socket, "200 OK", &head, html).await
+}
+
+async fn answer(
+    mut socket: TcpStream,
+    stats: &Stats,
+    control: Option<&ControlToken>,
+) -> std::io::Result<()> {
+    let Some(head) = read_head(&mut socket).await? else {
+        return Ok(());
+    };
+    let (method, path, query) = request_line(&head);
+    let query = query.as_str();
+    match (method.as_str(), path.as_str()) {
+        ("GET", "/") => page(&mut socket, super::page::STATUS_PAGE).await,
         ("GET", "/metrics") => {
             let body = super::prometheus::render(&stats.status());
             respond(&mut socket, "200 OK", "text/plain; version=0.0.4", &body).await

@@ -27,6 +27,7 @@ mod filters_convert;
 mod filters_migrate;
 mod filters_relay;
 mod filters_scan;
+mod fleet;
 mod generate;
 mod migrate_aof;
 mod migrate_big_keys;

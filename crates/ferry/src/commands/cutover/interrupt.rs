@@ -25,7 +25,9 @@ impl Interrupt {
         self.requested.load(Ordering::Relaxed)
     }
 
-    fn request(&self) {
+    /// Asks every wait that checks this to stop (the listener, or `ferry fleet`'s own
+    /// handling of the signals, calls it).
+    pub fn request(&self) {
         self.requested.store(true, Ordering::Relaxed);
     }
 }

@@ -26,6 +26,12 @@ pub struct RunStatus {
     pub source_replid: Option<String>,
     /// Every write of the source's replication stream up to this offset is on the target.
     pub applied_offset: i64,
+    /// Bytes of the source's stream not yet on the target (what `ferry fleet` shows).
+    #[serde(default)]
+    pub lag_bytes: i64,
+    /// Keys the run's full syncs have written so far.
+    #[serde(default)]
+    pub keys_written: u64,
     /// A cluster source's shards, each followed on its own; empty for one server.
     #[serde(default)]
     pub shards: Vec<ShardRun>,
