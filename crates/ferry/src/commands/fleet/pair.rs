@@ -158,7 +158,7 @@ fn cut_over(pair: &PairPlan, child: &MigrateChild, interrupt: &Interrupt) -> Res
         command: "cutover",
         source: pair.source.clone(),
         target: pair.target.clone(),
-        status: child.endpoint().clone(),
+        runs: vec![child.endpoint().clone()],
         exec: pair.exec.clone(),
         exec_undo: pair.exec_undo.clone(),
         exec_timeout: Duration::from_secs(10),
