@@ -7,6 +7,7 @@ mod cluster;
 mod codec;
 mod cutover;
 pub mod datasets;
+mod fleet;
 pub mod measure;
 pub mod migrate;
 mod page;
@@ -27,7 +28,8 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
 
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
-  --only PART  run one part: codec, migrate, relay, cutover, cluster, writer, page, scan
+  --only PART  run one part: codec, migrate, relay, cutover, cluster, writer, page, scan,
+               spool, fleet
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -92,6 +94,10 @@ const PARTS: &[Part] = &[
     Part {
         name: "spool",
         run: spool::run,
+    },
+    Part {
+        name: "fleet",
+        run: fleet::run,
     },
 ];
 
