@@ -1,0 +1,533 @@
+//! Part "sizing": ferry's work per CPU-second (keys and MB per second of ferry's own CPU
+//! time, user + system) and per wall-second, for a full sync, a stream catch-up and a
+//! verify round into a standalone Valkey 8.1 and a cluster of 3, beside Valkey's own
+//! replica where one exists; then a Redis 7.0 cluster copied by one process and by three
+//! `--shards K/N` workers at once. docs/sizing.md turns these figures into a sizing guide.
+//! CPU time is the figure that holds on a shared machine: wall time moves with the load.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use ferry_testkit::{Cluster, Server, ServerKind};
+
+use super::cluster::{self, Target, ALL_SHARDS_IN_SYNC, IN_SYNC, SHARDS, VALUE_SIZE};
+use super::datasets::thousands;
+use super::measure::{self, Sample};
+use super::migrate::{self, server_cpu};
+use super::table::Table;
+use super::{Context, Section};
+
+/// Workers of the split cluster copy: one per source primary.
+const WORKERS: usize = SHARDS;
+/// Three workers reaching in sync take seconds; this only catches a hang.
+const WORKERS_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One measured piece of work: how much, how long, and whose CPU.
+#[derive(Clone, Copy)]
+struct Work {
+    /// Keys copied or compared, or stream commands applied.
+    items: u64,
+    /// RDB bytes of the dataset, or replication stream bytes.
+    bytes: u64,
+    wall: Duration,
+    /// ferry's CPU (the sum over workers); `None` for Valkey's own replica.
+    ferry_cpu: Option<Duration>,
+    /// The target's CPU meanwhile (INFO cpu of its primaries), or the native replica's.
+    target_cpu: Duration,
+    /// ferry's peak RSS (the largest of the workers').
+    peak_rss: Option<u64>,
+}
+
+impl Work {
+    /// The CPU the figures per CPU-second divide by: ferry's, or the native replica's.
+    fn cpu(&self) -> Duration {
+        self.ferry_cpu.unwrap_or(self.target_cpu)
+    }
+
+    /// Everything the copying side used: ferry and the target, or the native replica.
+    fn follower_cpu(&self) -> Duration {
+        self.ferry_cpu.unwrap_or_default() + self.target_cpu
+    }
+}
+
+/// The same measurement over the runs; the least disturbed run counts.
+#[derive(Default)]
+struct Runs(Vec<Work>);
+
+impl Runs {
+    /// The run with the least CPU (ferry's, or the native replica's): the run others'
+    /// work on the machine disturbed least.
+    fn best(&self) -> Result<Work> {
+        self.0
+            .iter()
+            .min_by_key(|w| w.cpu())
+            .copied()
+            .context("no run")
+    }
+}
+
+/// Every measurement of the part.
+#[derive(Default)]
+struct Measured {
+    native_sync: Runs,
+    sync: [Runs; 2],
+    verify: [Runs; 2],
+    native_catch_up: Runs,
+    catch_up: [Runs; 2],
+    one_process: Runs,
+    workers: Runs,
+}
+
+/// Standalone, then cluster: the index into [`Measured`]'s pairs.
+const TARGETS: [(usize, &str); 2] = [
+    (1, "Valkey 8.1"),
+    (SHARDS, "Valkey 8.1 cluster of 3"),
+];
+
+pub fn run(ctx: &Context) -> Result<Section> {
+    let keys = if ctx.quick { 100_000 } else { 1_000_000 };
+    let out = ctx.dir.join("out");
+    fs::create_dir_all(&out)?;
+    let scratch = out.join("sizing-stderr.txt");
+    let state = out.join("sizing.state");
+
+    println!(
+        "filling Redis 7.0, standalone and a cluster of {SHARDS}: {} keys of {VALUE_SIZE} B each",
+        thousands(keys)
+    );
+    let source = Server::start(ServerKind::Redis70)?;
+    cluster::fill(&[&source], keys)?;
+    let source_cluster = Cluster::start(ServerKind::Redis70, SHARDS)?;
+    let primaries: Vec<&Server> = source_cluster.nodes().iter().collect();
+    cluster::fill(&primaries, keys)?;
+    for node in std::iter::once(&source).chain(primaries.iter().copied()) {
+        migrate::no_sync_delay(node)?;
+    }
+    migrate::follow_settings(&source)?;
+    let rdb_bytes = rdb_size(&[&source])?;
+    let cluster_rdb_bytes = rdb_size(&primaries)?;
+
+    let mut m = Measured::default();
+    // The ways alternate within each run, so the machine's other work spreads over all.
+    for run in 1..=ctx.runs {
+        println!("run {run} of {}", ctx.runs);
+        m.native_sync.0.push(native_sync(&source, keys, rdb_bytes)?);
+        for (index, (shards, name)) in TARGETS.iter().enumerate() {
+            let target = Target::start(*shards)?;
+            let sync = ferry_full_sync(ctx, (&source.url(), IN_SYNC), &target, &state, &scratch)?;
+            m.sync[index].0.push(checked(sync, keys, rdb_bytes, &target)?);
+            m.verify[index]
+                .0
+                .push(verify(ctx, &source.url(), &target, &scratch, keys, rdb_bytes)?);
+            m.catch_up[index]
+                .0
+                .push(catch_up(ctx, &source, &target, &state, &scratch)?);
+            migrate::clear_load(&source)?;
+            println!("into {name}: full sync, verify and catch-up measured");
+        }
+        let (took, cpu) = migrate::native_catch_up(ctx, &source)?;
+        m.native_catch_up.0.push(Work {
+            items: migrate::load_commands(ctx.quick),
+            bytes: 0,
+            wall: took,
+            ferry_cpu: None,
+            target_cpu: cpu,
+            peak_rss: None,
+        });
+        migrate::clear_load(&source)?;
+
+        let target = Target::start(SHARDS)?;
+        let one = ferry_full_sync(
+            ctx,
+            (&source_cluster.url(), ALL_SHARDS_IN_SYNC),
+            &target,
+            &state,
+            &scratch,
+        )?;
+        m.one_process
+            .0
+            .push(checked(one, keys, cluster_rdb_bytes, &target)?);
+        drop(target);
+        let target = Target::start(SHARDS)?;
+        let split = workers(ctx, &source_cluster.url(), &target, &out)?;
+        m.workers
+            .0
+            .push(checked(split, keys, cluster_rdb_bytes, &target)?);
+        println!("cluster source: one process and {WORKERS} workers measured");
+    }
+    // The native catch-up's stream is the same load's: take its size from ferry's runs.
+    let stream_bytes = m.catch_up[0].best()?.bytes;
+    for work in &mut m.native_catch_up.0 {
+        work.bytes = stream_bytes;
+    }
+
+    let markdown = render(ctx, keys, &m)?;
+    println!("\n{markdown}");
+    Ok(Section {
+        title: "Per core, and workers (sizing)".to_owned(),
+        markdown,
+    })
+}
+
+/// The dataset's size as RDB files (SAVE on each node): the bytes a full sync moves.
+fn rdb_size(nodes: &[&Server]) -> Result<u64> {
+    let mut bytes = 0;
+    for node in nodes {
+        let path = node.save()?;
+        bytes += fs::metadata(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+    }
+    Ok(bytes)
+}
+
+/// The CPU all of `nodes` have used so far.
+fn nodes_cpu(nodes: &[&Server]) -> Result<Duration> {
+    let mut total = Duration::ZERO;
+    for node in nodes {
+        total += server_cpu(node)?;
+    }
+    Ok(total)
+}
+
+/// Valkey 8.1 `REPLICAOF` the source, in a fresh replica: its time and CPU.
+fn native_sync(source: &Server, keys: u64, rdb_bytes: u64) -> Result<Work> {
+    let replica = Server::start(ServerKind::Valkey81)?;
+    let before = server_cpu(&replica)?;
+    let wall = migrate::native_sync(source, &replica)?;
+    Ok(Work {
+        items: keys,
+        bytes: rdb_bytes,
+        wall,
+        ferry_cpu: None,
+        target_cpu: server_cpu(&replica)?.saturating_sub(before),
+        peak_rss: None,
+    })
+}
+
+/// `ferry migrate` from `source` into the empty `target` until it prints `in_sync`.
+fn ferry_full_sync(
+    ctx: &Context,
+    (source, in_sync): (&str, &str),
+    target: &Target,
+    state: &Path,
+    scratch: &Path,
+) -> Result<(Duration, Sample, Duration)> {
+    let before = nodes_cpu(&target.nodes())?;
+    let (took, sample) =
+        cluster::ferry_sync(ctx, (source, &target.url()), in_sync, state, scratch)?;
+    let target_cpu = nodes_cpu(&target.nodes())?.saturating_sub(before);
+    Ok((took, sample, target_cpu))
+}
+
+/// A full sync's figures, once the target is seen to hold every key.
+fn checked(
+    (wall, sample, target_cpu): (Duration, Sample, Duration),
+    keys: u64,
+    bytes: u64,
+    target: &Target,
+) -> Result<Work> {
+    let held = target.data_keys()?;
+    if held != keys {
+        bail!(
+            "the target holds {} keys of {}",
+            thousands(held),
+            thousands(keys)
+        );
+    }
+    Ok(Work {
+        items: keys,
+        bytes,
+        wall,
+        ferry_cpu: Some(sample.cpu),
+        target_cpu,
+        peak_rss: Some(sample.peak_rss),
+    })
+}
+
+/// One `ferry verify` round of the copy.
+fn verify(
+    ctx: &Context,
+    source: &str,
+    target: &Target,
+    scratch: &Path,
+    keys: u64,
+    bytes: u64,
+) -> Result<Work> {
+    let before = nodes_cpu(&target.nodes())?;
+    let sample = cluster::verify(ctx, source, &target.url(), scratch)?;
+    Ok(Work {
+        items: keys,
+        bytes,
+        wall: sample.wall,
+        ferry_cpu: Some(sample.cpu),
+        target_cpu: nodes_cpu(&target.nodes())?.saturating_sub(before),
+        peak_rss: Some(sample.peak_rss),
+    })
+}
+
+/// ferry, stopped in sync, resumed after the load's backlog built up (as in the migrate
+/// part).
+fn catch_up(
+    ctx: &Context,
+    source: &Server,
+    target: &Target,
+    state: &Path,
+    scratch: &Path,
+) -> Result<Work> {
+    let nodes = target.nodes();
+    let before = nodes_cpu(&nodes)?;
+    let (wall, stream_bytes, sample) =
+        migrate::ferry_catch_up(ctx, source, &target.url(), &nodes, state, scratch)?;
+    Ok(Work {
+        items: migrate::load_commands(ctx.quick),
+        bytes: u64::try_from(stream_bytes).unwrap_or(0),
+        wall,
+        ferry_cpu: Some(sample.cpu),
+        target_cpu: nodes_cpu(&nodes)?.saturating_sub(before),
+        peak_rss: Some(sample.peak_rss),
+    })
+}
+
+/// [`WORKERS`] `ferry migrate --shards K/N` processes started at once: the time until the
+/// last is in sync, the sum of their CPU, the largest peak RSS.
+fn workers(
+    ctx: &Context,
+    source: &str,
+    target: &Target,
+    out: &Path,
+) -> Result<(Duration, Sample, Duration)> {
+    let before = nodes_cpu(&target.nodes())?;
+    let started = Instant::now();
+    let mut running = Vec::new();
+    for index in 0..WORKERS {
+        let state = out.join(format!("sizing-worker-{index}.state"));
+        let _ = fs::remove_file(&state);
+        let mut command = std::process::Command::new(&ctx.ferry);
+        command
+            .arg("migrate")
+            .arg("--source")
+            .arg(source)
+            .arg("--target")
+            .arg(target.url())
+            .arg("--state")
+            .arg(&state)
+            .arg("--shards")
+            .arg(format!("{index}/{WORKERS}"));
+        let scratch = out.join(format!("sizing-worker-{index}-stderr.txt"));
+        running.push(measure::spawn(command, &scratch)?);
+    }
+    // Polled together: a line is timed when it appears, whichever worker prints it.
+    let mut in_sync: Vec<Option<Duration>> = vec![None; WORKERS];
+    while in_sync.iter().any(Option::is_none) {
+        for (worker, done) in running.iter_mut().zip(in_sync.iter_mut()) {
+            if done.is_none() && worker.stderr().contains(ALL_SHARDS_IN_SYNC) {
+                *done = Some(started.elapsed());
+            } else if done.is_none() && worker.has_exited() {
+                bail!("a worker ended before in sync:\n{}", worker.stderr());
+            }
+        }
+        if started.elapsed() > WORKERS_TIMEOUT {
+            bail!("the workers were not all in sync after {WORKERS_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let slowest = in_sync.iter().flatten().max().copied().unwrap_or_default();
+    let mut total = Sample {
+        wall: slowest,
+        peak_rss: 0,
+        cpu: Duration::ZERO,
+    };
+    for worker in running {
+        match worker.stop(libc::SIGTERM)? {
+            Ok(sample) => {
+                total.cpu += sample.cpu;
+                total.peak_rss = total.peak_rss.max(sample.peak_rss);
+            }
+            Err(refusal) => bail!("a worker failed: {}", refusal.reason()),
+        }
+    }
+    let target_cpu = nodes_cpu(&target.nodes())?.saturating_sub(before);
+    Ok((slowest, total, target_cpu))
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64())
+}
+
+fn per_second(amount: f64, d: Duration) -> f64 {
+    amount / d.as_secs_f64().max(1e-9)
+}
+
+fn megabytes(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// One row of the per-core table.
+fn row(table: &mut Table, what: &str, work: Work, reference: Option<Work>) {
+    let cpu = work.cpu();
+    let ratio = |ours: f64, theirs: f64| format!("{:.2}×", ours / theirs.max(1e-9));
+    table.row(vec![
+        what.to_owned(),
+        thousands(work.items),
+        format!("{:.1}", megabytes(work.bytes)),
+        seconds(work.wall),
+        work.ferry_cpu.map_or("—".to_owned(), seconds),
+        seconds(work.target_cpu),
+        work.ferry_cpu.map_or("—".to_owned(), |c| {
+            format!("{:.2}", c.as_secs_f64() / work.wall.as_secs_f64().max(1e-9))
+        }),
+        thousands(per_second(work.items as f64, work.wall) as u64),
+        format!("{:.1}", per_second(megabytes(work.bytes), work.wall)),
+        thousands(per_second(work.items as f64, cpu) as u64),
+        format!("{:.1}", per_second(megabytes(work.bytes), cpu)),
+        work.peak_rss
+            .map_or("—".to_owned(), |b| format!("{:.1}", megabytes(b))),
+        reference.map_or(String::new(), |r| {
+            ratio(work.wall.as_secs_f64(), r.wall.as_secs_f64())
+        }),
+        reference.map_or(String::new(), |r| {
+            ratio(work.follower_cpu().as_secs_f64(), r.follower_cpu().as_secs_f64())
+        }),
+    ]);
+}
+
+fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
+    let mut text = String::new();
+    writeln!(
+        text,
+        "`cargo xtask bench{quick} --only sizing --runs {runs}`; load average {load} (1 min) \
+         at the start. Per core means per CPU-second: work divided by the CPU time ferry's \
+         process used (user + system, from wait4's rusage), so it holds however busy the \
+         machine is; per wall-second figures are given beside them and move with the load. \
+         The same {keys} keys ({VALUE_SIZE} B strings) in Redis 7.0, standalone and a \
+         cluster of {SHARDS} primaries (`repl-diskless-sync-delay 0`); MB are RDB bytes \
+         (the sources' `SAVE` files: {rdb:.1} MB standalone) for a full sync and a verify \
+         round, replication stream bytes for the catch-up. Of {runs} run(s), the one with \
+         the least CPU counts. Target CPU: INFO cpu of the target's primaries over the \
+         same span (for the native rows, the replica's own, which is the whole follower's \
+         cost there). Cores used: ferry's CPU ÷ wall.\n",
+        runs = ctx.runs,
+        quick = if ctx.quick { " --quick" } else { "" },
+        load = ctx.load_at_start,
+        keys = thousands(keys),
+        rdb = megabytes(m.sync[0].best()?.bytes),
+    )?;
+    let mut table = Table::new(&[
+        "work",
+        ">keys or commands",
+        ">MB",
+        ">wall s",
+        ">ferry CPU s",
+        ">target CPU s",
+        ">cores used",
+        ">per wall-s",
+        ">MB per wall-s",
+        ">per CPU-s",
+        ">MB per CPU-s",
+        ">peak RSS MB",
+        ">wall vs native",
+        ">CPU (ferry + target) vs native",
+    ]);
+    let native_sync = m.native_sync.best()?;
+    row(
+        &mut table,
+        "full sync: Valkey 8.1 REPLICAOF (native)",
+        native_sync,
+        Some(native_sync),
+    );
+    for (index, (_, name)) in TARGETS.iter().enumerate() {
+        let reference = (index == 0).then_some(native_sync);
+        row(
+            &mut table,
+            &format!("full sync: ferry → {name}"),
+            m.sync[index].best()?,
+            reference,
+        );
+    }
+    let native_catch_up = m.native_catch_up.best()?;
+    row(
+        &mut table,
+        "stream catch-up: Valkey 8.1 replica (native)",
+        native_catch_up,
+        Some(native_catch_up),
+    );
+    for (index, (_, name)) in TARGETS.iter().enumerate() {
+        let reference = (index == 0).then_some(native_catch_up);
+        row(
+            &mut table,
+            &format!("stream catch-up: ferry → {name}"),
+            m.catch_up[index].best()?,
+            reference,
+        );
+    }
+    for (index, (_, name)) in TARGETS.iter().enumerate() {
+        row(
+            &mut table,
+            &format!("verify, 1 round: Redis 7.0 ↔ {name}"),
+            m.verify[index].best()?,
+            None,
+        );
+    }
+    text.push_str(&table.render());
+    writeln!(
+        text,
+        "\nStream catch-up: `{}` against the standalone Redis 7.0 while ferry was stopped \
+         (in sync, with its `--state`), then ferry started again (a partial resync, its \
+         start-up included) until the sentinel written after the load is on the target; \
+         commands = the load's requests + the sentinel. Native: a Valkey 8.1 replica \
+         paused with SIGSTOP, then continued; its MB is the same load's stream.\n",
+        migrate::load_line(ctx.quick)
+    )?;
+
+    let one = m.one_process.best()?;
+    let split = m.workers.best()?;
+    let mut workers = Table::new(&[
+        "Redis 7.0 cluster of 3 → Valkey 8.1 cluster of 3",
+        ">wall s (last in sync)",
+        ">ferry CPU s (sum)",
+        ">target CPU s",
+        ">keys per CPU-s",
+        ">MB per CPU-s",
+        ">peak RSS MB (per process)",
+        ">wall vs one",
+        ">CPU vs one",
+    ]);
+    for (name, work) in [
+        ("one `ferry migrate`".to_owned(), one),
+        (
+            format!("{WORKERS} workers, `--shards 0/{WORKERS}` … `{}/{WORKERS}` at once", WORKERS - 1),
+            split,
+        ),
+    ] {
+        let cpu = work.cpu();
+        workers.row(vec![
+            name,
+            seconds(work.wall),
+            seconds(cpu),
+            seconds(work.target_cpu),
+            thousands(per_second(work.items as f64, cpu) as u64),
+            format!("{:.1}", per_second(megabytes(work.bytes), cpu)),
+            work.peak_rss
+                .map_or("—".to_owned(), |b| format!("{:.1}", megabytes(b))),
+            format!("{:.2}×", work.wall.as_secs_f64() / one.wall.as_secs_f64().max(1e-9)),
+            format!("{:.2}×", cpu.as_secs_f64() / one.cpu().as_secs_f64().max(1e-9)),
+        ]);
+    }
+    writeln!(
+        text,
+        "The cluster source ({:.1} MB of RDB over its {SHARDS} primaries) copied by one \
+         process and by {WORKERS} worker processes started together, each following the \
+         primary dealt to it; wall = until the last worker printed `in sync: all`, CPU = \
+         the sum of the workers'. This machine has {} cores shared by the {SHARDS} source \
+         primaries, the {SHARDS} target primaries and ferry: workers cannot run faster here; \
+         what this shows is the split's CPU overhead (CPU vs one).\n",
+        megabytes(one.bytes),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    )?;
+    text.push_str(&workers.render());
+    Ok(text)
+}
