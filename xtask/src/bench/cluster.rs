@@ -147,10 +147,10 @@ pub fn run(ctx: &Context) -> Result<Section> {
         thousands(keys)
     );
     let source = Server::start(ServerKind::Redis70)?;
-    fill(&[&source], keys)?;
+    fill(&[&source], keys, Values::Repeated)?;
     let source_cluster = Cluster::start(ServerKind::Redis70, SHARDS)?;
     let primaries: Vec<&Server> = source_cluster.nodes().iter().collect();
-    fill(&primaries, keys)?;
+    fill(&primaries, keys, Values::Repeated)?;
     for node in std::iter::once(&source).chain(primaries.iter().copied()) {
         redis::cmd("CONFIG")
             .arg("SET")
@@ -177,6 +177,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
             let (took, sample) = ferry_sync(
                 ctx,
                 (&source_url, &target.url()),
+                &[],
                 way.in_sync_line(),
                 &state,
                 &scratch,
@@ -215,9 +216,19 @@ pub fn run(ctx: &Context) -> Result<Section> {
     })
 }
 
+/// The values [`fill`] writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Values {
+    /// One byte repeated: the RDB's LZF compression shrinks each value to a few bytes.
+    Repeated,
+    /// Pseudo-random bytes (the same sequence every time): the RDB holds them at full
+    /// size, so its bytes are the data's.
+    Incompressible,
+}
+
 /// Writes `keys` strings of [`VALUE_SIZE`] bytes, each to the node that owns its slot when
 /// `nodes` are a cluster's primaries (in slot order, as [`slot_ranges`] gives them).
-pub(super) fn fill(nodes: &[&Server], keys: u64) -> Result<()> {
+pub(super) fn fill(nodes: &[&Server], keys: u64, values: Values) -> Result<()> {
     let ranges = slot_ranges(nodes.len());
     let mut connections = Vec::with_capacity(nodes.len());
     for node in nodes {
@@ -225,8 +236,18 @@ pub(super) fn fill(nodes: &[&Server], keys: u64) -> Result<()> {
     }
     let mut pipes: Vec<(redis::Pipeline, usize)> =
         nodes.iter().map(|_| (redis::pipe(), 0)).collect();
-    let value = vec![b'v'; VALUE_SIZE];
+    let mut value = vec![b'v'; VALUE_SIZE];
+    // xorshift64: cheap, and no byte pattern LZF could shorten.
+    let mut random: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..keys {
+        if values == Values::Incompressible {
+            for chunk in value.chunks_mut(8) {
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                chunk.copy_from_slice(&random.to_le_bytes()[..chunk.len()]);
+            }
+        }
         let key = format!("key:{i}");
         let owner = if nodes.len() == 1 {
             0
@@ -254,11 +275,12 @@ pub(super) fn fill(nodes: &[&Server], keys: u64) -> Result<()> {
     Ok(())
 }
 
-/// Runs `ferry migrate` until it prints `in_sync` and stops it: time
+/// Runs `ferry migrate` (with `args` added) until it prints `in_sync` and stops it: time
 /// to in sync, and its sample (CPU and peak RSS over its whole life).
 pub(super) fn ferry_sync(
     ctx: &Context,
     (source, target): (&str, &str),
+    args: &[&str],
     in_sync: &str,
     state: &Path,
     scratch: &Path,
@@ -273,7 +295,8 @@ pub(super) fn ferry_sync(
         .arg("--target")
         .arg(target)
         .arg("--state")
-        .arg(state);
+        .arg(state)
+        .args(args);
     let mut running = measure::spawn(command, scratch)?;
     let took = running.wait_for_line(in_sync, SYNC_TIMEOUT)?;
     match running.stop(libc::SIGTERM)? {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use ferry_testkit::{Cluster, Server, ServerKind};
 
-use super::cluster::{self, Target, ALL_SHARDS_IN_SYNC, IN_SYNC, SHARDS, VALUE_SIZE};
+use super::cluster::{self, Target, Values, ALL_SHARDS_IN_SYNC, IN_SYNC, SHARDS, VALUE_SIZE};
 use super::datasets::thousands;
 use super::measure::{self, Sample};
 use super::migrate::{self, server_cpu};
@@ -22,6 +22,8 @@ use super::{Context, Section};
 
 /// Workers of the split cluster copy: one per source primary.
 const WORKERS: usize = SHARDS;
+/// The smallest `--max-memory-mb` ferry takes, beside the default 64.
+const SMALL_MEMORY_MB: &str = "16";
 /// Three workers reaching in sync take seconds; this only catches a hang.
 const WORKERS_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -77,6 +79,8 @@ struct Measured {
     verify: [Runs; 2],
     native_catch_up: Runs,
     catch_up: [Runs; 2],
+    /// The standalone full sync again with `--max-memory-mb` [`SMALL_MEMORY_MB`].
+    small_memory: Runs,
     one_process: Runs,
     workers: Runs,
 }
@@ -95,14 +99,14 @@ pub fn run(ctx: &Context) -> Result<Section> {
     let state = out.join("sizing.state");
 
     println!(
-        "filling Redis 7.0, standalone and a cluster of {SHARDS}: {} keys of {VALUE_SIZE} B each",
+        "filling Redis 7.0, standalone and a cluster of {SHARDS}: {} keys of {VALUE_SIZE} random bytes each",
         thousands(keys)
     );
     let source = Server::start(ServerKind::Redis70)?;
-    cluster::fill(&[&source], keys)?;
+    cluster::fill(&[&source], keys, Values::Incompressible)?;
     let source_cluster = Cluster::start(ServerKind::Redis70, SHARDS)?;
     let primaries: Vec<&Server> = source_cluster.nodes().iter().collect();
-    cluster::fill(&primaries, keys)?;
+    cluster::fill(&primaries, keys, Values::Incompressible)?;
     for node in std::iter::once(&source).chain(primaries.iter().copied()) {
         migrate::no_sync_delay(node)?;
     }
@@ -117,7 +121,13 @@ pub fn run(ctx: &Context) -> Result<Section> {
         m.native_sync.0.push(native_sync(&source, keys, rdb_bytes)?);
         for (index, (shards, name)) in TARGETS.iter().enumerate() {
             let target = Target::start(*shards)?;
-            let sync = ferry_full_sync(ctx, (&source.url(), IN_SYNC), &target, &state, &scratch)?;
+            let sync = ferry_full_sync(
+                ctx,
+                (&source.url(), IN_SYNC),
+                &target,
+                &[],
+                (&state, &scratch),
+            )?;
             m.sync[index].0.push(checked(sync, keys, rdb_bytes, &target)?);
             m.verify[index]
                 .0
@@ -138,14 +148,26 @@ pub fn run(ctx: &Context) -> Result<Section> {
             peak_rss: None,
         });
         migrate::clear_load(&source)?;
+        let target = Target::start(1)?;
+        let small = ferry_full_sync(
+            ctx,
+            (&source.url(), IN_SYNC),
+            &target,
+            &["--max-memory-mb", SMALL_MEMORY_MB],
+            (&state, &scratch),
+        )?;
+        m.small_memory
+            .0
+            .push(checked(small, keys, rdb_bytes, &target)?);
+        drop(target);
 
         let target = Target::start(SHARDS)?;
         let one = ferry_full_sync(
             ctx,
             (&source_cluster.url(), ALL_SHARDS_IN_SYNC),
             &target,
-            &state,
-            &scratch,
+            &[],
+            (&state, &scratch),
         )?;
         m.one_process
             .0
@@ -208,17 +230,18 @@ fn native_sync(source: &Server, keys: u64, rdb_bytes: u64) -> Result<Work> {
     })
 }
 
-/// `ferry migrate` from `source` into the empty `target` until it prints `in_sync`.
+/// `ferry migrate` (with `args`) from `source` into the empty `target` until it prints
+/// `in_sync`.
 fn ferry_full_sync(
     ctx: &Context,
     (source, in_sync): (&str, &str),
     target: &Target,
-    state: &Path,
-    scratch: &Path,
+    args: &[&str],
+    (state, scratch): (&Path, &Path),
 ) -> Result<(Duration, Sample, Duration)> {
     let before = nodes_cpu(&target.nodes())?;
     let (took, sample) =
-        cluster::ferry_sync(ctx, (source, &target.url()), in_sync, state, scratch)?;
+        cluster::ferry_sync(ctx, (source, &target.url()), args, in_sync, state, scratch)?;
     let target_cpu = nodes_cpu(&target.nodes())?.saturating_sub(before);
     Ok((took, sample, target_cpu))
 }
@@ -403,13 +426,14 @@ fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
          at the start. Per core means per CPU-second: work divided by the CPU time ferry's \
          process used (user + system, from wait4's rusage), so it holds however busy the \
          machine is; per wall-second figures are given beside them and move with the load. \
-         The same {keys} keys ({VALUE_SIZE} B strings) in Redis 7.0, standalone and a \
-         cluster of {SHARDS} primaries (`repl-diskless-sync-delay 0`); MB are RDB bytes \
+         The same {keys} keys (strings of {VALUE_SIZE} pseudo-random bytes, which the \
+         RDB cannot compress) in Redis 7.0, standalone and a cluster of {SHARDS} primaries (`repl-diskless-sync-delay 0`); MB are RDB bytes \
          (the sources' `SAVE` files: {rdb:.1} MB standalone) for a full sync and a verify \
          round, replication stream bytes for the catch-up. Of {runs} run(s), the one with \
          the least CPU counts. Target CPU: INFO cpu of the target's primaries over the \
          same span (for the native rows, the replica's own, which is the whole follower's \
-         cost there). Cores used: ferry's CPU ÷ wall.\n",
+         cost there). Cores used: ferry's CPU ÷ wall. ferry runs with the default \
+         `--max-memory-mb 64` but in the row that names another; peak RSS is ru_maxrss.\n",
         runs = ctx.runs,
         quick = if ctx.quick { " --quick" } else { "" },
         load = ctx.load_at_start,
@@ -448,6 +472,12 @@ fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
             reference,
         );
     }
+    row(
+        &mut table,
+        &format!("full sync: ferry → Valkey 8.1, `--max-memory-mb {SMALL_MEMORY_MB}`"),
+        m.small_memory.best()?,
+        Some(native_sync),
+    );
     let native_catch_up = m.native_catch_up.best()?;
     row(
         &mut table,
