@@ -55,19 +55,27 @@ impl Work {
     }
 }
 
-/// The same measurement over the runs; the least disturbed run counts.
+/// The same measurement over the runs.
 #[derive(Default)]
 struct Runs(Vec<Work>);
 
+/// What counts of [`Runs`]: CPU figures from the run that used the least CPU (ferry's, or
+/// the native replica's), the one others' work disturbed least; wall figures from the
+/// fastest run, as the other parts report.
+#[derive(Clone, Copy)]
+struct Best {
+    least_cpu: Work,
+    fastest_wall: Duration,
+}
+
 impl Runs {
-    /// The run with the least CPU (ferry's, or the native replica's): the run others'
-    /// work on the machine disturbed least.
-    fn best(&self) -> Result<Work> {
-        self.0
-            .iter()
-            .min_by_key(|w| w.cpu())
-            .copied()
-            .context("no run")
+    fn best(&self) -> Result<Best> {
+        let least_cpu = *self.0.iter().min_by_key(|w| w.cpu()).context("no run")?;
+        let fastest_wall = self.0.iter().map(|w| w.wall).min().context("no run")?;
+        Ok(Best {
+            least_cpu,
+            fastest_wall,
+        })
     }
 }
 
@@ -181,7 +189,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
         println!("cluster source: one process and {WORKERS} workers measured");
     }
     // The native catch-up's stream is the same load's: take its size from ferry's runs.
-    let stream_bytes = m.catch_up[0].best()?.bytes;
+    let stream_bytes = m.catch_up[0].best()?.least_cpu.bytes;
     for work in &mut m.native_catch_up.0 {
         work.bytes = stream_bytes;
     }
@@ -390,30 +398,35 @@ fn megabytes(bytes: u64) -> f64 {
 }
 
 /// One row of the per-core table.
-fn row(table: &mut Table, what: &str, work: Work, reference: Option<Work>) {
+fn row(table: &mut Table, what: &str, best: Best, reference: Option<Best>) {
+    let work = best.least_cpu;
     let cpu = work.cpu();
+    let wall = best.fastest_wall;
     let ratio = |ours: f64, theirs: f64| format!("{:.2}×", ours / theirs.max(1e-9));
     table.row(vec![
         what.to_owned(),
         thousands(work.items),
         format!("{:.1}", megabytes(work.bytes)),
-        seconds(work.wall),
+        seconds(wall),
+        thousands(per_second(work.items as f64, wall) as u64),
+        format!("{:.1}", per_second(megabytes(work.bytes), wall)),
         work.ferry_cpu.map_or("—".to_owned(), seconds),
         seconds(work.target_cpu),
         work.ferry_cpu.map_or("—".to_owned(), |c| {
             format!("{:.2}", c.as_secs_f64() / work.wall.as_secs_f64().max(1e-9))
         }),
-        thousands(per_second(work.items as f64, work.wall) as u64),
-        format!("{:.1}", per_second(megabytes(work.bytes), work.wall)),
         thousands(per_second(work.items as f64, cpu) as u64),
         format!("{:.1}", per_second(megabytes(work.bytes), cpu)),
         work.peak_rss
             .map_or("—".to_owned(), |b| format!("{:.1}", megabytes(b))),
         reference.map_or(String::new(), |r| {
-            ratio(work.wall.as_secs_f64(), r.wall.as_secs_f64())
+            ratio(wall.as_secs_f64(), r.fastest_wall.as_secs_f64())
         }),
         reference.map_or(String::new(), |r| {
-            ratio(work.follower_cpu().as_secs_f64(), r.follower_cpu().as_secs_f64())
+            ratio(
+                work.follower_cpu().as_secs_f64(),
+                r.least_cpu.follower_cpu().as_secs_f64(),
+            )
         }),
     ]);
 }
@@ -429,27 +442,28 @@ fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
          The same {keys} keys (strings of {VALUE_SIZE} pseudo-random bytes, which the \
          RDB cannot compress) in Redis 7.0, standalone and a cluster of {SHARDS} primaries (`repl-diskless-sync-delay 0`); MB are RDB bytes \
          (the sources' `SAVE` files: {rdb:.1} MB standalone) for a full sync and a verify \
-         round, replication stream bytes for the catch-up. Of {runs} run(s), the one with \
-         the least CPU counts. Target CPU: INFO cpu of the target's primaries over the \
+         round, replication stream bytes for the catch-up. Of {runs} run(s), wall figures \
+         are the fastest run's, CPU figures (and peak RSS) those of the run that used the \
+         least CPU. Target CPU: INFO cpu of the target's primaries over the \
          same span (for the native rows, the replica's own, which is the whole follower's \
-         cost there). Cores used: ferry's CPU ÷ wall. ferry runs with the default \
+         cost there). Cores used: ferry's CPU ÷ wall within that run. ferry runs with the default \
          `--max-memory-mb 64` but in the row that names another; peak RSS is ru_maxrss.\n",
         runs = ctx.runs,
         quick = if ctx.quick { " --quick" } else { "" },
         load = ctx.load_at_start,
         keys = thousands(keys),
-        rdb = megabytes(m.sync[0].best()?.bytes),
+        rdb = megabytes(m.sync[0].best()?.least_cpu.bytes),
     )?;
     let mut table = Table::new(&[
         "work",
         ">keys or commands",
         ">MB",
         ">wall s",
+        ">per wall-s",
+        ">MB per wall-s",
         ">ferry CPU s",
         ">target CPU s",
         ">cores used",
-        ">per wall-s",
-        ">MB per wall-s",
         ">per CPU-s",
         ">MB per CPU-s",
         ">peak RSS MB",
@@ -526,25 +540,35 @@ fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
         ">wall vs one",
         ">CPU vs one",
     ]);
-    for (name, work) in [
+    for (name, best) in [
         ("one `ferry migrate`".to_owned(), one),
         (
-            format!("{WORKERS} workers, `--shards 0/{WORKERS}` … `{}/{WORKERS}` at once", WORKERS - 1),
+            format!(
+                "{WORKERS} workers, `--shards 0/{WORKERS}` … `{}/{WORKERS}` at once",
+                WORKERS - 1
+            ),
             split,
         ),
     ] {
+        let work = best.least_cpu;
         let cpu = work.cpu();
         workers.row(vec![
             name,
-            seconds(work.wall),
+            seconds(best.fastest_wall),
             seconds(cpu),
             seconds(work.target_cpu),
             thousands(per_second(work.items as f64, cpu) as u64),
             format!("{:.1}", per_second(megabytes(work.bytes), cpu)),
             work.peak_rss
                 .map_or("—".to_owned(), |b| format!("{:.1}", megabytes(b))),
-            format!("{:.2}×", work.wall.as_secs_f64() / one.wall.as_secs_f64().max(1e-9)),
-            format!("{:.2}×", cpu.as_secs_f64() / one.cpu().as_secs_f64().max(1e-9)),
+            format!(
+                "{:.2}×",
+                best.fastest_wall.as_secs_f64() / one.fastest_wall.as_secs_f64().max(1e-9)
+            ),
+            format!(
+                "{:.2}×",
+                cpu.as_secs_f64() / one.least_cpu.cpu().as_secs_f64().max(1e-9)
+            ),
         ]);
     }
     writeln!(
@@ -555,7 +579,7 @@ fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
          the sum of the workers'. This machine has {} cores shared by the {SHARDS} source \
          primaries, the {SHARDS} target primaries and ferry: workers cannot run faster here; \
          what this shows is the split's CPU overhead (CPU vs one).\n",
-        megabytes(one.bytes),
+        megabytes(one.least_cpu.bytes),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     )?;
     text.push_str(&workers.render());
