@@ -142,22 +142,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
     let scratch = out.join("cluster-stderr.txt");
     let state = out.join("cluster.state");
 
-    println!(
-        "filling Redis 7.0, standalone and a cluster of {SHARDS}: {} keys of {VALUE_SIZE} B each",
-        thousands(keys)
-    );
-    let source = Server::start(ServerKind::Redis70)?;
-    fill(&[&source], keys, Values::Repeated)?;
-    let source_cluster = Cluster::start(ServerKind::Redis70, SHARDS)?;
-    let primaries: Vec<&Server> = source_cluster.nodes().iter().collect();
-    fill(&primaries, keys, Values::Repeated)?;
-    for node in std::iter::once(&source).chain(primaries.iter().copied()) {
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("repl-diskless-sync-delay")
-            .arg("0")
-            .query::<()>(&mut node.try_client()?)?;
-    }
+    let (source, source_cluster) = sources(keys, Values::Repeated)?;
 
     let mut rows = Vec::new();
     for way in [
@@ -224,6 +209,33 @@ pub(super) enum Values {
     /// Pseudo-random bytes (the same sequence every time): the RDB holds them at full
     /// size, so its bytes are the data's.
     Incompressible,
+}
+
+/// A Redis 7.0 and a Redis 7.0 cluster of [`SHARDS`] primaries, each holding `keys`
+/// strings of `values`, with `repl-diskless-sync-delay 0` (a full sync starts at once).
+pub(super) fn sources(keys: u64, values: Values) -> Result<(Server, Cluster)> {
+    println!(
+        "filling Redis 7.0, standalone and a cluster of {SHARDS}: {} keys of {VALUE_SIZE} B \
+         each ({})",
+        thousands(keys),
+        match values {
+            Values::Repeated => "one byte repeated",
+            Values::Incompressible => "pseudo-random bytes",
+        }
+    );
+    let source = Server::start(ServerKind::Redis70)?;
+    fill(&[&source], keys, values)?;
+    let source_cluster = Cluster::start(ServerKind::Redis70, SHARDS)?;
+    let primaries: Vec<&Server> = source_cluster.nodes().iter().collect();
+    fill(&primaries, keys, values)?;
+    for node in std::iter::once(&source).chain(primaries) {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("repl-diskless-sync-delay")
+            .arg("0")
+            .query::<()>(&mut node.try_client()?)?;
+    }
+    Ok((source, source_cluster))
 }
 
 /// Writes `keys` strings of [`VALUE_SIZE`] bytes, each to the node that owns its slot when

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use ferry_testkit::{Cluster, Server, ServerKind};
+use ferry_testkit::{Server, ServerKind};
 
 use super::cluster::{self, Target, Values, ALL_SHARDS_IN_SYNC, IN_SYNC, SHARDS, VALUE_SIZE};
 use super::datasets::thousands;
@@ -94,55 +94,38 @@ struct Measured {
 }
 
 /// Standalone, then cluster: the index into [`Measured`]'s pairs.
-const TARGETS: [(usize, &str); 2] = [
-    (1, "Valkey 8.1"),
-    (SHARDS, "Valkey 8.1 cluster of 3"),
-];
+const TARGETS: [(usize, &str); 2] = [(1, "Valkey 8.1"), (SHARDS, "Valkey 8.1 cluster of 3")];
 
 pub fn run(ctx: &Context) -> Result<Section> {
     let keys = if ctx.quick { 100_000 } else { 1_000_000 };
     let out = ctx.dir.join("out");
     fs::create_dir_all(&out)?;
-    let scratch = out.join("sizing-stderr.txt");
-    let state = out.join("sizing.state");
+    let (state, scratch) = (out.join("sizing.state"), out.join("sizing-stderr.txt"));
+    let files = (state.as_path(), scratch.as_path());
 
-    println!(
-        "filling Redis 7.0, standalone and a cluster of {SHARDS}: {} keys of {VALUE_SIZE} random bytes each",
-        thousands(keys)
-    );
-    let source = Server::start(ServerKind::Redis70)?;
-    cluster::fill(&[&source], keys, Values::Incompressible)?;
-    let source_cluster = Cluster::start(ServerKind::Redis70, SHARDS)?;
+    let (source, source_cluster) = cluster::sources(keys, Values::Incompressible)?;
     let primaries: Vec<&Server> = source_cluster.nodes().iter().collect();
-    cluster::fill(&primaries, keys, Values::Incompressible)?;
-    for node in std::iter::once(&source).chain(primaries.iter().copied()) {
-        migrate::no_sync_delay(node)?;
-    }
     migrate::follow_settings(&source)?;
-    let rdb_bytes = rdb_size(&[&source])?;
-    let cluster_rdb_bytes = rdb_size(&primaries)?;
+    let dataset = (keys, rdb_size(&[&source])?);
+    let cluster_dataset = (keys, rdb_size(&primaries)?);
+    let (source_url, cluster_url) = (source.url(), source_cluster.url());
+    let from_source = (source_url.as_str(), IN_SYNC);
+    let from_cluster = (cluster_url.as_str(), ALL_SHARDS_IN_SYNC);
 
     let mut m = Measured::default();
     // The ways alternate within each run, so the machine's other work spreads over all.
     for run in 1..=ctx.runs {
         println!("run {run} of {}", ctx.runs);
-        m.native_sync.0.push(native_sync(&source, keys, rdb_bytes)?);
+        m.native_sync.0.push(native_sync(&source, dataset)?);
         for (index, (shards, name)) in TARGETS.iter().enumerate() {
-            let target = Target::start(*shards)?;
-            let sync = ferry_full_sync(
-                ctx,
-                (&source.url(), IN_SYNC),
-                &target,
-                &[],
-                (&state, &scratch),
-            )?;
-            m.sync[index].0.push(checked(sync, keys, rdb_bytes, &target)?);
+            let (target, sync) = full_sync(ctx, from_source, *shards, &[], files, dataset)?;
+            m.sync[index].0.push(sync);
             m.verify[index]
                 .0
-                .push(verify(ctx, &source.url(), &target, &scratch, keys, rdb_bytes)?);
+                .push(verify(ctx, &source_url, &target, files.1, dataset)?);
             m.catch_up[index]
                 .0
-                .push(catch_up(ctx, &source, &target, &state, &scratch)?);
+                .push(catch_up(ctx, &source, &target, files)?);
             migrate::clear_load(&source)?;
             println!("into {name}: full sync, verify and catch-up measured");
         }
@@ -156,36 +139,15 @@ pub fn run(ctx: &Context) -> Result<Section> {
             peak_rss: None,
         });
         migrate::clear_load(&source)?;
-        let target = Target::start(1)?;
-        let small = ferry_full_sync(
-            ctx,
-            (&source.url(), IN_SYNC),
-            &target,
-            &["--max-memory-mb", SMALL_MEMORY_MB],
-            (&state, &scratch),
-        )?;
-        m.small_memory
-            .0
-            .push(checked(small, keys, rdb_bytes, &target)?);
-        drop(target);
+        let small_memory = ["--max-memory-mb", SMALL_MEMORY_MB];
+        let (_, small) = full_sync(ctx, from_source, 1, &small_memory, files, dataset)?;
+        m.small_memory.0.push(small);
 
+        let (_, one) = full_sync(ctx, from_cluster, SHARDS, &[], files, cluster_dataset)?;
+        m.one_process.0.push(one);
         let target = Target::start(SHARDS)?;
-        let one = ferry_full_sync(
-            ctx,
-            (&source_cluster.url(), ALL_SHARDS_IN_SYNC),
-            &target,
-            &[],
-            (&state, &scratch),
-        )?;
-        m.one_process
-            .0
-            .push(checked(one, keys, cluster_rdb_bytes, &target)?);
-        drop(target);
-        let target = Target::start(SHARDS)?;
-        let split = workers(ctx, &source_cluster.url(), &target, &out)?;
-        m.workers
-            .0
-            .push(checked(split, keys, cluster_rdb_bytes, &target)?);
+        let split = workers(ctx, &cluster_url, &target, &out)?;
+        m.workers.0.push(checked(split, cluster_dataset, &target)?);
         println!("cluster source: one process and {WORKERS} workers measured");
     }
     // The native catch-up's stream is the same load's: take its size from ferry's runs.
@@ -224,7 +186,7 @@ fn nodes_cpu(nodes: &[&Server]) -> Result<Duration> {
 }
 
 /// Valkey 8.1 `REPLICAOF` the source, in a fresh replica: its time and CPU.
-fn native_sync(source: &Server, keys: u64, rdb_bytes: u64) -> Result<Work> {
+fn native_sync(source: &Server, (keys, rdb_bytes): (u64, u64)) -> Result<Work> {
     let replica = Server::start(ServerKind::Valkey81)?;
     let before = server_cpu(&replica)?;
     let wall = migrate::native_sync(source, &replica)?;
@@ -238,27 +200,31 @@ fn native_sync(source: &Server, keys: u64, rdb_bytes: u64) -> Result<Work> {
     })
 }
 
-/// `ferry migrate` (with `args`) from `source` into the empty `target` until it prints
-/// `in_sync`.
-fn ferry_full_sync(
+/// `ferry migrate` (with `args`) from `source` until it prints `in_sync`, into a fresh
+/// empty target of `shards` primaries: the target, and the figures once it is seen to
+/// hold every key.
+fn full_sync(
     ctx: &Context,
     (source, in_sync): (&str, &str),
-    target: &Target,
+    shards: usize,
     args: &[&str],
     (state, scratch): (&Path, &Path),
-) -> Result<(Duration, Sample, Duration)> {
+    dataset: (u64, u64),
+) -> Result<(Target, Work)> {
+    let target = Target::start(shards)?;
     let before = nodes_cpu(&target.nodes())?;
     let (took, sample) =
         cluster::ferry_sync(ctx, (source, &target.url()), args, in_sync, state, scratch)?;
     let target_cpu = nodes_cpu(&target.nodes())?.saturating_sub(before);
-    Ok((took, sample, target_cpu))
+    let work = checked((took, sample, target_cpu), dataset, &target)?;
+    Ok((target, work))
 }
 
-/// A full sync's figures, once the target is seen to hold every key.
+/// A full sync's figures, once the target is seen to hold every key of the `dataset`
+/// (keys, RDB bytes).
 fn checked(
     (wall, sample, target_cpu): (Duration, Sample, Duration),
-    keys: u64,
-    bytes: u64,
+    (keys, bytes): (u64, u64),
     target: &Target,
 ) -> Result<Work> {
     let held = target.data_keys()?;
@@ -285,8 +251,7 @@ fn verify(
     source: &str,
     target: &Target,
     scratch: &Path,
-    keys: u64,
-    bytes: u64,
+    (keys, bytes): (u64, u64),
 ) -> Result<Work> {
     let before = nodes_cpu(&target.nodes())?;
     let sample = cluster::verify(ctx, source, &target.url(), scratch)?;
@@ -306,8 +271,7 @@ fn catch_up(
     ctx: &Context,
     source: &Server,
     target: &Target,
-    state: &Path,
-    scratch: &Path,
+    (state, scratch): (&Path, &Path),
 ) -> Result<Work> {
     let nodes = target.nodes();
     let before = nodes_cpu(&nodes)?;
@@ -431,6 +395,26 @@ fn row(table: &mut Table, what: &str, best: Best, reference: Option<Best>) {
     ]);
 }
 
+/// A row for each of [`TARGETS`]; `reference` (the native replica) stands beside the
+/// standalone one only.
+fn per_target(
+    table: &mut Table,
+    what: &str,
+    runs: &[Runs; 2],
+    reference: Option<Best>,
+) -> Result<()> {
+    for (index, (_, name)) in TARGETS.iter().enumerate() {
+        let reference = reference.filter(|_| index == 0);
+        row(
+            table,
+            &format!("{what} {name}"),
+            runs[index].best()?,
+            reference,
+        );
+    }
+    Ok(())
+}
+
 fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
     let mut text = String::new();
     writeln!(
@@ -477,15 +461,7 @@ fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
         native_sync,
         Some(native_sync),
     );
-    for (index, (_, name)) in TARGETS.iter().enumerate() {
-        let reference = (index == 0).then_some(native_sync);
-        row(
-            &mut table,
-            &format!("full sync: ferry → {name}"),
-            m.sync[index].best()?,
-            reference,
-        );
-    }
+    per_target(&mut table, "full sync: ferry →", &m.sync, Some(native_sync))?;
     row(
         &mut table,
         &format!("full sync: ferry → Valkey 8.1, `--max-memory-mb {SMALL_MEMORY_MB}`"),
@@ -499,23 +475,13 @@ fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
         native_catch_up,
         Some(native_catch_up),
     );
-    for (index, (_, name)) in TARGETS.iter().enumerate() {
-        let reference = (index == 0).then_some(native_catch_up);
-        row(
-            &mut table,
-            &format!("stream catch-up: ferry → {name}"),
-            m.catch_up[index].best()?,
-            reference,
-        );
-    }
-    for (index, (_, name)) in TARGETS.iter().enumerate() {
-        row(
-            &mut table,
-            &format!("verify, 1 round: Redis 7.0 ↔ {name}"),
-            m.verify[index].best()?,
-            None,
-        );
-    }
+    per_target(
+        &mut table,
+        "stream catch-up: ferry →",
+        &m.catch_up,
+        Some(native_catch_up),
+    )?;
+    per_target(&mut table, "verify, 1 round: Redis 7.0 ↔", &m.verify, None)?;
     text.push_str(&table.render());
     writeln!(
         text,
