@@ -361,6 +361,24 @@ fn megabytes(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
+/// The per-core table's columns, in [`row`]'s order.
+const PER_CORE_COLUMNS: [&str; 14] = [
+    "work",
+    ">keys or commands",
+    ">MB",
+    ">wall s",
+    ">per wall-s",
+    ">MB per wall-s",
+    ">ferry CPU s",
+    ">target CPU s",
+    ">cores used",
+    ">per CPU-s",
+    ">MB per CPU-s",
+    ">peak RSS MB",
+    ">wall vs native",
+    ">CPU (ferry + target) vs native",
+];
+
 /// One row of the per-core table.
 fn row(table: &mut Table, what: &str, best: Best, reference: Option<Best>) {
     let work = best.least_cpu;
@@ -438,22 +456,7 @@ fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
         keys = thousands(keys),
         rdb = megabytes(m.sync[0].best()?.least_cpu.bytes),
     )?;
-    let mut table = Table::new(&[
-        "work",
-        ">keys or commands",
-        ">MB",
-        ">wall s",
-        ">per wall-s",
-        ">MB per wall-s",
-        ">ferry CPU s",
-        ">target CPU s",
-        ">cores used",
-        ">per CPU-s",
-        ">MB per CPU-s",
-        ">peak RSS MB",
-        ">wall vs native",
-        ">CPU (ferry + target) vs native",
-    ]);
+    let mut table = Table::new(&PER_CORE_COLUMNS);
     let native_sync = m.native_sync.best()?;
     row(
         &mut table,
@@ -550,4 +553,85 @@ fn render(ctx: &Context, keys: u64, m: &Measured) -> Result<String> {
     )?;
     text.push_str(&workers.render());
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn ferry_run(wall: u64, cpu: u64) -> Work {
+        Work {
+            items: 1_000_000,
+            bytes: 100_000_000,
+            wall: ms(wall),
+            ferry_cpu: Some(ms(cpu)),
+            target_cpu: ms(500),
+            peak_rss: Some(20_000_000),
+        }
+    }
+
+    #[test]
+    fn cpu_figures_come_from_the_least_cpu_run_and_wall_from_the_fastest() {
+        let runs = Runs(vec![
+            ferry_run(3000, 1500),
+            ferry_run(2000, 1800),
+            ferry_run(4000, 1000),
+        ]);
+        let best = runs.best().unwrap();
+        assert_eq!(best.fastest_wall, ms(2000));
+        assert_eq!(best.least_cpu.cpu(), ms(1000));
+        assert!(Runs::default().best().is_err());
+    }
+
+    #[test]
+    fn a_row_divides_the_work_by_ferrys_cpu_and_compares_all_follower_cpu_with_native() {
+        let best = Runs(vec![ferry_run(2000, 1000), ferry_run(4000, 800)])
+            .best()
+            .unwrap();
+        let native = Runs(vec![Work {
+            ferry_cpu: None,
+            target_cpu: ms(650),
+            peak_rss: None,
+            ..ferry_run(1000, 0)
+        }])
+        .best()
+        .unwrap();
+        let mut table = Table::new(&PER_CORE_COLUMNS);
+        row(&mut table, "ferry", best, Some(native));
+        let rendered = table.render();
+        let cells: Vec<&str> = rendered
+            .lines()
+            .nth(2)
+            .unwrap()
+            .split('|')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                "ferry",
+                "1,000,000",
+                "100.0",
+                // The fastest wall, and its rates.
+                "2.00",
+                "500,000",
+                "50.0",
+                // The least-CPU run: 0.8 s of ferry's CPU over its own 4 s.
+                "0.80",
+                "0.50",
+                "0.20",
+                "1,250,000",
+                "125.0",
+                "20.0",
+                "2.00×",
+                // (0.8 + 0.5) / 0.65: ferry and the target against the native replica.
+                "2.00×",
+            ]
+        );
+    }
 }
