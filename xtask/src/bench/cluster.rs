@@ -15,20 +15,20 @@ use ferry_testkit::cluster::slot_ranges;
 use ferry_testkit::{Cluster, Server, ServerKind};
 
 use super::datasets::thousands;
-use super::measure;
+use super::measure::{self, Sample};
 use super::table::Table;
 use super::{Context, Section};
 
 /// ferry's line once the target holds everything the source has sent.
-const IN_SYNC: &str = "ferry: in sync at offset";
-/// The same from a cluster source: every shard has caught up.
-const ALL_SHARDS_IN_SYNC: &str = "ferry: in sync: all";
+pub(super) const IN_SYNC: &str = "ferry: in sync at offset";
+/// The same from a cluster source: every shard (of this worker's share) has caught up.
+pub(super) const ALL_SHARDS_IN_SYNC: &str = "ferry: in sync: all";
 /// A full sync of the full-size dataset takes seconds; this only catches a hang.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(600);
 /// Primaries of each cluster.
-const SHARDS: usize = 3;
+pub(super) const SHARDS: usize = 3;
 /// Bytes of each value: `DEBUG POPULATE`'s size in the codec part.
-const VALUE_SIZE: usize = 100;
+pub(super) const VALUE_SIZE: usize = 100;
 /// Commands per pipeline while filling.
 const FILL_BATCH: usize = 1000;
 
@@ -69,28 +69,37 @@ impl Way {
 }
 
 /// The target of one run: a server or a cluster, empty.
-enum Target {
+pub(super) enum Target {
     Server(Box<Server>),
     Cluster(Cluster),
 }
 
 impl Target {
-    fn start(way: Way) -> Result<Target> {
-        Ok(match way.target_shards() {
+    /// An empty Valkey 8.1: standalone for one shard, else a cluster of `shards` primaries.
+    pub(super) fn start(shards: usize) -> Result<Target> {
+        Ok(match shards {
             1 => Target::Server(Box::new(Server::start(ServerKind::Valkey81)?)),
             shards => Target::Cluster(Cluster::start(ServerKind::Valkey81, shards)?),
         })
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         match self {
             Target::Server(server) => server.url(),
             Target::Cluster(cluster) => cluster.url(),
         }
     }
 
+    /// The server, or the cluster's primaries.
+    pub(super) fn nodes(&self) -> Vec<&Server> {
+        match self {
+            Target::Server(server) => vec![server],
+            Target::Cluster(cluster) => cluster.nodes().iter().collect(),
+        }
+    }
+
     /// Keys held, ferry's markers left out (on a cluster, one per slot written to).
-    fn data_keys(&self) -> Result<u64> {
+    pub(super) fn data_keys(&self) -> Result<u64> {
         match self {
             Target::Server(server) => {
                 let mut con = server.try_client()?;
@@ -133,22 +142,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
     let scratch = out.join("cluster-stderr.txt");
     let state = out.join("cluster.state");
 
-    println!(
-        "filling Redis 7.0, standalone and a cluster of {SHARDS}: {} keys of {VALUE_SIZE} B each",
-        thousands(keys)
-    );
-    let source = Server::start(ServerKind::Redis70)?;
-    fill(&[&source], keys)?;
-    let source_cluster = Cluster::start(ServerKind::Redis70, SHARDS)?;
-    let primaries: Vec<&Server> = source_cluster.nodes().iter().collect();
-    fill(&primaries, keys)?;
-    for node in std::iter::once(&source).chain(primaries.iter().copied()) {
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("repl-diskless-sync-delay")
-            .arg("0")
-            .query::<()>(&mut node.try_client()?)?;
-    }
+    let (source, source_cluster) = sources(keys, Values::Repeated)?;
 
     let mut rows = Vec::new();
     for way in [
@@ -164,8 +158,15 @@ pub fn run(ctx: &Context) -> Result<Section> {
         let mut best_verify: Option<Duration> = None;
         let mut peak_rss = 0;
         for _ in 0..ctx.runs {
-            let target = Target::start(way)?;
-            let (took, rss) = ferry_sync(ctx, way, (&source_url, &target.url()), &state, &scratch)?;
+            let target = Target::start(way.target_shards())?;
+            let (took, sample) = ferry_sync(
+                ctx,
+                (&source_url, &target.url()),
+                &[],
+                way.in_sync_line(),
+                &state,
+                &scratch,
+            )?;
             let held = target.data_keys()?;
             if held != keys {
                 bail!(
@@ -175,7 +176,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
                     thousands(keys)
                 );
             }
-            let verified = verify(ctx, &source_url, &target.url(), &scratch)?;
+            let verified = verify(ctx, &source_url, &target.url(), &scratch)?.wall;
             println!(
                 "{}: in sync in {:.2} s, verified in {:.2} s",
                 way.label(),
@@ -184,7 +185,7 @@ pub fn run(ctx: &Context) -> Result<Section> {
             );
             best = Some(best.map_or(took, |b| b.min(took)));
             best_verify = Some(best_verify.map_or(verified, |b| b.min(verified)));
-            peak_rss = peak_rss.max(rss);
+            peak_rss = peak_rss.max(sample.peak_rss);
         }
         rows.push(Row {
             way,
@@ -200,9 +201,46 @@ pub fn run(ctx: &Context) -> Result<Section> {
     })
 }
 
+/// The values [`fill`] writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Values {
+    /// One byte repeated: the RDB's LZF compression shrinks each value to a few bytes.
+    Repeated,
+    /// Pseudo-random bytes (the same sequence every time): the RDB holds them at full
+    /// size, so its bytes are the data's.
+    Incompressible,
+}
+
+/// A Redis 7.0 and a Redis 7.0 cluster of [`SHARDS`] primaries, each holding `keys`
+/// strings of `values`, with `repl-diskless-sync-delay 0` (a full sync starts at once).
+pub(super) fn sources(keys: u64, values: Values) -> Result<(Server, Cluster)> {
+    println!(
+        "filling Redis 7.0, standalone and a cluster of {SHARDS}: {} keys of {VALUE_SIZE} B \
+         each ({})",
+        thousands(keys),
+        match values {
+            Values::Repeated => "one byte repeated",
+            Values::Incompressible => "pseudo-random bytes",
+        }
+    );
+    let source = Server::start(ServerKind::Redis70)?;
+    fill(&[&source], keys, values)?;
+    let source_cluster = Cluster::start(ServerKind::Redis70, SHARDS)?;
+    let primaries: Vec<&Server> = source_cluster.nodes().iter().collect();
+    fill(&primaries, keys, values)?;
+    for node in std::iter::once(&source).chain(primaries) {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("repl-diskless-sync-delay")
+            .arg("0")
+            .query::<()>(&mut node.try_client()?)?;
+    }
+    Ok((source, source_cluster))
+}
+
 /// Writes `keys` strings of [`VALUE_SIZE`] bytes, each to the node that owns its slot when
 /// `nodes` are a cluster's primaries (in slot order, as [`slot_ranges`] gives them).
-fn fill(nodes: &[&Server], keys: u64) -> Result<()> {
+pub(super) fn fill(nodes: &[&Server], keys: u64, values: Values) -> Result<()> {
     let ranges = slot_ranges(nodes.len());
     let mut connections = Vec::with_capacity(nodes.len());
     for node in nodes {
@@ -210,8 +248,18 @@ fn fill(nodes: &[&Server], keys: u64) -> Result<()> {
     }
     let mut pipes: Vec<(redis::Pipeline, usize)> =
         nodes.iter().map(|_| (redis::pipe(), 0)).collect();
-    let value = vec![b'v'; VALUE_SIZE];
+    let mut value = vec![b'v'; VALUE_SIZE];
+    // xorshift64: cheap, and no byte pattern LZF could shorten.
+    let mut random: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..keys {
+        if values == Values::Incompressible {
+            for chunk in value.chunks_mut(8) {
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                chunk.copy_from_slice(&random.to_le_bytes()[..chunk.len()]);
+            }
+        }
         let key = format!("key:{i}");
         let owner = if nodes.len() == 1 {
             0
@@ -239,14 +287,16 @@ fn fill(nodes: &[&Server], keys: u64) -> Result<()> {
     Ok(())
 }
 
-/// Runs `ferry migrate` until in sync and stops it: time to in sync, peak RSS.
-fn ferry_sync(
+/// Runs `ferry migrate` (with `args` added) until it prints `in_sync` and stops it: time
+/// to in sync, and its sample (CPU and peak RSS over its whole life).
+pub(super) fn ferry_sync(
     ctx: &Context,
-    way: Way,
     (source, target): (&str, &str),
+    args: &[&str],
+    in_sync: &str,
     state: &Path,
     scratch: &Path,
-) -> Result<(Duration, u64)> {
+) -> Result<(Duration, Sample)> {
     // A state file from an earlier run would make this one resume.
     let _ = fs::remove_file(state);
     let mut command = Command::new(&ctx.ferry);
@@ -257,17 +307,18 @@ fn ferry_sync(
         .arg("--target")
         .arg(target)
         .arg("--state")
-        .arg(state);
+        .arg(state)
+        .args(args);
     let mut running = measure::spawn(command, scratch)?;
-    let took = running.wait_for_line(way.in_sync_line(), SYNC_TIMEOUT)?;
+    let took = running.wait_for_line(in_sync, SYNC_TIMEOUT)?;
     match running.stop(libc::SIGTERM)? {
-        Ok(sample) => Ok((took, sample.peak_rss)),
+        Ok(sample) => Ok((took, sample)),
         Err(refusal) => bail!("ferry migrate failed: {}", refusal.reason()),
     }
 }
 
 /// One `ferry verify` round of the whole copy; it must find both sides equal.
-fn verify(ctx: &Context, source: &str, target: &str, scratch: &Path) -> Result<Duration> {
+pub(super) fn verify(ctx: &Context, source: &str, target: &str, scratch: &Path) -> Result<Sample> {
     let mut command = Command::new(&ctx.ferry);
     command
         .arg("verify")
@@ -278,7 +329,7 @@ fn verify(ctx: &Context, source: &str, target: &str, scratch: &Path) -> Result<D
         .arg("--rounds")
         .arg("1");
     match measure::run_once(&mut command, scratch)? {
-        Ok(sample) => Ok(sample.wall),
+        Ok(sample) => Ok(sample),
         Err(refusal) => bail!("ferry verify failed: {}", refusal.reason()),
     }
 }

@@ -39,7 +39,10 @@ pub fn run(ctx: &Context) -> Result<Section> {
     };
     let out = ctx.dir.join("out").join("fleet");
     fs::create_dir_all(&out)?;
-    println!("starting {PAIRS} Redis 7.0 sources: {} each", recipe.describe());
+    println!(
+        "starting {PAIRS} Redis 7.0 sources: {} each",
+        recipe.describe()
+    );
     let mut sources = Vec::with_capacity(PAIRS);
     for _ in 0..PAIRS {
         let source = Server::start(ServerKind::Redis70)?;

@@ -203,7 +203,7 @@ pub(super) fn no_sync_delay(server: &Server) -> Result<()> {
 
 /// Valkey's own replication: REPLICAOF until the link is up and the load is done; the
 /// replica is detached again so the source serves one replica at a time.
-fn native_sync(source: &Server, replica: &Server) -> Result<Duration> {
+pub(super) fn native_sync(source: &Server, replica: &Server) -> Result<Duration> {
     let mut con = replica.try_client()?;
     let started = Instant::now();
     redis::cmd("REPLICAOF")
@@ -392,7 +392,7 @@ fn measure_catch_up(
     println!("catch-up after a paused follower: ferry migrate");
     // ferry was stopped after the lag run; the state file resumes it. First, so that it
     // has only its own load to catch up on.
-    let (ferry, stream_bytes) =
+    let (ferry, stream_bytes, _) =
         ferry_catch_up(ctx, source, &target.url(), &[target], state, scratch)?;
 
     println!("catch-up after a paused follower: ferry migrate into a cluster of 3");
@@ -432,10 +432,24 @@ fn measure_catch_up(
         );
     }
     let nodes: Vec<&Server> = cluster.nodes().iter().collect();
-    let (into_cluster, _) =
+    let (into_cluster, _, _) =
         ferry_catch_up(ctx, &db0, &cluster.url(), &nodes, &cluster_state, scratch)?;
     drop(cluster);
     println!("catch-up after a paused follower: native replica");
+    let (native, _) = native_catch_up(ctx, source)?;
+
+    Ok(CatchUp {
+        load: load_line(ctx.quick),
+        stream_bytes,
+        native,
+        ferry,
+        into_cluster,
+    })
+}
+
+/// A Valkey 8.1 replica of `source`, in sync, then paused with SIGSTOP during the load and
+/// continued: [`time_catch_up`]'s time, and the CPU the replica used meanwhile (INFO cpu).
+pub(super) fn native_catch_up(ctx: &Context, source: &Server) -> Result<(Duration, Duration)> {
     let replica = Server::start(ServerKind::Valkey81)?;
     native_follow(source, &replica)?;
     let signal = |pid: u32, name: &str| -> Result<()> {
@@ -448,27 +462,33 @@ fn measure_catch_up(
         }
         Ok(())
     };
-    let (native, _) = time_catch_up(
+    let cpu_before = server_cpu(&replica)?;
+    let (took, _) = time_catch_up(
         ctx,
         source,
         &[&replica],
         || signal(replica.pid(), "STOP"),
         || signal(replica.pid(), "CONT"),
     )?;
-    drop(replica);
+    Ok((took, server_cpu(&replica)?.saturating_sub(cpu_before)))
+}
 
-    Ok(CatchUp {
-        load: format!("redis-benchmark {}", load_args(ctx.quick).join(" ")),
-        stream_bytes,
-        native,
-        ferry,
-        into_cluster,
-    })
+/// The CPU time a server has used so far, by its own account (INFO cpu: user + system,
+/// children left out).
+pub(super) fn server_cpu(server: &Server) -> Result<Duration> {
+    let info = info(&mut server.try_client()?, "cpu")?;
+    let mut seconds = 0.0;
+    for name in ["used_cpu_user", "used_cpu_sys"] {
+        seconds += field(&info, name)
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("no {name} in INFO cpu"))?;
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// The whole load must fit the backlog (a partial resync), and the paused follower's
 /// output buffer on the source must not be cut.
-fn follow_settings(source: &Server) -> Result<()> {
+pub(super) fn follow_settings(source: &Server) -> Result<()> {
     let mut con = source.try_client()?;
     for (name, value) in [
         ("repl-backlog-size", "512mb"),
@@ -485,15 +505,16 @@ fn follow_settings(source: &Server) -> Result<()> {
 }
 
 /// [`time_catch_up`] for ferry stopped with its `state` in sync: resumed with it into
-/// `target_url` (checked on `nodes`), then stopped again.
-fn ferry_catch_up(
+/// `target_url` (checked on `nodes`), then stopped again. Its sample covers that run
+/// (start-up, partial resync, the backlog).
+pub(super) fn ferry_catch_up(
     ctx: &Context,
     source: &Server,
     target_url: &str,
     nodes: &[&Server],
     state: &Path,
     scratch: &Path,
-) -> Result<(Duration, i64)> {
+) -> Result<(Duration, i64, Sample)> {
     let mut running = None;
     let start = |running: &mut Option<measure::Running>| -> Result<()> {
         let mut command = Command::new(&ctx.ferry);
@@ -508,7 +529,8 @@ fn ferry_catch_up(
         *running = Some(measure::spawn(command, scratch)?);
         Ok(())
     };
-    let measured = time_catch_up(ctx, source, nodes, || Ok(()), || start(&mut running))?;
+    let (took, stream_bytes) =
+        time_catch_up(ctx, source, nodes, || Ok(()), || start(&mut running))?;
     let running = running.context("ferry did not start")?;
     if !running.stderr().contains("partial resync accepted") {
         bail!(
@@ -516,10 +538,10 @@ fn ferry_catch_up(
             running.stderr()
         );
     }
-    if let Err(refusal) = running.stop(libc::SIGTERM)? {
-        bail!("ferry migrate failed: {}", refusal.reason());
+    match running.stop(libc::SIGTERM)? {
+        Ok(sample) => Ok((took, stream_bytes, sample)),
+        Err(refusal) => bail!("ferry migrate failed: {}", refusal.reason()),
     }
-    Ok(measured)
 }
 
 /// REPLICAOF until the replica is in sync, and it stays a replica.
@@ -565,12 +587,43 @@ struct Lag {
     peak_rss: u64,
 }
 
+/// Requests of each of the load's tests (`-n`).
+fn load_requests(quick: bool) -> u64 {
+    if quick {
+        100_000
+    } else {
+        1_000_000
+    }
+}
+
 fn load_args(quick: bool) -> Vec<String> {
-    let n = if quick { "100000" } else { "1000000" };
-    ["-t", "set,lpush,incr", "-n", n, "-P", "16", "-q"]
+    let n = load_requests(quick).to_string();
+    ["-t", "set,lpush,incr", "-n", &n, "-P", "16", "-q"]
         .iter()
         .map(|s| s.to_string())
         .collect()
+}
+
+/// The load as a command line, for the reports.
+pub(super) fn load_line(quick: bool) -> String {
+    format!("redis-benchmark {}", load_args(quick).join(" "))
+}
+
+/// Commands the load sends (its three tests, `-n` times each), and the sentinel after it.
+pub(super) fn load_commands(quick: bool) -> u64 {
+    3 * load_requests(quick) + 1
+}
+
+/// Deletes what the load and [`time_catch_up`] leave on `source` (redis-benchmark's
+/// default key names without `-r`), so the next full sync copies the same keys.
+pub(super) fn clear_load(source: &Server) -> Result<()> {
+    redis::cmd("DEL")
+        .arg(SENTINEL)
+        .arg("key:__rand_int__")
+        .arg("counter:__rand_int__")
+        .arg("mylist")
+        .query::<()>(&mut source.try_client()?)
+        .context("deleting the load's keys")
 }
 
 /// Runs `redis-benchmark` against the source while ferry streams, sampling the lag.
@@ -579,7 +632,7 @@ fn measure_lag_under_load(ctx: &Context, source: &Server, state: &Path) -> Resul
     let args = load_args(ctx.quick);
     let mut load = source.benchmark_command();
     load.args(&args).stdout(Stdio::null()).stderr(Stdio::null());
-    let shown = format!("redis-benchmark {}", args.join(" "));
+    let shown = load_line(ctx.quick);
     println!("lag under `{shown}`");
     let start_offset = master_repl_offset(&mut con)?;
     let started = Instant::now();

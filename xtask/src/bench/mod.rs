@@ -13,6 +13,7 @@ pub mod migrate;
 mod page;
 pub mod relay;
 mod scan;
+mod sizing;
 mod spool;
 pub mod table;
 pub mod tools;
@@ -29,7 +30,7 @@ pub const USAGE: &str = "usage: cargo xtask bench [--quick] [--only PART] [--run
   --quick      smaller files (100k keys, a 200 MB big file) for a smoke test; results
                go to build/bench/results-quick.md
   --only PART  run one part: codec, migrate, relay, cutover, cluster, writer, page, scan,
-               spool, fleet
+               spool, sizing, fleet
   --runs N     runs per measurement; the fastest counts (default 3)
 
 FERRY_BIN=PATH measures that ferry binary instead of building target/release/ferry.";
@@ -94,6 +95,10 @@ const PARTS: &[Part] = &[
     Part {
         name: "spool",
         run: spool::run,
+    },
+    Part {
+        name: "sizing",
+        run: sizing::run,
     },
     Part {
         name: "fleet",
