@@ -39,6 +39,11 @@ pub struct MigrationState {
     /// start resumes its load from the spool. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loading: Option<String>,
+    /// A full sync began writing to the target and has not completed (`Some(true)`), or
+    /// none did since (`Some(false)`); absent in files of earlier versions. A cluster
+    /// source's shard that never began can be loaded after a restart without a flush.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_begun: Option<bool>,
     /// The target, without its password.
     pub target: String,
     /// The target's format, e.g. `RDB 11`.
@@ -92,6 +97,30 @@ pub struct ShardState {
     /// The shard's spooled snapshot being loaded ([`MigrationState::loading`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loading: Option<String>,
+    /// Whether the shard's full sync began writing ([`MigrationState::load_begun`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_begun: Option<bool>,
+}
+
+impl ShardState {
+    /// A new shard, nothing of it written yet.
+    pub fn fresh(slots: Vec<[u16; 2]>, node: String) -> Self {
+        Self {
+            slots,
+            node,
+            replid: None,
+            offset: 0,
+            origin: None,
+            loading: None,
+            load_begun: Some(false),
+        }
+    }
+
+    /// Whether the target may hold keys of this shard: its full sync completed or began.
+    /// A file of an earlier version, which did not record a begun load, is taken to.
+    pub fn may_hold_keys(&self) -> bool {
+        self.replid.is_some() || self.loading.is_some() || self.load_begun != Some(false)
+    }
 }
 
 impl MigrationState {
@@ -109,6 +138,7 @@ impl MigrationState {
             db: 0,
             origin: None,
             loading: None,
+            load_begun: None,
             target,
             format,
             shards: Vec::new(),
@@ -364,6 +394,7 @@ mod tests {
             offset: 42,
             origin: Some("c".repeat(40)),
             loading: None,
+            load_begun: Some(false),
         });
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), Some(state));

@@ -431,6 +431,7 @@ impl Migration {
         state.offset = 0;
         state.db = 0;
         state.loading = loading;
+        state.load_begun = Some(true);
         self.save_state(state).map_err(SessionError::Fatal)
     }
 
@@ -446,6 +447,7 @@ impl Migration {
         state.offset = offset;
         state.db = 0;
         state.loading = None;
+        state.load_begun = Some(false);
         self.save_state(state).map_err(SessionError::Fatal)
     }
 

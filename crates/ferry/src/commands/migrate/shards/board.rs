@@ -128,6 +128,7 @@ impl ShardContext {
             entry.offset = state.offset;
             entry.origin = state.origin.clone();
             entry.loading = state.loading.clone();
+            entry.load_begun = state.load_begun;
         }
         self.board.save(&whole)
     }

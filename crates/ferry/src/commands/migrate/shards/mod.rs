@@ -110,14 +110,7 @@ impl Migration {
             true => self.match_saved(&shards, saved)?,
             false => shards
                 .iter()
-                .map(|shard| ShardState {
-                    slots: shard.slots.clone(),
-                    node: shard.primary.to_string(),
-                    replid: None,
-                    offset: 0,
-                    origin: None,
-                    loading: None,
-                })
+                .map(|shard| ShardState::fresh(shard.slots.clone(), shard.primary.to_string()))
                 .collect(),
         };
         if resume && !target.cluster {
@@ -190,7 +183,8 @@ impl Migration {
                 index,
                 slots: shard.slots.clone(),
                 board: board.clone(),
-                loaded: AtomicBool::new(resume),
+                // A shard whose full sync never began has no keys on the target yet.
+                loaded: AtomicBool::new(resume && entry.may_hold_keys()),
                 known: Mutex::new(known.clone()),
                 restoring: Arc::default(),
                 imports: Arc::default(),
@@ -205,6 +199,7 @@ impl Migration {
             shard_state.offset = entry.offset;
             shard_state.origin = entry.origin;
             shard_state.loading = entry.loading;
+            shard_state.load_begun = entry.load_begun;
             runs.push(job.run_shard(
                 args,
                 source_info,

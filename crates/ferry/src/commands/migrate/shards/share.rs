@@ -188,6 +188,7 @@ mod tests {
             offset: 0,
             origin: None,
             loading: None,
+            load_begun: Some(false),
         }];
         let own = vec![node(7000), node(7100)];
         let same = [shard(&[[0, 5460]], 7000), shard(&[[5461, 16383]], 7001)];
@@ -221,6 +222,7 @@ mod tests {
             offset: 0,
             origin: None,
             loading: None,
+            load_begun: Some(false),
         };
         let share = Some("0/2".parse().unwrap());
         // A failover while stopped: the same slots on the promoted node.
