@@ -205,11 +205,33 @@ impl ClusterPipe {
                 *last = batch.mark;
             }
         }
-        for (node, mut part) in pipes.iter().zip(parts) {
+        for (index, (node, mut part)) in pipes.iter().zip(parts).enumerate() {
             part.mark = batch.mark;
-            node.send(part).await?;
+            node.send(part)
+                .await
+                .map_err(|error| self.naming(index, error))?;
         }
         Ok(())
+    }
+
+    /// `error` of primary `index`'s pipe, saying which primary, as [`Self::failure`]
+    /// does: whichever of the two reports a failure first, the operator reads the same.
+    fn naming(&self, index: usize, error: PipeError) -> PipeError {
+        if matches!(error, PipeError::Primary { .. }) {
+            return error;
+        }
+        match self
+            .primaries
+            .lock()
+            .ok()
+            .and_then(|p| p.addresses.get(index).cloned())
+        {
+            Some(address) => PipeError::Primary {
+                address,
+                source: Box::new(error),
+            },
+            None => error,
+        }
     }
 
     /// Brings the splitter's slot map up to date: the primaries connected to since, and
@@ -237,8 +259,10 @@ impl ClusterPipe {
                 .add_node(node_at_address(address, &self.dial.url.host));
         }
         if !moved.is_empty() {
-            for pipe in &pipes {
-                pipe.barrier().await?;
+            for (index, pipe) in pipes.iter().enumerate() {
+                pipe.barrier()
+                    .await
+                    .map_err(|error| self.naming(index, error))?;
             }
             for (slot, node) in moved {
                 splitter.map_mut().assign(slot, node);
@@ -248,8 +272,10 @@ impl ClusterPipe {
     }
 
     pub async fn barrier(&self) -> Result<(), PipeError> {
-        for node in self.pipes() {
-            node.barrier().await?;
+        for (index, node) in self.pipes().iter().enumerate() {
+            node.barrier()
+                .await
+                .map_err(|error| self.naming(index, error))?;
         }
         Ok(())
     }
