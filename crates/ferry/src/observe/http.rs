@@ -37,6 +37,20 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let control = Arc::new(control);
     tokio::spawn(sample_every_second(stats.clone()));
+    accept_forever(listener, move |socket| {
+        let (stats, control) = (stats.clone(), control.clone());
+        async move { answer(socket, &stats, control.as_ref().as_ref()).await }
+    });
+    Ok(bound)
+}
+
+/// Answers each connection `listener` takes with `answer`, on a task of its own and for at
+/// most [`REQUEST_TIMEOUT`], in the background.
+fn accept_forever<F, A>(listener: TcpListener, answer: F)
+where
+    F: Fn(TcpStream) -> A + Send + 'static,
+    A: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
     tokio::spawn(async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else {
@@ -44,15 +58,12 @@ pub async fn serve(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let stats = stats.clone();
-            let control = control.clone();
+            let answered = answer(socket);
             tokio::spawn(async move {
-                let answered = answer(socket, &stats, control.as_ref().as_ref());
                 let _ = tokio::time::timeout(REQUEST_TIMEOUT, answered).await;
             });
         }
     });
-    Ok(bound)
 }
 
 /// Feeds the history the status page plots, for as long as the run lives.
@@ -79,18 +90,9 @@ pub trait Site: Send + Sync + 'static {
 pub async fn serve_site(addr: SocketAddr, site: Arc<dyn Site>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            let site = site.clone();
-            tokio::spawn(async move {
-                let answered = answer_site(socket, site.as_ref());
-                let _ = tokio::time::timeout(REQUEST_TIMEOUT, answered).await;
-            });
-        }
+    accept_forever(listener, move |socket| {
+        let site = site.clone();
+        async move { answer_site(socket, site.as_ref()).await }
     });
     Ok(bound)
 }

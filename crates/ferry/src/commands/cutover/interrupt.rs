@@ -32,6 +32,12 @@ impl Interrupt {
     }
 }
 
+/// What the listener prints on the first signal, and on a second one before it quits.
+pub struct Messages {
+    pub first: String,
+    pub again: String,
+}
+
 /// Listens for the signals while it lives; dropping it stops listening, so that what runs
 /// next (the reverse migration of `--keep-rollback`) handles them its own way.
 pub struct Listener {
@@ -41,9 +47,23 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Starts listening on a thread of its own. `pause_timeout` is only named in the
-    /// message: a pause left behind by a second signal ends by itself then.
+    /// The switch's listener. `pause_timeout` is only named in the message: a pause left
+    /// behind by a second signal ends by itself then.
     pub fn start(pause_timeout: Duration) -> Self {
+        Self::saying(Messages {
+            first: "ferry: interrupted: undoing the switch (interrupt again to quit at once)"
+                .into(),
+            again: format!(
+                "ferry: interrupted again: quitting now; a write pause left on the source \
+                 ends by itself within {} ms",
+                pause_timeout.as_millis()
+            ),
+        })
+    }
+
+    /// Starts listening on a thread of its own; the first signal sets the interrupt, a
+    /// second quits with the status of SIGINT.
+    pub fn saying(messages: Messages) -> Self {
         let interrupt = Interrupt::default();
         let (done, stopped) = tokio::sync::oneshot::channel();
         let flag = interrupt.clone();
@@ -54,7 +74,7 @@ impl Listener {
             .and_then(|runtime| {
                 std::thread::Builder::new()
                     .name("ferry-signals".into())
-                    .spawn(move || runtime.block_on(listen(flag, stopped, pause_timeout)))
+                    .spawn(move || runtime.block_on(listen(flag, stopped, messages)))
                     .ok()
             });
         Self {
@@ -83,7 +103,7 @@ impl Drop for Listener {
 async fn listen(
     interrupt: Interrupt,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
-    pause_timeout: Duration,
+    messages: Messages,
 ) {
     let mut signals = match Signals::new() {
         Ok(signals) => signals,
@@ -95,16 +115,10 @@ async fn listen(
             _ = &mut stopped => return,
             _ = signals.next() => {
                 if interrupt.requested() {
-                    eprintln!(
-                        "ferry: interrupted again: quitting now; a write pause left on the \
-                         source ends by itself within {} ms",
-                        pause_timeout.as_millis()
-                    );
+                    eprintln!("{}", messages.again);
                     std::process::exit(EXIT_INTERRUPTED);
                 }
-                eprintln!(
-                    "ferry: interrupted: undoing the switch (interrupt again to quit at once)"
-                );
+                eprintln!("{}", messages.first);
                 interrupt.request();
             }
         }

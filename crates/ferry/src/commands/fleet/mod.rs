@@ -131,7 +131,7 @@ fn run_plan(args: FleetRunArgs, out: &mut dyn Write) -> Result<(), Error> {
         None => None,
     };
     let ended = {
-        let signals = signals::StopSignals::start();
+        let signals = signals::listen();
         schedule::Fleet {
             plan: &plan,
             concurrency,
