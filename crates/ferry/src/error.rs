@@ -3,6 +3,7 @@
 
 use crate::transforms::commands::CommandError;
 use crate::transforms::compat::PolicyError;
+use crate::transforms::shards::share::ShareError;
 use ferry_codec::{DecodeError, EncodeError};
 use std::path::PathBuf;
 
@@ -43,6 +44,8 @@ pub enum Error {
     OutputExists { path: PathBuf },
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Share(#[from] ShareError),
     /// The source's snapshot could not be decoded.
     #[error("cannot read the source's snapshot")]
     Snapshot {

@@ -3,12 +3,15 @@
 //! worker's `--status`: every source primary paused, drained against the worker following
 //! it, and all workers stopped together.
 
+use crate::migrate_cluster_source::{load_on, load_tagged, source_cluster, stop_loads, tag_below};
 use crate::support::cutover::{
     self, assert_same_but_counters, cluster_counter_values, report, status_addr,
     switch_args_between, Counters,
 };
 use crate::support::migrate::{Ferry, CONTROL_FLAGS};
 use crate::support::{http_get, info_field, server_info};
+use ferry_testkit::snapshot::DiffOptions;
+use ferry_testkit::workload::{forget_unreplicated_group_state, SHORT_TTLS_PASSED};
 use ferry_testkit::{dataset, Cluster, Server, ServerKind};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -307,15 +310,161 @@ fn a_worker_refuses_a_standalone_source_and_an_empty_share() {
     assert!(stderr.contains("run at most 3 workers"), "{stderr}");
 }
 
+/// The operator's own tool moves slots between the workers' shares while clients write:
+/// 300 slots from primary 0 (worker 0's) to primary 1 (worker 1's), then 200 from
+/// primary 1 to primary 2 (worker 0's again), the first of them the ones just moved in.
+/// Each `MIGRATE`'s `RESTORE-ASKING` is in one worker's stream and its `DEL` in the
+/// other's: written in the wrong order, the `DEL` would delete the moved key on the target.
 #[test]
-fn a_reshard_across_workers_shares_stops_them_with_one_line_naming_the_slots() {
-    let source = Cluster::start(ServerKind::Valkey81, 3).unwrap();
-    {
-        let filler = Server::start(ServerKind::Valkey81).unwrap();
-        dataset::populate_db0(&filler).unwrap();
-        source.copy_from(&filler).unwrap();
-    }
+fn keys_resharded_between_workers_shares_by_redis_cli_under_writes_end_equal() {
+    let source = source_cluster(ServerKind::Redis70, 3, 0);
     let target = Cluster::start(ServerKind::Valkey81, 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A load on each primary; primary 0's keys in the slots both reshards move.
+    let tag = tag_below(&source, 200);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = vec![
+        load_tagged(&source, 0, &tag, 211, &stop),
+        load_on(&source, 1, 212, &stop),
+        load_on(&source, 2, 213, &stop),
+    ];
+    let mut workers: Vec<Ferry> = (0..2)
+        .map(|k| worker(&source, &target, dir.path(), k, 2))
+        .collect();
+    let statuses: Vec<String> = workers.iter_mut().map(status_addr).collect();
+    for ferry in &mut workers {
+        ferry.wait_all_shards_in_sync();
+    }
+    let node = |primary: usize| format!("127.0.0.1:{}", source.nodes()[primary].port());
+    assert_eq!(followed(&statuses[0]), [node(0), node(2)]);
+    assert_eq!(followed(&statuses[1]), [node(1)]);
+
+    let before: Vec<usize> = (0..3).map(|p| source.slot_count(p).unwrap()).collect();
+    let tool = source.cli_reshard(0, 1, 300).unwrap();
+    assert_eq!(source.slot_count(1).unwrap(), before[1] + 300, "{tool}");
+    running.push(load_tagged(&source, 1, &tag, 221, &stop));
+    std::thread::sleep(Duration::from_millis(500));
+    let tool = source.cli_reshard(1, 2, 200).unwrap();
+    assert_eq!(source.slot_count(2).unwrap(), before[2] + 200, "{tool}");
+    running.push(load_tagged(&source, 2, &tag, 231, &stop));
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    // Every short TTL the load set has passed: what remains is compared whole.
+    std::thread::sleep(SHORT_TTLS_PASSED);
+
+    cut_over_and_compare(&source, &target, &statuses, &mut workers);
+}
+
+/// One cutover drains every worker; then the clusters hold the same keys.
+fn cut_over_and_compare(
+    source: &Cluster,
+    target: &Cluster,
+    statuses: &[String],
+    workers: &mut [Ferry],
+) {
+    let mut extra = vec!["--drain-timeout-ms", "30000"];
+    for addr in &statuses[1..] {
+        extra.extend(["--status", addr.as_str()]);
+    }
+    let output = cutover::ferry(&switch_args_between(
+        "cutover",
+        &source.url(),
+        &target.url(),
+        &statuses[0],
+        &extra,
+    ));
+    let result = report(&output);
+    let logs = |workers: &[Ferry]| -> String {
+        workers
+            .iter()
+            .map(|ferry| ferry.output())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        output.status.success(),
+        "{result}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        logs(workers)
+    );
+    for ferry in workers.iter_mut() {
+        assert!(
+            ferry.wait_exit(Duration::from_secs(20)).success(),
+            "{}",
+            ferry.output()
+        );
+    }
+    let mut expected = source.snapshot().unwrap();
+    let mut actual = target.snapshot().unwrap();
+    // Consumer groups' entries-read is not replicated (see the workload).
+    forget_unreplicated_group_state(&mut expected);
+    forget_unreplicated_group_state(&mut actual);
+    let differences = expected.diff(&actual, &DiffOptions::new());
+    assert!(
+        differences.is_empty(),
+        "{} differences:\n{}\n{}",
+        differences.len(),
+        differences
+            .iter()
+            .take(20)
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        logs(workers)
+    );
+}
+
+/// A worker killed while `redis-cli` moves keys into its share (some restored, the
+/// origin's DELs applied or not) and started again once the move is over: the slots that
+/// came while it was down still wait for the other worker, and it resumes its stream
+/// without a full sync.
+#[test]
+fn a_worker_killed_while_slots_move_into_its_share_resumes_and_ends_equal() {
+    let source = Arc::new(source_cluster(ServerKind::Redis70, 3, 0));
+    let target = Cluster::start(ServerKind::Valkey81, 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tag = tag_below(&source, 300);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = vec![
+        load_tagged(&source, 0, &tag, 311, &stop),
+        load_on(&source, 1, 312, &stop),
+        load_on(&source, 2, 313, &stop),
+    ];
+    let mut workers: Vec<Ferry> = (0..2)
+        .map(|k| worker(&source, &target, dir.path(), k, 2))
+        .collect();
+    for ferry in &mut workers {
+        ferry.wait_all_shards_in_sync();
+    }
+
+    let resharding = {
+        let source = source.clone();
+        std::thread::spawn(move || source.cli_reshard(0, 1, 600))
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    workers[1].kill();
+    let first = workers[1].output();
+    resharding.join().unwrap().unwrap();
+    running.push(load_tagged(&source, 1, &tag, 321, &stop));
+    std::thread::sleep(Duration::from_millis(500));
+    workers[1] = worker(&source, &target, dir.path(), 1, 2);
+    workers[1].wait_all_shards_in_sync();
+    std::thread::sleep(Duration::from_secs(1));
+    stop_loads(&stop, running);
+    std::thread::sleep(SHORT_TTLS_PASSED);
+    let second = workers[1].output();
+    assert!(!second.contains("full sync"), "{first}\n{second}");
+    let statuses: Vec<String> = workers.iter_mut().map(status_addr).collect();
+    cut_over_and_compare(&source, &target, &statuses, &mut workers);
+}
+
+/// Valkey 9's atomic slot migration between two workers' primaries: the origin deletes
+/// the slots' keys after the new owner took them, which no wait can order, so the
+/// worker that receives them stops with one line rather than let the deletes through.
+#[test]
+fn an_atomic_slot_migration_into_another_workers_share_stops_that_worker_with_one_line() {
+    let source = source_cluster(ServerKind::Valkey91, 3, 0);
+    let target = Cluster::start(ServerKind::Valkey91, 2).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut workers: Vec<Ferry> = (0..2)
         .map(|k| worker(&source, &target, dir.path(), k, 2))
@@ -323,18 +472,10 @@ fn a_reshard_across_workers_shares_stops_them_with_one_line_naming_the_slots() {
     for ferry in &mut workers {
         ferry.wait_all_shards_in_sync();
     }
-    // The operator's own tool moves 50 slots from the first primary (worker 0's) to the
-    // second (worker 1's): neither worker could pair the MIGRATEs with the other's DELs.
-    source.cli_reshard(0, 1, 50).unwrap();
-    for ferry in &mut workers {
-        let status = ferry.wait_exit(Duration::from_secs(30));
-        assert!(!status.success(), "{}", ferry.output());
-        let line = ferry.wait_for("moved between workers' shares", Duration::from_secs(1));
-        // Seen mid-way, or once done: slots from 0 on.
-        assert!(line.contains("ferry: slots 0-"), "{line}");
-        assert!(
-            line.contains("rerun every worker on an emptied target"),
-            "{line}"
-        );
-    }
+    source.migrate_slots_atomically(0, 1, 0, 99).unwrap();
+    let status = workers[1].wait_exit(Duration::from_secs(30));
+    assert!(!status.success(), "{}", workers[1].output());
+    let line = workers[1].wait_for("atomic slot migration", Duration::from_secs(1));
+    assert!(line.contains("brings slots 0-99 into"), "{line}");
+    assert!(line.contains("--cluster reshard"), "{line}");
 }

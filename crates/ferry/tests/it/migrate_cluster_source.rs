@@ -520,7 +520,7 @@ fn a_primary_lost_is_followed_to_the_replica_the_cluster_promotes() {
 
 /// A hash tag whose slot is below `below`: among the first slots `redis-cli --cluster
 /// reshard` takes from shard 0 (it moves a source's slots in ascending order).
-fn tag_below(cluster: &Cluster, below: u16) -> String {
+pub(crate) fn tag_below(cluster: &Cluster, below: u16) -> String {
     (0..100_000)
         .map(|i| format!("r{i}"))
         .find(|tag| cluster.keyslot(tag.as_bytes()).unwrap() < below)
@@ -528,7 +528,7 @@ fn tag_below(cluster: &Cluster, below: u16) -> String {
 }
 
 /// A load on primary `primary` whose keys carry `{tag}`.
-fn load_tagged(
+pub(crate) fn load_tagged(
     cluster: &Cluster,
     primary: usize,
     tag: &str,

@@ -116,16 +116,19 @@ pub enum MigrateError {
     )]
     WorkerStopped { share: String },
     #[error(
-        "slots {slots} moved between workers' shares (now served by {primary}; this is \
-         worker {share}): each worker reads only its own primaries' streams, so keys moved \
-         between them could be lost on the target; reshard before or after the migration, \
-         or migrate the cluster source in one process, then rerun every worker on an \
-         emptied target"
+        "keys moved into this worker's share (worker {share}) from {origin}: the worker \
+         following {origin} applied its stream only up to offset {acknowledged} of \
+         {wanted} in {waited_s} s without moving on (stopped, or waiting on this one: \
+         slots moved both ways at once); writing the moved keys first could let older \
+         writes land on them, so this worker stops: rerun it with its --state once that \
+         worker runs"
     )]
-    ReshardedAcrossShares {
+    OriginWorkerStuck {
         share: String,
-        slots: String,
-        primary: String,
+        origin: String,
+        acknowledged: i64,
+        wanted: i64,
+        waited_s: u64,
     },
     #[error(
         "the source holds keys in databases {used}, and the target cluster has {has}: \
@@ -171,10 +174,12 @@ mod tests {
                 share: text(),
                 primaries: 3,
             },
-            MigrateError::ReshardedAcrossShares {
+            MigrateError::OriginWorkerStuck {
                 share: text(),
-                slots: text(),
-                primary: text(),
+                origin: text(),
+                acknowledged: 1,
+                wanted: 2,
+                waited_s: 300,
             },
             MigrateError::WorkerStopped { share: text() },
             MigrateError::ShardFullSyncAgain,

@@ -127,12 +127,17 @@ impl Migration {
     }
 
     /// Before a batch goes: a shard that read a RESTORE of a key moved from another shard
-    /// waits for the other shards' writes (see `ShardContext::settle`).
-    pub(super) async fn before_batch(&self, read_up_to: i64) {
+    /// waits for the other shards' writes, and a worker's for the other workers' (see
+    /// `ShardContext::settle`).
+    pub(super) async fn before_batch(&self, read_up_to: i64) -> Result<(), SessionError> {
         if let Some(shard) = &self.shard {
             shard.read_up_to(read_up_to);
-            shard.settle().await;
+            shard
+                .settle()
+                .await
+                .map_err(|e| SessionError::Fatal(e.into()))?;
         }
+        Ok(())
     }
 
     /// After a clean stop: the vector-set export made current (only a standalone source's

@@ -508,7 +508,7 @@ impl Migration {
     ) -> Result<ReplicaConnection, ReplError> {
         let announce_version =
             (source.product == "valkey" && source.series().0 >= 9).then(|| source.version.clone());
-        let options = ConnectOptions {
+        let mut options = ConnectOptions {
             username: self.source_url.username.clone(),
             password: self
                 .source_url
@@ -521,6 +521,10 @@ impl Migration {
             upgrade,
             ..ConnectOptions::default()
         };
+        // The other workers wait on a worker's acknowledged offset (`shards::peers`).
+        if self.share.is_some() {
+            options.ack_interval = shards::WORKER_ACK_EVERY;
+        }
         ReplicaConnection::connect(&self.source_url.address(), options).await
     }
 }

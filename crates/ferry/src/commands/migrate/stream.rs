@@ -74,7 +74,12 @@ impl Migration {
                             None => break,
                         }
                     }
-                    self.before_batch(applier.position().offset).await;
+                    // Another worker may take minutes to catch up: a signal ends the wait.
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.as_mut() => return Ok(Stop::Signal),
+                        ready = self.before_batch(applier.position().offset) => ready?,
+                    }
                     applier.flush().await.map_err(|e| self.fatal_target(e))?;
                 }
             }

@@ -96,6 +96,13 @@ impl SlotImports {
     }
 }
 
+/// The slots an `ESTABLISH` control command ([`is_control`]) starts importing.
+pub fn establishing(args: &[Bytes]) -> Option<Vec<[u16; 2]>> {
+    args.get(2)
+        .filter(|subcommand| subcommand.eq_ignore_ascii_case(b"ESTABLISH"))
+        .map(|_| slot_ranges(args))
+}
+
 /// The `SLOTSRANGE first last …` pairs of an ESTABLISH.
 fn slot_ranges(args: &[Bytes]) -> Vec<[u16; 2]> {
     let Some(at) = args

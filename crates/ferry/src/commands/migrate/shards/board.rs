@@ -27,6 +27,9 @@ pub(super) struct Board {
     /// The primary each shard follows since its last failover, for `/status` before the
     /// state file records it with an offset.
     pub(super) promoted: Mutex<Vec<Option<String>>>,
+    /// A worker (`--shards K/N`): the other workers, waited for when keys come into its
+    /// share ([`super::peers`]).
+    pub(super) peers: Option<Arc<Peers>>,
 }
 
 /// The keys an earlier run remembered as moved ([`Board::save_moves`]), by the index of
@@ -100,6 +103,8 @@ pub(in crate::commands::migrate) struct ShardContext {
     pub(super) restoring: Arc<AtomicBool>,
     /// Valkey 9's atomic slot imports running in this shard's stream.
     pub(super) imports: Arc<Mutex<SlotImports>>,
+    /// A worker's writes read since the last batch that came into its share.
+    pub(super) entering: EnteringWrites,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -175,7 +180,13 @@ impl ShardContext {
         Box::new(
             ShardTransform::new(inner, self.board.moved.clone(), self.index)
                 .sharing_restoring(self.restoring.clone())
-                .sharing_imports(self.imports.clone()),
+                .sharing_imports(self.imports.clone())
+                .within_share(
+                    self.board
+                        .peers
+                        .as_ref()
+                        .map(|peers| (peers.share(), self.entering.clone())),
+                ),
         )
     }
 
@@ -192,9 +203,11 @@ impl ShardContext {
     /// writes to those keys reach the target before the RESTORE (the rules in
     /// [`crate::transforms::shards::moves`] decided in reading order). Two shards both
     /// restoring wait in index order, the lower one first, rather than for each other.
-    pub(in crate::commands::migrate) async fn settle(&self) {
+    /// A worker's batch that writes keys from another worker's share also waits for that
+    /// worker ([`Peers::settle`]).
+    pub(in crate::commands::migrate) async fn settle(&self) -> Result<(), MigrateError> {
         if !ShardTransform::take_restoring(&self.restoring) {
-            return;
+            return Ok(());
         }
         let board = &self.board;
         let wanted: Vec<(usize, i64, Pipe)> = {
@@ -228,6 +241,11 @@ impl ShardContext {
         // A shard that cannot apply stops the run on its own; the wait is bounded anyway.
         let _ = tokio::time::timeout(SETTLE_TIMEOUT, all).await;
         mine.store(false, Ordering::Relaxed);
+        let entering = std::mem::take(&mut *lock(&self.entering));
+        match &board.peers {
+            Some(peers) if !entering.is_empty() => peers.settle(entering).await,
+            _ => Ok(()),
+        }
     }
 
     /// Records this shard's progress; returns the sums over every shard (for `/status`

@@ -10,13 +10,11 @@ impl Migration {
     /// does not read, while their origin's DELs are applied: the target would lose them.
     /// A promoted replica is followed by its shard within that time.
     ///
-    /// A worker (`--shards`) also stops once slots cross its share (see [`super::share`]);
-    /// `own_nodes` are its shards' primaries and replicas at start.
+    /// A worker (`--shards`) also records who serves which slot ([`Peers::observe`]).
     pub(super) async fn watch_for_unfollowed_primaries(
         &self,
         board: &Board,
         known: Vec<NodeAddr>,
-        own_nodes: Vec<NodeAddr>,
     ) -> Error {
         let mut since: Option<(tokio::time::Instant, NodeAddr)> = None;
         loop {
@@ -26,18 +24,10 @@ impl Migration {
             else {
                 continue;
             };
-            let mine = lock(&board.state).shards.clone();
-            if let Some(share) = self.share {
-                if let Some((slots, primary)) = share::resharded_across(&mine, &own_nodes, &shards)
-                {
-                    return MigrateError::ReshardedAcrossShares {
-                        share: share.to_string(),
-                        slots,
-                        primary,
-                    }
-                    .into();
-                }
+            if let Some(peers) = &board.peers {
+                peers.observe(&shards);
             }
+            let mine = lock(&board.state).shards.clone();
             let followed: Vec<String> = mine.iter().map(|s| s.node.clone()).collect();
             let stranger = shards.iter().find(|shard| {
                 !shard.slots.is_empty()

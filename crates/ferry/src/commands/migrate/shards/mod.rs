@@ -13,12 +13,14 @@
 //! on a standalone target, per-slot markers on a cluster), so a crash resumes each shard
 //! exactly once; a lost shard rediscovers the cluster and follows its slots to the
 //! node now serving them (a failover), resuming there by PSYNC. Keys resharded between
-//! shards are paired across their streams by `transforms/shards/moves.rs`; a restart
-//! finds each saved shard by its node, so a resharding in between resumes; a primary that
-//! joins the source (whose stream no shard reads) stops the run.
+//! shards are paired across their streams by `transforms/shards/moves.rs`, and keys
+//! resharded into a worker's share from another worker's wait for that worker
+//! ([`peers`]); a restart finds each saved shard by its node, so a resharding in between
+//! resumes; a primary that joins the source (whose stream no shard reads) stops the run.
 
 mod board;
 mod follow;
+mod peers;
 mod saved;
 mod share;
 
@@ -36,10 +38,13 @@ use crate::state::{self, MigrationState, MovedKeyState, ShardState};
 use crate::transforms::commands::transform::CommandTransform;
 use crate::transforms::shards::imports::SlotImports;
 use crate::transforms::shards::moves::{MovedKeys, ShardTransform};
+use crate::transforms::shards::share::{EnteringWrites, ShareSlots};
 use crate::url::ServerUrl;
 pub(super) use board::ShardContext;
 use board::{lock, recalled_moves, Board};
 use bytes::Bytes;
+use peers::Peers;
+pub(in crate::commands::migrate) use peers::WORKER_ACK_EVERY;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -86,6 +91,7 @@ impl Migration {
         // Every node, the other workers' included: none of them is a stranger.
         let known: Vec<NodeAddr> = all.iter().flat_map(|s| s.nodes.clone()).collect();
         let primaries = all.len();
+        let topology = all.clone();
         let shards = share::take_share(all, self.share, &state.shards)?;
         let listed: Vec<String> = shards
             .iter()
@@ -106,6 +112,15 @@ impl Migration {
         let saved = std::mem::take(&mut state.shards);
         let saved_moves = std::mem::take(&mut state.moved_keys);
         let resume = !saved.is_empty() && !args.flush_target;
+        // A restarted worker's share is what it had applied: slots that came into it
+        // while it was stopped still wait for the worker they came from.
+        let share_slots: Vec<[u16; 2]> = match resume {
+            true => saved.iter().flat_map(|entry| entry.slots.clone()).collect(),
+            false => shards
+                .iter()
+                .flat_map(|shard| shard.slots.clone())
+                .collect(),
+        };
         state.shards = match resume {
             true => self.match_saved(&shards, saved)?,
             false => shards
@@ -141,6 +156,18 @@ impl Migration {
         drop(pipe);
 
         let entries = state.shards.clone();
+        let own_nodes: Vec<NodeAddr> = shards.iter().flat_map(|s| s.nodes.clone()).collect();
+        let peers = self.share.map(|share| {
+            Arc::new(Peers::new(
+                Arc::new(ShareSlots::new(&share_slots)),
+                share.to_string(),
+                &topology,
+                own_nodes.clone(),
+                self.source_url.clone(),
+                self.connect_timeout,
+                self.events.clone(),
+            ))
+        });
         let board = Arc::new(Board {
             path: self.state_path.clone(),
             in_sync: Mutex::new(vec![false; shards.len()]),
@@ -153,6 +180,7 @@ impl Migration {
             settling: shards.iter().map(|_| AtomicBool::new(false)).collect(),
             failovers: shards.iter().map(|_| AtomicU64::new(0)).collect(),
             promoted: Mutex::new(vec![None; shards.len()]),
+            peers,
         });
         {
             let whole = lock(&board.state);
@@ -188,6 +216,7 @@ impl Migration {
                 known: Mutex::new(known.clone()),
                 restoring: Arc::default(),
                 imports: Arc::default(),
+                entering: Arc::default(),
             }));
             let pipe = job.shard_pipe(&target).await?;
             if let Some(slot) = lock(&board.pipes).get_mut(index) {
@@ -214,8 +243,7 @@ impl Migration {
         tokio::pin!(all);
         let signal = shutdown_or_stop(self.events.stats().clone(), self.events.clone());
         tokio::pin!(signal);
-        let own_nodes: Vec<NodeAddr> = shards.iter().flat_map(|s| s.nodes.clone()).collect();
-        let unfollowed = self.watch_for_unfollowed_primaries(&board, known, own_nodes);
+        let unfollowed = self.watch_for_unfollowed_primaries(&board, known);
         tokio::pin!(unfollowed);
         let (results, stopped_by) = tokio::select! {
             results = &mut all => (results, None),

@@ -2,9 +2,9 @@
 //! ordered by their first slot and dealt out in turn, so every worker, given the same
 //! topology, takes a disjoint share and together they take every primary. A failover
 //! keeps a primary's slots (the promoted replica serves them), so its share stays with
-//! the same worker; a reshard across shares would need the two workers' streams paired
-//! (see [`crate::transforms::shards::moves`]), which only one process can do: a worker
-//! stops when slots of its share are served by a primary of another share.
+//! the same worker. A share is its primaries, not their slots: a reshard moves keys into
+//! a primary's stream, where its worker finds them, ordered after the origin's writes by
+//! waiting for the origin's worker ([`super::peers`]).
 
 use super::*;
 use crate::cli::ShardShare;
@@ -12,8 +12,7 @@ use crate::cli::ShardShare;
 /// The primaries this worker follows, in slot order, or all of them without a share.
 /// `saved`: the state file's shards. A restarted worker keeps the primaries it followed
 /// (by node, or after a failover while it was stopped by slots): a reshard since may have
-/// changed the order the shares are dealt in. Its share's slots must be the same as
-/// before, or keys moved across shares meanwhile could not be paired.
+/// changed the order the shares are dealt in.
 pub(super) fn take_share(
     mut shards: Vec<SourceShard>,
     share: Option<ShardShare>,
@@ -34,24 +33,14 @@ pub(super) fn take_share(
             .map(|(_, shard)| shard)
             .collect()
     } else {
-        let mine: Vec<SourceShard> = shards
+        shards
             .into_iter()
             .filter(|shard| {
                 saved.iter().any(|entry| {
                     entry.node == shard.primary.to_string() || entry.slots == shard.slots
                 })
             })
-            .collect();
-        let before = covered(saved.iter().map(|entry| &entry.slots));
-        let now = covered(mine.iter().map(|shard| &shard.slots));
-        if let Some((slots, primary)) = first_difference(&before, &now, &mine) {
-            return Err(MigrateError::ReshardedAcrossShares {
-                share: share.to_string(),
-                slots,
-                primary,
-            });
-        }
-        mine
+            .collect()
     };
     if mine.is_empty() {
         return Err(MigrateError::EmptyShare {
@@ -60,80 +49,6 @@ pub(super) fn take_share(
         });
     }
     Ok(mine)
-}
-
-/// Which of the 16384 slots some range covers.
-fn covered<'a>(ranges: impl Iterator<Item = &'a Vec<[u16; 2]>>) -> Vec<bool> {
-    let mut slots = vec![false; 16384];
-    for [a, b] in ranges.flatten() {
-        for slot in *a..=*b {
-            if let Some(flag) = slots.get_mut(usize::from(slot)) {
-                *flag = true;
-            }
-        }
-    }
-    slots
-}
-
-/// The slots in one of `before` and `now` only, and the primary serving them now (or
-/// `elsewhere`).
-fn first_difference(
-    before: &[bool],
-    now: &[bool],
-    mine: &[SourceShard],
-) -> Option<(String, String)> {
-    let differ: Vec<u16> = (0..16384u16)
-        .filter(|&slot| before[usize::from(slot)] != now[usize::from(slot)])
-        .collect();
-    let first = *differ.first()?;
-    let primary = mine
-        .iter()
-        .find(|shard| shard.serves(first))
-        .map_or("another worker's primary".to_owned(), |shard| {
-            shard.primary.to_string()
-        });
-    Some((slots_text(&ranges(&differ)), primary))
-}
-
-/// Slots that crossed this worker's share since it started: slots of its share served
-/// now by a primary outside it (nor a replica of it, which a failover promotes and its
-/// shard follows), or slots from outside served now by one of its primaries.
-/// `(slots, primary serving them)`.
-pub(super) fn resharded_across(
-    mine: &[ShardState],
-    own_nodes: &[NodeAddr],
-    now: &[SourceShard],
-) -> Option<(String, String)> {
-    let in_share = |slot: u16| {
-        mine.iter()
-            .any(|s| s.slots.iter().any(|[a, b]| (*a..=*b).contains(&slot)))
-    };
-    for shard in now {
-        let own = own_nodes.contains(&shard.primary)
-            || mine.iter().any(|s| s.node == shard.primary.to_string());
-        let crossed: Vec<u16> = shard
-            .slots
-            .iter()
-            .flat_map(|&[a, b]| a..=b)
-            .filter(|&slot| in_share(slot) != own)
-            .collect();
-        if !crossed.is_empty() {
-            return Some((slots_text(&ranges(&crossed)), shard.primary.to_string()));
-        }
-    }
-    None
-}
-
-/// Sorted slots as inclusive ranges.
-fn ranges(slots: &[u16]) -> Vec<[u16; 2]> {
-    let mut out: Vec<[u16; 2]> = Vec::new();
-    for &slot in slots {
-        match out.last_mut() {
-            Some(last) if last[1] + 1 == slot => last[1] = slot,
-            _ => out.push([slot, slot]),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -180,41 +95,7 @@ mod tests {
     }
 
     #[test]
-    fn slots_crossing_the_share_either_way_are_named_but_a_failover_is_not() {
-        let mine = vec![ShardState {
-            slots: vec![[0, 5460]],
-            node: "127.0.0.1:7000".into(),
-            replid: None,
-            offset: 0,
-            origin: None,
-            loading: None,
-            load_begun: Some(false),
-        }];
-        let own = vec![node(7000), node(7100)];
-        let same = [shard(&[[0, 5460]], 7000), shard(&[[5461, 16383]], 7001)];
-        assert_eq!(resharded_across(&mine, &own, &same), None);
-        let failed_over = [shard(&[[0, 5460]], 7100), shard(&[[5461, 16383]], 7001)];
-        assert_eq!(resharded_across(&mine, &own, &failed_over), None);
-        let resharded = [
-            shard(&[[100, 5460]], 7000),
-            shard(&[[0, 99], [5461, 16383]], 7001),
-        ];
-        assert_eq!(
-            resharded_across(&mine, &own, &resharded),
-            Some(("0-99".to_owned(), "127.0.0.1:7001".to_owned()))
-        );
-        let received = [
-            shard(&[[0, 5460], [6000, 6001], [6003, 6003]], 7000),
-            shard(&[[5461, 5999], [6002, 6002], [6004, 16383]], 7001),
-        ];
-        assert_eq!(
-            resharded_across(&mine, &own, &received),
-            Some(("6000-6001,6003".to_owned(), "127.0.0.1:7000".to_owned()))
-        );
-    }
-
-    #[test]
-    fn a_restarted_worker_keeps_its_primaries_and_refuses_slots_moved_across_shares() {
+    fn a_restarted_worker_keeps_its_primaries_whatever_moved_since() {
         let saved = |slots: &[[u16; 2]], port: u16| ShardState {
             slots: slots.to_vec(),
             node: format!("127.0.0.1:{port}"),
@@ -229,13 +110,15 @@ mod tests {
         let now = vec![shard(&[[0, 8191]], 7100), shard(&[[8192, 16383]], 7001)];
         let mine = take_share(now, share, &[saved(&[[0, 8191]], 7000)]).unwrap();
         assert_eq!(mine[0].primary.port, 7100);
-        // Slots moved to the other worker's primary while stopped: dealt afresh the
-        // shares would swap; kept, the share lost slots 0-99.
+        // Slots moved to the other worker's primary while stopped: dealt afresh, the
+        // shares would swap.
         let now = vec![
             shard(&[[100, 8191]], 7000),
             shard(&[[0, 99], [8192, 16383]], 7001),
         ];
-        let err = take_share(now, share, &[saved(&[[0, 8191]], 7000)]).unwrap_err();
-        assert!(err.to_string().contains("slots 0-99"), "{err}");
+        let mine = take_share(now.clone(), share, &[saved(&[[0, 8191]], 7000)]).unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].primary.port, 7000);
+        assert_eq!(take_share(now, share, &[]).unwrap()[0].primary.port, 7001);
     }
 }

@@ -25,6 +25,7 @@
 //! to the key, cannot land on the restored value.
 
 use super::imports::{self, SlotImports};
+use super::share::{EnteringWrites, ShareSlots};
 use crate::error::Error;
 use crate::server::cluster::slot::key_slot;
 use crate::transforms::commands::transform::CommandTransform;
@@ -203,6 +204,9 @@ pub struct ShardTransform {
     restoring: Arc<AtomicBool>,
     /// Valkey 9's atomic slot imports into this shard ([`imports`]).
     imports: Arc<Mutex<SlotImports>>,
+    /// A worker's share of the slots ([`super::share`]): writes coming into it from
+    /// another worker's share are noted in `entering` and raise `restoring` too.
+    share: Option<(Arc<ShareSlots>, EnteringWrites)>,
 }
 
 impl ShardTransform {
@@ -213,7 +217,15 @@ impl ShardTransform {
             shard,
             restoring: Arc::default(),
             imports: Arc::default(),
+            share: None,
         }
+    }
+
+    /// Notes in `entering` (kept by the shard across sessions) the writes that come into
+    /// a worker's `share` from outside it.
+    pub fn within_share(mut self, share: Option<(Arc<ShareSlots>, EnteringWrites)>) -> Self {
+        self.share = share;
+        self
     }
 
     /// Follows atomic slot imports in `imports` (kept by the shard across sessions).
@@ -244,6 +256,9 @@ impl CommandTransform for ShardTransform {
     fn translate(&mut self, db: u64, args: Vec<Bytes>) -> Result<Translated, Error> {
         let mut imports = self.imports.lock().unwrap_or_else(|p| p.into_inner());
         if imports::is_control(&args) {
+            if let (Some((share, _)), Some(slots)) = (&self.share, imports::establishing(&args)) {
+                share.check_import(&slots)?;
+            }
             imports.control(&args)?;
             return Ok(Translated::Skip {
                 reason: SLOT_MIGRATION,
@@ -282,6 +297,15 @@ impl ShardTransform {
     /// The MIGRATE rules of the module docs, then the inner translator.
     fn translate_moves(&mut self, db: u64, mut args: Vec<Bytes>) -> Result<Translated, Error> {
         let name = args.first().cloned().unwrap_or_default();
+        if let (Some((share, entering)), Some(key)) = (&self.share, first_key(&args)) {
+            if let Some(wait) = share.entering(key, name.eq_ignore_ascii_case(b"RESTORE-ASKING")) {
+                entering
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(wait);
+                self.restoring.store(true, Ordering::Relaxed);
+            }
+        }
         if name.eq_ignore_ascii_case(b"RESTORE-ASKING") {
             if let Some(key) = args.get(1) {
                 self.moved.restored(key.clone(), self.shard);
