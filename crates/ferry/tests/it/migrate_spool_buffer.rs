@@ -14,7 +14,7 @@ use ferry_testkit::{FaultProxy, Server, ServerKind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const KEYS: u64 = 600_000;
 /// The loaded keys' database (the writes go to 0): compared by value in bulk, then
@@ -80,24 +80,25 @@ fn a_small_replica_buffer_cuts_every_unspooled_full_sync_and_no_spooled_one() {
     let stop = Arc::new(AtomicBool::new(false));
     let writer = heavy_writes(&source, stop.clone());
 
-    // Today's path: the source drops ferry during each load (while the snapshot still
-    // arrives, or once it is loaded, too late for its backlog), and each reconnection is
-    // a full sync again.
+    // Without a spool: the source drops ferry during each load (while the snapshot still
+    // arrives, or once it is loaded, before the stream caught up), and each reconnection
+    // is a full sync again. ferry gives up after three such cuts in a row, with one line
+    // pointing at --spool-dir, rather than loop for ever.
     let target = Server::start(ServerKind::Valkey81).unwrap();
     let slow = FaultProxy::start(target.port()).unwrap();
     slow.set_rate(Some(LINK_BYTES_PER_SEC));
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("unspooled.state");
+    let before = sync_full(&source);
     let mut ferry = Ferry::migrate_between(&source.url(), &slow.url(), &state, &[]);
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while sync_full(&source) < 3 {
-        assert!(Instant::now() < deadline, "{}", ferry.output());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    ferry.kill();
+    let status = ferry.wait_exit(Duration::from_secs(300));
     let output = ferry.output();
+    assert!(!status.success(), "{output}");
     assert!(output.matches("lost the source").count() >= 2, "{output}");
     assert!(!output.contains("in sync at offset"), "{output}");
+    let line = ferry.wait_for("full syncs in a row were cut", Duration::from_secs(1));
+    assert!(line.contains("--spool-dir"), "{line}");
+    assert_eq!(sync_full(&source), before + 3, "{output}");
     let looped = sync_full(&source);
 
     // The same source, load and slow link, spooled.
@@ -127,4 +128,68 @@ fn a_small_replica_buffer_cuts_every_unspooled_full_sync_and_no_spooled_one() {
     assert_bulk_equal(&source, &target);
     wait_applied(&source, &state, &ferry);
     assert_same(&source, &target, &DiffOptions::new());
+}
+
+/// Full syncs cut once loaded but before the stream caught up (here by `CLIENT KILL TYPE
+/// replica` right after each load, with a backlog too small to continue from) count as
+/// cut too: each reconnection is a full sync again, so ferry stops after three with the
+/// line that points at the cause, instead of reloading for ever.
+#[test]
+fn full_syncs_cut_after_loading_but_before_catching_up_stop_ferry_after_three() {
+    let source = Server::start_with_args(
+        ServerKind::Redis70,
+        &[
+            "--repl-backlog-size",
+            "16kb",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    )
+    .unwrap();
+    {
+        let mut con = source.client();
+        let _: () = redis::cmd("SELECT").arg(BULK_DB).query(&mut con).unwrap();
+        let _: () = redis::cmd("DEBUG")
+            .arg("POPULATE")
+            .arg(KEYS / 3)
+            .arg("bulk")
+            .arg(100)
+            .query(&mut con)
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = heavy_writes(&source, stop.clone());
+    // The writes made during each load take the target's slow link seconds to catch up.
+    let target = Server::start(ServerKind::Valkey81).unwrap();
+    let slow = FaultProxy::start(target.port()).unwrap();
+    slow.set_rate(Some(LINK_BYTES_PER_SEC));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ferry.state");
+    let before = sync_full(&source);
+    let mut ferry = Ferry::migrate_between(&source.url(), &slow.url(), &state, &[]);
+    for round in 1..=3 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while ferry.output().matches("full sync done").count() < round {
+            assert!(std::time::Instant::now() < deadline, "{}", ferry.output());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !ferry.output().contains("in sync at offset"),
+            "caught up before the cut: {}",
+            ferry.output()
+        );
+        let _: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query(&mut source.client())
+            .unwrap();
+    }
+    let status = ferry.wait_exit(Duration::from_secs(120));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(!status.success(), "{}", ferry.output());
+    let line = ferry.wait_for("full syncs in a row were cut", Duration::from_secs(1));
+    assert!(line.contains("3 full syncs"), "{line}");
+    assert_eq!(sync_full(&source), before + 3, "{}", ferry.output());
 }

@@ -79,6 +79,7 @@ impl Migration {
         // would never run out against a source that always cuts its snapshot.
         let mut cut_snapshots = 0;
         loop {
+            let full_syncs_before = self.events.stats().full_syncs();
             let session = self
                 .session(settled, state, (owned, &mut reconnect), shutdown)
                 .await;
@@ -110,8 +111,16 @@ impl Migration {
                 Err(SessionError::SourceLost(error)) => {
                     self.drain(pipe, state).await;
                     // No replication ID in the state: the loss came before the snapshot
-                    // was loaded.
-                    if state.replid.is_none() {
+                    // was loaded. A snapshot loaded but cut before the stream caught up
+                    // counts too: the next session is a full sync again, and a source
+                    // that buffers more than it may for the catch-up cuts every one. (A
+                    // shard's second full sync is refused anyway, and the phase is the
+                    // whole cluster's.)
+                    let stats = self.events.stats();
+                    let loaded_but_behind = self.shard.is_none()
+                        && stats.full_syncs() > full_syncs_before
+                        && stats.phase() != Phase::InSync;
+                    if state.replid.is_none() || loaded_but_behind {
                         cut_snapshots += 1;
                         if cut_snapshots >= MAX_CUT_SNAPSHOTS {
                             let cut = MigrateError::SnapshotsCut {
