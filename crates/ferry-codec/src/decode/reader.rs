@@ -6,8 +6,8 @@
 
 use std::io::{ErrorKind, Read};
 
+use crate::crc64::Digest;
 use bytes::{Bytes, BytesMut};
-use crc::{Digest, Table};
 
 use crate::error::DecodeError;
 use crate::raw_string::{RawForm, RawString};
@@ -60,7 +60,7 @@ pub(crate) struct Reader<R> {
     crc_from: usize,
     /// Absolute stream offset of `buf[0]`.
     base: u64,
-    digest: Option<Digest<'static, u64, Table<16>>>,
+    digest: Option<Digest>,
 }
 
 impl<R: Read> Reader<R> {
@@ -75,7 +75,7 @@ impl<R: Read> Reader<R> {
             scratch: Vec::new(),
             crc_from: 0,
             base: 0,
-            digest: Some(crate::crc64::digest()),
+            digest: Some(Digest::new()),
         }
     }
 
@@ -93,7 +93,7 @@ impl<R: Read> Reader<R> {
     /// The CRC64 of every byte consumed so far; checksumming stops afterwards.
     pub fn finish_checksum(&mut self) -> Option<u64> {
         self.flush_crc();
-        self.digest.take().map(|d| d.finalize())
+        self.digest.take().map(|d| d.value())
     }
 
     /// The underlying reader and the bytes read ahead from it but not consumed.
