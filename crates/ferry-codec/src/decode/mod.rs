@@ -191,7 +191,7 @@ impl<R: Read> Decoder<R> {
     /// value is checked and checksummed as [`Decoder::next_item`] would; a conversion copies
     /// it when the target stores it the same way (see [`RawString`]). An error when the
     /// decoder is not at a string value.
-    pub fn take_raw_string(&mut self) -> Result<RawString, DecodeError> {
+    pub fn take_raw_string(&mut self) -> Result<RawString<'_>, DecodeError> {
         if self.phase != Phase::Running
             || self.ready.len() > 0
             || !matches!(self.value, Some(ValueState::PendingString))

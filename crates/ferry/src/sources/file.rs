@@ -126,7 +126,7 @@ impl Source for RdbFileSource {
         true
     }
 
-    fn take_raw_string(&mut self) -> Result<RawString, Error> {
+    fn take_raw_string(&mut self) -> Result<RawString<'_>, Error> {
         self.decoder
             .take_raw_string()
             .map_err(|source| Error::Decode {
