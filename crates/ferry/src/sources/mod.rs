@@ -5,6 +5,7 @@
 
 pub mod aof;
 pub mod file;
+mod read_ahead;
 pub mod replication;
 
 use crate::error::Error;
