@@ -191,7 +191,7 @@ impl<R: Read> Decoder<R> {
     /// value is checked and checksummed as [`Decoder::next_item`] would; a conversion copies
     /// it when the target stores it the same way (see [`RawString`]). An error when the
     /// decoder is not at a string value.
-    pub fn take_raw_string(&mut self) -> Result<RawString, DecodeError> {
+    pub fn take_raw_string(&mut self) -> Result<RawString<'_>, DecodeError> {
         if self.phase != Phase::Running
             || self.ready.len() > 0
             || !matches!(self.value, Some(ValueState::PendingString))
@@ -220,18 +220,15 @@ impl<R: Read> Decoder<R> {
         if self.phase != Phase::Running {
             return Ok(None);
         }
-        match self.step() {
-            Ok(item) => {
-                if matches!(item, Some(Item::End { .. }) | None) {
-                    self.phase = Phase::Done;
-                }
-                Ok(item)
-            }
-            Err(err) => {
-                self.phase = Phase::Failed;
-                Err(err)
-            }
+        // The step's result is returned as it is, not rebuilt: an item is over 100 bytes
+        // and each copy of it shows at millions of keys.
+        let result = self.step();
+        match &result {
+            Ok(Some(Item::End { .. }) | None) => self.phase = Phase::Done,
+            Ok(Some(_)) => {}
+            Err(_) => self.phase = Phase::Failed,
         }
+        result
     }
 
     #[inline]

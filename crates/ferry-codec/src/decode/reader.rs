@@ -6,8 +6,8 @@
 
 use std::io::{ErrorKind, Read};
 
+use crate::crc64::Digest;
 use bytes::{Bytes, BytesMut};
-use crc::{Digest, Table};
 
 use crate::error::DecodeError;
 use crate::raw_string::{RawForm, RawString};
@@ -56,11 +56,13 @@ pub(crate) struct Reader<R> {
     arena: BytesMut,
     /// Reused output buffer of LZF decompression.
     scratch: Vec<u8>,
+    /// A stored string too long for the buffer, read whole by `read_raw_string`.
+    long_raw: Vec<u8>,
     /// `buf[crc_from..pos]` was consumed but not yet fed to the checksum.
     crc_from: usize,
     /// Absolute stream offset of `buf[0]`.
     base: u64,
-    digest: Option<Digest<'static, u64, Table<16>>>,
+    digest: Option<Digest>,
 }
 
 impl<R: Read> Reader<R> {
@@ -73,9 +75,10 @@ impl<R: Read> Reader<R> {
             read_size: BUFFER_SIZE,
             arena: BytesMut::new(),
             scratch: Vec::new(),
+            long_raw: Vec::new(),
             crc_from: 0,
             base: 0,
-            digest: Some(crate::crc64::digest()),
+            digest: Some(Digest::new()),
         }
     }
 
@@ -93,7 +96,7 @@ impl<R: Read> Reader<R> {
     /// The CRC64 of every byte consumed so far; checksumming stops afterwards.
     pub fn finish_checksum(&mut self) -> Option<u64> {
         self.flush_crc();
-        self.digest.take().map(|d| d.finalize())
+        self.digest.take().map(|d| d.value())
     }
 
     /// The underlying reader and the bytes read ahead from it but not consumed.
@@ -420,29 +423,26 @@ impl<R: Read> Reader<R> {
     /// chunk unless it is longer than a chunk. LZF data is checked as [`Self::read_string`]
     /// would check it.
     #[inline]
-    pub fn read_raw_string(&mut self, context: &'static str) -> Result<RawString, DecodeError> {
-        match self.raw_string_in_buffer() {
-            Some(raw) => raw,
-            None => self.read_raw_string_slow(context),
+    pub fn read_raw_string(&mut self, context: &'static str) -> Result<RawString<'_>, DecodeError> {
+        if self.long_raw.capacity() != 0 {
+            // The last long string is no longer borrowed: its memory goes back.
+            self.long_raw = Vec::new();
         }
-    }
-
-    /// [`Self::read_raw_string`] for the common case, a plain or LZF string with short
-    /// length fields that is already buffered whole; `None` for anything else, left to
-    /// the general path (which also reports what is wrong).
-    #[inline]
-    fn raw_string_in_buffer(&mut self) -> Option<Result<RawString, DecodeError>> {
-        let (head, data_len, form) = self.buffered_string()?;
-        let total = head + data_len;
-        let stored = self.buf.slice(self.pos..self.pos + total);
-        self.pos += total;
+        // The common case: a plain or LZF string with short length fields, already buffered
+        // whole; anything else goes the general way (which also reports what is wrong).
+        let Some((head, data_len, form)) = self.buffered_string() else {
+            return self.read_raw_string_slow(context);
+        };
+        let start = self.pos;
+        self.pos += head + data_len;
+        let stored = &self.buf[start..self.pos];
         if let RawForm::Lzf { original_len } = form {
             if let Err(source) = crate::lzf::check(&stored[head..], original_len) {
                 let offset = self.offset() - data_len as u64;
-                return Some(Err(DecodeError::Structure { offset, source }));
+                return Err(DecodeError::Structure { offset, source });
             }
         }
-        Some(Ok(RawString { stored, head, form }))
+        Ok(RawString { stored, head, form })
     }
 
     /// The next string's prefix length, data length and form, when it is a plain or LZF
@@ -468,7 +468,10 @@ impl<R: Read> Reader<R> {
         (head + data_len <= rest.len()).then_some((head, data_len, form))
     }
 
-    fn read_raw_string_slow(&mut self, context: &'static str) -> Result<RawString, DecodeError> {
+    fn read_raw_string_slow(
+        &mut self,
+        context: &'static str,
+    ) -> Result<RawString<'_>, DecodeError> {
         let (width, len) = self.peek_len(0, context)?;
         let (head, data_len, form) = match len {
             Len::Plain(n) => (width, n, RawForm::Plain),
@@ -500,23 +503,29 @@ impl<R: Read> Reader<R> {
                 return Err(self.invalid(format!("unknown string encoding {other} in {context}")))
             }
         };
-        let stored = match usize::try_from(head as u64 + data_len) {
+        let in_buffer = match usize::try_from(head as u64 + data_len) {
             Ok(total) if total <= BUFFER_SIZE => {
                 self.ensure(total, context)?;
-                let stored = self.buf.slice(self.pos..self.pos + total);
+                let start = self.pos;
                 self.pos += total;
-                stored
+                Some(start..self.pos)
             }
             _ => {
-                let mut stored = Vec::new();
-                self.copy_into(head, &mut stored, context)?;
-                self.read_bytes_into(data_len, &mut stored, context)?;
-                Bytes::from(stored)
+                let mut long = Vec::new();
+                self.copy_into(head, &mut long, context)?;
+                self.read_bytes_into(data_len, &mut long, context)?;
+                self.long_raw = long;
+                None
             }
+        };
+        let end_offset = self.offset();
+        let stored = match in_buffer {
+            Some(range) => &self.buf[range],
+            None => &self.long_raw[..],
         };
         if let RawForm::Lzf { original_len } = form {
             let data = &stored[head..];
-            let start = self.offset() - data.len() as u64;
+            let start = end_offset - data.len() as u64;
             crate::lzf::check(data, original_len).map_err(|source| DecodeError::Structure {
                 offset: start,
                 source,

@@ -14,7 +14,7 @@ pub(super) const DIRECT_WRITE_FROM: usize = FLUSH_AT;
 pub(super) struct Output<W: Write> {
     inner: W,
     pending: Vec<u8>,
-    digest: crc::Digest<'static, u64, crc::Table<16>>,
+    digest: crc64::Digest,
     flushed: u64,
     /// Capacity kept after a flush. The buffer holds a whole buffered value's encoding, so
     /// about the buffer limit; beyond that a one-off big key's memory is given back.
@@ -26,7 +26,7 @@ impl<W: Write> Output<W> {
         Self {
             inner,
             pending: Vec::with_capacity(FLUSH_AT * 2),
-            digest: crc64::digest(),
+            digest: crc64::Digest::new(),
             flushed: 0,
             keep_capacity: keep_capacity.max(FLUSH_AT * 2),
         }
@@ -80,7 +80,7 @@ impl<W: Write> Output<W> {
     /// CRC64 of every byte written so far, pending ones included.
     pub(super) fn checksum(&mut self) -> io::Result<u64> {
         self.flush_pending()?;
-        Ok(self.digest.clone().finalize())
+        Ok(self.digest.value())
     }
 
     pub(super) fn bytes_written(&self) -> u64 {

@@ -4,6 +4,7 @@
 pub mod applier;
 pub mod load_checkpoints;
 pub mod rdb_file;
+mod write_behind;
 pub mod writer;
 
 use crate::error::Error;

@@ -1,17 +1,17 @@
 //! An RDB file in a target's format, written whole or not at all.
 
+use super::write_behind::WriteBehind;
 use super::{Sink, SinkStats};
 use crate::codec::{EncodeOptions, Encoder};
 use crate::error::Error;
 use crate::output_file::{OutputFile, WritebackFile};
 use ferry_codec::{Format, Item, KeyHeader, RawString};
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 pub struct RdbFileSink {
     output: Option<OutputFile>,
     path: PathBuf,
-    encoder: Option<Encoder<BufWriter<WritebackFile>>>,
+    encoder: Option<Encoder<WriteBehind<WritebackFile>>>,
     stats: SinkStats,
 }
 
@@ -24,7 +24,10 @@ impl RdbFileSink {
         force: bool,
     ) -> Result<Self, Error> {
         let (output, file) = OutputFile::create(path, force)?;
-        let writer = BufWriter::with_capacity(1 << 16, WritebackFile::new(file));
+        let writer = WriteBehind::new(WritebackFile::new(file)).map_err(|source| Error::Write {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Self {
             output: Some(output),
             path: path.to_owned(),
@@ -73,7 +76,7 @@ enum ItemRef<'a> {
     Owned(Item),
     Borrowed(&'a Item),
     /// A whole string key with its value as stored.
-    RawString(&'a KeyHeader, &'a RawString),
+    RawString(&'a KeyHeader, &'a RawString<'a>),
 }
 
 impl Sink for RdbFileSink {
@@ -108,10 +111,10 @@ impl Sink for RdbFileSink {
             .finish()
             .map_err(|source| self.encode_error(source))?;
         let file = writer
-            .into_inner()
-            .map_err(|e| Error::Write {
+            .finish()
+            .map_err(|source| Error::Write {
                 path: self.path.clone(),
-                source: e.into_error(),
+                source,
             })?
             .into_file();
         // The file's size, not the encoder's count, so the trailer is included.

@@ -5,6 +5,7 @@
 
 pub mod aof;
 pub mod file;
+mod read_ahead;
 pub mod replication;
 
 use crate::error::Error;
@@ -24,8 +25,9 @@ pub trait Source {
     }
     /// Right after the `KeyStart` of a string key (type byte 0): its value as stored,
     /// which also ends the key (no `Part` or `KeyEnd` follows). Only called when
-    /// [`Source::gives_raw_strings`] says so.
-    fn take_raw_string(&mut self) -> Result<RawString, Error> {
+    /// [`Source::gives_raw_strings`] says so. The value is borrowed from the source: it is
+    /// used before the next item is asked for.
+    fn take_raw_string(&mut self) -> Result<RawString<'_>, Error> {
         Err(Error::Migration(
             "internal: this source does not give stored strings".into(),
         ))
