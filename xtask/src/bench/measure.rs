@@ -33,6 +33,8 @@ pub struct Measurement {
 pub struct Refusal {
     pub status: String,
     pub stderr_tail: String,
+    /// What the command used until it ended all the same.
+    pub sample: Sample,
 }
 
 impl Refusal {
@@ -151,6 +153,7 @@ fn finish(
     Ok(Err(Refusal {
         status: describe_status(status),
         stderr_tail: lines[lines.len().saturating_sub(12)..].join("\n"),
+        sample,
     }))
 }
 
@@ -417,6 +420,12 @@ mod tests {
         );
     }
 
+    const NO_SAMPLE: Sample = Sample {
+        wall: Duration::ZERO,
+        peak_rss: 0,
+        cpu: Duration::ZERO,
+    };
+
     #[test]
     fn the_refusal_reason_is_the_last_telling_stderr_line() {
         let refusal = Refusal {
@@ -424,11 +433,13 @@ mod tests {
             stderr_tail: "thread 'main' panicked at src/x.rs:1:1:\nunknown type 42\n\
                           note: run with `RUST_BACKTRACE=1`\n"
                 .into(),
+            sample: NO_SAMPLE,
         };
         assert_eq!(refusal.reason(), "unknown type 42 (exit code 101)");
         let silent = Refusal {
             status: "killed by signal 9".into(),
             stderr_tail: String::new(),
+            sample: NO_SAMPLE,
         };
         assert_eq!(silent.reason(), "killed by signal 9");
     }

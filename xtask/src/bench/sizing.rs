@@ -22,6 +22,9 @@ use super::{Context, Section};
 
 /// Workers of the split cluster copy: one per source primary.
 const WORKERS: usize = SHARDS;
+/// How a worker's last line begins when it was stopped by a signal, not by a cutover.
+const STOPPED_BEFORE_CUTOVER: &str = "stopped before a cutover";
+
 /// The smallest `--max-memory-mb` ferry takes, beside the default 64.
 const SMALL_MEMORY_MB: &str = "16";
 /// Three workers reaching in sync take seconds; this only catches a hang.
@@ -341,6 +344,12 @@ fn workers(
             Ok(sample) => {
                 total.cpu += sample.cpu;
                 total.peak_rss = total.peak_rss.max(sample.peak_rss);
+            }
+            // A worker stopped by a signal rather than a cutover exits 1 on purpose (a
+            // scheduler is to start it again): the end this measurement asks for.
+            Err(refusal) if refusal.stderr_tail.contains(STOPPED_BEFORE_CUTOVER) => {
+                total.cpu += refusal.sample.cpu;
+                total.peak_rss = total.peak_rss.max(refusal.sample.peak_rss);
             }
             Err(refusal) => bail!("a worker failed: {}", refusal.reason()),
         }

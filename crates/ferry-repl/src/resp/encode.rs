@@ -12,6 +12,17 @@ pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
     }
 }
 
+/// One bulk string, as an argument of a command whose array header is written apart
+/// (see [`encode_array_header`]).
+pub fn encode_bulk(arg: &[u8], out: &mut BytesMut) {
+    put_blob(out, b'$', arg);
+}
+
+/// The header of a command of `len` arguments, which [`encode_bulk`] then appends.
+pub fn encode_array_header(len: usize, out: &mut BytesMut) {
+    put_header(out, b'*', len as i64);
+}
+
 /// One command as bytes, ready to write.
 pub fn command<A: AsRef<[u8]>>(args: &[A]) -> Bytes {
     let payload: usize = args.iter().map(|a| a.as_ref().len() + 16).sum();

@@ -13,7 +13,7 @@ use std::fmt;
 use bytes::Bytes;
 
 pub use decoder::FrameDecoder;
-pub use encode::{command, encode_command, encode_frame};
+pub use encode::{command, encode_array_header, encode_bulk, encode_command, encode_frame};
 
 /// One decoded RESP value. Byte strings share the receive buffer (no copy).
 #[derive(Debug, Clone, PartialEq)]

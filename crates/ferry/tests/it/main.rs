@@ -45,6 +45,7 @@ mod migrate_resume;
 mod migrate_scan;
 mod migrate_spool;
 mod migrate_spool_buffer;
+mod migrate_string_groups;
 mod migrate_sync;
 mod migrate_vector_export;
 mod propagation;

@@ -100,12 +100,13 @@ fn a_gap_beyond_the_backlog_means_a_full_sync_said_out_loud() {
 
 #[test]
 fn a_migration_killed_mid_full_sync_starts_over_cleanly() {
+    const KEYS: u64 = 300_000;
     let source = Server::start(ServerKind::Redis70).unwrap();
     let target = Server::start(ServerKind::Valkey81).unwrap();
     let mut con = source.client();
     redis::cmd("DEBUG")
         .arg("POPULATE")
-        .arg(100_000)
+        .arg(KEYS)
         .arg("pop")
         .arg(64)
         .query::<()>(&mut con)
@@ -115,9 +116,21 @@ fn a_migration_killed_mid_full_sync_starts_over_cleanly() {
 
     let mut ferry = Ferry::migrate(&source, &target, &state, &[]);
     ferry.wait_for("full sync: receiving", Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(300));
+    // Killed once keys are on the target: a fixed wait let a fast load end first.
+    let mut tcon = target.client();
+    let count = |con: &mut redis::Connection| -> u64 { redis::cmd("DBSIZE").query(con).unwrap() };
+    let began = std::time::Instant::now();
+    while count(&mut tcon) < 1000 {
+        assert!(began.elapsed() < Duration::from_secs(30), "no key written");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     ferry.signal("KILL");
     ferry.wait_exit(Duration::from_secs(10));
+    let loaded = count(&mut tcon);
+    assert!(
+        loaded < KEYS,
+        "killed mid-load: {loaded} of {KEYS} keys loaded"
+    );
     assert_eq!(
         migrate::applied_offset(&state),
         None,

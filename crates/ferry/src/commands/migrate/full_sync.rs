@@ -142,6 +142,12 @@ impl Migration {
         target: &TargetSetup,
         counters: Arc<WriterCounters>,
     ) -> TargetSink {
+        // A cluster refuses an MSET whose keys are in several slots.
+        let group_keys = if pipe.is_cluster() {
+            0
+        } else {
+            crate::sinks::writer::string_group::GROUP_KEYS
+        };
         TargetSink::new(
             pipe.clone(),
             target.format,
@@ -150,6 +156,7 @@ impl Migration {
             self.memory.writer,
             counters,
         )
+        .grouping_strings(group_keys)
     }
 
     /// Starts decoding `source` into `sink` through the scope and the policies, on a
@@ -256,8 +263,9 @@ impl Migration {
         let decoded = load.decoded.load(Ordering::Relaxed);
         self.events.full_sync_progress(keys, decoded, 0.0, false);
         self.say(format!(
-            "full sync done: {keys} keys ({} by RESTORE, {} with plain commands), {} at or near expiry kept until the source deletes them, {} function libraries, {} in {seconds:.1} s ({:.0} keys/s)",
+            "full sync done: {keys} keys ({} by RESTORE, {} by MSET, {} with plain commands), {} at or near expiry kept until the source deletes them, {} function libraries, {} in {seconds:.1} s ({:.0} keys/s)",
             counters.restored.load(Ordering::Relaxed),
+            counters.grouped.load(Ordering::Relaxed),
             counters.plain.load(Ordering::Relaxed),
             counters.near_expiry.load(Ordering::Relaxed),
             counters.functions.load(Ordering::Relaxed),

@@ -7,12 +7,18 @@
 //! TTLs with HPEXPIREAT, PEXPIREAT last), so no key is ever held whole beyond the limit.
 //! The same plain path serves targets that refuse RESTORE. Streams and module values have
 //! no plain form: they always go through RESTORE and are held whole (a known limit).
+//!
+//! With [`TargetSink::grouping_strings`], strings without expiry or eviction hints go
+//! several to an `MSET` instead ([`string_group`]), which costs the target and ferry far
+//! less per key. Commands still reach the target in the keys' order: a group goes out
+//! before any other command is added behind it.
 
 pub mod cluster;
 mod payload;
 pub mod pipe;
 pub mod plain;
 pub mod redirect;
+pub mod string_group;
 pub mod walk;
 
 use super::{Sink, SinkStats};
@@ -22,6 +28,7 @@ use ferry_codec::{Format, Item, KeyHeader, ValuePart};
 use pipe::{Batch, Pipe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use string_group::StringGroup;
 
 pub use crate::policy::EXPIRY_GRACE_MS;
 /// Longest wait for the target to acknowledge what is in flight when a run stops.
@@ -57,6 +64,8 @@ pub enum WriteMode {
 pub struct WriterCounters {
     pub keys: AtomicU64,
     pub restored: AtomicU64,
+    /// Strings written by MSET, several to a command.
+    pub grouped: AtomicU64,
     pub plain: AtomicU64,
     /// Keys whose expiry was past or near, written with [`EXPIRY_GRACE_MS`] more.
     pub near_expiry: AtomicU64,
@@ -89,6 +98,8 @@ struct OpenKey {
     held_bytes: usize,
     /// Already switched to plain commands: parts go out as they arrive.
     plain: bool,
+    /// Goes into the string group at its end.
+    grouped: bool,
 }
 
 pub struct TargetSink {
@@ -101,6 +112,9 @@ pub struct TargetSink {
     /// The database the target connection has selected, as far as this sink knows.
     db: Option<u64>,
     batch: Batch,
+    /// Keys per MSET; 0: every key by RESTORE (or plain commands).
+    group_keys: u32,
+    group: StringGroup,
     key: Option<OpenKey>,
     counters: Arc<WriterCounters>,
     stats: SinkStats,
@@ -124,11 +138,20 @@ impl TargetSink {
             limits,
             db: None,
             batch: Batch::default(),
+            group_keys: 0,
+            group: StringGroup::default(),
             key: None,
             counters,
             stats: SinkStats::default(),
             now_ms: unix_ms,
         }
+    }
+
+    /// Writes strings that fit ([`string_group::fits`]) `keys` to an MSET. Only for a
+    /// single target: a cluster refuses an MSET over several slots.
+    pub fn grouping_strings(mut self, keys: u32) -> Self {
+        self.group_keys = keys;
+        self
     }
 
     /// The database the sink left the connection on.
@@ -139,6 +162,7 @@ impl TargetSink {
     /// Deletes a key, in order with the keys written before it (scan mode: the key is no
     /// longer on the source).
     pub fn delete(&mut self, db: u64, key: &[u8]) -> Result<(), Error> {
+        self.flush_group();
         self.select(db);
         self.batch.push(&[b"DEL".as_slice(), key]);
         self.send_if_full().map_err(Error::from)
@@ -148,6 +172,7 @@ impl TargetSink {
     /// marker: after every key before it on the same connection). The connection's
     /// database is then unknown to the sink, which selects again before the next key.
     pub fn send_with(&mut self, framing: impl FnOnce(&mut Batch)) -> Result<(), Error> {
+        self.flush_group();
         framing(&mut self.batch);
         self.db = None;
         self.send().map_err(Error::from)
@@ -155,6 +180,7 @@ impl TargetSink {
 
     fn select(&mut self, db: u64) {
         if self.db != Some(db) {
+            self.flush_group();
             let number = db.to_string();
             self.batch.push(&["SELECT", number.as_str()]);
             self.db = Some(db);
@@ -162,13 +188,20 @@ impl TargetSink {
     }
 
     fn send_if_full(&mut self) -> Result<(), WriteError> {
-        if self.batch.bytes() >= self.limits.batch_bytes {
+        if self.batch.bytes() + self.group.bytes() >= self.limits.batch_bytes {
             self.send()?;
         }
         Ok(())
     }
 
+    /// The group's MSET goes into the batch: before any other command is added, so that
+    /// commands keep the keys' order.
+    fn flush_group(&mut self) {
+        self.group.flush_into(&mut self.batch);
+    }
+
     fn send(&mut self) -> Result<(), WriteError> {
+        self.flush_group();
         let batch = std::mem::take(&mut self.batch);
         self.pipe.send_blocking(batch)?;
         Ok(())
@@ -187,6 +220,11 @@ impl TargetSink {
                 self.counters.near_expiry.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let grouped =
+            self.group_keys > 0 && self.mode == WriteMode::Restore && string_group::fits(&header);
+        if !grouped {
+            self.flush_group();
+        }
         self.select(header.db);
         let plain = self.mode == WriteMode::PlainOnly && plain::supports(header.kind);
         if plain {
@@ -197,6 +235,7 @@ impl TargetSink {
             parts: Vec::new(),
             held_bytes: 0,
             plain,
+            grouped,
         });
     }
 
@@ -212,6 +251,7 @@ impl TargetSink {
         key.parts.push(part);
         if key.held_bytes > self.limits.restore_bytes && plain::supports(key.header.kind) {
             // Too big for one payload: what is held goes out now, the rest as it comes.
+            self.group.flush_into(&mut self.batch);
             key.plain = true;
             plain::start(&key.header, &mut self.batch);
             for part in key.parts.drain(..) {
@@ -233,6 +273,12 @@ impl TargetSink {
         if key.plain {
             plain::finish(&key.header, &mut self.batch);
             self.counters.plain.fetch_add(1, Ordering::Relaxed);
+        } else if let (true, [ValuePart::String(value)]) = (key.grouped, key.parts.as_slice()) {
+            self.group.add(&key.header.key, value);
+            self.counters.grouped.fetch_add(1, Ordering::Relaxed);
+            if self.group.keys() >= self.group_keys {
+                self.flush_group();
+            }
         } else {
             self.write_whole(key)?;
         }
@@ -247,6 +293,7 @@ impl TargetSink {
 
     /// A key held whole: one RESTORE, or plain commands when RESTORE is not available.
     fn write_whole(&mut self, key: OpenKey) -> Result<(), WriteError> {
+        self.flush_group();
         let header = &key.header;
         if self.mode == WriteMode::Restore {
             let payload = payload::encode(self.format, header, &key.parts).map_err(|source| {
@@ -295,6 +342,7 @@ impl TargetSink {
     }
 
     fn function(&mut self, code: Bytes) {
+        self.flush_group();
         self.batch
             .push(&[b"FUNCTION".as_slice(), b"LOAD", b"REPLACE", &code]);
         self.counters.functions.fetch_add(1, Ordering::Relaxed);

@@ -4,7 +4,7 @@
 //! builds batches, while only the pipe reads them.
 
 use bytes::BytesMut;
-use ferry_repl::resp::encode_command;
+use ferry_repl::resp::{encode_array_header, encode_bulk, encode_command};
 
 /// A point of the replication stream: everything up to `offset` is applied and the stream
 /// had database `db` selected there.
@@ -46,6 +46,17 @@ impl Batch {
     /// A command already encoded (a whole RESP array of bulk strings), as it is.
     pub fn push_wire(&mut self, wire: &[u8]) {
         self.payload.extend_from_slice(wire);
+        self.replies += 1;
+    }
+
+    /// A command of `leading` arguments followed by `more` arguments already encoded as
+    /// bulk strings in `encoded` (gathered apart, e.g. an MSET's pairs).
+    pub fn push_with_encoded(&mut self, leading: &[&[u8]], more: usize, encoded: &[u8]) {
+        encode_array_header(leading.len() + more, &mut self.payload);
+        for arg in leading {
+            encode_bulk(arg, &mut self.payload);
+        }
+        self.payload.extend_from_slice(encoded);
         self.replies += 1;
     }
 
