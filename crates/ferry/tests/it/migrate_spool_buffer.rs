@@ -130,6 +130,11 @@ fn a_small_replica_buffer_cuts_every_unspooled_full_sync_and_no_spooled_one() {
     assert_same(&source, &target, &DiffOptions::new());
 }
 
+/// The target's link in the cut-after-load test: below the heavy writes, so that the
+/// stream never catches up and each cut comes before ferry is in sync, however fast the
+/// load went.
+const BELOW_WRITES_BYTES_PER_SEC: u64 = 512 << 10;
+
 /// Full syncs cut once loaded but before the stream caught up (here by `CLIENT KILL TYPE
 /// replica` right after each load, with a backlog too small to continue from) count as
 /// cut too: each reconnection is a full sync again, so ferry stops after three with the
@@ -151,7 +156,7 @@ fn full_syncs_cut_after_loading_but_before_catching_up_stop_ferry_after_three() 
         let _: () = redis::cmd("SELECT").arg(BULK_DB).query(&mut con).unwrap();
         let _: () = redis::cmd("DEBUG")
             .arg("POPULATE")
-            .arg(KEYS / 3)
+            .arg(KEYS / 30)
             .arg("bulk")
             .arg(100)
             .query(&mut con)
@@ -159,10 +164,9 @@ fn full_syncs_cut_after_loading_but_before_catching_up_stop_ferry_after_three() 
     }
     let stop = Arc::new(AtomicBool::new(false));
     let writer = heavy_writes(&source, stop.clone());
-    // The writes made during each load take the target's slow link seconds to catch up.
     let target = Server::start(ServerKind::Valkey81).unwrap();
     let slow = FaultProxy::start(target.port()).unwrap();
-    slow.set_rate(Some(LINK_BYTES_PER_SEC));
+    slow.set_rate(Some(BELOW_WRITES_BYTES_PER_SEC));
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ferry.state");
     let before = sync_full(&source);
