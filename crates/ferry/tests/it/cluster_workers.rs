@@ -40,6 +40,18 @@ fn worker(source: &Cluster, target: &Cluster, dir: &Path, index: usize, count: u
     )
 }
 
+/// Starts `count` workers between the two clusters and waits until each has all its
+/// shards in sync.
+fn workers_in_sync(source: &Cluster, target: &Cluster, dir: &Path, count: usize) -> Vec<Ferry> {
+    let mut workers: Vec<Ferry> = (0..count)
+        .map(|k| worker(source, target, dir, k, count))
+        .collect();
+    for ferry in &mut workers {
+        ferry.wait_all_shards_in_sync();
+    }
+    workers
+}
+
 fn status(addr: &str) -> serde_json::Value {
     let (code, body) = http_get(addr, "/status");
     assert_eq!(code, 200, "{body}");
@@ -120,13 +132,8 @@ fn three_workers_carry_a_three_primary_cluster_through_a_failover_and_one_cutove
         stop_writer.clone(),
     );
 
-    let mut workers: Vec<Ferry> = (0..3)
-        .map(|k| worker(&source, &target, dir.path(), k, 3))
-        .collect();
+    let mut workers = workers_in_sync(&source, &target, dir.path(), 3);
     let statuses: Vec<String> = workers.iter_mut().map(status_addr).collect();
-    for ferry in &mut workers {
-        ferry.wait_all_shards_in_sync();
-    }
     // Each worker follows one primary; together, every primary once.
     let mut all = BTreeSet::new();
     for addr in &statuses {
@@ -222,13 +229,8 @@ fn a_cutover_missing_a_worker_or_given_one_twice_changes_nothing() {
     let source = Cluster::start(ServerKind::Valkey81, 3).unwrap();
     let target = Cluster::start(ServerKind::Valkey81, 2).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut workers: Vec<Ferry> = (0..2)
-        .map(|k| worker(&source, &target, dir.path(), k, 2))
-        .collect();
+    let mut workers = workers_in_sync(&source, &target, dir.path(), 2);
     let statuses: Vec<String> = workers.iter_mut().map(status_addr).collect();
-    for ferry in &mut workers {
-        ferry.wait_all_shards_in_sync();
-    }
     // Worker 0 follows the first and third primaries, worker 1 the second.
     assert_eq!(followed(&statuses[0]).len(), 2);
     assert_eq!(followed(&statuses[1]).len(), 1);
@@ -328,13 +330,8 @@ fn keys_resharded_between_workers_shares_by_redis_cli_under_writes_end_equal() {
         load_on(&source, 1, 212, &stop),
         load_on(&source, 2, 213, &stop),
     ];
-    let mut workers: Vec<Ferry> = (0..2)
-        .map(|k| worker(&source, &target, dir.path(), k, 2))
-        .collect();
+    let mut workers = workers_in_sync(&source, &target, dir.path(), 2);
     let statuses: Vec<String> = workers.iter_mut().map(status_addr).collect();
-    for ferry in &mut workers {
-        ferry.wait_all_shards_in_sync();
-    }
     let node = |primary: usize| format!("127.0.0.1:{}", source.nodes()[primary].port());
     assert_eq!(followed(&statuses[0]), [node(0), node(2)]);
     assert_eq!(followed(&statuses[1]), [node(1)]);
@@ -430,12 +427,7 @@ fn a_worker_killed_while_slots_move_into_its_share_resumes_and_ends_equal() {
         load_on(&source, 1, 312, &stop),
         load_on(&source, 2, 313, &stop),
     ];
-    let mut workers: Vec<Ferry> = (0..2)
-        .map(|k| worker(&source, &target, dir.path(), k, 2))
-        .collect();
-    for ferry in &mut workers {
-        ferry.wait_all_shards_in_sync();
-    }
+    let mut workers = workers_in_sync(&source, &target, dir.path(), 2);
 
     let resharding = {
         let source = source.clone();
@@ -466,12 +458,7 @@ fn an_atomic_slot_migration_into_another_workers_share_stops_that_worker_with_on
     let source = source_cluster(ServerKind::Valkey91, 3, 0);
     let target = Cluster::start(ServerKind::Valkey91, 2).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut workers: Vec<Ferry> = (0..2)
-        .map(|k| worker(&source, &target, dir.path(), k, 2))
-        .collect();
-    for ferry in &mut workers {
-        ferry.wait_all_shards_in_sync();
-    }
+    let mut workers = workers_in_sync(&source, &target, dir.path(), 2);
     source.migrate_slots_atomically(0, 1, 0, 99).unwrap();
     let status = workers[1].wait_exit(Duration::from_secs(30));
     assert!(!status.success(), "{}", workers[1].output());

@@ -33,8 +33,8 @@ pub enum ShareError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entering {
     pub slot: u16,
-    /// The key, when the write is a `RESTORE-ASKING`: MIGRATE moved it here.
-    pub restored: Option<Bytes>,
+    /// The write is a `RESTORE-ASKING`: MIGRATE moved its key here.
+    pub restore: bool,
 }
 
 /// One shard's writes read since its last batch that must wait for another worker.
@@ -84,10 +84,7 @@ impl ShareSlots {
     pub fn entering(&self, key: &Bytes, restore: bool) -> Option<Entering> {
         let slot = key_slot(key);
         let own = self.is_own(slot);
-        (!own || restore).then(|| Entering {
-            slot,
-            restored: restore.then(|| key.clone()),
-        })
+        (!own || restore).then_some(Entering { slot, restore })
     }
 
     /// Refuses an atomic slot migration (its `ESTABLISH`, `slots`) into the share from
@@ -166,14 +163,14 @@ mod tests {
             share.entering(&outside, false),
             Some(Entering {
                 slot: 500,
-                restored: None
+                restore: false
             })
         );
         assert_eq!(
             share.entering(&outside, true),
             Some(Entering {
                 slot: 500,
-                restored: Some(outside.clone())
+                restore: true
             })
         );
         assert!(!share.has_been_here(500));
@@ -198,6 +195,6 @@ mod tests {
     fn a_restore_waits_even_into_the_share() {
         let share = ShareSlots::new(&[[0, 16383]]);
         let key = key_in(7);
-        assert_eq!(share.entering(&key, true).unwrap().restored, Some(key));
+        assert!(share.entering(&key, true).unwrap().restore);
     }
 }

@@ -129,7 +129,7 @@ impl Peers {
             let history = lock(&self.origins);
             for write in &entering {
                 let slot = write.slot;
-                let restore = write.restored.is_some();
+                let restore = write.restore;
                 let view = SlotView {
                     elsewhere: serving(slot)
                         .filter(|primary| !self.is_mine(primary))
